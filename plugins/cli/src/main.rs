@@ -1,0 +1,197 @@
+//! `kaudit`: the command-line host. Reads files/stdin, drives the core pipeline, prints results.
+//! Builds natively and as a `wasi:cli` command component (wasm32-wasip2) from the same code.
+
+mod input;
+mod policy_cmd;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use kaudit::pipeline::{explain_json, RecordReport};
+use kaudit::{BadRecords, Outcome};
+
+/// Kubernetes audit-log policy evaluation, enrichment, alerting and reporting.
+#[derive(Parser)]
+#[command(name = "kaudit", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Apply the audit policy to events: kept events (JSON lines) on stdout, a summary on stderr.
+    Filter(FilterArgs),
+    /// Print the policy decision for every event as one JSON line.
+    Explain(ExplainArgs),
+    /// Check an audit policy, or measure what it would keep from recorded logs.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+#[derive(Args)]
+struct Source {
+    /// kaudit config file (YAML); the embedded default (the seed's policy) when absent.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Audit policy file (YAML or JSON, audit.k8s.io/v1 or v1beta1); overrides the config's policy.
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct FilterArgs {
+    #[command(flatten)]
+    source: Source,
+    /// Drop records that are not valid audit events instead of passing them through.
+    #[arg(long)]
+    drop_bad: bool,
+    /// Do not report each bad record on stderr (the summary still counts them).
+    #[arg(long, short)]
+    quiet: bool,
+    /// Audit logs (JSON lines, EventList or JSON arrays); stdin when none or `-`.
+    files: Vec<PathBuf>,
+}
+
+#[derive(Args)]
+struct ExplainArgs {
+    #[command(flatten)]
+    source: Source,
+    /// Audit logs; stdin when none.
+    files: Vec<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Validate a policy file: exit 0 if the apiserver would load it, 1 with the errors otherwise.
+    Check {
+        /// Policy file (YAML or JSON).
+        file: PathBuf,
+    },
+    /// For recorded logs: events and bytes per rule and level, as recorded and under the policy.
+    Impact {
+        /// Policy to measure.
+        #[arg(long, value_name = "FILE")]
+        policy: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Recorded audit logs.
+        #[arg(required = true)]
+        logs: Vec<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Filter(args) => filter(args),
+        Command::Explain(args) => explain(args),
+        Command::Policy(PolicyCommand::Check { file }) => policy_cmd::check(&file),
+        Command::Policy(PolicyCommand::Impact { policy, json, logs }) => policy_cmd::impact(&policy, &logs, json),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("kaudit: error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Writes output in large blocks; a closed pipe (e.g. `| head`) ends quietly.
+struct Output {
+    out: std::io::StdoutLock<'static>,
+    buf: String,
+}
+
+impl Output {
+    fn new() -> Self {
+        Output { out: std::io::stdout().lock(), buf: String::with_capacity(1 << 20) }
+    }
+    fn flush_if_full(&mut self) -> Result<(), String> {
+        if self.buf.len() >= 1 << 20 {
+            self.flush()?;
+        }
+        Ok(())
+    }
+    fn flush(&mut self) -> Result<(), String> {
+        let r = self.out.write_all(self.buf.as_bytes()).and_then(|_| self.out.flush());
+        self.buf.clear();
+        match r {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+            r => r.map_err(|e| format!("stdout: {e}")),
+        }
+    }
+}
+
+fn filter(args: FilterArgs) -> Result<ExitCode, String> {
+    let mut pipeline = input::load_pipeline(args.source.config.as_deref(), args.source.policy.as_deref())?;
+    if args.drop_bad {
+        pipeline.set_bad_records(BadRecords::Drop);
+    }
+    let inputs = input::read_inputs(&args.files)?;
+    let mut out = Output::new();
+    for input in &inputs {
+        for record in kaudit::event::framing::Records::new(&input.bytes) {
+            let name = &input.name;
+            let quiet = args.quiet;
+            pipeline.process_document(record.bytes, record.line, &mut out.buf, &mut |r: &RecordReport| {
+                if !quiet {
+                    report_bad(name, r);
+                }
+            });
+            out.flush_if_full()?;
+        }
+    }
+    out.flush()?;
+    let c = pipeline.counters();
+    eprintln!(
+        "kaudit: read {} events: kept {} ({} stripped), dropped {} ({} level None, {} omitted stage), bad {} ({}), oversized {}",
+        c.read,
+        c.kept,
+        c.stripped,
+        c.dropped,
+        c.dropped_level_none,
+        c.dropped_omitted_stage,
+        c.bad,
+        if pipeline.config().bad_records == BadRecords::Pass { "passed through" } else { "dropped" },
+        c.oversized
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn report_bad(name: &str, r: &RecordReport) {
+    if let Outcome::Bad { error, passed } = &r.outcome {
+        let item = r.item.map(|i| format!(" item {i}")).unwrap_or_default();
+        let action = if *passed { "passed through" } else { "dropped" };
+        eprintln!("kaudit: {name}:{}{item}: bad record ({action}): {error}", r.line);
+    }
+}
+
+fn explain(args: ExplainArgs) -> Result<ExitCode, String> {
+    let pipeline = input::load_pipeline(args.source.config.as_deref(), args.source.policy.as_deref())?;
+    let inputs = input::read_inputs(&args.files)?;
+    let mut out = Output::new();
+    let mut bad = 0;
+    for input in &inputs {
+        kaudit::event::framing::for_each_event(&input.bytes, &mut |line, item, parsed| {
+            match parsed {
+                Ok(event) => {
+                    let decision = pipeline.explain(&event);
+                    out.buf.push_str(&explain_json(&event, &decision));
+                    out.buf.push('\n');
+                }
+                Err(error) => {
+                    bad += 1;
+                    let item = item.map(|i| format!(" item {i}")).unwrap_or_default();
+                    eprintln!("kaudit: {}:{line}{item}: bad record: {error}", input.name);
+                }
+            }
+        });
+        out.flush()?;
+    }
+    Ok(if bad > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}

@@ -1,0 +1,167 @@
+//! The one kaudit configuration file (YAML) that drives every host, and the embedded default.
+//!
+//! The core does no I/O: files a config refers to (a policy file, a GeoIP database) are read
+//! through a [`FileSource`] the host provides, relative paths resolved by the host.
+
+use crate::policy::{self, Policy};
+use crate::yaml::{self, Ctx, Diagnostic, Kind, Node};
+
+/// Reads files a config refers to. Hosts implement it over their filesystem (or refuse).
+pub trait FileSource {
+    fn read(&self, path: &str) -> Result<Vec<u8>, String>;
+}
+
+/// A host with no filesystem: every file reference is an error.
+pub struct NoFiles;
+
+impl FileSource for NoFiles {
+    fn read(&self, path: &str) -> Result<Vec<u8>, String> {
+        Err(format!("{path}: this host has no file access; inline the content in the config"))
+    }
+}
+
+/// What to do with a record that is not a valid audit event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BadRecords {
+    /// Pass it through untouched (default: never lose a record).
+    #[default]
+    Pass,
+    /// Drop it (still counted and reported).
+    Drop,
+}
+
+/// Resource bounds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Events larger than this pass through untouched (like kube-apiserver's truncation, nothing is parsed).
+    pub max_event_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_event_bytes: 64 * 1024 * 1024 }
+    }
+}
+
+/// A loaded configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub policy: Policy,
+    pub bad_records: BadRecords,
+    pub limits: Limits,
+    /// Where the policy came from, for messages.
+    pub policy_source: String,
+}
+
+/// A config that failed to load.
+#[derive(Debug, Clone)]
+pub struct ConfigError {
+    pub errors: Vec<Diagnostic>,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let lines: Vec<String> = self.errors.iter().map(|e| e.to_string()).collect();
+        f.write_str(&lines.join("\n"))
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl From<Diagnostic> for ConfigError {
+    fn from(d: Diagnostic) -> Self {
+        ConfigError { errors: vec![d] }
+    }
+}
+
+/// The top-level keys of a kaudit config.
+const CONFIG_KEYS: &[&str] = &["policy", "policyFile", "badRecords", "limits"];
+
+impl Config {
+    /// The embedded default: the seed's audit policy.
+    pub fn embedded_default() -> Config {
+        Config {
+            policy: policy::default_policy(),
+            bad_records: BadRecords::Pass,
+            limits: Limits::default(),
+            policy_source: "<embedded ack-default-audit-policy.yaml>".into(),
+        }
+    }
+
+    /// Loads a config file. `file` names it in messages; `files` reads what it refers to.
+    /// Returns the config and its warnings (unknown policy fields).
+    pub fn load(text: &str, file: &str, files: &dyn FileSource) -> Result<(Config, Vec<Diagnostic>), ConfigError> {
+        let node = yaml::parse(text, file)?;
+        let mut warnings = Vec::new();
+        let mut errors = Vec::new();
+        let mut config = Config::embedded_default();
+        if matches!(node.kind, Kind::Null) {
+            return Ok((config, warnings));
+        }
+        let mut ctx = Ctx::new(file, &mut warnings);
+        let entries = ctx.map(&node, CONFIG_KEYS)?;
+        // In kaudit's own file an unknown key is a mistake, not a compatibility concern.
+        errors.extend(ctx.warnings.drain(..).map(|mut d| {
+            d.message = format!("unknown key (expected one of: {})", CONFIG_KEYS.join(", "));
+            d
+        }));
+        let mut policy_node: Option<&Node> = None;
+        for (key, value) in &entries {
+            let name = key.name.as_str();
+            let result = ctx.at(name, |c| -> Result<(), Diagnostic> {
+                match name {
+                    "policy" => policy_node = Some(*value),
+                    "policyFile" => {
+                        let path = c.string(value)?;
+                        let bytes = files.read(&path).map_err(|e| c.error(value.pos, format!("cannot read policy file: {e}")))?;
+                        let text = String::from_utf8(bytes).map_err(|_| c.error(value.pos, format!("{path}: not UTF-8 text")))?;
+                        let loaded = Policy::load(&text, &path).map_err(|e| {
+                            let first = e.errors.first().cloned();
+                            first.unwrap_or_else(|| c.error(value.pos, "invalid policy"))
+                        })?;
+                        c.warnings.extend(loaded.warnings);
+                        config.policy = loaded.policy;
+                        config.policy_source = path;
+                    }
+                    "badRecords" => {
+                        config.bad_records = match c.string(value)?.as_str() {
+                            "pass" => BadRecords::Pass,
+                            "drop" => BadRecords::Drop,
+                            other => return Err(c.error(value.pos, format!("expected pass or drop, found {other:?}"))),
+                        }
+                    }
+                    "limits" => {
+                        for (k, v) in c.map(value, &["maxEventBytes"])? {
+                            if k.name == "maxEventBytes" {
+                                config.limits.max_event_bytes = c.at("maxEventBytes", |c| c.u64(v))? as usize;
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+                Ok(())
+            });
+            if let Err(e) = result {
+                errors.push(e);
+            }
+        }
+        if let Some(p) = policy_node {
+            if entries.iter().any(|(k, _)| k.name == "policyFile") {
+                errors.push(ctx.at("policy", |c| c.error(p.pos, "give either policy or policyFile, not both")));
+            }
+            match Policy::from_node(p, file) {
+                Ok(loaded) => {
+                    warnings.extend(loaded.warnings);
+                    config.policy = loaded.policy;
+                    config.policy_source = file.to_string();
+                }
+                Err(e) => errors.extend(e.errors),
+            }
+        }
+        if errors.is_empty() {
+            Ok((config, warnings))
+        } else {
+            Err(ConfigError { errors })
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! Splitting an input stream into records: JSON lines (the log backend), pretty-printed JSON
+//! documents spanning lines, and bytes that are neither (reported, never lost).
+//!
+//! A record is normally one line. A line that opens a JSON value without closing it is joined
+//! with the following lines until the brackets balance; if they never do, the line alone is the
+//! record (and will fail to parse, so it is reported and passed through).
+
+/// One record of the input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record<'a> {
+    /// The record's bytes, without the line terminator(s).
+    pub bytes: &'a [u8],
+    /// 1-based line where the record starts.
+    pub line: usize,
+}
+
+/// Iterator over the records of an input buffer; blank lines are skipped.
+pub struct Records<'a> {
+    input: &'a [u8],
+    pos: usize,
+    line: usize,
+}
+
+impl<'a> Records<'a> {
+    pub fn new(input: &'a [u8]) -> Self {
+        Records { input, pos: 0, line: 1 }
+    }
+}
+
+fn trim(b: &[u8]) -> &[u8] {
+    let start = b.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(b.len());
+    let end = b.iter().rposition(|c| !c.is_ascii_whitespace()).map_or(start, |e| e + 1);
+    &b[start..end]
+}
+
+impl<'a> Iterator for Records<'a> {
+    type Item = Record<'a>;
+
+    fn next(&mut self) -> Option<Record<'a>> {
+        loop {
+            if self.pos >= self.input.len() {
+                return None;
+            }
+            let rest = &self.input[self.pos..];
+            let line_len = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
+            let line = trim(&rest[..line_len]);
+            let start_line = self.line;
+            if line.is_empty() {
+                self.advance(line_len);
+                continue;
+            }
+            let last = *line.last().unwrap_or(&b'}');
+            let opens = matches!(line[0], b'{' | b'[');
+            if opens && last != b'}' && last != b']' {
+                if let Some(end) = balanced_end(rest) {
+                    if end > line_len {
+                        let bytes = trim(&rest[..end]);
+                        let consumed = end + memchr::memchr(b'\n', &rest[end..]).unwrap_or(rest.len() - end);
+                        self.advance(consumed);
+                        return Some(Record { bytes, line: start_line });
+                    }
+                }
+            }
+            self.advance(line_len);
+            return Some(Record { bytes: line, line: start_line });
+        }
+    }
+}
+
+impl Records<'_> {
+    /// Moves past `len` bytes and the newline after them, counting lines.
+    fn advance(&mut self, len: usize) {
+        let end = (self.pos + len).min(self.input.len());
+        self.line += memchr::memchr_iter(b'\n', &self.input[self.pos..end]).count();
+        self.pos = end;
+        if self.pos < self.input.len() {
+            self.pos += 1; // the '\n'
+            self.line += 1;
+        }
+    }
+}
+
+/// Offset just past the bracket that closes the value opening at `b[0]`, tracking strings.
+/// `None` if the input ends first or a string contains a raw line break (not JSON).
+fn balanced_end(b: &[u8]) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'"' => {
+                i += 1;
+                loop {
+                    let j = memchr::memchr3(b'"', b'\\', b'\n', &b[i..])? + i;
+                    match b[j] {
+                        b'\\' => i = j + 2,
+                        b'\n' => return None,
+                        _ => {
+                            i = j;
+                            break;
+                        }
+                    }
+                }
+            }
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => {
+                depth = depth.checked_sub(1)?;
+                if depth == 0 {
+                    return Some(i + 1);
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// The raw items of an `EventList` object or a JSON array; `None` for anything else.
+pub fn list_items(bytes: &[u8]) -> Option<Vec<&str>> {
+    let text = std::str::from_utf8(bytes).ok()?.trim();
+    match text.as_bytes().first()? {
+        b'[' => Some(super::raw::parse_array(text).ok()?.into_iter().map(|(_, v)| v).collect()),
+        b'{' => {
+            // Cheap pre-check: only objects that mention EventList are split further.
+            if !text.contains("EventList") {
+                return None;
+            }
+            let obj = super::raw::parse_object(text).ok()?;
+            if obj.get("kind")?.value != "\"EventList\"" {
+                return None;
+            }
+            let items = obj.get("items")?;
+            if items.value == "null" {
+                return Some(Vec::new());
+            }
+            Some(super::raw::parse_array(items.value).ok()?.into_iter().map(|(_, v)| v).collect())
+        }
+        _ => None,
+    }
+}
+
+/// Frames `input` and parses every event in it, calling `f(line, item, event or error)`.
+/// For read-only commands (explain, query, report); the pipeline has its own loop.
+pub fn for_each_event<'a>(input: &'a [u8], f: &mut dyn FnMut(usize, Option<usize>, Result<super::Event<'a>, String>)) {
+    for record in Records::new(input) {
+        let parse = |bytes: &'a [u8]| -> Result<super::Event<'a>, String> {
+            let text = std::str::from_utf8(bytes).map_err(|e| format!("not UTF-8: invalid byte at offset {}", e.valid_up_to()))?;
+            super::Event::parse(text).map_err(|e| e.to_string())
+        };
+        match list_items(record.bytes) {
+            Some(items) => {
+                for (i, item) in items.into_iter().enumerate() {
+                    f(record.line, Some(i), parse(item.as_bytes()));
+                }
+            }
+            None => f(record.line, None, parse(record.bytes)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn texts(input: &str) -> Vec<(String, usize)> {
+        Records::new(input.as_bytes()).map(|r| (String::from_utf8_lossy(r.bytes).into_owned(), r.line)).collect()
+    }
+
+    #[test]
+    fn json_lines_and_blank_lines() {
+        assert_eq!(texts("{\"a\":1}\n\n  \n{\"b\":2}\r\n"), [("{\"a\":1}".into(), 1), ("{\"b\":2}".into(), 4)]);
+    }
+
+    #[test]
+    fn pretty_printed_documents_span_lines() {
+        let input = "{\n  \"a\": [\n    1\n  ]\n}\n{\"b\":2}\n";
+        assert_eq!(texts(input), [("{\n  \"a\": [\n    1\n  ]\n}".into(), 1), ("{\"b\":2}".into(), 6)]);
+    }
+
+    #[test]
+    fn truncated_line_does_not_swallow_the_next() {
+        let input = "{\"a\":{\"b\":1\n{\"c\":2}\n{\"d\":\"x\n{\"e\":3}";
+        let got = texts(input);
+        assert_eq!(got.len(), 4, "{got:?}");
+        assert_eq!(got[1], ("{\"c\":2}".into(), 2));
+        assert_eq!(got[3], ("{\"e\":3}".into(), 4));
+    }
+}

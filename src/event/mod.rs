@@ -1,0 +1,383 @@
+//! The audit event model: a borrowed view of one `audit.k8s.io` Event (v1, v1beta1, v1alpha1).
+//!
+//! Only what decisions need is decoded (strings as `Cow`, borrowed unless escaped); request and
+//! response objects stay raw slices, and every member keeps its position so the writer can
+//! splice edits into the original bytes.
+
+pub mod framing;
+pub mod raw;
+pub mod time;
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+
+pub use raw::{CowStr, JsonError, Member, RawObject};
+
+/// `user` / `impersonatedUser`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct UserInfo<'a> {
+    #[serde(borrow, default)]
+    pub username: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub uid: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub groups: Option<Vec<CowStr<'a>>>,
+}
+
+impl UserInfo<'_> {
+    pub fn name(&self) -> &str {
+        self.username.as_deref().unwrap_or("")
+    }
+
+    pub fn groups(&self) -> impl Iterator<Item = &str> {
+        self.groups.iter().flatten().map(|g| g.0.as_ref())
+    }
+}
+
+/// `objectRef`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ObjectRef<'a> {
+    #[serde(borrow, default)]
+    pub resource: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub namespace: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub name: Option<Cow<'a, str>>,
+    #[serde(borrow, default, rename = "apiGroup")]
+    pub api_group: Option<Cow<'a, str>>,
+    #[serde(borrow, default, rename = "apiVersion")]
+    pub api_version: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub subresource: Option<Cow<'a, str>>,
+}
+
+impl ObjectRef<'_> {
+    pub fn resource(&self) -> &str {
+        self.resource.as_deref().unwrap_or("")
+    }
+    pub fn subresource(&self) -> &str {
+        self.subresource.as_deref().unwrap_or("")
+    }
+    pub fn namespace(&self) -> &str {
+        self.namespace.as_deref().unwrap_or("")
+    }
+    pub fn name(&self) -> &str {
+        self.name.as_deref().unwrap_or("")
+    }
+    /// The API group; v1alpha1 events carry it only inside `apiVersion` (`group/version`).
+    pub fn group(&self) -> &str {
+        if let Some(g) = self.api_group.as_deref() {
+            return g;
+        }
+        match self.api_version.as_deref().and_then(|v| v.rsplit_once('/')) {
+            Some((group, _)) => group,
+            None => "",
+        }
+    }
+}
+
+/// `responseStatus` (only the fields kaudit reads).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ResponseStatus<'a> {
+    #[serde(default)]
+    pub code: Option<i64>,
+    #[serde(borrow, default)]
+    pub status: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub reason: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub message: Option<Cow<'a, str>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+struct LegacyMeta<'a> {
+    #[serde(borrow, default, rename = "creationTimestamp")]
+    creation_timestamp: Option<Cow<'a, str>>,
+}
+
+/// The four audit levels, ordered as kube-apiserver orders them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Level {
+    None = 0,
+    Metadata = 1,
+    Request = 2,
+    RequestResponse = 3,
+}
+
+impl Level {
+    pub fn parse(s: &str) -> Option<Level> {
+        Some(match s {
+            "None" => Level::None,
+            "Metadata" => Level::Metadata,
+            "Request" => Level::Request,
+            "RequestResponse" => Level::RequestResponse,
+            _ => return None,
+        })
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::None => "None",
+            Level::Metadata => "Metadata",
+            Level::Request => "Request",
+            Level::RequestResponse => "RequestResponse",
+        }
+    }
+    /// kube-apiserver's rank: unknown strings rank like `None`.
+    pub fn rank_of(s: &str) -> u8 {
+        Level::parse(s).map_or(0, |l| l as u8)
+    }
+}
+
+/// The four stages.
+pub const STAGES: [&str; 4] = ["RequestReceived", "ResponseStarted", "ResponseComplete", "Panic"];
+
+/// A decoded view of one audit event.
+#[derive(Debug, Clone)]
+pub struct Event<'a> {
+    pub obj: RawObject<'a>,
+    pub api_version: Option<Cow<'a, str>>,
+    pub level: Option<Cow<'a, str>>,
+    pub audit_id: Cow<'a, str>,
+    pub stage: Cow<'a, str>,
+    pub request_uri: Cow<'a, str>,
+    pub verb: Cow<'a, str>,
+    pub user: UserInfo<'a>,
+    pub impersonated_user: Option<UserInfo<'a>>,
+    pub source_ips: Vec<Cow<'a, str>>,
+    pub user_agent: Option<Cow<'a, str>>,
+    pub object_ref: Option<ObjectRef<'a>>,
+    pub response_status: Option<ResponseStatus<'a>>,
+    pub annotations: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+    pub request_received_timestamp: Option<Cow<'a, str>>,
+    pub stage_timestamp: Option<Cow<'a, str>>,
+    /// v1beta1/v1alpha1 `timestamp` and `metadata.creationTimestamp` (seconds precision).
+    pub legacy_timestamp: Option<Cow<'a, str>>,
+    pub legacy_stage_timestamp: Option<Cow<'a, str>>,
+}
+
+/// Why a record is not an audit event kaudit can decide on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventError {
+    /// The top-level field at fault, if any.
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl std::fmt::Display for EventError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.field {
+            Some(field) => write!(f, "{field}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+impl From<JsonError> for EventError {
+    fn from(e: JsonError) -> Self {
+        EventError { field: None, message: format!("invalid JSON: {e}") }
+    }
+}
+
+fn field_err(field: &str, e: JsonError) -> EventError {
+    EventError { field: Some(field.to_string()), message: e.message }
+}
+
+impl<'a> Event<'a> {
+    /// Parses one event. `text` must be exactly one JSON object.
+    pub fn parse(text: &'a str) -> Result<Event<'a>, EventError> {
+        let obj = raw::parse_object(text)?;
+        Event::from_object(obj)
+    }
+
+    /// Builds the view from an already split object.
+    pub fn from_object(obj: RawObject<'a>) -> Result<Event<'a>, EventError> {
+        let mut ev = Event {
+            obj: RawObject { text: obj.text, members: Vec::new() },
+            api_version: None,
+            level: None,
+            audit_id: Cow::Borrowed(""),
+            stage: Cow::Borrowed(""),
+            request_uri: Cow::Borrowed(""),
+            verb: Cow::Borrowed(""),
+            user: UserInfo::default(),
+            impersonated_user: None,
+            source_ips: Vec::new(),
+            user_agent: None,
+            object_ref: None,
+            response_status: None,
+            annotations: Vec::new(),
+            request_received_timestamp: None,
+            stage_timestamp: None,
+            legacy_timestamp: None,
+            legacy_stage_timestamp: None,
+        };
+        let (mut has_stage, mut has_verb) = (false, false);
+        for m in &obj.members {
+            let raw = m.value;
+            let key = m.key.as_ref();
+            let s = || raw::decode_str(raw).map_err(|e| field_err(key, e));
+            let opt_s = || -> Result<Option<Cow<'a, str>>, EventError> {
+                if raw == "null" {
+                    Ok(None)
+                } else {
+                    s().map(Some)
+                }
+            };
+            match key {
+                "kind" => {
+                    let kind = s()?;
+                    if kind != "Event" {
+                        return Err(EventError { field: Some("kind".into()), message: format!("expected \"Event\", found {kind:?}") });
+                    }
+                }
+                "apiVersion" => {
+                    let v = s()?;
+                    if !v.starts_with("audit.k8s.io/") {
+                        return Err(EventError { field: Some("apiVersion".into()), message: format!("not an audit.k8s.io event: {v:?}") });
+                    }
+                    ev.api_version = Some(v);
+                }
+                "level" => ev.level = opt_s()?,
+                "auditID" => ev.audit_id = opt_s()?.unwrap_or_default(),
+                "stage" => {
+                    ev.stage = s()?;
+                    has_stage = true;
+                }
+                "requestURI" => ev.request_uri = opt_s()?.unwrap_or_default(),
+                "verb" => {
+                    ev.verb = s()?;
+                    has_verb = true;
+                }
+                "user" => ev.user = raw::decode::<Option<UserInfo>>(raw).map_err(|e| field_err(key, e))?.unwrap_or_default(),
+                "impersonatedUser" => ev.impersonated_user = raw::decode(raw).map_err(|e| field_err(key, e))?,
+                "sourceIPs" => {
+                    let ips: Option<Vec<CowStr>> = raw::decode(raw).map_err(|e| field_err(key, e))?;
+                    ev.source_ips = ips.unwrap_or_default().into_iter().map(|c| c.0).collect();
+                }
+                "userAgent" => ev.user_agent = opt_s()?,
+                "objectRef" => ev.object_ref = raw::decode(raw).map_err(|e| field_err(key, e))?,
+                "responseStatus" => ev.response_status = raw::decode(raw).map_err(|e| field_err(key, e))?,
+                "annotations" => {
+                    let map: Option<Vec<(CowStr, CowStr)>> = raw::decode::<Option<AnnotationMap>>(raw)
+                        .map_err(|e| field_err(key, e))?
+                        .map(|m| m.0);
+                    ev.annotations = map.unwrap_or_default().into_iter().map(|(k, v)| (k.0, v.0)).collect();
+                }
+                "requestReceivedTimestamp" => ev.request_received_timestamp = opt_s()?,
+                "stageTimestamp" => ev.stage_timestamp = opt_s()?,
+                "timestamp" => ev.legacy_timestamp = opt_s()?,
+                "metadata" => {
+                    let meta: Option<LegacyMeta> = raw::decode(raw).map_err(|e| field_err(key, e))?;
+                    ev.legacy_stage_timestamp = meta.and_then(|m| m.creation_timestamp);
+                }
+                _ => {}
+            }
+        }
+        if !has_stage {
+            return Err(EventError { field: Some("stage".into()), message: "missing: not an audit event".into() });
+        }
+        if !has_verb {
+            return Err(EventError { field: Some("verb".into()), message: "missing: not an audit event".into() });
+        }
+        ev.obj = obj;
+        Ok(ev)
+    }
+
+    /// The value of an audit annotation.
+    pub fn annotation(&self, key: &str) -> Option<&str> {
+        self.annotations.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_ref())
+    }
+
+    /// The raw text of a top-level member.
+    pub fn raw(&self, key: &str) -> Option<&'a str> {
+        self.obj.get(key).map(|m| m.value)
+    }
+
+    /// The request path without the query string.
+    pub fn path(&self) -> &str {
+        let uri = self.request_uri.as_ref();
+        match uri.find('?') {
+            Some(i) => &uri[..i],
+            None => uri,
+        }
+    }
+
+    pub fn code(&self) -> Option<i64> {
+        self.response_status.as_ref().and_then(|s| s.code)
+    }
+
+    /// Event time in microseconds since the epoch: stageTimestamp, else the legacy fields.
+    pub fn stage_time_micros(&self) -> Option<i64> {
+        [&self.stage_timestamp, &self.legacy_stage_timestamp, &self.request_received_timestamp, &self.legacy_timestamp]
+            .into_iter()
+            .flatten()
+            .find_map(|t| time::parse_micros(t))
+    }
+
+    /// Request received time in microseconds since the epoch.
+    pub fn received_time_micros(&self) -> Option<i64> {
+        [&self.request_received_timestamp, &self.legacy_timestamp].into_iter().flatten().find_map(|t| time::parse_micros(t))
+    }
+}
+
+/// An annotations object decoded in order, borrowing where possible.
+struct AnnotationMap<'a>(Vec<(CowStr<'a>, CowStr<'a>)>);
+
+impl<'de> Deserialize<'de> for AnnotationMap<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = AnnotationMap<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object of strings")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some((k, v)) = map.next_entry::<CowStr<'de>, CowStr<'de>>()? {
+                    out.push((k, v));
+                }
+                Ok(AnnotationMap(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXEC: &str = r#"{"annotations":{"authorization.k8s.io/decision":"allow","authorization.k8s.io/reason":""},"auditID":"ca1ed9f4","kind":"Event","level":"Request","metadata":{"creationTimestamp":"2018-10-26T13:38:34Z"},"objectRef":{"apiVersion":"v1","name":"nginx","namespace":"default","resource":"pods","subresource":"exec"},"requestReceivedTimestamp":"2018-10-26T13:38:34.867116Z","requestURI":"/api/v1/namespaces/default/pods/nginx/exec?command=bash","responseStatus":{"code":101,"metadata":{}},"sourceIPs":["192.168.99.1"],"stage":"ResponseStarted","stageTimestamp":"2018-10-26T13:38:34.902914Z","timestamp":"2018-10-26T13:38:34Z","user":{"groups":["system:masters","system:authenticated"],"username":"minikube-user"},"verb":"create"}"#;
+
+    #[test]
+    fn decodes_decision_fields_borrowed() {
+        let ev = Event::parse(EXEC).unwrap();
+        assert_eq!(ev.stage, "ResponseStarted");
+        assert_eq!(ev.user.name(), "minikube-user");
+        assert_eq!(ev.user.groups().collect::<Vec<_>>(), ["system:masters", "system:authenticated"]);
+        let oref = ev.object_ref.as_ref().unwrap();
+        assert_eq!((oref.resource(), oref.subresource(), oref.group()), ("pods", "exec", ""));
+        assert_eq!(ev.code(), Some(101));
+        assert_eq!(ev.annotation("authorization.k8s.io/decision"), Some("allow"));
+        assert_eq!(ev.path(), "/api/v1/namespaces/default/pods/nginx/exec");
+        assert!(matches!(ev.verb, Cow::Borrowed(_)));
+        assert_eq!(ev.stage_time_micros().unwrap() - ev.received_time_micros().unwrap(), 35_798);
+    }
+
+    #[test]
+    fn v1alpha1_group_comes_from_api_version() {
+        let ev = Event::parse(r#"{"stage":"ResponseComplete","verb":"get","objectRef":{"resource":"roles","apiVersion":"rbac.authorization.k8s.io/v1alpha1"}}"#).unwrap();
+        assert_eq!(ev.object_ref.unwrap().group(), "rbac.authorization.k8s.io");
+    }
+
+    #[test]
+    fn rejects_what_is_not_an_event() {
+        assert_eq!(Event::parse(r#"{"kind": 0}"#).unwrap_err().field.as_deref(), Some("kind"));
+        assert_eq!(Event::parse(r#"{}"#).unwrap_err().field.as_deref(), Some("stage"));
+        let e = Event::parse(r#"{"stage":"ResponseComplete","verb":"get","user":"bob"}"#).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("user"));
+        assert!(Event::parse(r#"{"kind":"EventList","items":[]}"#).is_err());
+        assert!(Event::parse("[1]").is_err());
+    }
+}

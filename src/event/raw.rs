@@ -1,0 +1,319 @@
+//! Raw JSON access without building a tree: the members of an object (or the items of an array)
+//! as slices of the input with their byte offsets, so edits can be spliced into the original
+//! bytes. serde_json validates everything it skips, so a value that scans here is valid JSON.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
+
+/// A string decoded from JSON, borrowed from the input unless it contained escapes.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CowStr<'a>(pub Cow<'a, str>);
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for CowStr<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = CowStr<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(CowStr(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(CowStr(Cow::Owned(v.to_string())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(CowStr(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V(std::marker::PhantomData))
+    }
+}
+
+/// One member of a JSON object, located in the object's text.
+#[derive(Debug, Clone)]
+pub struct Member<'a> {
+    pub key: Cow<'a, str>,
+    /// The raw value text.
+    pub value: &'a str,
+    /// Offset of the key's opening quote.
+    pub key_start: usize,
+    /// Offsets of the raw value.
+    pub start: usize,
+    pub end: usize,
+}
+
+/// A JSON object split into its members.
+#[derive(Debug, Clone)]
+pub struct RawObject<'a> {
+    pub text: &'a str,
+    pub members: Vec<Member<'a>>,
+}
+
+impl<'a> RawObject<'a> {
+    /// The last member named `key` (Go's decoders let the last duplicate win).
+    pub fn get(&self, key: &str) -> Option<&Member<'a>> {
+        self.members.iter().rev().find(|m| m.key == key)
+    }
+
+    pub fn index_of(&self, key: &str) -> Option<usize> {
+        self.members.iter().rposition(|m| m.key == key)
+    }
+
+    /// Rebuilds the object: members for which `edit` returns `Keep` are copied as they are,
+    /// `Replace` swaps the value text, `Remove` leaves the member out; `append` members follow.
+    pub fn rebuild(&self, out: &mut String, mut edit: impl FnMut(usize, &Member<'a>) -> Edit, append: &[(&str, &str)]) {
+        out.push('{');
+        let mut first = true;
+        for (i, m) in self.members.iter().enumerate() {
+            let replacement = match edit(i, m) {
+                Edit::Remove => continue,
+                Edit::Keep => None,
+                Edit::Replace(v) => Some(v),
+            };
+            if !first {
+                out.push(',');
+            }
+            first = false;
+            out.push_str(&self.text[m.key_start..m.start]);
+            match replacement {
+                Some(v) => out.push_str(&v),
+                None => out.push_str(m.value),
+            }
+        }
+        for (key, value) in append {
+            if !first {
+                out.push(',');
+            }
+            first = false;
+            write_json_str(out, key);
+            out.push(':');
+            out.push_str(value);
+        }
+        out.push('}');
+    }
+}
+
+/// What [`RawObject::rebuild`] does with a member.
+pub enum Edit {
+    Keep,
+    Remove,
+    Replace(String),
+}
+
+/// Why a text is not the JSON object expected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonError {
+    pub message: String,
+    /// 1-based line and column within the record, when known.
+    pub line: usize,
+    pub column: usize,
+}
+
+impl fmt::Display for JsonError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line > 0 {
+            write!(f, "{} at line {} column {}", self.message, self.line, self.column)
+        } else {
+            f.write_str(&self.message)
+        }
+    }
+}
+
+impl From<serde_json::Error> for JsonError {
+    fn from(e: serde_json::Error) -> Self {
+        let full = e.to_string();
+        // serde_json appends " at line L column C"; keep the message without it.
+        let message = match full.rfind(" at line ") {
+            Some(i) => full[..i].to_string(),
+            None => full,
+        };
+        JsonError { message, line: e.line(), column: e.column() }
+    }
+}
+
+fn offset_in(outer: &str, inner: &str) -> usize {
+    inner.as_ptr() as usize - outer.as_ptr() as usize
+}
+
+/// Splits a JSON object into members. Fails on anything that is not exactly one valid JSON object
+/// (surrounding whitespace allowed).
+pub fn parse_object(text: &str) -> Result<RawObject<'_>, JsonError> {
+    struct Members<'a>(&'a str);
+    impl<'de> Visitor<'de> for Members<'de> {
+        type Value = Vec<Member<'de>>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::with_capacity(24);
+            let mut prev_end = None;
+            while let Some(key) = map.next_key::<CowStr<'de>>()? {
+                let value: &'de RawValue = map.next_value()?;
+                let raw = value.get();
+                let start = offset_in(self.0, raw);
+                let end = start + raw.len();
+                // The key's opening quote is the first '"' after the previous value (or the '{').
+                let from = prev_end.unwrap_or(0);
+                let key_start = memchr::memchr(b'"', &self.0.as_bytes()[from..start]).map_or(start, |i| from + i);
+                prev_end = Some(end);
+                out.push(Member { key: key.0, value: raw, key_start, start, end });
+            }
+            Ok(out)
+        }
+    }
+    let mut de = serde_json::Deserializer::from_str(text);
+    let members = de.deserialize_map(Members(text))?;
+    de.end()?;
+    Ok(RawObject { text, members })
+}
+
+/// Splits a JSON array into its raw items with their offsets.
+pub fn parse_array(text: &str) -> Result<Vec<(usize, &str)>, JsonError> {
+    struct Items<'a>(&'a str);
+    impl<'de> Visitor<'de> for Items<'de> {
+        type Value = Vec<(usize, &'de str)>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON array")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(v) = seq.next_element::<&'de RawValue>()? {
+                out.push((offset_in(self.0, v.get()), v.get()));
+            }
+            Ok(out)
+        }
+    }
+    let mut de = serde_json::Deserializer::from_str(text);
+    let items = de.deserialize_seq(Items(text))?;
+    de.end()?;
+    Ok(items)
+}
+
+/// Decodes a raw JSON value into `T`, borrowing strings from it where possible.
+pub fn decode<'a, T: serde::Deserialize<'a>>(raw: &'a str) -> Result<T, JsonError> {
+    Ok(serde_json::from_str(raw)?)
+}
+
+/// Decodes a raw JSON string value.
+pub fn decode_str(raw: &str) -> Result<Cow<'_, str>, JsonError> {
+    let s: CowStr<'_> = decode(raw)?;
+    Ok(s.0)
+}
+
+/// Appends `s` as a JSON string literal.
+pub fn write_json_str(out: &mut String, s: &str) {
+    out.push('"');
+    let bytes = s.as_bytes();
+    let mut last = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let esc: Option<&str> = match b {
+            b'"' => Some("\\\""),
+            b'\\' => Some("\\\\"),
+            b'\n' => Some("\\n"),
+            b'\r' => Some("\\r"),
+            b'\t' => Some("\\t"),
+            0..=0x1f => None,
+            _ => continue,
+        };
+        out.push_str(&s[last..i]);
+        match esc {
+            Some(e) => out.push_str(e),
+            None => {
+                out.push_str("\\u00");
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.push(HEX[(b >> 4) as usize] as char);
+                out.push(HEX[(b & 15) as usize] as char);
+            }
+        }
+        last = i + 1;
+    }
+    out.push_str(&s[last..]);
+    out.push('"');
+}
+
+/// Copies valid JSON text without insignificant whitespace (for multi-line input written as JSON lines).
+pub fn compact_into(text: &str, out: &mut String) {
+    let bytes = text.as_bytes();
+    let mut in_str = false;
+    let mut escaped = false;
+    let mut run_start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if in_str {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_str = false;
+            }
+        } else if b == b'"' {
+            in_str = true;
+        } else if matches!(b, b' ' | b'\n' | b'\r' | b'\t') {
+            out.push_str(&text[run_start..i]);
+            run_start = i + 1;
+        }
+    }
+    out.push_str(&text[run_start..]);
+}
+
+/// Whether a JSON text contains a raw line break (outside strings it's whitespace; inside, JSON forbids it).
+pub fn has_line_break(text: &str) -> bool {
+    memchr::memchr2(b'\n', b'\r', text.as_bytes()).is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn members_have_offsets() {
+        let text = r#" { "a" : 1, "b\u0041":[1,2] ,"c":{"d":"e"} } "#;
+        let obj = parse_object(text).unwrap();
+        let keys: Vec<&str> = obj.members.iter().map(|m| m.key.as_ref()).collect();
+        assert_eq!(keys, ["a", "bA", "c"]);
+        assert!(matches!(obj.members[0].key, Cow::Borrowed(_)));
+        assert!(matches!(obj.members[1].key, Cow::Owned(_)));
+        assert_eq!(&text[obj.members[1].start..obj.members[1].end], "[1,2]");
+        assert_eq!(&text[obj.members[2].key_start..obj.members[2].start], "\"c\":");
+    }
+
+    #[test]
+    fn rebuild_removes_and_appends() {
+        let text = r#"{"a":1,"b":2,"c":3}"#;
+        let obj = parse_object(text).unwrap();
+        let mut out = String::new();
+        obj.rebuild(&mut out, |i, _| if i < 2 { Edit::Remove } else { Edit::Keep }, &[("k", "{}")]);
+        assert_eq!(out, r#"{"c":3,"k":{}}"#);
+        out.clear();
+        obj.rebuild(&mut out, |_, m| if m.key == "b" { Edit::Replace("\"x\"".into()) } else { Edit::Keep }, &[]);
+        assert_eq!(out, r#"{"a":1,"b":"x","c":3}"#);
+    }
+
+    #[test]
+    fn rejects_non_objects_and_trailing_text() {
+        assert!(parse_object("[1]").is_err());
+        assert!(parse_object("{\"a\":1} x").is_err());
+        assert!(parse_object("{\"a\":tru}").is_err());
+        let e = parse_object("{\"a\":\n  tru}").unwrap_err();
+        assert_eq!(e.line, 2);
+    }
+
+    #[test]
+    fn compaction_keeps_strings() {
+        let mut out = String::new();
+        compact_into("{\n  \"a b\": [1, 2],\n  \"c\": \"x \\\" y\"\n}", &mut out);
+        assert_eq!(out, r#"{"a b":[1,2],"c":"x \" y"}"#);
+    }
+
+    #[test]
+    fn escapes_strings() {
+        let mut out = String::new();
+        write_json_str(&mut out, "a\"b\\c\nd\u{1}é");
+        assert_eq!(out, r#""a\"b\\c\nd\u0001é""#);
+    }
+}

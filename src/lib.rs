@@ -1,0 +1,20 @@
+//! kaudit: Kubernetes audit-log policy evaluation, enrichment, alerting and reporting.
+//!
+//! This crate is the pure engine shared by every host (native CLI, WASI component, Fluent Bit,
+//! Envoy, browser). It does no I/O: hosts hand it bytes and get bytes and outcomes back.
+//!
+//! Data flows one way: host adapter → [`Pipeline`] → [`Outcome`] → host adapter.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod event;
+pub mod pipeline;
+pub mod policy;
+#[cfg(not(kaudit_wip))]
+pub mod query;
+pub mod yaml;
+
+pub use config::{BadRecords, Config, ConfigError, FileSource, NoFiles};
+pub use event::{Event, Level};
+pub use pipeline::{Counters, Outcome, Pipeline, RecordReport};
+pub use policy::{Decision, Policy};

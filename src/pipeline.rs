@@ -1,0 +1,308 @@
+//! The pipeline every host drives: bytes in, an outcome and bytes out.
+//!
+//! Hosts hand over one record (Fluent Bit), a batch body (Envoy: EventList, JSON array or JSON
+//! lines) or a stream (CLI, component). Each event is parsed once, decided by the policy and
+//! written by splicing the original bytes. A record that is not an audit event is reported and,
+//! by default, passed through untouched: kaudit never loses a record.
+
+use crate::config::{BadRecords, Config};
+use crate::event::framing::{list_items, Records};
+use crate::event::raw::{self, Edit};
+use crate::event::Event;
+use crate::policy::apply::{self, Changes, DropReason, Verdict};
+use crate::policy::{Decision, Evaluator};
+
+/// What happened to one record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Written to the output; `changed` when the policy edited it (level, bodies, managedFields).
+    Kept { changed: bool },
+    Dropped { reason: DropReason, rule: Option<usize> },
+    /// Not a valid audit event. `passed` when it was written through unchanged.
+    Bad { error: String, passed: bool },
+    /// Larger than `limits.maxEventBytes`: written through unchanged, not parsed.
+    Oversized,
+}
+
+/// Running totals. `read = kept + dropped + bad + oversized`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub read: u64,
+    pub kept: u64,
+    /// Kept events the policy edited.
+    pub stripped: u64,
+    pub dropped: u64,
+    pub dropped_level_none: u64,
+    pub dropped_omitted_stage: u64,
+    pub dropped_filtered: u64,
+    pub bad: u64,
+    pub oversized: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
+impl Counters {
+    fn count(&mut self, outcome: &Outcome) {
+        self.read += 1;
+        match outcome {
+            Outcome::Kept { changed } => {
+                self.kept += 1;
+                self.stripped += u64::from(*changed);
+            }
+            Outcome::Dropped { reason, .. } => {
+                self.dropped += 1;
+                match reason {
+                    DropReason::LevelNone => self.dropped_level_none += 1,
+                    DropReason::OmittedStage => self.dropped_omitted_stage += 1,
+                    DropReason::Filtered => self.dropped_filtered += 1,
+                }
+            }
+            Outcome::Bad { .. } => self.bad += 1,
+            Outcome::Oversized => self.oversized += 1,
+        }
+    }
+
+    /// The counters as a JSON object (stable keys, for every host's metrics).
+    pub fn to_json(&self) -> String {
+        format!(
+            "{{\"read\":{},\"kept\":{},\"stripped\":{},\"dropped\":{},\"droppedLevelNone\":{},\"droppedOmittedStage\":{},\"droppedFiltered\":{},\"bad\":{},\"oversized\":{},\"bytesIn\":{},\"bytesOut\":{}}}",
+            self.read,
+            self.kept,
+            self.stripped,
+            self.dropped,
+            self.dropped_level_none,
+            self.dropped_omitted_stage,
+            self.dropped_filtered,
+            self.bad,
+            self.oversized,
+            self.bytes_in,
+            self.bytes_out
+        )
+    }
+}
+
+/// A per-record report for a stream (what the CLI prints for bad lines).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordReport {
+    /// 1-based line where the record starts in the input.
+    pub line: usize,
+    /// Index of the event inside an EventList/array on that line, if any.
+    pub item: Option<usize>,
+    pub outcome: Outcome,
+}
+
+/// The engine for one configuration. One instance per host instance; it keeps counters (and,
+/// with alerts, window state), so processing takes `&mut self`.
+pub struct Pipeline {
+    config: Config,
+    evaluator: Evaluator,
+    counters: Counters,
+    scratch: String,
+}
+
+impl Pipeline {
+    pub fn new(config: Config) -> Pipeline {
+        let evaluator = Evaluator::new(config.policy.clone());
+        Pipeline { config, evaluator, counters: Counters::default(), scratch: String::new() }
+    }
+
+    /// The pipeline of the embedded default config.
+    pub fn embedded_default() -> Pipeline {
+        Pipeline::new(Config::embedded_default())
+    }
+
+    /// Overrides the config's handling of bad records (e.g. the CLI's `--drop-bad`).
+    pub fn set_bad_records(&mut self, mode: BadRecords) {
+        self.config.bad_records = mode;
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn evaluator(&self) -> &Evaluator {
+        &self.evaluator
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Processes one record that should be a single audit event (a Fluent Bit record, a line).
+    /// Whatever is kept or passed through is appended to `out`; nothing is appended on a drop.
+    pub fn process_record(&mut self, bytes: &[u8], out: &mut String) -> Outcome {
+        let before = out.len();
+        let outcome = self.record_outcome(bytes, out);
+        self.counters.count(&outcome);
+        self.counters.bytes_in += bytes.len() as u64;
+        self.counters.bytes_out += (out.len() - before) as u64;
+        outcome
+    }
+
+    fn record_outcome(&mut self, bytes: &[u8], out: &mut String) -> Outcome {
+        if bytes.len() > self.config.limits.max_event_bytes {
+            return self.pass_through(bytes, out, None);
+        }
+        let text = match std::str::from_utf8(bytes) {
+            Ok(t) => t,
+            Err(e) => return self.bad(bytes, out, format!("not UTF-8: invalid byte at offset {}", e.valid_up_to())),
+        };
+        let event = match Event::parse(text) {
+            Ok(ev) => ev,
+            Err(e) => return self.bad(bytes, out, e.to_string()),
+        };
+        self.decide_and_write(&event, out)
+    }
+
+    fn decide_and_write(&mut self, event: &Event, out: &mut String) -> Outcome {
+        let decision = self.evaluator.evaluate_event(event);
+        match apply::verdict(&decision, event) {
+            Verdict::Drop(reason) => Outcome::Dropped { reason, rule: decision.rule },
+            Verdict::Keep(changes) => {
+                self.write_kept(event, &changes, out);
+                Outcome::Kept { changed: !changes.is_empty() }
+            }
+        }
+    }
+
+    fn write_kept(&mut self, event: &Event, changes: &Changes, out: &mut String) {
+        if raw::has_line_break(event.obj.text) {
+            // Pretty-printed input: emit one line per event.
+            self.scratch.clear();
+            apply::write_event(event, changes, &[], &mut self.scratch);
+            raw::compact_into(&self.scratch, out);
+        } else {
+            apply::write_event(event, changes, &[], out);
+        }
+    }
+
+    fn bad(&mut self, bytes: &[u8], out: &mut String, error: String) -> Outcome {
+        let passed = self.config.bad_records == BadRecords::Pass;
+        if passed {
+            out.push_str(&String::from_utf8_lossy(bytes));
+        }
+        Outcome::Bad { error, passed }
+    }
+
+    fn pass_through(&mut self, bytes: &[u8], out: &mut String, _why: Option<&str>) -> Outcome {
+        out.push_str(&String::from_utf8_lossy(bytes));
+        Outcome::Oversized
+    }
+
+    /// Processes a stream: JSON lines, pretty-printed events, EventLists and arrays of events.
+    /// Every kept or passed-through event is written to `out` as one line. `report` sees every
+    /// event's outcome with its position.
+    pub fn process_stream(&mut self, input: &[u8], out: &mut String, report: &mut dyn FnMut(&RecordReport)) {
+        for record in Records::new(input) {
+            self.process_document(record.bytes, record.line, out, report);
+        }
+    }
+
+    /// One framed document: an event, an EventList or an array of events.
+    pub fn process_document(&mut self, bytes: &[u8], line: usize, out: &mut String, report: &mut dyn FnMut(&RecordReport)) {
+        if let Some(items) = list_items(bytes) {
+            for (i, item) in items.iter().enumerate() {
+                let before = out.len();
+                let outcome = self.process_record(item.as_bytes(), out);
+                if out.len() > before {
+                    out.push('\n');
+                }
+                report(&RecordReport { line, item: Some(i), outcome });
+            }
+            return;
+        }
+        let before = out.len();
+        let outcome = self.process_record(bytes, out);
+        if out.len() > before {
+            out.push('\n');
+        }
+        report(&RecordReport { line, item: None, outcome });
+    }
+
+    /// Processes a webhook batch body and writes it back in the same framing: an EventList
+    /// keeps its envelope with the kept items, an array stays an array, JSON lines stay lines.
+    /// A body that cannot be framed at all is written through untouched.
+    pub fn process_batch(&mut self, body: &[u8], out: &mut String) -> BatchSummary {
+        let mut summary = BatchSummary::default();
+        let text = std::str::from_utf8(body).ok();
+        let trimmed = text.map(str::trim_start);
+        match trimmed.and_then(|t| t.as_bytes().first().copied()) {
+            Some(b'{') | Some(b'[') if list_items(body).is_some() => {
+                let t = text.unwrap_or_default();
+                let mut kept: Vec<String> = Vec::new();
+                for item in list_items(body).unwrap_or_default() {
+                    let mut one = String::new();
+                    let outcome = self.process_record(item.as_bytes(), &mut one);
+                    summary.count(&outcome);
+                    if !one.is_empty() {
+                        kept.push(one);
+                    }
+                }
+                let items = format!("[{}]", kept.join(","));
+                if t.trim_start().starts_with('[') {
+                    out.push_str(&items);
+                } else if let Ok(obj) = raw::parse_object(t) {
+                    obj.rebuild(out, |_, m| if m.key == "items" { Edit::Replace(items.clone()) } else { Edit::Keep }, &[]);
+                }
+            }
+            _ => {
+                let mut lines = String::new();
+                self.process_stream(body, &mut lines, &mut |r| summary.count(&r.outcome));
+                out.push_str(&lines);
+            }
+        }
+        summary
+    }
+
+    /// The decision for one event, for `explain`.
+    pub fn explain(&self, event: &Event) -> Decision {
+        self.evaluator.evaluate_event(event)
+    }
+}
+
+/// Per-batch counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchSummary {
+    pub events: u64,
+    pub kept: u64,
+    pub dropped: u64,
+    pub bad: u64,
+}
+
+impl BatchSummary {
+    fn count(&mut self, outcome: &Outcome) {
+        self.events += 1;
+        match outcome {
+            Outcome::Kept { .. } | Outcome::Oversized => self.kept += 1,
+            Outcome::Dropped { .. } => self.dropped += 1,
+            Outcome::Bad { .. } => self.bad += 1,
+        }
+    }
+}
+
+/// Explains a decision as one JSON line: `{"auditID","stage","level","omitStages","omitManagedFields","rule"}`.
+pub fn explain_json(event: &Event, decision: &Decision) -> String {
+    let mut out = String::with_capacity(160);
+    out.push_str("{\"auditID\":");
+    raw::write_json_str(&mut out, &event.audit_id);
+    out.push_str(",\"stage\":");
+    raw::write_json_str(&mut out, &event.stage);
+    out.push_str(",\"level\":\"");
+    out.push_str(decision.level.as_str());
+    out.push_str("\",\"omitStages\":[");
+    for (i, s) in decision.omit_stages.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        raw::write_json_str(&mut out, s);
+    }
+    out.push_str("],\"omitManagedFields\":");
+    out.push_str(if decision.omit_managed_fields { "true" } else { "false" });
+    out.push_str(",\"rule\":");
+    match decision.rule {
+        Some(i) => out.push_str(&i.to_string()),
+        None => out.push_str("null"),
+    }
+    out.push('}');
+    out
+}

@@ -1,0 +1,295 @@
+//! Policy evaluation, as kube-apiserver's `policyRuleEvaluator` (pkg/audit/policy/checker.go),
+//! and the request attributes it needs, rebuilt from a logged event (requestinfo.go).
+
+use std::borrow::Cow;
+
+use super::model::{GroupResources, Policy, PolicyRule};
+use crate::event::{Event, Level};
+
+/// The authorizer attributes the apiserver evaluated the policy with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attributes<'a> {
+    /// `None` on the failed-authentication path (the event's user is empty).
+    pub user: Option<&'a str>,
+    pub groups: Vec<&'a str>,
+    pub verb: &'a str,
+    pub resource_request: bool,
+    pub api_group: &'a str,
+    pub resource: &'a str,
+    pub subresource: &'a str,
+    pub namespace: Cow<'a, str>,
+    pub name: Cow<'a, str>,
+    /// URL path without the query (non-resource requests are matched on it).
+    pub path: &'a str,
+}
+
+/// What the policy decided for a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub level: Level,
+    /// Policy ∪ rule omitStages, sorted, without duplicates.
+    pub omit_stages: Vec<String>,
+    pub omit_managed_fields: bool,
+    /// Index of the matching rule, `None` when nothing matched.
+    pub rule: Option<usize>,
+}
+
+impl Decision {
+    pub fn omits(&self, stage: &str) -> bool {
+        self.omit_stages.iter().any(|s| s == stage)
+    }
+}
+
+/// A policy prepared for evaluation (omitStages unions computed once).
+#[derive(Debug, Clone)]
+pub struct Evaluator {
+    policy: Policy,
+    rule_omit_stages: Vec<Vec<String>>,
+    default_omit_stages: Vec<String>,
+}
+
+fn union(a: &[String], b: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = a.iter().chain(b).cloned().collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+impl Evaluator {
+    pub fn new(policy: Policy) -> Self {
+        let rule_omit_stages = policy.rules.iter().map(|r| union(&policy.omit_stages, &r.omit_stages)).collect();
+        let default_omit_stages = union(&policy.omit_stages, &[]);
+        Evaluator { policy, rule_omit_stages, default_omit_stages }
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// `EvaluatePolicyRule`: the first matching rule wins; no match is `None` with the policy's omitStages.
+    pub fn evaluate(&self, attrs: &Attributes) -> Decision {
+        for (i, rule) in self.policy.rules.iter().enumerate() {
+            if rule_matches(rule, attrs) {
+                return Decision {
+                    level: rule.level,
+                    omit_stages: self.rule_omit_stages[i].clone(),
+                    omit_managed_fields: rule.omit_managed_fields.unwrap_or(self.policy.omit_managed_fields),
+                    rule: Some(i),
+                };
+            }
+        }
+        Decision {
+            level: Level::None,
+            omit_stages: self.default_omit_stages.clone(),
+            omit_managed_fields: self.policy.omit_managed_fields,
+            rule: None,
+        }
+    }
+
+    /// Evaluates the policy for a logged event.
+    pub fn evaluate_event(&self, event: &Event) -> Decision {
+        self.evaluate(&Attributes::from_event(event))
+    }
+}
+
+fn rule_matches(rule: &PolicyRule, a: &Attributes) -> bool {
+    if !rule.users.is_empty() {
+        match a.user {
+            Some(u) if rule.users.iter().any(|x| x == u) => {}
+            _ => return false,
+        }
+    }
+    if !rule.user_groups.is_empty() {
+        if a.user.is_none() || !a.groups.iter().any(|g| rule.user_groups.iter().any(|x| x == g)) {
+            return false;
+        }
+    }
+    if !rule.verbs.is_empty() && !rule.verbs.iter().any(|v| v == a.verb) {
+        return false;
+    }
+    if !rule.namespaces.is_empty() || !rule.resources.is_empty() {
+        return rule_matches_resource(rule, a);
+    }
+    if !rule.non_resource_urls.is_empty() {
+        return rule_matches_non_resource(rule, a);
+    }
+    true
+}
+
+fn rule_matches_resource(rule: &PolicyRule, a: &Attributes) -> bool {
+    if !a.resource_request {
+        return false;
+    }
+    if !rule.namespaces.is_empty() && !rule.namespaces.iter().any(|n| n == a.namespace.as_ref()) {
+        return false;
+    }
+    if rule.resources.is_empty() {
+        return true;
+    }
+    rule.resources.iter().any(|gr| group_resources_match(gr, a))
+}
+
+fn group_resources_match(gr: &GroupResources, a: &Attributes) -> bool {
+    if gr.group != a.api_group && gr.group != "*" {
+        return false;
+    }
+    if gr.resources.is_empty() {
+        return true;
+    }
+    let combined = if a.subresource.is_empty() { None } else { Some((a.resource, a.subresource)) };
+    for res in &gr.resources {
+        if !gr.resource_names.is_empty() && !gr.resource_names.iter().any(|n| n == a.name.as_ref()) {
+            continue;
+        }
+        let exact = match combined {
+            None => res == a.resource,
+            Some((r, s)) => res.len() == r.len() + 1 + s.len() && res.starts_with(r) && res[r.len()..].starts_with('/') && res.ends_with(s),
+        };
+        if exact || res == "*" {
+            return true;
+        }
+        if let Some(sub) = res.strip_prefix("*/") {
+            if !a.subresource.is_empty() && sub == a.subresource {
+                return true;
+            }
+        }
+        // `pods/*` matches the resource whether or not a subresource is present (the apiserver's code).
+        if let Some(base) = res.strip_suffix("/*") {
+            if base == a.resource {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+fn rule_matches_non_resource(rule: &PolicyRule, a: &Attributes) -> bool {
+    if a.resource_request {
+        return false;
+    }
+    rule.non_resource_urls.iter().any(|spec| {
+        if spec == "*" || spec == a.path {
+            return true;
+        }
+        match spec.strip_suffix('*') {
+            Some(_) => a.path.starts_with(spec.trim_end_matches('*')),
+            None => false,
+        }
+    })
+}
+
+/// What requestinfo.go derives from a resource URL, where it matters to the policy.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct UrlInfo<'a> {
+    pub namespace: &'a str,
+    pub name: &'a str,
+    pub resource: &'a str,
+    pub subresource: &'a str,
+}
+
+/// Parses a resource request path like k8s.io/apiserver's `RequestInfoFactory` (prefixes `api`, `apis`).
+pub fn parse_resource_path<'a>(path: &'a str, verb: &str) -> Option<UrlInfo<'a>> {
+    let trimmed = path.trim_matches('/');
+    let mut parts: Vec<&'a str> = trimmed.split('/').collect();
+    match parts.first() {
+        Some(&"api") => parts.drain(..2.min(parts.len())),
+        Some(&"apis") => parts.drain(..3.min(parts.len())),
+        _ => return None,
+    };
+    if parts.is_empty() || parts[0].is_empty() {
+        return None;
+    }
+    if matches!(parts[0], "watch" | "proxy") {
+        parts.remove(0);
+    }
+    let mut info = UrlInfo::default();
+    if parts.first() == Some(&"namespaces") {
+        if parts.len() > 1 {
+            info.namespace = parts[1];
+            // `namespaces/{ns}/{resource}`: the resource is the next part, unless it is one of the
+            // namespace's own subresources (status, finalize).
+            if parts.len() > 2 && !matches!(parts[2], "status" | "finalize") {
+                parts.drain(..2);
+            }
+        }
+    }
+    if parts.len() >= 3 && verb != "proxy" {
+        info.subresource = parts[2];
+    }
+    if parts.len() >= 2 {
+        info.name = parts[1];
+    }
+    if !parts.is_empty() {
+        info.resource = parts[0];
+    }
+    Some(info)
+}
+
+/// `fieldSelector=metadata.name=X` on a list/watch sets the name attribute.
+fn field_selector_name(uri: &str) -> Option<Cow<'_, str>> {
+    let query = uri.split_once('?')?.1;
+    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+        if k == "fieldSelector" {
+            for term in v.split(',') {
+                let term = term.trim();
+                let value = term.strip_prefix("metadata.name=").or_else(|| term.strip_prefix("metadata.name=="));
+                if let Some(value) = value {
+                    return Some(Cow::Owned(value.to_string()));
+                }
+            }
+        }
+    }
+    None
+}
+
+impl<'a> Attributes<'a> {
+    /// Rebuilds the policy attributes of the request an event logged.
+    pub fn from_event(ev: &'a Event<'a>) -> Attributes<'a> {
+        let user = match ev.user.name() {
+            "" => None,
+            name => Some(name),
+        };
+        let groups = ev.user.groups().collect();
+        let path = ev.path();
+        let verb = ev.verb.as_ref();
+        let Some(oref) = ev.object_ref.as_ref() else {
+            return Attributes {
+                user,
+                groups,
+                verb,
+                resource_request: false,
+                api_group: "",
+                resource: "",
+                subresource: "",
+                namespace: Cow::Borrowed(""),
+                name: Cow::Borrowed(""),
+                path,
+            };
+        };
+        // objectRef.namespace/name may have been back-filled from the request body after the
+        // policy ran (a create's name comes from its body); the URL says what the apiserver saw.
+        let (namespace, name) = match parse_resource_path(path, verb) {
+            Some(url) => {
+                let name = if url.name.is_empty() && matches!(verb, "list" | "watch") {
+                    field_selector_name(&ev.request_uri).unwrap_or(Cow::Borrowed(""))
+                } else {
+                    Cow::Borrowed(url.name)
+                };
+                (Cow::Borrowed(url.namespace), name)
+            }
+            None => (Cow::Borrowed(oref.namespace()), Cow::Borrowed(if verb == "create" { "" } else { oref.name() })),
+        };
+        Attributes {
+            user,
+            groups,
+            verb,
+            resource_request: true,
+            api_group: oref.group(),
+            resource: oref.resource(),
+            subresource: oref.subresource(),
+            namespace,
+            name,
+            path,
+        }
+    }
+}
