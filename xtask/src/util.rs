@@ -1,0 +1,78 @@
+//! Helpers shared by the xtask commands: paths, running commands, tool checks.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The repository root (xtask lives one level below it).
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask has a parent").to_path_buf()
+}
+
+/// Per-machine cache outside the clone: cargo target dir, venv, tool installs.
+pub fn cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("KAUDIT_CACHE") {
+        return PathBuf::from(dir);
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/tmp"));
+    home.join(".cache").join("kaudit")
+}
+
+/// The cargo target dir every build shares (outside the clone, so CI reuses a warm one).
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| cache_dir().join("target"))
+}
+
+/// Where the built .wasm artifacts are collected under stable names.
+pub fn artifacts_dir() -> PathBuf {
+    target_dir().join("kaudit-artifacts")
+}
+
+/// A command with the shared environment set.
+pub fn cmd(program: &str) -> Command {
+    let mut c = Command::new(program);
+    c.current_dir(root());
+    c.env("CARGO_TARGET_DIR", target_dir());
+    c.env("KAUDIT_ARTIFACTS", artifacts_dir());
+    c.env("KAUDIT_CACHE", cache_dir());
+    c
+}
+
+/// Runs a command, failing with its description if it does not succeed.
+pub fn run(c: &mut Command) -> Result<(), String> {
+    let desc = format!("{c:?}");
+    eprintln!("xtask: $ {}", describe(c));
+    let status = c.status().map_err(|e| format!("{desc}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{} failed with {status}", describe(c)))
+    }
+}
+
+fn describe(c: &Command) -> String {
+    let mut s = c.get_program().to_string_lossy().into_owned();
+    for a in c.get_args() {
+        s.push(' ');
+        s.push_str(&a.to_string_lossy());
+    }
+    s
+}
+
+/// The output of a command, or `None` if it cannot run or fails.
+pub fn output(program: &str, args: &[&str]) -> Option<String> {
+    let out = Command::new(program).args(args).output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Whether `program` is on PATH (or at the given path).
+pub fn have(program: &str) -> bool {
+    Command::new(program).arg("--version").output().is_ok_and(|o| o.status.success())
+}
+
+/// The cargo install root's bin dir (tools installed by setup land here).
+pub fn cargo_bin(name: &str) -> PathBuf {
+    let home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cargo"));
+    home.join("bin").join(name)
+}
