@@ -10,7 +10,6 @@ pub mod config;
 pub mod event;
 pub mod pipeline;
 pub mod policy;
-#[cfg(not(kaudit_wip))]
 pub mod query;
 pub mod yaml;
 
