@@ -3,6 +3,8 @@
 //! The core does no I/O: files a config refers to (a policy file, a GeoIP database) are read
 //! through a [`FileSource`] the host provides, relative paths resolved by the host.
 
+use crate::alert::{AlertLimits, AlertRule};
+use crate::enrich::{EnrichConfig, GeoDb, IpSet};
 use crate::policy::{self, Policy};
 use crate::yaml::{self, Ctx, Diagnostic, Kind, Node};
 
@@ -51,6 +53,22 @@ pub struct Config {
     pub limits: Limits,
     /// Where the policy came from, for messages.
     pub policy_source: String,
+    pub enrichment: EnrichConfig,
+    /// GeoIP database bytes (read through the host's [`FileSource`]) and the name language.
+    pub geoip: Vec<Vec<u8>>,
+    pub geoip_language: String,
+    pub alerts: Vec<AlertRule>,
+    pub alert_limits: AlertLimits,
+}
+
+impl Config {
+    /// Opens the configured GeoIP databases (done once when the pipeline is built).
+    pub fn open_geoip(&self) -> Option<GeoDb> {
+        if self.geoip.is_empty() {
+            return None;
+        }
+        GeoDb::open(self.geoip.clone(), &self.geoip_language).ok()
+    }
 }
 
 /// A config that failed to load.
@@ -75,7 +93,9 @@ impl From<Diagnostic> for ConfigError {
 }
 
 /// The top-level keys of a kaudit config.
-const CONFIG_KEYS: &[&str] = &["policy", "policyFile", "badRecords", "limits"];
+const CONFIG_KEYS: &[&str] = &["policy", "policyFile", "badRecords", "limits", "enrichment", "alerts"];
+const ENRICH_KEYS: &[&str] =
+    &["enabled", "key", "sourceIP", "account", "userKind", "resource", "exec", "timing", "tags", "geoip", "geoipLanguage", "highRiskIPs"];
 
 impl Config {
     /// The embedded default: the seed's audit policy.
@@ -85,6 +105,11 @@ impl Config {
             bad_records: BadRecords::Pass,
             limits: Limits::default(),
             policy_source: "<embedded ack-default-audit-policy.yaml>".into(),
+            enrichment: EnrichConfig::default(),
+            geoip: Vec::new(),
+            geoip_language: "en".into(),
+            alerts: Vec::new(),
+            alert_limits: AlertLimits::default(),
         }
     }
 
@@ -130,6 +155,8 @@ impl Config {
                             other => return Err(c.error(value.pos, format!("expected pass or drop, found {other:?}"))),
                         }
                     }
+                    "enrichment" => decode_enrichment(c, value, files, &mut config)?,
+                    "alerts" => config.alerts = crate::alert::decode_rules(c, value)?,
                     "limits" => {
                         for (k, v) in c.map(value, &["maxEventBytes"])? {
                             if k.name == "maxEventBytes" {
@@ -164,4 +191,56 @@ impl Config {
             Err(ConfigError { errors })
         }
     }
+}
+
+fn decode_enrichment(c: &mut Ctx, node: &Node, files: &dyn FileSource, config: &mut Config) -> Result<(), Diagnostic> {
+    let entries = c.map(node, ENRICH_KEYS)?;
+    if let Some(w) = c.warnings.pop() {
+        return Err(Diagnostic { message: format!("unknown key (expected one of: {})", ENRICH_KEYS.join(", ")), ..w });
+    }
+    let e = &mut config.enrichment;
+    for (key, value) in entries {
+        let name = key.name.as_str();
+        c.at(name, |c| -> Result<(), Diagnostic> {
+            match name {
+                "enabled" => e.enabled = c.bool(value)?,
+                "key" => {
+                    e.key = c.string(value)?;
+                    if e.key.is_empty() {
+                        return Err(c.error(value.pos, "must not be empty"));
+                    }
+                }
+                "sourceIP" => e.source_ip = c.bool(value)?,
+                "account" => e.account = c.bool(value)?,
+                "userKind" => e.user_kind = c.bool(value)?,
+                "resource" => e.resource = c.bool(value)?,
+                "exec" => e.exec = c.bool(value)?,
+                "timing" => e.timing = c.bool(value)?,
+                "tags" => e.tags = c.bool(value)?,
+                "geoipLanguage" => config.geoip_language = c.string(value)?,
+                "geoip" => {
+                    let paths = match &value.kind {
+                        Kind::Str(s) => vec![s.clone()],
+                        _ => c.strings(value)?,
+                    };
+                    let mut dbs = Vec::new();
+                    for path in &paths {
+                        dbs.push(files.read(path).map_err(|err| c.error(value.pos, format!("cannot read GeoIP database: {err}")))?);
+                    }
+                    GeoDb::open(dbs.clone(), "en").map_err(|err| c.error(value.pos, err))?;
+                    config.geoip = dbs;
+                }
+                "highRiskIPs" => {
+                    let nets = c.list(value, |c, n| {
+                        let s = c.string(n)?;
+                        IpSet::parse_entry(&s).map_err(|err| c.error(n.pos, err))
+                    })?;
+                    e.high_risk = IpSet::new(nets);
+                }
+                _ => {}
+            }
+            Ok(())
+        })?;
+    }
+    Ok(())
 }

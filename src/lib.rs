@@ -6,7 +6,9 @@
 //! Data flows one way: host adapter → [`Pipeline`] → [`Outcome`] → host adapter.
 #![forbid(unsafe_code)]
 
+pub mod alert;
 pub mod config;
+pub mod enrich;
 pub mod event;
 pub mod pipeline;
 pub mod policy;

@@ -8,6 +8,9 @@
 use crate::config::{BadRecords, Config};
 use crate::event::framing::{list_items, Records};
 use crate::event::raw::{self, Edit};
+use crate::alert::AlertEngine;
+use crate::enrich::Enricher;
+use crate::event::doc::EventDoc;
 use crate::event::Event;
 use crate::policy::apply::{self, Changes, DropReason, Verdict};
 use crate::policy::{Decision, Evaluator};
@@ -96,6 +99,8 @@ pub struct RecordReport {
 pub struct Pipeline {
     config: Config,
     evaluator: Evaluator,
+    enricher: Enricher,
+    alerts: AlertEngine,
     counters: Counters,
     scratch: String,
     alerts_enabled: bool,
@@ -105,7 +110,9 @@ pub struct Pipeline {
 impl Pipeline {
     pub fn new(config: Config) -> Pipeline {
         let evaluator = Evaluator::new(config.policy.clone());
-        Pipeline { config, evaluator, counters: Counters::default(), scratch: String::new(), alerts_enabled: true, alerts_out: Vec::new() }
+        let enricher = Enricher::new(config.enrichment.clone(), config.open_geoip());
+        let alerts = AlertEngine::new(config.alerts.clone(), config.alert_limits.clone());
+        Pipeline { config, evaluator, enricher, alerts, counters: Counters::default(), scratch: String::new(), alerts_enabled: true, alerts_out: Vec::new() }
     }
 
     /// The pipeline of the embedded default config.
@@ -168,14 +175,34 @@ impl Pipeline {
     }
 
     fn write_kept(&mut self, event: &Event, changes: &Changes, out: &mut String) {
+        let mut enrichment = String::new();
+        if self.enricher.enabled() {
+            self.enricher.enrich_json(event, &mut enrichment);
+        }
+        let append: &[(&str, &str)] = if enrichment.is_empty() { &[] } else { &[(self.enricher.config.key.as_str(), enrichment.as_str())] };
+        if self.alerts_enabled && !self.alerts.is_empty() {
+            let extra: Option<serde_json::Value> = serde_json::from_str(&enrichment).ok();
+            let doc = EventDoc::new(event, &self.enricher.config.key, extra.as_ref()).with_changes(changes);
+            self.alerts.observe(event, &doc, &mut self.alerts_out);
+        }
         if raw::has_line_break(event.obj.text) {
             // Pretty-printed input: emit one line per event.
             self.scratch.clear();
-            apply::write_event(event, changes, &[], &mut self.scratch);
+            apply::write_event(event, changes, append, &mut self.scratch);
             raw::compact_into(&self.scratch, out);
         } else {
-            apply::write_event(event, changes, &[], out);
+            apply::write_event(event, changes, append, out);
         }
+    }
+
+    /// Turns enrichment on or off (the CLI's `filter` applies the policy only).
+    pub fn set_enrichment_enabled(&mut self, on: bool) {
+        self.enricher.config.enabled = on;
+    }
+
+    /// The enricher (for read-only commands that show enrichment, like `query` and reports).
+    pub fn enricher(&self) -> &Enricher {
+        &self.enricher
     }
 
     fn bad(&mut self, bytes: &[u8], out: &mut String, error: String) -> Outcome {
@@ -281,7 +308,10 @@ impl Pipeline {
 
     /// Feeds one already processed (kept) event to the alert rules only; nothing is written.
     pub fn observe_for_alerts(&mut self, event: &[u8]) {
-        let _ = event;
+        let Ok(text) = std::str::from_utf8(event) else { return };
+        let Ok(ev) = Event::parse(text) else { return };
+        let doc = EventDoc::new(&ev, &self.enricher.config.key, None);
+        self.alerts.observe(&ev, &doc, &mut self.alerts_out);
     }
 
     /// The decision for one event, for `explain`.

@@ -4,6 +4,7 @@
 //! response objects stay raw slices, and every member keeps its position so the writer can
 //! splice edits into the original bytes.
 
+pub mod doc;
 pub mod framing;
 pub mod raw;
 pub mod time;

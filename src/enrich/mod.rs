@@ -1,0 +1,280 @@
+//! Enrichment: fields derived from an event, added under one key (`"kaudit"` by default) so the
+//! audit schema is never clobbered. These are what the seed's Log Service computes with SQL
+//! functions at query time (`ip_to_domain`, `ip_to_country`, `security_check_ip`, the account
+//! CASE expression, `regexp_extract` on requestURI), computed once in the pipeline instead.
+
+pub mod account;
+pub mod exec;
+pub mod geo;
+pub mod ip;
+pub mod mmdb_writer;
+pub mod resource;
+
+use std::net::IpAddr;
+
+use crate::event::raw::write_json_str;
+use crate::event::Event;
+
+pub use geo::{GeoDb, GeoInfo};
+pub use ip::{IpScope, IpSet};
+
+/// Which groups of fields to compute (each can be switched off in the config).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EnrichConfig {
+    pub enabled: bool,
+    /// The key the fields are added under.
+    pub key: String,
+    pub source_ip: bool,
+    pub account: bool,
+    pub user_kind: bool,
+    pub resource: bool,
+    pub exec: bool,
+    pub timing: bool,
+    pub tags: bool,
+    /// High-risk networks (the seed's `security_check_ip`).
+    pub high_risk: IpSet,
+}
+
+impl Default for EnrichConfig {
+    fn default() -> Self {
+        EnrichConfig {
+            enabled: true,
+            key: "kaudit".into(),
+            source_ip: true,
+            account: true,
+            user_kind: true,
+            resource: true,
+            exec: true,
+            timing: true,
+            tags: true,
+            high_risk: IpSet::default(),
+        }
+    }
+}
+
+/// The derived fields of one event.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Enrichment {
+    /// First of `sourceIPs` (client-supplied, e.g. X-Forwarded-For).
+    pub source_ip: Option<String>,
+    /// Last of `sourceIPs` (the connection's peer).
+    pub peer_ip: Option<String>,
+    pub ip_scope: Option<IpScope>,
+    pub geo: Option<GeoInfo>,
+    pub high_risk: Option<bool>,
+    pub account: Option<String>,
+    pub impersonated_user: Option<String>,
+    pub user_kind: Option<&'static str>,
+    pub resource_type: Option<String>,
+    pub resource_category: Option<&'static str>,
+    pub exec: Option<exec::ExecInfo>,
+    pub latency_ms: Option<f64>,
+    pub success: Option<bool>,
+    pub operation: Option<&'static str>,
+    pub tags: Vec<&'static str>,
+}
+
+/// Tags for the seed's important operations.
+pub const TAG_INTERNET: &str = "internet-access";
+pub const TAG_EXEC: &str = "command-execution";
+pub const TAG_DELETE: &str = "resource-deletion";
+pub const TAG_SECRET: &str = "secret-access";
+
+/// Computes enrichments; holds the loaded GeoIP databases.
+#[derive(Debug, Default)]
+pub struct Enricher {
+    pub config: EnrichConfig,
+    pub geo: Option<GeoDb>,
+}
+
+impl Enricher {
+    pub fn new(config: EnrichConfig, geo: Option<GeoDb>) -> Self {
+        Enricher { config, geo }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.config.enabled
+    }
+
+    /// Derives every enabled field from `ev`.
+    pub fn enrich(&self, ev: &Event) -> Enrichment {
+        let c = &self.config;
+        let mut e = Enrichment::default();
+        let first_ip = ev.source_ips.first().map(|s| s.as_ref());
+        if c.source_ip {
+            e.source_ip = first_ip.map(str::to_string);
+            e.peer_ip = ev.source_ips.last().map(|s| s.to_string());
+            let parsed: Option<IpAddr> = first_ip.and_then(ip::parse_ip);
+            e.ip_scope = first_ip.map(|_| parsed.map_or(IpScope::Invalid, ip::scope));
+            if let (Some(addr), Some(db)) = (parsed, &self.geo) {
+                e.geo = db.lookup(addr);
+            }
+            if !c.high_risk.is_empty() {
+                e.high_risk = Some(parsed.is_some_and(|a| c.high_risk.contains(a)));
+            }
+        }
+        if c.account {
+            e.account = Some(account::acting_account(ev).to_string());
+            e.impersonated_user = ev.impersonated_user.as_ref().and_then(|u| u.username.as_deref()).map(str::to_string);
+        }
+        if c.user_kind {
+            e.user_kind = Some(account::user_kind(ev));
+        }
+        if c.resource {
+            if let Some(oref) = &ev.object_ref {
+                let r = oref.resource();
+                if !r.is_empty() {
+                    e.resource_type = Some(r.to_string());
+                    e.resource_category = Some(resource::category(r));
+                }
+            }
+            e.operation = Some(resource::operation(&ev.verb));
+        }
+        if c.exec {
+            e.exec = exec::from_event(ev);
+        }
+        if c.timing {
+            if let (Some(stage), Some(received)) = (ev.stage_time_micros(), ev.received_time_micros()) {
+                e.latency_ms = Some((stage - received) as f64 / 1000.0);
+            }
+            e.success = ev.code().map(|code| code < 400);
+        }
+        if c.tags {
+            if e.ip_scope.unwrap_or_else(|| first_ip.and_then(ip::parse_ip).map_or(IpScope::Invalid, ip::scope)) == IpScope::Internet {
+                e.tags.push(TAG_INTERNET);
+            }
+            let oref = ev.object_ref.as_ref();
+            let sub = oref.map_or("", |o| o.subresource());
+            let res = oref.map_or("", |o| o.resource());
+            if res == "pods" && matches!(sub, "exec" | "attach") {
+                e.tags.push(TAG_EXEC);
+            }
+            if matches!(ev.verb.as_ref(), "delete" | "deletecollection") {
+                e.tags.push(TAG_DELETE);
+            }
+            if res == "secrets" && sub.is_empty() && matches!(ev.verb.as_ref(), "get" | "list" | "watch") {
+                e.tags.push(TAG_SECRET);
+            }
+        }
+        e
+    }
+
+    /// Enriches `ev` and writes the fields as one JSON object (stable key order).
+    pub fn enrich_json(&self, ev: &Event, out: &mut String) {
+        self.enrich(ev).write_json(out);
+    }
+}
+
+impl Enrichment {
+    /// Writes the fields as a JSON object; absent fields are left out.
+    pub fn write_json(&self, out: &mut String) {
+        let mut w = ObjWriter::new(out);
+        if let Some(v) = &self.source_ip {
+            w.str("sourceIP", v);
+        }
+        if let Some(v) = &self.peer_ip {
+            w.str("peerIP", v);
+        }
+        if let Some(v) = self.ip_scope {
+            w.str("ipScope", v.as_str());
+        }
+        if let Some(g) = &self.geo {
+            w.key("geo");
+            g.write_json(w.out);
+        }
+        if let Some(v) = self.high_risk {
+            w.bool("highRiskIP", v);
+        }
+        if let Some(v) = &self.account {
+            w.str("account", v);
+        }
+        if let Some(v) = &self.impersonated_user {
+            w.str("impersonatedUser", v);
+        }
+        if let Some(v) = self.user_kind {
+            w.str("userKind", v);
+        }
+        if let Some(v) = &self.resource_type {
+            w.str("resourceType", v);
+        }
+        if let Some(v) = self.resource_category {
+            w.str("resourceCategory", v);
+        }
+        if let Some(x) = &self.exec {
+            w.key(x.kind);
+            x.write_json(w.out);
+        }
+        if let Some(v) = self.latency_ms {
+            w.key("latencyMs");
+            w.out.push_str(&format_ms(v));
+        }
+        if let Some(v) = self.success {
+            w.bool("success", v);
+        }
+        if let Some(v) = self.operation {
+            w.str("operation", v);
+        }
+        if !self.tags.is_empty() {
+            w.key("tags");
+            w.out.push('[');
+            for (i, t) in self.tags.iter().enumerate() {
+                if i > 0 {
+                    w.out.push(',');
+                }
+                write_json_str(w.out, t);
+            }
+            w.out.push(']');
+        }
+        w.end();
+    }
+}
+
+/// Milliseconds with at most 3 decimals, no trailing zeros (`35.798`, `250`).
+fn format_ms(v: f64) -> String {
+    let s = format!("{v:.3}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s.is_empty() || s == "-" {
+        "0".into()
+    } else {
+        s.to_string()
+    }
+}
+
+/// Writes a JSON object member by member.
+pub(crate) struct ObjWriter<'o> {
+    pub out: &'o mut String,
+    first: bool,
+}
+
+impl<'o> ObjWriter<'o> {
+    pub fn new(out: &'o mut String) -> Self {
+        out.push('{');
+        ObjWriter { out, first: true }
+    }
+    pub fn key(&mut self, k: &str) {
+        if !self.first {
+            self.out.push(',');
+        }
+        self.first = false;
+        write_json_str(self.out, k);
+        self.out.push(':');
+    }
+    pub fn str(&mut self, k: &str, v: &str) {
+        self.key(k);
+        write_json_str(self.out, v);
+    }
+    pub fn bool(&mut self, k: &str, v: bool) {
+        self.key(k);
+        self.out.push_str(if v { "true" } else { "false" });
+    }
+    pub fn num(&mut self, k: &str, v: impl std::fmt::Display) {
+        self.key(k);
+        self.out.push_str(&v.to_string());
+    }
+    pub fn end(self) {
+        self.out.push('}');
+    }
+}
+
+#[cfg(test)]
+mod tests;
