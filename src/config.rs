@@ -3,7 +3,7 @@
 //! The core does no I/O: files a config refers to (a policy file, a GeoIP database) are read
 //! through a [`FileSource`] the host provides, relative paths resolved by the host.
 
-use crate::alert::{AlertLimits, AlertRule};
+use crate::alert::AlertConfig;
 use crate::enrich::{EnrichConfig, GeoDb, IpSet};
 use crate::policy::{self, Policy};
 use crate::yaml::{self, Ctx, Diagnostic, Kind, Node};
@@ -57,8 +57,7 @@ pub struct Config {
     /// GeoIP database bytes (read through the host's [`FileSource`]) and the name language.
     pub geoip: Vec<Vec<u8>>,
     pub geoip_language: String,
-    pub alerts: Vec<AlertRule>,
-    pub alert_limits: AlertLimits,
+    pub alerts: AlertConfig,
 }
 
 impl Config {
@@ -108,8 +107,7 @@ impl Config {
             enrichment: EnrichConfig::default(),
             geoip: Vec::new(),
             geoip_language: "en".into(),
-            alerts: Vec::new(),
-            alert_limits: AlertLimits::default(),
+            alerts: AlertConfig::embedded_default(),
         }
     }
 
@@ -156,7 +154,7 @@ impl Config {
                         }
                     }
                     "enrichment" => decode_enrichment(c, value, files, &mut config)?,
-                    "alerts" => config.alerts = crate::alert::decode_rules(c, value)?,
+                    "alerts" => config.alerts = crate::alert::decode_config(c, value, files)?,
                     "limits" => {
                         for (k, v) in c.map(value, &["maxEventBytes"])? {
                             if k.name == "maxEventBytes" {

@@ -111,7 +111,7 @@ impl Pipeline {
     pub fn new(config: Config) -> Pipeline {
         let evaluator = Evaluator::new(config.policy.clone());
         let enricher = Enricher::new(config.enrichment.clone(), config.open_geoip());
-        let alerts = AlertEngine::new(config.alerts.clone(), config.alert_limits.clone());
+        let alerts = AlertEngine::new(&config.alerts);
         Pipeline { config, evaluator, enricher, alerts, counters: Counters::default(), scratch: String::new(), alerts_enabled: true, alerts_out: Vec::new() }
     }
 
