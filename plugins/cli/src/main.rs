@@ -3,6 +3,8 @@
 
 mod input;
 mod policy_cmd;
+mod report_cmd;
+mod run_cmd;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -26,19 +28,25 @@ enum Command {
     Filter(FilterArgs),
     /// Print the policy decision for every event as one JSON line.
     Explain(ExplainArgs),
+    /// Policy, enrichment and alerts: kept events (enriched) on stdout, alerts as JSON lines.
+    Run(run_cmd::RunArgs),
+    /// Print the events that match a search-language query (see docs/QUERY.md).
+    Query(run_cmd::QueryArgs),
+    /// Audit reports (overview, operations overview, operation details) as JSON or HTML.
+    Report(report_cmd::ReportArgs),
     /// Check an audit policy, or measure what it would keep from recorded logs.
     #[command(subcommand)]
     Policy(PolicyCommand),
 }
 
 #[derive(Args)]
-struct Source {
+pub struct Source {
     /// kaudit config file (YAML); the embedded default (the seed's policy) when absent.
     #[arg(long, value_name = "FILE")]
-    config: Option<PathBuf>,
+    pub config: Option<PathBuf>,
     /// Audit policy file (YAML or JSON, audit.k8s.io/v1 or v1beta1); overrides the config's policy.
     #[arg(long, value_name = "FILE")]
-    policy: Option<PathBuf>,
+    pub policy: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -89,6 +97,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Filter(args) => filter(args),
         Command::Explain(args) => explain(args),
+        Command::Run(args) => run_cmd::run(args),
+        Command::Query(args) => run_cmd::query(args),
+        Command::Report(args) => report_cmd::report(args),
         Command::Policy(PolicyCommand::Check { file }) => policy_cmd::check(&file),
         Command::Policy(PolicyCommand::Impact { policy, json, logs }) => policy_cmd::impact(&policy, &logs, json),
     };
@@ -102,22 +113,22 @@ fn main() -> ExitCode {
 }
 
 /// Writes output in large blocks; a closed pipe (e.g. `| head`) ends quietly.
-struct Output {
+pub struct Output {
     out: std::io::StdoutLock<'static>,
-    buf: String,
+    pub buf: String,
 }
 
 impl Output {
-    fn new() -> Self {
+    pub fn new() -> Self {
         Output { out: std::io::stdout().lock(), buf: String::with_capacity(1 << 20) }
     }
-    fn flush_if_full(&mut self) -> Result<(), String> {
+    pub fn flush_if_full(&mut self) -> Result<(), String> {
         if self.buf.len() >= 1 << 20 {
             self.flush()?;
         }
         Ok(())
     }
-    fn flush(&mut self) -> Result<(), String> {
+    pub fn flush(&mut self) -> Result<(), String> {
         let r = self.out.write_all(self.buf.as_bytes()).and_then(|_| self.out.flush());
         self.buf.clear();
         match r {
@@ -132,6 +143,9 @@ fn filter(args: FilterArgs) -> Result<ExitCode, String> {
     if args.drop_bad {
         pipeline.set_bad_records(BadRecords::Drop);
     }
+    // `filter` is the policy alone; `run` adds enrichment and alerts.
+    pipeline.set_enrichment_enabled(false);
+    pipeline.set_alerts_enabled(false);
     let inputs = input::read_inputs(&args.files)?;
     let mut out = Output::new();
     for input in &inputs {
@@ -147,6 +161,12 @@ fn filter(args: FilterArgs) -> Result<ExitCode, String> {
         }
     }
     out.flush()?;
+    print_summary(&pipeline);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The one-line summary on stderr (read = kept + dropped + bad + oversized).
+pub fn print_summary(pipeline: &kaudit::Pipeline) {
     let c = pipeline.counters();
     eprintln!(
         "kaudit: read {} events: kept {} ({} stripped), dropped {} ({} level None, {} omitted stage), bad {} ({}), oversized {}",
@@ -160,10 +180,9 @@ fn filter(args: FilterArgs) -> Result<ExitCode, String> {
         if pipeline.config().bad_records == BadRecords::Pass { "passed through" } else { "dropped" },
         c.oversized
     );
-    Ok(ExitCode::SUCCESS)
 }
 
-fn report_bad(name: &str, r: &RecordReport) {
+pub fn report_bad(name: &str, r: &RecordReport) {
     if let Outcome::Bad { error, passed } = &r.outcome {
         let item = r.item.map(|i| format!(" item {i}")).unwrap_or_default();
         let action = if *passed { "passed through" } else { "dropped" };

@@ -1,0 +1,151 @@
+//! `kaudit run` (policy + enrichment + alerts) and `kaudit query`.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use kaudit::event::doc::EventDoc;
+use kaudit::event::framing::{for_each_event, Records};
+use kaudit::query::Query;
+use kaudit::BadRecords;
+
+use crate::{input, print_summary, report_bad, Output, Source};
+
+#[derive(Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    source: Source,
+    /// Where alerts go, one JSON object per line: `stderr` (default), `stdout`, or a file.
+    #[arg(long, value_name = "stderr|stdout|FILE", default_value = "stderr")]
+    alerts: String,
+    /// Do not write events, only alerts.
+    #[arg(long)]
+    no_events: bool,
+    /// Drop records that are not valid audit events instead of passing them through.
+    #[arg(long)]
+    drop_bad: bool,
+    /// Do not report each bad record on stderr.
+    #[arg(long, short)]
+    quiet: bool,
+    /// Audit logs; stdin when none or `-`.
+    files: Vec<PathBuf>,
+}
+
+enum AlertSink {
+    Stderr,
+    Stdout,
+    File(std::fs::File),
+}
+
+impl AlertSink {
+    fn write(&mut self, alerts: Vec<String>, events: &mut Output) -> Result<(), String> {
+        for a in alerts {
+            match self {
+                AlertSink::Stderr => eprintln!("{a}"),
+                AlertSink::Stdout => {
+                    events.buf.push_str(&a);
+                    events.buf.push('\n');
+                }
+                AlertSink::File(f) => writeln!(f, "{a}").map_err(|e| format!("alerts file: {e}"))?,
+            }
+        }
+        Ok(())
+    }
+}
+
+pub fn run(args: RunArgs) -> Result<ExitCode, String> {
+    let mut pipeline = input::load_pipeline(args.source.config.as_deref(), args.source.policy.as_deref())?;
+    if args.drop_bad {
+        pipeline.set_bad_records(BadRecords::Drop);
+    }
+    let mut sink = match args.alerts.as_str() {
+        "stderr" => AlertSink::Stderr,
+        "stdout" | "-" => AlertSink::Stdout,
+        path => AlertSink::File(std::fs::File::create(path).map_err(|e| format!("{path}: {e}"))?),
+    };
+    let inputs = input::read_inputs(&args.files)?;
+    let mut out = Output::new();
+    let mut discard = String::new();
+    let mut alerts = 0usize;
+    for input in &inputs {
+        for record in Records::new(&input.bytes) {
+            let (name, quiet) = (&input.name, args.quiet);
+            let target = if args.no_events { &mut discard } else { &mut out.buf };
+            pipeline.process_document(record.bytes, record.line, target, &mut |r| {
+                if !quiet {
+                    report_bad(name, r);
+                }
+            });
+            discard.clear();
+            let raised = pipeline.take_alerts();
+            alerts += raised.len();
+            sink.write(raised, &mut out)?;
+            out.flush_if_full()?;
+        }
+    }
+    out.flush()?;
+    print_summary(&pipeline);
+    eprintln!("kaudit: {alerts} alerts");
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args)]
+pub struct QueryArgs {
+    /// The query, e.g. 'verb : create and objectRef.subresource:exec' (docs/QUERY.md).
+    query: String,
+    #[command(flatten)]
+    source: Source,
+    /// Print the matching events with the enrichment added (under `kaudit`).
+    #[arg(long)]
+    enrich: bool,
+    /// Print only the number of matching events.
+    #[arg(long, short)]
+    count: bool,
+    /// Audit logs; stdin when none.
+    files: Vec<PathBuf>,
+}
+
+/// Exit status like grep: 0 when something matched, 1 when nothing did, 2 on errors.
+pub fn query(args: QueryArgs) -> Result<ExitCode, String> {
+    let query = match Query::parse(&args.query) {
+        Ok(q) => q,
+        Err(e) => {
+            eprintln!("kaudit: invalid query: {e}\n{}", e.render(&args.query));
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let pipeline = input::load_pipeline(args.source.config.as_deref(), args.source.policy.as_deref())?;
+    let enricher = pipeline.enricher();
+    let key = enricher.config.key.clone();
+    let inputs = input::read_inputs(&args.files)?;
+    let mut out = Output::new();
+    let mut matched = 0u64;
+    for input in &inputs {
+        for_each_event(&input.bytes, &mut |_, _, parsed| {
+            let Ok(event) = parsed else { return };
+            let mut enrichment = String::new();
+            enricher.enrich_json(&event, &mut enrichment);
+            let extra: Option<serde_json::Value> = serde_json::from_str(&enrichment).ok();
+            let doc = EventDoc::new(&event, &key, extra.as_ref());
+            if !query.matches(&doc) {
+                return;
+            }
+            matched += 1;
+            if args.count {
+                return;
+            }
+            if args.enrich {
+                kaudit::policy::apply::write_event(&event, &Default::default(), &[(&key, &enrichment)], &mut out.buf);
+            } else {
+                kaudit::event::raw::compact_into(event.obj.text.trim(), &mut out.buf);
+            }
+            out.buf.push('\n');
+        });
+        out.flush()?;
+    }
+    if args.count {
+        println!("{matched}");
+    }
+    Ok(if matched > 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
