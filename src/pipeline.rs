@@ -7,7 +7,7 @@
 
 use crate::config::{BadRecords, Config};
 use crate::event::framing::{list_items, Records};
-use crate::event::raw::{self, Edit};
+use crate::event::raw::{self, Edit, OutBuf};
 use crate::alert::AlertEngine;
 use crate::enrich::Enricher;
 use crate::event::doc::EventDoc;
@@ -139,16 +139,16 @@ impl Pipeline {
 
     /// Processes one record that should be a single audit event (a Fluent Bit record, a line).
     /// Whatever is kept or passed through is appended to `out`; nothing is appended on a drop.
-    pub fn process_record(&mut self, bytes: &[u8], out: &mut String) -> Outcome {
-        let before = out.len();
+    pub fn process_record<O: OutBuf + ?Sized>(&mut self, bytes: &[u8], out: &mut O) -> Outcome {
+        let before = out.out_len();
         let outcome = self.record_outcome(bytes, out);
         self.counters.count(&outcome);
         self.counters.bytes_in += bytes.len() as u64;
-        self.counters.bytes_out += (out.len() - before) as u64;
+        self.counters.bytes_out += (out.out_len() - before) as u64;
         outcome
     }
 
-    fn record_outcome(&mut self, bytes: &[u8], out: &mut String) -> Outcome {
+    fn record_outcome<O: OutBuf + ?Sized>(&mut self, bytes: &[u8], out: &mut O) -> Outcome {
         if bytes.len() > self.config.limits.max_event_bytes {
             return self.pass_through(bytes, out, None);
         }
@@ -163,7 +163,7 @@ impl Pipeline {
         self.decide_and_write(&event, out)
     }
 
-    fn decide_and_write(&mut self, event: &Event, out: &mut String) -> Outcome {
+    fn decide_and_write<O: OutBuf + ?Sized>(&mut self, event: &Event, out: &mut O) -> Outcome {
         let decision = self.evaluator.evaluate_event(event);
         match apply::verdict(&decision, event) {
             Verdict::Drop(reason) => Outcome::Dropped { reason, rule: decision.rule },
@@ -174,7 +174,7 @@ impl Pipeline {
         }
     }
 
-    fn write_kept(&mut self, event: &Event, changes: &Changes, out: &mut String) {
+    fn write_kept<O: OutBuf + ?Sized>(&mut self, event: &Event, changes: &Changes, out: &mut O) {
         let mut enrichment = String::new();
         if self.enricher.enabled() {
             self.enricher.enrich_json(event, &mut enrichment);
@@ -205,45 +205,45 @@ impl Pipeline {
         &self.enricher
     }
 
-    fn bad(&mut self, bytes: &[u8], out: &mut String, error: String) -> Outcome {
+    fn bad<O: OutBuf + ?Sized>(&mut self, bytes: &[u8], out: &mut O, error: String) -> Outcome {
         let passed = self.config.bad_records == BadRecords::Pass;
         if passed {
-            out.push_str(&String::from_utf8_lossy(bytes));
+            out.put_raw(bytes);
         }
         Outcome::Bad { error, passed }
     }
 
-    fn pass_through(&mut self, bytes: &[u8], out: &mut String, _why: Option<&str>) -> Outcome {
-        out.push_str(&String::from_utf8_lossy(bytes));
+    fn pass_through<O: OutBuf + ?Sized>(&mut self, bytes: &[u8], out: &mut O, _why: Option<&str>) -> Outcome {
+        out.put_raw(bytes);
         Outcome::Oversized
     }
 
     /// Processes a stream: JSON lines, pretty-printed events, EventLists and arrays of events.
     /// Every kept or passed-through event is written to `out` as one line. `report` sees every
     /// event's outcome with its position.
-    pub fn process_stream(&mut self, input: &[u8], out: &mut String, report: &mut dyn FnMut(&RecordReport)) {
+    pub fn process_stream<O: OutBuf + ?Sized>(&mut self, input: &[u8], out: &mut O, report: &mut dyn FnMut(&RecordReport)) {
         for record in Records::new(input) {
             self.process_document(record.bytes, record.line, out, report);
         }
     }
 
     /// One framed document: an event, an EventList or an array of events.
-    pub fn process_document(&mut self, bytes: &[u8], line: usize, out: &mut String, report: &mut dyn FnMut(&RecordReport)) {
+    pub fn process_document<O: OutBuf + ?Sized>(&mut self, bytes: &[u8], line: usize, out: &mut O, report: &mut dyn FnMut(&RecordReport)) {
         if let Some(items) = list_items(bytes) {
             for (i, item) in items.iter().enumerate() {
-                let before = out.len();
+                let before = out.out_len();
                 let outcome = self.process_record(item.as_bytes(), out);
-                if out.len() > before {
-                    out.push('\n');
+                if out.out_len() > before {
+                    out.put("\n");
                 }
                 report(&RecordReport { line, item: Some(i), outcome });
             }
             return;
         }
-        let before = out.len();
+        let before = out.out_len();
         let outcome = self.process_record(bytes, out);
-        if out.len() > before {
-            out.push('\n');
+        if out.out_len() > before {
+            out.put("\n");
         }
         report(&RecordReport { line, item: None, outcome });
     }
@@ -251,7 +251,7 @@ impl Pipeline {
     /// Processes a webhook batch body and writes it back in the same framing: an EventList
     /// keeps its envelope with the kept items, an array stays an array, JSON lines stay lines.
     /// A body that cannot be framed at all is written through untouched.
-    pub fn process_batch(&mut self, body: &[u8], out: &mut String) -> BatchSummary {
+    pub fn process_batch<O: OutBuf + ?Sized>(&mut self, body: &[u8], out: &mut O) -> BatchSummary {
         let mut summary = BatchSummary::default();
         let text = std::str::from_utf8(body).ok();
         let trimmed = text.map(str::trim_start);
@@ -269,16 +269,12 @@ impl Pipeline {
                 }
                 let items = format!("[{}]", kept.join(","));
                 if t.trim_start().starts_with('[') {
-                    out.push_str(&items);
+                    out.put(&items);
                 } else if let Ok(obj) = raw::parse_object(t) {
                     obj.rebuild(out, |_, m| if m.key == "items" { Edit::Replace(items.clone()) } else { Edit::Keep }, &[]);
                 }
             }
-            _ => {
-                let mut lines = String::new();
-                self.process_stream(body, &mut lines, &mut |r| summary.count(&r.outcome));
-                out.push_str(&lines);
-            }
+            _ => self.process_stream(body, out, &mut |r| summary.count(&r.outcome)),
         }
         summary
     }

@@ -8,6 +8,42 @@ use std::fmt;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
+/// Where output bytes go: a `String` (text only; bytes that are not UTF-8 are written lossily)
+/// or a `Vec<u8>` (exact, so a record that is not UTF-8 passes through untouched).
+pub trait OutBuf {
+    fn put(&mut self, s: &str);
+    fn put_raw(&mut self, b: &[u8]);
+    fn out_len(&self) -> usize;
+    fn put_char(&mut self, c: char) {
+        let mut buf = [0u8; 4];
+        self.put(c.encode_utf8(&mut buf));
+    }
+}
+
+impl OutBuf for String {
+    fn put(&mut self, s: &str) {
+        self.push_str(s);
+    }
+    fn put_raw(&mut self, b: &[u8]) {
+        self.push_str(&String::from_utf8_lossy(b));
+    }
+    fn out_len(&self) -> usize {
+        self.len()
+    }
+}
+
+impl OutBuf for Vec<u8> {
+    fn put(&mut self, s: &str) {
+        self.extend_from_slice(s.as_bytes());
+    }
+    fn put_raw(&mut self, b: &[u8]) {
+        self.extend_from_slice(b);
+    }
+    fn out_len(&self) -> usize {
+        self.len()
+    }
+}
+
 /// A string decoded from JSON, borrowed from the input unless it contained escapes.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct CowStr<'a>(pub Cow<'a, str>);
@@ -66,8 +102,8 @@ impl<'a> RawObject<'a> {
 
     /// Rebuilds the object: members for which `edit` returns `Keep` are copied as they are,
     /// `Replace` swaps the value text, `Remove` leaves the member out; `append` members follow.
-    pub fn rebuild(&self, out: &mut String, mut edit: impl FnMut(usize, &Member<'a>) -> Edit, append: &[(&str, &str)]) {
-        out.push('{');
+    pub fn rebuild<O: OutBuf + ?Sized>(&self, out: &mut O, mut edit: impl FnMut(usize, &Member<'a>) -> Edit, append: &[(&str, &str)]) {
+        out.put("{");
         let mut first = true;
         for (i, m) in self.members.iter().enumerate() {
             let replacement = match edit(i, m) {
@@ -76,25 +112,27 @@ impl<'a> RawObject<'a> {
                 Edit::Replace(v) => Some(v),
             };
             if !first {
-                out.push(',');
+                out.put(",");
             }
             first = false;
-            out.push_str(&self.text[m.key_start..m.start]);
+            out.put(&self.text[m.key_start..m.start]);
             match replacement {
-                Some(v) => out.push_str(&v),
-                None => out.push_str(m.value),
+                Some(v) => out.put(&v),
+                None => out.put(m.value),
             }
         }
         for (key, value) in append {
             if !first {
-                out.push(',');
+                out.put(",");
             }
             first = false;
-            write_json_str(out, key);
-            out.push(':');
-            out.push_str(value);
+            let mut k = String::with_capacity(key.len() + 2);
+            write_json_str(&mut k, key);
+            out.put(&k);
+            out.put(":");
+            out.put(value);
         }
-        out.push('}');
+        out.put("}");
     }
 }
 
@@ -237,7 +275,7 @@ pub fn write_json_str(out: &mut String, s: &str) {
 }
 
 /// Copies valid JSON text without insignificant whitespace (for multi-line input written as JSON lines).
-pub fn compact_into(text: &str, out: &mut String) {
+pub fn compact_into<O: OutBuf + ?Sized>(text: &str, out: &mut O) {
     let bytes = text.as_bytes();
     let mut in_str = false;
     let mut escaped = false;
@@ -254,11 +292,11 @@ pub fn compact_into(text: &str, out: &mut String) {
         } else if b == b'"' {
             in_str = true;
         } else if matches!(b, b' ' | b'\n' | b'\r' | b'\t') {
-            out.push_str(&text[run_start..i]);
+            out.put(&text[run_start..i]);
             run_start = i + 1;
         }
     }
-    out.push_str(&text[run_start..]);
+    out.put(&text[run_start..]);
 }
 
 /// Whether a JSON text contains a raw line break (outside strings it's whitespace; inside, JSON forbids it).

@@ -2,7 +2,7 @@
 //! this policy been in force (never more than the event already holds).
 
 use super::eval::Decision;
-use crate::event::raw::{self, Edit, RawObject};
+use crate::event::raw::{self, Edit, OutBuf, RawObject};
 use crate::event::{Event, Level};
 
 /// Why an event was dropped.
@@ -79,9 +79,9 @@ pub fn verdict(decision: &Decision, event: &Event) -> Verdict {
 
 /// Writes `event` with `changes` (and `append`ed members) applied into `out`.
 /// An event without changes is copied byte for byte.
-pub fn write_event(event: &Event, changes: &Changes, append: &[(&str, &str)], out: &mut String) {
+pub fn write_event<O: OutBuf + ?Sized>(event: &Event, changes: &Changes, append: &[(&str, &str)], out: &mut O) {
     if changes.is_empty() && append.is_empty() {
-        out.push_str(event.obj.text.trim());
+        out.put(event.obj.text.trim());
         return;
     }
     let append_keys: Vec<&str> = append.iter().map(|(k, _)| *k).collect();

@@ -115,12 +115,12 @@ fn main() -> ExitCode {
 /// Writes output in large blocks; a closed pipe (e.g. `| head`) ends quietly.
 pub struct Output {
     out: std::io::StdoutLock<'static>,
-    pub buf: String,
+    pub buf: Vec<u8>,
 }
 
 impl Output {
     pub fn new() -> Self {
-        Output { out: std::io::stdout().lock(), buf: String::with_capacity(1 << 20) }
+        Output { out: std::io::stdout().lock(), buf: Vec::with_capacity(1 << 20) }
     }
     pub fn flush_if_full(&mut self) -> Result<(), String> {
         if self.buf.len() >= 1 << 20 {
@@ -129,7 +129,7 @@ impl Output {
         Ok(())
     }
     pub fn flush(&mut self) -> Result<(), String> {
-        let r = self.out.write_all(self.buf.as_bytes()).and_then(|_| self.out.flush());
+        let r = self.out.write_all(&self.buf).and_then(|_| self.out.flush());
         self.buf.clear();
         match r {
             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
@@ -200,8 +200,8 @@ fn explain(args: ExplainArgs) -> Result<ExitCode, String> {
             match parsed {
                 Ok(event) => {
                     let decision = pipeline.explain(&event);
-                    out.buf.push_str(&explain_json(&event, &decision));
-                    out.buf.push('\n');
+                    out.buf.extend_from_slice(explain_json(&event, &decision).as_bytes());
+                    out.buf.push(b'\n');
                 }
                 Err(error) => {
                     bad += 1;

@@ -44,8 +44,8 @@ impl AlertSink {
             match self {
                 AlertSink::Stderr => eprintln!("{a}"),
                 AlertSink::Stdout => {
-                    events.buf.push_str(&a);
-                    events.buf.push('\n');
+                    events.buf.extend_from_slice(a.as_bytes());
+                    events.buf.push(b'\n');
                 }
                 AlertSink::File(f) => writeln!(f, "{a}").map_err(|e| format!("alerts file: {e}"))?,
             }
@@ -66,7 +66,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, String> {
     };
     let inputs = input::read_inputs(&args.files)?;
     let mut out = Output::new();
-    let mut discard = String::new();
+    let mut discard: Vec<u8> = Vec::new();
     let mut alerts = 0usize;
     for input in &inputs {
         for record in Records::new(&input.bytes) {
@@ -140,7 +140,7 @@ pub fn query(args: QueryArgs) -> Result<ExitCode, String> {
             } else {
                 kaudit::event::raw::compact_into(event.obj.text.trim(), &mut out.buf);
             }
-            out.buf.push('\n');
+            out.buf.push(b'\n');
         });
         out.flush()?;
     }
