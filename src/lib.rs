@@ -8,11 +8,13 @@
 
 pub mod alert;
 pub mod config;
+pub mod corpus;
 pub mod enrich;
 pub mod event;
 pub mod pipeline;
 pub mod policy;
 pub mod query;
+pub mod report;
 pub mod yaml;
 
 pub use config::{BadRecords, Config, ConfigError, FileSource, NoFiles};
