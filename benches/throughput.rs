@@ -27,8 +27,15 @@ fn pipeline_run(input: &[u8], enrich_and_alerts: bool) -> usize {
     let mut p = Pipeline::embedded_default();
     p.set_enrichment_enabled(enrich_and_alerts);
     p.set_alerts_enabled(enrich_and_alerts);
-    let mut out = Vec::with_capacity(input.len());
-    p.process_stream(input, &mut out, &mut |_| {});
+    // Like the CLI: one reused output buffer, flushed (here: cleared) every megabyte.
+    let mut out = Vec::with_capacity(2 << 20);
+    for record in kaudit::event::framing::Records::new(input) {
+        p.process_document(record.bytes, record.line, &mut out, &mut |_| {});
+        if out.len() >= 1 << 20 {
+            black_box(&out);
+            out.clear();
+        }
+    }
     black_box(&out);
     black_box(p.take_alerts());
     p.counters().read as usize
@@ -62,6 +69,16 @@ fn main() {
     let input = kaudit::corpus::generate(n, 42);
     let lines = input.iter().filter(|b| **b == b'\n').count();
     println!("corpus: {lines} events, {:.1} MB (kaudit::corpus::generate({n}, 42))", input.len() as f64 / 1e6);
+    // KAUDIT_BENCH_ONLY=run|filter|skim runs one variant (for profiling).
+    if let Ok(only) = std::env::var("KAUDIT_BENCH_ONLY") {
+        let f: &dyn Fn(&[u8]) -> usize = match only.as_str() {
+            "skim" => &skim,
+            "filter" => &|i| pipeline_run(i, false),
+            _ => &|i| pipeline_run(i, true),
+        };
+        measure(&only, &input, f);
+        return;
+    }
     let (skim_t, _) = measure("serde_json skim (IgnoredAny)", &input, &skim);
     let (filter_t, _) = measure("kaudit filter (seed policy)", &input, &|i| pipeline_run(i, false));
     let (run_t, _) = measure("kaudit run (default config)", &input, &|i| pipeline_run(i, true));

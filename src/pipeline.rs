@@ -6,7 +6,8 @@
 //! by default, passed through untouched: kaudit never loses a record.
 
 use crate::config::{BadRecords, Config};
-use crate::event::framing::{list_items, Records};
+use crate::event::framing::{frame, list_items, Framed, Records};
+use crate::event::RawObject;
 use crate::event::raw::{self, Edit, OutBuf};
 use crate::alert::AlertEngine;
 use crate::enrich::Enricher;
@@ -142,10 +143,14 @@ impl Pipeline {
     pub fn process_record<O: OutBuf + ?Sized>(&mut self, bytes: &[u8], out: &mut O) -> Outcome {
         let before = out.out_len();
         let outcome = self.record_outcome(bytes, out);
-        self.counters.count(&outcome);
-        self.counters.bytes_in += bytes.len() as u64;
-        self.counters.bytes_out += (out.out_len() - before) as u64;
+        self.account(bytes.len(), before, out, &outcome);
         outcome
+    }
+
+    fn account<O: OutBuf + ?Sized>(&mut self, bytes_in: usize, before: usize, out: &O, outcome: &Outcome) {
+        self.counters.count(outcome);
+        self.counters.bytes_in += bytes_in as u64;
+        self.counters.bytes_out += (out.out_len() - before) as u64;
     }
 
     fn record_outcome<O: OutBuf + ?Sized>(&mut self, bytes: &[u8], out: &mut O) -> Outcome {
@@ -156,11 +161,18 @@ impl Pipeline {
             Ok(t) => t,
             Err(e) => return self.bad(bytes, out, format!("not UTF-8: invalid byte at offset {}", e.valid_up_to())),
         };
-        let event = match Event::parse(text) {
-            Ok(ev) => ev,
-            Err(e) => return self.bad(bytes, out, e.to_string()),
-        };
-        self.decide_and_write(&event, out)
+        match raw::parse_object(text) {
+            Ok(obj) => self.object_outcome(obj, out),
+            Err(e) => self.bad(bytes, out, crate::event::EventError::from(e).to_string()),
+        }
+    }
+
+    fn object_outcome<O: OutBuf + ?Sized>(&mut self, obj: RawObject<'_>, out: &mut O) -> Outcome {
+        let text = obj.text;
+        match Event::from_object(obj) {
+            Ok(event) => self.decide_and_write(&event, out),
+            Err(e) => self.bad(text.as_bytes(), out, e.to_string()),
+        }
     }
 
     fn decide_and_write<O: OutBuf + ?Sized>(&mut self, event: &Event, out: &mut O) -> Outcome {
@@ -229,23 +241,42 @@ impl Pipeline {
 
     /// One framed document: an event, an EventList or an array of events.
     pub fn process_document<O: OutBuf + ?Sized>(&mut self, bytes: &[u8], line: usize, out: &mut O, report: &mut dyn FnMut(&RecordReport)) {
-        if let Some(items) = list_items(bytes) {
-            for (i, item) in items.iter().enumerate() {
-                let before = out.out_len();
-                let outcome = self.process_record(item.as_bytes(), out);
-                if out.out_len() > before {
-                    out.put("\n");
-                }
-                report(&RecordReport { line, item: Some(i), outcome });
+        // One parse of the top level tells an event from a list (and serves the event itself).
+        let framed = match std::str::from_utf8(bytes) {
+            Ok(text) if bytes.len() <= self.config.limits.max_event_bytes => frame(text),
+            _ => {
+                let outcome = self.process_record(bytes, out);
+                return self.end_line(line, None, outcome, out, report);
             }
-            return;
-        }
+        };
         let before = out.out_len();
-        let outcome = self.process_record(bytes, out);
-        if out.out_len() > before {
+        match framed {
+            Framed::List(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    let outcome = self.process_record(item.as_bytes(), out);
+                    self.end_line(line, Some(i), outcome, out, report);
+                }
+            }
+            Framed::Object(obj) => {
+                let outcome = self.object_outcome(obj, out);
+                self.account(bytes.len(), before, out, &outcome);
+                self.end_line(line, None, outcome, out, report);
+            }
+            Framed::Invalid(e) => {
+                let outcome = self.bad(bytes, out, crate::event::EventError::from(e).to_string());
+                self.account(bytes.len(), before, out, &outcome);
+                self.end_line(line, None, outcome, out, report);
+            }
+        }
+    }
+
+    /// Terminates a written record with a newline and reports its outcome.
+    fn end_line<O: OutBuf + ?Sized>(&mut self, line: usize, item: Option<usize>, outcome: Outcome, out: &mut O, report: &mut dyn FnMut(&RecordReport)) {
+        let wrote = !matches!(outcome, Outcome::Dropped { .. } | Outcome::Bad { passed: false, .. });
+        if wrote {
             out.put("\n");
         }
-        report(&RecordReport { line, item: None, outcome });
+        report(&RecordReport { line, item, outcome });
     }
 
     /// Processes a webhook batch body and writes it back in the same framing: an EventList

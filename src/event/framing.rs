@@ -19,11 +19,13 @@ pub struct Records<'a> {
     input: &'a [u8],
     pos: usize,
     line: usize,
+    /// The record being consumed spans lines (single lines have no '\n' to count).
+    multi_line: bool,
 }
 
 impl<'a> Records<'a> {
     pub fn new(input: &'a [u8]) -> Self {
-        Records { input, pos: 0, line: 1 }
+        Records { input, pos: 0, line: 1, multi_line: false }
     }
 }
 
@@ -56,6 +58,7 @@ impl<'a> Iterator for Records<'a> {
                     if end > line_len {
                         let bytes = trim(&rest[..end]);
                         let consumed = end + memchr::memchr(b'\n', &rest[end..]).unwrap_or(rest.len() - end);
+                        self.multi_line = true;
                         self.advance(consumed);
                         return Some(Record { bytes, line: start_line });
                     }
@@ -71,7 +74,10 @@ impl Records<'_> {
     /// Moves past `len` bytes and the newline after them, counting lines.
     fn advance(&mut self, len: usize) {
         let end = (self.pos + len).min(self.input.len());
-        self.line += memchr::memchr_iter(b'\n', &self.input[self.pos..end]).count();
+        if self.multi_line {
+            self.line += memchr::memchr_iter(b'\n', &self.input[self.pos..end]).count();
+            self.multi_line = false;
+        }
         self.pos = end;
         if self.pos < self.input.len() {
             self.pos += 1; // the '\n'
@@ -115,26 +121,45 @@ fn balanced_end(b: &[u8]) -> Option<usize> {
     None
 }
 
+/// One framed record, parsed just enough to know what it is.
+pub enum Framed<'a> {
+    /// A JSON object that is not an EventList: an event candidate.
+    Object(super::RawObject<'a>),
+    /// The raw items of an `EventList` or a JSON array.
+    List(Vec<&'a str>),
+    Invalid(super::JsonError),
+}
+
+/// Classifies a record with a single parse of its top level.
+pub fn frame(text: &str) -> Framed<'_> {
+    let trimmed = text.trim_start();
+    if trimmed.starts_with('[') {
+        return match super::raw::parse_array(text) {
+            Ok(items) => Framed::List(items.into_iter().map(|(_, v)| v).collect()),
+            Err(e) => Framed::Invalid(e),
+        };
+    }
+    let obj = match super::raw::parse_object(text) {
+        Ok(obj) => obj,
+        Err(e) => return Framed::Invalid(e),
+    };
+    if obj.get("kind").is_some_and(|k| k.value == "\"EventList\"") {
+        if let Some(items) = obj.get("items") {
+            if items.value == "null" {
+                return Framed::List(Vec::new());
+            }
+            if let Ok(items) = super::raw::parse_array(items.value) {
+                return Framed::List(items.into_iter().map(|(_, v)| v).collect());
+            }
+        }
+    }
+    Framed::Object(obj)
+}
+
 /// The raw items of an `EventList` object or a JSON array; `None` for anything else.
 pub fn list_items(bytes: &[u8]) -> Option<Vec<&str>> {
-    let text = std::str::from_utf8(bytes).ok()?.trim();
-    match text.as_bytes().first()? {
-        b'[' => Some(super::raw::parse_array(text).ok()?.into_iter().map(|(_, v)| v).collect()),
-        b'{' => {
-            // Cheap pre-check: only objects that mention EventList are split further.
-            if !text.contains("EventList") {
-                return None;
-            }
-            let obj = super::raw::parse_object(text).ok()?;
-            if obj.get("kind")?.value != "\"EventList\"" {
-                return None;
-            }
-            let items = obj.get("items")?;
-            if items.value == "null" {
-                return Some(Vec::new());
-            }
-            Some(super::raw::parse_array(items.value).ok()?.into_iter().map(|(_, v)| v).collect())
-        }
+    match frame(std::str::from_utf8(bytes).ok()?) {
+        Framed::List(items) => Some(items),
         _ => None,
     }
 }
@@ -143,17 +168,21 @@ pub fn list_items(bytes: &[u8]) -> Option<Vec<&str>> {
 /// For read-only commands (explain, query, report); the pipeline has its own loop.
 pub fn for_each_event<'a>(input: &'a [u8], f: &mut dyn FnMut(usize, Option<usize>, Result<super::Event<'a>, String>)) {
     for record in Records::new(input) {
-        let parse = |bytes: &'a [u8]| -> Result<super::Event<'a>, String> {
-            let text = std::str::from_utf8(bytes).map_err(|e| format!("not UTF-8: invalid byte at offset {}", e.valid_up_to()))?;
-            super::Event::parse(text).map_err(|e| e.to_string())
+        let text = match std::str::from_utf8(record.bytes) {
+            Ok(t) => t,
+            Err(e) => {
+                f(record.line, None, Err(format!("not UTF-8: invalid byte at offset {}", e.valid_up_to())));
+                continue;
+            }
         };
-        match list_items(record.bytes) {
-            Some(items) => {
+        match frame(text) {
+            Framed::List(items) => {
                 for (i, item) in items.into_iter().enumerate() {
-                    f(record.line, Some(i), parse(item.as_bytes()));
+                    f(record.line, Some(i), super::Event::parse(item).map_err(|e| e.to_string()));
                 }
             }
-            None => f(record.line, None, parse(record.bytes)),
+            Framed::Object(obj) => f(record.line, None, super::Event::from_object(obj).map_err(|e| e.to_string())),
+            Framed::Invalid(e) => f(record.line, None, Err(super::EventError::from(e).to_string())),
         }
     }
 }
