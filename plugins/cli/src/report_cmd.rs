@@ -1,16 +1,177 @@
-//! `kaudit report` (being written).
+//! `kaudit report`: the audit reports of the console's three tabs (Overview, Operations
+//! Overview, Operation Details) for recorded logs, as JSON (`--json`, schema in
+//! docs/REPORTS.md), as a self-contained HTML page (`--html`, the npm package's renderer
+//! inlined), or as a short text summary. The aggregation is `kaudit::report`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
+use kaudit::query::Query;
+use kaudit::report::{BuilderOptions, Filter, Report, ReportBuilder};
+
+use crate::input;
 
 #[derive(Args)]
 pub struct ReportArgs {
-    /// Audit logs.
+    /// kaudit config file (YAML: enrichment, GeoIP); the embedded default when absent.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Print the report as JSON (docs/REPORTS.md).
+    #[arg(long)]
+    json: bool,
+    /// Write a self-contained HTML page with the report.
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
+    /// A whole filter object as JSON (what the npm package's `report()` takes); flags override its fields.
+    #[arg(long, value_name = "JSON")]
+    filter: Option<String>,
+    /// Start of the range (RFC 3339, inclusive).
+    #[arg(long, value_name = "TIME")]
+    from: Option<String>,
+    /// End of the range (RFC 3339, inclusive); default: the newest event time in the logs.
+    #[arg(long, value_name = "TIME")]
+    to: Option<String>,
+    /// Range length when --from is absent (15m, 24h, 7d, 2w) or `all`; default 7d.
+    #[arg(long, value_name = "DURATION|all")]
+    last: Option<String>,
+    /// Keep only this namespace (repeatable; "" = cluster-scoped).
+    #[arg(long, short = 'n', value_name = "NAME")]
+    namespace: Vec<String>,
+    /// Keep only this acting account (repeatable).
+    #[arg(long, alias = "account", value_name = "ACCOUNT")]
+    user: Vec<String>,
+    /// Keep only this response code (repeatable; 0 = none).
+    #[arg(long, value_name = "CODE")]
+    code: Vec<i64>,
+    /// Keep only events matching a search-language query (docs/QUERY.md).
+    #[arg(long, short = 'q', value_name = "QUERY")]
+    query: Option<String>,
+    /// Resource type of the Operation Details tab (plural, any case; CRDs too).
+    #[arg(long, value_name = "PLURAL")]
+    resource_type: Option<String>,
+    /// Events listed per table (default 100).
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Entries per distribution (default 20).
+    #[arg(long)]
+    top: Option<usize>,
+    /// Audit logs (JSON lines, EventList or JSON arrays); stdin when none or `-`.
     files: Vec<PathBuf>,
 }
 
-pub fn report(_args: ReportArgs) -> Result<ExitCode, String> {
-    Err("report: not built yet".into())
+/// The renderer and page shared with the npm package (js/render/), inlined into `--html`.
+const RENDER_JS: &str = include_str!("../../../js/render/render.js");
+const RENDER_CSS: &str = include_str!("../../../js/render/render.css");
+const PAGE: &str = include_str!("../../../js/render/page.html");
+
+impl ReportArgs {
+    fn filter(&self) -> Result<Filter, String> {
+        let mut f = match &self.filter {
+            Some(text) => Filter::from_json(text).map_err(|e| e.to_string())?,
+            None => Filter::default(),
+        };
+        let set = |dst: &mut Option<String>, src: &Option<String>| {
+            if src.is_some() {
+                dst.clone_from(src);
+            }
+        };
+        set(&mut f.from, &self.from);
+        set(&mut f.to, &self.to);
+        set(&mut f.last, &self.last);
+        set(&mut f.query, &self.query);
+        set(&mut f.resource_type, &self.resource_type);
+        if !self.namespace.is_empty() {
+            f.namespace.clone_from(&self.namespace);
+        }
+        if !self.user.is_empty() {
+            f.account.clone_from(&self.user);
+        }
+        if !self.code.is_empty() {
+            f.code.clone_from(&self.code);
+        }
+        f.limit = self.limit.or(f.limit);
+        f.top = self.top.or(f.top);
+        Ok(f)
+    }
+}
+
+pub fn report(args: ReportArgs) -> Result<ExitCode, String> {
+    let filter = args.filter()?;
+    let pipeline = input::load_pipeline(args.config.as_deref(), None)?;
+    let enricher = pipeline.enricher();
+    let mut builder = ReportBuilder::new(BuilderOptions { enrichment_key: enricher.config.key.clone(), ..BuilderOptions::default() });
+    // The filter is known before reading, so its query is evaluated once per event as it is pushed.
+    if let Some(q) = filter.query.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+        let query = Query::parse(q).map_err(|e| format!("invalid query: {e}\n{}", e.render(q)))?;
+        builder.add_standing_query(query)?;
+    }
+    for input in input::read_inputs(&args.files)? {
+        let (_, bad) = builder.push_input(&input.bytes, enricher);
+        if bad > 0 {
+            eprintln!("kaudit: {}: {bad} records are not audit events (counted as bad)", input.name);
+        }
+    }
+    let report = builder.report(&filter).map_err(|e| format!("filter {e}"))?;
+    let json = report.to_json();
+    if args.json {
+        println!("{json}");
+    }
+    if let Some(path) = &args.html {
+        std::fs::write(path, html_page(&json)).map_err(|e| format!("{}: {e}", path.display()))?;
+        eprintln!("kaudit: wrote {}", path.display());
+    }
+    if !args.json && args.html.is_none() {
+        print!("{}", summary(&report));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The static page: the renderer, its styles and the report inlined; the tabs switch in place.
+pub fn html_page(report_json: &str) -> String {
+    // Inside <script type="application/json"> only "</" could end the element early.
+    let data = report_json.replace("</", "<\\/");
+    PAGE.replacen("/*KAUDIT_CSS*/", RENDER_CSS, 1).replacen("/*KAUDIT_RENDERER*/", &RENDER_JS.replace("</script", "<\\/script"), 1).replacen("{\"KAUDIT_REPORT\":0}", &data, 1)
+}
+
+fn summary(r: &Report) -> String {
+    let o = &r.overview;
+    let mut s = format!(
+        "kaudit report: {} events ({} bad) from {} to {}\nrange {} .. {} ({} buckets): {} events, {} succeeded, {} failed",
+        r.input.events,
+        r.input.bad,
+        r.input.oldest.as_deref().unwrap_or("-"),
+        r.input.newest.as_deref().unwrap_or("-"),
+        r.range.from.as_deref().unwrap_or("start"),
+        r.range.to.as_deref().unwrap_or("end"),
+        r.range.step,
+        o.total,
+        o.success,
+        o.failure
+    );
+    if let Some(rate) = o.success_rate {
+        s.push_str(&format!(" (success rate {rate}%)"));
+    }
+    let i = &o.important;
+    s.push_str(&format!(
+        "\nimportant: internet access {}, command execution {}, resource deletion {}, secret access {}\n",
+        i.internet_access.count, i.command_execution.count, i.resource_deletion.count, i.secret_access.count
+    ));
+    let top = |name: &str, entries: Vec<(String, u64)>| {
+        let list: Vec<String> = entries.into_iter().take(5).map(|(k, c)| format!("{} {c}", if k.is_empty() { "-".into() } else { k })).collect();
+        format!("{name}: {}\n", list.join(", "))
+    };
+    let pairs = |d: &kaudit::report::Distribution| d.entries.iter().map(|e| (e.key.clone(), e.count)).collect::<Vec<_>>();
+    s.push_str(&top("namespaces", pairs(&o.by_namespace)));
+    s.push_str(&top("accounts", pairs(&o.by_account)));
+    s.push_str(&top("status codes", pairs(&o.by_status_code)));
+    s.push_str(&top("source IPs", o.by_source_ip.entries.iter().map(|e| (e.key.clone(), e.count)).collect()));
+    let d = &r.details;
+    if let Some(t) = &d.resource_type {
+        s.push_str(&format!(
+            "operations on {t}: {} (create {}, update {}, delete {}, access {})\n",
+            d.ops.total, d.ops.create, d.ops.update, d.ops.delete, d.ops.access
+        ));
+    }
+    s
 }
