@@ -326,6 +326,12 @@ impl Pipeline {
         std::mem::take(&mut self.alerts_out)
     }
 
+    /// Whether the config has any alert rule (hosts that forward events to a central alert
+    /// consumer skip the forwarding when it has none).
+    pub fn alerts_configured(&self) -> bool {
+        !self.alerts.is_empty()
+    }
+
     /// Turns alert evaluation on or off for `process_*` (a host that evaluates alerts in one
     /// central place, like Envoy's single queue consumer, turns it off in its workers and feeds
     /// the central pipeline with [`Pipeline::observe_for_alerts`]).

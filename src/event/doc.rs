@@ -63,15 +63,13 @@ impl<'e, 'a> EventDoc<'e, 'a> {
 impl Document for EventDoc<'_, '_> {
     fn visit(&self, path: &FieldPath, visit: &mut dyn FnMut(Value<'_>) -> ControlFlow<()>) {
         let Some(first) = path.segment(0) else { return };
-        if first == self.extra_key {
-            if let Some(extra) = self.extra {
-                let _ = lookup_json_from(extra, path, 1, |v| visit(v));
-            }
+        if let (true, Some(extra)) = (first == self.extra_key, self.extra) {
+            let _ = lookup_json_from(extra, path, 1, |v| visit(v));
             return;
         }
         // Top-level keys of audit events have no dots, so only the first segment names a member;
-        // an enrichment key already in the event is shadowed by the fresh enrichment.
-        if let Some(index) = self.event.obj.index_of(first).filter(|_| self.extra.is_none() || first != self.extra_key) {
+        // without a fresh enrichment, one already written into the event (a forwarded event) is read.
+        if let Some(index) = self.event.obj.index_of(first) {
             self.with_member(index, |json| lookup_json_from(json, path, 1, |v| visit(v)));
         }
     }
@@ -96,6 +94,16 @@ impl Document for EventDoc<'_, '_> {
 mod tests {
     use super::*;
     use crate::query::Query;
+
+    #[test]
+    fn enrichment_written_into_the_event_is_read_when_no_fresh_one_is_given() {
+        let text = r#"{"stage":"ResponseComplete","verb":"get","kaudit":{"ipScope":"internet"}}"#;
+        let ev = Event::parse(text).unwrap();
+        assert!(Query::parse("kaudit.ipScope: internet").unwrap().matches(&EventDoc::new(&ev, "kaudit", None)));
+        let fresh: Json = serde_json::json!({"ipScope": "intranet"});
+        let doc = EventDoc::new(&ev, "kaudit", Some(&fresh));
+        assert!(!Query::parse("kaudit.ipScope: internet").unwrap().matches(&doc));
+    }
 
     #[test]
     fn seed_query_on_a_lazy_event() {

@@ -5,6 +5,7 @@
 //! - `cargo xtask test`: set up, build, run every test (core, CLI, WASM hosts, browser).
 //! - `cargo xtask setup` / `build-wasm` / `bench` / `bless` for the pieces.
 
+mod envoy;
 mod setup;
 mod util;
 mod wasm;
@@ -56,6 +57,7 @@ fn demo() -> Result<(), String> {
 fn test() -> Result<(), String> {
     setup::setup()?;
     wasm::build_all()?;
+    envoy::preflight()?;
     run(cmd("cargo").args(["test", "--workspace", "--exclude", "xtask"]))?;
     Ok(())
 }

@@ -1,0 +1,157 @@
+//! One webhook request body through the pipeline, and what the filter forwards.
+//!
+//! The rule is never to make the apiserver retry: nothing here rejects a request. A body with
+//! no audit event in it (not JSON, a truncated EventList, an array of non-events) and any
+//! internal error (a caught panic) forward the original bytes untouched; the host counts them.
+//!
+//! Also here: splitting a forwarded body back into its events for the alert consumer (the
+//! queue carries whole forwarded bodies; see the README's "Alerts across workers").
+
+use kaudit::event::framing::{list_items, Records};
+use kaudit::pipeline::BatchSummary;
+use kaudit::Pipeline;
+
+/// Why a body was forwarded as it came.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Untouched {
+    /// Nothing to filter (empty body, `items: []`).
+    Empty,
+    /// Records were found but none is an audit event: a bad batch, counted, never rejected.
+    NoAuditEvent(BatchSummary),
+    /// The pipeline failed (a panic caught on hosts that can unwind); the host rebuilds it.
+    InternalError(String),
+}
+
+/// The result of filtering one body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Filtered {
+    /// The policy ran. `body` is `Some` when the bytes changed and must replace the request body.
+    Processed { summary: BatchSummary, body: Option<String> },
+    Untouched(Untouched),
+}
+
+impl Filtered {
+    /// The events kept in this batch, as the forwarded body (the original when unchanged), for
+    /// the alert consumer; `None` when there is nothing to observe.
+    pub fn alert_feed<'a>(&'a self, original: &'a [u8]) -> Option<&'a [u8]> {
+        match self {
+            Filtered::Processed { summary, body } if summary.kept > 0 => Some(body.as_deref().map_or(original, str::as_bytes)),
+            _ => None,
+        }
+    }
+}
+
+/// Runs `pipeline.process_batch` on a request body (EventList, JSON array or JSON lines; the
+/// framing is kept) and decides what to forward.
+pub fn filter_body(pipeline: &mut Pipeline, body: &[u8]) -> Filtered {
+    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut out = String::with_capacity(body.len());
+        let summary = pipeline.process_batch(body, &mut out);
+        (summary, out)
+    }));
+    let (summary, out) = match run {
+        Ok(r) => r,
+        Err(panic) => {
+            let msg = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "panic".to_string());
+            return Filtered::Untouched(Untouched::InternalError(msg));
+        }
+    };
+    if summary.events == 0 {
+        return Filtered::Untouched(Untouched::Empty);
+    }
+    if summary.kept + summary.dropped == 0 {
+        return Filtered::Untouched(Untouched::NoAuditEvent(summary));
+    }
+    let body = (out.as_bytes() != body).then_some(out);
+    Filtered::Processed { summary, body }
+}
+
+/// Calls `f` with every event of a forwarded body (the same framings `process_batch` writes).
+pub fn for_each_item(body: &[u8], f: &mut dyn FnMut(&[u8])) {
+    for record in Records::new(body) {
+        match list_items(record.bytes) {
+            Some(items) => items.into_iter().for_each(|item| f(item.as_bytes())),
+            None => f(record.bytes),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EVENT: &str = r#"{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"RequestResponse","auditID":"a1","stage":"ResponseComplete","requestURI":"/api/v1/namespaces/default/pods","verb":"list","user":{"username":"u"},"objectRef":{"resource":"pods","namespace":"default","apiVersion":"v1"},"requestReceivedTimestamp":"2024-01-01T00:00:00.000000Z","stageTimestamp":"2024-01-01T00:00:00.100000Z"}"#;
+    const STAGE_RECEIVED: &str = r#"{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"a2","stage":"RequestReceived","requestURI":"/api/v1/pods","verb":"list","user":{"username":"u"},"objectRef":{"resource":"pods","apiVersion":"v1"},"requestReceivedTimestamp":"2024-01-01T00:00:00.000000Z","stageTimestamp":"2024-01-01T00:00:00.000000Z"}"#;
+
+    fn event_list(items: &[&str]) -> String {
+        format!(r#"{{"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{{}},"items":[{}]}}"#, items.join(","))
+    }
+
+    #[test]
+    fn a_body_without_audit_events_is_forwarded_untouched() {
+        let mut p = Pipeline::embedded_default();
+        for body in ["not json at all", "{\"kind\":\"EventList\",\"items\":[", "[1,2,3]", "{\"a\":1}\n{\"b\":2}\n"] {
+            match filter_body(&mut p, body.as_bytes()) {
+                Filtered::Untouched(Untouched::NoAuditEvent(s)) => assert!(s.bad > 0, "{body}"),
+                other => panic!("{body}: {other:?}"),
+            }
+        }
+        for body in ["", "\n", "[]", &event_list(&[])] {
+            assert_eq!(filter_body(&mut p, body.as_bytes()), Filtered::Untouched(Untouched::Empty), "{body:?}");
+        }
+    }
+
+    #[test]
+    fn the_embedded_default_drops_request_received_and_keeps_the_framing() {
+        let mut p = Pipeline::embedded_default();
+        let body = event_list(&[STAGE_RECEIVED, EVENT]);
+        let f = filter_body(&mut p, body.as_bytes());
+        let Filtered::Processed { summary, body: Some(out) } = &f else { panic!("{f:?}") };
+        assert_eq!((summary.events, summary.kept, summary.dropped), (2, 1, 1));
+        assert!(out.starts_with(r#"{"kind":"EventList""#), "{out}");
+        let mut seen = Vec::new();
+        for_each_item(f.alert_feed(body.as_bytes()).unwrap(), &mut |e| seen.push(String::from_utf8(e.to_vec()).unwrap()));
+        assert_eq!(seen.len(), 1);
+        assert!(seen[0].contains("\"auditID\":\"a1\""));
+    }
+
+    #[test]
+    fn the_body_is_replaced_only_when_the_bytes_changed() {
+        for body in [format!("{EVENT}\n"), event_list(&[EVENT]), format!("[{EVENT}]")] {
+            let mut direct = String::new();
+            Pipeline::embedded_default().process_batch(body.as_bytes(), &mut direct);
+            let f = filter_body(&mut Pipeline::embedded_default(), body.as_bytes());
+            let Filtered::Processed { body: replaced, .. } = &f else { panic!("{f:?}") };
+            assert_eq!(replaced.is_some(), direct != body, "{body}");
+            // What is forwarded is exactly what the engine wrote, and it feeds the alerts.
+            let forwarded = replaced.as_deref().unwrap_or(&body);
+            assert_eq!(forwarded, direct);
+            assert_eq!(f.alert_feed(body.as_bytes()), Some(direct.as_bytes()));
+        }
+    }
+
+    #[test]
+    fn nothing_kept_means_no_alert_feed() {
+        let mut p = Pipeline::embedded_default();
+        let body = format!("[{STAGE_RECEIVED}]");
+        let f = filter_body(&mut p, body.as_bytes());
+        assert!(matches!(&f, Filtered::Processed { summary, .. } if summary.dropped == 1), "{f:?}");
+        assert_eq!(f.alert_feed(body.as_bytes()), None);
+    }
+
+    #[test]
+    fn for_each_item_reads_every_framing() {
+        for body in [event_list(&[EVENT, EVENT]), format!("[{EVENT},{EVENT}]"), format!("{EVENT}\n{EVENT}\n")] {
+            let mut n = 0;
+            for_each_item(body.as_bytes(), &mut |e| {
+                assert_eq!(e, EVENT.as_bytes());
+                n += 1;
+            });
+            assert_eq!(n, 2, "{body}");
+        }
+    }
+}

@@ -1,0 +1,380 @@
+//! kaudit-envoy.wasm in a real Envoy 1.40 (`--concurrency 2`), started from the shipped
+//! plugins/envoy/envoy.yaml with ports and paths replaced, between a recording upstream (the
+//! audit receiver) and a recording alert sink.
+//!
+//! What must hold: every conformance vector posted as an EventList reaches the receiver as
+//! exactly the vector's expected items (byte-identical item text); JSON arrays, JSON lines and
+//! Vector's `http` sink payloads keep their framing; a bad body is forwarded untouched; a batch
+//! above Envoy's default 1 MiB buffer passes with the shipped limits (and gets 413 without
+//! them); every kept event reaches the single alert consumer once, whichever worker took the
+//! request; the alert sink receives exactly the vectors' `alerts.jsonl`; a bad plugin
+//! configuration stops Envoy. The native engine is the oracle for whole bodies.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use kaudit::event::framing::list_items;
+use kaudit::{FileSource, Pipeline};
+use kaudit_envoy::batch::{filter_body, for_each_item};
+use serde_json::{json, Value};
+use support::{http, wait_for, Envoy, Recorder, TempDir};
+
+const SHIPPED: &str = "kaudit"; // the plugin name in the shipped envoy.yaml
+const EVENT_LIST_PREFIX: &str = r#"{"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{},"items":["#;
+/// Vector's `http` sink: `payload_prefix`/`payload_suffix` of plugins/vector/vector.yaml around
+/// the JSON codec's `[a,b,...]` batch.
+const VECTOR_PREFIX: &str = r#"{"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":"#;
+const VECTOR_SUFFIX: &str = "}";
+
+struct Vector {
+    name: String,
+    dir: PathBuf,
+    config: Option<String>,
+}
+
+impl Vector {
+    fn input_items(&self) -> Vec<String> {
+        read(&self.dir.join("input.jsonl")).lines().filter(|l| !l.trim().is_empty()).map(String::from).collect()
+    }
+
+    fn expected_items(&self) -> Vec<String> {
+        read(&self.dir.join("expected.jsonl")).lines().map(String::from).collect()
+    }
+
+    fn pipeline(&self) -> Pipeline {
+        struct Dir(PathBuf);
+        impl FileSource for Dir {
+            fn read(&self, path: &str) -> Result<Vec<u8>, String> {
+                std::fs::read(self.0.join(path)).map_err(|e| format!("{path}: {e}"))
+            }
+        }
+        match &self.config {
+            Some(text) => Pipeline::from_config_text(text, "config.yaml", &Dir(self.dir.clone())).expect("vector config").0,
+            None => Pipeline::embedded_default(),
+        }
+    }
+
+    fn plugin(&self) -> String {
+        format!("v_{}", self.name)
+    }
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn vectors() -> Vec<Vector> {
+    let root = support::workspace_root().join("tests/conformance/vectors");
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root).expect("vectors dir").map(|e| e.expect("entry").path()).filter(|p| p.is_dir()).collect();
+    dirs.sort();
+    assert!(dirs.len() >= 3, "conformance vectors missing in {}", root.display());
+    dirs.into_iter()
+        .map(|dir| Vector {
+            name: dir.file_name().expect("name").to_string_lossy().into_owned(),
+            config: std::fs::read_to_string(dir.join("config.yaml")).ok(),
+            dir,
+        })
+        .collect()
+}
+
+fn event_list(items: &[String]) -> String {
+    format!("{EVENT_LIST_PREFIX}{}]}}", items.join(","))
+}
+
+/// The shipped plugins/envoy/envoy.yaml as JSON.
+fn shipped_config() -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("envoy.yaml");
+    let node = kaudit::yaml::parse(&read(&path), "envoy.yaml").expect("shipped envoy.yaml parses");
+    support::yaml_to_json(&node)
+}
+
+fn wasm_filter(listener: &mut Value) -> &mut Value {
+    let filters = listener["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"].as_array_mut().expect("http_filters");
+    let wasm = filters.iter_mut().find(|f| f["name"] == "envoy.filters.http.wasm").expect("the wasm filter is in the shipped config");
+    &mut wasm["typed_config"]["config"]
+}
+
+fn loopback(port: u16) -> Value {
+    json!({ "socket_address": { "address": "127.0.0.1", "port_value": port } })
+}
+
+/// The shipped config with ports and paths replaced and one listener per `(name, envelope)`
+/// (`None`: the shipped plugin configuration), all on OS-assigned ports.
+fn test_config(receiver: u16, alerts: u16, listeners: &[(String, Option<String>)], default_limits: bool) -> Value {
+    let mut config = shipped_config();
+    config["admin"]["address"] = loopback(0);
+    let mut base = config["static_resources"]["listeners"][0].clone();
+    assert_eq!(base["per_connection_buffer_limit_bytes"], 16_777_216, "the shipped listener raises the buffer limit");
+    base["address"] = loopback(0);
+    wasm_filter(&mut base)["vm_config"]["code"]["local"]["filename"] = json!(support::artifact());
+    let mut out = Vec::new();
+    for (name, envelope) in listeners {
+        let mut l = base.clone();
+        l["name"] = json!(name);
+        l["stat_prefix"] = json!(name); // per-listener stats (all are configured on port 0)
+        let plugin = wasm_filter(&mut l);
+        plugin["name"] = json!(name);
+        if let Some(envelope) = envelope {
+            plugin["configuration"]["value"] = json!(envelope);
+        }
+        out.push(l);
+    }
+    if default_limits {
+        let mut l = base.clone();
+        l["name"] = json!("default_limits");
+        l.as_object_mut().expect("listener").remove("per_connection_buffer_limit_bytes");
+        wasm_filter(&mut l)["name"] = json!("default_limits");
+        out.push(l);
+    }
+    config["static_resources"]["listeners"] = Value::Array(out);
+    for cluster in config["static_resources"]["clusters"].as_array_mut().expect("clusters") {
+        let port = match cluster["name"].as_str() {
+            Some("audit_receiver") => receiver,
+            Some("kaudit_alerts") => alerts,
+            other => panic!("unexpected cluster {other:?} in the shipped config"),
+        };
+        assert_eq!(cluster["per_connection_buffer_limit_bytes"], 16_777_216, "the shipped clusters raise the buffer limit");
+        cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"] = loopback(port);
+    }
+    config
+}
+
+fn envelope(config: Option<&str>, alert_path: &str) -> String {
+    let mut v = json!({ "alerts": { "cluster": "kaudit_alerts", "path": alert_path, "authority": "kaudit-alerts", "timeoutMs": 5000 } });
+    if let Some(text) = config {
+        v["config"] = json!(text);
+    }
+    v.to_string()
+}
+
+/// What the native engine forwards for `body` under `pipeline`, and how many events that
+/// feeds to the alert consumer.
+fn native(pipeline: &mut Pipeline, body: &[u8]) -> (Vec<u8>, u64) {
+    let filtered = filter_body(pipeline, body);
+    let mut fed = 0;
+    if let Some(feed) = filtered.alert_feed(body) {
+        for_each_item(feed, &mut |_| fed += 1);
+    }
+    let forwarded = match &filtered {
+        kaudit_envoy::batch::Filtered::Processed { body: Some(b), .. } => b.as_bytes().to_vec(),
+        _ => body.to_vec(),
+    };
+    (forwarded, fed)
+}
+
+/// POSTs `body` to `path` on `port`, asserts 200, returns what the receiver got for it.
+fn post(port: u16, path: &str, body: &[u8], receiver: &Recorder) -> Vec<u8> {
+    let before = receiver.requests_to(path).len();
+    let r = http(port, "POST", path, &[("content-type", "application/json")], body).unwrap_or_else(|e| panic!("POST {path}: {e}"));
+    assert_eq!(r.status, 200, "POST {path}: {}", String::from_utf8_lossy(&r.body));
+    let got = receiver.requests_to(path);
+    assert_eq!(got.len(), before + 1, "the receiver got one request for {path}");
+    let req = got.last().expect("request").clone();
+    assert_eq!(req.method, "POST");
+    req.body
+}
+
+fn metric(envoy: &Envoy, plugin: &str, name: &str) -> u64 {
+    envoy.counter(&format!("wasmcustom.kaudit.{plugin}.{name}"))
+}
+
+fn lines(s: &str) -> Vec<String> {
+    s.lines().map(String::from).collect()
+}
+
+#[test]
+fn envoy_filters_webhook_batches_and_feeds_one_alert_consumer() {
+    let started = Instant::now();
+    let receiver = Recorder::start();
+    let sink = Recorder::start();
+    let vectors = vectors();
+    // "empty": an empty plugin configuration, which means the embedded default.
+    let mut listeners: Vec<(String, Option<String>)> = vec![(SHIPPED.to_string(), None), ("empty".to_string(), Some(String::new()))];
+    for v in &vectors {
+        listeners.push((v.plugin(), Some(envelope(v.config.as_deref(), &format!("/alerts/{}", v.plugin())))));
+    }
+    let dir = Arc::new(TempDir::new("main"));
+    let envoy = Envoy::start(&test_config(receiver.port, sink.port, &listeners, true), dir).unwrap_or_else(|e| panic!("{e}"));
+    eprintln!("envoy ready after {:.1} s", started.elapsed().as_secs_f64());
+    let shipped_port = envoy.listener_port(SHIPPED);
+
+    // 1. Every conformance vector as an EventList: exactly the expected items, byte for byte.
+    let mut fed_per_vector = Vec::new();
+    for v in &vectors {
+        let port = envoy.listener_port(&v.plugin());
+        let body = event_list(&v.input_items());
+        let got = post(port, &format!("/audit/{}", v.name), body.as_bytes(), &receiver);
+        let items: Vec<String> = list_items(&got).unwrap_or_else(|| panic!("{}: not an EventList: {}", v.name, String::from_utf8_lossy(&got))).into_iter().map(String::from).collect();
+        assert_eq!(items, v.expected_items(), "{}: the receiver's items differ from expected.jsonl", v.name);
+        let (want, fed) = native(&mut v.pipeline(), body.as_bytes());
+        assert_eq!(got, want, "{}: the whole body differs from the native engine's", v.name);
+        assert_eq!(metric(&envoy, &v.plugin(), "events_in"), v.input_items().len() as u64, "{}", v.name);
+        assert_eq!(metric(&envoy, &v.plugin(), "batches"), 1, "{}", v.name);
+        fed_per_vector.push(fed);
+    }
+
+    // 2. The shipped plugin configuration (embedded default policy) on the other framings.
+    let seed = vectors.iter().find(|v| v.name == "seed-default").expect("the seed-default vector");
+    let (seed_in, seed_expected) = (seed.input_items(), seed.expected_items());
+    let mut shipped_native = Pipeline::embedded_default();
+    let mut shipped_fed = 0u64;
+    let mut shipped_batches = 0u64;
+    let mut check_shipped = |path: &str, body: &[u8], shipped_fed: &mut u64| -> Vec<u8> {
+        let got = post(shipped_port, path, body, &receiver);
+        let (want, fed) = native(&mut shipped_native, body);
+        assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(&want), "{path}: differs from the native engine");
+        *shipped_fed += fed;
+        got
+    };
+
+    let array = format!("[{}]", seed_in.join(","));
+    let got = check_shipped("/audit/array", array.as_bytes(), &mut shipped_fed);
+    let items: Vec<&str> = list_items(&got).expect("a JSON array");
+    assert!(got.starts_with(b"["), "an array stays an array");
+    assert_eq!(items, seed_expected, "JSON array: items differ from seed-default/expected.jsonl");
+    shipped_batches += 1;
+
+    let jsonl = format!("{}\n", seed_in.join("\n"));
+    let got = check_shipped("/audit/lines", jsonl.as_bytes(), &mut shipped_fed);
+    assert_eq!(lines(&String::from_utf8(got).expect("utf-8")), seed_expected, "JSON lines: the body must be expected.jsonl");
+    shipped_batches += 1;
+
+    // Vector's http sink: the JSON codec's array (Vector re-serialises events with sorted keys)
+    // wrapped by payload_prefix/suffix; on the way back `. = .items` emits the items.
+    let sorted: Vec<String> = seed_in.iter().map(|l| serde_json::from_str::<Value>(l).expect("seed input is JSON").to_string()).collect();
+    let vector_body = format!("{VECTOR_PREFIX}[{}]{VECTOR_SUFFIX}", sorted.join(","));
+    let got = check_shipped("/audit/vector", vector_body.as_bytes(), &mut shipped_fed);
+    let v: Value = serde_json::from_slice(&got).expect("Vector's http_server source decodes the body as JSON");
+    let emitted = v["items"].as_array().expect("`. = .items` has an array to emit");
+    // Same events as expected.jsonl, whatever the key order Vector gave them.
+    let want: Vec<Value> = seed_expected.iter().map(|l| serde_json::from_str(l).expect("expected.jsonl is JSON")).collect();
+    assert_eq!(emitted, &want, "Vector path: `. = .items` must emit seed-default's expected events");
+    shipped_batches += 1;
+
+    let got = post(envoy.listener_port("empty"), "/audit/empty-config", event_list(&seed_in).as_bytes(), &receiver);
+    assert_eq!(list_items(&got).expect("EventList"), seed_expected, "an empty configuration filters with the embedded default");
+
+    // 3. A bad body is forwarded untouched and counted, never rejected.
+    let bad = b"this is not an audit batch {\"kind\":\"EventList\",\"items\":[";
+    let got = post(shipped_port, "/audit/bad", bad, &receiver);
+    assert_eq!(got, bad.to_vec(), "a bad body is forwarded byte for byte");
+    assert_eq!(metric(&envoy, SHIPPED, "batches_untouched"), 1);
+    shipped_batches += 1;
+
+    // 4. A batch above Envoy's default 1 MiB buffer: 200 with the shipped limits, 413 without.
+    let reps = 20;
+    let big_items: Vec<String> = (0..reps).flat_map(|_| seed_in.iter().cloned()).collect();
+    let big = event_list(&big_items);
+    assert!(big.len() > 2 << 20, "the big batch is {} bytes", big.len());
+    let got = check_shipped("/audit/big", big.as_bytes(), &mut shipped_fed);
+    let want: Vec<String> = (0..reps).flat_map(|_| seed_expected.iter().cloned()).collect();
+    assert_eq!(list_items(&got).expect("EventList"), want, "big batch: items");
+    shipped_batches += 1;
+    let r = http(envoy.listener_port("default_limits"), "POST", "/audit/big-default-limits", &[], big.as_bytes()).expect("POST");
+    assert_eq!(r.status, 413, "without per_connection_buffer_limit_bytes Envoy refuses a buffered body > 1 MiB");
+
+    // 5. Concurrent batches land on both workers; every kept event reaches the one consumer.
+    let custom = vectors.iter().find(|v| v.name == "custom-policy").expect("custom-policy vector");
+    let small = event_list(&custom.input_items());
+    let (_, fed_small) = native(&mut Pipeline::embedded_default(), small.as_bytes());
+    let threads = 8;
+    let per_thread = 4;
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let small = &small;
+            s.spawn(move || {
+                for i in 0..per_thread {
+                    let r = http(shipped_port, "POST", &format!("/audit/concurrent/{t}/{i}"), &[], small.as_bytes()).expect("POST");
+                    assert_eq!(r.status, 200);
+                }
+            });
+        }
+    });
+    let n = (threads * per_thread) as u64;
+    shipped_fed += n * fed_small;
+    shipped_batches += n;
+    assert_eq!(receiver.requests_to("/audit/concurrent/").len() as u64, n);
+    let per_worker = |w: &str| envoy.counter(&format!("listener.{SHIPPED}.{w}.downstream_cx_total"));
+    let (w0, w1) = (per_worker("worker_0"), per_worker("worker_1"));
+    assert!(w0 > 0 && w1 > 0, "both workers served the shipped listener: {w0} and {w1} connections");
+    eprintln!("shipped listener connections per worker: {w0} and {w1}");
+
+    assert_eq!(metric(&envoy, SHIPPED, "batches"), shipped_batches);
+    assert_eq!(metric(&envoy, SHIPPED, "errors"), 0);
+    let observed = wait_for(30, || (metric(&envoy, SHIPPED, "alert_events_observed") >= shipped_fed).then_some(()));
+    assert!(observed.is_some(), "the alert consumer observed {} of {shipped_fed} kept events", metric(&envoy, SHIPPED, "alert_events_observed"));
+    assert_eq!(metric(&envoy, SHIPPED, "alert_events_observed"), shipped_fed, "each kept event is observed exactly once");
+
+    // 6. Alerts: the sink receives exactly each vector's alerts.jsonl, once.
+    for (v, fed) in vectors.iter().zip(&fed_per_vector) {
+        let plugin = v.plugin();
+        let got = wait_for(30, || (metric(&envoy, &plugin, "alert_events_observed") >= *fed).then_some(()));
+        assert!(got.is_some(), "{}: the consumer observed {} of {fed} kept events", v.name, metric(&envoy, &plugin, "alert_events_observed"));
+        let raised = consumer_path_alerts(v, event_list(&v.input_items()).as_bytes());
+        let path = format!("/alerts/{plugin}");
+        let received = || sink.requests_to(&path).iter().map(|r| String::from_utf8_lossy(&r.body).into_owned()).collect::<String>();
+        // Alerts go out in the same callback that observes; one more tick flushes anything timed.
+        wait_for(10, || (received().lines().count() >= raised.lines().count()).then_some(()));
+        std::thread::sleep(std::time::Duration::from_millis(1_500));
+        // Delivery: exactly what the consumer's pipeline raised, once.
+        assert_eq!(received(), raised, "{}: the sink must receive the consumer's alerts exactly once", v.name);
+        assert_eq!(metric(&envoy, &plugin, "alerts_sent"), raised.lines().count() as u64, "{}", v.name);
+        assert_eq!(metric(&envoy, &plugin, "alerts_failed"), 0, "{}", v.name);
+        // Conformance: the same alerts as every other host.
+        assert_eq!(received(), read(&v.dir.join("alerts.jsonl")), "{}: the alert sink must receive exactly alerts.jsonl", v.name);
+        for r in sink.requests_to(&path) {
+            assert_eq!(r.method, "POST");
+            assert_eq!(r.header(":authority").or(r.header("host")), Some("kaudit-alerts"));
+        }
+    }
+    eprintln!("envoy test done in {:.1} s", started.elapsed().as_secs_f64());
+}
+
+/// The filter's alert path run natively: a worker pipeline (alerts off) filters `body`, a
+/// consumer pipeline observes what it forwarded; the alerts as JSON lines.
+fn consumer_path_alerts(v: &Vector, body: &[u8]) -> String {
+    let mut worker = v.pipeline();
+    worker.set_alerts_enabled(false);
+    let mut consumer = v.pipeline();
+    let filtered = filter_body(&mut worker, body);
+    assert!(worker.take_alerts().is_empty(), "{}: a worker raises no alerts", v.name);
+    if let Some(feed) = filtered.alert_feed(body) {
+        for_each_item(feed, &mut |event| consumer.observe_for_alerts(event));
+    }
+    consumer.take_alerts().into_iter().map(|a| a + "\n").collect()
+}
+
+/// The filter's alert path without Envoy must raise exactly the vector's alerts.jsonl, as the
+/// native pipeline does with alerts on (tests/conformance.rs).
+#[test]
+fn worker_and_consumer_pipelines_raise_the_vectors_alerts() {
+    for v in vectors() {
+        let got = consumer_path_alerts(&v, event_list(&v.input_items()).as_bytes());
+        assert_eq!(got, read(&v.dir.join("alerts.jsonl")), "{}: alerts through the Envoy path", v.name);
+    }
+}
+
+#[test]
+fn a_bad_plugin_configuration_stops_envoy() {
+    let started = Instant::now();
+    let bad = envelope(Some("policy:\n  apiVersion: audit.k8s.io/v1\n  kind: Policy\n  rules: 3\n"), "/alerts");
+    let config = test_config(1, 1, &[("broken".to_string(), Some(bad))], false);
+    let dir = TempDir::new("bad");
+    let (status, log) = Envoy::start_expecting_failure(&config, &dir);
+    assert!(!status.success(), "envoy must refuse to start:\n{log}");
+    assert!(log.contains("invalid kaudit config: kaudit config (plugin configuration `config`):4:"), "the error names the line:\n{log}");
+    assert!(log.contains("rules"), "the error names the field:\n{log}");
+    let line = log.lines().find(|l| l.contains("invalid kaudit config")).unwrap_or_default();
+    eprintln!("envoy refused to start ({status}): {}", &line[line.find("wasm log").unwrap_or(0)..]);
+
+    let typo = r#"{"confg": ""}"#.to_string();
+    let config = test_config(1, 1, &[("typo".to_string(), Some(typo))], false);
+    let dir = TempDir::new("typo");
+    let (status, log) = Envoy::start_expecting_failure(&config, &dir);
+    assert!(!status.success(), "envoy must refuse to start:\n{log}");
+    assert!(log.contains("invalid plugin configuration: envoy plugin configuration:1:2: confg: unknown key"), "{log}");
+    eprintln!("bad-config test done in {:.1} s", started.elapsed().as_secs_f64());
+}
