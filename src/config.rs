@@ -11,6 +11,11 @@ use crate::yaml::{self, Ctx, Diagnostic, Kind, Node};
 /// Reads files a config refers to. Hosts implement it over their filesystem (or refuse).
 pub trait FileSource {
     fn read(&self, path: &str) -> Result<Vec<u8>, String>;
+    /// The file names (not paths) in directory `path`, sorted, for rule-pack directories.
+    /// Hosts without directory access keep the default.
+    fn list(&self, path: &str) -> Result<Vec<String>, String> {
+        Err(format!("{path}: this host cannot list directories; name the files"))
+    }
 }
 
 /// A host with no filesystem: every file reference is an error.

@@ -188,11 +188,14 @@ impl Pipeline {
 
     fn write_kept<O: OutBuf + ?Sized>(&mut self, event: &Event, changes: &Changes, out: &mut O) {
         let mut enrichment = String::new();
-        if self.enricher.enabled() {
+        let alerting = self.alerts_enabled && !self.alerts.is_empty();
+        // Alert rules read `kaudit.*` even when the enrichment is not written out.
+        if self.enricher.enabled() || alerting {
             self.enricher.enrich_json(event, &mut enrichment);
         }
-        let append: &[(&str, &str)] = if enrichment.is_empty() { &[] } else { &[(self.enricher.config.key.as_str(), enrichment.as_str())] };
-        if self.alerts_enabled && !self.alerts.is_empty() {
+        let write = self.enricher.enabled() && !enrichment.is_empty();
+        let append: &[(&str, &str)] = if write { &[(self.enricher.config.key.as_str(), enrichment.as_str())] } else { &[] };
+        if alerting {
             let extra: Option<serde_json::Value> = serde_json::from_str(&enrichment).ok();
             let doc = EventDoc::new(event, &self.enricher.config.key, extra.as_ref()).with_changes(changes);
             self.alerts.observe(event, &doc, &mut self.alerts_out);
@@ -324,6 +327,18 @@ impl Pipeline {
     /// Alerts raised since the last call, each a JSON object (no trailing newline).
     pub fn take_alerts(&mut self) -> Vec<String> {
         std::mem::take(&mut self.alerts_out)
+    }
+
+    /// The alert engine's running totals.
+    pub fn alert_stats(&self) -> crate::alert::AlertStats {
+        self.alerts.stats()
+    }
+
+    /// Counters and alert statistics as one JSON object: the counters' keys plus `"alerts"`.
+    pub fn metrics_json(&self) -> String {
+        let mut c = self.counters.to_json();
+        c.pop(); // the closing '}'
+        format!("{c},\"alerts\":{}}}", self.alerts.stats().to_json())
     }
 
     /// Whether the config has any alert rule (hosts that forward events to a central alert

@@ -32,12 +32,38 @@ pub struct RelativeFiles {
     pub base: PathBuf,
 }
 
+impl RelativeFiles {
+    fn resolve(&self, path: &str) -> PathBuf {
+        let p = Path::new(path);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base.join(p)
+        }
+    }
+}
+
 impl FileSource for RelativeFiles {
     fn read(&self, path: &str) -> Result<Vec<u8>, String> {
-        let p = Path::new(path);
-        let full = if p.is_absolute() { p.to_path_buf() } else { self.base.join(p) };
+        let full = self.resolve(path);
         std::fs::read(&full).map_err(|e| format!("{}: {e}", full.display()))
     }
+
+    fn list(&self, path: &str) -> Result<Vec<String>, String> {
+        list_dir_files(&self.resolve(path))
+    }
+}
+
+/// The regular files of a directory, sorted by name.
+pub fn list_dir_files(dir: &Path) -> Result<Vec<String>, String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    names.sort();
+    Ok(names)
 }
 
 /// Builds the pipeline from `--config FILE`, `--policy FILE`, or the embedded default.

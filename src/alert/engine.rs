@@ -1,0 +1,302 @@
+//! Evaluates compiled rules on kept events, in event time, with bounded per-group state.
+//!
+//! Per event and rule: the query (compiled once) is matched against the lazily decoded event;
+//! a non-matching event costs no allocation. A match either raises an alert at once (plain
+//! rules), or updates the group's window and evaluates the condition (aggregated rules).
+//! Semantics (windows, throttling, late events) are documented in docs/ALERTS.md.
+
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use crate::event::Event;
+use crate::query::{Document, FieldPath, Value};
+
+use super::output::{value_text, write_alert, AggregateOutput};
+use super::rule::{AggFn, Rule};
+use super::state::{AggState, DistinctAdd, GroupState, GroupStore, BUCKETS};
+use super::{AlertConfig, AlertLimits};
+
+/// Running totals of the alert engine (for every host's metrics).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AlertStats {
+    /// Events the rules were evaluated on.
+    pub events: u64,
+    /// Rule matches (query and checks held).
+    pub matches: u64,
+    pub alerts: u64,
+    /// Alerts not raised because of `throttle` (or because the condition was already firing).
+    pub suppressed: u64,
+    /// Groups currently held, over all rules.
+    pub groups: u64,
+    /// Groups dropped while still live because a rule reached `maxGroups`.
+    pub groups_evicted: u64,
+    /// Events older than their group's window (ignored by the aggregation).
+    pub late_events: u64,
+    /// Distinct values not tracked because a set reached `maxDistinct`.
+    pub distinct_overflow: u64,
+}
+
+impl AlertStats {
+    /// Stable JSON keys.
+    pub fn to_json(&self) -> String {
+        format!(
+            "{{\"events\":{},\"matches\":{},\"alerts\":{},\"suppressed\":{},\"groups\":{},\"groupsEvicted\":{},\"lateEvents\":{},\"distinctOverflow\":{}}}",
+            self.events, self.matches, self.alerts, self.suppressed, self.groups, self.groups_evicted, self.late_events, self.distinct_overflow
+        )
+    }
+}
+
+/// One rule and its runtime state.
+#[derive(Debug)]
+struct RuleRt {
+    rule: Arc<Rule>,
+    groups: GroupStore,
+    /// Reused buffers: the group key, a value's text, aggregate values.
+    key: String,
+    text: String,
+    values: Vec<f64>,
+}
+
+/// Evaluates the rules on kept events, in event time.
+#[derive(Debug, Default)]
+pub struct AlertEngine {
+    rules: Vec<RuleRt>,
+    limits: AlertLimits,
+    /// Latest event time seen (microseconds); the time of events that carry none.
+    watermark: i64,
+    stats: AlertStats,
+    /// `responseStatus.code`, read by the failure count.
+    code_path: Option<FieldPath>,
+}
+
+impl AlertEngine {
+    pub fn new(config: &AlertConfig) -> Self {
+        let rules = if config.enabled {
+            config
+                .rules
+                .iter()
+                .map(|r| RuleRt { rule: r.clone(), groups: GroupStore::new(config.limits.max_groups), key: String::new(), text: String::new(), values: Vec::new() })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let code_path = FieldPath::from_segments(["responseStatus", "code"]);
+        AlertEngine { rules, limits: config.limits.clone(), watermark: i64::MIN, stats: AlertStats::default(), code_path }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// Running totals.
+    pub fn stats(&self) -> AlertStats {
+        let mut s = self.stats.clone();
+        s.groups = self.rules.iter().map(|r| r.groups.len() as u64).sum();
+        s.groups_evicted = self.rules.iter().map(|r| r.groups.stats.evicted).sum();
+        s
+    }
+
+    /// Groups held by the rule named `name` (for tests and diagnostics).
+    pub fn groups_of(&self, name: &str) -> Option<usize> {
+        self.rules.iter().find(|r| r.rule.name == name).map(|r| r.groups.len())
+    }
+
+    /// The names of the active rules, in evaluation order.
+    pub fn rule_names(&self) -> impl Iterator<Item = &str> {
+        self.rules.iter().map(|r| r.rule.name.as_str())
+    }
+
+    /// Evaluates every rule on one kept event; appends raised alerts (JSON objects) to `out`.
+    pub fn observe(&mut self, event: &Event, doc: &dyn Document, out: &mut Vec<String>) {
+        if self.rules.is_empty() {
+            return;
+        }
+        self.stats.events += 1;
+        let t = match event.stage_time_micros() {
+            Some(t) => t,
+            None if self.watermark == i64::MIN => 0,
+            None => self.watermark,
+        };
+        self.watermark = self.watermark.max(t);
+        let now = self.watermark;
+        for rt in &mut self.rules {
+            if !rt.rule.query.matches(doc) || !rt.rule.extra_checks_pass(event, doc) {
+                continue;
+            }
+            self.stats.matches += 1;
+            let mut shared = Shared { limits: &self.limits, code_path: self.code_path.as_ref(), stats: &mut self.stats };
+            rt.on_match(event, doc, t, now, &mut shared, out);
+        }
+    }
+}
+
+/// What every rule's evaluation shares.
+struct Shared<'a> {
+    limits: &'a AlertLimits,
+    code_path: Option<&'a FieldPath>,
+    stats: &'a mut AlertStats,
+}
+
+impl RuleRt {
+    fn on_match(&mut self, event: &Event, doc: &dyn Document, t: i64, now: i64, shared: &mut Shared<'_>, out: &mut Vec<String>) {
+        let (limits, stats) = (shared.limits, &mut *shared.stats);
+        let rule: &Rule = &self.rule;
+        if !rule.stateful() {
+            stats.alerts += 1;
+            out.push(write_alert(rule, t, doc, None, std::iter::once(event.audit_id.as_ref())));
+            return;
+        }
+        build_key(&rule.group_by, doc, &mut self.key, &mut self.text);
+        let agg_shape = rule.aggregation.as_ref().map(|a| (a.count_ifs(), a.distincts()));
+        let group = self.groups.entry(&self.key, now, rule.retention(), || GroupState::new(t, agg_shape.map(|(c, d)| Box::new(AggState::new(c, d)))));
+        group.last_seen = group.last_seen.max(t);
+        let Some(aggregation) = &rule.aggregation else {
+            // Plain rule with grouping/throttle: dedup only.
+            if group.last_alert.is_some_and(|last| (t - last).abs() < rule.throttle) {
+                stats.suppressed += 1;
+                return;
+            }
+            group.last_alert = Some(t);
+            stats.alerts += 1;
+            out.push(write_alert(rule, t, doc, None, std::iter::once(event.audit_id.as_ref())));
+            return;
+        };
+        let Some(state) = group.agg.as_deref_mut() else { return };
+        let width = (aggregation.window / BUCKETS as i64).max(1);
+        let bucket = t.div_euclid(width);
+        if state.is_late(bucket) {
+            stats.late_events += 1;
+            return;
+        }
+        let failed = shared.code_path.is_some_and(|p| failed(doc, p));
+        let count_ifs = aggregation.aggregates.iter().filter_map(|(_, f)| match f {
+            AggFn::CountIf(q) => Some(q.matches(doc)),
+            _ => None,
+        });
+        state.add(bucket, failed, count_ifs);
+        state.remember(bucket, &event.audit_id, limits.max_audit_ids);
+        let oldest = state.oldest_live();
+        let mut d = 0;
+        for (_, f) in &aggregation.aggregates {
+            if let AggFn::Distinct(path) = f {
+                if let Some(set) = state.distinct.get_mut(d) {
+                    let text = &mut self.text;
+                    doc.visit(path, &mut |v| {
+                        text.clear();
+                        if value_text(v, text) && set.add(text, bucket, limits.max_distinct, oldest) == DistinctAdd::Overflow {
+                            stats.distinct_overflow += 1;
+                        }
+                        ControlFlow::Continue(())
+                    });
+                }
+                d += 1;
+            }
+        }
+        // Aggregate values over the window, in declaration order.
+        self.values.clear();
+        let (count, failures) = (state.sum(0) as f64, state.sum(1) as f64);
+        let (mut ci, mut di) = (0, 0);
+        for (_, f) in &aggregation.aggregates {
+            let v = match f {
+                AggFn::Count => count,
+                AggFn::Failures => failures,
+                AggFn::FailureRate if count > 0.0 => (failures * 10_000.0 / count).round() / 100.0,
+                AggFn::FailureRate => 0.0,
+                AggFn::CountIf(_) => {
+                    ci += 1;
+                    state.sum(1 + ci) as f64
+                }
+                AggFn::Distinct(_) => {
+                    di += 1;
+                    state.distinct.get(di - 1).map_or(0, |s| s.count(oldest)) as f64
+                }
+            };
+            self.values.push(v);
+        }
+        let holds = aggregation.condition.matches(&AggDoc { names: &aggregation.aggregates, values: &self.values });
+        if !holds {
+            group.firing = false;
+            return;
+        }
+        let throttled = group.last_alert.is_some_and(|last| (t - last).abs() < rule.throttle);
+        let due = match (group.firing, group.last_alert, rule.repeat) {
+            // Rising edge: a new burst.
+            (false, _, _) => !throttled,
+            // Still firing: only a reminder every `repeat` (throttle is for new bursts).
+            (true, Some(last), Some(every)) => t - last >= every,
+            (true, _, _) => false,
+        };
+        group.firing = true;
+        if !due {
+            stats.suppressed += 1;
+            return;
+        }
+        group.last_alert = Some(t);
+        stats.alerts += 1;
+        let window_start = oldest.saturating_mul(width);
+        let agg = AggregateOutput { names: &aggregation.aggregates, values: &self.values, window_start, window_end: t.max(window_start) };
+        out.push(write_alert(rule, t, doc, Some(agg), state.live_audit_ids()));
+    }
+}
+
+/// `responseStatus.code >= 400` (the seed's failure: `CASE WHEN code < 400 THEN 0 ELSE 1`).
+fn failed(doc: &dyn Document, code: &FieldPath) -> bool {
+    let mut failed = false;
+    doc.visit(code, &mut |v| {
+        if let Value::Num(n) = v {
+            failed = n >= 400.0;
+        }
+        ControlFlow::Break(())
+    });
+    failed
+}
+
+/// The group key: each groupBy path's values as text, separated by U+001F (values joined
+/// with U+001E when a path has several).
+fn build_key(paths: &[FieldPath], doc: &dyn Document, key: &mut String, text: &mut String) {
+    key.clear();
+    for (i, p) in paths.iter().enumerate() {
+        if i > 0 {
+            key.push('\u{1f}');
+        }
+        let mut first = true;
+        doc.visit(p, &mut |v| {
+            text.clear();
+            if value_text(v, text) {
+                if !first {
+                    key.push('\u{1e}');
+                }
+                key.push_str(text);
+                first = false;
+            }
+            ControlFlow::Continue(())
+        });
+    }
+}
+
+/// The aggregates as a document, for the condition query.
+struct AggDoc<'a> {
+    names: &'a [(String, AggFn)],
+    values: &'a [f64],
+}
+
+impl Document for AggDoc<'_> {
+    fn visit(&self, path: &FieldPath, visit: &mut dyn FnMut(Value<'_>) -> ControlFlow<()>) {
+        if path.len() != 1 {
+            return;
+        }
+        if let Some(i) = self.names.iter().position(|(n, _)| Some(n.as_str()) == path.segment(0)) {
+            if let Some(v) = self.values.get(i) {
+                let _ = visit(Value::Num(*v));
+            }
+        }
+    }
+
+    fn visit_all(&self, visit: &mut dyn FnMut(Value<'_>) -> ControlFlow<()>) {
+        for v in self.values {
+            if visit(Value::Num(*v)).is_break() {
+                return;
+            }
+        }
+    }
+}
