@@ -6,6 +6,7 @@
 //! - `cargo xtask setup` / `build-wasm` / `bench` / `bless` for the pieces.
 
 mod envoy;
+mod fluentbit;
 mod setup;
 mod util;
 mod wasm;
@@ -58,7 +59,9 @@ fn test() -> Result<(), String> {
     setup::setup()?;
     wasm::build_all()?;
     envoy::preflight()?;
+    fluentbit::preflight()?;
     run(cmd("cargo").args(["test", "--workspace", "--exclude", "xtask"]))?;
+    fluentbit::fuel()?;
     Ok(())
 }
 

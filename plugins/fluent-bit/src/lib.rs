@@ -1,1 +1,155 @@
-//! placeholder
+//! kaudit as a Fluent Bit `filter_wasm` module (`wasm32-wasip1` core module, `event_format json`).
+//!
+//! Exports:
+//! * `kaudit_filter(tag, tag_len, time_sec, time_nsec, record, record_len) -> *const u8`: the
+//!   filter (`Function_Name kaudit_filter`). Record JSON in, one JSON object or `""` (drop) out.
+//! * `kaudit_counters() -> *const u8`: the counters as NUL-terminated JSON (tests, debugging).
+//!
+//! Fluent Bit creates one instance per filter at startup and calls it for every record, in one
+//! thread (hosts.md 1.8), with no init hook. So the state ([`filter::Filter`]: the pipeline, the
+//! one reply buffer) is built at the first call (config lookup in [`config`]) and kept in a
+//! global for the process lifetime.
+//!
+//! Traps: wasm32-wasip1's std is built with `panic=abort`, so a panic is a trap (`unreachable`)
+//! whatever the profile says, and `catch_unwind` only helps native builds; Fluent Bit's WAMR
+//! has no exception handling either. Every path here is written not to panic. If a call traps
+//! anyway (a core bug, an exhausted WAMR stack), Fluent Bit drops that record and calls again
+//! with the same instance: the state is taken out of its cell during a call, so the next call
+//! finds it missing, counts the trap and rebuilds it instead of trapping forever on a
+//! half-updated state.
+//!
+//! This file holds the only `unsafe` code: turning the host's raw record pointer into a slice.
+
+pub mod config;
+pub mod filter;
+
+use std::cell::Cell;
+use std::io::Write as _;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use filter::{Filter, Input, Mode, Reply, Stats};
+
+/// The reply that drops a record: a pointer to a 0 byte (`""`).
+static DROP: [u8; 1] = [0];
+
+thread_local! {
+    // wasm32-wasip1 has one thread: these are plain globals.
+    static FILTER: Cell<Option<Box<Filter>>> = const { Cell::new(None) };
+    static STATS: Cell<Stats> = const { Cell::new(Stats::ZERO) };
+    /// Set during a call; still set at the next call means that call trapped.
+    static IN_CALL: Cell<bool> = const { Cell::new(false) };
+    /// Set while the config loads; still set at the next call means loading trapped.
+    static LOADING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// The Fluent Bit filter function. The tag and timestamp are not used: the decision depends on
+/// the record only (the same bytes give the same result in every kaudit host).
+///
+/// # Safety
+/// `record` must be NULL or point to `record_len` readable bytes, as Fluent Bit guarantees: it
+/// copies the record into the instance's heap right before the call and frees it after.
+#[no_mangle]
+pub unsafe extern "C" fn kaudit_filter(
+    _tag: *const u8,
+    _tag_len: u32,
+    _time_sec: u32,
+    _time_nsec: u32,
+    record: *const u8,
+    record_len: u32,
+) -> *const u8 {
+    // SAFETY: the caller's contract above; `record_input` checks NULL and memory bounds.
+    let input = unsafe { record_input(record, record_len) };
+    with_filter(|f, stats| {
+        let bytes = match &input {
+            Input::Record(b) => Some(*b),
+            _ => None,
+        };
+        let reply = match catch_unwind(AssertUnwindSafe(|| f.handle(input, stats))) {
+            Ok(reply) => reply,
+            Err(_) => match bytes {
+                Some(b) => f.pass_original(b, stats),
+                None => Reply::Drop,
+            },
+        };
+        match reply {
+            Reply::Drop => DROP.as_ptr(),
+            // Points into the filter's reply buffer, which stays put until the next call;
+            // Fluent Bit copies it (strdup) before that.
+            Reply::Record => f.reply().as_ptr(),
+        }
+    })
+}
+
+/// The counters as NUL-terminated JSON, see [`Filter::counters_json`].
+#[no_mangle]
+pub extern "C" fn kaudit_counters() -> *const u8 {
+    with_filter(|f, stats| f.counters_json(stats).as_ptr())
+}
+
+/// The record the host passed, as a slice when it is usable.
+///
+/// # Safety
+/// A non-NULL `ptr` must point to `len` readable bytes that stay valid and unchanged for the call.
+unsafe fn record_input<'a>(ptr: *const u8, len: u32) -> Input<'a> {
+    if ptr.is_null() {
+        return Input::Null { len };
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        // A wrong pointer must give a visible error, not an out-of-bounds trap.
+        let memory = core::arch::wasm32::memory_size(0).saturating_mul(65536);
+        if (ptr as usize).checked_add(len as usize).is_none_or(|end| end > memory) {
+            return Input::OutOfBounds { ptr: ptr as usize as u32, len };
+        }
+    }
+    // SAFETY: non-NULL and (on wasm32) inside linear memory; the caller guarantees the bytes
+    // are the record's and are not written during the call. `len` fits in usize (u32 -> usize).
+    Input::Record(unsafe { std::slice::from_raw_parts(ptr, len as usize) })
+}
+
+/// Runs `f` on the process-wide filter, creating it at the first call (or after a trap).
+fn with_filter<R>(f: impl FnOnce(&mut Filter, &mut Stats) -> R) -> R {
+    let mut stats = STATS.get();
+    if IN_CALL.replace(true) {
+        stats.traps += 1;
+        log("kaudit: the previous call trapped (Fluent Bit dropped that record); rebuilding the filter state");
+    }
+    // Taken out for the call: if the call traps, the next one starts from a fresh state.
+    let mut filter = FILTER.take().unwrap_or_else(|| Box::new(Filter::new(load_mode())));
+    let result = f(&mut filter, &mut stats);
+    FILTER.set(Some(filter));
+    STATS.set(stats);
+    IN_CALL.set(false);
+    result
+}
+
+/// Loads the config once, logging what was used (or the error) to stderr once.
+fn load_mode() -> Mode {
+    if LOADING.replace(true) {
+        let message = "loading the config trapped (see the earlier stderr output)".to_string();
+        log(&format!("kaudit: {message}; records pass through with a kaudit_error key"));
+        return Mode::ConfigError(message);
+    }
+    let mode = match config::load() {
+        config::Loaded::Ready { pipeline, source, warnings } => {
+            for w in &warnings {
+                log(&format!("kaudit: warning: {w}"));
+            }
+            log(&format!("kaudit: config {source} loaded"));
+            Mode::Ready { pipeline, source }
+        }
+        config::Loaded::Error(message) => {
+            log(&format!(
+                "kaudit: error: the config does not load, records pass through unchanged with a kaudit_error key: {message}"
+            ));
+            Mode::ConfigError(message)
+        }
+    };
+    LOADING.set(false);
+    mode
+}
+
+/// One line to stderr (Fluent Bit's own). `eprintln!` would panic if the write failed.
+fn log(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
