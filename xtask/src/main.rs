@@ -7,6 +7,7 @@
 
 mod envoy;
 mod fluentbit;
+mod js;
 mod setup;
 mod util;
 mod wasm;
@@ -58,9 +59,11 @@ fn demo() -> Result<(), String> {
 fn test() -> Result<(), String> {
     setup::setup()?;
     wasm::build_all()?;
+    js::build()?;
     envoy::preflight()?;
     fluentbit::preflight()?;
     run(cmd("cargo").args(["test", "--workspace", "--exclude", "xtask"]))?;
+    js::test()?;
     fluentbit::fuel()?;
     Ok(())
 }

@@ -46,7 +46,11 @@ pub fn wasm_pack() -> Result<(), String> {
     if let Some(v) = wasm_bindgen_version() {
         let installed = output("wasm-bindgen", &["--version"]).unwrap_or_default();
         if !installed.contains(&v) {
-            run(cmd("cargo").env_remove("CARGO_TARGET_DIR").args(["install", "wasm-bindgen-cli", "--locked", "--version", &v]))?;
+            let locked = run(cmd("cargo").env_remove("CARGO_TARGET_DIR").args(["install", "wasm-bindgen-cli", "--locked", "--version", &v]));
+            if locked.is_err() {
+                // The registry may lack a version the tool's own lock file pins; resolve afresh.
+                run(cmd("cargo").env_remove("CARGO_TARGET_DIR").args(["install", "wasm-bindgen-cli", "--version", &v]))?;
+            }
         }
     }
     Ok(())

@@ -33,7 +33,7 @@ enum Command {
     /// Print the events that match a search-language query (see docs/QUERY.md).
     Query(run_cmd::QueryArgs),
     /// Audit reports (overview, operations overview, operation details) as JSON or HTML.
-    Report(report_cmd::ReportArgs),
+    Report(Box<report_cmd::ReportArgs>),
     /// Check an audit policy, or measure what it would keep from recorded logs.
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -99,7 +99,7 @@ fn main() -> ExitCode {
         Command::Explain(args) => explain(args),
         Command::Run(args) => run_cmd::run(args),
         Command::Query(args) => run_cmd::query(args),
-        Command::Report(args) => report_cmd::report(args),
+        Command::Report(args) => report_cmd::report(*args),
         Command::Policy(PolicyCommand::Check { file }) => policy_cmd::check(&file),
         Command::Policy(PolicyCommand::Impact { policy, json, logs }) => policy_cmd::impact(&policy, &logs, json),
     };

@@ -1,0 +1,176 @@
+// The demo in a real browser (Debian Chromium, headless, via playwright-core): every number
+// shown on each tab equals the native `kaudit report --json` for the same input and filter,
+// while switching tabs and filters; the static page of `kaudit report --html` likewise; and a
+// 100k-event file measured end to end (figures printed, not asserted). Screenshots go to
+// js/test-artifacts/.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+import { ARTIFACTS, JS_DIR, SAMPLE, checkPackageBuilt, cliReportJson, domView, expectedView, kaudit, readDom, serve } from './helpers.mjs';
+import { generateEvents } from './generate.mjs';
+
+const CHROMIUM = process.env.KAUDIT_CHROMIUM || '/usr/bin/chromium';
+const TABS = ['overview', 'operations', 'details'];
+let server;
+let context;
+let profile;
+
+before(async () => {
+  checkPackageBuilt();
+  if (!existsSync(join(JS_DIR, 'demo', 'sample-audit.log'))) throw new Error('js/demo/sample-audit.log is missing: run js::build (cargo xtask)');
+  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} not found: install Debian chromium (cargo xtask setup)`);
+  mkdirSync(ARTIFACTS, { recursive: true });
+  server = await serve(JS_DIR);
+  profile = mkdtempSync(join(tmpdir(), 'kaudit-chromium-'));
+  context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    viewport: { width: 1280, height: 900 },
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync'],
+  });
+});
+
+after(async () => {
+  await context?.close();
+  await server?.close();
+  if (profile) rmSync(profile, { recursive: true, force: true });
+});
+
+async function openPage() {
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
+  page.on('console', (m) => { if (m.type() === 'error') errors.push(`console: ${m.text()}`); });
+  return { page, errors };
+}
+
+const seq = (page) => page.evaluate(() => Number(document.body.dataset.reportSeq || 0));
+
+/** Performs `action` and waits until the demo has drawn the next report. */
+async function nextReport(page, action, timeout = 30_000) {
+  const before = await seq(page);
+  await action();
+  await page.waitForFunction((n) => Number(document.body.dataset.reportSeq || 0) > n && document.body.dataset.state === 'ready', before, { timeout });
+}
+
+async function showTab(page, tab) {
+  await page.click(`[role=tab][data-tab="${tab}"]`);
+  await page.waitForSelector(`.kaudit-report[data-tab="${tab}"]`);
+}
+
+/** Compares every tab on the page with `report`; optional screenshots named `${shots}-${tab}.png`. */
+async function checkTabs(page, report, label, shots) {
+  for (const tab of TABS) {
+    await showTab(page, tab);
+    const want = expectedView(report, tab);
+    const got = domView(await page.evaluate(readDom), want);
+    assert.deepEqual(got, want, `${label}: tab ${tab}`);
+    if (shots) await page.screenshot({ path: join(ARTIFACTS, `${shots}-${tab}.png`), fullPage: true });
+  }
+}
+
+test('demo: each tab shows the core report for the sample, across filter changes', async () => {
+  const { page, errors } = await openPage();
+  await page.goto(`${server.url}/demo/index.html`);
+  await nextReport(page, () => page.click('#sample'));
+
+  // Default range: the last week of the data.
+  const week = JSON.parse(cliReportJson([SAMPLE], { last: '7d' }));
+  assert.ok(week.overview.total > 0 && week.overview.total < week.input.events);
+  await checkTabs(page, week, 'default (last 7 days of the data)', 'sample-week');
+
+  await nextReport(page, () => page.selectOption('#f-last', 'all'));
+  const all = JSON.parse(cliReportJson([SAMPLE], { last: 'all' }));
+  assert.equal(all.overview.total, 88);
+  await checkTabs(page, all, 'all time', 'sample-all');
+
+  await nextReport(page, () => page.selectOption('#f-namespace', 'default'));
+  await nextReport(page, () => page.selectOption('#f-code', '403'));
+  const ns = JSON.parse(cliReportJson([SAMPLE], { last: 'all', namespace: ['default'], code: [403] }));
+  assert.ok(ns.overview.total > 0);
+  await checkTabs(page, ns, 'namespace default, status 403');
+
+  await nextReport(page, () => page.selectOption('#f-code', '*'));
+  await page.fill('#f-query', 'verb: create or verb: delete');
+  await page.fill('#f-resource', 'ConfigMaps');
+  await nextReport(page, () => page.press('#f-query', 'Enter'));
+  const q = JSON.parse(cliReportJson([SAMPLE], { last: 'all', namespace: ['default'], query: 'verb: create or verb: delete', resourceType: 'ConfigMaps' }));
+  assert.equal(q.details.resourceType, 'configmaps');
+  assert.ok(q.details.ops.create > 0 && q.details.ops.delete > 0);
+  await checkTabs(page, q, 'query and resource type', 'sample-query');
+
+  await page.fill('#f-query', 'verb: (');
+  await nextReport(page, () => page.press('#f-query', 'Enter'));
+  assert.match(await page.textContent('#filter-error'), /query: column \d+/);
+  assert.equal(await page.isVisible('#filter-error'), true);
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test('kaudit report --html: the static page shows the same numbers', async () => {
+  const file = join(ARTIFACTS, 'report.html');
+  kaudit(['report', '--last', 'all', '--html', file, SAMPLE]);
+  const report = JSON.parse(cliReportJson([SAMPLE], { last: 'all' }));
+  const { page, errors } = await openPage();
+  await page.goto(`${server.url}/test-artifacts/report.html`);
+  await page.waitForSelector('.kaudit-report');
+  await checkTabs(page, report, 'static page', 'static');
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test('100k events: file read in the worker, report drawn (timings printed)', { timeout: 600_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kaudit-100k-'));
+  const file = join(dir, 'audit-100k.log');
+  const started = Date.now();
+  writeFileSync(file, generateEvents(100_000));
+  const genMs = Date.now() - started;
+  try {
+    const { page, errors } = await openPage();
+    await page.goto(`${server.url}/demo/index.html`);
+    await nextReport(page, () => page.setInputFiles('#file', file), 300_000);
+    const first = await page.evaluate(() => ({ loaded: window.kauditDemo.loaded, timing: window.kauditDemo.timings.at(-1) }));
+    await page.screenshot({ path: join(ARTIFACTS, 'load-100k-overview.png'), fullPage: false });
+    const want = JSON.parse(cliReportJson([file], {}));
+    assert.equal(want.input.events, 100_000);
+    assert.equal(first.loaded.counts.events, 100_000);
+    const view = expectedView(want, 'overview');
+    assert.deepEqual(domView(await page.evaluate(readDom), view), view, '100k overview');
+
+    await nextReport(page, () => page.selectOption('#f-last', 'all'));
+    const all = await page.evaluate(() => window.kauditDemo.timings.at(-1));
+    await page.fill('#f-resource', 'aliyunlogconfigs');
+    await page.fill('#f-query', 'kaudit.ipScope: internet');
+    await nextReport(page, () => page.press('#f-query', 'Enter'));
+    const query = await page.evaluate(() => window.kauditDemo.timings.at(-1));
+    // Same query, another namespace: the query's per-event results are cached in the engine.
+    await nextReport(page, () => page.selectOption('#f-namespace', 'prod'));
+    const cached = await page.evaluate(() => window.kauditDemo.timings.at(-1));
+    await nextReport(page, () => page.selectOption('#f-namespace', '*'));
+    const t0 = Date.now();
+    await showTab(page, 'details');
+    const tabMs = Date.now() - t0;
+    const crd = JSON.parse(cliReportJson([file], { last: 'all', query: 'kaudit.ipScope: internet', resourceType: 'aliyunlogconfigs' }));
+    const dview = expectedView(crd, 'details');
+    assert.ok(crd.details.ops.total > 0);
+    assert.deepEqual(domView(await page.evaluate(readDom), dview), dview, '100k details of a CRD');
+    await page.screenshot({ path: join(ARTIFACTS, 'load-100k-details.png'), fullPage: false });
+    assert.deepEqual(errors, []);
+    const f = (ms) => `${Math.round(ms)} ms`;
+    const mb = (first.loaded.total / 1048576).toFixed(1);
+    console.log(`# 100k events (${mb} MiB, generated in ${f(genMs)}): read and aggregated in the worker in ${f(first.loaded.ms)}, `
+      + `store ${(first.loaded.memory / 1048576).toFixed(1)} MiB`);
+    for (const [name, t] of [['default (last 7 days)', first.timing], ['all time', all], ['ad-hoc query over raw text + CRD', query],
+      ['same query, namespace changed (cached query results)', cached]]) {
+      console.log(`# 100k report, ${name}: computed ${f(t.reportMs)} + drawn ${f(t.drawMs)} = ${f(t.totalMs)} from filter change to painted page`);
+    }
+    console.log(`# 100k tab switch to Operation Details: ${f(tabMs)} (click to drawn, measured from Node)`);
+    await page.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

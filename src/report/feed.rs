@@ -1,0 +1,95 @@
+//! Cutting a byte stream that arrives in arbitrary chunks (a file read piece by piece in a
+//! browser, a socket) into whole records, so that feeding chunks gives exactly the records
+//! [`Records`] finds in the whole input.
+//!
+//! Bytes up to the last line break are framed with [`Records`]; a record that is a single line
+//! opening a JSON value without closing it may be the start of a pretty-printed event whose
+//! end has not arrived yet, so it and everything after it wait for the next chunk (up to
+//! [`MAX_PENDING`] bytes, after which they are framed as they are, exactly as `Records` would
+//! frame a truncated document).
+
+use crate::event::framing::Records;
+
+/// Most bytes held back waiting for the end of a record.
+pub const MAX_PENDING: usize = 64 << 20;
+
+/// Holds the incomplete tail between chunks.
+#[derive(Debug, Default)]
+pub struct Feed {
+    pending: Vec<u8>,
+}
+
+impl Feed {
+    pub fn new() -> Self {
+        Feed::default()
+    }
+
+    /// Bytes waiting for the rest of their record.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Adds a chunk and calls `f` with every record that is now complete.
+    pub fn push(&mut self, chunk: &[u8], f: &mut dyn FnMut(&[u8])) {
+        self.pending.extend_from_slice(chunk);
+        let Some(last_nl) = memchr::memrchr(b'\n', &self.pending) else {
+            if self.pending.len() > MAX_PENDING {
+                self.finish(f);
+            }
+            return;
+        };
+        let complete = &self.pending[..=last_nl];
+        let base = complete.as_ptr() as usize;
+        let mut consumed = complete.len();
+        for record in Records::new(complete) {
+            let b = record.bytes;
+            let opens = matches!(b.first(), Some(b'{' | b'['));
+            let closes = matches!(b.last(), Some(b'}' | b']'));
+            let single_line = memchr::memchr(b'\n', b).is_none();
+            if opens && !closes && single_line && self.pending.len() <= MAX_PENDING {
+                // Possibly the first line of a document that continues in a later chunk.
+                consumed = b.as_ptr() as usize - base;
+                break;
+            }
+            f(b);
+        }
+        self.pending.drain(..consumed);
+    }
+
+    /// Frames and hands over whatever is left (the end of the input).
+    pub fn finish(&mut self, f: &mut dyn FnMut(&[u8])) {
+        for record in Records::new(&self.pending) {
+            f(record.bytes);
+        }
+        self.pending.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn whole(input: &[u8]) -> Vec<Vec<u8>> {
+        Records::new(input).map(|r| r.bytes.to_vec()).collect()
+    }
+
+    fn chunked(input: &[u8], size: usize) -> Vec<Vec<u8>> {
+        let mut feed = Feed::new();
+        let mut out = Vec::new();
+        for chunk in input.chunks(size) {
+            feed.push(chunk, &mut |r| out.push(r.to_vec()));
+        }
+        feed.finish(&mut |r| out.push(r.to_vec()));
+        out
+    }
+
+    #[test]
+    fn every_chunk_size_gives_the_whole_input_records() {
+        let input = b"{\"a\":1}\n\n{\n  \"b\": [\n 1,\n 2]\n}\n{\"kind\":\"EventList\",\"items\":[{\"c\":3}]}\r\n{\"broken\":\n{\"d\":4}\nnot json\n{\"e\":5}";
+        let want = whole(input);
+        assert!(want.len() >= 6, "{want:?}");
+        for size in 1..input.len() + 1 {
+            assert_eq!(chunked(input, size), want, "chunk size {size}");
+        }
+    }
+}
