@@ -3,7 +3,8 @@
 //! - `cargo xtask demo`: set up the machine, build everything, run the main job on the embedded
 //!   default (filter the bundled sample audit log with the seed's policy).
 //! - `cargo xtask test`: set up, build, run every test (core, CLI, WASM hosts, browser).
-//! - `cargo xtask setup` / `build-wasm` / `bench` / `bless` for the pieces.
+//! - `cargo xtask setup` / `build-wasm` / `bench` / `bless` for the pieces, and
+//!   `test-envoy` / `test-fluent-bit` / `test-js` for one host's tests.
 
 mod envoy;
 mod fluentbit;
@@ -25,8 +26,12 @@ fn main() -> ExitCode {
         Some("test") => test(),
         Some("bench") => bench(),
         Some("bless") => bless(),
+        // One host's tests (after `cargo xtask build-wasm`).
+        Some("test-envoy") => envoy::test(),
+        Some("test-fluent-bit") => fluentbit::test(),
+        Some("test-js") => js::build().and_then(|_| js::test()),
         _ => {
-            eprintln!("usage: cargo xtask <demo|test|setup|build-wasm|bench|bless>");
+            eprintln!("usage: cargo xtask <demo|test|setup|build-wasm|bench|bless|test-envoy|test-fluent-bit|test-js>");
             return ExitCode::from(2);
         }
     };

@@ -68,11 +68,3 @@ pub fn output(program: &str, args: &[&str]) -> Option<String> {
 pub fn have(program: &str) -> bool {
     Command::new(program).arg("--version").output().is_ok_and(|o| o.status.success())
 }
-
-/// The cargo install root's bin dir (tools installed by setup land here).
-pub fn cargo_bin(name: &str) -> PathBuf {
-    let home = std::env::var_os("CARGO_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cargo"));
-    home.join("bin").join(name)
-}
