@@ -67,7 +67,7 @@ fn test() -> Result<(), String> {
     js::build()?;
     envoy::preflight()?;
     fluentbit::preflight()?;
-    run(cmd("cargo").args(["test", "--workspace", "--exclude", "xtask"]))?;
+    run(cmd("cargo").args(["test", "--workspace", "--exclude", "xtask", "--no-fail-fast"]))?;
     js::test()?;
     fluentbit::fuel()?;
     Ok(())
