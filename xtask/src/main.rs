@@ -57,6 +57,8 @@ fn demo() -> Result<(), String> {
     run(cmd(&kaudit).args(["filter", SAMPLE_LOG]).stdout(std::process::Stdio::null()))?;
     eprintln!("\nxtask: what the seed's policy costs on that log:");
     run(cmd(&kaudit).args(["policy", "impact", "--policy", "rules/ack-default-audit-policy.yaml", SAMPLE_LOG]))?;
+    eprintln!("\nxtask: policy + enrichment + the seed's alert rules on that log (alerts on stdout):");
+    run(cmd(&kaudit).args(["run", "--no-events", "--alerts", "stdout", SAMPLE_LOG]))?;
     wasm::demo()?;
     Ok(())
 }
