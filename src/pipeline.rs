@@ -6,7 +6,7 @@
 //! by default, passed through untouched: kaudit never loses a record.
 
 use crate::config::{BadRecords, Config};
-use crate::event::framing::{frame, list_items, Framed, Records};
+use crate::event::framing::{frame, Framed, Records};
 use crate::event::RawObject;
 use crate::event::raw::{self, Edit, OutBuf};
 use crate::alert::AlertEngine;
@@ -41,6 +41,10 @@ pub struct Counters {
     pub dropped_filtered: u64,
     pub bad: u64,
     pub oversized: u64,
+    /// `process_batch` bodies over `limits.maxBatchBytes`, forwarded untouched (their events are not read).
+    pub oversized_batches: u64,
+    /// Alerts dropped because the host had not taken `limits.maxPendingAlerts` earlier ones.
+    pub alerts_dropped: u64,
     pub bytes_in: u64,
     pub bytes_out: u64,
 }
@@ -69,7 +73,7 @@ impl Counters {
     /// The counters as a JSON object (stable keys, for every host's metrics).
     pub fn to_json(&self) -> String {
         format!(
-            "{{\"read\":{},\"kept\":{},\"stripped\":{},\"dropped\":{},\"droppedLevelNone\":{},\"droppedOmittedStage\":{},\"droppedFiltered\":{},\"bad\":{},\"oversized\":{},\"bytesIn\":{},\"bytesOut\":{}}}",
+            "{{\"read\":{},\"kept\":{},\"stripped\":{},\"dropped\":{},\"droppedLevelNone\":{},\"droppedOmittedStage\":{},\"droppedFiltered\":{},\"bad\":{},\"oversized\":{},\"oversizedBatches\":{},\"alertsDropped\":{},\"bytesIn\":{},\"bytesOut\":{}}}",
             self.read,
             self.kept,
             self.stripped,
@@ -79,6 +83,8 @@ impl Counters {
             self.dropped_filtered,
             self.bad,
             self.oversized,
+            self.oversized_batches,
+            self.alerts_dropped,
             self.bytes_in,
             self.bytes_out
         )
@@ -199,6 +205,7 @@ impl Pipeline {
             let extra: Option<serde_json::Value> = serde_json::from_str(&enrichment).ok();
             let doc = EventDoc::new(event, &self.enricher.config.key, extra.as_ref()).with_changes(changes);
             self.alerts.observe(event, &doc, &mut self.alerts_out);
+            cap_pending_alerts(&mut self.alerts_out, self.config.limits.max_pending_alerts, &mut self.counters);
         }
         if raw::has_line_break(event.obj.text) {
             // Pretty-printed input: emit one line per event.
@@ -254,7 +261,7 @@ impl Pipeline {
         };
         let before = out.out_len();
         match framed {
-            Framed::List(items) => {
+            Framed::List(items, _) => {
                 for (i, item) in items.iter().enumerate() {
                     let outcome = self.process_record(item.as_bytes(), out);
                     self.end_line(line, Some(i), outcome, out, report);
@@ -287,25 +294,39 @@ impl Pipeline {
     /// A body that cannot be framed at all is written through untouched.
     pub fn process_batch<O: OutBuf + ?Sized>(&mut self, body: &[u8], out: &mut O) -> BatchSummary {
         let mut summary = BatchSummary::default();
-        let text = std::str::from_utf8(body).ok();
-        let trimmed = text.map(str::trim_start);
-        match trimmed.and_then(|t| t.as_bytes().first().copied()) {
-            Some(b'{') | Some(b'[') if list_items(body).is_some() => {
-                let t = text.unwrap_or_default();
-                let mut kept: Vec<String> = Vec::new();
-                for item in list_items(body).unwrap_or_default() {
-                    let mut one = String::new();
-                    let outcome = self.process_record(item.as_bytes(), &mut one);
+        if body.len() > self.config.limits.max_batch_bytes {
+            // Splitting and rebuilding would hold about three copies: forward it as it came.
+            out.put_raw(body);
+            self.counters.oversized_batches += 1;
+            self.counters.bytes_in += body.len() as u64;
+            self.counters.bytes_out += body.len() as u64;
+            summary.oversized = true;
+            return summary;
+        }
+        // One parse of the top level; an EventList keeps its envelope around the kept items.
+        let framed = std::str::from_utf8(body).ok().map(frame);
+        match framed {
+            Some(Framed::List(items, envelope)) => {
+                let mut kept = String::with_capacity(body.len());
+                kept.push('[');
+                for item in items {
+                    let before = kept.len();
+                    if before > 1 {
+                        kept.push(',');
+                    }
+                    let outcome = self.process_record(item.as_bytes(), &mut kept);
                     summary.count(&outcome);
-                    if !one.is_empty() {
-                        kept.push(one);
+                    if kept.len() == before + usize::from(before > 1) {
+                        kept.truncate(before); // nothing written: no separator either
                     }
                 }
-                let items = format!("[{}]", kept.join(","));
-                if t.trim_start().starts_with('[') {
-                    out.put(&items);
-                } else if let Ok(obj) = raw::parse_object(t) {
-                    obj.rebuild(out, |_, m| if m.key == "items" { Edit::Replace(items.clone()) } else { Edit::Keep }, &[]);
+                kept.push(']');
+                match envelope {
+                    None => out.put(&kept),
+                    Some(obj) => {
+                        let at = obj.index_of("items");
+                        obj.rebuild(out, |i, _| if Some(i) == at { Edit::Replace(std::mem::take(&mut kept)) } else { Edit::Keep }, &[]);
+                    }
                 }
             }
             _ => self.process_stream(body, out, &mut |r| summary.count(&r.outcome)),
@@ -360,11 +381,21 @@ impl Pipeline {
         let Ok(ev) = Event::parse(text) else { return };
         let doc = EventDoc::new(&ev, &self.enricher.config.key, None);
         self.alerts.observe(&ev, &doc, &mut self.alerts_out);
+        cap_pending_alerts(&mut self.alerts_out, self.config.limits.max_pending_alerts, &mut self.counters);
     }
 
     /// The decision for one event, for `explain`.
     pub fn explain(&self, event: &Event) -> Decision {
         self.evaluator.evaluate_event(event)
+    }
+}
+
+/// Alerts the host has not taken stay bounded: beyond `limits.maxPendingAlerts` the newest are
+/// dropped and counted (a host that never calls `take_alerts` must not grow without end).
+fn cap_pending_alerts(pending: &mut Vec<String>, max: usize, counters: &mut Counters) {
+    if pending.len() > max {
+        counters.alerts_dropped += (pending.len() - max) as u64;
+        pending.truncate(max);
     }
 }
 
@@ -375,6 +406,8 @@ pub struct BatchSummary {
     pub kept: u64,
     pub dropped: u64,
     pub bad: u64,
+    /// Over `limits.maxBatchBytes`: written through untouched, no event read.
+    pub oversized: bool,
 }
 
 impl BatchSummary {

@@ -96,7 +96,8 @@ fn balanced_end(b: &[u8]) -> Option<usize> {
             b'"' => {
                 i += 1;
                 loop {
-                    let j = memchr::memchr3(b'"', b'\\', b'\n', &b[i..])? + i;
+                    // `get`: a backslash as the last byte leaves `i` past the end (found by fuzzing).
+                    let j = memchr::memchr3(b'"', b'\\', b'\n', b.get(i..)?)? + i;
                     match b[j] {
                         b'\\' => i = j + 2,
                         b'\n' => return None,
@@ -125,8 +126,8 @@ fn balanced_end(b: &[u8]) -> Option<usize> {
 pub enum Framed<'a> {
     /// A JSON object that is not an EventList: an event candidate.
     Object(super::RawObject<'a>),
-    /// The raw items of an `EventList` or a JSON array.
-    List(Vec<&'a str>),
+    /// The raw items of an `EventList` (with its envelope) or a JSON array (no envelope).
+    List(Vec<&'a str>, Option<super::RawObject<'a>>),
     Invalid(super::JsonError),
 }
 
@@ -135,7 +136,7 @@ pub fn frame(text: &str) -> Framed<'_> {
     let trimmed = text.trim_start();
     if trimmed.starts_with('[') {
         return match super::raw::parse_array(text) {
-            Ok(items) => Framed::List(items.into_iter().map(|(_, v)| v).collect()),
+            Ok(items) => Framed::List(items.into_iter().map(|(_, v)| v).collect(), None),
             Err(e) => Framed::Invalid(e),
         };
     }
@@ -146,10 +147,10 @@ pub fn frame(text: &str) -> Framed<'_> {
     if obj.get("kind").is_some_and(|k| k.value == "\"EventList\"") {
         if let Some(items) = obj.get("items") {
             if items.value == "null" {
-                return Framed::List(Vec::new());
+                return Framed::List(Vec::new(), Some(obj));
             }
             if let Ok(items) = super::raw::parse_array(items.value) {
-                return Framed::List(items.into_iter().map(|(_, v)| v).collect());
+                return Framed::List(items.into_iter().map(|(_, v)| v).collect(), Some(obj));
             }
         }
     }
@@ -159,7 +160,7 @@ pub fn frame(text: &str) -> Framed<'_> {
 /// The raw items of an `EventList` object or a JSON array; `None` for anything else.
 pub fn list_items(bytes: &[u8]) -> Option<Vec<&str>> {
     match frame(std::str::from_utf8(bytes).ok()?) {
-        Framed::List(items) => Some(items),
+        Framed::List(items, _) => Some(items),
         _ => None,
     }
 }
@@ -176,7 +177,7 @@ pub fn for_each_event<'a>(input: &'a [u8], f: &mut dyn FnMut(usize, Option<usize
             }
         };
         match frame(text) {
-            Framed::List(items) => {
+            Framed::List(items, _) => {
                 for (i, item) in items.into_iter().enumerate() {
                     f(record.line, Some(i), super::Event::parse(item).map_err(|e| e.to_string()));
                 }

@@ -3,11 +3,11 @@
 //! `cargo test --workspace`.
 //!
 //! - [`prepare`]: before `cargo test --workspace`: builds the native `kaudit` binary the
-//!   cross-host conformance tests (plugins/component/tests) compare against (`cargo test` does
-//!   not build another package's binaries).
-//! - [`test`]: [`prepare`], then the component's tests alone (the real wasmtime CLI on both
-//!   artifacts, the wasmtime-crate embedding, every conformance vector in every host), then the
-//!   size report.
+//!   cross-host conformance tests (plugins/component/tests) compare against (`cargo test` builds
+//!   another package's binaries only when that package has integration tests of its own).
+//! - [`test`]: the artifacts and [`prepare`], then the component's tests alone (the real wasmtime
+//!   CLI on both artifacts, the wasmtime-crate embedding, every conformance vector in every
+//!   host), then the size report.
 //! - [`bench`]: events/s of each host next to native, in one run (plugins/component/benches/hosts.rs).
 //! - [`sizes`]: artifact sizes, and whether Debian's `wasm-opt` can shrink them.
 
@@ -18,16 +18,18 @@ pub fn prepare() -> Result<(), String> {
     run(cmd("cargo").args(["build", "-p", "kaudit-cli"]))
 }
 
-/// The component's tests on their own (expects `wasm::build_all()` to have run).
+/// The component's tests on their own (`cargo xtask setup` must have installed wasmtime).
 pub fn test() -> Result<(), String> {
+    crate::wasm::build_all()?;
     prepare()?;
     let cli = target_dir().join("debug").join("kaudit");
     run(cmd("cargo").args(["test", "-p", "kaudit-component"]).env("KAUDIT_CLI", &cli))?;
     sizes()
 }
 
-/// Throughput of every host on the generated corpus (expects `wasm::build_all()` to have run).
+/// Throughput of every host on the generated corpus (`cargo xtask setup` must have installed wasmtime).
 pub fn bench() -> Result<(), String> {
+    crate::wasm::build_all()?;
     run(cmd("cargo").args(["build", "--release", "-p", "kaudit-cli"]))?;
     let cli = target_dir().join("release").join("kaudit");
     run(cmd("cargo").args(["bench", "-p", "kaudit-component", "--bench", "hosts"]).env("KAUDIT_CLI", &cli))

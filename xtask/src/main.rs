@@ -4,8 +4,9 @@
 //!   default (filter the bundled sample audit log with the seed's policy).
 //! - `cargo xtask test`: set up, build, run every test (core, CLI, WASM hosts, browser).
 //! - `cargo xtask setup` / `build-wasm` / `bench` / `bless` for the pieces, and
-//!   `test-envoy` / `test-fluent-bit` / `test-js` for one host's tests.
+//!   `test-envoy` / `test-fluent-bit` / `test-js` / `test-component` for one host's tests.
 
+mod component;
 mod envoy;
 mod fluentbit;
 mod js;
@@ -30,8 +31,9 @@ fn main() -> ExitCode {
         Some("test-envoy") => envoy::test(),
         Some("test-fluent-bit") => fluentbit::test(),
         Some("test-js") => js::build().and_then(|_| js::test()),
+        Some("test-component") => component::test(),
         _ => {
-            eprintln!("usage: cargo xtask <demo|test|setup|build-wasm|bench|bless|test-envoy|test-fluent-bit|test-js>");
+            eprintln!("usage: cargo xtask <demo|test|setup|build-wasm|bench|bless|test-envoy|test-fluent-bit|test-js|test-component>");
             return ExitCode::from(2);
         }
     };
@@ -69,14 +71,17 @@ fn test() -> Result<(), String> {
     js::build()?;
     envoy::preflight()?;
     fluentbit::preflight()?;
+    component::prepare()?;
     run(cmd("cargo").args(["test", "--workspace", "--exclude", "xtask", "--no-fail-fast"]))?;
     js::test()?;
     fluentbit::fuel()?;
+    component::sizes()?;
     Ok(())
 }
 
 fn bench() -> Result<(), String> {
-    run(cmd("cargo").args(["bench", "-p", "kaudit", "--bench", "throughput"]))
+    run(cmd("cargo").args(["bench", "-p", "kaudit", "--bench", "throughput"]))?;
+    component::bench()
 }
 
 /// Regenerates the conformance expectations from the native engine (review the diff!).

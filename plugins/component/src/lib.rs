@@ -1,1 +1,283 @@
-//! placeholder
+//! kaudit as a WebAssembly component: the thin adapter between the WIT world
+//! `kaudit:audit/audit@0.1.0` (`wit/kaudit.wit`) and the core [`kaudit::Pipeline`].
+//!
+//! Built for `wasm32-wasip2` (`cargo build -p kaudit-component --target wasm32-wasip2 --profile
+//! wasm` -> `kaudit_component.wasm`). Everything here converts types; every decision is the
+//! core's. Files a config refers to are read through wasi:filesystem (the host's preopens).
+
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+
+use ::kaudit::event::framing::for_each_event;
+use ::kaudit::pipeline::{explain_json, BatchSummary};
+use ::kaudit::policy::apply::DropReason;
+use ::kaudit::yaml::Diagnostic;
+use ::kaudit::{Decision, Event, FileSource, Level, Outcome, Pipeline};
+
+/// The generated bindings (in a module: the WIT namespace `kaudit` would shadow the core crate).
+mod bindings {
+    wit_bindgen::generate!({
+        world: "audit",
+        path: "../../wit",
+    });
+}
+
+use bindings::exports::kaudit::audit::lines;
+use bindings::exports::kaudit::audit::pipeline as wit;
+use bindings::exports::kaudit::audit::types as t;
+
+/// The name a config is given in messages when the caller does not name it.
+const CONFIG_NAME: &str = "config.yaml";
+
+struct Component;
+
+// Exported only from the wasm build: the export names (`kaudit:audit/lines@0.1.0#...`) are not
+// valid symbol names for a native linker, and natively this crate is only type-checked.
+#[cfg(target_arch = "wasm32")]
+bindings::export!(Component with_types_in bindings);
+
+/// Reads the files a config refers to through wasi:filesystem: relative paths are resolved
+/// against `base` (empty: the current directory).
+struct WasiFiles {
+    base: PathBuf,
+}
+
+impl FileSource for WasiFiles {
+    fn read(&self, path: &str) -> Result<Vec<u8>, String> {
+        let full = self.base.join(path); // an absolute `path` replaces `base`
+        std::fs::read(&full).map_err(|e| format!("{}: {e}", full.display()))
+    }
+}
+
+fn load(config: &str, name: &str) -> Result<(Pipeline, Vec<Diagnostic>), Vec<t::ConfigError>> {
+    Pipeline::from_config_text(config, name, &WasiFiles { base: PathBuf::new() }).map_err(|e| e.errors.iter().map(config_error).collect())
+}
+
+/// Saturating conversion for indexes and positions (WIT has no usize).
+fn u32_of(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+fn config_error(d: &Diagnostic) -> t::ConfigError {
+    t::ConfigError { file: d.file.clone(), line: u32_of(d.pos.line), column: u32_of(d.pos.col), field: d.field.clone(), message: d.message.clone() }
+}
+
+fn level(l: Level) -> t::Level {
+    match l {
+        Level::None => t::Level::None,
+        Level::Metadata => t::Level::Metadata,
+        Level::Request => t::Level::Request,
+        Level::RequestResponse => t::Level::RequestResponse,
+    }
+}
+
+fn drop_reason(r: DropReason) -> t::DropReason {
+    match r {
+        DropReason::LevelNone => t::DropReason::LevelNone,
+        DropReason::OmittedStage => t::DropReason::OmittedStage,
+        DropReason::Filtered => t::DropReason::Filtered,
+    }
+}
+
+/// `written` is what the core appended to the output for this record.
+fn outcome(o: Outcome, written: Vec<u8>) -> t::Outcome {
+    match o {
+        Outcome::Kept { changed } => t::Outcome::Kept(t::KeptEvent { event: written, changed }),
+        Outcome::Dropped { reason, rule } => t::Outcome::Dropped(t::DroppedEvent { reason: drop_reason(reason), rule: rule.map(u32_of) }),
+        Outcome::Bad { error, passed } => t::Outcome::Bad(t::BadRecord { error, passed: passed.then_some(written) }),
+        Outcome::Oversized => t::Outcome::Oversized(written),
+    }
+}
+
+fn summary(s: BatchSummary) -> t::BatchSummary {
+    t::BatchSummary { events: s.events, kept: s.kept, dropped: s.dropped, bad: s.bad }
+}
+
+fn decision(event: &Event, d: &Decision) -> t::Decision {
+    t::Decision {
+        audit_id: event.audit_id.to_string(),
+        stage: event.stage.to_string(),
+        level: level(d.level),
+        omit_stages: d.omit_stages.clone(),
+        omit_managed_fields: d.omit_managed_fields,
+        rule: d.rule.map(u32_of),
+        json: explain_json(event, d),
+    }
+}
+
+fn counters(c: &::kaudit::Counters) -> t::Counters {
+    t::Counters {
+        read: c.read,
+        kept: c.kept,
+        stripped: c.stripped,
+        dropped: c.dropped,
+        dropped_level_none: c.dropped_level_none,
+        dropped_omitted_stage: c.dropped_omitted_stage,
+        dropped_filtered: c.dropped_filtered,
+        bad: c.bad,
+        oversized: c.oversized,
+        bytes_in: c.bytes_in,
+        bytes_out: c.bytes_out,
+    }
+}
+
+/// The `engine` resource. Methods take `&self` (the component model's borrow), so the pipeline
+/// sits in a `RefCell`; a component instance is single-threaded and calls do not re-enter.
+struct Engine {
+    pipeline: RefCell<Pipeline>,
+    warnings: Vec<t::ConfigError>,
+}
+
+impl Engine {
+    fn build(config: &str, name: &str) -> Result<wit::Engine, Vec<t::ConfigError>> {
+        let (pipeline, warnings) = load(config, name)?;
+        Ok(wit::Engine::new(Engine { pipeline: RefCell::new(pipeline), warnings: warnings.iter().map(config_error).collect() }))
+    }
+}
+
+impl wit::Guest for Component {
+    type Engine = Engine;
+}
+
+impl wit::GuestEngine for Engine {
+    fn create(config: String) -> Result<wit::Engine, Vec<t::ConfigError>> {
+        Engine::build(&config, CONFIG_NAME)
+    }
+
+    fn create_named(config: String, file_name: String) -> Result<wit::Engine, Vec<t::ConfigError>> {
+        Engine::build(&config, &file_name)
+    }
+
+    fn warnings(&self) -> Vec<t::ConfigError> {
+        self.warnings.clone()
+    }
+
+    fn process(&self, event: Vec<u8>) -> t::Outcome {
+        // Bytes, not a String: a record passed through is returned exactly, even if not UTF-8.
+        // Sized for the event plus its enrichment, so the output is rarely reallocated.
+        let mut out = Vec::with_capacity(event.len() + 1024);
+        let o = self.pipeline.borrow_mut().process_record(&event, &mut out);
+        outcome(o, out)
+    }
+
+    fn process_batch(&self, body: Vec<u8>) -> t::BatchResult {
+        let mut out = Vec::with_capacity(body.len());
+        let s = self.pipeline.borrow_mut().process_batch(&body, &mut out);
+        t::BatchResult { output: out, summary: summary(s) }
+    }
+
+    fn explain(&self, event: Vec<u8>) -> Result<t::Decision, String> {
+        let text = std::str::from_utf8(&event).map_err(|e| format!("not UTF-8: invalid byte at offset {}", e.valid_up_to()))?;
+        let event = Event::parse(text).map_err(|e| e.to_string())?;
+        Ok(decision(&event, &self.pipeline.borrow().explain(&event)))
+    }
+
+    fn explain_batch(&self, input: Vec<u8>) -> Vec<t::Explanation> {
+        let pipeline = self.pipeline.borrow();
+        let mut all = Vec::new();
+        for_each_event(&input, &mut |line, item, parsed| {
+            all.push(match parsed {
+                Ok(event) => t::Explanation::Decision(decision(&event, &pipeline.explain(&event))),
+                Err(error) => t::Explanation::Bad(t::BadInput { line: u32_of(line), item: item.map(u32_of), error }),
+            });
+        });
+        all
+    }
+
+    fn take_alerts(&self) -> Vec<String> {
+        self.pipeline.borrow_mut().take_alerts()
+    }
+
+    fn counters(&self) -> t::Counters {
+        counters(self.pipeline.borrow().counters())
+    }
+
+    fn metrics_json(&self) -> String {
+        self.pipeline.borrow().metrics_json()
+    }
+}
+
+/// A config text for the one-shot functions; `err` has one `file:line:column: field: message` per error.
+fn pipeline_from_text(config: &str) -> Result<Pipeline, String> {
+    Pipeline::from_config_text(config, CONFIG_NAME, &WasiFiles { base: PathBuf::new() }).map(|(p, _)| p).map_err(|e| e.to_string())
+}
+
+/// A config file (empty path: the embedded default), its references resolved next to it.
+fn pipeline_from_file(path: &str) -> Result<Pipeline, String> {
+    if path.is_empty() {
+        return Ok(Pipeline::embedded_default());
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+    let base = Path::new(path).parent().map(Path::to_path_buf).unwrap_or_default();
+    Pipeline::from_config_text(&text, path, &WasiFiles { base }).map(|(p, _)| p).map_err(|e| e.to_string())
+}
+
+fn read_input(path: &str) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("{path}: {e}"))
+}
+
+/// What `kaudit run` writes as events for `input` (the config's whole pipeline).
+fn run_output(mut pipeline: Pipeline, input: &[u8]) -> String {
+    let mut out = String::with_capacity(input.len());
+    pipeline.process_stream(input, &mut out, &mut |_| {});
+    out
+}
+
+/// What `kaudit filter` writes for `input`: the policy alone, as the CLI's `filter` sets it up.
+fn filter_output(mut pipeline: Pipeline, input: &[u8]) -> String {
+    pipeline.set_enrichment_enabled(false);
+    pipeline.set_alerts_enabled(false);
+    run_output(pipeline, input)
+}
+
+/// What `kaudit explain` writes for `input`.
+fn explain_output(pipeline: Pipeline, input: &[u8]) -> String {
+    let mut out = String::new();
+    for_each_event(input, &mut |_, _, parsed| {
+        if let Ok(event) = parsed {
+            out.push_str(&explain_json(&event, &pipeline.explain(&event)));
+            out.push('\n');
+        }
+    });
+    out
+}
+
+/// The alerts `kaudit run` raises for `input`, one per line.
+fn alert_output(mut pipeline: Pipeline, input: &[u8]) -> String {
+    pipeline.process_stream(input, &mut Vec::new(), &mut |_| {});
+    pipeline.take_alerts().into_iter().map(|a| a + "\n").collect()
+}
+
+impl lines::Guest for Component {
+    fn run_lines(config: String, input: String) -> Result<String, String> {
+        Ok(run_output(pipeline_from_text(&config)?, input.as_bytes()))
+    }
+
+    fn filter_lines(config: String, input: String) -> Result<String, String> {
+        Ok(filter_output(pipeline_from_text(&config)?, input.as_bytes()))
+    }
+
+    fn explain_lines(config: String, input: String) -> Result<String, String> {
+        Ok(explain_output(pipeline_from_text(&config)?, input.as_bytes()))
+    }
+
+    fn alert_lines(config: String, input: String) -> Result<String, String> {
+        Ok(alert_output(pipeline_from_text(&config)?, input.as_bytes()))
+    }
+
+    fn run_file(config_path: String, input_path: String) -> Result<String, String> {
+        Ok(run_output(pipeline_from_file(&config_path)?, &read_input(&input_path)?))
+    }
+
+    fn filter_file(config_path: String, input_path: String) -> Result<String, String> {
+        Ok(filter_output(pipeline_from_file(&config_path)?, &read_input(&input_path)?))
+    }
+
+    fn explain_file(config_path: String, input_path: String) -> Result<String, String> {
+        Ok(explain_output(pipeline_from_file(&config_path)?, &read_input(&input_path)?))
+    }
+
+    fn alert_file(config_path: String, input_path: String) -> Result<String, String> {
+        Ok(alert_output(pipeline_from_file(&config_path)?, &read_input(&input_path)?))
+    }
+}
