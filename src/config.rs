@@ -42,13 +42,20 @@ pub enum BadRecords {
 pub struct Limits {
     /// Events larger than this pass through untouched (like kube-apiserver's truncation, nothing is parsed).
     pub max_event_bytes: usize,
+    /// `process_batch` bodies larger than this are forwarded untouched, unparsed (bounds the
+    /// batch path's memory at about three copies of the body).
+    pub max_batch_bytes: usize,
+    /// Alerts held for the host between `take_alerts` calls; newer ones are dropped and counted.
+    pub max_pending_alerts: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_event_bytes: 64 * 1024 * 1024 }
+        Limits { max_event_bytes: 64 * 1024 * 1024, max_batch_bytes: 256 * 1024 * 1024, max_pending_alerts: 10_000 }
     }
 }
+
+const LIMIT_KEYS: &[&str] = &["maxEventBytes", "maxBatchBytes", "maxPendingAlerts"];
 
 /// A loaded configuration.
 #[derive(Debug, Clone)]
@@ -161,9 +168,16 @@ impl Config {
                     "enrichment" => decode_enrichment(c, value, files, &mut config)?,
                     "alerts" => config.alerts = crate::alert::decode_config(c, value, files)?,
                     "limits" => {
-                        for (k, v) in c.map(value, &["maxEventBytes"])? {
-                            if k.name == "maxEventBytes" {
-                                config.limits.max_event_bytes = c.at("maxEventBytes", |c| c.u64(v))? as usize;
+                        for (k, v) in crate::alert::rule::strict_map(c, value, LIMIT_KEYS)? {
+                            // Saturating: a 32-bit host must read the same limit as a 64-bit one.
+                            let n = c.at(&k.name, |c| match c.u64(v)? {
+                                0 => Err(c.error(v.pos, "must be at least 1")),
+                                n => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
+                            })?;
+                            match k.name.as_str() {
+                                "maxEventBytes" => config.limits.max_event_bytes = n,
+                                "maxBatchBytes" => config.limits.max_batch_bytes = n,
+                                _ => config.limits.max_pending_alerts = n,
                             }
                         }
                     }
@@ -197,8 +211,11 @@ impl Config {
 }
 
 fn decode_enrichment(c: &mut Ctx, node: &Node, files: &dyn FileSource, config: &mut Config) -> Result<(), Diagnostic> {
+    // Only this map's warnings: earlier ones (a policy file's unknown fields) stay warnings.
+    let known = c.warnings.len();
     let entries = c.map(node, ENRICH_KEYS)?;
-    if let Some(w) = c.warnings.pop() {
+    if c.warnings.len() > known {
+        let w = c.warnings.remove(known);
         return Err(Diagnostic { message: format!("unknown key (expected one of: {})", ENRICH_KEYS.join(", ")), ..w });
     }
     let e = &mut config.enrichment;
