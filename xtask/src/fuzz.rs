@@ -2,7 +2,10 @@
 //! `fuzz/`, seeded from the real data in `tests/`.
 //!
 //! * [`smoke`]: every target for [`SMOKE_SECONDS`] (CI). Fails on any crash, leak or timeout.
-//! * [`run`]: every target for `seconds` each (long runs; figures go to docs/RELIABILITY.md).
+//! * [`run`] / [`run_targets`] / [`main`] (`cargo xtask fuzz [seconds [target...]]`): long runs;
+//!   figures go to docs/RELIABILITY.md.
+//! * [`memory_release`]: `tests/limits_memory.rs` with the full million events (release build).
+//! * [`replay_wasm`]: the `fluent_bit` corpus through the real .wasm (Fluent Bit test host).
 //!
 //! cargo-fuzz needs nightly-only rustc flags (`-Zsanitizer=address`); the pinned stable
 //! toolchain accepts them with `RUSTC_BOOTSTRAP=1`, so no nightly is installed. The corpora live
@@ -36,6 +39,34 @@ pub const TARGETS: &[(&str, &str, usize)] = &[
     ("envoy_batch", "json.dict", 65536),
     ("envoy_settings", "yaml.dict", 131072),
 ];
+
+/// `cargo xtask fuzz [seconds [target...]]`: every target (or the named ones) for `seconds`
+/// each, [`SMOKE_SECONDS`] when not given.
+pub fn main(args: &[String]) -> Result<(), String> {
+    let seconds = match args.first() {
+        Some(s) => s.parse::<u64>().map_err(|e| format!("fuzz: {s:?} is not a number of seconds: {e}"))?,
+        None => SMOKE_SECONDS,
+    };
+    let only: Vec<&str> = args.iter().skip(1).map(String::as_str).collect();
+    run_targets(seconds, &only)
+}
+
+/// The `fluent_bit` corpus (seeds and everything the fuzzer found) through the real
+/// kaudit-fluent-bit.wasm in the Fluent Bit test host, compared with the native adapter
+/// (fuzz/replay/fluent_bit_wasm.rs). Expects `wasm::build_all()` to have run.
+pub fn replay_wasm() -> Result<(), String> {
+    seed()?;
+    let corpus = root().join("fuzz/corpus/fluent_bit");
+    let mut c = cmd("cargo");
+    c.current_dir(root().join("fuzz")).env("CARGO_TARGET_DIR", fuzz_target_dir());
+    c.args(["run", "--release", "--features", "wasm", "--bin", "replay_fluent_bit_wasm", "--"]).arg(&corpus);
+    run_cmd(&mut c)
+}
+
+/// The million-event memory test in a release build (`cargo test` runs 125,000 in debug).
+pub fn memory_release() -> Result<(), String> {
+    run_cmd(cmd("cargo").args(["test", "--release", "-p", "kaudit", "--test", "limits_memory", "--", "--nocapture"]))
+}
 
 /// The CI budget: every target for [`SMOKE_SECONDS`].
 pub fn smoke() -> Result<(), String> {
@@ -83,12 +114,19 @@ pub fn run_targets(seconds: u64, only: &[&str]) -> Result<(), String> {
 /// cargo-fuzz, from crates.io once per machine.
 pub fn install() -> Result<(), String> {
     if Command::new("cargo").args(["fuzz", "--version"]).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success()) {
+        return cxx();
+    }
+    run_cmd(cmd("cargo").env_remove("CARGO_TARGET_DIR").args(["install", "cargo-fuzz", "--locked"]))?;
+    cxx()
+}
+
+/// libfuzzer-sys compiles libFuzzer (C++) with the system compiler: Debian's g++.
+fn cxx() -> Result<(), String> {
+    if have("c++") {
         return Ok(());
     }
-    if !have("c++") {
-        return Err("cargo-fuzz builds libFuzzer with a C++ compiler: apt-get install g++".into());
-    }
-    run_cmd(cmd("cargo").env_remove("CARGO_TARGET_DIR").args(["install", "cargo-fuzz", "--locked"]))
+    run_cmd(cmd("apt-get").arg("update"))?;
+    run_cmd(cmd("apt-get").args(["install", "-y", "--no-install-recommends", "g++"]))
 }
 
 /// The fuzz builds' own cargo target dir, inside the shared one: sanitizer flags never share
@@ -137,9 +175,22 @@ fn run_target(target: &str, dict: &str, max_len: usize, seconds: u64) -> Result<
         .map_err(|e| format!("{}: {e}", binary.display()))?;
     let wall = started.elapsed().as_secs();
     let log = String::from_utf8_lossy(&output.stderr);
-    // Keep the tail of libFuzzer's log visible (the crash report when there is one).
-    let tail: Vec<&str> = log.lines().rev().take(if output.status.success() { 4 } else { 60 }).collect();
-    for l in tail.iter().rev() {
+    // On failure: the panic message, the project's frames of the stack, and libFuzzer's summary
+    // (which names the saved input). Otherwise the final stats only.
+    let lines: Vec<&str> = log.lines().collect();
+    let mut shown: Vec<&str> = Vec::new();
+    if !output.status.success() {
+        for (i, l) in lines.iter().enumerate() {
+            if l.contains("panicked at") || l.contains("ERROR: AddressSanitizer") || l.contains("ERROR: libFuzzer") {
+                shown.extend(lines[i..(i + 3).min(lines.len())].iter().copied());
+            }
+        }
+        // Stack frames in this repository's code.
+        let here = root().display().to_string();
+        shown.extend(lines.iter().filter(|l| l.contains(" in ") && l.contains(&here)).take(12).copied());
+    }
+    shown.extend(lines.iter().rev().take(if output.status.success() { 5 } else { 12 }).rev().copied());
+    for l in shown {
         eprintln!("[{target}] {l}");
     }
     let execs = stat(&log, "stat::number_of_executed_units:").unwrap_or(0);
@@ -230,6 +281,10 @@ pub fn seed() -> Result<(), String> {
         }
     }
     configs.push(read(&seeds.join("config-alerts.yaml"))?);
+    // The YAML examples of the config and alert references.
+    for doc in ["docs/CONFIG.md", "docs/ALERTS.md"] {
+        configs.extend(yaml_blocks(&fs::read_to_string(r.join(doc)).unwrap_or_default()).into_iter().map(String::into_bytes));
+    }
 
     let mut packs: Vec<Vec<u8>> = Vec::new();
     for f in files_in(&fixtures.join("sigma"), &["yml"]).into_iter().chain(files_in(&r.join("rules"), &["yaml"])) {
@@ -270,6 +325,24 @@ pub fn seed() -> Result<(), String> {
     }
     eprintln!("xtask: fuzz corpora seeded from tests/ under fuzz/corpus/");
     Ok(())
+}
+
+/// The ```yaml blocks of a Markdown file.
+fn yaml_blocks(md: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current: Option<String> = None;
+    for line in md.lines() {
+        match (&mut current, line.trim_start()) {
+            (None, l) if l.starts_with("```yaml") => current = Some(String::new()),
+            (Some(_), l) if l.starts_with("```") => out.extend(current.take()),
+            (Some(block), _) => {
+                block.push_str(line);
+                block.push('\n');
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 /// The single-line `query:` values of the bundled rule packs.

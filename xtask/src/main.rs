@@ -9,6 +9,7 @@
 mod component;
 mod envoy;
 mod fluentbit;
+mod fuzz;
 mod js;
 mod setup;
 mod util;
@@ -32,8 +33,12 @@ fn main() -> ExitCode {
         Some("test-fluent-bit") => fluentbit::test(),
         Some("test-js") => js::build().and_then(|_| js::test()),
         Some("test-component") => component::test(),
+        // `cargo xtask fuzz [seconds [target...]]`: the cargo-fuzz targets (fuzz/README.md).
+        Some("fuzz") => fuzz::main(&args[1..]),
+        Some("fuzz-replay-wasm") => fuzz::replay_wasm(),
+        Some("memory-release") => fuzz::memory_release(),
         _ => {
-            eprintln!("usage: cargo xtask <demo|test|setup|build-wasm|bench|bless|test-envoy|test-fluent-bit|test-js|test-component>");
+            eprintln!("usage: cargo xtask <demo|test|setup|build-wasm|bench|bless|test-envoy|test-fluent-bit|test-js|test-component|fuzz|fuzz-replay-wasm|memory-release>");
             return ExitCode::from(2);
         }
     };
@@ -76,6 +81,8 @@ fn test() -> Result<(), String> {
     js::test()?;
     fluentbit::fuel()?;
     component::sizes()?;
+    // Every fuzz target for a short fixed budget (docs/RELIABILITY.md).
+    fuzz::smoke()?;
     Ok(())
 }
 

@@ -1,0 +1,3 @@
+#![no_main]
+//! See kaudit_fuzz::checks::config_load.
+libfuzzer_sys::fuzz_target!(|data: &[u8]| kaudit_fuzz::checks::config_load(data));

@@ -1,0 +1,3 @@
+#![no_main]
+//! See kaudit_fuzz::hosts::envoy_batch.
+libfuzzer_sys::fuzz_target!(|data: &[u8]| kaudit_fuzz::hosts::envoy_batch(data));
