@@ -4,7 +4,7 @@
 //! fails. The fuzzer covers the logic natively; this covers what only the wasm32 build can do
 //! differently (arithmetic width, stack, the ABI glue).
 //!
-//! `cargo xtask fuzz-replay-wasm` (or, from fuzz/: `cargo run --release --features wasm --bin
+//! `cargo xtask fuzz-replay-wasm` (or, from fuzz/: `cargo run --features wasm --bin
 //! replay_fluent_bit_wasm -- corpus/fluent_bit`), with `KAUDIT_ARTIFACTS` pointing at the built
 //! artifacts.
 
