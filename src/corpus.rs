@@ -3,6 +3,7 @@
 //! and humans (deployments with 1-20 KB bodies, secret reads, exec streams, 403s from public
 //! IPs), at the levels and stages kube-apiserver writes them.
 
+use std::fmt::Write as _;
 use crate::event::raw::write_json_str;
 use crate::event::time::format_micros;
 
@@ -376,4 +377,34 @@ mod tests {
         assert!(sizes.len() >= 500);
         assert!(sizes.iter().any(|s| *s > 10_000) && sizes.iter().any(|s| *s < 1_500));
     }
+}
+
+/// High-cardinality load (memory-bound tests): event `i` comes from its own source address and
+/// its own user, `user-i`,: every other one a secret read, then a
+/// forbidden list, a deletion or an exec, so every default rule sees traffic and keeps groups.
+pub fn distinct_actor_event(i: u32, line: &mut String) {
+    line.clear();
+    let ip = format!("{}.{}.{}.{}", 11 + (i >> 24), (i >> 16) & 255, (i >> 8) & 255, i & 255);
+    let (verb, uri, resource, sub, stage, code) = match i % 8 {
+        0 | 2 | 4 | 6 => ("get", format!("/api/v1/namespaces/ns-{}/secrets/s-{i}", i % 97), "secrets", "", "ResponseComplete", 200),
+        1 | 5 => ("list", "/api/v1/pods".to_string(), "pods", "", "ResponseComplete", 403),
+        3 => ("delete", format!("/api/v1/namespaces/ns-{}/configmaps/c-{i}", i % 97), "configmaps", "", "ResponseComplete", 200),
+        _ => ("create", format!("/api/v1/namespaces/ns-{}/pods/p-{i}/exec?command=sh", i % 97), "pods", "exec", "ResponseStarted", 101),
+    };
+    let sub = if sub.is_empty() { String::new() } else { format!(r#","subresource":"{sub}""#) };
+    // One event per millisecond of event time.
+    let (s, ms) = (i / 1000, i % 1000);
+    let _ = write!(
+        line,
+        r#"{{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"id-{i}","stage":"{stage}","requestURI":"{uri}","verb":"{verb}","user":{{"username":"user-{i}","groups":["system:authenticated"]}},"sourceIPs":["{ip}"],"userAgent":"kubectl/v1.30.0","objectRef":{{"resource":"{resource}","namespace":"ns-{}","name":"n-{i}","apiVersion":"v1"{sub}}},"responseStatus":{{"code":{code}}},"requestReceivedTimestamp":"2024-05-14T{:02}:{:02}:{:02}.{:03}000Z","stageTimestamp":"2024-05-14T{:02}:{:02}:{:02}.{:03}000Z"}}"#,
+        i % 97,
+        s / 3600 % 24,
+        s / 60 % 60,
+        s % 60,
+        ms,
+        s / 3600 % 24,
+        s / 60 % 60,
+        s % 60,
+        ms
+    );
 }

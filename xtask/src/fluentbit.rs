@@ -36,3 +36,17 @@ pub fn fuel() -> Result<(), String> {
         .arg(&wasm)
         .arg(SAMPLE_LOG))
 }
+
+/// `cargo xtask fuzz-wasm-memory [events]`: the linear memory of the Fluent Bit module over
+/// `events` (default 1,000,000) events from distinct addresses and users (the test
+/// `linear_memory_stays_bounded_with_distinct_addresses_and_users`, which CI runs with 150,000).
+pub fn cardinality(args: &[String]) -> Result<(), String> {
+    preflight()?;
+    let events = match args.first() {
+        Some(n) => n.parse::<u32>().map_err(|e| format!("fuzz-wasm-memory: {n:?} is not a number of events: {e}"))?,
+        None => 1_000_000,
+    };
+    run(cmd("cargo")
+        .args(["test", "-p", "kaudit-fluent-bit-testhost", "--test", "fluent_bit", "linear_memory_stays_bounded", "--", "--nocapture"])
+        .env("KAUDIT_CARDINALITY_EVENTS", events.to_string()))
+}

@@ -57,9 +57,11 @@ pub fn main(args: &[String]) -> Result<(), String> {
 pub fn replay_wasm() -> Result<(), String> {
     seed()?;
     let corpus = root().join("fuzz/corpus/fluent_bit");
-    // A debug build in the shared target dir: it reuses the test host's wasmtime build.
+    // A debug build, never in the shared target dir: the plugins are cdylibs, whose rlibs carry
+    // no hash in their names, so this workspace and the root one would overwrite each other's
+    // builds of them there.
     let mut c = cmd("cargo");
-    c.current_dir(root().join("fuzz"));
+    c.current_dir(root().join("fuzz")).env("CARGO_TARGET_DIR", fuzz_target_dir());
     c.args(["run", "--features", "wasm", "--bin", "replay_fluent_bit_wasm", "--"]).arg(&corpus);
     run_cmd(&mut c)
 }
@@ -130,9 +132,10 @@ fn cxx() -> Result<(), String> {
     run_cmd(cmd("apt-get").args(["install", "-y", "--no-install-recommends", "g++"]))
 }
 
-/// The fuzz builds' own cargo target dir, inside the shared one: sanitizer flags never share
-/// artifacts with ordinary builds anyway, and a separate lock keeps a fuzz build from waiting
-/// on (or blocking) every other build on the machine.
+/// The fuzz workspace's own cargo target dir, inside the shared one: sanitizer flags never share
+/// artifacts with ordinary builds anyway, a separate lock keeps a fuzz build from waiting on (or
+/// blocking) every other build, and the plugins' cdylib rlibs (no hash in their file names) of
+/// the two workspaces must not overwrite each other.
 fn fuzz_target_dir() -> std::path::PathBuf {
     target_dir().join("fuzz")
 }

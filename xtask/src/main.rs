@@ -37,8 +37,9 @@ fn main() -> ExitCode {
         Some("fuzz") => fuzz::main(&args[1..]),
         Some("fuzz-replay-wasm") => fuzz::replay_wasm(),
         Some("memory-release") => fuzz::memory_release(),
+        Some("fuzz-wasm-memory") => fluentbit::cardinality(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <demo|test|setup|build-wasm|bench|bless|test-envoy|test-fluent-bit|test-js|test-component|fuzz|fuzz-replay-wasm|memory-release>");
+            eprintln!("usage: cargo xtask <demo|test|setup|build-wasm|bench|bless|test-envoy|test-fluent-bit|test-js|test-component|fuzz|fuzz-replay-wasm|fuzz-wasm-memory|memory-release>");
             return ExitCode::from(2);
         }
     };

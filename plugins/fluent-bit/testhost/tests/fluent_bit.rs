@@ -304,6 +304,47 @@ fn memory_stops_growing_after_warm_up() {
     assert!(fb.counters().unwrap().contains("\"calls\":20000,"));
 }
 
+/// Events that fill every grouped default alert rule (10,000 groups each).
+const ALERT_GROUPS_FULL: u32 = 25_000;
+
+/// The 1M-cardinality bound for the WASM instance: every event from a new source address and a
+/// new user (`kaudit::corpus::distinct_actor_event`), one instance, record by record. Once the
+/// alert rules are full, linear memory must not grow. 150,000 events by default (about 9 s in a
+/// debug build); `KAUDIT_CARDINALITY_EVENTS=1000000` (`cargo xtask fuzz-wasm-memory`) runs the
+/// million (figures in docs/RELIABILITY.md).
+#[test]
+fn linear_memory_stays_bounded_with_distinct_addresses_and_users() {
+    let events: u32 = std::env::var("KAUDIT_CARDINALITY_EVENTS").map_or(150_000, |n| n.parse().expect("KAUDIT_CARDINALITY_EVENTS: a number"));
+    assert!(events > ALERT_GROUPS_FULL, "run more than {ALERT_GROUPS_FULL} events");
+    let mut fb = load(Options::default());
+    let start = std::time::Instant::now();
+    let (mut line, mut warm, mut with_alerts) = (String::new(), 0, 0u64);
+    for i in 0..events {
+        kaudit::corpus::distinct_actor_event(i, &mut line);
+        match fb.call(TAG, line.as_bytes()).unwrap_or_else(|e| panic!("event {i}: trap: {e}")) {
+            Reply::Record(r) if r.windows(15).any(|w| w == b"\"kaudit_alerts\"") => with_alerts += 1,
+            Reply::Record(_) => {}
+            Reply::Drop => panic!("event {i} was dropped: the seed policy keeps every one of them"),
+        }
+        if i + 1 == ALERT_GROUPS_FULL {
+            warm = fb.memory_bytes();
+        }
+        if (i + 1) % 250_000 == 0 {
+            eprintln!("{} events: linear memory {} bytes, {:.1} s", i + 1, fb.memory_bytes(), start.elapsed().as_secs_f64());
+        }
+    }
+    let counters = fb.counters().unwrap();
+    eprintln!(
+        "{events} events, {with_alerts} records with alerts, {:.1} s: linear memory {warm} bytes after {ALERT_GROUPS_FULL} events, {} at the end\n{counters}",
+        start.elapsed().as_secs_f64(),
+        fb.memory_bytes()
+    );
+    assert_eq!(fb.memory_bytes(), warm, "linear memory grew with cardinality after the alert rules were full");
+    assert!(counters.contains(&format!("\"calls\":{events},")) && counters.contains("\"traps\":0,"), "{counters}");
+    // The alert rules keep firing (new groups evict old ones) rather than going quiet.
+    assert!(with_alerts >= u64::from(events) / 2, "{with_alerts} of {events} records carried alerts");
+}
+
 #[test]
 fn a_trapped_call_is_counted_and_the_next_call_works() {
     let mut fb = load(Options { fuel: true, ..Options::default() });
