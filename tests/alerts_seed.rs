@@ -95,7 +95,7 @@ fn example1_exec_alerts() {
     let mut p = pipeline();
     let alerts = run(&mut p, &fixture("seed-example1-exec.jsonl"));
     let exec = of_rule(&alerts, "exec-into-container");
-    assert_eq!(exec.len(), 3, "one alert per exec session (its ResponseStarted stage)");
+    assert_eq!(exec.len(), 4, "one alert per exec session (its ResponseStarted stage)");
     let fields: Vec<&Value> = exec.iter().map(|a| &a["fields"]).collect();
     assert_eq!(
         *fields[0],
@@ -125,7 +125,9 @@ fn example1_exec_alerts() {
     // The administrator connected from the Internet: one internet-access alert, nothing else.
     let mut rules: Vec<&str> = alerts.iter().map(|a| a["rule"].as_str().unwrap()).collect();
     rules.sort();
-    assert_eq!(rules, ["exec-into-container", "exec-into-container", "exec-into-container", "internet-access"]);
+    // carol's exec over WebSocket (verb get), which the seed's query alone would miss.
+    assert_eq!((fields[3]["account"].as_str(), fields[3]["command"].as_str(), fields[3]["container"].as_str()), (Some("carol"), Some("ls"), Some("nginx")));
+    assert_eq!(rules, ["exec-into-container", "exec-into-container", "exec-into-container", "exec-into-container", "internet-access"]);
 }
 
 #[test]

@@ -1,5 +1,5 @@
 //! Runs every conformance vector (tests/conformance/vectors/*) through the native engine and
-//! compares with the expected files. `KAUDIT_BLESS=1` rewrites them instead (review the diff).
+//! compares with the expected files. `KAUDIT_BLESS=1` rewrites them instead (one test thread: `cargo xtask bless`; review the diff).
 
 use std::path::{Path, PathBuf};
 
