@@ -3,7 +3,7 @@
 //! `Engine` owns one [`Pipeline`] (policy, enrichment, alerts: what `kaudit run` does) and one
 //! [`ReportBuilder`] (what `kaudit report` aggregates). Input arrives as text or bytes, whole
 //! (`push`) or in chunks (`pushChunk` + `finish`, cut into whole records by
-//! [`kaudit::report::feed::Feed`]); every record goes to both. Reports cover every audit event
+//! [`kaudit::event::feed::Feed`]); every record goes to both. Reports cover every audit event
 //! as recorded (like `kaudit report`); alerts and the kept/dropped counts follow the config's
 //! policy (like `kaudit run`). Reports are returned as plain JS objects with exactly the
 //! fields of `kaudit report --json` (`reportJson` returns that very text).
@@ -11,7 +11,7 @@
 use js_sys::{Array, ArrayBuffer, Uint8Array, JSON};
 use kaudit::event::framing::for_each_event;
 use kaudit::pipeline::explain_json;
-use kaudit::report::feed::Feed;
+use kaudit::event::feed::Feed;
 use kaudit::report::{BuilderOptions, Filter, Report, ReportBuilder};
 use kaudit::{NoFiles, Pipeline};
 use serde::{Deserialize, Serialize};
@@ -180,6 +180,12 @@ impl Engine {
         })
     }
 
+    /// Every counter of the pipeline (limit hits included) and the alert engine's statistics:
+    /// the object every kaudit host reports (`kaudit run --metrics`, docs/RELIABILITY.md).
+    pub fn metrics(&self) -> Result<JsValue, JsError> {
+        JSON::parse(&self.pipeline.metrics_json()).map_err(|_| JsError::new("metrics are not JSON"))
+    }
+
     /// The report for `filter` (docs/REPORTS.md), as a plain object. Throws on a bad filter.
     pub fn report(&self, filter: JsValue) -> Result<JsValue, JsError> {
         to_js(&self.build_report(&filter)?)
@@ -230,13 +236,13 @@ impl Engine {
     fn feed_bytes(&mut self, bytes: &[u8]) {
         self.bytes += bytes.len() as u64;
         let mut feed = std::mem::take(&mut self.feed);
-        feed.push(bytes, &mut |record| self.record(record));
+        feed.push(bytes, &mut |record| self.record(record.bytes));
         self.feed = feed;
     }
 
     fn finish_feed(&mut self) {
         let mut feed = std::mem::take(&mut self.feed);
-        feed.finish(&mut |record| self.record(record));
+        feed.finish(&mut |record| self.record(record.bytes));
         self.feed = feed;
     }
 

@@ -19,12 +19,11 @@
 //! [`Report`] is documented in `docs/REPORTS.md`.
 //!
 //! Files: `filter` (what a dashboard asks for), `builder` (rows, interning, bounded stores),
-//! `aggregate` (one report from the rows), `model` (the serialized report), `feed` (cutting
-//! a byte stream into whole records for chunked input).
+//! `aggregate` (one report from the rows), `model` (the serialized report). Chunked input
+//! (a browser reading a file piece by piece) is framed by [`crate::event::feed`].
 
 mod aggregate;
 pub(crate) mod builder;
-pub mod feed;
 mod filter;
 mod model;
 

@@ -3,6 +3,8 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use kaudit::event::feed::Feed;
+use kaudit::event::framing::Record;
 use kaudit::{Config, FileSource, Pipeline};
 
 /// One input: a file name (or `-` for stdin) and its bytes.
@@ -11,9 +13,10 @@ pub struct Input {
     pub bytes: Vec<u8>,
 }
 
-/// Reads every named input, or stdin when none is named.
+/// Reads every named input whole, or stdin when none is named (commands that need the whole
+/// input: reports, policy impact).
 pub fn read_inputs(files: &[PathBuf]) -> Result<Vec<Input>, String> {
-    if files.is_empty() || files.iter().all(|f| f.as_os_str() == "-") && files.len() == 1 {
+    if reads_stdin(files) {
         let mut bytes = Vec::new();
         std::io::stdin().read_to_end(&mut bytes).map_err(|e| format!("stdin: {e}"))?;
         return Ok(vec![Input { name: "<stdin>".into(), bytes }]);
@@ -25,6 +28,65 @@ pub fn read_inputs(files: &[PathBuf]) -> Result<Vec<Input>, String> {
             Ok(Input { name: f.display().to_string(), bytes })
         })
         .collect()
+}
+
+fn reads_stdin(files: &[PathBuf]) -> bool {
+    files.is_empty() || files.len() == 1 && files[0].as_os_str() == "-"
+}
+
+/// Bytes asked for per read.
+const CHUNK: usize = 1 << 20;
+
+/// What [`for_each_record`] hands over.
+pub enum Item<'a> {
+    /// A record of the input named `input`.
+    Record { input: &'a str, record: Record<'a> },
+    /// The records of one read are done. On stdin a read returns what has arrived, so flushing
+    /// here passes records on as they come (`tail -f audit.log | kaudit filter`).
+    EndOfRead,
+}
+
+/// Streams every named input (stdin when none is named) record by record, in bounded memory
+/// (one read plus the record being assembled), with the line numbers of the whole file.
+pub fn for_each_record(files: &[PathBuf], f: &mut dyn FnMut(Item) -> Result<(), String>) -> Result<(), String> {
+    if reads_stdin(files) {
+        return stream("<stdin>", &mut std::io::stdin().lock(), f);
+    }
+    for path in files {
+        let name = path.display().to_string();
+        let mut file = std::fs::File::open(path).map_err(|e| format!("{name}: {e}"))?;
+        stream(&name, &mut file, f)?;
+    }
+    Ok(())
+}
+
+fn stream(name: &str, reader: &mut dyn Read, f: &mut dyn FnMut(Item) -> Result<(), String>) -> Result<(), String> {
+    let mut feed = Feed::new();
+    let mut chunk = vec![0u8; CHUNK];
+    // The feed's callback cannot stop it: the first error is kept and returned after the read.
+    let mut failed: Result<(), String> = Ok(());
+    let mut end = false;
+    while !end {
+        let n = match reader.read(&mut chunk) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(format!("{name}: {e}")),
+        };
+        let mut each = |record: Record| {
+            if failed.is_ok() {
+                failed = f(Item::Record { input: name, record });
+            }
+        };
+        if n == 0 {
+            feed.finish(&mut each);
+            end = true;
+        } else {
+            feed.push(&chunk[..n], &mut each);
+        }
+        std::mem::replace(&mut failed, Ok(()))?;
+        f(Item::EndOfRead)?;
+    }
+    Ok(())
 }
 
 /// Resolves paths in a config relative to the config file's directory.

@@ -1,6 +1,6 @@
 //! Cutting a byte stream that arrives in arbitrary chunks (a file read piece by piece in a
-//! browser, a socket) into whole records, so that feeding chunks gives exactly the records
-//! [`Records`] finds in the whole input.
+//! browser, stdin of a CLI in a pipe) into whole records, so that feeding chunks gives exactly
+//! the records [`Records`] finds in the whole input, with the same line numbers.
 //!
 //! Bytes up to the last line break are framed with [`Records`]; a record that is a single line
 //! opening a JSON value without closing it may be the start of a pretty-printed event whose
@@ -8,7 +8,7 @@
 //! [`MAX_PENDING`] bytes, after which they are framed as they are, exactly as `Records` would
 //! frame a truncated document).
 
-use crate::event::framing::Records;
+use crate::event::framing::{Record, Records};
 
 /// Most bytes held back waiting for the end of a record.
 pub const MAX_PENDING: usize = 64 << 20;
@@ -17,6 +17,8 @@ pub const MAX_PENDING: usize = 64 << 20;
 #[derive(Debug, Default)]
 pub struct Feed {
     pending: Vec<u8>,
+    /// Lines handed over before `pending` starts.
+    lines_before: usize,
 }
 
 impl Feed {
@@ -30,7 +32,7 @@ impl Feed {
     }
 
     /// Adds a chunk and calls `f` with every record that is now complete.
-    pub fn push(&mut self, chunk: &[u8], f: &mut dyn FnMut(&[u8])) {
+    pub fn push(&mut self, chunk: &[u8], f: &mut dyn FnMut(Record)) {
         self.pending.extend_from_slice(chunk);
         let Some(last_nl) = memchr::memrchr(b'\n', &self.pending) else {
             if self.pending.len() > MAX_PENDING {
@@ -51,16 +53,18 @@ impl Feed {
                 consumed = b.as_ptr() as usize - base;
                 break;
             }
-            f(b);
+            f(Record { bytes: b, line: self.lines_before + record.line });
         }
+        self.lines_before += memchr::memchr_iter(b'\n', &self.pending[..consumed]).count();
         self.pending.drain(..consumed);
     }
 
     /// Frames and hands over whatever is left (the end of the input).
-    pub fn finish(&mut self, f: &mut dyn FnMut(&[u8])) {
+    pub fn finish(&mut self, f: &mut dyn FnMut(Record)) {
         for record in Records::new(&self.pending) {
-            f(record.bytes);
+            f(Record { bytes: record.bytes, line: self.lines_before + record.line });
         }
+        self.lines_before += memchr::memchr_iter(b'\n', &self.pending).count();
         self.pending.clear();
     }
 }
@@ -69,17 +73,17 @@ impl Feed {
 mod tests {
     use super::*;
 
-    fn whole(input: &[u8]) -> Vec<Vec<u8>> {
-        Records::new(input).map(|r| r.bytes.to_vec()).collect()
+    fn whole(input: &[u8]) -> Vec<(Vec<u8>, usize)> {
+        Records::new(input).map(|r| (r.bytes.to_vec(), r.line)).collect()
     }
 
-    fn chunked(input: &[u8], size: usize) -> Vec<Vec<u8>> {
+    fn chunked(input: &[u8], size: usize) -> Vec<(Vec<u8>, usize)> {
         let mut feed = Feed::new();
         let mut out = Vec::new();
         for chunk in input.chunks(size) {
-            feed.push(chunk, &mut |r| out.push(r.to_vec()));
+            feed.push(chunk, &mut |r| out.push((r.bytes.to_vec(), r.line)));
         }
-        feed.finish(&mut |r| out.push(r.to_vec()));
+        feed.finish(&mut |r| out.push((r.bytes.to_vec(), r.line)));
         out
     }
 
@@ -88,6 +92,7 @@ mod tests {
         let input = b"{\"a\":1}\n\n{\n  \"b\": [\n 1,\n 2]\n}\n{\"kind\":\"EventList\",\"items\":[{\"c\":3}]}\r\n{\"broken\":\n{\"d\":4}\nnot json\n{\"e\":5}";
         let want = whole(input);
         assert!(want.len() >= 6, "{want:?}");
+        assert_eq!(want.last().map(|r| r.1), Some(12), "line numbers are part of the comparison");
         for size in 1..input.len() + 1 {
             assert_eq!(chunked(input, size), want, "chunk size {size}");
         }
