@@ -128,6 +128,8 @@ export class Engine {
   pushChunk(input: string | Uint8Array | ArrayBuffer): Counts;
   finish(): Counts;
   counts(): Counts;
+  /** Every pipeline counter and the alert engine's statistics, as `kaudit run --metrics` writes them. */
+  metrics(): Record<string, number | Record<string, number>>;
   /** The report for `filter`. Throws on a bad filter or query. */
   report(filter?: Filter): Report;
   /** The report as JSON text, byte-identical to `kaudit report --json`. */

@@ -78,6 +78,11 @@ test('alerts and explain equal the CLI', () => {
   assert.ok(cliAlerts.length > 0);
   assert.deepEqual(engine.alerts(), cliAlerts);
   assert.deepEqual(engine.alerts(), []);
+  const dir = mkdtempSync(join(tmpdir(), 'kaudit-metrics-'));
+  kaudit(['run', '--no-events', '--alerts', '/dev/null', '--metrics', join(dir, 'm.json'), SAMPLE]);
+  const cliMetrics = JSON.parse(readFileSync(join(dir, 'm.json'), 'utf8'));
+  assert.ok(cliMetrics.read > 0 && cliMetrics.alerts.alerts === cliAlerts.length);
+  assert.deepEqual(engine.metrics(), cliMetrics);
   const cliExplain = kaudit(['explain', SAMPLE]).trim().split('\n').map((l) => JSON.parse(l));
   const lines = sampleText.trim().split('\n');
   lines.forEach((line, i) => assert.deepEqual(engine.explain(line), cliExplain[i]));

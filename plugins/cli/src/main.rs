@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use input::Item;
 use kaudit::pipeline::{explain_json, RecordReport};
 use kaudit::{BadRecords, Outcome};
 
@@ -59,8 +60,30 @@ struct FilterArgs {
     /// Do not report each bad record on stderr (the summary still counts them).
     #[arg(long, short)]
     quiet: bool,
+    #[command(flatten)]
+    metrics: Metrics,
     /// Audit logs (JSON lines, EventList or JSON arrays); stdin when none or `-`.
     files: Vec<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct Metrics {
+    /// At the end, write every counter (events, limit hits, alert engine statistics) as one
+    /// JSON object (the object every kaudit host reports, docs/RELIABILITY.md) to FILE or `stderr`.
+    #[arg(long, value_name = "FILE|stderr")]
+    pub metrics: Option<PathBuf>,
+}
+
+impl Metrics {
+    pub fn write(&self, pipeline: &kaudit::Pipeline) -> Result<(), String> {
+        let Some(path) = &self.metrics else { return Ok(()) };
+        let json = pipeline.metrics_json();
+        if path.as_os_str() == "stderr" {
+            eprintln!("{json}");
+            return Ok(());
+        }
+        std::fs::write(path, format!("{json}\n")).map_err(|e| format!("{}: {e}", path.display()))
+    }
 }
 
 #[derive(Args)]
@@ -146,22 +169,20 @@ fn filter(args: FilterArgs) -> Result<ExitCode, String> {
     // `filter` is the policy alone; `run` adds enrichment and alerts.
     pipeline.set_enrichment_enabled(false);
     pipeline.set_alerts_enabled(false);
-    let inputs = input::read_inputs(&args.files)?;
     let mut out = Output::new();
-    for input in &inputs {
-        for record in kaudit::event::framing::Records::new(&input.bytes) {
-            let name = &input.name;
-            let quiet = args.quiet;
+    input::for_each_record(&args.files, &mut |item| match item {
+        Item::Record { input, record } => {
             pipeline.process_document(record.bytes, record.line, &mut out.buf, &mut |r: &RecordReport| {
-                if !quiet {
-                    report_bad(name, r);
+                if !args.quiet {
+                    report_bad(input, r);
                 }
             });
-            out.flush_if_full()?;
+            out.flush_if_full()
         }
-    }
-    out.flush()?;
+        Item::EndOfRead => out.flush(),
+    })?;
     print_summary(&pipeline);
+    args.metrics.write(&pipeline)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -180,6 +201,19 @@ pub fn print_summary(pipeline: &kaudit::Pipeline) {
         if pipeline.config().bad_records == BadRecords::Pass { "passed through" } else { "dropped" },
         c.oversized
     );
+    // Limit hits are worth a line only when they happened: each means something was not
+    // tracked or kept as configured (docs/RELIABILITY.md, "Resource bounds").
+    let a = pipeline.alert_stats();
+    let hits = [
+        (c.oversized_batches, "batches over maxBatchBytes"),
+        (c.alerts_dropped, "alerts over maxPendingAlerts dropped"),
+        (a.groups_evicted, "alert groups evicted (maxGroups)"),
+        (a.distinct_overflow, "distinct values untracked (maxDistinct)"),
+    ];
+    let hits: Vec<String> = hits.iter().filter(|(n, _)| *n > 0).map(|(n, what)| format!("{n} {what}")).collect();
+    if !hits.is_empty() {
+        eprintln!("kaudit: limits hit: {}", hits.join(", "));
+    }
 }
 
 pub fn report_bad(name: &str, r: &RecordReport) {
@@ -192,25 +226,24 @@ pub fn report_bad(name: &str, r: &RecordReport) {
 
 fn explain(args: ExplainArgs) -> Result<ExitCode, String> {
     let pipeline = input::load_pipeline(args.source.config.as_deref(), args.source.policy.as_deref())?;
-    let inputs = input::read_inputs(&args.files)?;
     let mut out = Output::new();
     let mut bad = 0;
-    for input in &inputs {
-        kaudit::event::framing::for_each_event(&input.bytes, &mut |line, item, parsed| {
-            match parsed {
-                Ok(event) => {
-                    let decision = pipeline.explain(&event);
-                    out.buf.extend_from_slice(explain_json(&event, &decision).as_bytes());
-                    out.buf.push(b'\n');
-                }
-                Err(error) => {
-                    bad += 1;
-                    let item = item.map(|i| format!(" item {i}")).unwrap_or_default();
-                    eprintln!("kaudit: {}:{line}{item}: bad record: {error}", input.name);
-                }
+    input::for_each_record(&args.files, &mut |item| {
+        let Item::Record { input, record } = item else { return out.flush() };
+        kaudit::event::framing::for_each_event(record.bytes, &mut |line, item, parsed| match parsed {
+            Ok(event) => {
+                let decision = pipeline.explain(&event);
+                out.buf.extend_from_slice(explain_json(&event, &decision).as_bytes());
+                out.buf.push(b'\n');
+            }
+            Err(error) => {
+                bad += 1;
+                let item = item.map(|i| format!(" item {i}")).unwrap_or_default();
+                // `line` counts from the record's first line.
+                eprintln!("kaudit: {input}:{}{item}: bad record: {error}", record.line + line - 1);
             }
         });
-        out.flush()?;
-    }
+        out.flush_if_full()
+    })?;
     Ok(if bad > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }

@@ -6,11 +6,12 @@ use std::process::ExitCode;
 
 use clap::Args;
 use kaudit::event::doc::EventDoc;
-use kaudit::event::framing::{for_each_event, Records};
+use kaudit::event::framing::for_each_event;
 use kaudit::query::Query;
 use kaudit::BadRecords;
 
-use crate::{input, print_summary, report_bad, Output, Source};
+use crate::input::{self, Item};
+use crate::{print_summary, report_bad, Metrics, Output, Source};
 
 #[derive(Args)]
 pub struct RunArgs {
@@ -28,6 +29,8 @@ pub struct RunArgs {
     /// Do not report each bad record on stderr.
     #[arg(long, short)]
     quiet: bool,
+    #[command(flatten)]
+    metrics: Metrics,
     /// Audit logs; stdin when none or `-`.
     files: Vec<PathBuf>,
 }
@@ -64,29 +67,27 @@ pub fn run(args: RunArgs) -> Result<ExitCode, String> {
         "stdout" | "-" => AlertSink::Stdout,
         path => AlertSink::File(std::fs::File::create(path).map_err(|e| format!("{path}: {e}"))?),
     };
-    let inputs = input::read_inputs(&args.files)?;
     let mut out = Output::new();
     let mut discard: Vec<u8> = Vec::new();
     let mut alerts = 0usize;
-    for input in &inputs {
-        for record in Records::new(&input.bytes) {
-            let (name, quiet) = (&input.name, args.quiet);
-            let target = if args.no_events { &mut discard } else { &mut out.buf };
-            pipeline.process_document(record.bytes, record.line, target, &mut |r| {
-                if !quiet {
-                    report_bad(name, r);
-                }
-            });
-            discard.clear();
-            let raised = pipeline.take_alerts();
-            alerts += raised.len();
-            sink.write(raised, &mut out)?;
-            out.flush_if_full()?;
-        }
-    }
-    out.flush()?;
+    input::for_each_record(&args.files, &mut |item| {
+        let Item::Record { input, record } = item else { return out.flush() };
+        let target = if args.no_events { &mut discard } else { &mut out.buf };
+        pipeline.process_document(record.bytes, record.line, target, &mut |r| {
+            if !args.quiet {
+                report_bad(input, r);
+            }
+        });
+        discard.clear();
+        let raised = pipeline.take_alerts();
+        alerts += raised.len();
+        sink.write(raised, &mut out)?;
+        out.flush_if_full()
+    })?;
     print_summary(&pipeline);
-    eprintln!("kaudit: {alerts} alerts");
+    let a = pipeline.alert_stats();
+    eprintln!("kaudit: {alerts} alerts ({} suppressed by throttle, {} late events ignored by windows)", a.suppressed, a.late_events);
+    args.metrics.write(&pipeline)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -118,11 +119,11 @@ pub fn query(args: QueryArgs) -> Result<ExitCode, String> {
     let pipeline = input::load_pipeline(args.source.config.as_deref(), args.source.policy.as_deref())?;
     let enricher = pipeline.enricher();
     let key = enricher.config.key.clone();
-    let inputs = input::read_inputs(&args.files)?;
     let mut out = Output::new();
     let mut matched = 0u64;
-    for input in &inputs {
-        for_each_event(&input.bytes, &mut |_, _, parsed| {
+    input::for_each_record(&args.files, &mut |item| {
+        let Item::Record { record, .. } = item else { return out.flush() };
+        for_each_event(record.bytes, &mut |_, _, parsed| {
             let Ok(event) = parsed else { return };
             let mut enrichment = String::new();
             enricher.enrich_json(&event, &mut enrichment);
@@ -142,8 +143,8 @@ pub fn query(args: QueryArgs) -> Result<ExitCode, String> {
             }
             out.buf.push(b'\n');
         });
-        out.flush()?;
-    }
+        out.flush_if_full()
+    })?;
     if args.count {
         println!("{matched}");
     }

@@ -116,6 +116,8 @@ fn counters(c: &::kaudit::Counters) -> t::Counters {
         dropped_filtered: c.dropped_filtered,
         bad: c.bad,
         oversized: c.oversized,
+        oversized_batches: c.oversized_batches,
+        alerts_dropped: c.alerts_dropped,
         bytes_in: c.bytes_in,
         bytes_out: c.bytes_out,
     }
@@ -190,6 +192,20 @@ impl wit::GuestEngine for Engine {
 
     fn counters(&self) -> t::Counters {
         counters(self.pipeline.borrow().counters())
+    }
+
+    fn alert_stats(&self) -> t::AlertStats {
+        let a = self.pipeline.borrow().alert_stats();
+        t::AlertStats {
+            events: a.events,
+            matches: a.matches,
+            alerts: a.alerts,
+            suppressed: a.suppressed,
+            groups: a.groups,
+            groups_evicted: a.groups_evicted,
+            late_events: a.late_events,
+            distinct_overflow: a.distinct_overflow,
+        }
     }
 
     fn metrics_json(&self) -> String {

@@ -132,6 +132,15 @@ fn counters_accumulate_across_many_calls_and_engines_are_independent() {
         (n.read, n.kept, n.stripped, n.dropped, n.bad, n.bytes_in, n.bytes_out)
     );
     assert_eq!(c.dropped, c.dropped_level_none + c.dropped_omitted_stage + c.dropped_filtered);
+    assert_eq!((c.oversized, c.oversized_batches, c.alerts_dropped), (n.oversized, n.oversized_batches, n.alerts_dropped));
+    // The alert engine's totals through the record are the native engine's.
+    let a = inst.alert_stats(engine);
+    let na = native.alert_stats();
+    assert!(a.events > 0 && a.alerts > 0, "the default rules saw the sample's kept events and raised alerts");
+    assert_eq!(
+        (a.events, a.matches, a.alerts, a.suppressed, a.groups, a.groups_evicted, a.late_events, a.distinct_overflow),
+        (na.events, na.matches, na.alerts, na.suppressed, na.groups, na.groups_evicted, na.late_events, na.distinct_overflow)
+    );
     let d = inst.counters(drop_all);
     assert_eq!(d.read, c.read, "second engine saw the same records");
     assert_eq!(d.kept, 0);

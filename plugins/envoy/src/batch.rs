@@ -16,6 +16,8 @@ use kaudit::Pipeline;
 pub enum Untouched {
     /// Nothing to filter (empty body, `items: []`).
     Empty,
+    /// Over `limits.maxBatchBytes`: not read (counted by the pipeline as `oversizedBatches`).
+    Oversized,
     /// Records were found but none is an audit event: a bad batch, counted, never rejected.
     NoAuditEvent(BatchSummary),
     /// The pipeline failed (a panic caught on hosts that can unwind); the host rebuilds it.
@@ -60,6 +62,9 @@ pub fn filter_body(pipeline: &mut Pipeline, body: &[u8]) -> Filtered {
             return Filtered::Untouched(Untouched::InternalError(msg));
         }
     };
+    if summary.oversized {
+        return Filtered::Untouched(Untouched::Oversized);
+    }
     if summary.events == 0 {
         return Filtered::Untouched(Untouched::Empty);
     }
@@ -89,6 +94,17 @@ mod tests {
 
     fn event_list(items: &[&str]) -> String {
         format!(r#"{{"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{{}},"items":[{}]}}"#, items.join(","))
+    }
+
+    #[test]
+    fn a_batch_over_max_batch_bytes_is_oversized_and_not_fed_to_alerts() {
+        let body = event_list(&[EVENT]);
+        let config = format!("limits:\n  maxBatchBytes: {}\n", body.len() - 1);
+        let (mut p, _) = Pipeline::from_config_text(&config, "kaudit.yaml", &kaudit::NoFiles).unwrap();
+        let filtered = filter_body(&mut p, body.as_bytes());
+        assert_eq!(filtered, Filtered::Untouched(Untouched::Oversized));
+        assert_eq!(filtered.alert_feed(body.as_bytes()), None);
+        assert_eq!((p.counters().oversized_batches, p.counters().read), (1, 0));
     }
 
     #[test]

@@ -47,6 +47,13 @@ enum Metric {
     AlertEventsObserved,
     AlertsSent,
     AlertsFailed,
+    EventsStripped,
+    EventsOversized,
+    BatchesOversized,
+    AlertsDropped,
+    AlertGroupsEvicted,
+    AlertDistinctOverflow,
+    AlertLateEvents,
 }
 
 const METRICS: &[(Metric, &str)] = &[
@@ -60,7 +67,42 @@ const METRICS: &[(Metric, &str)] = &[
     (Metric::AlertEventsObserved, "alert_events_observed"),
     (Metric::AlertsSent, "alerts_sent"),
     (Metric::AlertsFailed, "alerts_failed"),
+    (Metric::EventsStripped, "events_stripped"),
+    (Metric::EventsOversized, "events_oversized"),
+    (Metric::BatchesOversized, "batches_oversized"),
+    (Metric::AlertsDropped, "alerts_dropped"),
+    (Metric::AlertGroupsEvicted, "alert_groups_evicted"),
+    (Metric::AlertDistinctOverflow, "alert_distinct_overflow"),
+    (Metric::AlertLateEvents, "alert_late_events"),
 ];
+
+/// Metrics that mirror one of the core's running totals (counters, alert statistics): after
+/// each call into a pipeline its growth since the last call is added.
+const MIRRORED: &[(Metric, fn(&Pipeline) -> u64)] = &[
+    (Metric::EventsStripped, |p| p.counters().stripped),
+    (Metric::EventsOversized, |p| p.counters().oversized),
+    (Metric::BatchesOversized, |p| p.counters().oversized_batches),
+    (Metric::AlertsDropped, |p| p.counters().alerts_dropped),
+    (Metric::AlertGroupsEvicted, |p| p.alert_stats().groups_evicted),
+    (Metric::AlertDistinctOverflow, |p| p.alert_stats().distinct_overflow),
+    (Metric::AlertLateEvents, |p| p.alert_stats().late_events),
+];
+
+/// What one pipeline's [`MIRRORED`] totals were when last added to the metrics.
+#[derive(Default)]
+struct Mirror {
+    last: [u64; MIRRORED.len()],
+}
+
+impl Mirror {
+    fn sync(&mut self, pipeline: &Pipeline, metrics: &Metrics) {
+        for ((metric, total), last) in MIRRORED.iter().zip(&mut self.last) {
+            let now = total(pipeline);
+            metrics.add(*metric, now.saturating_sub(*last));
+            *last = now;
+        }
+    }
+}
 
 /// Counter ids of this VM (Envoy sums same-named counters of all VMs into one stat,
 /// `wasmcustom.kaudit.<plugin>.<name>`).
@@ -98,6 +140,8 @@ struct Shared {
     settings: Settings,
     /// The worker pipeline: alerts off (they are evaluated once, by the consumer).
     pipeline: RefCell<Pipeline>,
+    /// The worker pipeline's totals already in the metrics.
+    mirror: RefCell<Mirror>,
     metrics: Metrics,
     queue: Option<u32>,
 }
@@ -116,6 +160,7 @@ impl Shared {
 /// The consumer's state while this root holds the lease.
 struct Consumer {
     pipeline: Pipeline,
+    mirror: Mirror,
     /// Until when the last confirmed renewal holds.
     until_ms: u64,
 }
@@ -184,7 +229,7 @@ impl Root {
                 }
             };
             info!("this VM (root context {}) is now the alert consumer", self.context_id);
-            self.consumer = Some(Consumer { pipeline, until_ms });
+            self.consumer = Some(Consumer { pipeline, mirror: Mirror::default(), until_ms });
         }
         if let Some(c) = self.consumer.as_mut() {
             c.until_ms = until_ms;
@@ -227,6 +272,7 @@ impl Root {
             }
         }
         let alerts = consumer.pipeline.take_alerts();
+        consumer.mirror.sync(&consumer.pipeline, &shared.metrics);
         if alerts.is_empty() {
             return;
         }
@@ -320,7 +366,7 @@ impl RootContext for Root {
         if self.owner == 0 {
             self.owner = random_owner(self.context_id, now);
         }
-        self.shared = Some(Rc::new(Shared { metrics: Metrics::define(&self.plugin), pipeline: RefCell::new(pipeline), settings, queue }));
+        self.shared = Some(Rc::new(Shared { metrics: Metrics::define(&self.plugin), pipeline: RefCell::new(pipeline), mirror: RefCell::default(), settings, queue }));
         self.consumer = None;
         self.set_tick_period(Duration::from_millis(lease::TICK_MS));
         info!("configured ({})", self.shared.as_ref().map(|s| s.pipeline.borrow().config().policy_source.clone()).unwrap_or_default());
@@ -375,7 +421,13 @@ impl Webhook {
             }
         };
         let result = match self.shared.pipeline.try_borrow_mut() {
-            Ok(mut p) => batch::filter_body(&mut p, &body),
+            Ok(mut p) => {
+                let result = batch::filter_body(&mut p, &body);
+                if let Ok(mut mirror) = self.shared.mirror.try_borrow_mut() {
+                    mirror.sync(&p, m);
+                }
+                result
+            }
             Err(_) => Filtered::Untouched(Untouched::InternalError("pipeline busy".into())),
         };
         match &result {
@@ -389,6 +441,10 @@ impl Webhook {
                 }
             }
             Filtered::Untouched(Untouched::Empty) => {}
+            Filtered::Untouched(Untouched::Oversized) => {
+                m.add(Metric::BatchesUntouched, 1);
+                warn!("a batch of {} bytes is over limits.maxBatchBytes; forwarded untouched", body.len());
+            }
             Filtered::Untouched(Untouched::NoAuditEvent(summary)) => {
                 m.add(Metric::EventsIn, summary.events);
                 m.add(Metric::EventsBad, summary.bad);
@@ -399,8 +455,11 @@ impl Webhook {
                 m.add(Metric::BatchesUntouched, 1);
                 error!("internal error, batch forwarded untouched: {msg}");
                 // The pipeline may be half-updated after a panic: start from a fresh one.
-                if let (Ok(fresh), Ok(mut p)) = (Shared::worker_pipeline(&self.shared.settings), self.shared.pipeline.try_borrow_mut()) {
+                if let (Ok(fresh), Ok(mut p), Ok(mut mirror)) =
+                    (Shared::worker_pipeline(&self.shared.settings), self.shared.pipeline.try_borrow_mut(), self.shared.mirror.try_borrow_mut())
+                {
                     *p = fresh;
+                    *mirror = Mirror::default();
                 }
             }
         }

@@ -28,6 +28,9 @@ const EVENT_LIST_PREFIX: &str = r#"{"kind":"EventList","apiVersion":"audit.k8s.i
 /// the JSON codec's `[a,b,...]` batch.
 const VECTOR_PREFIX: &str = r#"{"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":"#;
 const VECTOR_SUFFIX: &str = "}";
+/// A listener whose limits are hit by the test's batches (events over 3,000 bytes, batches over
+/// 500 kB, one alert group per rule).
+const LIMITS_CONFIG: &str = "limits:\n  maxEventBytes: 3000\n  maxBatchBytes: 500000\nalerts:\n  limits:\n    maxGroups: 1\n";
 
 struct Vector {
     name: String,
@@ -196,6 +199,7 @@ fn envoy_filters_webhook_batches_and_feeds_one_alert_consumer() {
     for v in &vectors {
         listeners.push((v.plugin(), Some(envelope(v.config.as_deref(), &format!("/alerts/{}", v.plugin())))));
     }
+    listeners.push(("limits".to_string(), Some(envelope(Some(LIMITS_CONFIG), "/alerts/limits"))));
     let dir = Arc::new(TempDir::new("main"));
     let envoy = Envoy::start(&test_config(receiver.port, sink.port, &listeners, true), dir).unwrap_or_else(|e| panic!("{e}"));
     eprintln!("envoy ready after {:.1} s", started.elapsed().as_secs_f64());
@@ -329,6 +333,39 @@ fn envoy_filters_webhook_batches_and_feeds_one_alert_consumer() {
             assert_eq!(r.method, "POST");
             assert_eq!(r.header(":authority").or(r.header("host")), Some("kaudit-alerts"));
         }
+    }
+
+    // 7. Limit hits are metrics: the workers' core counters and the consumer's alert statistics,
+    // equal to the native engine's on the same path.
+    let limited = || Pipeline::from_config_text(LIMITS_CONFIG, "config.yaml", &kaudit::NoFiles).expect("limits config").0;
+    let (mut worker, mut consumer) = (limited(), limited());
+    worker.set_alerts_enabled(false);
+    let port = envoy.listener_port("limits");
+    let log = read(&support::workspace_root().join("tests/fixtures/alerts/seed-example2-internet.jsonl"));
+    // Seed example 2 (many Internet addresses: groups to evict) and seed-default's events (some
+    // stripped by the policy, some over 3,000 bytes).
+    let items: Vec<String> = log.lines().map(String::from).chain(seed_in.iter().cloned()).collect();
+    let body = event_list(&items);
+    let got = post(port, "/audit/limits", body.as_bytes(), &receiver);
+    let filtered = filter_body(&mut worker, body.as_bytes());
+    if let Some(feed) = filtered.alert_feed(body.as_bytes()) {
+        for_each_item(feed, &mut |event| consumer.observe_for_alerts(event));
+    }
+    let (want, _) = native(&mut limited(), body.as_bytes());
+    assert_eq!(got, want, "limits listener: differs from the native engine");
+    let got = post(port, "/audit/limits-big", big.as_bytes(), &receiver);
+    assert_eq!(got, big.as_bytes(), "a batch over maxBatchBytes is forwarded byte for byte");
+    assert_eq!(filter_body(&mut worker, big.as_bytes()), kaudit_envoy::batch::Filtered::Untouched(kaudit_envoy::batch::Untouched::Oversized));
+    let (c, a) = (worker.counters(), consumer.alert_stats());
+    assert!(c.oversized > 0 && c.stripped > 0 && a.groups_evicted > 0, "the batch hits the limits: {c:?} {a:?}");
+    for (name, want) in [("events_oversized", c.oversized), ("events_stripped", c.stripped), ("batches_oversized", 1), ("batches_untouched", 1), ("batches", 2)] {
+        assert_eq!(metric(&envoy, "limits", name), want, "limits listener: {name}");
+    }
+    let evicted = wait_for(30, || (metric(&envoy, "limits", "alert_groups_evicted") >= a.groups_evicted).then_some(()));
+    assert!(evicted.is_some(), "the consumer evicted {} groups, the native one {}", metric(&envoy, "limits", "alert_groups_evicted"), a.groups_evicted);
+    std::thread::sleep(std::time::Duration::from_millis(1_500));
+    for (name, want) in [("alert_groups_evicted", a.groups_evicted), ("alert_distinct_overflow", a.distinct_overflow), ("alert_late_events", a.late_events), ("alerts_dropped", 0)] {
+        assert_eq!(metric(&envoy, "limits", name), want, "limits listener: {name}");
     }
     eprintln!("envoy test done in {:.1} s", started.elapsed().as_secs_f64());
 }

@@ -150,7 +150,8 @@ impl Filter {
     }
 
     /// The counters as one NUL-terminated JSON object:
-    /// `{"fluentBit":{…adapter…},"pipeline":{…core…}|null,"config":"…"|"configError":"…"}`.
+    /// `{"fluentBit":{…adapter…},"pipeline":{…core…}|null,"config":"…"|"configError":"…"}`, where
+    /// `pipeline` is [`kaudit::Pipeline::metrics_json`] (counters and alert statistics).
     pub fn counters_json(&mut self, s: &Stats) -> &[u8] {
         let o = &mut self.counters_out;
         o.clear();
@@ -161,7 +162,7 @@ impl Filter {
         );
         match &self.mode {
             Mode::Ready { pipeline, source } => {
-                o.push_str(&pipeline.counters().to_json());
+                o.push_str(&pipeline.metrics_json());
                 o.push_str(",\"config\":");
                 write_json_str(o, source);
             }
@@ -403,7 +404,10 @@ mod tests {
         let c = f.counters_json(&stats).to_vec();
         let text = std::str::from_utf8(&c[..c.len() - 1]).unwrap();
         let obj = parse_object(text).unwrap();
-        assert!(obj.get("pipeline").unwrap().value.contains("\"read\":1"), "{text}");
+        let pipeline = obj.get("pipeline").unwrap().value;
+        assert!(pipeline.contains("\"read\":1"), "{text}");
+        // The alert engine's statistics too: the default rules saw the one kept event.
+        assert!(pipeline.contains("\"alerts\":{\"events\":1,"), "{text}");
         assert_eq!(obj.get("config").unwrap().value, "\"<embedded default>\"");
     }
 }

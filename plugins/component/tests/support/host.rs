@@ -123,6 +123,11 @@ impl Instance {
         api.call_counters(&mut self.store, e.0).expect("engine.counters trapped")
     }
 
+    pub fn alert_stats(&mut self, e: EngineRef) -> AlertStats {
+        let api = self.audit.kaudit_audit_pipeline().engine();
+        api.call_alert_stats(&mut self.store, e.0).expect("engine.alert-stats trapped")
+    }
+
     pub fn metrics_json(&mut self, e: EngineRef) -> String {
         let api = self.audit.kaudit_audit_pipeline().engine();
         api.call_metrics_json(&mut self.store, e.0).expect("engine.metrics-json trapped")
