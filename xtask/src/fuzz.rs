@@ -4,7 +4,6 @@
 //! * [`smoke`]: every target for [`SMOKE_SECONDS`] (CI). Fails on any crash, leak or timeout.
 //! * [`run`] / [`run_targets`] / [`main`] (`cargo xtask fuzz [seconds [target...]]`): long runs;
 //!   figures go to docs/RELIABILITY.md.
-//! * [`memory_release`]: `tests/limits_memory.rs` with the full million events (release build).
 //! * [`replay_wasm`]: the `fluent_bit` corpus through the real .wasm (Fluent Bit test host).
 //!
 //! cargo-fuzz needs nightly-only rustc flags (`-Zsanitizer=address`); the pinned stable
@@ -64,11 +63,6 @@ pub fn replay_wasm() -> Result<(), String> {
     c.current_dir(root().join("fuzz")).env("CARGO_TARGET_DIR", fuzz_target_dir());
     c.args(["run", "--features", "wasm", "--bin", "replay_fluent_bit_wasm", "--"]).arg(&corpus);
     run_cmd(&mut c)
-}
-
-/// The million-event memory test in a release build (`cargo test` runs 125,000 in debug).
-pub fn memory_release() -> Result<(), String> {
-    run_cmd(cmd("cargo").args(["test", "--release", "-p", "kaudit", "--test", "limits_memory", "--", "--nocapture"]))
 }
 
 /// The CI budget: every target for [`SMOKE_SECONDS`].

@@ -3,7 +3,7 @@
 //! - `cargo xtask demo`: set up the machine, build everything, run the main job on the embedded
 //!   default (filter the bundled sample audit log with the seed's policy).
 //! - `cargo xtask test`: set up, build, run every test (core, CLI, WASM hosts, browser).
-//! - `cargo xtask setup` / `build-wasm` / `bench` / `bless` for the pieces, and
+//! - `cargo xtask setup` / `build-wasm` / `bench` / `bless` / `memory` for the pieces, and
 //!   `test-envoy` / `test-fluent-bit` / `test-js` / `test-component` for one host's tests.
 
 mod component;
@@ -11,6 +11,7 @@ mod envoy;
 mod fluentbit;
 mod fuzz;
 mod js;
+mod memory;
 mod setup;
 mod util;
 mod wasm;
@@ -36,10 +37,11 @@ fn main() -> ExitCode {
         // `cargo xtask fuzz [seconds [target...]]`: the cargo-fuzz targets (fuzz/README.md).
         Some("fuzz") => fuzz::main(&args[1..]),
         Some("fuzz-replay-wasm") => fuzz::replay_wasm(),
-        Some("memory-release") => fuzz::memory_release(),
+        // The memory bounds under a million distinct addresses and users (also a `test` step).
+        Some("memory") => memory::million(),
         Some("fuzz-wasm-memory") => fluentbit::cardinality(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <demo|test|setup|build-wasm|bench|bless|test-envoy|test-fluent-bit|test-js|test-component|fuzz|fuzz-replay-wasm|fuzz-wasm-memory|memory-release>");
+            eprintln!("usage: cargo xtask <demo|test|setup|build-wasm|bench|bless|test-envoy|test-fluent-bit|test-js|test-component|fuzz|fuzz-replay-wasm|fuzz-wasm-memory|memory>");
             return ExitCode::from(2);
         }
     };
@@ -80,6 +82,7 @@ fn test() -> Result<(), String> {
     component::prepare()?;
     run(cmd("cargo").args(["test", "--workspace", "--exclude", "xtask", "--no-fail-fast"]))?;
     js::test()?;
+    memory::million()?;
     fluentbit::fuel()?;
     component::sizes()?;
     // Every fuzz target for a short fixed budget (docs/RELIABILITY.md).
