@@ -91,10 +91,25 @@ fn main() -> ExitCode {
                 std::fs::create_dir_all(&scratch).expect("scratch dir");
                 std::fs::write(scratch.join("kaudit.yaml"), config).expect("write config");
                 let options = Options { accessible_paths: vec![(scratch.clone(), "/etc/kaudit".into())], ..Options::default() };
-                let mode = match load_from(&["/etc/kaudit/kaudit.yaml"], &|_| Ok(config.to_vec())) {
+                // WAMR calls `_initialize`: the module refuses to start exactly when the native
+                // config lookup fails. Then the per-record path of a host that does not call it.
+                let refused = FluentBit::load(&wasm, options.clone()).is_err();
+                let options = Options { call_initialize: false, ..options };
+                // The module sees one file in its preopened directory: every other path is
+                // WASI's ENOENT (errno 44), worded as wasi-libc words it.
+                let read = |path: &str| match path {
+                    "/etc/kaudit/kaudit.yaml" => Ok(config.to_vec()),
+                    // The host's file system refuses a name over 255 bytes first.
+                    _ if path.split('/').any(|c| c.len() > 255) => Err(std::io::Error::other("Filename too long (os error 37)")),
+                    _ => Err(std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory (os error 44)")),
+                };
+                let mode = match load_from(&["/etc/kaudit/kaudit.yaml"], &read) {
                     Loaded::Ready { pipeline, source, .. } => Mode::Ready { pipeline, source },
                     Loaded::Error(m) => Mode::ConfigError(m),
                 };
+                if refused != matches!(mode, Mode::ConfigError(_)) {
+                    failures.push(format!("{name}: the module refused to start: {refused}, the native config lookup failed: {}", !refused));
+                }
                 let mut twin = Filter::new(mode);
                 let mut twin_stats = Stats::ZERO;
                 FluentBit::load(&wasm, options)

@@ -4,11 +4,12 @@
 //! * `kaudit_filter(tag, tag_len, time_sec, time_nsec, record, record_len) -> *const u8`: the
 //!   filter (`Function_Name kaudit_filter`). Record JSON in, one JSON object or `""` (drop) out.
 //! * `kaudit_counters() -> *const u8`: the counters as NUL-terminated JSON (tests, debugging).
+//! * `_initialize()`: the WASI reactor start-up, where the config loads (see [`_initialize`]).
 //!
 //! Fluent Bit creates one instance per filter at startup and calls it for every record, in one
-//! thread (hosts.md 1.8), with no init hook. So the state ([`filter::Filter`]: the pipeline, the
-//! one reply buffer) is built at the first call (config lookup in [`config`]) and kept in a
-//! global for the process lifetime.
+//! thread (hosts.md 1.8). The state ([`filter::Filter`]: the pipeline, the one reply buffer) is
+//! built when WAMR instantiates the module (`_initialize`), or at the first call on a host that
+//! does not call `_initialize`, and kept in a global for the process lifetime.
 //!
 //! Traps: wasm32-wasip1's std is built with `panic=abort`, so a panic is a trap (`unreachable`)
 //! whatever the profile says, and `catch_unwind` only helps native builds; Fluent Bit's WAMR
@@ -78,6 +79,26 @@ pub unsafe extern "C" fn kaudit_filter(
             Reply::Record => f.reply().as_ptr(),
         }
     })
+}
+
+/// WASI reactor start-up. WAMR calls `_initialize` while it instantiates a module that imports
+/// WASI (`execute_post_instantiate_functions`, core/iwasm/interpreter/wasm_runtime.c), after the
+/// app heap and the preopened `accessible_paths` are set up; a trap there fails the
+/// instantiation. Fluent Bit 4.1+ instantiates the filter once, in `cb_wasm_init`, so a config
+/// that does not load stops Fluent Bit at startup, with the error (file:line:col and field) on
+/// stderr, instead of running with a policy it could not read. A host that never calls
+/// `_initialize` gets the same state at the first record, and the config error on every record.
+#[cfg(target_arch = "wasm32")]
+#[no_mangle]
+pub extern "C" fn _initialize() {
+    let filter = Filter::new(load_mode());
+    let failed = matches!(filter.mode(), Mode::ConfigError(_));
+    FILTER.set(Some(Box::new(filter)));
+    if failed {
+        log("kaudit: the filter does not start (a trap in _initialize fails the module's instantiation)");
+        // A trap (`unreachable`): the only way a reactor can refuse to start.
+        std::process::abort();
+    }
 }
 
 /// The counters as NUL-terminated JSON, see [`Filter::counters_json`].

@@ -3,6 +3,9 @@
 //!
 //! * one instance for the whole run (since Fluent Bit v4.1.0), WASI preview1 with only the
 //!   `accessible_paths` preopened, no env, no argv;
+//! * WAMR calls an exported `_initialize` during instantiation (after the app heap below is
+//!   appended) and a trap there fails the instantiation, so Fluent Bit's `cb_wasm_init` fails
+//!   and Fluent Bit does not start;
 //! * the app heap: a wasip1 Rust cdylib exports neither `__heap_base` nor `malloc`/`free`, so
 //!   WAMR appends `ceil(Wasm_Heap_Size / 64 KiB)` pages at instantiation and allocates the tag
 //!   and record copies there. This host grows memory by the same amount before the first call
@@ -48,11 +51,13 @@ pub struct Options {
     pub max_wasm_stack: Option<usize>,
     /// Count fuel per call.
     pub fuel: bool,
+    /// Call `_initialize` at instantiation, as WAMR does; off: a host that does not.
+    pub call_initialize: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { heap_size: 8 * 1024 * 1024, accessible_paths: Vec::new(), max_wasm_stack: None, fuel: false }
+        Options { heap_size: 8 * 1024 * 1024, accessible_paths: Vec::new(), max_wasm_stack: None, fuel: false, call_initialize: true }
     }
 }
 
@@ -76,6 +81,8 @@ pub struct FluentBit {
     stderr: MemoryOutputPipe,
     fuel: bool,
     last_fuel: u64,
+    /// Fuel `_initialize` used (with `Options::fuel`).
+    init_fuel: u64,
 }
 
 /// The fuel given when counting (never runs out in practice).
@@ -119,6 +126,20 @@ impl FluentBit {
         let pages = heap_size.div_ceil(PAGE);
         let before = memory.grow(&mut store, pages as u64).map_err(|e| format!("app heap: {e:#}"))?;
         let heap_base = before as usize * PAGE;
+        let mut init_fuel = 0;
+        if options.call_initialize {
+            if let Ok(init) = instance.get_typed_func::<(), ()>(&mut store, "_initialize") {
+                let result = init.call(&mut store, ());
+                if options.fuel {
+                    init_fuel = FUEL - store.get_fuel().unwrap_or(FUEL);
+                    store.set_fuel(FUEL).map_err(|e| format!("{e:#}"))?;
+                }
+                if let Err(e) = result {
+                    let log = String::from_utf8_lossy(&stderr.contents()).into_owned();
+                    return Err(format!("instantiate: _initialize trapped ({e:#}); the module's stderr:\n{log}"));
+                }
+            }
+        }
         Ok(FluentBit {
             store,
             memory,
@@ -129,6 +150,7 @@ impl FluentBit {
             stderr,
             fuel: options.fuel,
             last_fuel: 0,
+            init_fuel,
         })
     }
 
@@ -206,6 +228,10 @@ impl FluentBit {
     }
 
     /// Fuel (≈ wasm instructions) the last call consumed (0 unless [`Options::fuel`]).
+    pub fn init_fuel(&self) -> u64 {
+        self.init_fuel
+    }
+
     pub fn last_fuel(&self) -> u64 {
         self.last_fuel
     }

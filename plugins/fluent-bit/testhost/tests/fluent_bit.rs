@@ -250,8 +250,8 @@ fn deep_nesting_needs_no_more_stack_than_a_normal_event() {
     let needed = (1..=64)
         .map(|k| k * 4096)
         .find(|&stack| {
-            let mut fb = load(Options { max_wasm_stack: Some(stack), ..Options::default() });
-            fb.call(TAG, &line).is_ok()
+            // Start-up (the config loads in `_initialize`) and the call both fit.
+            FluentBit::load(&artifact().unwrap(), Options { max_wasm_stack: Some(stack), ..Options::default() }).and_then(|mut fb| fb.call(TAG, &line)).is_ok()
         })
         .expect("a normal event within 256 KiB of stack");
     let mut fb = load(Options { max_wasm_stack: Some(needed), ..Options::default() });
@@ -262,11 +262,37 @@ fn deep_nesting_needs_no_more_stack_than_a_normal_event() {
     println!("smallest max_wasm_stack for a normal event and 10,000-deep records: {needed} bytes");
 }
 
+/// WAMR calls `_initialize` while instantiating: a config that does not load fails the
+/// instantiation (Fluent Bit's `cb_wasm_init` fails and Fluent Bit does not start), with the
+/// error, located, on stderr.
 #[test]
-fn a_bad_config_passes_records_through_with_a_visible_error_logged_once() {
+fn a_bad_config_stops_the_filter_from_loading() {
+    let dir = scratch_dir("bad-config-init");
+    std::fs::write(dir.join("kaudit.yaml"), "policy:\n  apiVersion: audit.k8s.io/v1\n  kind: Policy\nbadRecords: sometimes\n").unwrap();
+    let err = match FluentBit::load(&artifact().unwrap(), Options { accessible_paths: vec![(dir, "/etc/kaudit".into())], ..Options::default() }) {
+        Ok(_) => panic!("a module with a bad config must not instantiate"),
+        Err(e) => e,
+    };
+    assert!(err.contains("_initialize trapped"), "{err}");
+    assert!(err.contains("the config does not load") && err.contains("/etc/kaudit/kaudit.yaml:4:"), "the error names the place: {err}");
+    assert!(err.contains("badRecords"), "the error names the field: {err}");
+    // A good config loads in _initialize: the first record pays nothing for it.
+    let mut fb = load(Options { fuel: true, ..Options::default() });
+    assert!(fb.stderr().contains("config <embedded default> loaded"), "{}", fb.stderr());
+    let line = &sample_lines()[0];
+    fb.call(TAG, line).unwrap();
+    let first = fb.last_fuel();
+    fb.call(TAG, line).unwrap();
+    assert!(first < 20 * fb.last_fuel(), "the first call does not load the config: {first} vs {} instructions", fb.last_fuel());
+}
+
+/// On a host that does not call `_initialize` (nothing there can refuse to load), a bad config
+/// is visible on every record and logged once; records pass through unchanged.
+#[test]
+fn without_initialize_a_bad_config_passes_records_through_with_a_visible_error_logged_once() {
     let dir = scratch_dir("bad-config");
     std::fs::write(dir.join("kaudit.yaml"), "policy:\n  apiVersion: audit.k8s.io/v1\n  kind: Policy\nbadRecords: sometimes\n").unwrap();
-    let mut fb = load(Options { accessible_paths: vec![(dir, "/etc/kaudit".into())], ..Options::default() });
+    let mut fb = load(Options { accessible_paths: vec![(dir, "/etc/kaudit".into())], call_initialize: false, ..Options::default() });
     let lines = sample_lines();
     for line in &lines[..3] {
         let text = record_text(&fb.call(TAG, line).unwrap()).expect("never dropped");
