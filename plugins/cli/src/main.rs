@@ -1,6 +1,7 @@
 //! `kaudit`: the command-line host. Reads files/stdin, drives the core pipeline, prints results.
 //! Builds natively and as a `wasi:cli` command component (wasm32-wasip2) from the same code.
 
+mod guard;
 mod input;
 mod policy_cmd;
 mod report_cmd;
@@ -170,18 +171,22 @@ fn filter(args: FilterArgs) -> Result<ExitCode, String> {
     pipeline.set_enrichment_enabled(false);
     pipeline.set_alerts_enabled(false);
     let mut out = Output::new();
+    let mut guard = guard::Guard::default();
     input::for_each_record(&args.files, &mut |item| match item {
         Item::Record { input, record } => {
-            pipeline.process_document(record.bytes, record.line, &mut out.buf, &mut |r: &RecordReport| {
-                if !args.quiet {
-                    report_bad(input, r);
-                }
+            guard.record(input, &record, &mut out.buf, |buf| {
+                pipeline.process_document(record.bytes, record.line, buf, &mut |r: &RecordReport| {
+                    if !args.quiet {
+                        report_bad(input, r);
+                    }
+                })
             });
             out.flush_if_full()
         }
         Item::EndOfRead => out.flush(),
     })?;
     print_summary(&pipeline);
+    guard.print_summary();
     args.metrics.write(&pipeline)?;
     Ok(ExitCode::SUCCESS)
 }

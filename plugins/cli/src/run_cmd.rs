@@ -70,13 +70,16 @@ pub fn run(args: RunArgs) -> Result<ExitCode, String> {
     let mut out = Output::new();
     let mut discard: Vec<u8> = Vec::new();
     let mut alerts = 0usize;
+    let mut guard = crate::guard::Guard::default();
     input::for_each_record(&args.files, &mut |item| {
         let Item::Record { input, record } = item else { return out.flush() };
         let target = if args.no_events { &mut discard } else { &mut out.buf };
-        pipeline.process_document(record.bytes, record.line, target, &mut |r| {
-            if !args.quiet {
-                report_bad(input, r);
-            }
+        guard.record(input, &record, target, |buf| {
+            pipeline.process_document(record.bytes, record.line, buf, &mut |r| {
+                if !args.quiet {
+                    report_bad(input, r);
+                }
+            })
         });
         discard.clear();
         let raised = pipeline.take_alerts();
@@ -85,6 +88,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, String> {
         out.flush_if_full()
     })?;
     print_summary(&pipeline);
+    guard.print_summary();
     let a = pipeline.alert_stats();
     eprintln!("kaudit: {alerts} alerts ({} suppressed by throttle, {} late events ignored by windows)", a.suppressed, a.late_events);
     args.metrics.write(&pipeline)?;
