@@ -96,8 +96,8 @@ pub extern "C" fn _initialize() {
     FILTER.set(Some(Box::new(filter)));
     if failed {
         log("kaudit: the filter does not start (a trap in _initialize fails the module's instantiation)");
-        // A trap (`unreachable`): the only way a reactor can refuse to start.
-        std::process::abort();
+        // A trap: the only way a reactor can refuse to start.
+        core::arch::wasm32::unreachable();
     }
 }
 
