@@ -25,7 +25,8 @@ use proxy_wasm::types::{Action, ContextType, LogLevel, MetricType};
 use crate::batch::{self, Filtered, Untouched};
 use crate::lease::{self, Lease, Step};
 use crate::settings::Settings;
-use kaudit::Pipeline;
+use kaudit::alert::AlertStats;
+use kaudit::{Counters, Pipeline};
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
@@ -78,14 +79,14 @@ const METRICS: &[(Metric, &str)] = &[
 
 /// Metrics that mirror one of the core's running totals (counters, alert statistics): after
 /// each call into a pipeline its growth since the last call is added.
-const MIRRORED: &[(Metric, fn(&Pipeline) -> u64)] = &[
-    (Metric::EventsStripped, |p| p.counters().stripped),
-    (Metric::EventsOversized, |p| p.counters().oversized),
-    (Metric::BatchesOversized, |p| p.counters().oversized_batches),
-    (Metric::AlertsDropped, |p| p.counters().alerts_dropped),
-    (Metric::AlertGroupsEvicted, |p| p.alert_stats().groups_evicted),
-    (Metric::AlertDistinctOverflow, |p| p.alert_stats().distinct_overflow),
-    (Metric::AlertLateEvents, |p| p.alert_stats().late_events),
+const MIRRORED: &[(Metric, fn(&Counters, &AlertStats) -> u64)] = &[
+    (Metric::EventsStripped, |c, _| c.stripped),
+    (Metric::EventsOversized, |c, _| c.oversized),
+    (Metric::BatchesOversized, |c, _| c.oversized_batches),
+    (Metric::AlertsDropped, |c, _| c.alerts_dropped),
+    (Metric::AlertGroupsEvicted, |_, a| a.groups_evicted),
+    (Metric::AlertDistinctOverflow, |_, a| a.distinct_overflow),
+    (Metric::AlertLateEvents, |_, a| a.late_events),
 ];
 
 /// What one pipeline's [`MIRRORED`] totals were when last added to the metrics.
@@ -96,8 +97,10 @@ struct Mirror {
 
 impl Mirror {
     fn sync(&mut self, pipeline: &Pipeline, metrics: &Metrics) {
+        // alert_stats() sums over the rules: once per sync, not once per metric.
+        let (counters, stats) = (pipeline.counters(), pipeline.alert_stats());
         for ((metric, total), last) in MIRRORED.iter().zip(&mut self.last) {
-            let now = total(pipeline);
+            let now = total(counters, &stats);
             metrics.add(*metric, now.saturating_sub(*last));
             *last = now;
         }

@@ -227,11 +227,12 @@ impl FluentBit {
         String::from_utf8(text).map_err(|e| e.to_string())
     }
 
-    /// Fuel (≈ wasm instructions) the last call consumed (0 unless [`Options::fuel`]).
+    /// Fuel (≈ wasm instructions) `_initialize` consumed at load (0 unless [`Options::fuel`]).
     pub fn init_fuel(&self) -> u64 {
         self.init_fuel
     }
 
+    /// Fuel (≈ wasm instructions) the last call consumed (0 unless [`Options::fuel`]).
     pub fn last_fuel(&self) -> u64 {
         self.last_fuel
     }
