@@ -147,6 +147,21 @@ fn a_regex_over_the_size_limit_is_a_config_error() {
 }
 
 #[test]
+fn the_regex_size_limit_is_configurable() {
+    let rules = |limits: &str| format!("alerts:\n  defaultRules: false\n{limits}  rules:\n    - name: r\n      query: 'verb ~ \"(get|list|watch){{300}}\"'\n");
+    // Within the default 1 MiB.
+    pipeline(&rules("")); // panics unless it loads
+    // A smaller bound refuses the same rule at load, naming the rule's query and the bound.
+    let e = load_err(&rules("  limits:\n    maxRegexBytes: 10000\n"));
+    assert!(e.contains("limits.yaml:7") && e.contains("query") && e.contains("size limit of 10000"), "{e}");
+    // A larger one admits a regex the default refuses.
+    let big = |limits: &str| format!("alerts:\n  defaultRules: false\n{limits}  rules:\n    - name: r\n      query: 'verb ~ \"(a{{1000}}){{100}}\"'\n");
+    assert!(load_err(&big("")).contains("size limit of 1048576"));
+    pipeline(&big("  limits:\n    maxRegexBytes: 16777216\n"));
+    assert!(load_err("alerts:\n  limits:\n    maxRegexBytes: 0\n").contains("maxRegexBytes"));
+}
+
+#[test]
 fn oversized_record_outcome_on_the_record_path() {
     let line = SAMPLE.lines().next().unwrap();
     let mut p = pipeline(&format!("limits:\n  maxEventBytes: {}\n", line.len() - 1));

@@ -291,13 +291,13 @@ fn compiled_queries_are_readable() {
 }
 
 fn load_err(text: &str) -> String {
-    kaudit::alert::load_pack_text(text, "bad.yml", &Default::default()).unwrap_err().to_string()
+    kaudit::alert::load_pack_text(text, "bad.yml", &Default::default(), Default::default()).unwrap_err().to_string()
 }
 
 #[test]
 fn sigma_semantics_and_errors() {
     let rule = |detection: &str| format!("title: t\nlogsource:\n  product: kubernetes\n  service: audit\ndetection:\n{detection}\nlevel: high\n");
-    let load = |detection: &str| kaudit::alert::load_pack_text(&rule(detection), "r.yml", &Default::default()).unwrap().remove(0);
+    let load = |detection: &str| kaudit::alert::load_pack_text(&rule(detection), "r.yml", &Default::default(), Default::default()).unwrap().remove(0);
     let matches = |r: &kaudit::alert::Rule, v: &Value| r.query.matches(v);
     // Case-insensitive whole-value match with wildcards; |all; lists are OR.
     let r = load("  sel:\n    userAgent: 'KUBECTL/*'\n    verb: [get, list]\n  condition: sel");

@@ -217,7 +217,7 @@ pub fn config_load(data: &[u8]) {
 /// A rule pack (kaudit pack or Sigma rule) then the rules on real events.
 pub fn rule_pack(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else { return };
-    let Ok(rules) = kaudit::alert::load_pack_text(text, "fuzz-pack.yml", &Lists::new()) else { return };
+    let Ok(rules) = kaudit::alert::load_pack_text(text, "fuzz-pack.yml", &Lists::new(), Default::default()) else { return };
     let mut config = default_config();
     config.alerts = AlertConfig { rules: rules.into_iter().map(std::sync::Arc::new).collect(), ..AlertConfig::default() };
     run_sample(Pipeline::new(config));

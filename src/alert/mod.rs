@@ -21,6 +21,7 @@ mod tests;
 use std::sync::Arc;
 
 use crate::config::FileSource;
+use crate::query::QueryLimits;
 use crate::yaml::{self, Ctx, Diagnostic, Kind, Node};
 
 pub use engine::{AlertEngine, AlertStats};
@@ -44,11 +45,13 @@ pub struct AlertLimits {
     pub max_distinct: usize,
     /// auditIDs listed in one alert (the most recent in the window).
     pub max_audit_ids: usize,
+    /// Compiled size allowed for each regex in the rules' queries (checked at load).
+    pub max_regex_bytes: usize,
 }
 
 impl Default for AlertLimits {
     fn default() -> Self {
-        AlertLimits { max_groups: 10_000, max_distinct: 1_000, max_audit_ids: 10 }
+        AlertLimits { max_groups: 10_000, max_distinct: 1_000, max_audit_ids: 10, max_regex_bytes: QueryLimits::default().max_regex_bytes }
     }
 }
 
@@ -73,7 +76,7 @@ impl AlertConfig {
     pub fn embedded_default() -> AlertConfig {
         let mut cfg = AlertConfig::default();
         // The embedded file is checked by tests; should it ever fail, no rules is the safe state.
-        if let Ok(rules) = load_pack_text(DEFAULT_RULES, "<embedded default-alerts.yaml>", &Lists::new()) {
+        if let Ok(rules) = load_pack_text(DEFAULT_RULES, "<embedded default-alerts.yaml>", &Lists::new(), QueryLimits::default()) {
             cfg.rules = rules.into_iter().map(Arc::new).collect();
         }
         cfg
@@ -87,7 +90,7 @@ impl AlertConfig {
 
 /// Keys of the `alerts` section.
 const ALERT_KEYS: &[&str] = &["enabled", "defaultRules", "packs", "lists", "disable", "limits", "rules"];
-const LIMIT_KEYS: &[&str] = &["maxGroups", "maxDistinct", "maxAuditIDs"];
+const LIMIT_KEYS: &[&str] = &["maxGroups", "maxDistinct", "maxAuditIDs", "maxRegexBytes"];
 const PACK_KEYS: &[&str] = &["name", "description", "lists", "rules"];
 
 /// Decodes the config's `alerts` section.
@@ -114,12 +117,14 @@ pub fn decode_config(ctx: &mut Ctx, node: &Node, files: &dyn FileSource) -> Resu
                 match k.name.as_str() {
                     "maxGroups" => cfg.limits.max_groups = value,
                     "maxDistinct" => cfg.limits.max_distinct = value,
+                    "maxRegexBytes" => cfg.limits.max_regex_bytes = value,
                     _ => cfg.limits.max_audit_ids = value,
                 }
             }
             Ok(())
         })?;
     }
+    let query_limits = QueryLimits { max_regex_bytes: cfg.limits.max_regex_bytes };
     // Lists first: the config's lists override a pack's lists of the same name.
     let mut config_lists = Lists::new();
     if let Some((_, v)) = get("lists") {
@@ -131,7 +136,7 @@ pub fn decode_config(ctx: &mut Ctx, node: &Node, files: &dyn FileSource) -> Resu
         None => true,
     };
     if defaults {
-        for r in load_pack_text(DEFAULT_RULES, "<embedded default-alerts.yaml>", &Lists::new())? {
+        for r in load_pack_text(DEFAULT_RULES, "<embedded default-alerts.yaml>", &Lists::new(), query_limits)? {
             rules.push((r, "the embedded default rules".into()));
         }
     }
@@ -139,7 +144,7 @@ pub fn decode_config(ctx: &mut Ctx, node: &Node, files: &dyn FileSource) -> Resu
         ctx.at("packs", |c| -> Result<(), Diagnostic> {
             let entries = c.list(v, |c, n| Ok((c.string(n)?, n.pos)))?;
             for (i, (entry, pos)) in entries.into_iter().enumerate() {
-                let loaded = c.at_index(i, |c| load_pack_entry(c, &entry, pos, files, &config_lists))?;
+                let loaded = c.at_index(i, |c| load_pack_entry(c, &entry, pos, files, &config_lists, query_limits))?;
                 for r in loaded {
                     add_rule(c, &mut rules, r, &entry, pos)?;
                 }
@@ -158,7 +163,7 @@ pub fn decode_config(ctx: &mut Ctx, node: &Node, files: &dyn FileSource) -> Resu
             for (i, item) in items.iter().enumerate() {
                 c.at_index(i, |c| -> Result<(), Diagnostic> {
                     // A Sigma rule may be written inline (hosts without files cannot read packs).
-                    let decoded = if sigma::is_sigma(item) { Some(sigma::compile(c, item)?) } else { rule::decode_rule(c, item, "config", &config_lists)? };
+                    let decoded = if sigma::is_sigma(item) { Some(sigma::compile(c, item, query_limits)?) } else { rule::decode_rule(c, item, "config", &config_lists, query_limits)? };
                     if let Some(r) = decoded {
                         add_rule(c, &mut rules, r, "the config", item.pos)?;
                     }
@@ -196,13 +201,13 @@ fn add_rule(c: &Ctx, rules: &mut Vec<(Rule, String)>, r: Rule, origin: &str, pos
 
 /// Loads one `packs` entry: `builtin:<name>`, or a file read through `files` (a kaudit pack,
 /// or a Sigma rule).
-fn load_pack_entry(c: &Ctx, entry: &str, pos: yaml::Pos, files: &dyn FileSource, config_lists: &Lists) -> Result<Vec<Rule>, Diagnostic> {
+fn load_pack_entry(c: &Ctx, entry: &str, pos: yaml::Pos, files: &dyn FileSource, config_lists: &Lists, limits: QueryLimits) -> Result<Vec<Rule>, Diagnostic> {
     if let Some(name) = entry.strip_prefix("builtin:") {
         let Some((_, file, text)) = BUILTIN_PACKS.iter().find(|(n, _, _)| *n == name) else {
             let names: Vec<String> = BUILTIN_PACKS.iter().map(|(n, _, _)| format!("builtin:{n}")).collect();
             return Err(c.error(pos, format!("unknown built-in pack {entry:?} (available: {})", names.join(", "))));
         };
-        return load_pack_text(text, file, config_lists);
+        return load_pack_text(text, file, config_lists, limits);
     }
     if entry.ends_with('/') {
         // A directory: every .yml/.yaml file in it, in name order (e.g. a Sigma rules folder).
@@ -212,23 +217,23 @@ fn load_pack_entry(c: &Ctx, entry: &str, pos: yaml::Pos, files: &dyn FileSource,
             let path = format!("{entry}{name}");
             let bytes = files.read(&path).map_err(|e| c.error(pos, format!("cannot read rule pack: {e}")))?;
             let text = String::from_utf8(bytes).map_err(|_| c.error(pos, format!("{path}: not UTF-8 text")))?;
-            rules.extend(load_pack_text(&text, &path, config_lists)?);
+            rules.extend(load_pack_text(&text, &path, config_lists, limits)?);
         }
         return Ok(rules);
     }
     let bytes = files.read(entry).map_err(|e| c.error(pos, format!("cannot read rule pack: {e}")))?;
     let text = String::from_utf8(bytes).map_err(|_| c.error(pos, format!("{entry}: not UTF-8 text")))?;
-    load_pack_text(&text, entry, config_lists)
+    load_pack_text(&text, entry, config_lists, limits)
 }
 
 /// Loads a pack document: a kaudit pack (`rules:`) or one Sigma rule (`detection:`).
 /// `file` names it in errors; `config_lists` override the pack's own lists.
-pub fn load_pack_text(text: &str, file: &str, config_lists: &Lists) -> Result<Vec<Rule>, Diagnostic> {
+pub fn load_pack_text(text: &str, file: &str, config_lists: &Lists, limits: QueryLimits) -> Result<Vec<Rule>, Diagnostic> {
     let node = yaml::parse(text, file)?;
     let mut warnings = Vec::new();
     let mut c = Ctx::new(file, &mut warnings);
     if sigma::is_sigma(&node) {
-        return Ok(vec![sigma::compile(&mut c, &node)?]);
+        return Ok(vec![sigma::compile(&mut c, &node, limits)?]);
     }
     let entries = rule::strict_map(&mut c, &node, PACK_KEYS)?;
     let get = |k: &str| entries.iter().find(|(key, _)| key.name == k).map(|(_, v)| *v);
@@ -253,7 +258,7 @@ pub fn load_pack_text(text: &str, file: &str, config_lists: &Lists) -> Result<Ve
         };
         for (i, item) in items.iter().enumerate() {
             c.at_index(i, |c| -> Result<(), Diagnostic> {
-                if let Some(r) = rule::decode_rule(c, item, &source, &lists)? {
+                if let Some(r) = rule::decode_rule(c, item, &source, &lists, limits)? {
                     if out.iter().any(|x: &Rule| x.name == r.name) {
                         return Err(c.error(item.pos, format!("duplicate rule name {:?}", r.name)));
                     }

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use crate::query::{Document, FieldPath, Query, Value};
+use crate::query::{Document, FieldPath, Query, QueryLimits, Value};
 use crate::yaml::{Ctx, Diagnostic, Kind, Node};
 
 /// Alert severities, lowest first. Falco priorities and Sigma levels map onto this scale
@@ -373,10 +373,10 @@ pub fn strict_map<'n>(c: &mut Ctx, node: &'n Node, known: &[&str]) -> Result<Vec
 }
 
 /// Parses a query from a YAML string node, expanding lists; errors point at the node.
-pub fn compile_query(c: &Ctx, node: &Node, lists: &Lists) -> Result<Query, Diagnostic> {
+pub fn compile_query(c: &Ctx, node: &Node, lists: &Lists, limits: QueryLimits) -> Result<Query, Diagnostic> {
     let text = c.string(node)?;
     let expanded = expand_query(&text, lists).map_err(|e| c.error(node.pos, e))?;
-    Query::parse(&expanded).map_err(|e| c.error(node.pos, query_error_message(&expanded, &e)))
+    Query::parse_with(&expanded, limits).map_err(|e| c.error(node.pos, query_error_message(&expanded, &e)))
 }
 
 /// `invalid query: column N: message`, then the query and a caret under the column.
@@ -401,7 +401,7 @@ fn duration_of(c: &Ctx, node: &Node) -> Result<i64, Diagnostic> {
 
 /// Decodes one rule. `source` names where it comes from; `lists` resolves `${name}`.
 /// Returns `None` for a rule with `enabled: false`.
-pub fn decode_rule(c: &mut Ctx, node: &Node, source: &str, lists: &Lists) -> Result<Option<Rule>, Diagnostic> {
+pub fn decode_rule(c: &mut Ctx, node: &Node, source: &str, lists: &Lists, limits: QueryLimits) -> Result<Option<Rule>, Diagnostic> {
     let entries = strict_map(c, node, RULE_KEYS)?;
     let get = |k: &str| entries.iter().find(|(key, _)| key.name == k).map(|(_, v)| *v);
     let name = match get("name") {
@@ -432,7 +432,7 @@ pub fn decode_rule(c: &mut Ctx, node: &Node, source: &str, lists: &Lists) -> Res
         None => Vec::new(),
     };
     let query = match get("query") {
-        Some(q) => c.at("query", |c| compile_query(c, q, lists))?,
+        Some(q) => c.at("query", |c| compile_query(c, q, lists, limits))?,
         None => return Err(c.error(node.pos, format!("rule {name:?} needs a query (use \"*\" for every event)"))),
     };
     let mut fields = Vec::new();
@@ -472,7 +472,7 @@ pub fn decode_rule(c: &mut Ctx, node: &Node, source: &str, lists: &Lists) -> Res
         None => None,
     };
     let aggregation = match window {
-        Some(window) => Some(decode_aggregation(c, node, window, get("aggregates"), get("condition"), lists)?),
+        Some(window) => Some(decode_aggregation(c, node, window, get("aggregates"), get("condition"), lists, limits)?),
         None => {
             for k in ["aggregates", "condition"] {
                 if let Some(n) = get(k) {
@@ -521,6 +521,7 @@ fn decode_aggregation(
     aggregates: Option<&Node>,
     condition: Option<&Node>,
     lists: &Lists,
+    limits: QueryLimits,
 ) -> Result<Aggregation, Diagnostic> {
     let mut aggs: Vec<(String, AggFn)> = vec![("count".into(), AggFn::Count), ("failures".into(), AggFn::Failures), ("failureRate".into(), AggFn::FailureRate)];
     if let Some(a) = aggregates {
@@ -534,7 +535,7 @@ fn decode_aggregation(
                         return Err(c.error(k.pos, "an aggregate name is letters, digits and _ (it is used in the condition)"));
                     }
                     let text = c.string(v)?;
-                    let f = parse_agg_fn(&text, lists).map_err(|e| c.error(v.pos, e))?;
+                    let f = parse_agg_fn(&text, lists, limits).map_err(|e| c.error(v.pos, e))?;
                     if let Some(i) = Aggregation::BUILTINS.iter().position(|b| *b == k.name) {
                         // `count: count` is harmless; rebinding a built-in name is not.
                         let same = matches!((i, &f), (0, AggFn::Count) | (1, AggFn::Failures) | (2, AggFn::FailureRate));
@@ -557,7 +558,7 @@ fn decode_aggregation(
         return Err(c.error(rule.pos, "a rule with a window needs a condition over its aggregates, e.g. count > 10"));
     };
     let condition = c.at("condition", |c| -> Result<Query, Diagnostic> {
-        let q = compile_query(c, cond, lists)?;
+        let q = compile_query(c, cond, lists, limits)?;
         let Some(paths) = q.field_paths() else {
             return Err(c.error(cond.pos, "the condition compares aggregates by name (e.g. count > 10); bare terms are not allowed"));
         };
@@ -574,7 +575,7 @@ fn decode_aggregation(
 }
 
 /// `count`, `failures`, `failureRate`, `countIf(<query>)`, `distinct(<path>)`.
-pub fn parse_agg_fn(text: &str, lists: &Lists) -> Result<AggFn, String> {
+pub fn parse_agg_fn(text: &str, lists: &Lists, limits: QueryLimits) -> Result<AggFn, String> {
     let t = text.trim();
     match t {
         "count" | "count()" => return Ok(AggFn::Count),
@@ -585,7 +586,7 @@ pub fn parse_agg_fn(text: &str, lists: &Lists) -> Result<AggFn, String> {
     let call = |prefix: &str| -> Option<&str> { t.strip_prefix(prefix).and_then(|r| r.trim_start().strip_prefix('(')).and_then(|r| r.strip_suffix(')')) };
     if let Some(inner) = call("countIf") {
         let q = expand_query(inner, lists)?;
-        return Query::parse(&q).map(AggFn::CountIf).map_err(|e| format!("invalid countIf query: {e}"));
+        return Query::parse_with(&q, limits).map(AggFn::CountIf).map_err(|e| format!("invalid countIf query: {e}"));
     }
     if let Some(inner) = call("distinct") {
         return FieldPath::parse(inner.trim()).map(AggFn::Distinct).map_err(|e| format!("invalid distinct field path: {e}"));

@@ -15,7 +15,7 @@
 //! Each compiled rule raises at most one alert per request (grouped by auditID), since a
 //! request is logged once per stage.
 
-use crate::query::{FieldPath, Query};
+use crate::query::{FieldPath, Query, QueryLimits};
 use crate::yaml::{Ctx, Diagnostic, Kind, Node};
 
 use super::rule::{Rule, Severity};
@@ -57,7 +57,7 @@ pub fn is_sigma(node: &Node) -> bool {
 }
 
 /// Compiles one Sigma rule document.
-pub fn compile(c: &mut Ctx, node: &Node) -> Result<Rule, Diagnostic> {
+pub fn compile(c: &mut Ctx, node: &Node, limits: QueryLimits) -> Result<Rule, Diagnostic> {
     let Kind::Map(_) = &node.kind else {
         return Err(c.error(node.pos, "a Sigma rule is a mapping"));
     };
@@ -101,7 +101,7 @@ pub fn compile(c: &mut Ctx, node: &Node) -> Result<Rule, Diagnostic> {
     }
     let detection = node.get("detection").ok_or_else(|| c.error(node.pos, "a Sigma rule needs a detection"))?;
     let text = c.at("detection", |c| detection_query(c, detection))?;
-    let query = Query::parse(&text).map_err(|e| c.at("detection", |c| c.error(detection.pos, format!("compiled to an invalid query ({e}): {text}"))))?;
+    let query = Query::parse_with(&text, limits).map_err(|e| c.at("detection", |c| c.error(detection.pos, format!("compiled to an invalid query ({e}): {text}"))))?;
     let mut fields: Vec<(String, FieldPath)> = Vec::new();
     for (name, path) in DEFAULT_FIELDS {
         if let Ok(p) = FieldPath::parse(path) {

@@ -28,12 +28,12 @@ fn embedded_defaults_load() {
     let cfg = AlertConfig::embedded_default();
     let names: Vec<&str> = cfg.rules.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(names, ["exec-into-container", "internet-access-failures", "secret-access", "resource-deletion", "internet-access"]);
-    assert_eq!(load_pack_text(DEFAULT_RULES, "d", &Lists::new()).unwrap().len(), 5);
+    assert_eq!(load_pack_text(DEFAULT_RULES, "d", &Lists::new(), Default::default()).unwrap().len(), 5);
 }
 
 #[test]
 fn falco_pack_loads() {
-    let rules = load_pack_text(FALCO_PACK, "f", &Lists::new()).unwrap();
+    let rules = load_pack_text(FALCO_PACK, "f", &Lists::new(), Default::default()).unwrap();
     assert_eq!(rules.len(), 43);
 }
 
@@ -178,9 +178,9 @@ fn config_errors_name_file_line_and_key() {
 
 #[test]
 fn pack_errors_name_the_pack_file() {
-    let e = load_pack_text("name: p\nrules:\n  - name: a\n    query: '*'\n    fieldz: {}\n", "my-pack.yaml", &Lists::new()).unwrap_err().to_string();
+    let e = load_pack_text("name: p\nrules:\n  - name: a\n    query: '*'\n    fieldz: {}\n", "my-pack.yaml", &Lists::new(), Default::default()).unwrap_err().to_string();
     assert!(e.starts_with("my-pack.yaml:5:5: rules[0].fieldz: unknown key"), "{e}");
-    let e = load_pack_text("name: p\nrules:\n  - name: a\n    query: '*'\n  - name: a\n    query: '*'\n", "p.yaml", &Lists::new()).unwrap_err().to_string();
+    let e = load_pack_text("name: p\nrules:\n  - name: a\n    query: '*'\n  - name: a\n    query: '*'\n", "p.yaml", &Lists::new(), Default::default()).unwrap_err().to_string();
     assert!(e.contains("p.yaml:5:5: rules[1]: duplicate rule name \"a\""), "{e}");
 }
 

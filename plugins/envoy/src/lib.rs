@@ -10,6 +10,17 @@
 //! - [`batch`]: one body through the pipeline and what to forward;
 //! - [`lease`]: electing the single alert consumer with shared data + CAS;
 //! - `filter` (wasm32 only): the proxy-wasm glue.
+//!
+//! The shipped module is built with `panic=unwind` and WebAssembly exception handling (which
+//! Envoy's V8 runs), so `catch_unwind` in [`batch::filter_body`] works in Envoy too: a bug
+//! forwards the original batch and is counted instead of trapping the VM (README, "Faults").
+
+// `-Zbuild-std` on the 1.95 toolchain leaves LLVM's C++ exception tag undefined (the wasm
+// `throw` of Rust's unwinder uses it), so the module would import it from `env`, which Envoy
+// does not provide; defining it here is what compiler-rt does (rust-lang/rust#152241).
+#![cfg_attr(all(target_arch = "wasm32", panic = "unwind"), feature(asm_experimental_arch))]
+#[cfg(all(target_arch = "wasm32", panic = "unwind"))]
+core::arch::global_asm!(".globl __cpp_exception", ".tagtype __cpp_exception i32", "__cpp_exception:");
 
 pub mod batch;
 pub mod lease;

@@ -107,12 +107,16 @@ fn loopback(port: u16) -> Value {
 /// The shipped config with ports and paths replaced and one listener per `(name, envelope)`
 /// (`None`: the shipped plugin configuration), all on OS-assigned ports.
 fn test_config(receiver: u16, alerts: u16, listeners: &[(String, Option<String>)], default_limits: bool) -> Value {
+    test_config_with(&support::artifact(), receiver, alerts, listeners, default_limits)
+}
+
+fn test_config_with(wasm: &Path, receiver: u16, alerts: u16, listeners: &[(String, Option<String>)], default_limits: bool) -> Value {
     let mut config = shipped_config();
     config["admin"]["address"] = loopback(0);
     let mut base = config["static_resources"]["listeners"][0].clone();
     assert_eq!(base["per_connection_buffer_limit_bytes"], 16_777_216, "the shipped listener raises the buffer limit");
     base["address"] = loopback(0);
-    wasm_filter(&mut base)["vm_config"]["code"]["local"]["filename"] = json!(support::artifact());
+    wasm_filter(&mut base)["vm_config"]["code"]["local"]["filename"] = json!(wasm);
     let mut out = Vec::new();
     for (name, envelope) in listeners {
         let mut l = base.clone();
@@ -392,6 +396,65 @@ fn worker_and_consumer_pipelines_raise_the_vectors_alerts() {
         let got = consumer_path_alerts(&v, event_list(&v.input_items()).as_bytes());
         assert_eq!(got, read(&v.dir.join("alerts.jsonl")), "{}: alerts through the Envoy path", v.name);
     }
+}
+
+/// The shipped build unwinds (std with panic=unwind, WebAssembly exception handling in V8): a
+/// panic inside the pipeline is caught in the VM, the original batch is forwarded byte for byte
+/// and counted, and the filter goes on with a fresh pipeline, on every worker, with no VM
+/// reload. `kaudit-envoy-fault.wasm` is that build plus a trigger that panics on a marked body.
+#[test]
+fn a_panic_in_the_filter_forwards_the_original_batch_and_the_filter_goes_on() {
+    let started = Instant::now();
+    let receiver = Recorder::start();
+    let sink = Recorder::start();
+    let wasm = support::artifact_named("kaudit-envoy-fault.wasm");
+    let config = test_config_with(&wasm, receiver.port, sink.port, &[(SHIPPED.to_string(), None)], false);
+    let envoy = Envoy::start(&config, Arc::new(TempDir::new("fault"))).unwrap_or_else(|e| panic!("{e}"));
+    let port = envoy.listener_port(SHIPPED);
+    let seed = vectors().into_iter().find(|v| v.name == "seed-default").expect("seed-default vector");
+    let items = seed.input_items();
+    let trigger = std::str::from_utf8(kaudit_envoy::batch::FAULT_TRIGGER).expect("ASCII");
+    let faulty = event_list(&items).replacen(r#""metadata":{}"#, &format!(r#""metadata":{{"resourceVersion":"{trigger}"}}"#), 1);
+    assert!(faulty.contains(trigger));
+    // The shipped plugin configuration is the embedded default.
+    let (good_out, _) = native(&mut Pipeline::embedded_default(), event_list(&items).as_bytes());
+    assert_ne!(good_out, event_list(&items).into_bytes(), "the policy changes this batch, so a forwarded original is told apart");
+
+    // Alternate faulty and good batches from several threads, so both workers panic and recover.
+    let rounds = 6;
+    std::thread::scope(|s| {
+        for t in 0..2 {
+            let (faulty, good, good_out) = (&faulty, event_list(&items), &good_out);
+            let receiver = &receiver;
+            s.spawn(move || {
+                for i in 0..rounds {
+                    let path = format!("/audit/fault/{t}/{i}");
+                    let r = http(port, "POST", &path, &[("content-type", "application/json")], faulty.as_bytes()).expect("POST");
+                    assert_eq!(r.status, 200, "{path}: a panic must not fail the request: {}", String::from_utf8_lossy(&r.body));
+                    let got = receiver.requests_to(&path);
+                    assert_eq!(got.len(), 1, "{path}");
+                    assert_eq!(got[0].body, faulty.as_bytes(), "{path}: the original batch, byte for byte");
+                    let path = format!("/audit/good/{t}/{i}");
+                    let r = http(port, "POST", &path, &[], good.as_bytes()).expect("POST");
+                    assert_eq!(r.status, 200, "{path}");
+                    assert_eq!(&receiver.requests_to(&path)[0].body, good_out, "{path}: filtered after a panic like by the native engine");
+                }
+            });
+        }
+    });
+    let n = 2 * rounds as u64;
+    assert_eq!(metric(&envoy, SHIPPED, "errors"), n, "each panic is counted");
+    assert_eq!(metric(&envoy, SHIPPED, "batches_untouched"), n);
+    assert_eq!(metric(&envoy, SHIPPED, "batches"), 2 * n);
+    let per_worker = |w: &str| envoy.counter(&format!("listener.{SHIPPED}.{w}.downstream_cx_total"));
+    let (w0, w1) = (per_worker("worker_0"), per_worker("worker_1"));
+    assert!(w0 > 0 && w1 > 0, "both workers served: {w0} and {w1} connections");
+    let reloads: u64 = envoy.counters("wasm.").into_iter().filter(|(k, _)| k.contains("reload")).map(|(_, v)| v).sum();
+    assert_eq!(reloads, 0, "no VM failed or was reloaded:\n{}", envoy.log_tail(40));
+    let log = std::fs::read_to_string(&envoy.log).unwrap_or_default();
+    assert!(log.contains("internal error, batch forwarded untouched: fault injection"), "the panic is logged:\n{}", envoy.log_tail(40));
+    assert!(!log.contains("Exception"), "no trap:\n{}", envoy.log_tail(40));
+    eprintln!("{n} panics caught in Envoy ({w0}+{w1} connections), fault test done in {:.1} s", started.elapsed().as_secs_f64());
 }
 
 #[test]

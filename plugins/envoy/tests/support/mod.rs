@@ -20,10 +20,15 @@ const IO_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The kaudit-envoy.wasm artifact (collected by `cargo xtask build-wasm` / `cargo xtask test`).
 pub fn artifact() -> PathBuf {
+    artifact_named("kaudit-envoy.wasm")
+}
+
+/// An artifact `cargo xtask build-wasm` collects (`kaudit-envoy-fault.wasm`: the fault test's).
+pub fn artifact_named(name: &str) -> PathBuf {
     let dir = std::env::var_os("KAUDIT_ARTIFACTS").unwrap_or_else(|| {
-        panic!("KAUDIT_ARTIFACTS is not set: run the Envoy tests through `cargo xtask test` (it builds kaudit-envoy.wasm and sets it)")
+        panic!("KAUDIT_ARTIFACTS is not set: run the Envoy tests through `cargo xtask test` (it builds {name} and sets it)")
     });
-    let wasm = PathBuf::from(dir).join("kaudit-envoy.wasm");
+    let wasm = PathBuf::from(dir).join(name);
     assert!(wasm.is_file(), "{} is missing: run `cargo xtask build-wasm` (or `cargo xtask test`)", wasm.display());
     wasm
 }
