@@ -133,7 +133,8 @@ impl Engine {
             let query = kaudit::query::Query::parse(q).map_err(|e| js_err(format!("standingQueries: {q:?}: {e}")))?;
             builder.add_standing_query(query).map_err(js_err)?;
         }
-        Ok(Engine { pipeline, builder, feed: Feed::new(), warnings, alerts: Vec::new(), bytes: 0, scratch: String::new() })
+        let feed = Feed::with_max_pending(pipeline.config().limits.max_event_bytes.saturating_add(1));
+        Ok(Engine { pipeline, builder, feed, warnings, alerts: Vec::new(), bytes: 0, scratch: String::new() })
     }
 
     /// The config's warnings (unknown policy fields), as `file:line:col: message` strings.

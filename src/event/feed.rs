@@ -5,25 +5,39 @@
 //! Bytes up to the last line break are framed with [`Records`]; a record that is a single line
 //! opening a JSON value without closing it may be the start of a pretty-printed event whose
 //! end has not arrived yet, so it and everything after it wait for the next chunk (up to
-//! [`MAX_PENDING`] bytes, after which they are framed as they are, exactly as `Records` would
-//! frame a truncated document).
+//! [`MAX_PENDING`] bytes, or the host's `limits.maxEventBytes` when that is larger: after it
+//! they are framed as they are, exactly as `Records` would frame a truncated document).
 
 use crate::event::framing::{Record, Records};
 
-/// Most bytes held back waiting for the end of a record.
+/// Most bytes held back waiting for the end of a record, by default.
 pub const MAX_PENDING: usize = 64 << 20;
 
 /// Holds the incomplete tail between chunks.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Feed {
     pending: Vec<u8>,
     /// Lines handed over before `pending` starts.
     lines_before: usize,
+    max_pending: usize,
+}
+
+impl Default for Feed {
+    fn default() -> Self {
+        Feed::new()
+    }
 }
 
 impl Feed {
     pub fn new() -> Self {
-        Feed::default()
+        Feed::with_max_pending(MAX_PENDING)
+    }
+
+    /// A feed that holds up to `max` bytes for one record: pass the pipeline's
+    /// `limits.maxEventBytes` (plus its line break) when it is larger than [`MAX_PENDING`], so
+    /// that an event up to that size reaches the pipeline whole.
+    pub fn with_max_pending(max: usize) -> Self {
+        Feed { pending: Vec::new(), lines_before: 0, max_pending: max.max(MAX_PENDING) }
     }
 
     /// Bytes waiting for the rest of their record.
@@ -34,12 +48,15 @@ impl Feed {
     /// Adds a chunk and calls `f` with every record that is now complete.
     pub fn push(&mut self, chunk: &[u8], f: &mut dyn FnMut(Record)) {
         self.pending.extend_from_slice(chunk);
-        let Some(last_nl) = memchr::memrchr(b'\n', &self.pending) else {
-            if self.pending.len() > MAX_PENDING {
+        if memchr::memrchr(b'\n', chunk).is_none() {
+            // Nothing new can be complete: the last push framed up to the last line break.
+            // (Searching only the chunk keeps a long line linear, not quadratic, to assemble.)
+            if self.pending.len() > self.max_pending {
                 self.finish(f);
             }
             return;
-        };
+        }
+        let Some(last_nl) = memchr::memrchr(b'\n', &self.pending) else { return };
         let complete = &self.pending[..=last_nl];
         let base = complete.as_ptr() as usize;
         let mut consumed = complete.len();
@@ -48,7 +65,7 @@ impl Feed {
             let opens = matches!(b.first(), Some(b'{' | b'['));
             let closes = matches!(b.last(), Some(b'}' | b']'));
             let single_line = memchr::memchr(b'\n', b).is_none();
-            if opens && !closes && single_line && self.pending.len() <= MAX_PENDING {
+            if opens && !closes && single_line && self.pending.len() <= self.max_pending {
                 // Possibly the first line of a document that continues in a later chunk.
                 consumed = b.as_ptr() as usize - base;
                 break;
@@ -85,6 +102,26 @@ mod tests {
         }
         feed.finish(&mut |r| out.push((r.bytes.to_vec(), r.line)));
         out
+    }
+
+    #[test]
+    fn a_record_up_to_the_configured_bound_arrives_whole() {
+        // One line over the default bound, fed in 1 MiB chunks like the CLI reads.
+        let mut line = br#"{"kind":"Event","x":""#.to_vec();
+        line.resize(MAX_PENDING + (1 << 20), b'a');
+        line.extend_from_slice(b"\"}\n");
+        let records = |mut feed: Feed| {
+            let mut got = Vec::new();
+            for chunk in line.chunks(1 << 20) {
+                feed.push(chunk, &mut |r| got.push(r.bytes.len()));
+            }
+            feed.finish(&mut |r| got.push(r.bytes.len()));
+            got
+        };
+        assert_eq!(records(Feed::with_max_pending(line.len())), [line.len() - 1]);
+        // Past the default bound the line is framed in pieces (passed through, never lost).
+        let pieces = records(Feed::new());
+        assert!(pieces.len() > 1 && pieces.iter().sum::<usize>() == line.len() - 1, "{pieces:?}");
     }
 
     #[test]

@@ -47,21 +47,23 @@ pub enum Item<'a> {
 }
 
 /// Streams every named input (stdin when none is named) record by record, in bounded memory
-/// (one read plus the record being assembled), with the line numbers of the whole file.
-pub fn for_each_record(files: &[PathBuf], f: &mut dyn FnMut(Item) -> Result<(), String>) -> Result<(), String> {
+/// (one read plus the record being assembled, which may grow to `max_event_bytes`, the
+/// pipeline's `limits.maxEventBytes`), with the line numbers of the whole file.
+pub fn for_each_record(files: &[PathBuf], max_event_bytes: usize, f: &mut dyn FnMut(Item) -> Result<(), String>) -> Result<(), String> {
     if reads_stdin(files) {
-        return stream("<stdin>", &mut std::io::stdin().lock(), f);
+        return stream("<stdin>", &mut std::io::stdin().lock(), max_event_bytes, f);
     }
     for path in files {
         let name = path.display().to_string();
         let mut file = std::fs::File::open(path).map_err(|e| format!("{name}: {e}"))?;
-        stream(&name, &mut file, f)?;
+        stream(&name, &mut file, max_event_bytes, f)?;
     }
     Ok(())
 }
 
-fn stream(name: &str, reader: &mut dyn Read, f: &mut dyn FnMut(Item) -> Result<(), String>) -> Result<(), String> {
-    let mut feed = Feed::new();
+fn stream(name: &str, reader: &mut dyn Read, max_event_bytes: usize, f: &mut dyn FnMut(Item) -> Result<(), String>) -> Result<(), String> {
+    // The line break after the largest event must fit too.
+    let mut feed = Feed::with_max_pending(max_event_bytes.saturating_add(1));
     let mut chunk = vec![0u8; CHUNK];
     // The feed's callback cannot stop it: the first error is kept and returned after the read.
     let mut failed: Result<(), String> = Ok(());

@@ -172,7 +172,8 @@ fn filter(args: FilterArgs) -> Result<ExitCode, String> {
     pipeline.set_alerts_enabled(false);
     let mut out = Output::new();
     let mut guard = guard::Guard::default();
-    input::for_each_record(&args.files, &mut |item| match item {
+    let max_event_bytes = pipeline.config().limits.max_event_bytes;
+    input::for_each_record(&args.files, max_event_bytes, &mut |item| match item {
         Item::Record { input, record } => {
             guard.record(input, &record, &mut out.buf, |buf| {
                 pipeline.process_document(record.bytes, record.line, buf, &mut |r: &RecordReport| {
@@ -233,7 +234,7 @@ fn explain(args: ExplainArgs) -> Result<ExitCode, String> {
     let pipeline = input::load_pipeline(args.source.config.as_deref(), args.source.policy.as_deref())?;
     let mut out = Output::new();
     let mut bad = 0;
-    input::for_each_record(&args.files, &mut |item| {
+    input::for_each_record(&args.files, pipeline.config().limits.max_event_bytes, &mut |item| {
         let Item::Record { input, record } = item else { return out.flush() };
         kaudit::event::framing::for_each_event(record.bytes, &mut |line, item, parsed| match parsed {
             Ok(event) => {

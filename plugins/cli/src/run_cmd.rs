@@ -71,7 +71,8 @@ pub fn run(args: RunArgs) -> Result<ExitCode, String> {
     let mut discard: Vec<u8> = Vec::new();
     let mut alerts = 0usize;
     let mut guard = crate::guard::Guard::default();
-    input::for_each_record(&args.files, &mut |item| {
+    let max_event_bytes = pipeline.config().limits.max_event_bytes;
+    input::for_each_record(&args.files, max_event_bytes, &mut |item| {
         let Item::Record { input, record } = item else { return out.flush() };
         let target = if args.no_events { &mut discard } else { &mut out.buf };
         guard.record(input, &record, target, |buf| {
@@ -125,7 +126,8 @@ pub fn query(args: QueryArgs) -> Result<ExitCode, String> {
     let key = enricher.config.key.clone();
     let mut out = Output::new();
     let mut matched = 0u64;
-    input::for_each_record(&args.files, &mut |item| {
+    let max_event_bytes = pipeline.config().limits.max_event_bytes;
+    input::for_each_record(&args.files, max_event_bytes, &mut |item| {
         let Item::Record { record, .. } = item else { return out.flush() };
         for_each_event(record.bytes, &mut |_, _, parsed| {
             let Ok(event) = parsed else { return };
