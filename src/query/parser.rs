@@ -63,6 +63,17 @@ impl<'s> Parser<'s> {
         self.pos = t.end;
     }
 
+    /// Consumes the next token if it is `want`; otherwise an error at it, "expected {what},
+    /// found <it>{hint}".
+    fn expect(&mut self, want: Tok, what: &str, hint: &str) -> Result<Token, QueryError> {
+        let t = self.peek()?;
+        if t.tok != want {
+            return Err(self.error(t.start, format!("expected {what}, found {}{hint}", t.describe(self.src))));
+        }
+        self.bump(&t);
+        Ok(t)
+    }
+
     fn text(&self, t: &Token) -> &'s str {
         self.src.get(t.start..t.end).unwrap_or_default()
     }
@@ -186,18 +197,8 @@ impl<'s> Parser<'s> {
             return Err(self.error(t.start, "empty parentheses: expected a search term"));
         }
         let inner = self.parse_or()?;
-        let close = self.peek()?;
-        if close.tok != Tok::RParen {
-            let column = QueryError::at(self.src, open.start, "").column;
-            return Err(self.error(
-                close.start,
-                format!(
-                    "expected ')' to close the '(' at column {column}, found {}",
-                    close.describe(self.src)
-                ),
-            ));
-        }
-        self.bump(&close);
+        let column = QueryError::at(self.src, open.start, "").column;
+        self.expect(Tok::RParen, &format!("')' to close the '(' at column {column}"), "")?;
         Ok(inner)
     }
 
@@ -222,17 +223,7 @@ impl<'s> Parser<'s> {
         }
         self.bump(&name);
         let path = FieldPath::parse_span(self.src, name.start, name.end)?;
-        let close = self.peek()?;
-        if close.tok != Tok::RParen {
-            return Err(self.error(
-                close.start,
-                format!(
-                    "expected ')' after the field name in exists(..), found {}",
-                    close.describe(self.src)
-                ),
-            ));
-        }
-        self.bump(&close);
+        self.expect(Tok::RParen, "')' after the field name in exists(..)", "")?;
         Ok(Node::Field(path, Test::Exists))
     }
 
@@ -407,17 +398,7 @@ impl<'s> Parser<'s> {
 
     /// `( lit {, lit} [,] )` after `in`.
     fn in_list(&mut self) -> Result<Vec<Literal>, QueryError> {
-        let open = self.peek()?;
-        if open.tok != Tok::LParen {
-            return Err(self.error(
-                open.start,
-                format!(
-                    "expected '(' after 'in', found {} (SLS range syntax 'in [a b]' is not supported; use >= and <=)",
-                    open.describe(self.src)
-                ),
-            ));
-        }
-        self.bump(&open);
+        self.expect(Tok::LParen, "'(' after 'in'", " (SLS range syntax 'in [a b]' is not supported; use >= and <=)")?;
         let mut items = Vec::new();
         loop {
             let Some(v) = lexer::next_value(self.src, self.pos, true)? else {

@@ -12,7 +12,8 @@ pub fn envoy_binary() -> std::path::PathBuf {
     cache_dir().join("venv").join("bin").join("envoy")
 }
 
-/// Checks that Envoy 1.40 from the venv runs and that the filter artifact was built.
+/// Checks that Envoy 1.40 from the venv runs and that the filter artifacts (the shipped one and
+/// the fault test's) were built.
 pub fn preflight() -> Result<(), String> {
     let envoy = envoy_binary();
     let out = std::process::Command::new(&envoy)
@@ -23,9 +24,11 @@ pub fn preflight() -> Result<(), String> {
     if !out.status.success() || !version.contains(&format!("/{ENVOY_VERSION}/")) {
         return Err(format!("{} does not report Envoy {ENVOY_VERSION}: {}", envoy.display(), version.trim()));
     }
-    let wasm = artifacts_dir().join("kaudit-envoy.wasm");
-    if !wasm.is_file() {
-        return Err(format!("{} is missing (run `cargo xtask build-wasm`)", wasm.display()));
+    for name in ["kaudit-envoy.wasm", "kaudit-envoy-fault.wasm"] {
+        let wasm = artifacts_dir().join(name);
+        if !wasm.is_file() {
+            return Err(format!("{} is missing (run `cargo xtask build-wasm`)", wasm.display()));
+        }
     }
     Ok(())
 }
