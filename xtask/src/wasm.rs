@@ -9,17 +9,21 @@ use crate::util::{artifacts_dir, cmd, run, target_dir};
 enum Build {
     /// The toolchain's prebuilt std, which is `panic=abort` on wasm32: a panic traps.
     Stock,
-    /// std rebuilt with `panic=unwind` and WebAssembly exception handling, so `catch_unwind`
-    /// works in the host. Only Envoy's V8 runs such modules (Fluent Bit's WAMR and the wasmtime
-    /// CLI's defaults do not), so only the Envoy module is built this way.
+    /// std rebuilt with `panic=unwind` and WebAssembly exception handling in its legacy form
+    /// (LLVM's default), so `catch_unwind` works in the host: Envoy's V8 runs it.
     Unwind,
-    /// [`Build::Unwind`] plus `--features fault-injection`: the Envoy fault test's module.
+    /// The same with the standard (`exnref`) form, which wasmtime runs by default since 47.0
+    /// and the legacy form not at all: the WASI command.
+    UnwindExnref,
+    /// The fault tests' builds of those: `--features fault-injection` (a marked input panics).
     UnwindFault,
+    UnwindExnrefFault,
 }
 
 /// (package, target, profile, how, built file name, artifact name)
 const ARTIFACTS: &[(&str, &str, &str, Build, &str, &str)] = &[
-    ("kaudit-cli", "wasm32-wasip2", "wasm", Build::Stock, "kaudit.wasm", "kaudit-cli.wasm"),
+    ("kaudit-cli", "wasm32-wasip2", "wasm", Build::UnwindExnref, "kaudit.wasm", "kaudit-cli.wasm"),
+    ("kaudit-cli", "wasm32-wasip2", "wasm-fault", Build::UnwindExnrefFault, "kaudit.wasm", "kaudit-cli-fault.wasm"),
     // wasm-fast: +12% size (1.97 -> 2.20 MB) for 6-21% more events/s in wasmtime (plugins/component/README.md).
     ("kaudit-component", "wasm32-wasip2", "wasm-fast", Build::Stock, "kaudit_component.wasm", "kaudit-component.wasm"),
     ("kaudit-envoy", "wasm32-wasip1", "wasm", Build::Unwind, "kaudit_envoy.wasm", "kaudit-envoy.wasm"),
@@ -30,10 +34,12 @@ const ARTIFACTS: &[(&str, &str, &str, Build, &str, &str)] = &[
 
 /// `-Zbuild-std` is unstable; the pinned stable toolchain accepts it with RUSTC_BOOTSTRAP=1
 /// (as cargo-fuzz's flags, see fuzz/README.md) and needs the rust-src component.
-fn unwinding(c: &mut Command) {
-    c.env("RUSTC_BOOTSTRAP", "1")
-        .env("RUSTFLAGS", "-Cpanic=unwind -Ctarget-feature=+exception-handling")
-        .args(["-Zbuild-std=std,panic_unwind"]);
+fn unwinding(c: &mut Command, exnref: bool) {
+    let mut flags = String::from("-Cpanic=unwind -Ctarget-feature=+exception-handling");
+    if exnref {
+        flags.push_str(" -Cllvm-args=-wasm-use-legacy-eh=false");
+    }
+    c.env("RUSTC_BOOTSTRAP", "1").env("RUSTFLAGS", flags).args(["-Zbuild-std=std,panic_unwind"]);
 }
 
 pub fn build_all() -> Result<(), String> {
@@ -51,10 +57,12 @@ pub fn build_all() -> Result<(), String> {
         }
         match how {
             Build::Stock => {}
-            Build::Unwind => unwinding(&mut c),
-            Build::UnwindFault => {
-                unwinding(&mut c);
-                c.args(["--features", "kaudit-envoy/fault-injection"]);
+            Build::Unwind | Build::UnwindFault => unwinding(&mut c, false),
+            Build::UnwindExnref | Build::UnwindExnrefFault => unwinding(&mut c, true),
+        }
+        if matches!(how, Build::UnwindFault | Build::UnwindExnrefFault) {
+            for (package, ..) in ARTIFACTS.iter().filter(|a| (a.1, a.2, a.3) == (target, profile, how)) {
+                c.args(["--features", &format!("{package}/fault-injection")]);
             }
         }
         run(&mut c)?;

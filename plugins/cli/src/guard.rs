@@ -1,12 +1,15 @@
 //! The per-record panic guard of `kaudit filter` and `kaudit run`. No panic is reachable from
 //! input (fuzzed, docs/RELIABILITY.md); if one happens anyway (a bug), the record being
 //! processed is written through untouched, reported with its place and counted, and the run goes
-//! on: one bad record must not cost the rest of the log. Native builds unwind; in the WASI
-//! command (wasm32, `panic=abort` std) a panic still ends the run.
+//! on: one bad record must not cost the rest of the log. Native builds unwind, and so does the
+//! WASI command: its std is rebuilt with `panic=unwind` (xtask/src/wasm.rs, main.rs).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use kaudit::event::framing::Record;
+
+/// With the `fault-injection` feature (test builds), a record containing this panics.
+pub const FAULT_TRIGGER: &[u8] = b"kaudit-fault-injection:panic";
 
 #[derive(Debug, Default)]
 pub struct Guard {
@@ -19,7 +22,12 @@ impl Guard {
     /// wrote with the original record and a newline.
     pub fn record(&mut self, input: &str, record: &Record, out: &mut Vec<u8>, process: impl FnOnce(&mut Vec<u8>)) {
         let start = out.len();
-        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| process(out))) {
+        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| {
+            if cfg!(feature = "fault-injection") && record.bytes.windows(FAULT_TRIGGER.len()).any(|w| w == FAULT_TRIGGER) {
+                panic!("fault injection: the record contains {}", String::from_utf8_lossy(FAULT_TRIGGER));
+            }
+            process(out)
+        })) {
             out.truncate(start);
             out.extend_from_slice(record.bytes);
             out.push(b'\n');

@@ -1,6 +1,14 @@
 //! `kaudit`: the command-line host. Reads files/stdin, drives the core pipeline, prints results.
 //! Builds natively and as a `wasi:cli` command component (wasm32-wasip2) from the same code.
 
+// The WASI command is built with `panic=unwind` (std rebuilt, wasm exception handling) so the
+// per-record guard works there too. `-Zbuild-std` on the 1.95 toolchain leaves LLVM's C++
+// exception tag undefined, and the component would import it; defining it is what compiler-rt
+// does (rust-lang/rust#152241).
+#![cfg_attr(all(target_arch = "wasm32", panic = "unwind"), feature(asm_experimental_arch))]
+#[cfg(all(target_arch = "wasm32", panic = "unwind"))]
+core::arch::global_asm!(".globl __cpp_exception", ".tagtype __cpp_exception i32", "__cpp_exception:");
+
 mod guard;
 mod input;
 mod policy_cmd;

@@ -45,6 +45,37 @@ fn command_component_filters_the_sample_log_like_the_native_cli() {
     assert_eq!(summary(&wasm), summary(&native));
 }
 
+/// The command is built with `panic=unwind` (exnref exception handling, on by default in
+/// wasmtime since 47.0), so its per-record guard works as natively: a record whose processing
+/// panics is written through untouched, reported and counted, and the run goes on.
+/// `kaudit-cli-fault.wasm` is that build plus a trigger that panics on a marked record.
+#[test]
+fn command_component_passes_a_record_that_panics_through_and_goes_on() {
+    let sample = std::fs::read_to_string(root().join("tests/fixtures/sample-audit.log")).unwrap();
+    let lines: Vec<&str> = sample.lines().filter(|l| !l.trim().is_empty()).collect();
+    let at = lines.len() / 2;
+    let marked = lines[at].replacen(r#""auditID":"#, r#""note":"kaudit-fault-injection:panic","auditID":"#, 1);
+    assert_ne!(marked, lines[at]);
+    let native = |part: &[&str]| {
+        let input = part.iter().map(|l| format!("{l}\n")).collect::<String>();
+        let out = run_with_stdin(Command::new(native_cli()).arg("filter"), input.as_bytes());
+        assert!(out.status.success(), "{}", stderr(&out));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let want = format!("{}{marked}\n{}", native(&lines[..at]), native(&lines[at + 1..]));
+    let mut input: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    input[at] = marked.clone();
+    let input = input.iter().map(|l| format!("{l}\n")).collect::<String>();
+    let out = run_with_stdin(Command::new(wasmtime_cli()).arg("run").arg(support::artifact("kaudit-cli-fault.wasm")).arg("filter"), input.as_bytes());
+    let err = stderr(&out);
+    assert!(out.status.success(), "the run goes on after the panic: {err}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), want, "every other record filtered, the panicking one untouched");
+    let line = at + 1;
+    assert!(err.contains(&format!("kaudit: <stdin>:{line}: internal error, record passed through untouched")), "{err}");
+    assert!(err.contains("1 internal errors"), "{err}");
+    assert!(!err.contains("wasm trap") && !err.contains("unreachable"), "{err}");
+}
+
 #[test]
 fn command_component_reports_config_errors_with_their_location() {
     let dir = std::env::temp_dir().join(format!("kaudit-wasmtime-cli-{}", std::process::id()));
