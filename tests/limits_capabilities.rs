@@ -390,3 +390,16 @@ fn the_envoy_module_calls_out_only_over_http_to_a_cluster() {
     assert_eq!(calls.len(), 1, "{calls:#?}");
     assert!(calls[0].starts_with("filter.rs: ") && calls[0].contains("dispatch_http_call(&target.cluster,"), "{}", calls[0]);
 }
+
+#[test]
+fn shipped_artifacts_carry_no_fault_injection() {
+    // The fault tests' builds panic on a marked input; the feature must never reach a shipped
+    // artifact (the marker is only referenced by the feature's code, so its bytes tell).
+    let marker = b"kaudit-fault-injection:panic";
+    let has = |name: &str| artifact(name).windows(marker.len()).any(|w| w == marker);
+    for name in ["kaudit-cli.wasm", "kaudit-component.wasm", "kaudit-envoy.wasm", "kaudit-fluent-bit.wasm", "kaudit-npm.wasm"] {
+        assert!(!has(name), "{name} contains the fault-injection trigger");
+    }
+    // The check can see it: the fault builds do contain it.
+    assert!(has("kaudit-envoy-fault.wasm") && has("kaudit-cli-fault.wasm"));
+}
