@@ -133,7 +133,7 @@ impl Engine {
             let query = kaudit::query::Query::parse(q).map_err(|e| js_err(format!("standingQueries: {q:?}: {e}")))?;
             builder.add_standing_query(query).map_err(js_err)?;
         }
-        let feed = Feed::with_max_pending(pipeline.config().limits.max_event_bytes.saturating_add(1));
+        let feed = Feed::with_max_event_bytes(pipeline.config().limits.max_event_bytes);
         Ok(Engine { pipeline, builder, feed, warnings, alerts: Vec::new(), bytes: 0, scratch: String::new() })
     }
 

@@ -30,14 +30,14 @@ impl Default for Feed {
 
 impl Feed {
     pub fn new() -> Self {
-        Feed::with_max_pending(MAX_PENDING)
+        Feed { pending: Vec::new(), lines_before: 0, max_pending: MAX_PENDING }
     }
 
-    /// A feed that holds up to `max` bytes for one record: pass the pipeline's
-    /// `limits.maxEventBytes` (plus its line break) when it is larger than [`MAX_PENDING`], so
-    /// that an event up to that size reaches the pipeline whole.
-    pub fn with_max_pending(max: usize) -> Self {
-        Feed { pending: Vec::new(), lines_before: 0, max_pending: max.max(MAX_PENDING) }
+    /// A feed for a pipeline whose `limits.maxEventBytes` is `max_event_bytes`: it holds up to
+    /// that much (and the line break after it) for one record when that is more than
+    /// [`MAX_PENDING`], so that an event up to that size reaches the pipeline whole.
+    pub fn with_max_event_bytes(max_event_bytes: usize) -> Self {
+        Feed { max_pending: max_event_bytes.saturating_add(1).max(MAX_PENDING), ..Feed::new() }
     }
 
     /// Bytes waiting for the rest of their record.
@@ -47,16 +47,18 @@ impl Feed {
 
     /// Adds a chunk and calls `f` with every record that is now complete.
     pub fn push(&mut self, chunk: &[u8], f: &mut dyn FnMut(Record)) {
+        let chunk_start = self.pending.len();
         self.pending.extend_from_slice(chunk);
-        if memchr::memrchr(b'\n', chunk).is_none() {
-            // Nothing new can be complete: the last push framed up to the last line break.
-            // (Searching only the chunk keeps a long line linear, not quadratic, to assemble.)
+        // Only the chunk is searched: the last push framed up to the last line break before it,
+        // so a long line takes linear, not quadratic, time to assemble.
+        let Some(nl) = memchr::memrchr(b'\n', chunk) else {
+            // Nothing new can be complete.
             if self.pending.len() > self.max_pending {
                 self.finish(f);
             }
             return;
-        }
-        let Some(last_nl) = memchr::memrchr(b'\n', &self.pending) else { return };
+        };
+        let last_nl = chunk_start + nl;
         let complete = &self.pending[..=last_nl];
         let base = complete.as_ptr() as usize;
         let mut consumed = complete.len();
@@ -118,7 +120,7 @@ mod tests {
             feed.finish(&mut |r| got.push(r.bytes.len()));
             got
         };
-        assert_eq!(records(Feed::with_max_pending(line.len())), [line.len() - 1]);
+        assert_eq!(records(Feed::with_max_event_bytes(line.len() - 1)), [line.len() - 1]);
         // Past the default bound the line is framed in pieces (passed through, never lost).
         let pieces = records(Feed::new());
         assert!(pieces.len() > 1 && pieces.iter().sum::<usize>() == line.len() - 1, "{pieces:?}");

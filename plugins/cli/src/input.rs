@@ -62,8 +62,7 @@ pub fn for_each_record(files: &[PathBuf], max_event_bytes: usize, f: &mut dyn Fn
 }
 
 fn stream(name: &str, reader: &mut dyn Read, max_event_bytes: usize, f: &mut dyn FnMut(Item) -> Result<(), String>) -> Result<(), String> {
-    // The line break after the largest event must fit too.
-    let mut feed = Feed::with_max_pending(max_event_bytes.saturating_add(1));
+    let mut feed = Feed::with_max_event_bytes(max_event_bytes);
     let mut chunk = vec![0u8; CHUNK];
     // The feed's callback cannot stop it: the first error is kept and returned after the read.
     let mut failed: Result<(), String> = Ok(());
