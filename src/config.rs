@@ -105,8 +105,20 @@ impl From<Diagnostic> for ConfigError {
 
 /// The top-level keys of a kaudit config.
 const CONFIG_KEYS: &[&str] = &["policy", "policyFile", "badRecords", "limits", "enrichment", "alerts"];
-const ENRICH_KEYS: &[&str] =
-    &["enabled", "key", "sourceIP", "account", "userKind", "resource", "exec", "timing", "tags", "geoip", "geoipLanguage", "highRiskIPs"];
+const ENRICH_KEYS: &[&str] = &[
+    "enabled",
+    "key",
+    "sourceIP",
+    "account",
+    "userKind",
+    "resource",
+    "exec",
+    "timing",
+    "tags",
+    "geoip",
+    "geoipLanguage",
+    "highRiskIPs",
+];
 
 impl Config {
     /// The embedded default: the seed's audit policy.
@@ -148,8 +160,11 @@ impl Config {
                     "policy" => policy_node = Some(*value),
                     "policyFile" => {
                         let path = c.string(value)?;
-                        let bytes = files.read(&path).map_err(|e| c.error(value.pos, format!("cannot read policy file: {e}")))?;
-                        let text = String::from_utf8(bytes).map_err(|_| c.error(value.pos, format!("{path}: not UTF-8 text")))?;
+                        let bytes = files
+                            .read(&path)
+                            .map_err(|e| c.error(value.pos, format!("cannot read policy file: {e}")))?;
+                        let text = String::from_utf8(bytes)
+                            .map_err(|_| c.error(value.pos, format!("{path}: not UTF-8 text")))?;
                         let loaded = Policy::load(&text, &path).map_err(|e| {
                             let first = e.errors.first().cloned();
                             first.unwrap_or_else(|| c.error(value.pos, "invalid policy"))
@@ -245,7 +260,11 @@ fn decode_enrichment(c: &mut Ctx, node: &Node, files: &dyn FileSource, config: &
                     };
                     let mut dbs = Vec::new();
                     for path in &paths {
-                        dbs.push(files.read(path).map_err(|err| c.error(value.pos, format!("cannot read GeoIP database: {err}")))?);
+                        dbs.push(
+                            files
+                                .read(path)
+                                .map_err(|err| c.error(value.pos, format!("cannot read GeoIP database: {err}")))?,
+                        );
                     }
                     GeoDb::open(dbs.clone(), "en").map_err(|err| c.error(value.pos, err))?;
                     config.geoip = dbs;

@@ -3,9 +3,9 @@
 //! and humans (deployments with 1-20 KB bodies, secret reads, exec streams, 403s from public
 //! IPs), at the levels and stages kube-apiserver writes them.
 
-use std::fmt::Write as _;
 use crate::event::raw::write_json_str;
 use crate::event::time::format_micros;
+use std::fmt::Write as _;
 
 /// A small xorshift generator: the same seed gives the same log on every machine.
 pub struct Rng(u64);
@@ -183,12 +183,42 @@ fn intranet_ip(rng: &mut Rng) -> String {
 fn system_chatter(rng: &mut Rng, out: &mut String, t: i64, id: usize) -> usize {
     let which = rng.below(4);
     let node = format!("system:node:worker-{}", rng.below(20));
-    let (user, groups, verb, group, resource, ns, name, level): (&str, &[&str], &str, &str, &str, &str, String, &str) = match which {
-        0 => ("system:kube-controller-manager", &["system:authenticated"], "update", "coordination.k8s.io", "leases", "kube-system", "kube-controller-manager".into(), "Metadata"),
-        1 => ("system:kube-scheduler", &["system:authenticated"], "get", "coordination.k8s.io", "leases", "kube-system", "kube-scheduler".into(), "Metadata"),
-        2 => ("", &["system:nodes", "system:authenticated"], "patch", "", "nodes", "", format!("worker-{}", rng.below(20)), "RequestResponse"),
-        _ => ("system:kube-proxy", &["system:authenticated"], "watch", "", "endpoints", "", String::new(), "Request"),
-    };
+    let (user, groups, verb, group, resource, ns, name, level): (&str, &[&str], &str, &str, &str, &str, String, &str) =
+        match which {
+            0 => (
+                "system:kube-controller-manager",
+                &["system:authenticated"],
+                "update",
+                "coordination.k8s.io",
+                "leases",
+                "kube-system",
+                "kube-controller-manager".into(),
+                "Metadata",
+            ),
+            1 => (
+                "system:kube-scheduler",
+                &["system:authenticated"],
+                "get",
+                "coordination.k8s.io",
+                "leases",
+                "kube-system",
+                "kube-scheduler".into(),
+                "Metadata",
+            ),
+            2 => (
+                "",
+                &["system:nodes", "system:authenticated"],
+                "patch",
+                "",
+                "nodes",
+                "",
+                format!("worker-{}", rng.below(20)),
+                "RequestResponse",
+            ),
+            _ => {
+                ("system:kube-proxy", &["system:authenticated"], "watch", "", "endpoints", "", String::new(), "Request")
+            }
+        };
     let user: &str = if which == 2 { &node } else { user };
     let uri = match which {
         0 | 1 => format!("/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/{name}"),
@@ -386,10 +416,26 @@ pub fn distinct_actor_event(i: u32, line: &mut String) {
     line.clear();
     let ip = format!("{}.{}.{}.{}", 11 + (i >> 24), (i >> 16) & 255, (i >> 8) & 255, i & 255);
     let (verb, uri, resource, sub, stage, code) = match i % 8 {
-        0 | 2 | 4 | 6 => ("get", format!("/api/v1/namespaces/ns-{}/secrets/s-{i}", i % 97), "secrets", "", "ResponseComplete", 200),
+        0 | 2 | 4 | 6 => {
+            ("get", format!("/api/v1/namespaces/ns-{}/secrets/s-{i}", i % 97), "secrets", "", "ResponseComplete", 200)
+        }
         1 | 5 => ("list", "/api/v1/pods".to_string(), "pods", "", "ResponseComplete", 403),
-        3 => ("delete", format!("/api/v1/namespaces/ns-{}/configmaps/c-{i}", i % 97), "configmaps", "", "ResponseComplete", 200),
-        _ => ("create", format!("/api/v1/namespaces/ns-{}/pods/p-{i}/exec?command=sh", i % 97), "pods", "exec", "ResponseStarted", 101),
+        3 => (
+            "delete",
+            format!("/api/v1/namespaces/ns-{}/configmaps/c-{i}", i % 97),
+            "configmaps",
+            "",
+            "ResponseComplete",
+            200,
+        ),
+        _ => (
+            "create",
+            format!("/api/v1/namespaces/ns-{}/pods/p-{i}/exec?command=sh", i % 97),
+            "pods",
+            "exec",
+            "ResponseStarted",
+            101,
+        ),
     };
     let sub = if sub.is_empty() { String::new() } else { format!(r#","subresource":"{sub}""#) };
     // One event per millisecond of event time.

@@ -5,14 +5,14 @@
 //! written by splicing the original bytes. A record that is not an audit event is reported and,
 //! by default, passed through untouched: kaudit never loses a record.
 
-use crate::config::{BadRecords, Config};
-use crate::event::framing::{frame, Framed, Records};
-use crate::event::RawObject;
-use crate::event::raw::{self, Edit, OutBuf};
 use crate::alert::AlertEngine;
+use crate::config::{BadRecords, Config};
 use crate::enrich::Enricher;
 use crate::event::doc::EventDoc;
+use crate::event::framing::{frame, Framed, Records};
+use crate::event::raw::{self, Edit, OutBuf};
 use crate::event::Event;
+use crate::event::RawObject;
 use crate::policy::apply::{self, Changes, DropReason, Verdict};
 use crate::policy::{Decision, Evaluator};
 
@@ -20,10 +20,18 @@ use crate::policy::{Decision, Evaluator};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// Written to the output; `changed` when the policy edited it (level, bodies, managedFields).
-    Kept { changed: bool },
-    Dropped { reason: DropReason, rule: Option<usize> },
+    Kept {
+        changed: bool,
+    },
+    Dropped {
+        reason: DropReason,
+        rule: Option<usize>,
+    },
     /// Not a valid audit event. `passed` when it was written through unchanged.
-    Bad { error: String, passed: bool },
+    Bad {
+        error: String,
+        passed: bool,
+    },
     /// Larger than `limits.maxEventBytes`: written through unchanged, not parsed.
     Oversized,
 }
@@ -119,7 +127,16 @@ impl Pipeline {
         let evaluator = Evaluator::new(config.policy.clone());
         let enricher = Enricher::new(config.enrichment.clone(), config.open_geoip());
         let alerts = AlertEngine::new(&config.alerts);
-        Pipeline { config, evaluator, enricher, alerts, counters: Counters::default(), scratch: String::new(), alerts_enabled: true, alerts_out: Vec::new() }
+        Pipeline {
+            config,
+            evaluator,
+            enricher,
+            alerts,
+            counters: Counters::default(),
+            scratch: String::new(),
+            alerts_enabled: true,
+            alerts_out: Vec::new(),
+        }
     }
 
     /// The pipeline of the embedded default config.
@@ -200,7 +217,8 @@ impl Pipeline {
             self.enricher.enrich_json(event, &mut enrichment);
         }
         let write = self.enricher.enabled() && !enrichment.is_empty();
-        let append: &[(&str, &str)] = if write { &[(self.enricher.config.key.as_str(), enrichment.as_str())] } else { &[] };
+        let append: &[(&str, &str)] =
+            if write { &[(self.enricher.config.key.as_str(), enrichment.as_str())] } else { &[] };
         if alerting {
             let extra: Option<serde_json::Value> = serde_json::from_str(&enrichment).ok();
             let doc = EventDoc::new(event, &self.enricher.config.key, extra.as_ref()).with_changes(changes);
@@ -243,14 +261,25 @@ impl Pipeline {
     /// Processes a stream: JSON lines, pretty-printed events, EventLists and arrays of events.
     /// Every kept or passed-through event is written to `out` as one line. `report` sees every
     /// event's outcome with its position.
-    pub fn process_stream<O: OutBuf + ?Sized>(&mut self, input: &[u8], out: &mut O, report: &mut dyn FnMut(&RecordReport)) {
+    pub fn process_stream<O: OutBuf + ?Sized>(
+        &mut self,
+        input: &[u8],
+        out: &mut O,
+        report: &mut dyn FnMut(&RecordReport),
+    ) {
         for record in Records::new(input) {
             self.process_document(record.bytes, record.line, out, report);
         }
     }
 
     /// One framed document: an event, an EventList or an array of events.
-    pub fn process_document<O: OutBuf + ?Sized>(&mut self, bytes: &[u8], line: usize, out: &mut O, report: &mut dyn FnMut(&RecordReport)) {
+    pub fn process_document<O: OutBuf + ?Sized>(
+        &mut self,
+        bytes: &[u8],
+        line: usize,
+        out: &mut O,
+        report: &mut dyn FnMut(&RecordReport),
+    ) {
         // One parse of the top level tells an event from a list (and serves the event itself).
         let framed = match std::str::from_utf8(bytes) {
             Ok(text) if bytes.len() <= self.config.limits.max_event_bytes => frame(text),
@@ -281,7 +310,14 @@ impl Pipeline {
     }
 
     /// Terminates a written record with a newline and reports its outcome.
-    fn end_line<O: OutBuf + ?Sized>(&mut self, line: usize, item: Option<usize>, outcome: Outcome, out: &mut O, report: &mut dyn FnMut(&RecordReport)) {
+    fn end_line<O: OutBuf + ?Sized>(
+        &mut self,
+        line: usize,
+        item: Option<usize>,
+        outcome: Outcome,
+        out: &mut O,
+        report: &mut dyn FnMut(&RecordReport),
+    ) {
         let wrote = !matches!(outcome, Outcome::Dropped { .. } | Outcome::Bad { passed: false, .. });
         if wrote {
             out.put("\n");
@@ -325,7 +361,11 @@ impl Pipeline {
                     None => out.put(&kept),
                     Some(obj) => {
                         let at = obj.index_of("items");
-                        obj.rebuild(out, |i, _| if Some(i) == at { Edit::Replace(std::mem::take(&mut kept)) } else { Edit::Keep }, &[]);
+                        obj.rebuild(
+                            out,
+                            |i, _| if Some(i) == at { Edit::Replace(std::mem::take(&mut kept)) } else { Edit::Keep },
+                            &[],
+                        );
                     }
                 }
             }

@@ -111,9 +111,8 @@ pub fn parse(text: &str, file: &str) -> Result<Node, Diagnostic> {
     let mut docs = 0usize;
 
     for item in Parser::new_from_str(text) {
-        let (event, span) = item.map_err(|e| {
-            err(Pos { line: e.marker().line(), col: e.marker().col() + 1 }, e.info().to_string())
-        })?;
+        let (event, span) =
+            item.map_err(|e| err(Pos { line: e.marker().line(), col: e.marker().col() + 1 }, e.info().to_string()))?;
         let pos = Pos { line: span.start.line(), col: span.start.col() + 1 };
         let finished: Option<(Node, usize)> = match event {
             Event::DocumentStart(_) => {
@@ -181,7 +180,12 @@ pub fn parse(text: &str, file: &str) -> Result<Node, Diagnostic> {
     Ok(root.unwrap_or(Node { pos: Pos { line: 1, col: 1 }, kind: Kind::Null }))
 }
 
-fn push_container(stack: &mut Vec<(Node, Option<Key>, usize)>, node: Node, anchor: usize, file: &str) -> Result<(), Diagnostic> {
+fn push_container(
+    stack: &mut Vec<(Node, Option<Key>, usize)>,
+    node: Node,
+    anchor: usize,
+    file: &str,
+) -> Result<(), Diagnostic> {
     if stack.len() >= MAX_DEPTH {
         return Err(Diagnostic {
             file: file.to_string(),
@@ -354,7 +358,11 @@ impl<'w> Ctx<'w> {
     }
 
     /// A list (null counts as empty), each item decoded by `f` with its index in the path.
-    pub fn list<T>(&mut self, node: &Node, mut f: impl FnMut(&mut Self, &Node) -> Result<T, Diagnostic>) -> Result<Vec<T>, Diagnostic> {
+    pub fn list<T>(
+        &mut self,
+        node: &Node,
+        mut f: impl FnMut(&mut Self, &Node) -> Result<T, Diagnostic>,
+    ) -> Result<Vec<T>, Diagnostic> {
         match &node.kind {
             Kind::Null => Ok(Vec::new()),
             Kind::Seq(items) => {
@@ -409,7 +417,9 @@ mod tests {
         let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
         for i in 1..12 {
             let p = i - 1;
-            text.push_str(&format!("a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"));
+            text.push_str(&format!(
+                "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+            ));
         }
         assert!(parse(&text, "bomb.yaml").unwrap_err().message.contains("too large"));
     }

@@ -34,8 +34,14 @@ fn files() -> Mem {
         ("audit-policy.yaml".to_string(), repo("tests/fixtures/policies/ack-default-audit-policy.yaml")),
         ("GeoLite2-City.mmdb".to_string(), city.finish()),
         ("GeoLite2-ASN.mmdb".to_string(), asn.finish()),
-        ("sigma/kubernetes_audit_exec_into_container.yml".to_string(), repo("tests/fixtures/sigma/kubernetes_audit_exec_into_container.yml")),
-        ("sigma/kubernetes_audit_rbac_permisions_listing.yml".to_string(), repo("tests/fixtures/sigma/kubernetes_audit_rbac_permisions_listing.yml")),
+        (
+            "sigma/kubernetes_audit_exec_into_container.yml".to_string(),
+            repo("tests/fixtures/sigma/kubernetes_audit_exec_into_container.yml"),
+        ),
+        (
+            "sigma/kubernetes_audit_rbac_permisions_listing.yml".to_string(),
+            repo("tests/fixtures/sigma/kubernetes_audit_rbac_permisions_listing.yml"),
+        ),
     ]))
 }
 
@@ -91,6 +97,9 @@ fn an_inline_sigma_rule_needs_no_files() {
     let r = p.config().alerts.rule("Secrets listed").unwrap();
     assert_eq!(r.severity, kaudit::alert::Severity::High);
     assert!(r.query.matches(&serde_json::json!({"verb": "list", "objectRef": {"resource": "secrets"}})));
-    let e = Pipeline::from_config_text(&config.replace("condition: sel", "condition: sol"), "k.yaml", &kaudit::NoFiles).err().unwrap().to_string();
+    let e = Pipeline::from_config_text(&config.replace("condition: sel", "condition: sol"), "k.yaml", &kaudit::NoFiles)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.starts_with("k.yaml:8:20: alerts.rules[0].detection.condition: unknown selection"), "{e}");
 }

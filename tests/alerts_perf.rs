@@ -31,15 +31,25 @@ fn lease_update(i: u32) -> String {
 }
 
 fn internet_probe(i: u32) -> String {
-    lease_update(i).replace("10.0.", &format!("11.{}.", (i >> 16) & 255)).replace("\"code\":200", "\"code\":403").replace("system:node:n1", "system:anonymous")
+    lease_update(i)
+        .replace("10.0.", &format!("11.{}.", (i >> 16) & 255))
+        .replace("\"code\":200", "\"code\":403")
+        .replace("system:node:n1", "system:anonymous")
 }
 
 #[test]
 #[ignore]
 fn per_event_cost() {
-    for (workload, make) in [("intranet, no rule matches", lease_update as fn(u32) -> String), ("new Internet address each event", internet_probe)] {
+    for (workload, make) in [
+        ("intranet, no rule matches", lease_update as fn(u32) -> String),
+        ("new Internet address each event", internet_probe),
+    ] {
         let lines: Vec<String> = (0..N).map(make).collect();
-        for (label, cfg) in [("alerts off", "alerts:\n  enabled: false\n"), ("default rules", ""), ("defaults + Falco pack", "alerts:\n  packs: [builtin:falco-k8saudit]\n")] {
+        for (label, cfg) in [
+            ("alerts off", "alerts:\n  enabled: false\n"),
+            ("default rules", ""),
+            ("defaults + Falco pack", "alerts:\n  packs: [builtin:falco-k8saudit]\n"),
+        ] {
             let p = Pipeline::from_config_text(cfg, "perf.yaml", &NoFiles).unwrap().0;
             let mut engine = AlertEngine::new(&p.config().alerts);
             let enricher = Enricher::new(p.config().enrichment.clone(), None);

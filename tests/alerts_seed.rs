@@ -26,7 +26,13 @@ impl FileSource for Mem {
 fn geo_files() -> Mem {
     let mut city = MmdbWriter::new("GeoIP2-City");
     let hangzhou = DbValue::map(vec![
-        ("country", DbValue::map(vec![("iso_code", DbValue::str("CN")), ("names", DbValue::map(vec![("en", DbValue::str("China"))]))])),
+        (
+            "country",
+            DbValue::map(vec![
+                ("iso_code", DbValue::str("CN")),
+                ("names", DbValue::map(vec![("en", DbValue::str("China"))])),
+            ]),
+        ),
         ("subdivisions", DbValue::Array(vec![DbValue::named("Zhejiang")])),
         ("city", DbValue::named("Hangzhou")),
     ]);
@@ -34,8 +40,14 @@ fn geo_files() -> Mem {
     city.insert_str("47.96.0.0/16", &hangzhou).unwrap();
     city.insert_str("198.51.100.0/24", &DbValue::map(vec![("country", DbValue::named("United States"))])).unwrap();
     let mut asn = MmdbWriter::new("GeoLite2-ASN");
-    asn.insert_str("203.0.113.0/24", &DbValue::map(vec![("autonomous_system_number", DbValue::U32(64500)), ("autonomous_system_organization", DbValue::str("Example Hosting Ltd."))]))
-        .unwrap();
+    asn.insert_str(
+        "203.0.113.0/24",
+        &DbValue::map(vec![
+            ("autonomous_system_number", DbValue::U32(64500)),
+            ("autonomous_system_organization", DbValue::str("Example Hosting Ltd.")),
+        ]),
+    )
+    .unwrap();
     Mem(HashMap::from([("city.mmdb".to_string(), city.finish()), ("asn.mmdb".to_string(), asn.finish())]))
 }
 
@@ -112,7 +124,10 @@ fn example1_exec_alerts() {
             "sourceIP": "47.96.1.20"
         })
     );
-    assert_eq!((fields[1]["account"].as_str(), fields[1]["command"].as_str(), fields[1]["namespace"].as_str()), (Some("alice"), Some("/bin/bash"), Some("shop")));
+    assert_eq!(
+        (fields[1]["account"].as_str(), fields[1]["command"].as_str(), fields[1]["namespace"].as_str()),
+        (Some("alice"), Some("/bin/bash"), Some("shop"))
+    );
     // A forbidden attempt is still an attempt to log on to a container.
     assert_eq!((fields[2]["account"].as_str(), fields[2]["statusCode"].as_i64()), (Some("bob"), Some(403)));
     for a in &exec {
@@ -126,8 +141,14 @@ fn example1_exec_alerts() {
     let mut rules: Vec<&str> = alerts.iter().map(|a| a["rule"].as_str().unwrap()).collect();
     rules.sort();
     // carol's exec over WebSocket (verb get), which the seed's query alone would miss.
-    assert_eq!((fields[3]["account"].as_str(), fields[3]["command"].as_str(), fields[3]["container"].as_str()), (Some("carol"), Some("ls"), Some("nginx")));
-    assert_eq!(rules, ["exec-into-container", "exec-into-container", "exec-into-container", "exec-into-container", "internet-access"]);
+    assert_eq!(
+        (fields[3]["account"].as_str(), fields[3]["command"].as_str(), fields[3]["container"].as_str()),
+        (Some("carol"), Some("ls"), Some("nginx"))
+    );
+    assert_eq!(
+        rules,
+        ["exec-into-container", "exec-into-container", "exec-into-container", "exec-into-container", "internet-access"]
+    );
 }
 
 #[test]
@@ -154,7 +175,8 @@ fn example2_failed_internet_access() {
         assert_eq!(a["severity"], "high");
     }
     // internet-access: the first request from each Internet address (throttled per hour).
-    let mut ips: Vec<&str> = of_rule(&alerts, "internet-access").iter().map(|a| a["fields"]["sourceIP"].as_str().unwrap()).collect();
+    let mut ips: Vec<&str> =
+        of_rule(&alerts, "internet-access").iter().map(|a| a["fields"]["sourceIP"].as_str().unwrap()).collect();
     ips.sort();
     assert_eq!(ips, ["192.0.2.77", "198.51.100.10", "203.0.113.50", "203.0.113.51", "203.0.113.52"]);
     // Denied secret listings are failures, not secret access.
@@ -207,6 +229,7 @@ fn alerts_off_and_rules_disabled() {
     let mut p = Pipeline::from_config_text(&config, "c.yaml", &geo_files()).unwrap().0;
     let alerts = run(&mut p, &fixture("seed-example2-internet.jsonl"));
     assert_eq!(alerts.len(), 2);
-    let mut p = Pipeline::from_config_text(&format!("{CONFIG}alerts:\n  enabled: false\n"), "c.yaml", &geo_files()).unwrap().0;
+    let mut p =
+        Pipeline::from_config_text(&format!("{CONFIG}alerts:\n  enabled: false\n"), "c.yaml", &geo_files()).unwrap().0;
     assert!(run(&mut p, &fixture("seed-example2-internet.jsonl")).is_empty());
 }

@@ -62,7 +62,11 @@ fn every_kind_of_bad_line_is_reported_and_passed_through_untouched() {
         if line.starts_with(b"[") {
             continue; // an array is a list of records: its items pass through one per line
         }
-        assert!(out.windows(line.len()).any(|w| w == line.as_slice()), "{:?} not passed through", String::from_utf8_lossy(line));
+        assert!(
+            out.windows(line.len()).any(|w| w == line.as_slice()),
+            "{:?} not passed through",
+            String::from_utf8_lossy(line)
+        );
     }
     let c = p.counters();
     assert_eq!(c.read, c.kept + c.dropped + c.bad + c.oversized);
@@ -82,7 +86,11 @@ fn drop_mode_drops_bad_records_but_counts_them() {
 #[test]
 fn fifty_megabyte_line() {
     let body = "x".repeat(50 * 1024 * 1024);
-    let big = GOOD.replacen("\"level\":\"Metadata\"", &format!("\"level\":\"RequestResponse\",\"responseObject\":{{\"data\":\"{body}\"}}"), 1);
+    let big = GOOD.replacen(
+        "\"level\":\"Metadata\"",
+        &format!("\"level\":\"RequestResponse\",\"responseObject\":{{\"data\":\"{body}\"}}"),
+        1,
+    );
     let (out, reports, _) = run(big.as_bytes(), BadRecords::Pass);
     assert_eq!(reports.len(), 1);
     // The seed policy logs pod lists at Request: the 50 MB responseObject is removed.
@@ -106,7 +114,11 @@ fn deep_nesting_does_not_overflow_the_stack() {
     // Deep nesting where a string is expected is a clean per-record error.
     let deep_verb = GOOD.replacen("\"verb\":\"list\"", &format!("\"verb\":{deep}"), 1);
     let (_, reports, _) = run(deep_verb.as_bytes(), BadRecords::Pass);
-    assert!(matches!(&reports[0].outcome, Outcome::Bad { error, passed: true } if error.starts_with("verb:")), "{:?}", reports[0]);
+    assert!(
+        matches!(&reports[0].outcome, Outcome::Bad { error, passed: true } if error.starts_with("verb:")),
+        "{:?}",
+        reports[0]
+    );
     // Unbalanced deep input spread over lines must not take the framing down either.
     let (_, reports, _) = run("{\"a\":".repeat(10_000).as_bytes(), BadRecords::Pass);
     assert_eq!(reports.len(), 1);
@@ -125,7 +137,10 @@ fn oversized_events_pass_through_unparsed() {
 fn event_list_and_array_framing() {
     let list = format!("{{\"kind\":\"EventList\",\"apiVersion\":\"audit.k8s.io/v1\",\"metadata\":{{}},\"items\":[{GOOD},{{\"kind\":0}}]}}\n[{GOOD}]\n");
     let (out, reports, _) = run(list.as_bytes(), BadRecords::Pass);
-    assert_eq!(reports.iter().map(|r| (r.line, r.item)).collect::<Vec<_>>(), [(1, Some(0)), (1, Some(1)), (2, Some(0))]);
+    assert_eq!(
+        reports.iter().map(|r| (r.line, r.item)).collect::<Vec<_>>(),
+        [(1, Some(0)), (1, Some(1)), (2, Some(0))]
+    );
     assert_eq!(String::from_utf8(out).unwrap().lines().count(), 3);
 }
 

@@ -28,7 +28,8 @@ impl FileSource for Dir {
 
 pub fn vectors() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance/vectors");
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_dir()).collect();
+    let mut dirs: Vec<PathBuf> =
+        std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_dir()).collect();
     dirs.sort();
     dirs
 }
@@ -46,7 +47,8 @@ fn check(dir: &Path, file: &str, actual: &str) {
         std::fs::write(&path, actual).unwrap();
         return;
     }
-    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e} (run cargo xtask bless)", path.display()));
+    let expected =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e} (run cargo xtask bless)", path.display()));
     if expected != actual {
         let (e, a): (Vec<_>, Vec<_>) = (expected.lines().collect(), actual.lines().collect());
         let first = e.iter().zip(&a).position(|(x, y)| x != y).unwrap_or(e.len().min(a.len()));
@@ -112,13 +114,17 @@ fn batch_as_event_list_keeps_the_expected_items() {
     for dir in vectors() {
         let input = std::fs::read_to_string(dir.join("input.jsonl")).unwrap();
         let items: Vec<&str> = input.lines().filter(|l| !l.is_empty()).collect();
-        let body = format!("{{\"kind\":\"EventList\",\"apiVersion\":\"audit.k8s.io/v1\",\"metadata\":{{}},\"items\":[{}]}}", items.join(","));
+        let body = format!(
+            "{{\"kind\":\"EventList\",\"apiVersion\":\"audit.k8s.io/v1\",\"metadata\":{{}},\"items\":[{}]}}",
+            items.join(",")
+        );
         let mut out = String::new();
         pipeline(&dir).process_batch(body.as_bytes(), &mut out);
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();
         let expected = std::fs::read_to_string(dir.join("expected.jsonl")).unwrap();
         let got: Vec<String> = v["items"].as_array().unwrap().iter().map(|i| i.to_string()).collect();
-        let want: Vec<String> = expected.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap().to_string()).collect();
+        let want: Vec<String> =
+            expected.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap().to_string()).collect();
         assert_eq!(got, want, "{}", dir.display());
         assert_eq!(v["kind"], "EventList");
     }

@@ -21,7 +21,8 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
 }
 
-const KEEP_ALL: &str = "policy:\n  apiVersion: audit.k8s.io/v1\n  kind: Policy\n  rules:\n    - level: RequestResponse\n";
+const KEEP_ALL: &str =
+    "policy:\n  apiVersion: audit.k8s.io/v1\n  kind: Policy\n  rules:\n    - level: RequestResponse\n";
 
 fn pipeline(packs: &str) -> Pipeline {
     let config = format!("{KEEP_ALL}alerts:\n  defaultRules: false\n  packs: [{packs}]\n");
@@ -45,7 +46,10 @@ fn raised(p: &mut Pipeline, input: &[u8]) -> Vec<String> {
 const EXPECTED: &[(&str, &[&str])] = &[
     // system:anonymous starts with "system:", so it is not a "Disallowed K8s User"; the request
     // was allowed and is not a health endpoint; foo is not an allowed namespace.
-    ("anonymous_creates_namespace_foo.json", &["Anonymous Request Allowed", "Create Disallowed Namespace", "K8s Namespace Created"]),
+    (
+        "anonymous_creates_namespace_foo.json",
+        &["Anonymous Request Allowed", "Create Disallowed Namespace", "K8s Namespace Created"],
+    ),
     ("attach_cluster_admin_role.json", &["Attach to cluster-admin Role", "K8s ClusterRoleBinding Created"]),
     // ResponseStarted: only kevt_started rules can match (all the others need ResponseComplete).
     ("attach_pod.json", &["Attach/Exec Pod"]),
@@ -56,7 +60,10 @@ const EXPECTED: &[(&str, &[&str])] = &[
     ("create_cluster_role_wildcard_verbs.json", &["ClusterRole With Wildcard Created", "K8s ClusterRole Created"]),
     // The only write verb ("delete") is on the nonResourceURLs rule: Falco flattens the verbs of
     // every rule of the role.
-    ("create_cluster_role_write_privileges.json", &["ClusterRole With Write Privileges Created", "K8s ClusterRole Created"]),
+    (
+        "create_cluster_role_write_privileges.json",
+        &["ClusterRole With Write Privileges Created", "K8s ClusterRole Created"],
+    ),
     ("create_clusterrole.json", &["K8s ClusterRole Created"]),
     // roleRef is system:basic-user, not cluster-admin.
     ("create_clusterrolebinding.json", &["K8s ClusterRoleBinding Created"]),
@@ -108,8 +115,14 @@ const EXPECTED: &[(&str, &[&str])] = &[
     ("create_service_account_token_secret.json", &[]),
     ("create_serviceaccount.json", &["K8s Serviceaccount Created"]),
     // myacct is not a known controller service account.
-    ("create_serviceaccount_kube_public_namespace.json", &["K8s Serviceaccount Created", "Service Account Created in Kube Namespace"]),
-    ("create_serviceaccount_kube_system_namespace.json", &["K8s Serviceaccount Created", "Service Account Created in Kube Namespace"]),
+    (
+        "create_serviceaccount_kube_public_namespace.json",
+        &["K8s Serviceaccount Created", "Service Account Created in Kube Namespace"],
+    ),
+    (
+        "create_serviceaccount_kube_system_namespace.json",
+        &["K8s Serviceaccount Created", "Service Account Created in Kube Namespace"],
+    ),
     ("delete_cluster_role_kube_aggregator.json", &["K8s ClusterRole Deleted", "System ClusterRole Modified/Deleted"]),
     ("delete_clusterrole.json", &["K8s ClusterRole Deleted"]),
     ("delete_clusterrolebinding.json", &["K8s ClusterRoleBinding Deleted"]),
@@ -127,7 +140,10 @@ const EXPECTED: &[(&str, &[&str])] = &[
     ("minikube_creates_namespace_foo.json", &["Create Disallowed Namespace", "K8s Namespace Created"]),
     // A patch: "modified" for the system: role rule, but there is no activity rule for patches.
     ("modify_cluster_role_node_problem_detector.json", &["System ClusterRole Modified/Deleted"]),
-    ("some-user_creates_namespace_foo.json", &["Create Disallowed Namespace", "Disallowed K8s User", "K8s Namespace Created"]),
+    (
+        "some-user_creates_namespace_foo.json",
+        &["Create Disallowed Namespace", "Disallowed K8s User", "K8s Namespace Created"],
+    ),
 ];
 
 #[test]
@@ -185,7 +201,13 @@ fn the_pack_has_every_default_on_falco_rule() {
         "Untrusted Node Unsuccessfully Tried to Join the Cluster",
     ];
     let on: Vec<&str> = falco.iter().copied().filter(|r| !off.contains(r)).collect();
-    let pack = kaudit::alert::load_pack_text(kaudit::alert::FALCO_PACK, "falco-k8saudit.yaml", &Default::default(), Default::default()).unwrap();
+    let pack = kaudit::alert::load_pack_text(
+        kaudit::alert::FALCO_PACK,
+        "falco-k8saudit.yaml",
+        &Default::default(),
+        Default::default(),
+    )
+    .unwrap();
     let names: Vec<&str> = pack.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(names, on);
 }
@@ -215,7 +237,8 @@ fn allow_lists_use_falco_subset_semantics() {
     assert_eq!(raised(&mut p, &one_allowed), ["Create Privileged Pod"]);
     // A privileged init container counts too.
     let init = mutate("create_nginx_pod_unprivileged.json", |v| {
-        v["requestObject"]["spec"]["initContainers"] = serde_json::json!([{"name": "init", "image": "busybox", "securityContext": {"privileged": true}}]);
+        v["requestObject"]["spec"]["initContainers"] =
+            serde_json::json!([{"name": "init", "image": "busybox", "securityContext": {"privileged": true}}]);
     });
     assert_eq!(raised(&mut p, &init), ["Create Privileged Pod"]);
 }
@@ -227,7 +250,8 @@ fn near_misses() {
     let key = mutate("create_configmap.json", |v| v["requestObject"]["data"] = serde_json::json!({"db-password": "x"}));
     assert_eq!(raised(&mut p, &key), ["Create/Modify Configmap With Private Credentials", "K8s ConfigMap Created"]);
     // Case matters to Falco's `contains`.
-    let upper = mutate("create_configmap.json", |v| v["requestObject"]["data"] = serde_json::json!({"k": "PASSWORD=x"}));
+    let upper =
+        mutate("create_configmap.json", |v| v["requestObject"]["data"] = serde_json::json!({"k": "PASSWORD=x"}));
     assert_eq!(raised(&mut p, &upper), ["K8s ConfigMap Created"]);
     // Anonymous on a health endpoint (with a query string) is excluded; elsewhere it is not.
     let healthz = mutate("anonymous_creates_namespace_foo.json", |v| {
@@ -260,7 +284,8 @@ fn near_misses() {
     });
     assert_eq!(raised(&mut p, &started), Vec::<String>::new());
     // system:coredns is exempt from the system role rule.
-    let coredns = mutate("modify_cluster_role_node_problem_detector.json", |v| v["objectRef"]["name"] = "system:coredns".into());
+    let coredns =
+        mutate("modify_cluster_role_node_problem_detector.json", |v| v["objectRef"]["name"] = "system:coredns".into());
     assert_eq!(raised(&mut p, &coredns), Vec::<String>::new());
 }
 

@@ -28,7 +28,11 @@ fn files(dir: &Path) -> Vec<PathBuf> {
 /// Runs `check` on `input`, naming the input when it panics.
 fn replay(name: &str, input: &[u8], check: fn(&[u8])) {
     if let Err(e) = std::panic::catch_unwind(|| check(input)) {
-        let msg = e.downcast_ref::<String>().cloned().or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default();
+        let msg = e
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default();
         panic!("{name}: {msg}");
     }
 }
@@ -62,7 +66,9 @@ fn checks_for(target: &str) -> Vec<fn(&[u8])> {
 #[test]
 fn saved_fuzz_inputs_replay_clean() {
     let dir = root().join("fuzz/regressions");
-    for target_dir in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())).filter_map(|e| e.ok()) {
+    for target_dir in
+        std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())).filter_map(|e| e.ok())
+    {
         if !target_dir.path().is_dir() {
             continue;
         }
@@ -70,7 +76,11 @@ fn saved_fuzz_inputs_replay_clean() {
         for f in files(&target_dir.path()) {
             let input = std::fs::read(&f).unwrap();
             for check in checks_for(&target) {
-                replay(&format!("fuzz/regressions/{target}/{}", f.file_name().unwrap().to_string_lossy()), &input, check);
+                replay(
+                    &format!("fuzz/regressions/{target}/{}", f.file_name().unwrap().to_string_lossy()),
+                    &input,
+                    check,
+                );
             }
         }
     }
@@ -81,14 +91,18 @@ fn saved_fuzz_inputs_replay_clean() {
 fn real_logs_hold_the_pipeline_properties() {
     let r = root();
     let mut logs = vec![r.join("tests/fixtures/sample-audit.log"), r.join("tests/fixtures/audit2rbac/demo.log")];
-    logs.extend(files(&r.join("tests/fixtures/alerts")).into_iter().filter(|p| p.extension().is_some_and(|e| e == "jsonl")));
+    logs.extend(
+        files(&r.join("tests/fixtures/alerts")).into_iter().filter(|p| p.extension().is_some_and(|e| e == "jsonl")),
+    );
     for d in std::fs::read_dir(r.join("tests/conformance/vectors")).unwrap().filter_map(|e| e.ok()) {
         let input = d.path().join("input.jsonl");
         if input.exists() {
             logs.push(input);
         }
     }
-    logs.extend(files(&r.join("tests/fixtures/falco")).into_iter().filter(|p| p.extension().is_some_and(|e| e == "json")));
+    logs.extend(
+        files(&r.join("tests/fixtures/falco")).into_iter().filter(|p| p.extension().is_some_and(|e| e == "json")),
+    );
     let mut records = 0;
     for log in &logs {
         let name = log.strip_prefix(&r).unwrap().display().to_string();
@@ -132,7 +146,11 @@ fn real_policies_configs_rules_and_queries_hold_their_properties() {
             replay(&c.display().to_string(), &std::fs::read(&c).unwrap(), checks::config_load);
         }
     }
-    replay("fuzz/seeds/config-alerts.yaml", &std::fs::read(r.join("fuzz/seeds/config-alerts.yaml")).unwrap(), checks::config_load);
+    replay(
+        "fuzz/seeds/config-alerts.yaml",
+        &std::fs::read(r.join("fuzz/seeds/config-alerts.yaml")).unwrap(),
+        checks::config_load,
+    );
     // Queries against real events: the lazy event and the JSON value must agree on each.
     let queries = std::fs::read_to_string(r.join("fuzz/seeds/queries.txt")).unwrap();
     let events: Vec<&[u8]> = sample.split(|&b| b == b'\n').filter(|l| !l.is_empty()).collect();

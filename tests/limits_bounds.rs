@@ -81,7 +81,11 @@ fn an_event_over_max_event_bytes_inside_a_batch_passes_through_untouched() {
 #[test]
 fn limit_values_are_checked() {
     let e = load_err("limits:\n  maxEventByte: 10\n");
-    assert!(e.contains("limits.yaml:2:3") && e.contains("unknown key (expected one of: maxEventBytes, maxBatchBytes, maxPendingAlerts)"), "{e}");
+    assert!(
+        e.contains("limits.yaml:2:3")
+            && e.contains("unknown key (expected one of: maxEventBytes, maxBatchBytes, maxPendingAlerts)"),
+        "{e}"
+    );
     let e = load_err("limits:\n  maxBatchBytes: 0\n");
     assert!(e.contains("limits.yaml:2:18") && e.contains("maxBatchBytes") && e.contains("must be at least 1"), "{e}");
     let e = load_err("limits:\n  maxPendingAlerts: -1\n");
@@ -92,7 +96,9 @@ fn limit_values_are_checked() {
     assert_eq!(c.limits.max_event_bytes, usize::try_from(4_294_967_297u64).unwrap_or(usize::MAX));
     let e = load_err("alerts:\n  limits: {maxGroups: 0}\n");
     assert!(e.contains("maxGroups") && e.contains("from 1 to 100000000"), "{e}");
-    let (c, _) = Config::load("alerts:\n  limits: {maxGroups: 7, maxDistinct: 3, maxAuditIDs: 2}\n", "l.yaml", &NoFiles).unwrap();
+    let (c, _) =
+        Config::load("alerts:\n  limits: {maxGroups: 7, maxDistinct: 3, maxAuditIDs: 2}\n", "l.yaml", &NoFiles)
+            .unwrap();
     assert_eq!((c.alerts.limits.max_groups, c.alerts.limits.max_distinct, c.alerts.limits.max_audit_ids), (7, 3, 2));
 }
 
@@ -106,10 +112,14 @@ fn policy_file_warnings_stay_warnings_next_to_other_sections() {
             Ok(b"apiVersion: audit.k8s.io/v1\nkind: Policy\nfoo: 1\nrules:\n- level: Metadata\n".to_vec())
         }
     }
-    for section in ["enrichment:\n  enabled: true\n", "limits:\n  maxEventBytes: 1000\n", "alerts:\n  enabled: true\n"] {
+    for section in ["enrichment:\n  enabled: true\n", "limits:\n  maxEventBytes: 1000\n", "alerts:\n  enabled: true\n"]
+    {
         let text = format!("policyFile: p.yaml\n{section}");
         let (_, warnings) = Config::load(&text, "c.yaml", &Policy).unwrap_or_else(|e| panic!("{section}: {e}"));
-        assert_eq!(warnings.iter().map(|w| w.to_string()).collect::<Vec<_>>(), ["p.yaml:3:1: foo: unknown field, ignored"]);
+        assert_eq!(
+            warnings.iter().map(|w| w.to_string()).collect::<Vec<_>>(),
+            ["p.yaml:3:1: foo: unknown field, ignored"]
+        );
     }
 }
 
@@ -138,7 +148,9 @@ fn pending_alerts_are_bounded_when_the_host_does_not_take_them() {
 #[test]
 fn a_regex_over_the_size_limit_is_a_config_error() {
     // 1000 x 1000 repetitions compile to far more than the 1 MiB program limit.
-    let e = load_err("alerts:\n  defaultRules: false\n  rules:\n    - name: r\n      query: 'verb ~ \"(a{1000}){1000}\"'\n");
+    let e = load_err(
+        "alerts:\n  defaultRules: false\n  rules:\n    - name: r\n      query: 'verb ~ \"(a{1000}){1000}\"'\n",
+    );
     assert!(e.contains("limits.yaml:5") && e.contains("regular expression"), "{e}");
     // Nesting beyond the query depth limit is refused too (bounded recursion).
     let deep = format!("verb ~ \"{}a{}\"", "(".repeat(200), ")".repeat(200));
@@ -148,14 +160,18 @@ fn a_regex_over_the_size_limit_is_a_config_error() {
 
 #[test]
 fn the_regex_size_limit_is_configurable() {
-    let rules = |limits: &str| format!("alerts:\n  defaultRules: false\n{limits}  rules:\n    - name: r\n      query: 'verb ~ \"(get|list|watch){{300}}\"'\n");
+    let rules = |limits: &str| {
+        format!("alerts:\n  defaultRules: false\n{limits}  rules:\n    - name: r\n      query: 'verb ~ \"(get|list|watch){{300}}\"'\n")
+    };
     // Within the default 1 MiB.
     pipeline(&rules("")); // panics unless it loads
-    // A smaller bound refuses the same rule at load, naming the rule's query and the bound.
+                          // A smaller bound refuses the same rule at load, naming the rule's query and the bound.
     let e = load_err(&rules("  limits:\n    maxRegexBytes: 10000\n"));
     assert!(e.contains("limits.yaml:7") && e.contains("query") && e.contains("size limit of 10000"), "{e}");
     // A larger one admits a regex the default refuses.
-    let big = |limits: &str| format!("alerts:\n  defaultRules: false\n{limits}  rules:\n    - name: r\n      query: 'verb ~ \"(a{{1000}}){{100}}\"'\n");
+    let big = |limits: &str| {
+        format!("alerts:\n  defaultRules: false\n{limits}  rules:\n    - name: r\n      query: 'verb ~ \"(a{{1000}}){{100}}\"'\n")
+    };
     assert!(load_err(&big("")).contains("size limit of 1048576"));
     pipeline(&big("  limits:\n    maxRegexBytes: 16777216\n"));
     assert!(load_err("alerts:\n  limits:\n    maxRegexBytes: 0\n").contains("maxRegexBytes"));

@@ -84,11 +84,20 @@ fn the_core_has_no_io() {
         for (n, line) in code.lines().enumerate() {
             for pat in FORBIDDEN {
                 if line.contains(pat) {
-                    found.push(format!("{}:{}: {pat}: {}", f.strip_prefix(root()).unwrap().display(), n + 1, line.trim()));
+                    found.push(format!(
+                        "{}:{}: {pat}: {}",
+                        f.strip_prefix(root()).unwrap().display(),
+                        n + 1,
+                        line.trim()
+                    ));
                 }
             }
             // `use std::{fs, ..}` and the like.
-            if line.contains("std::{") && ["fs", "process", "env", "thread"].iter().any(|m| line.contains(&format!("{m},")) || line.contains(&format!("{m}}}"))) {
+            if line.contains("std::{")
+                && ["fs", "process", "env", "thread"]
+                    .iter()
+                    .any(|m| line.contains(&format!("{m},")) || line.contains(&format!("{m}}}")))
+            {
                 found.push(format!("{}:{}: {}", f.display(), n + 1, line.trim()));
             }
         }
@@ -106,10 +115,37 @@ fn the_core_has_no_io() {
 #[test]
 fn the_core_depends_only_on_reviewed_crates() {
     const REVIEWED: &[&str] = &[
-        "aho-corasick", "arraydeque", "form_urlencoded", "ipnet", "ipnetwork", "itoa", "jiff", "jiff-core", "jiff-static", "kaudit",
-        "log", "maxminddb", "memchr", "percent-encoding", "portable-atomic", "portable-atomic-util", "proc-macro2", "quote", "regex",
-        "regex-automata", "regex-syntax", "saphyr-parser", "serde", "serde_core", "serde_derive", "serde_json", "syn", "thiserror",
-        "thiserror-impl", "unicode-ident", "zmij",
+        "aho-corasick",
+        "arraydeque",
+        "form_urlencoded",
+        "ipnet",
+        "ipnetwork",
+        "itoa",
+        "jiff",
+        "jiff-core",
+        "jiff-static",
+        "kaudit",
+        "log",
+        "maxminddb",
+        "memchr",
+        "percent-encoding",
+        "portable-atomic",
+        "portable-atomic-util",
+        "proc-macro2",
+        "quote",
+        "regex",
+        "regex-automata",
+        "regex-syntax",
+        "saphyr-parser",
+        "serde",
+        "serde_core",
+        "serde_derive",
+        "serde_json",
+        "syn",
+        "thiserror",
+        "thiserror-impl",
+        "unicode-ident",
+        "zmij",
     ];
     let lock = std::fs::read_to_string(root().join("Cargo.lock")).unwrap();
     let mut deps: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
@@ -185,8 +221,9 @@ fn events_never_reach_the_file_source() {
 // ---- The built artifacts ----
 
 fn artifact(name: &str) -> Vec<u8> {
-    let dir = std::env::var_os("KAUDIT_ARTIFACTS")
-        .unwrap_or_else(|| panic!("KAUDIT_ARTIFACTS is not set: run `cargo xtask test` (it builds {name} and sets it)"));
+    let dir = std::env::var_os("KAUDIT_ARTIFACTS").unwrap_or_else(|| {
+        panic!("KAUDIT_ARTIFACTS is not set: run `cargo xtask test` (it builds {name} and sets it)")
+    });
     let path = Path::new(&dir).join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e} (run `cargo xtask build-wasm`)", path.display()))
 }
@@ -314,10 +351,21 @@ fn no_artifact_imports_sockets_or_http() {
     for name in ["kaudit-component.wasm", "kaudit-cli.wasm"] {
         let imports = component_imports(&artifact(name));
         assert!(!imports.is_empty(), "{name}: no imports parsed");
-        let allowed = ["wasi:cli/", "wasi:io/", "wasi:filesystem/", "wasi:clocks/wall-clock", "wasi:clocks/monotonic-clock", "wasi:random/insecure-seed", "wasi:random/random"];
+        let allowed = [
+            "wasi:cli/",
+            "wasi:io/",
+            "wasi:filesystem/",
+            "wasi:clocks/wall-clock",
+            "wasi:clocks/monotonic-clock",
+            "wasi:random/insecure-seed",
+            "wasi:random/random",
+        ];
         let other: Vec<&String> = imports.iter().filter(|i| !allowed.iter().any(|a| i.starts_with(a))).collect();
         assert!(other.is_empty(), "{name} imports more than stdio, files, clocks and random seeds: {other:?}");
-        assert!(!imports.iter().any(|i| i.starts_with("wasi:sockets") || i.starts_with("wasi:http")), "{name}: {imports:?}");
+        assert!(
+            !imports.iter().any(|i| i.starts_with("wasi:sockets") || i.starts_with("wasi:http")),
+            "{name}: {imports:?}"
+        );
     }
 }
 
@@ -336,11 +384,24 @@ fn the_fluent_bit_module_imports_only_config_reading_and_logging() {
     // HashMaps, read the (empty) environment: std's runtime. Nothing that lists, creates,
     // renames or deletes files, no clocks, no sockets.
     const ALLOWED: &[&str] = &[
-        "environ_get", "environ_sizes_get", "fd_close", "fd_fdstat_get", "fd_filestat_get", "fd_prestat_get",
-        "fd_prestat_dir_name", "fd_read", "fd_write", "path_open", "proc_exit", "random_get",
+        "environ_get",
+        "environ_sizes_get",
+        "fd_close",
+        "fd_fdstat_get",
+        "fd_filestat_get",
+        "fd_prestat_get",
+        "fd_prestat_dir_name",
+        "fd_read",
+        "fd_write",
+        "path_open",
+        "proc_exit",
+        "random_get",
     ];
     let other: Vec<&String> = names.iter().filter(|n| !ALLOWED.contains(&n.as_str())).collect();
-    assert!(other.is_empty(), "kaudit-fluent-bit.wasm imports WASI calls beyond reading its config: {other:?} (all: {names:?})");
+    assert!(
+        other.is_empty(),
+        "kaudit-fluent-bit.wasm imports WASI calls beyond reading its config: {other:?} (all: {names:?})"
+    );
     assert!(names.contains("path_open") && names.contains("fd_read"), "{names:?}");
     // path_open could create files; the module only ever reads (std::fs::read of the config and
     // the files it names).
@@ -351,7 +412,12 @@ fn the_fluent_bit_module_imports_only_config_reading_and_logging() {
         for l in text.lines().filter(|l| !l.trim_start().starts_with("//")) {
             let uses: Vec<&str> = l.match_indices("std::fs::").map(|(i, _)| &l[i..]).collect();
             for u in uses {
-                assert!(u.starts_with("std::fs::read(") || u.starts_with("std::fs::read_to_string("), "{}: {}", f.display(), l.trim());
+                assert!(
+                    u.starts_with("std::fs::read(") || u.starts_with("std::fs::read_to_string("),
+                    "{}: {}",
+                    f.display(),
+                    l.trim()
+                );
             }
             for pat in ["File::", "OpenOptions", "std::net", "std::process"] {
                 assert!(!l.contains(pat), "{}: {}", f.display(), l.trim());
@@ -365,8 +431,12 @@ fn the_envoy_module_calls_out_only_over_http_to_a_cluster() {
     let imports = core_imports(&artifact("kaudit-envoy.wasm"));
     let names: BTreeSet<&str> = imports.iter().map(|(_, n)| n.as_str()).collect();
     // WASI: std's runtime only (log to stderr, HashMap seeds, exit); no files, no sockets.
-    let wasi: BTreeSet<&str> = imports.iter().filter(|(m, _)| m == "wasi_snapshot_preview1").map(|(_, n)| n.as_str()).collect();
-    let other: Vec<&&str> = wasi.iter().filter(|n| !["environ_get", "environ_sizes_get", "fd_write", "proc_exit", "random_get"].contains(n)).collect();
+    let wasi: BTreeSet<&str> =
+        imports.iter().filter(|(m, _)| m == "wasi_snapshot_preview1").map(|(_, n)| n.as_str()).collect();
+    let other: Vec<&&str> = wasi
+        .iter()
+        .filter(|n| !["environ_get", "environ_sizes_get", "fd_write", "proc_exit", "random_get"].contains(n))
+        .collect();
     assert!(other.is_empty(), "kaudit-envoy.wasm WASI imports: {wasi:?}");
     assert!(imports.iter().all(|(m, _)| m == "env" || m == "wasi_snapshot_preview1"), "{imports:?}");
     // proxy_http_call is Envoy's cluster-addressed callout (Envoy resolves the cluster from its
@@ -380,7 +450,14 @@ fn the_envoy_module_calls_out_only_over_http_to_a_cluster() {
     for f in &sources {
         let text = std::fs::read_to_string(f).unwrap();
         for l in text.lines().filter(|l| !l.trim_start().starts_with("//")) {
-            for pat in ["dispatch_http_call(", "dispatch_grpc_call(", "open_grpc_stream(", "call_foreign_function(", "std::net", "std::fs"] {
+            for pat in [
+                "dispatch_http_call(",
+                "dispatch_grpc_call(",
+                "open_grpc_stream(",
+                "call_foreign_function(",
+                "std::net",
+                "std::fs",
+            ] {
                 if l.contains(pat) {
                     calls.push(format!("{}: {}", f.file_name().unwrap().to_string_lossy(), l.trim()));
                 }
@@ -388,7 +465,11 @@ fn the_envoy_module_calls_out_only_over_http_to_a_cluster() {
         }
     }
     assert_eq!(calls.len(), 1, "{calls:#?}");
-    assert!(calls[0].starts_with("filter.rs: ") && calls[0].contains("dispatch_http_call(&target.cluster,"), "{}", calls[0]);
+    assert!(
+        calls[0].starts_with("filter.rs: ") && calls[0].contains("dispatch_http_call(&target.cluster,"),
+        "{}",
+        calls[0]
+    );
 }
 
 #[test]
@@ -397,7 +478,9 @@ fn shipped_artifacts_carry_no_fault_injection() {
     // artifact (the marker is only referenced by the feature's code, so its bytes tell).
     let marker = b"kaudit-fault-injection:panic";
     let has = |name: &str| artifact(name).windows(marker.len()).any(|w| w == marker);
-    for name in ["kaudit-cli.wasm", "kaudit-component.wasm", "kaudit-envoy.wasm", "kaudit-fluent-bit.wasm", "kaudit-npm.wasm"] {
+    for name in
+        ["kaudit-cli.wasm", "kaudit-component.wasm", "kaudit-envoy.wasm", "kaudit-fluent-bit.wasm", "kaudit-npm.wasm"]
+    {
         assert!(!has(name), "{name} contains the fault-injection trigger");
     }
     // The check can see it: the fault builds do contain it.

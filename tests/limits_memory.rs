@@ -59,7 +59,10 @@ fn run_child(events: u32) -> Run {
         .expect("run the child");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "child failed: {}\n{stdout}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
-    let line = stdout.lines().find_map(|l| l.split_once("KAUDIT_MEMORY ").map(|(_, r)| r)).unwrap_or_else(|| panic!("no report from the child:\n{stdout}"));
+    let line = stdout
+        .lines()
+        .find_map(|l| l.split_once("KAUDIT_MEMORY ").map(|(_, r)| r))
+        .unwrap_or_else(|| panic!("no report from the child:\n{stdout}"));
     let v: serde_json::Value = serde_json::from_str(line).unwrap();
     Run {
         events: v["events"].as_u64().unwrap() as u32,

@@ -21,7 +21,11 @@ fn inputs() -> Vec<(String, Vec<u8>)> {
         ("sample-audit.log".to_string(), std::fs::read(fx.join("sample-audit.log")).unwrap()),
         ("audit2rbac/demo.log".to_string(), std::fs::read(fx.join("audit2rbac/demo.log")).unwrap()),
     ];
-    let mut falco: Vec<PathBuf> = std::fs::read_dir(fx.join("falco")).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "json")).collect();
+    let mut falco: Vec<PathBuf> = std::fs::read_dir(fx.join("falco"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
     falco.sort();
     let mut all = Vec::new();
     for p in &falco {
@@ -39,7 +43,9 @@ fn count_events(input: &[u8]) -> u64 {
     for v in serde_json::Deserializer::from_str(&text).into_iter::<Value>() {
         let Ok(v) = v else { break };
         let items: Vec<&Value> = match &v {
-            Value::Object(o) if o.get("kind") == Some(&Value::from("EventList")) => o["items"].as_array().map(|a| a.iter().collect()).unwrap_or_default(),
+            Value::Object(o) if o.get("kind") == Some(&Value::from("EventList")) => {
+                o["items"].as_array().map(|a| a.iter().collect()).unwrap_or_default()
+            }
             Value::Array(a) => a.iter().collect(),
             other => vec![other],
         };
@@ -69,7 +75,11 @@ fn totals_and_both_query_paths_agree_on_every_fixture() {
         let r = raw.report(&all).unwrap();
         assert_eq!(r.overview.total, count_events(&input), "{name}");
         assert!(r.overview.total > 0, "{name}");
-        assert_eq!(r.overview.total, r.overview.by_namespace.entries.iter().map(|e| e.count).sum::<u64>() + r.overview.by_namespace.others, "{name}");
+        assert_eq!(
+            r.overview.total,
+            r.overview.by_namespace.entries.iter().map(|e| e.count).sum::<u64>() + r.overview.by_namespace.others,
+            "{name}"
+        );
         for q in SEED_QUERIES {
             let f = Filter { query: Some(q.into()), ..all.clone() };
             let (a, b) = (standing.report(&f).unwrap(), raw.report(&f).unwrap());

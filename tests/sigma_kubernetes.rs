@@ -75,7 +75,11 @@ fn raised(p: &mut Pipeline, event: &Value) -> Vec<String> {
     let mut out = String::new();
     p.process_stream(serde_json::to_string(event).unwrap().as_bytes(), &mut out, &mut |_| {});
     assert!(!out.is_empty(), "event not kept");
-    let mut names: Vec<String> = p.take_alerts().iter().map(|a| serde_json::from_str::<Value>(a).unwrap()["rule"].as_str().unwrap().to_string()).collect();
+    let mut names: Vec<String> = p
+        .take_alerts()
+        .iter()
+        .map(|a| serde_json::from_str::<Value>(a).unwrap()["rule"].as_str().unwrap().to_string())
+        .collect();
     names.sort();
     names
 }
@@ -89,7 +93,8 @@ struct Case {
 }
 
 fn cases() -> Vec<Case> {
-    let exec_uri = "/api/v1/namespaces/default/pods/web/exec?command=%2Fbin%2Fbash&container=web&stdin=true&stdout=true&tty=true";
+    let exec_uri =
+        "/api/v1/namespaces/default/pods/web/exec?command=%2Fbin%2Fbash&container=web&stdin=true&stdout=true&tty=true";
     vec![
         Case {
             rule: "Kubernetes Admission Controller Modification",
@@ -120,7 +125,8 @@ fn cases() -> Vec<Case> {
             rule: "Potential Remote Command Execution In Pod Container",
             hit: with(|v| {
                 v["objectRef"]["subresource"] = "exec".into();
-                v["requestURI"] = "/api/v1/namespaces/default/pods/web/exec?command=ls&container=web&stdout=true".into();
+                v["requestURI"] =
+                    "/api/v1/namespaces/default/pods/web/exec?command=ls&container=web&stdout=true".into();
                 v["responseStatus"]["code"] = 101.into();
             }),
             also: &[],
@@ -128,7 +134,9 @@ fn cases() -> Vec<Case> {
         },
         Case {
             rule: "Container With A hostPath Mount Created",
-            hit: with(|v| v["requestObject"]["spec"]["volumes"] = json!([{"name": "root", "hostPath": {"path": "/", "type": ""}}])),
+            hit: with(|v| {
+                v["requestObject"]["spec"]["volumes"] = json!([{"name": "root", "hostPath": {"path": "/", "type": ""}}])
+            }),
             also: &[],
             miss: with(|v| v["requestObject"]["spec"]["volumes"] = json!([{"name": "tmp", "emptyDir": {}}])),
         },
@@ -157,9 +165,14 @@ fn cases() -> Vec<Case> {
         },
         Case {
             rule: "Privileged Container Deployed",
-            hit: with(|v| v["requestObject"]["spec"]["containers"][0]["securityContext"] = json!({"capabilities": {"add": ["NET_ADMIN", "SYS_TIME"]}})),
+            hit: with(|v| {
+                v["requestObject"]["spec"]["containers"][0]["securityContext"] =
+                    json!({"capabilities": {"add": ["NET_ADMIN", "SYS_TIME"]}})
+            }),
             also: &[],
-            miss: with(|v| v["requestObject"]["spec"]["containers"][0]["securityContext"] = json!({"runAsNonRoot": true})),
+            miss: with(|v| {
+                v["requestObject"]["spec"]["containers"][0]["securityContext"] = json!({"runAsNonRoot": true})
+            }),
         },
         Case {
             rule: "RBAC Permission Enumeration Attempt",
@@ -236,7 +249,8 @@ fn each_rule_fires_on_its_event_and_not_on_its_near_miss() {
         // A fresh auditID per event: the compiled rules raise once per request.
         let mut hit = case.hit;
         hit["auditID"] = format!("hit-{i}").into();
-        let mut want: Vec<String> = std::iter::once(case.rule).chain(case.also.iter().copied()).map(String::from).collect();
+        let mut want: Vec<String> =
+            std::iter::once(case.rule).chain(case.also.iter().copied()).map(String::from).collect();
         want.sort();
         assert_eq!(raised(&mut p, &hit), want, "hit for {}", case.rule);
         let mut miss = case.miss;
@@ -287,7 +301,10 @@ fn compiled_queries_are_readable() {
         rule("RBAC Permission Enumeration Attempt"),
         r#"((verb ~ "(?i)^create$") and (objectRef.apiGroup ~ "(?i)^authorization\\.k8s\\.io$") and (objectRef.resource ~ "(?i)^selfsubjectrulesreviews$"))"#
     );
-    assert_eq!(rule("Container With A hostPath Mount Created"), r#"((verb ~ "(?i)^create$") and (objectRef.resource ~ "(?i)^pods$") and (exists(requestObject.spec.volumes.hostPath)))"#);
+    assert_eq!(
+        rule("Container With A hostPath Mount Created"),
+        r#"((verb ~ "(?i)^create$") and (objectRef.resource ~ "(?i)^pods$") and (exists(requestObject.spec.volumes.hostPath)))"#
+    );
 }
 
 fn load_err(text: &str) -> String {
@@ -296,8 +313,14 @@ fn load_err(text: &str) -> String {
 
 #[test]
 fn sigma_semantics_and_errors() {
-    let rule = |detection: &str| format!("title: t\nlogsource:\n  product: kubernetes\n  service: audit\ndetection:\n{detection}\nlevel: high\n");
-    let load = |detection: &str| kaudit::alert::load_pack_text(&rule(detection), "r.yml", &Default::default(), Default::default()).unwrap().remove(0);
+    let rule = |detection: &str| {
+        format!("title: t\nlogsource:\n  product: kubernetes\n  service: audit\ndetection:\n{detection}\nlevel: high\n")
+    };
+    let load = |detection: &str| {
+        kaudit::alert::load_pack_text(&rule(detection), "r.yml", &Default::default(), Default::default())
+            .unwrap()
+            .remove(0)
+    };
     let matches = |r: &kaudit::alert::Rule, v: &Value| r.query.matches(v);
     // Case-insensitive whole-value match with wildcards; |all; lists are OR.
     let r = load("  sel:\n    userAgent: 'KUBECTL/*'\n    verb: [get, list]\n  condition: sel");
@@ -310,7 +333,10 @@ fn sigma_semantics_and_errors() {
     let r = load("  a:\n    user.username|re: '^system:node:'\n  b:\n    impersonatedUser: null\n  filter:\n    verb: watch\n  condition: (a and b) and not filter");
     assert!(matches(&r, &json!({"user": {"username": "system:node:n1"}, "verb": "get"})));
     assert!(!matches(&r, &json!({"user": {"username": "SYSTEM:node:n1"}, "verb": "get"})));
-    assert!(!matches(&r, &json!({"user": {"username": "system:node:n1"}, "verb": "get", "impersonatedUser": {"username": "x"}})));
+    assert!(!matches(
+        &r,
+        &json!({"user": {"username": "system:node:n1"}, "verb": "get", "impersonatedUser": {"username": "x"}})
+    ));
     assert!(!matches(&r, &json!({"user": {"username": "system:node:n1"}, "verb": "watch"})));
     let r = load("  sel_a:\n    verb: delete\n  sel_b:\n    verb: deletecollection\n  condition: 1 of sel_*");
     assert!(matches(&r, &json!({"verb": "deletecollection"})));

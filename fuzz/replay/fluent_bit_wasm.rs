@@ -37,7 +37,8 @@ fn files(args: &[String]) -> Vec<PathBuf> {
     for a in args {
         let p = Path::new(a);
         if p.is_dir() {
-            let mut v: Vec<PathBuf> = std::fs::read_dir(p).map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect()).unwrap_or_default();
+            let mut v: Vec<PathBuf> =
+                std::fs::read_dir(p).map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect()).unwrap_or_default();
             v.sort();
             out.extend(v.into_iter().filter(|p| p.is_file()));
         } else {
@@ -57,7 +58,8 @@ fn main() -> ExitCode {
     let with_config: Vec<&PathBuf> = all.iter().filter(|p| std::fs::read(p).is_ok_and(|d| d.contains(&0))).collect();
     let step = with_config.len().div_ceil(MAX_CONFIGS).max(1);
     let sampled: Vec<&PathBuf> = with_config.iter().step_by(step).copied().collect();
-    let inputs: Vec<PathBuf> = all.iter().filter(|p| !with_config.contains(p) || sampled.contains(p)).cloned().collect();
+    let inputs: Vec<PathBuf> =
+        all.iter().filter(|p| !with_config.contains(p) || sampled.contains(p)).cloned().collect();
     if inputs.is_empty() {
         eprintln!("usage: replay_fluent_bit_wasm <corpus dir or file>...");
         return ExitCode::from(2);
@@ -71,7 +73,10 @@ fn main() -> ExitCode {
     };
     // One instance for all plain records (as Fluent Bit keeps one), and the native twin.
     let mut fb = FluentBit::load(&wasm, Options::default()).expect("load the module");
-    let mut native = Filter::new(Mode::Ready { pipeline: Box::new(Pipeline::embedded_default()), source: "<embedded default>".into() });
+    let mut native = Filter::new(Mode::Ready {
+        pipeline: Box::new(Pipeline::embedded_default()),
+        source: "<embedded default>".into(),
+    });
     let mut stats = Stats::ZERO;
     let scratch = std::env::temp_dir().join(format!("kaudit-replay-{}", std::process::id()));
     let (mut records, mut configs, mut failures) = (0u64, 0u64, Vec::new());
@@ -90,7 +95,8 @@ fn main() -> ExitCode {
                 let (config, record) = (&data[..i], &data[i + 1..]);
                 std::fs::create_dir_all(&scratch).expect("scratch dir");
                 std::fs::write(scratch.join("kaudit.yaml"), config).expect("write config");
-                let options = Options { accessible_paths: vec![(scratch.clone(), "/etc/kaudit".into())], ..Options::default() };
+                let options =
+                    Options { accessible_paths: vec![(scratch.clone(), "/etc/kaudit".into())], ..Options::default() };
                 // WAMR calls `_initialize`: the module refuses to start exactly when the native
                 // config lookup fails. Then the per-record path of a host that does not call it.
                 let refused = FluentBit::load(&wasm, options.clone()).is_err();
@@ -100,15 +106,23 @@ fn main() -> ExitCode {
                 let read = |path: &str| match path {
                     "/etc/kaudit/kaudit.yaml" => Ok(config.to_vec()),
                     // The host's file system refuses a name over 255 bytes first.
-                    _ if path.split('/').any(|c| c.len() > 255) => Err(std::io::Error::other("Filename too long (os error 37)")),
-                    _ => Err(std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory (os error 44)")),
+                    _ if path.split('/').any(|c| c.len() > 255) => {
+                        Err(std::io::Error::other("Filename too long (os error 37)"))
+                    }
+                    _ => Err(std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        "No such file or directory (os error 44)",
+                    )),
                 };
                 let mode = match load_from(&["/etc/kaudit/kaudit.yaml"], &read) {
                     Loaded::Ready { pipeline, source, .. } => Mode::Ready { pipeline, source },
                     Loaded::Error(m) => Mode::ConfigError(m),
                 };
                 if refused != matches!(mode, Mode::ConfigError(_)) {
-                    failures.push(format!("{name}: the module refused to start: {refused}, the native config lookup failed: {}", !refused));
+                    failures.push(format!(
+                        "{name}: the module refused to start: {refused}, the native config lookup failed: {}",
+                        !refused
+                    ));
                 }
                 let mut twin = Filter::new(mode);
                 let mut twin_stats = Stats::ZERO;

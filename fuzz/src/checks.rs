@@ -75,7 +75,12 @@ fn check_alerts(p: &mut Pipeline) {
 fn check_counter_sums(p: &Pipeline) {
     let c = p.counters();
     assert_eq!(c.read, c.kept + c.dropped + c.bad + c.oversized, "counters do not add up: {}", c.to_json());
-    assert_eq!(c.dropped, c.dropped_level_none + c.dropped_omitted_stage + c.dropped_filtered, "drop reasons: {}", c.to_json());
+    assert_eq!(
+        c.dropped,
+        c.dropped_level_none + c.dropped_omitted_stage + c.dropped_filtered,
+        "drop reasons: {}",
+        c.to_json()
+    );
     assert!(c.stripped <= c.kept, "stripped > kept: {}", c.to_json());
 }
 
@@ -94,7 +99,9 @@ pub fn pipeline_record(data: &[u8]) {
         Outcome::Kept { .. } => {
             assert!(!out.is_empty(), "a kept record wrote nothing");
             if let Some(Json::Object(input)) = is_json(data) {
-                let written = is_json(&out).unwrap_or_else(|| panic!("kept event from valid JSON is not JSON: {}", String::from_utf8_lossy(&out)));
+                let written = is_json(&out).unwrap_or_else(|| {
+                    panic!("kept event from valid JSON is not JSON: {}", String::from_utf8_lossy(&out))
+                });
                 let Json::Object(written) = written else { panic!("kept event is not an object") };
                 assert_eq!(written.get("auditID"), input.get("auditID"), "auditID changed");
             }
@@ -147,7 +154,8 @@ pub fn pipeline_batch(data: &[u8]) {
     check_counter_sums(&p);
     if let Some(input) = is_json(data) {
         if matches!(input, Json::Array(_) | Json::Object(_)) && s.events > 0 {
-            let written = is_json(&out).unwrap_or_else(|| panic!("batch from valid JSON is not JSON: {}", String::from_utf8_lossy(&out)));
+            let written = is_json(&out)
+                .unwrap_or_else(|| panic!("batch from valid JSON is not JSON: {}", String::from_utf8_lossy(&out)));
             assert_eq!(std::mem::discriminant(&written), std::mem::discriminant(&input), "the batch changed framing");
         }
     }
@@ -217,9 +225,12 @@ pub fn config_load(data: &[u8]) {
 /// A rule pack (kaudit pack or Sigma rule) then the rules on real events.
 pub fn rule_pack(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else { return };
-    let Ok(rules) = kaudit::alert::load_pack_text(text, "fuzz-pack.yml", &Lists::new(), Default::default()) else { return };
+    let Ok(rules) = kaudit::alert::load_pack_text(text, "fuzz-pack.yml", &Lists::new(), Default::default()) else {
+        return;
+    };
     let mut config = default_config();
-    config.alerts = AlertConfig { rules: rules.into_iter().map(std::sync::Arc::new).collect(), ..AlertConfig::default() };
+    config.alerts =
+        AlertConfig { rules: rules.into_iter().map(std::sync::Arc::new).collect(), ..AlertConfig::default() };
     run_sample(Pipeline::new(config));
 }
 

@@ -9,9 +9,9 @@
 //! fields of `kaudit report --json` (`reportJson` returns that very text).
 
 use js_sys::{Array, ArrayBuffer, Uint8Array, JSON};
+use kaudit::event::feed::Feed;
 use kaudit::event::framing::for_each_event;
 use kaudit::pipeline::explain_json;
-use kaudit::event::feed::Feed;
 use kaudit::report::{BuilderOptions, Filter, Report, ReportBuilder};
 use kaudit::{NoFiles, Pipeline};
 use serde::{Deserialize, Serialize};
@@ -80,9 +80,12 @@ fn input_bytes(input: &JsValue) -> Result<Vec<u8>, JsError> {
     }
     if ArrayBuffer::is_view(input) {
         let view: &js_sys::Object = input.unchecked_ref();
-        let buffer = js_sys::Reflect::get(view, &"buffer".into()).map_err(|_| JsError::new("expected a string or bytes"))?;
-        let offset = js_sys::Reflect::get(view, &"byteOffset".into()).ok().and_then(|v| v.as_f64()).unwrap_or(0.0) as u32;
-        let length = js_sys::Reflect::get(view, &"byteLength".into()).ok().and_then(|v| v.as_f64()).unwrap_or(0.0) as u32;
+        let buffer =
+            js_sys::Reflect::get(view, &"buffer".into()).map_err(|_| JsError::new("expected a string or bytes"))?;
+        let offset =
+            js_sys::Reflect::get(view, &"byteOffset".into()).ok().and_then(|v| v.as_f64()).unwrap_or(0.0) as u32;
+        let length =
+            js_sys::Reflect::get(view, &"byteLength".into()).ok().and_then(|v| v.as_f64()).unwrap_or(0.0) as u32;
         return Ok(Uint8Array::new_with_byte_offset_and_length(&buffer, offset, length).to_vec());
     }
     Err(JsError::new("expected a string, Uint8Array or ArrayBuffer"))

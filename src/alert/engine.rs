@@ -75,13 +75,25 @@ impl AlertEngine {
             config
                 .rules
                 .iter()
-                .map(|r| RuleRt { rule: r.clone(), groups: GroupStore::new(config.limits.max_groups), key: String::new(), text: String::new(), values: Vec::new() })
+                .map(|r| RuleRt {
+                    rule: r.clone(),
+                    groups: GroupStore::new(config.limits.max_groups),
+                    key: String::new(),
+                    text: String::new(),
+                    values: Vec::new(),
+                })
                 .collect()
         } else {
             Vec::new()
         };
         let code_path = FieldPath::from_segments(["responseStatus", "code"]);
-        AlertEngine { rules, limits: config.limits.clone(), watermark: i64::MIN, stats: AlertStats::default(), code_path }
+        AlertEngine {
+            rules,
+            limits: config.limits.clone(),
+            watermark: i64::MIN,
+            stats: AlertStats::default(),
+            code_path,
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -124,7 +136,8 @@ impl AlertEngine {
                 continue;
             }
             self.stats.matches += 1;
-            let mut shared = Shared { limits: &self.limits, code_path: self.code_path.as_ref(), stats: &mut self.stats };
+            let mut shared =
+                Shared { limits: &self.limits, code_path: self.code_path.as_ref(), stats: &mut self.stats };
             rt.on_match(event, doc, t, now, &mut shared, out);
         }
     }
@@ -138,7 +151,15 @@ struct Shared<'a> {
 }
 
 impl RuleRt {
-    fn on_match(&mut self, event: &Event, doc: &dyn Document, t: i64, now: i64, shared: &mut Shared<'_>, out: &mut Vec<String>) {
+    fn on_match(
+        &mut self,
+        event: &Event,
+        doc: &dyn Document,
+        t: i64,
+        now: i64,
+        shared: &mut Shared<'_>,
+        out: &mut Vec<String>,
+    ) {
         let (limits, stats) = (shared.limits, &mut *shared.stats);
         let rule: &Rule = &self.rule;
         if !rule.stateful() {
@@ -148,7 +169,9 @@ impl RuleRt {
         }
         build_key(&rule.group_by, doc, &mut self.key, &mut self.text);
         let agg_shape = rule.aggregation.as_ref().map(|a| (a.count_ifs(), a.distincts()));
-        let group = self.groups.entry(&self.key, now, rule.retention(), || GroupState::new(t, agg_shape.map(|(c, d)| Box::new(AggState::new(c, d)))));
+        let group = self.groups.entry(&self.key, now, rule.retention(), || {
+            GroupState::new(t, agg_shape.map(|(c, d)| Box::new(AggState::new(c, d))))
+        });
         group.last_seen = group.last_seen.max(t);
         let Some(aggregation) = &rule.aggregation else {
             // Plain rule with grouping/throttle: dedup only.
@@ -183,7 +206,9 @@ impl RuleRt {
                     let text = &mut self.text;
                     doc.visit(path, &mut |v| {
                         text.clear();
-                        if value_text(v, text) && set.add(text, bucket, limits.max_distinct, oldest) == DistinctAdd::Overflow {
+                        if value_text(v, text)
+                            && set.add(text, bucket, limits.max_distinct, oldest) == DistinctAdd::Overflow
+                        {
                             stats.distinct_overflow += 1;
                         }
                         ControlFlow::Continue(())
@@ -234,7 +259,12 @@ impl RuleRt {
         group.last_alert = Some(t);
         stats.alerts += 1;
         let window_start = oldest.saturating_mul(width);
-        let agg = AggregateOutput { names: &aggregation.aggregates, values: &self.values, window_start, window_end: t.max(window_start) };
+        let agg = AggregateOutput {
+            names: &aggregation.aggregates,
+            values: &self.values,
+            window_start,
+            window_end: t.max(window_start),
+        };
         out.push(write_alert(rule, t, doc, Some(agg), state.live_audit_ids()));
     }
 }

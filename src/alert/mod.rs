@@ -25,8 +25,8 @@ use crate::query::QueryLimits;
 use crate::yaml::{self, Ctx, Diagnostic, Kind, Node};
 
 pub use engine::{AlertEngine, AlertStats};
-pub use rule::{Rule, Severity};
 use rule::Lists;
+pub use rule::{Rule, Severity};
 
 /// The seed's alert examples and important operations (the embedded default rules).
 pub const DEFAULT_RULES: &str = include_str!("../../rules/default-alerts.yaml");
@@ -51,7 +51,12 @@ pub struct AlertLimits {
 
 impl Default for AlertLimits {
     fn default() -> Self {
-        AlertLimits { max_groups: 10_000, max_distinct: 1_000, max_audit_ids: 10, max_regex_bytes: QueryLimits::default().max_regex_bytes }
+        AlertLimits {
+            max_groups: 10_000,
+            max_distinct: 1_000,
+            max_audit_ids: 10,
+            max_regex_bytes: QueryLimits::default().max_regex_bytes,
+        }
     }
 }
 
@@ -76,7 +81,9 @@ impl AlertConfig {
     pub fn embedded_default() -> AlertConfig {
         let mut cfg = AlertConfig::default();
         // The embedded file is checked by tests; should it ever fail, no rules is the safe state.
-        if let Ok(rules) = load_pack_text(DEFAULT_RULES, "<embedded default-alerts.yaml>", &Lists::new(), QueryLimits::default()) {
+        if let Ok(rules) =
+            load_pack_text(DEFAULT_RULES, "<embedded default-alerts.yaml>", &Lists::new(), QueryLimits::default())
+        {
             cfg.rules = rules.into_iter().map(Arc::new).collect();
         }
         cfg
@@ -163,7 +170,11 @@ pub fn decode_config(ctx: &mut Ctx, node: &Node, files: &dyn FileSource) -> Resu
             for (i, item) in items.iter().enumerate() {
                 c.at_index(i, |c| -> Result<(), Diagnostic> {
                     // A Sigma rule may be written inline (hosts without files cannot read packs).
-                    let decoded = if sigma::is_sigma(item) { Some(sigma::compile(c, item, query_limits)?) } else { rule::decode_rule(c, item, "config", &config_lists, query_limits)? };
+                    let decoded = if sigma::is_sigma(item) {
+                        Some(sigma::compile(c, item, query_limits)?)
+                    } else {
+                        rule::decode_rule(c, item, "config", &config_lists, query_limits)?
+                    };
                     if let Some(r) = decoded {
                         add_rule(c, &mut rules, r, "the config", item.pos)?;
                     }
@@ -201,7 +212,14 @@ fn add_rule(c: &Ctx, rules: &mut Vec<(Rule, String)>, r: Rule, origin: &str, pos
 
 /// Loads one `packs` entry: `builtin:<name>`, or a file read through `files` (a kaudit pack,
 /// or a Sigma rule).
-fn load_pack_entry(c: &Ctx, entry: &str, pos: yaml::Pos, files: &dyn FileSource, config_lists: &Lists, limits: QueryLimits) -> Result<Vec<Rule>, Diagnostic> {
+fn load_pack_entry(
+    c: &Ctx,
+    entry: &str,
+    pos: yaml::Pos,
+    files: &dyn FileSource,
+    config_lists: &Lists,
+    limits: QueryLimits,
+) -> Result<Vec<Rule>, Diagnostic> {
     if let Some(name) = entry.strip_prefix("builtin:") {
         let Some((_, file, text)) = BUILTIN_PACKS.iter().find(|(n, _, _)| *n == name) else {
             let names: Vec<String> = BUILTIN_PACKS.iter().map(|(n, _, _)| format!("builtin:{n}")).collect();
@@ -228,7 +246,12 @@ fn load_pack_entry(c: &Ctx, entry: &str, pos: yaml::Pos, files: &dyn FileSource,
 
 /// Loads a pack document: a kaudit pack (`rules:`) or one Sigma rule (`detection:`).
 /// `file` names it in errors; `config_lists` override the pack's own lists.
-pub fn load_pack_text(text: &str, file: &str, config_lists: &Lists, limits: QueryLimits) -> Result<Vec<Rule>, Diagnostic> {
+pub fn load_pack_text(
+    text: &str,
+    file: &str,
+    config_lists: &Lists,
+    limits: QueryLimits,
+) -> Result<Vec<Rule>, Diagnostic> {
     let node = yaml::parse(text, file)?;
     let mut warnings = Vec::new();
     let mut c = Ctx::new(file, &mut warnings);

@@ -77,7 +77,13 @@ pub struct AggregateOutput<'a> {
 }
 
 /// Writes one alert.
-pub fn write_alert<'i>(rule: &Rule, time: i64, doc: &dyn Document, agg: Option<AggregateOutput<'_>>, audit_ids: impl Iterator<Item = &'i str>) -> String {
+pub fn write_alert<'i>(
+    rule: &Rule,
+    time: i64,
+    doc: &dyn Document,
+    agg: Option<AggregateOutput<'_>>,
+    audit_ids: impl Iterator<Item = &'i str>,
+) -> String {
     let mut out = String::with_capacity(256);
     out.push_str("{\"kind\":\"Alert\",\"rule\":");
     write_json_str(&mut out, &rule.name);

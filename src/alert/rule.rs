@@ -265,7 +265,10 @@ pub fn parse_duration(text: &str) -> Result<i64, String> {
             "" => return Err(format!("invalid duration {text:?}: missing unit (ms, s, m, h or d)")),
             u => return Err(format!("invalid duration {text:?}: unknown unit {u:?} (ms, s, m, h or d)")),
         };
-        total = n.checked_mul(scale).and_then(|x| total.checked_add(x)).ok_or_else(|| format!("invalid duration {text:?}: too long"))?;
+        total = n
+            .checked_mul(scale)
+            .and_then(|x| total.checked_add(x))
+            .ok_or_else(|| format!("invalid duration {text:?}: too long"))?;
     }
     Ok(total)
 }
@@ -277,7 +280,9 @@ pub fn format_duration(micros: i64) -> String {
     }
     let mut out = String::new();
     let mut rest = micros;
-    for (scale, unit) in [(86_400_000_000, "d"), (3_600_000_000, "h"), (60_000_000, "m"), (1_000_000, "s"), (1_000, "ms")] {
+    for (scale, unit) in
+        [(86_400_000_000, "d"), (3_600_000_000, "h"), (60_000_000, "m"), (1_000_000, "s"), (1_000, "ms")]
+    {
         if rest >= scale {
             out.push_str(&format!("{}{unit}", rest / scale));
             rest %= scale;
@@ -330,7 +335,9 @@ pub fn expand_items(items: &[String], lists: &Lists) -> Result<Vec<String>, Stri
     let mut out = Vec::new();
     for item in items {
         match item.strip_prefix("${").and_then(|s| s.strip_suffix('}')) {
-            Some(name) => out.extend(lists.get(name).ok_or_else(|| format!("unknown list ${{{name}}}"))?.iter().cloned()),
+            Some(name) => {
+                out.extend(lists.get(name).ok_or_else(|| format!("unknown list ${{{name}}}"))?.iter().cloned())
+            }
             None => out.push(item.clone()),
         }
     }
@@ -358,7 +365,11 @@ pub const RULE_KEYS: &[&str] = &[
 
 /// Decodes a mapping strictly: unknown keys are errors (in kaudit's own files a misspelt key
 /// is a mistake that would silently change a rule).
-pub fn strict_map<'n>(c: &mut Ctx, node: &'n Node, known: &[&str]) -> Result<Vec<(&'n crate::yaml::Key, &'n Node)>, Diagnostic> {
+pub fn strict_map<'n>(
+    c: &mut Ctx,
+    node: &'n Node,
+    known: &[&str],
+) -> Result<Vec<(&'n crate::yaml::Key, &'n Node)>, Diagnostic> {
     let before = c.warnings.len();
     let entries = c.map(node, known)?;
     if c.warnings.len() > before {
@@ -401,7 +412,13 @@ fn duration_of(c: &Ctx, node: &Node) -> Result<i64, Diagnostic> {
 
 /// Decodes one rule. `source` names where it comes from; `lists` resolves `${name}`.
 /// Returns `None` for a rule with `enabled: false`.
-pub fn decode_rule(c: &mut Ctx, node: &Node, source: &str, lists: &Lists, limits: QueryLimits) -> Result<Option<Rule>, Diagnostic> {
+pub fn decode_rule(
+    c: &mut Ctx,
+    node: &Node,
+    source: &str,
+    lists: &Lists,
+    limits: QueryLimits,
+) -> Result<Option<Rule>, Diagnostic> {
     let entries = strict_map(c, node, RULE_KEYS)?;
     let get = |k: &str| entries.iter().find(|(key, _)| key.name == k).map(|(_, v)| *v);
     let name = match get("name") {
@@ -419,7 +436,9 @@ pub fn decode_rule(c: &mut Ctx, node: &Node, source: &str, lists: &Lists, limits
     let severity = match get("severity") {
         Some(s) => c.at("severity", |c| {
             let text = c.string(s)?;
-            Severity::parse(&text).ok_or_else(|| c.error(s.pos, format!("unknown severity {text:?} (expected one of: {})", Severity::NAMES.join(", "))))
+            Severity::parse(&text).ok_or_else(|| {
+                c.error(s.pos, format!("unknown severity {text:?} (expected one of: {})", Severity::NAMES.join(", ")))
+            })
         })?,
         None => Severity::Medium,
     };
@@ -439,7 +458,10 @@ pub fn decode_rule(c: &mut Ctx, node: &Node, source: &str, lists: &Lists, limits
     if let Some(f) = get("fields") {
         c.at("fields", |c| -> Result<(), Diagnostic> {
             let Kind::Map(items) = &f.kind else {
-                return Err(c.error(f.pos, format!("expected a mapping of output name to field path, found {}", f.type_name())));
+                return Err(c.error(
+                    f.pos,
+                    format!("expected a mapping of output name to field path, found {}", f.type_name()),
+                ));
             };
             for (k, v) in items {
                 if fields.iter().any(|(n, _): &(String, FieldPath)| *n == k.name) {
@@ -476,7 +498,9 @@ pub fn decode_rule(c: &mut Ctx, node: &Node, source: &str, lists: &Lists, limits
         None => {
             for k in ["aggregates", "condition"] {
                 if let Some(n) = get(k) {
-                    return Err(c.at(k, |c| c.error(n.pos, "needs a window (aggregation happens over an event-time window)")));
+                    return Err(
+                        c.at(k, |c| c.error(n.pos, "needs a window (aggregation happens over an event-time window)"))
+                    );
                 }
             }
             None
@@ -490,7 +514,9 @@ pub fn decode_rule(c: &mut Ctx, node: &Node, source: &str, lists: &Lists, limits
     let repeat = match get("repeat") {
         Some(r) => {
             if aggregation.is_none() {
-                return Err(c.at("repeat", |c| c.error(r.pos, "only aggregated rules (with a window) repeat; use throttle")));
+                return Err(
+                    c.at("repeat", |c| c.error(r.pos, "only aggregated rules (with a window) repeat; use throttle"))
+                );
             }
             let d = c.at("repeat", |c| duration_of(c, r))?;
             if d <= 0 {
@@ -511,7 +537,21 @@ pub fn decode_rule(c: &mut Ctx, node: &Node, source: &str, lists: &Lists, limits
         Some(j) => Some(c.at("jsonContains", |c| decode_json_contains(c, j, lists))?),
         None => None,
     };
-    Ok(Some(Rule { name, severity, source: source.to_string(), description, tags, query, unless_all, json_contains, fields, group_by, aggregation, throttle, repeat }))
+    Ok(Some(Rule {
+        name,
+        severity,
+        source: source.to_string(),
+        description,
+        tags,
+        query,
+        unless_all,
+        json_contains,
+        fields,
+        group_by,
+        aggregation,
+        throttle,
+        repeat,
+    }))
 }
 
 fn decode_aggregation(
@@ -523,7 +563,11 @@ fn decode_aggregation(
     lists: &Lists,
     limits: QueryLimits,
 ) -> Result<Aggregation, Diagnostic> {
-    let mut aggs: Vec<(String, AggFn)> = vec![("count".into(), AggFn::Count), ("failures".into(), AggFn::Failures), ("failureRate".into(), AggFn::FailureRate)];
+    let mut aggs: Vec<(String, AggFn)> = vec![
+        ("count".into(), AggFn::Count),
+        ("failures".into(), AggFn::Failures),
+        ("failureRate".into(), AggFn::FailureRate),
+    ];
     if let Some(a) = aggregates {
         c.at("aggregates", |c| -> Result<(), Diagnostic> {
             let Kind::Map(items) = &a.kind else {
@@ -531,16 +575,23 @@ fn decode_aggregation(
             };
             for (k, v) in items {
                 c.at(&k.name, |c| -> Result<(), Diagnostic> {
-                    if !k.name.chars().all(|ch| ch.is_alphanumeric() || ch == '_') || k.name.chars().next().is_none_or(|ch| ch.is_ascii_digit()) {
-                        return Err(c.error(k.pos, "an aggregate name is letters, digits and _ (it is used in the condition)"));
+                    if !k.name.chars().all(|ch| ch.is_alphanumeric() || ch == '_')
+                        || k.name.chars().next().is_none_or(|ch| ch.is_ascii_digit())
+                    {
+                        return Err(
+                            c.error(k.pos, "an aggregate name is letters, digits and _ (it is used in the condition)")
+                        );
                     }
                     let text = c.string(v)?;
                     let f = parse_agg_fn(&text, lists, limits).map_err(|e| c.error(v.pos, e))?;
                     if let Some(i) = Aggregation::BUILTINS.iter().position(|b| *b == k.name) {
                         // `count: count` is harmless; rebinding a built-in name is not.
-                        let same = matches!((i, &f), (0, AggFn::Count) | (1, AggFn::Failures) | (2, AggFn::FailureRate));
+                        let same =
+                            matches!((i, &f), (0, AggFn::Count) | (1, AggFn::Failures) | (2, AggFn::FailureRate));
                         if !same {
-                            return Err(c.error(k.pos, format!("{} is a built-in aggregate; choose another name", k.name)));
+                            return Err(
+                                c.error(k.pos, format!("{} is a built-in aggregate; choose another name", k.name))
+                            );
                         }
                         return Ok(());
                     }
@@ -560,13 +611,18 @@ fn decode_aggregation(
     let condition = c.at("condition", |c| -> Result<Query, Diagnostic> {
         let q = compile_query(c, cond, lists, limits)?;
         let Some(paths) = q.field_paths() else {
-            return Err(c.error(cond.pos, "the condition compares aggregates by name (e.g. count > 10); bare terms are not allowed"));
+            return Err(c.error(
+                cond.pos,
+                "the condition compares aggregates by name (e.g. count > 10); bare terms are not allowed",
+            ));
         };
         for p in paths {
             let known = p.len() == 1 && aggs.iter().any(|(n, _)| Some(n.as_str()) == p.segment(0));
             if !known {
                 let names: Vec<&str> = aggs.iter().map(|(n, _)| n.as_str()).collect();
-                return Err(c.error(cond.pos, format!("unknown aggregate {p} in the condition (known: {})", names.join(", "))));
+                return Err(
+                    c.error(cond.pos, format!("unknown aggregate {p} in the condition (known: {})", names.join(", ")))
+                );
             }
         }
         Ok(q)
@@ -583,15 +639,21 @@ pub fn parse_agg_fn(text: &str, lists: &Lists, limits: QueryLimits) -> Result<Ag
         "failureRate" | "failureRate()" => return Ok(AggFn::FailureRate),
         _ => {}
     }
-    let call = |prefix: &str| -> Option<&str> { t.strip_prefix(prefix).and_then(|r| r.trim_start().strip_prefix('(')).and_then(|r| r.strip_suffix(')')) };
+    let call = |prefix: &str| -> Option<&str> {
+        t.strip_prefix(prefix).and_then(|r| r.trim_start().strip_prefix('(')).and_then(|r| r.strip_suffix(')'))
+    };
     if let Some(inner) = call("countIf") {
         let q = expand_query(inner, lists)?;
         return Query::parse_with(&q, limits).map(AggFn::CountIf).map_err(|e| format!("invalid countIf query: {e}"));
     }
     if let Some(inner) = call("distinct") {
-        return FieldPath::parse(inner.trim()).map(AggFn::Distinct).map_err(|e| format!("invalid distinct field path: {e}"));
+        return FieldPath::parse(inner.trim())
+            .map(AggFn::Distinct)
+            .map_err(|e| format!("invalid distinct field path: {e}"));
     }
-    Err(format!("unknown aggregate {t:?} (expected count, failures, failureRate, countIf(<query>) or distinct(<field>))"))
+    Err(format!(
+        "unknown aggregate {t:?} (expected count, failures, failureRate, countIf(<query>) or distinct(<field>))"
+    ))
 }
 
 fn decode_unless_all(c: &mut Ctx, node: &Node, lists: &Lists) -> Result<UnlessAll, Diagnostic> {
@@ -605,7 +667,12 @@ fn decode_unless_all(c: &mut Ctx, node: &Node, lists: &Lists) -> Result<UnlessAl
                     transform = match c.string(v)?.as_str() {
                         "none" => Transform::None,
                         "imageRepository" => Transform::ImageRepository,
-                        other => return Err(c.error(v.pos, format!("unknown transform {other:?} (expected none or imageRepository)"))),
+                        other => {
+                            return Err(c.error(
+                                v.pos,
+                                format!("unknown transform {other:?} (expected none or imageRepository)"),
+                            ))
+                        }
                     }
                 }
                 _ => {
@@ -696,7 +763,10 @@ mod tests {
     fn list_expansion() {
         let mut lists = Lists::new();
         lists.insert("users".into(), vec!["admin".into(), "we\"ird".into()]);
-        assert_eq!(expand_query("user.username in (${users})", &lists).unwrap(), r#"user.username in ("admin", "we\"ird")"#);
+        assert_eq!(
+            expand_query("user.username in (${users})", &lists).unwrap(),
+            r#"user.username in ("admin", "we\"ird")"#
+        );
         assert!(expand_query("x in (${nope})", &lists).unwrap_err().contains("unknown list"));
         assert!(expand_query("x in (${users)", &lists).unwrap_err().contains("unterminated"));
         assert_eq!(expand_items(&["a".into(), "${users}".into()], &lists).unwrap(), ["a", "admin", "we\"ird"]);

@@ -71,7 +71,12 @@ pub fn compile(c: &mut Ctx, node: &Node, limits: QueryLimits) -> Result<Rule, Di
                 if let Some(v) = ls.get(key) {
                     let got = c.at(key, |c| c.string(v))?;
                     if !got.eq_ignore_ascii_case(want) {
-                        return Err(c.at(key, |c| c.error(v.pos, format!("kaudit reads Kubernetes audit events (logsource {key}: {want}), not {got:?}"))));
+                        return Err(c.at(key, |c| {
+                            c.error(
+                                v.pos,
+                                format!("kaudit reads Kubernetes audit events (logsource {key}: {want}), not {got:?}"),
+                            )
+                        }));
                     }
                 }
             }
@@ -83,7 +88,12 @@ pub fn compile(c: &mut Ctx, node: &Node, limits: QueryLimits) -> Result<Rule, Di
             let text = c.string(l)?;
             match text.as_str() {
                 "informational" => Ok(Severity::Info),
-                other => Severity::parse(other).ok_or_else(|| c.error(l.pos, format!("unknown Sigma level {other:?} (informational, low, medium, high, critical)"))),
+                other => Severity::parse(other).ok_or_else(|| {
+                    c.error(
+                        l.pos,
+                        format!("unknown Sigma level {other:?} (informational, low, medium, high, critical)"),
+                    )
+                }),
             }
         })?,
         None => Severity::Medium,
@@ -101,7 +111,9 @@ pub fn compile(c: &mut Ctx, node: &Node, limits: QueryLimits) -> Result<Rule, Di
     }
     let detection = node.get("detection").ok_or_else(|| c.error(node.pos, "a Sigma rule needs a detection"))?;
     let text = c.at("detection", |c| detection_query(c, detection))?;
-    let query = Query::parse_with(&text, limits).map_err(|e| c.at("detection", |c| c.error(detection.pos, format!("compiled to an invalid query ({e}): {text}"))))?;
+    let query = Query::parse_with(&text, limits).map_err(|e| {
+        c.at("detection", |c| c.error(detection.pos, format!("compiled to an invalid query ({e}): {text}")))
+    })?;
     let mut fields: Vec<(String, FieldPath)> = Vec::new();
     for (name, path) in DEFAULT_FIELDS {
         if let Ok(p) = FieldPath::parse(path) {
@@ -156,7 +168,11 @@ fn detection_query(c: &mut Ctx, detection: &Node) -> Result<String, Diagnostic> 
     for (k, v) in entries {
         match k.name.as_str() {
             "condition" => condition = Some(v),
-            "timeframe" => return Err(c.at("timeframe", |c| c.error(k.pos, "Sigma correlation (timeframe) is not supported; use a kaudit rule with a window"))),
+            "timeframe" => {
+                return Err(c.at("timeframe", |c| {
+                    c.error(k.pos, "Sigma correlation (timeframe) is not supported; use a kaudit rule with a window")
+                }))
+            }
             name => {
                 let q = c.at(name, |c| selection_query(c, v))?;
                 selections.push((name.to_string(), q));
@@ -210,7 +226,10 @@ fn selection_query(c: &mut Ctx, node: &Node) -> Result<String, Diagnostic> {
             Ok(format!("({})", parts.join(" or ")))
         }
         Kind::Str(s) => Ok(quote(s)),
-        _ => Err(c.error(node.pos, format!("expected a selection (mapping, list of mappings or keywords), found {}", node.type_name()))),
+        _ => Err(c.error(
+            node.pos,
+            format!("expected a selection (mapping, list of mappings or keywords), found {}", node.type_name()),
+        )),
     }
 }
 
@@ -374,7 +393,9 @@ fn wildcard_regex(value: &str) -> String {
 /// The condition expression over the selections, as query text.
 fn condition_query(text: &str, selections: &[(String, String)]) -> Result<String, String> {
     if text.contains('|') {
-        return Err("Sigma aggregation conditions (`| count() ...`) are not supported; use a kaudit rule with a window".into());
+        return Err(
+            "Sigma aggregation conditions (`| count() ...`) are not supported; use a kaudit rule with a window".into(),
+        );
     }
     let tokens = tokenize(text);
     let mut p = CondParser { tokens: &tokens, pos: 0, selections, depth: 0 };
@@ -500,7 +521,11 @@ impl CondParser<'_> {
         if tok == ")" || ["and", "or"].iter().any(|k| tok.eq_ignore_ascii_case(k)) {
             return Err(format!("unexpected {tok:?} in the condition"));
         }
-        self.selections.iter().find(|(name, _)| *name == tok).map(|(_, q)| q.clone()).ok_or_else(|| format!("unknown selection {tok:?} in the condition"))
+        self.selections
+            .iter()
+            .find(|(name, _)| *name == tok)
+            .map(|(_, q)| q.clone())
+            .ok_or_else(|| format!("unknown selection {tok:?} in the condition"))
     }
 }
 
@@ -539,7 +564,11 @@ mod tests {
 
     #[test]
     fn conditions() {
-        let sels = vec![("selection_a".to_string(), "A".to_string()), ("selection_b".to_string(), "B".to_string()), ("filter".to_string(), "F".to_string())];
+        let sels = vec![
+            ("selection_a".to_string(), "A".to_string()),
+            ("selection_b".to_string(), "B".to_string()),
+            ("filter".to_string(), "F".to_string()),
+        ];
         assert_eq!(condition_query("selection_a and not filter", &sels).unwrap(), "(A and (not F))");
         assert_eq!(condition_query("1 of selection_* and not filter", &sels).unwrap(), "((A or B) and (not F))");
         assert_eq!(condition_query("all of them", &sels).unwrap(), "(A and B and F)");

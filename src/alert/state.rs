@@ -152,7 +152,11 @@ impl AggState {
         while self.audit_ids.front().is_some_and(|(b, _)| *b < oldest) {
             self.audit_ids.pop_front();
         }
-        let mut buf = if self.audit_ids.len() >= max { self.audit_ids.pop_front().map(|(_, s)| s).unwrap_or_default() } else { String::new() };
+        let mut buf = if self.audit_ids.len() >= max {
+            self.audit_ids.pop_front().map(|(_, s)| s).unwrap_or_default()
+        } else {
+            String::new()
+        };
         buf.clear();
         buf.push_str(audit_id);
         // Keep them ordered by bucket even when events arrive out of order.
@@ -198,13 +202,25 @@ pub struct GroupStore {
 
 impl std::fmt::Debug for GroupStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GroupStore").field("len", &self.map.len()).field("max", &self.max).field("stats", &self.stats).finish()
+        f.debug_struct("GroupStore")
+            .field("len", &self.map.len())
+            .field("max", &self.max)
+            .field("stats", &self.stats)
+            .finish()
     }
 }
 
 impl GroupStore {
     pub fn new(max: usize) -> Self {
-        GroupStore { map: HashMap::new(), slots: Vec::new(), free: Vec::new(), head: NIL, tail: NIL, max: max.max(1), stats: StoreStats::default() }
+        GroupStore {
+            map: HashMap::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            head: NIL,
+            tail: NIL,
+            max: max.max(1),
+            stats: StoreStats::default(),
+        }
     }
 
     pub fn len(&self) -> usize {

@@ -27,7 +27,10 @@ fn feed(e: &mut AlertEngine, lines: &[String]) -> Vec<serde_json::Value> {
 fn embedded_defaults_load() {
     let cfg = AlertConfig::embedded_default();
     let names: Vec<&str> = cfg.rules.iter().map(|r| r.name.as_str()).collect();
-    assert_eq!(names, ["exec-into-container", "internet-access-failures", "secret-access", "resource-deletion", "internet-access"]);
+    assert_eq!(
+        names,
+        ["exec-into-container", "internet-access-failures", "secret-access", "resource-deletion", "internet-access"]
+    );
     assert_eq!(load_pack_text(DEFAULT_RULES, "d", &Lists::new(), Default::default()).unwrap().len(), 5);
 }
 
@@ -38,7 +41,11 @@ fn falco_pack_loads() {
 }
 
 fn ev(id: &str, secs: u32, code: u32) -> String {
-    format!(r#"{{"kind":"Event","apiVersion":"audit.k8s.io/v1","auditID":"{id}","stage":"ResponseComplete","verb":"get","requestURI":"/api","user":{{"username":"u"}},"responseStatus":{{"code":{code}}},"stageTimestamp":"2024-01-01T00:{:02}:{:02}.000000Z"}}"#, secs / 60, secs % 60)
+    format!(
+        r#"{{"kind":"Event","apiVersion":"audit.k8s.io/v1","auditID":"{id}","stage":"ResponseComplete","verb":"get","requestURI":"/api","user":{{"username":"u"}},"responseStatus":{{"code":{code}}},"stageTimestamp":"2024-01-01T00:{:02}:{:02}.000000Z"}}"#,
+        secs / 60,
+        secs % 60
+    )
 }
 
 #[test]
@@ -52,7 +59,9 @@ fn aggregation_fires_once_per_burst() {
 }
 
 fn ev_at(id: &str, time: &str, ip: &str, code: u32) -> String {
-    format!(r#"{{"kind":"Event","apiVersion":"audit.k8s.io/v1","auditID":"{id}","stage":"ResponseComplete","verb":"get","requestURI":"/api","user":{{"username":"u-{id}"}},"sourceIPs":["{ip}"],"responseStatus":{{"code":{code}}},"stageTimestamp":"{time}"}}"#)
+    format!(
+        r#"{{"kind":"Event","apiVersion":"audit.k8s.io/v1","auditID":"{id}","stage":"ResponseComplete","verb":"get","requestURI":"/api","user":{{"username":"u-{id}"}},"sourceIPs":["{ip}"],"responseStatus":{{"code":{code}}},"stageTimestamp":"{time}"}}"#
+    )
 }
 
 fn at(secs: i64) -> String {
@@ -73,8 +82,14 @@ fn edge_triggered_then_rearmed_when_the_condition_drops() {
     lines.push(ev_at("b2", &at(132), "1.1.1.1", 200));
     let alerts = feed(&mut e, &lines);
     assert_eq!(alerts.len(), 2, "{alerts:#?}");
-    assert_eq!(alerts[0]["aggregates"], serde_json::json!({"count": 3, "failures": 3, "failureRate": 100, "forbidden": 3, "users": 3}));
-    assert_eq!(alerts[1]["aggregates"], serde_json::json!({"count": 3, "failures": 0, "failureRate": 0, "forbidden": 0, "users": 3}));
+    assert_eq!(
+        alerts[0]["aggregates"],
+        serde_json::json!({"count": 3, "failures": 3, "failureRate": 100, "forbidden": 3, "users": 3})
+    );
+    assert_eq!(
+        alerts[1]["aggregates"],
+        serde_json::json!({"count": 3, "failures": 0, "failureRate": 0, "forbidden": 0, "users": 3})
+    );
     assert_eq!(alerts[1]["auditIDs"], serde_json::json!(["b0", "b1", "b2"]));
     assert_eq!(alerts[0]["groupKey"], serde_json::json!({"sourceIPs": "1.1.1.1"}));
     assert_eq!(alerts[0]["window"]["end"], at(2));
@@ -83,7 +98,8 @@ fn edge_triggered_then_rearmed_when_the_condition_drops() {
 
 #[test]
 fn throttle_holds_back_a_new_burst_and_repeat_reminds() {
-    let rule = BURST_RULE.replace("condition: count >= 3\n", "condition: count >= 3\n    throttle: 10m\n    repeat: 2m\n");
+    let rule =
+        BURST_RULE.replace("condition: count >= 3\n", "condition: count >= 3\n    throttle: 10m\n    repeat: 2m\n");
     let mut e = engine(&rule);
     let mut lines = Vec::new();
     // A burst at 0..3 s (alert), one at 130..132 s (held back by the 10 minute throttle),
@@ -126,7 +142,8 @@ fn groups_are_separate_and_plain_rules_dedup_by_group() {
     lines.push(ev_at("fine", &at(4), "1.1.1.1", 200));
     lines.push(ev_at("same", &at(65), "1.1.1.1", 500));
     let alerts = feed(&mut e, &lines);
-    let who: Vec<(&str, i64)> = alerts.iter().map(|a| (a["fields"]["who"].as_str().unwrap(), a["fields"]["code"].as_i64().unwrap())).collect();
+    let who: Vec<(&str, i64)> =
+        alerts.iter().map(|a| (a["fields"]["who"].as_str().unwrap(), a["fields"]["code"].as_i64().unwrap())).collect();
     assert_eq!(who, [("u-same", 403), ("u-other", 404), ("u-same", 500)]);
     assert_eq!(alerts[0]["groupKey"], serde_json::json!({"user.username": "u-same", "verb": "get"}));
     assert_eq!(e.stats().suppressed, 2);
@@ -135,7 +152,8 @@ fn groups_are_separate_and_plain_rules_dedup_by_group() {
 #[test]
 fn events_without_time_use_the_latest_seen() {
     let mut e = engine(BURST_RULE);
-    let untimed = r#"{"kind":"Event","auditID":"u","stage":"ResponseComplete","verb":"get","sourceIPs":["1.1.1.1"]}"#.to_string();
+    let untimed =
+        r#"{"kind":"Event","auditID":"u","stage":"ResponseComplete","verb":"get","sourceIPs":["1.1.1.1"]}"#.to_string();
     let alerts = feed(&mut e, &[ev_at("t0", &at(10), "1.1.1.1", 200), untimed.clone(), untimed]);
     assert_eq!(alerts.len(), 1);
     assert_eq!(alerts[0]["time"], at(10));
@@ -152,9 +170,13 @@ fn config_errors_name_file_line_and_key() {
     assert!(e.contains("expected a value after ':'"), "{e}");
     let e = config_error("alerts:\n  rulez: []\n");
     assert!(e.starts_with("kaudit.yaml:2:3: alerts.rulez: unknown key"), "{e}");
-    let e = config_error("alerts:\n  rules:\n    - name: x\n      query: '*'\n      window: 5 minutes\n      condition: count > 1\n");
+    let e = config_error(
+        "alerts:\n  rules:\n    - name: x\n      query: '*'\n      window: 5 minutes\n      condition: count > 1\n",
+    );
     assert!(e.starts_with("kaudit.yaml:5:15: alerts.rules[0].window: invalid duration"), "{e}");
-    let e = config_error("alerts:\n  rules:\n    - name: x\n      query: '*'\n      window: 5m\n      condition: total > 1\n");
+    let e = config_error(
+        "alerts:\n  rules:\n    - name: x\n      query: '*'\n      window: 5m\n      condition: total > 1\n",
+    );
     assert!(e.contains("alerts.rules[0].condition: unknown aggregate total"), "{e}");
     let e = config_error("alerts:\n  rules:\n    - name: x\n      query: '*'\n      condition: count > 1\n");
     assert!(e.contains("alerts.rules[0].condition: needs a window"), "{e}");
@@ -178,9 +200,23 @@ fn config_errors_name_file_line_and_key() {
 
 #[test]
 fn pack_errors_name_the_pack_file() {
-    let e = load_pack_text("name: p\nrules:\n  - name: a\n    query: '*'\n    fieldz: {}\n", "my-pack.yaml", &Lists::new(), Default::default()).unwrap_err().to_string();
+    let e = load_pack_text(
+        "name: p\nrules:\n  - name: a\n    query: '*'\n    fieldz: {}\n",
+        "my-pack.yaml",
+        &Lists::new(),
+        Default::default(),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(e.starts_with("my-pack.yaml:5:5: rules[0].fieldz: unknown key"), "{e}");
-    let e = load_pack_text("name: p\nrules:\n  - name: a\n    query: '*'\n  - name: a\n    query: '*'\n", "p.yaml", &Lists::new(), Default::default()).unwrap_err().to_string();
+    let e = load_pack_text(
+        "name: p\nrules:\n  - name: a\n    query: '*'\n  - name: a\n    query: '*'\n",
+        "p.yaml",
+        &Lists::new(),
+        Default::default(),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("p.yaml:5:5: rules[1]: duplicate rule name \"a\""), "{e}");
 }
 

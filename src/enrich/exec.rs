@@ -31,7 +31,15 @@ pub fn from_event(ev: &Event) -> Option<ExecInfo> {
         _ => return None,
     };
     let query = ev.request_uri.split_once('?').map_or("", |(_, q)| q);
-    let mut info = ExecInfo { kind, pod: oref.name().to_string(), container: None, command: None, ports: vec![], tty: false, stdin: false };
+    let mut info = ExecInfo {
+        kind,
+        pod: oref.name().to_string(),
+        container: None,
+        command: None,
+        ports: vec![],
+        tty: false,
+        stdin: false,
+    };
     let mut command: Vec<String> = Vec::new();
     for (k, v) in form_urlencoded::parse(query.as_bytes()) {
         match k.as_ref() {

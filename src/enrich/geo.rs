@@ -28,7 +28,13 @@ impl GeoInfo {
 
     pub fn write_json(&self, out: &mut String) {
         let mut w = ObjWriter::new(out);
-        let fields = [("country", &self.country), ("countryCode", &self.country_code), ("province", &self.province), ("city", &self.city), ("isp", &self.isp)];
+        let fields = [
+            ("country", &self.country),
+            ("countryCode", &self.country_code),
+            ("province", &self.province),
+            ("city", &self.city),
+            ("isp", &self.isp),
+        ];
         for (k, v) in fields {
             if let Some(v) = v {
                 w.str(k, v);
@@ -95,7 +101,9 @@ impl GeoDb {
         let readers = databases
             .into_iter()
             .enumerate()
-            .map(|(i, bytes)| Reader::from_source(bytes).map_err(|e| format!("database {}: not a MaxMind DB: {e}", i + 1)))
+            .map(|(i, bytes)| {
+                Reader::from_source(bytes).map_err(|e| format!("database {}: not a MaxMind DB: {e}", i + 1))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(GeoDb { readers, language: language.to_string() })
     }

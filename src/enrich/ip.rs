@@ -47,11 +47,8 @@ pub fn scope(addr: IpAddr) -> IpScope {
 
 fn v4_intranet(a: Ipv4Addr) -> bool {
     let o = a.octets();
-    a.is_loopback()
-        || a.is_private()
-        || a.is_link_local()
-        || a.is_unspecified()
-        || (o[0] == 100 && (o[1] & 0xc0) == 64) // 100.64.0.0/10, RFC 6598 (carrier-grade NAT, cloud VPCs)
+    a.is_loopback() || a.is_private() || a.is_link_local() || a.is_unspecified() || (o[0] == 100 && (o[1] & 0xc0) == 64)
+    // 100.64.0.0/10, RFC 6598 (carrier-grade NAT, cloud VPCs)
 }
 
 fn v6_intranet(a: Ipv6Addr) -> bool {
@@ -104,7 +101,20 @@ mod tests {
 
     #[test]
     fn scopes() {
-        for s in ["127.0.0.1", "10.1.2.3", "172.16.0.1", "172.31.255.255", "192.168.99.1", "100.64.0.1", "100.127.255.255", "169.254.1.1", "::1", "fd00::1", "fe80::1", "::ffff:10.0.0.1"] {
+        for s in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.99.1",
+            "100.64.0.1",
+            "100.127.255.255",
+            "169.254.1.1",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:10.0.0.1",
+        ] {
             assert_eq!(sc(s), IpScope::Intranet, "{s}");
         }
         for s in ["8.8.8.8", "172.32.0.1", "100.128.0.1", "203.0.113.7", "2001:db8::1", "::ffff:8.8.8.8"] {
@@ -115,7 +125,10 @@ mod tests {
 
     #[test]
     fn sets() {
-        let set = IpSet::new(vec![IpSet::parse_entry("198.51.100.0/24").unwrap(), IpSet::parse_entry("2001:db8::7").unwrap()]);
+        let set = IpSet::new(vec![
+            IpSet::parse_entry("198.51.100.0/24").unwrap(),
+            IpSet::parse_entry("2001:db8::7").unwrap(),
+        ]);
         assert!(set.contains(parse_ip("198.51.100.200").unwrap()));
         assert!(!set.contains(parse_ip("198.51.101.1").unwrap()));
         assert!(set.contains(parse_ip("2001:db8::7").unwrap()));

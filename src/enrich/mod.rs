@@ -140,7 +140,9 @@ impl Enricher {
             e.success = ev.code().map(|code| code < 400);
         }
         if c.tags {
-            if e.ip_scope.unwrap_or_else(|| first_ip.and_then(ip::parse_ip).map_or(IpScope::Invalid, ip::scope)) == IpScope::Internet {
+            if e.ip_scope.unwrap_or_else(|| first_ip.and_then(ip::parse_ip).map_or(IpScope::Invalid, ip::scope))
+                == IpScope::Internet
+            {
                 e.tags.push(TAG_INTERNET);
             }
             let oref = ev.object_ref.as_ref();

@@ -7,17 +7,26 @@ const EXEC: &str = r#"{"annotations":{"authorization.k8s.io/decision":"allow","a
 fn geo_db() -> GeoDb {
     let mut w = MmdbWriter::new("GeoIP2-City");
     let city = DbValue::map(vec![
-        ("country", DbValue::map(vec![("iso_code", DbValue::str("CN")), ("names", DbValue::map(vec![("en", DbValue::str("China"))]))])),
+        (
+            "country",
+            DbValue::map(vec![
+                ("iso_code", DbValue::str("CN")),
+                ("names", DbValue::map(vec![("en", DbValue::str("China"))])),
+            ]),
+        ),
         ("subdivisions", DbValue::Array(vec![DbValue::named("Zhejiang")])),
         ("city", DbValue::named("Hangzhou")),
     ]);
     w.insert_str("203.0.113.0/24", &city).unwrap();
     w.insert_str("2001:db8::/32", &DbValue::map(vec![("country", DbValue::named("Germany"))])).unwrap();
     let mut asn = MmdbWriter::new("GeoLite2-ASN");
-    asn.insert_str("203.0.0.0/16", &DbValue::map(vec![
-        ("autonomous_system_number", DbValue::U32(37963)),
-        ("autonomous_system_organization", DbValue::str("Hangzhou Alibaba Advertising Co.,Ltd.")),
-    ]))
+    asn.insert_str(
+        "203.0.0.0/16",
+        &DbValue::map(vec![
+            ("autonomous_system_number", DbValue::U32(37963)),
+            ("autonomous_system_organization", DbValue::str("Hangzhou Alibaba Advertising Co.,Ltd.")),
+        ]),
+    )
     .unwrap();
     GeoDb::open(vec![w.finish(), asn.finish()], "en").unwrap()
 }
@@ -32,7 +41,10 @@ fn exec_event_fields() {
     assert_eq!(e.peer_ip.as_deref(), Some("192.168.99.1"));
     assert_eq!(e.ip_scope, Some(IpScope::Internet));
     let geo = e.geo.clone().unwrap();
-    assert_eq!((geo.country.as_deref(), geo.province.as_deref(), geo.city.as_deref()), (Some("China"), Some("Zhejiang"), Some("Hangzhou")));
+    assert_eq!(
+        (geo.country.as_deref(), geo.province.as_deref(), geo.city.as_deref()),
+        (Some("China"), Some("Zhejiang"), Some("Hangzhou"))
+    );
     assert_eq!(geo.asn, Some(37963));
     assert_eq!(e.high_risk, Some(true));
     let x = e.exec.clone().unwrap();

@@ -230,13 +230,19 @@ impl<'a> Event<'a> {
                 "kind" => {
                     let kind = s()?;
                     if kind != "Event" {
-                        return Err(EventError { field: Some("kind".into()), message: format!("expected \"Event\", found {kind:?}") });
+                        return Err(EventError {
+                            field: Some("kind".into()),
+                            message: format!("expected \"Event\", found {kind:?}"),
+                        });
                     }
                 }
                 "apiVersion" => {
                     let v = s()?;
                     if !v.starts_with("audit.k8s.io/") {
-                        return Err(EventError { field: Some("apiVersion".into()), message: format!("not an audit.k8s.io event: {v:?}") });
+                        return Err(EventError {
+                            field: Some("apiVersion".into()),
+                            message: format!("not an audit.k8s.io event: {v:?}"),
+                        });
                     }
                     ev.api_version = Some(v);
                 }
@@ -251,7 +257,9 @@ impl<'a> Event<'a> {
                     ev.verb = s()?;
                     has_verb = true;
                 }
-                "user" => ev.user = raw::decode::<Option<UserInfo>>(raw).map_err(|e| field_err(key, e))?.unwrap_or_default(),
+                "user" => {
+                    ev.user = raw::decode::<Option<UserInfo>>(raw).map_err(|e| field_err(key, e))?.unwrap_or_default()
+                }
                 "impersonatedUser" => ev.impersonated_user = raw::decode(raw).map_err(|e| field_err(key, e))?,
                 "sourceIPs" => {
                     let ips: Option<Vec<CowStr>> = raw::decode(raw).map_err(|e| field_err(key, e))?;
@@ -261,9 +269,8 @@ impl<'a> Event<'a> {
                 "objectRef" => ev.object_ref = raw::decode(raw).map_err(|e| field_err(key, e))?,
                 "responseStatus" => ev.response_status = raw::decode(raw).map_err(|e| field_err(key, e))?,
                 "annotations" => {
-                    let map: Option<Vec<(CowStr, CowStr)>> = raw::decode::<Option<AnnotationMap>>(raw)
-                        .map_err(|e| field_err(key, e))?
-                        .map(|m| m.0);
+                    let map: Option<Vec<(CowStr, CowStr)>> =
+                        raw::decode::<Option<AnnotationMap>>(raw).map_err(|e| field_err(key, e))?.map(|m| m.0);
                     ev.annotations = map.unwrap_or_default().into_iter().map(|(k, v)| (k.0, v.0)).collect();
                 }
                 "requestReceivedTimestamp" => ev.request_received_timestamp = opt_s()?,
@@ -319,7 +326,10 @@ impl<'a> Event<'a> {
 
     /// Request received time in microseconds since the epoch.
     pub fn received_time_micros(&self) -> Option<i64> {
-        [&self.request_received_timestamp, &self.legacy_timestamp].into_iter().flatten().find_map(|t| time::parse_micros(t))
+        [&self.request_received_timestamp, &self.legacy_timestamp]
+            .into_iter()
+            .flatten()
+            .find_map(|t| time::parse_micros(t))
     }
 }
 

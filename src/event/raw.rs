@@ -102,7 +102,12 @@ impl<'a> RawObject<'a> {
 
     /// Rebuilds the object: members for which `edit` returns `Keep` are copied as they are,
     /// `Replace` swaps the value text, `Remove` leaves the member out; `append` members follow.
-    pub fn rebuild<O: OutBuf + ?Sized>(&self, out: &mut O, mut edit: impl FnMut(usize, &Member<'a>) -> Edit, append: &[(&str, &str)]) {
+    pub fn rebuild<O: OutBuf + ?Sized>(
+        &self,
+        out: &mut O,
+        mut edit: impl FnMut(usize, &Member<'a>) -> Edit,
+        append: &[(&str, &str)],
+    ) {
         out.put("{");
         let mut first = true;
         for (i, m) in self.members.iter().enumerate() {

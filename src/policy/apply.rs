@@ -70,9 +70,10 @@ pub fn verdict(decision: &Decision, event: &Event) -> Verdict {
         strip_managed_fields: false,
     };
     if decision.omit_managed_fields {
-        let has_managed = |key: &str, removed: bool| !removed && event.raw(key).is_some_and(|r| r.contains("\"managedFields\""));
-        changes.strip_managed_fields =
-            has_managed("requestObject", changes.remove_request_object) || has_managed("responseObject", changes.remove_response_object);
+        let has_managed =
+            |key: &str, removed: bool| !removed && event.raw(key).is_some_and(|r| r.contains("\"managedFields\""));
+        changes.strip_managed_fields = has_managed("requestObject", changes.remove_request_object)
+            || has_managed("responseObject", changes.remove_response_object);
     }
     Verdict::Keep(changes)
 }

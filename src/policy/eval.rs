@@ -143,7 +143,12 @@ fn group_resources_match(gr: &GroupResources, a: &Attributes) -> bool {
         }
         let exact = match combined {
             None => res == a.resource,
-            Some((r, s)) => res.len() == r.len() + 1 + s.len() && res.starts_with(r) && res[r.len()..].starts_with('/') && res.ends_with(s),
+            Some((r, s)) => {
+                res.len() == r.len() + 1 + s.len()
+                    && res.starts_with(r)
+                    && res[r.len()..].starts_with('/')
+                    && res.ends_with(s)
+            }
         };
         if exact || res == "*" {
             return true;

@@ -68,8 +68,17 @@ pub struct Loaded {
 }
 
 const POLICY_FIELDS: &[&str] = &["apiVersion", "kind", "metadata", "rules", "omitStages", "omitManagedFields"];
-const RULE_FIELDS: &[&str] =
-    &["level", "users", "userGroups", "verbs", "resources", "namespaces", "nonResourceURLs", "omitStages", "omitManagedFields"];
+const RULE_FIELDS: &[&str] = &[
+    "level",
+    "users",
+    "userGroups",
+    "verbs",
+    "resources",
+    "namespaces",
+    "nonResourceURLs",
+    "omitStages",
+    "omitManagedFields",
+];
 const GROUP_FIELDS: &[&str] = &["group", "resources", "resourceNames"];
 
 /// Accepted policy versions: the apiserver's `v1`, plus `v1beta1` on purpose (the seed's default).
@@ -107,7 +116,8 @@ fn decode_policy(ctx: &mut Ctx, node: &Node, errors: &mut Vec<Diagnostic>) -> Op
             return None;
         }
     };
-    let mut policy = Policy { api_version: String::new(), rules: Vec::new(), omit_stages: Vec::new(), omit_managed_fields: false };
+    let mut policy =
+        Policy { api_version: String::new(), rules: Vec::new(), omit_stages: Vec::new(), omit_managed_fields: false };
     let mut kind = None;
     let mut rules_node = None;
     for (key, value) in &entries {
@@ -131,9 +141,13 @@ fn decode_policy(ctx: &mut Ctx, node: &Node, errors: &mut Vec<Diagnostic>) -> Op
         }
     }
     if !POLICY_VERSIONS.contains(&policy.api_version.as_str()) {
-        let found = if policy.api_version.is_empty() { "none".to_string() } else { format!("{:?}", policy.api_version) };
+        let found =
+            if policy.api_version.is_empty() { "none".to_string() } else { format!("{:?}", policy.api_version) };
         errors.push(ctx.at("apiVersion", |c| {
-            c.error(node.pos, format!("unknown group version field {found}: expected one of {}", POLICY_VERSIONS.join(", ")))
+            c.error(
+                node.pos,
+                format!("unknown group version field {found}: expected one of {}", POLICY_VERSIONS.join(", ")),
+            )
         }));
     }
     match kind {
@@ -156,7 +170,9 @@ fn decode_policy(ctx: &mut Ctx, node: &Node, errors: &mut Vec<Diagnostic>) -> Op
         }
     }
     if errors.is_empty() && policy.rules.is_empty() {
-        errors.push(ctx.at("rules", |c| c.error(rules_node.map_or(node.pos, |n| n.pos), "loaded illegal policy with 0 rules")));
+        errors.push(
+            ctx.at("rules", |c| c.error(rules_node.map_or(node.pos, |n| n.pos), "loaded illegal policy with 0 rules")),
+        );
     }
     Some(policy)
 }
@@ -211,7 +227,10 @@ fn decode_rule(ctx: &mut Ctx, node: &Node, errors: &mut Vec<Diagnostic>) -> Opti
                             Some(l) => rule.level = l,
                             None => errors.push(c.error(
                                 value.pos,
-                                format!("unsupported value {s:?}: supported values: {}", quoted(&["None", "Metadata", "Request", "RequestResponse"])),
+                                format!(
+                                    "unsupported value {s:?}: supported values: {}",
+                                    quoted(&["None", "Metadata", "Request", "RequestResponse"])
+                                ),
                             )),
                         }
                     }
@@ -270,13 +289,19 @@ fn non_resource_url_error(url: &str) -> Option<String> {
     }
     if let Some(i) = url.find('*') {
         if i != url.len() - 1 {
-            return Some(format!("invalid value {url:?}: non-resource URL wildcards '*' must be the final character of the rule"));
+            return Some(format!(
+                "invalid value {url:?}: non-resource URL wildcards '*' must be the final character of the rule"
+            ));
         }
     }
     None
 }
 
-fn decode_group_resources(ctx: &mut Ctx, node: &Node, errors: &mut Vec<Diagnostic>) -> Result<GroupResources, Diagnostic> {
+fn decode_group_resources(
+    ctx: &mut Ctx,
+    node: &Node,
+    errors: &mut Vec<Diagnostic>,
+) -> Result<GroupResources, Diagnostic> {
     let entries = ctx.map(node, GROUP_FIELDS)?;
     let mut gr = GroupResources::default();
     for (key, value) in &entries {

@@ -119,14 +119,8 @@ fn walk<'a>(
 /// Visits every string, number and boolean leaf of `root` (object keys are not searched,
 /// as in SLS full-text search). Recursion depth is that of the JSON, which serde_json's
 /// parser already limits to 128.
-pub fn visit_all_json<'a>(
-    root: &'a Json,
-    mut visit: impl FnMut(Value<'a>) -> ControlFlow<()>,
-) -> ControlFlow<()> {
-    fn leaves<'a>(
-        v: &'a Json,
-        visit: &mut dyn FnMut(Value<'a>) -> ControlFlow<()>,
-    ) -> ControlFlow<()> {
+pub fn visit_all_json<'a>(root: &'a Json, mut visit: impl FnMut(Value<'a>) -> ControlFlow<()>) -> ControlFlow<()> {
+    fn leaves<'a>(v: &'a Json, visit: &mut dyn FnMut(Value<'a>) -> ControlFlow<()>) -> ControlFlow<()> {
         match v {
             Json::Array(items) => items.iter().try_for_each(|item| leaves(item, visit)),
             Json::Object(map) => map.values().try_for_each(|item| leaves(item, visit)),

@@ -41,10 +41,7 @@ pub(crate) enum Test {
     Cmp(CmpOp, Bound),
     /// `field in (..)` (`not in` is `not` around it). `null_listed`: the list holds `null`,
     /// which matches a field with no non-null value.
-    In {
-        literals: Vec<Literal>,
-        null_listed: bool,
-    },
+    In { literals: Vec<Literal>, null_listed: bool },
     /// `field ~ "re"` (`!~` is `not` around it): unanchored search.
     Regex(Regex),
 }
@@ -127,11 +124,7 @@ impl Bound {
 }
 
 /// Whether some value visited at `path` satisfies `pred`; stops at the first.
-fn any_value(
-    doc: &dyn Document,
-    path: &FieldPath,
-    mut pred: impl FnMut(Value<'_>) -> bool,
-) -> bool {
+fn any_value(doc: &dyn Document, path: &FieldPath, mut pred: impl FnMut(Value<'_>) -> bool) -> bool {
     let mut hit = false;
     doc.visit(path, &mut |v| {
         if pred(v) {
@@ -161,13 +154,8 @@ impl Test {
             Test::Exists => any_value(doc, path, present),
             Test::Eq(Literal::Null) => !any_value(doc, path, present),
             Test::Eq(lit) => any_value(doc, path, |v| lit.equals(v)),
-            Test::Cmp(op, bound) => any_value(doc, path, |v| {
-                bound.compare(v).is_some_and(|o| op.accepts(o))
-            }),
-            Test::In {
-                literals,
-                null_listed,
-            } => {
+            Test::Cmp(op, bound) => any_value(doc, path, |v| bound.compare(v).is_some_and(|o| op.accepts(o))),
+            Test::In { literals, null_listed } => {
                 let mut exists = false;
                 let hit = any_value(doc, path, |v| {
                     exists |= present(v);

@@ -96,11 +96,7 @@ fn is_word_char(c: char) -> bool {
 pub(crate) fn next_token(src: &str, pos: usize) -> Result<Token, QueryError> {
     let start = skip_ws(src, pos);
     let Some(c) = char_at(src, start) else {
-        return Ok(Token {
-            tok: Tok::Eof,
-            start,
-            end: start,
-        });
+        return Ok(Token { tok: Tok::Eof, start, end: start });
     };
     let next = char_at(src, start + c.len_utf8());
     let (tok, len) = match (c, next) {
@@ -120,11 +116,7 @@ pub(crate) fn next_token(src: &str, pos: usize) -> Result<Token, QueryError> {
         ('~', _) => (Tok::Match, 1),
         _ => return scan_word(src, start),
     };
-    Ok(Token {
-        tok,
-        start,
-        end: start + len,
-    })
+    Ok(Token { tok, start, end: start + len })
 }
 
 /// A word: bare runs and quoted strings glued together (`a."b.c".d`).
@@ -159,11 +151,7 @@ fn scan_word(src: &str, start: usize) -> Result<Token, QueryError> {
 /// Reads the value starting at or after `pos`: a quoted string, or raw text up to the next
 /// whitespace or parenthesis (and comma, inside `in (..)` lists). `None` if no value
 /// starts there.
-pub(crate) fn next_value(
-    src: &str,
-    pos: usize,
-    in_list: bool,
-) -> Result<Option<ValueTok>, QueryError> {
+pub(crate) fn next_value(src: &str, pos: usize, in_list: bool) -> Result<Option<ValueTok>, QueryError> {
     let start = skip_ws(src, pos);
     match char_at(src, start) {
         None | Some('(' | ')') => Ok(None),
@@ -179,11 +167,7 @@ pub(crate) fn next_value(
                     ));
                 }
             }
-            Ok(Some(ValueTok {
-                kind: ValueKind::Quoted(s),
-                start,
-                end,
-            }))
+            Ok(Some(ValueTok { kind: ValueKind::Quoted(s), start, end }))
         }
         Some(_) => {
             let mut end = start;
@@ -200,11 +184,7 @@ pub(crate) fn next_value(
                 }
                 end += c.len_utf8();
             }
-            Ok(Some(ValueTok {
-                kind: ValueKind::Raw,
-                start,
-                end,
-            }))
+            Ok(Some(ValueTok { kind: ValueKind::Raw, start, end }))
         }
     }
 }
@@ -219,22 +199,14 @@ pub(crate) fn read_string(src: &str, open: usize) -> Result<(String, usize), Que
     let mut i = open + 1;
     loop {
         let Some(c) = char_at(src, i) else {
-            return Err(QueryError::at(
-                src,
-                open,
-                "unterminated string: missing closing '\"'",
-            ));
+            return Err(QueryError::at(src, open, "unterminated string: missing closing '\"'"));
         };
         i += c.len_utf8();
         match c {
             '"' => return Ok((out, i)),
             '\\' => {
                 let Some(e) = char_at(src, i) else {
-                    return Err(QueryError::at(
-                        src,
-                        open,
-                        "unterminated string: missing closing '\"'",
-                    ));
+                    return Err(QueryError::at(src, open, "unterminated string: missing closing '\"'"));
                 };
                 i += e.len_utf8();
                 match e {

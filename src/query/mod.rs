@@ -82,11 +82,7 @@ impl Query {
         let root = parser::parse(text, limits)?;
         let mut paths = Some(Vec::new());
         root.collect_paths(&mut paths);
-        Ok(Query {
-            source: text.to_owned(),
-            root,
-            paths,
-        })
+        Ok(Query { source: text.to_owned(), root, paths })
     }
 
     /// Whether `doc` satisfies the query.
@@ -137,10 +133,7 @@ impl QueryError {
     /// Error at byte offset `byte` of `src`; the column is converted to chars.
     pub(crate) fn at(src: &str, byte: usize, message: impl Into<String>) -> QueryError {
         let column = src.get(..byte).map_or(byte, |s| s.chars().count()) + 1;
-        QueryError {
-            column,
-            message: message.into(),
-        }
+        QueryError { column, message: message.into() }
     }
 
     /// Renders the query on one line and a caret under the error column on the next:
@@ -153,10 +146,7 @@ impl QueryError {
     /// Tabs and line breaks in the query are shown as spaces so the caret stays aligned.
     #[must_use]
     pub fn render(&self, source: &str) -> String {
-        let line: String = source
-            .chars()
-            .map(|c| if c.is_whitespace() { ' ' } else { c })
-            .collect();
+        let line: String = source.chars().map(|c| if c.is_whitespace() { ' ' } else { c }).collect();
         let pad = " ".repeat(self.column.saturating_sub(1));
         format!("{line}\n{pad}^ {self}")
     }

@@ -16,12 +16,7 @@ use super::text::{parse_number, TextQuery};
 use super::{FieldPath, QueryError, QueryLimits, MAX_DEPTH};
 
 pub(crate) fn parse(src: &str, limits: QueryLimits) -> Result<Node, QueryError> {
-    let mut p = Parser {
-        src,
-        pos: 0,
-        depth: 0,
-        limits,
-    };
+    let mut p = Parser { src, pos: 0, depth: 0, limits };
     if p.peek()?.tok == Tok::Eof {
         // SLS: an empty query returns everything.
         return Ok(Node::Const(true));
@@ -151,9 +146,7 @@ impl<'s> Parser<'s> {
                 self.depth -= 1;
                 Ok(inner)
             }
-            Tok::Word if self.is_keyword(&t, "exists") && self.next_is_lparen(&t)? => {
-                self.parse_exists(&t)
-            }
+            Tok::Word if self.is_keyword(&t, "exists") && self.next_is_lparen(&t)? => self.parse_exists(&t),
             Tok::Word | Tok::Str(_) if self.starts_term(&t) => {
                 self.bump(&t);
                 if self.comparison_follows()? {
@@ -215,10 +208,7 @@ impl<'s> Parser<'s> {
         if !matches!(name.tok, Tok::Word | Tok::Str(_)) {
             return Err(self.error(
                 name.start,
-                format!(
-                    "expected a field name inside exists(..), found {}",
-                    name.describe(self.src)
-                ),
+                format!("expected a field name inside exists(..), found {}", name.describe(self.src)),
             ));
         }
         self.bump(&name);
@@ -231,15 +221,7 @@ impl<'s> Parser<'s> {
     fn comparison_follows(&self) -> Result<bool, QueryError> {
         let t = self.peek()?;
         Ok(match t.tok {
-            Tok::Colon
-            | Tok::Eq
-            | Tok::Ne
-            | Tok::Lt
-            | Tok::Le
-            | Tok::Gt
-            | Tok::Ge
-            | Tok::Match
-            | Tok::NotMatch => true,
+            Tok::Colon | Tok::Eq | Tok::Ne | Tok::Lt | Tok::Le | Tok::Gt | Tok::Ge | Tok::Match | Tok::NotMatch => true,
             Tok::Word if self.is_keyword(&t, "in") => true,
             Tok::Word if self.is_keyword(&t, "not") => {
                 let next = lexer::next_token(self.src, t.end)?;
@@ -269,12 +251,7 @@ impl<'s> Parser<'s> {
         }
         TextQuery::new(text, quoted)
             .map(Node::FullText)
-            .ok_or_else(|| {
-                self.error(
-                    t.start,
-                    "search term has no searchable text (it consists only of delimiters)",
-                )
-            })
+            .ok_or_else(|| self.error(t.start, "search term has no searchable text (it consists only of delimiters)"))
     }
 
     fn parse_comparison(&mut self, path: FieldPath) -> Result<Node, QueryError> {
@@ -290,10 +267,7 @@ impl<'s> Parser<'s> {
                         if raw == "*" {
                             return Ok(Node::Field(path, Test::Exists));
                         }
-                        if ["and", "or", "not"]
-                            .iter()
-                            .any(|k| raw.eq_ignore_ascii_case(k))
-                        {
+                        if ["and", "or", "not"].iter().any(|k| raw.eq_ignore_ascii_case(k)) {
                             return Err(self.error(
                                 v.start,
                                 format!("expected a value after ':', found the keyword '{raw}' (quote it to search for the word)"),
@@ -314,11 +288,7 @@ impl<'s> Parser<'s> {
             Tok::Eq | Tok::Ne => {
                 let v = self.value(&op_text, op.end)?;
                 let node = Node::Field(path, Test::Eq(self.literal(&v)));
-                Ok(if op.tok == Tok::Ne {
-                    Node::not(node)
-                } else {
-                    node
-                })
+                Ok(if op.tok == Tok::Ne { Node::not(node) } else { node })
             }
             Tok::Lt | Tok::Le | Tok::Gt | Tok::Ge => {
                 let cmp = match op.tok {
@@ -346,10 +316,7 @@ impl<'s> Parser<'s> {
             Tok::Match | Tok::NotMatch => {
                 let v = self.value(&op_text, op.end)?;
                 let ValueKind::Quoted(pattern) = &v.kind else {
-                    return Err(self.error(
-                        v.start,
-                        format!("expected a quoted regular expression after '{op_text}'"),
-                    ));
+                    return Err(self.error(v.start, format!("expected a quoted regular expression after '{op_text}'")));
                 };
                 let re = RegexBuilder::new(pattern)
                     // A rule's regex that needs more is almost certainly a mistake, and must
@@ -359,17 +326,10 @@ impl<'s> Parser<'s> {
                     .nest_limit(MAX_DEPTH as u32)
                     .build()
                     .map_err(|e| {
-                        self.error(
-                            v.start,
-                            format!("invalid regular expression: {}", regex_error_summary(&e)),
-                        )
+                        self.error(v.start, format!("invalid regular expression: {}", regex_error_summary(&e)))
                     })?;
                 let node = Node::Field(path, Test::Regex(re));
-                Ok(if op.tok == Tok::NotMatch {
-                    Node::not(node)
-                } else {
-                    node
-                })
+                Ok(if op.tok == Tok::NotMatch { Node::not(node) } else { node })
             }
             Tok::Word => {
                 // `in` or `not in` (comparison_follows checked which).
@@ -380,19 +340,10 @@ impl<'s> Parser<'s> {
                 }
                 let literals = self.in_list()?;
                 let null_listed = literals.contains(&Literal::Null);
-                let node = Node::Field(
-                    path,
-                    Test::In {
-                        literals,
-                        null_listed,
-                    },
-                );
+                let node = Node::Field(path, Test::In { literals, null_listed });
                 Ok(if negated { Node::not(node) } else { node })
             }
-            _ => Err(self.error(
-                op.start,
-                format!("expected an operator, found {}", op.describe(self.src)),
-            )),
+            _ => Err(self.error(op.start, format!("expected an operator, found {}", op.describe(self.src)))),
         }
     }
 
@@ -403,13 +354,9 @@ impl<'s> Parser<'s> {
         loop {
             let Some(v) = lexer::next_value(self.src, self.pos, true)? else {
                 let t = self.peek()?;
-                return Err(self.error(
-                    t.start,
-                    format!(
-                        "expected a value in the 'in' list, found {}",
-                        t.describe(self.src)
-                    ),
-                ));
+                return Err(
+                    self.error(t.start, format!("expected a value in the 'in' list, found {}", t.describe(self.src)))
+                );
             };
             self.pos = v.end;
             items.push(self.literal(&v));
@@ -448,13 +395,7 @@ impl<'s> Parser<'s> {
             }
             None => {
                 let t = lexer::next_token(self.src, op_end)?;
-                Err(self.error(
-                    t.start,
-                    format!(
-                        "expected a value after '{op}', found {}",
-                        t.describe(self.src)
-                    ),
-                ))
+                Err(self.error(t.start, format!("expected a value after '{op}', found {}", t.describe(self.src))))
             }
         }
     }
@@ -462,10 +403,7 @@ impl<'s> Parser<'s> {
     /// Interprets a value as a literal for `=`, `in` and ordering comparisons.
     fn literal(&self, v: &ValueTok) -> Literal {
         match &v.kind {
-            ValueKind::Quoted(s) => Literal::Str {
-                text: s.clone(),
-                num: parse_number(s),
-            },
+            ValueKind::Quoted(s) => Literal::Str { text: s.clone(), num: parse_number(s) },
             ValueKind::Raw => {
                 let raw = self.src.get(v.start..v.end).unwrap_or_default();
                 if let Some(n) = parse_number(raw) {
@@ -477,10 +415,7 @@ impl<'s> Parser<'s> {
                 } else if raw.eq_ignore_ascii_case("null") {
                     Literal::Null
                 } else {
-                    Literal::Str {
-                        text: raw.to_owned(),
-                        num: None,
-                    }
+                    Literal::Str { text: raw.to_owned(), num: None }
                 }
             }
         }

@@ -128,9 +128,7 @@ impl FieldPath {
 
     /// All segments, unquoted.
     pub fn segments(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
-        self.bounds
-            .iter()
-            .map(|&(s, e)| self.joined.get(s..e).unwrap_or_default())
+        self.bounds.iter().map(|&(s, e)| self.joined.get(s..e).unwrap_or_default())
     }
 
     /// Segments `from..to` joined with `.`, without allocating: the key to try when a
@@ -162,9 +160,7 @@ pub(crate) fn is_bare_char(c: char) -> bool {
 fn is_bare_segment(seg: &str) -> bool {
     !seg.is_empty()
         && seg.chars().all(is_bare_char)
-        && !["and", "or", "not"]
-            .iter()
-            .any(|k| seg.eq_ignore_ascii_case(k))
+        && !["and", "or", "not"].iter().any(|k| seg.eq_ignore_ascii_case(k))
 }
 
 impl fmt::Display for FieldPath {

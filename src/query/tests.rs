@@ -241,11 +241,7 @@ fn err(text: &str) -> QueryError {
 fn expect_each(text: &str, cases: &[(&str, Json, bool)]) {
     let query = q(text);
     for (name, event, expected) in cases {
-        assert_eq!(
-            query.matches(event),
-            *expected,
-            "query {text:?} on the {name} event"
-        );
+        assert_eq!(query.matches(event), *expected, "query {text:?} on the {name} event");
     }
 }
 
@@ -280,34 +276,14 @@ fn seed_exclude_system_users_query() {
             ("exec (kubernetes-admin)", exec_event(), true),
             ("node get (system:node:..)", node_get_event(), false),
             ("sa list (system:serviceaccount:..)", sa_list_event(), false),
-            (
-                "anonymous 401 (system:anonymous)",
-                anonymous_401_event(),
-                true,
-            ),
+            ("anonymous 401 (system:anonymous)", anonymous_401_event(), true),
             ("impersonated (alice)", impersonated_event(), true),
-            (
-                "privileged pod (daemon-set-controller sa)",
-                privileged_pod_event(),
-                false,
-            ),
+            ("privileged pod (daemon-set-controller sa)", privileged_pod_event(), false),
             ("system:apiserver", user_event("system:apiserver"), false),
-            (
-                "system:kube-scheduler",
-                user_event("system:kube-scheduler"),
-                false,
-            ),
-            (
-                "system:kube-controller-manager",
-                user_event("system:kube-controller-manager"),
-                false,
-            ),
+            ("system:kube-scheduler", user_event("system:kube-scheduler"), false),
+            ("system:kube-controller-manager", user_event("system:kube-controller-manager"), false),
             // `-` is not a delimiter: the only token is the whole name, not `apiserver`.
-            (
-                "kube-apiserver-healthcheck",
-                user_event("kube-apiserver-healthcheck"),
-                true,
-            ),
+            ("kube-apiserver-healthcheck", user_event("kube-apiserver-healthcheck"), true),
             // No user at all: every NOT holds.
             ("no user", json!({"verb": "get"}), true),
         ],
@@ -316,19 +292,10 @@ fn seed_exclude_system_users_query() {
 
 #[test]
 fn seed_queries_read_only_their_fields() {
-    let paths: Vec<String> = q(SEED_EXEC)
-        .field_paths()
-        .unwrap()
-        .iter()
-        .map(ToString::to_string)
-        .collect();
+    let paths: Vec<String> = q(SEED_EXEC).field_paths().unwrap().iter().map(ToString::to_string).collect();
     assert_eq!(paths, ["verb", "objectRef.subresource", "stage"]);
     let paths = q(SEED_HUMANS).field_paths().unwrap();
-    assert_eq!(
-        paths,
-        [FieldPath::parse("user.username").unwrap()],
-        "deduplicated"
-    );
+    assert_eq!(paths, [FieldPath::parse("user.username").unwrap()], "deduplicated");
     assert_eq!(q(SEED_EXEC).source(), SEED_EXEC);
 }
 
@@ -342,28 +309,13 @@ fn colon_is_a_case_insensitive_token_match() {
     assert!(hit("user.username: node", &node));
     assert!(hit("user.username: NODE", &node));
     assert!(hit("user.username: system", &node));
-    assert!(
-        hit("user.username: cn-hangzhou.10.0.1.12", &node),
-        "'.' and '-' are not delimiters"
-    );
-    assert!(
-        !hit("user.username: cn-hangzhou", &node),
-        "a token must match whole"
-    );
+    assert!(hit("user.username: cn-hangzhou.10.0.1.12", &node), "'.' and '-' are not delimiters");
+    assert!(!hit("user.username: cn-hangzhou", &node), "a token must match whole");
     assert!(!hit("user.username: nod", &node));
     assert!(hit("verb: GET", &node));
-    assert!(hit(
-        "user.username: apiserver",
-        &user_event("system:apiserver")
-    ));
-    assert!(!hit(
-        "user.username: apiserver",
-        &user_event("kube-apiserver-healthcheck")
-    ));
-    assert!(hit(
-        "user.username: kube-apiserver-healthcheck",
-        &user_event("kube-apiserver-healthcheck")
-    ));
+    assert!(hit("user.username: apiserver", &user_event("system:apiserver")));
+    assert!(!hit("user.username: apiserver", &user_event("kube-apiserver-healthcheck")));
+    assert!(hit("user.username: kube-apiserver-healthcheck", &user_event("kube-apiserver-healthcheck")));
     // Field names themselves are case-sensitive JSON keys.
     assert!(!hit("Verb: get", &node));
 }
@@ -372,18 +324,9 @@ fn colon_is_a_case_insensitive_token_match() {
 fn equals_is_case_sensitive_whole_value() {
     let node = node_get_event();
     assert!(!hit("user.username = node", &node));
-    assert!(hit(
-        r#"user.username = "system:node:cn-hangzhou.10.0.1.12""#,
-        &node
-    ));
-    assert!(
-        hit("user.username = system:node:cn-hangzhou.10.0.1.12", &node),
-        "unquoted value runs to whitespace"
-    );
-    assert!(!hit(
-        r#"user.username = "SYSTEM:node:cn-hangzhou.10.0.1.12""#,
-        &node
-    ));
+    assert!(hit(r#"user.username = "system:node:cn-hangzhou.10.0.1.12""#, &node));
+    assert!(hit("user.username = system:node:cn-hangzhou.10.0.1.12", &node), "unquoted value runs to whitespace");
+    assert!(!hit(r#"user.username = "SYSTEM:node:cn-hangzhou.10.0.1.12""#, &node));
     assert!(hit("verb = get", &node));
     assert!(!hit("verb = GET", &node));
     assert!(hit("verb == get", &node));
@@ -398,71 +341,32 @@ fn equals_is_case_sensitive_whole_value() {
 fn phrases_match_consecutive_tokens() {
     let node = node_get_event();
     assert!(hit(r#"user.username: "system:node""#, &node));
-    assert!(
-        !hit(r#"user.username: "node:system""#, &node),
-        "order matters"
-    );
-    assert!(
-        !hit(r#"user.username: "system:cn-hangzhou.10.0.1.12""#, &node),
-        "tokens must be adjacent"
-    );
+    assert!(!hit(r#"user.username: "node:system""#, &node), "order matters");
+    assert!(!hit(r#"user.username: "system:cn-hangzhou.10.0.1.12""#, &node), "tokens must be adjacent");
     assert!(hit(r#"requestURI: "/api/v1/nodes""#, &node));
-    assert!(
-        hit(
-            r#"requestURI: "nodes cn-hangzhou.10.0.1.12 resourceVersion""#,
-            &node
-        ),
-        "any delimiters between"
-    );
+    assert!(hit(r#"requestURI: "nodes cn-hangzhou.10.0.1.12 resourceVersion""#, &node), "any delimiters between");
     // Unquoted values containing delimiters are phrases too.
-    assert!(hit(
-        "user.username: system:serviceaccount:kube-system",
-        &sa_list_event()
-    ));
-    assert!(!hit(
-        "user.username: system:serviceaccount:kube-system",
-        &impersonated_event()
-    ));
-    assert!(hit(
-        "impersonatedUser.username: system:serviceaccount:prod",
-        &impersonated_event()
-    ));
+    assert!(hit("user.username: system:serviceaccount:kube-system", &sa_list_event()));
+    assert!(!hit("user.username: system:serviceaccount:kube-system", &impersonated_event()));
+    assert!(hit("impersonatedUser.username: system:serviceaccount:prod", &impersonated_event()));
     // A phrase in a long annotation value.
     let sa = sa_list_event();
-    assert!(hit(
-        r#"annotations."authorization.k8s.io/reason": "ClusterRoleBinding system:coredns""#,
-        &sa
-    ));
-    assert!(!hit(
-        r#"annotations."authorization.k8s.io/reason": "ClusterRole system:kube-dns""#,
-        &sa
-    ));
+    assert!(hit(r#"annotations."authorization.k8s.io/reason": "ClusterRoleBinding system:coredns""#, &sa));
+    assert!(!hit(r#"annotations."authorization.k8s.io/reason": "ClusterRole system:kube-dns""#, &sa));
 }
 
 #[test]
 fn wildcards_inside_tokens() {
     let sa = sa_list_event();
-    assert!(
-        hit("user.username: kube*", &sa),
-        "prefix of the token kube-system"
-    );
+    assert!(hit("user.username: kube*", &sa), "prefix of the token kube-system");
     assert!(hit("user.username: core*", &sa));
     assert!(hit("user.username: *dns", &sa));
     assert!(hit("user.username: c?redns", &sa));
     assert!(!hit("user.username: c?dns", &sa), "? is exactly one char");
-    assert!(
-        hit("user.username: system:serviceaccount:*:coredns", &sa),
-        "* as a whole token in a phrase"
-    );
-    assert!(!hit(
-        "user.username: system:serviceaccount:*:kube-proxy",
-        &sa
-    ));
+    assert!(hit("user.username: system:serviceaccount:*:coredns", &sa), "* as a whole token in a phrase");
+    assert!(!hit("user.username: system:serviceaccount:*:kube-proxy", &sa));
     assert!(hit("objectRef.name: *hangzhou*", &node_get_event()));
-    assert!(
-        hit("verb: CR*E", &exec_event()),
-        "wildcards are case-insensitive too"
-    );
+    assert!(hit("verb: CR*E", &exec_event()), "wildcards are case-insensitive too");
     assert!(!hit("verb: cre*x", &exec_event()));
     // Quoted values are literal: no wildcard.
     assert!(!hit(r#"user.username: "kube*""#, &sa));
@@ -479,14 +383,8 @@ fn numbers_and_booleans_token_match_as_text() {
     assert!(hit("responseStatus.code: 401", &anon));
     assert!(hit("responseStatus.code: 40*", &anon));
     assert!(!hit("responseStatus.code: 403", &anon));
-    assert!(hit(
-        "requestObject.spec.hostNetwork: true",
-        &privileged_pod_event()
-    ));
-    assert!(
-        hit("n: 1.50", &json!({"n": 1.5})),
-        "a numeric value compares numerically"
-    );
+    assert!(hit("requestObject.spec.hostNetwork: true", &privileged_pod_event()));
+    assert!(hit("n: 1.50", &json!({"n": 1.5})), "a numeric value compares numerically");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -495,26 +393,14 @@ fn numbers_and_booleans_token_match_as_text() {
 
 #[test]
 fn existence() {
-    expect_each(
-        "objectRef.subresource: *",
-        &[
-            ("exec", exec_event(), true),
-            ("node", node_get_event(), false),
-        ],
-    );
+    expect_each("objectRef.subresource: *", &[("exec", exec_event(), true), ("node", node_get_event(), false)]);
     expect_each(
         "exists(impersonatedUser)",
-        &[
-            ("impersonated", impersonated_event(), true),
-            ("exec", exec_event(), false),
-        ],
+        &[("impersonated", impersonated_event(), true), ("exec", exec_event(), false)],
     );
     expect_each(
         "not exists(objectRef)",
-        &[
-            ("anonymous", anonymous_401_event(), true),
-            ("node", node_get_event(), false),
-        ],
+        &[("anonymous", anonymous_401_event(), true), ("node", node_get_event(), false)],
     );
     // Objects exist; empty arrays and nulls do not.
     let doc = json!({"meta": {}, "empty": [], "nothing": null, "list": [null, 1]});
@@ -530,10 +416,7 @@ fn existence() {
     assert!(!hit("nothing != null", &doc));
     assert!(hit("requestObject = null", &exec_event()));
     assert!(!hit("requestObject = null", &privileged_pod_event()));
-    assert!(
-        hit("EXISTS ( stage )", &exec_event()),
-        "keyword is case-insensitive, spaces allowed"
-    );
+    assert!(hit("EXISTS ( stage )", &exec_event()), "keyword is case-insensitive, spaces allowed");
     // `exists` not followed by '(' is an ordinary word.
     assert!(hit("exists: yes", &json!({"exists": "yes"})));
 }
@@ -558,38 +441,14 @@ fn numeric_comparisons() {
             assert_eq!(query.matches(event), want, "{text} on {name}");
         }
     };
-    run(
-        "responseStatus.code >= 400",
-        [false, false, false, true, true, false],
-    );
-    run(
-        "responseStatus.code>400",
-        [false, false, false, true, true, false],
-    );
-    run(
-        "responseStatus.code < 200",
-        [true, false, false, false, false, false],
-    );
-    run(
-        "responseStatus.code <= 200",
-        [true, true, true, false, false, false],
-    );
-    run(
-        "responseStatus.code = 401",
-        [false, false, false, true, false, false],
-    );
-    run(
-        r#"responseStatus.code = "403""#,
-        [false, false, false, false, true, false],
-    );
-    run(
-        "responseStatus.code != 200",
-        [true, false, false, true, true, true],
-    );
-    run(
-        "responseStatus.code >= 4e2",
-        [false, false, false, true, true, false],
-    );
+    run("responseStatus.code >= 400", [false, false, false, true, true, false]);
+    run("responseStatus.code>400", [false, false, false, true, true, false]);
+    run("responseStatus.code < 200", [true, false, false, false, false, false]);
+    run("responseStatus.code <= 200", [true, true, true, false, false, false]);
+    run("responseStatus.code = 401", [false, false, false, true, false, false]);
+    run(r#"responseStatus.code = "403""#, [false, false, false, false, true, false]);
+    run("responseStatus.code != 200", [true, false, false, true, true, true]);
+    run("responseStatus.code >= 4e2", [false, false, false, true, true, false]);
 }
 
 #[test]
@@ -600,29 +459,17 @@ fn strings_holding_numbers_compare_as_numbers() {
     assert!(hit("port = 8080", &doc));
     assert!(hit("port = 8080.0", &doc));
     assert!(hit(r#"port = "8080""#, &doc));
-    assert!(
-        !hit(r#"port = "8080.0""#, &doc),
-        "two strings compare exactly"
-    );
+    assert!(!hit(r#"port = "8080.0""#, &doc), "two strings compare exactly");
     assert!(hit("id = 7", &doc));
-    assert!(
-        !hit("name > 5", &doc),
-        "non-numeric strings never compare with numbers"
-    );
+    assert!(!hit("name > 5", &doc), "non-numeric strings never compare with numbers");
     assert!(!hit("name < 5", &doc));
 }
 
 #[test]
 fn string_bounds_compare_lexicographically() {
     let exec = exec_event();
-    assert!(hit(
-        r#"requestReceivedTimestamp >= "2024-05-14T08:00:00Z""#,
-        &exec
-    ));
-    assert!(!hit(
-        r#"requestReceivedTimestamp < "2024-05-14T08:00:00Z""#,
-        &exec
-    ));
+    assert!(hit(r#"requestReceivedTimestamp >= "2024-05-14T08:00:00Z""#, &exec));
+    assert!(!hit(r#"requestReceivedTimestamp < "2024-05-14T08:00:00Z""#, &exec));
     assert!(hit(
         r#"requestReceivedTimestamp >= "2024-05-14T08:21:00Z" and requestReceivedTimestamp < "2024-05-14T08:22:00Z""#,
         &exec
@@ -637,14 +484,8 @@ fn boolean_literals() {
     assert!(hit("requestObject.spec.hostNetwork = true", &pod));
     assert!(hit("requestObject.spec.hostNetwork = TRUE", &pod));
     assert!(!hit("requestObject.spec.hostNetwork = false", &pod));
-    assert!(
-        hit(r#"requestObject.spec.hostNetwork = "true""#, &pod),
-        "the string form of a bool"
-    );
-    assert!(
-        hit("flag = true", &json!({"flag": "true"})),
-        "a stringly bool"
-    );
+    assert!(hit(r#"requestObject.spec.hostNetwork = "true""#, &pod), "the string form of a bool");
+    assert!(hit("flag = true", &json!({"flag": "true"})), "a stringly bool");
     assert!(!hit("flag = true", &json!({"flag": 1})));
 }
 
@@ -665,39 +506,17 @@ fn in_lists() {
     );
     expect_each(
         "verb not in (get,list,watch)",
-        &[
-            ("exec", exec_event(), true),
-            ("sa", sa_list_event(), false),
-            ("node", node_get_event(), false),
-        ],
+        &[("exec", exec_event(), true), ("sa", sa_list_event(), false), ("node", node_get_event(), false)],
     );
-    assert!(
-        hit(
-            r#"objectRef.resource in ("pods", nodes,)"#,
-            &node_get_event()
-        ),
-        "trailing comma"
-    );
-    assert!(hit(
-        "responseStatus.code in (401, 403)",
-        &anonymous_401_event()
-    ));
+    assert!(hit(r#"objectRef.resource in ("pods", nodes,)"#, &node_get_event()), "trailing comma");
+    assert!(hit("responseStatus.code in (401, 403)", &anonymous_401_event()));
     assert!(!hit("responseStatus.code in (401, 403)", &node_get_event()));
     assert!(hit(r#"user.groups IN ("system:masters")"#, &exec_event()));
-    assert!(
-        !hit(r#"user.groups in ("system")"#, &exec_event()),
-        "in is exact, not a token match"
-    );
+    assert!(!hit(r#"user.groups in ("system")"#, &exec_event()), "in is exact, not a token match");
     assert!(hit(r#"reason in ("c d", x)"#, &json!({"reason": "c d"})));
-    assert!(
-        hit("objectRef.subresource in (exec, null)", &node_get_event()),
-        "null matches absence"
-    );
+    assert!(hit("objectRef.subresource in (exec, null)", &node_get_event()), "null matches absence");
     // `not in` holds for absent fields.
-    assert!(hit(
-        "objectRef.subresource not in (exec, log)",
-        &node_get_event()
-    ));
+    assert!(hit("objectRef.subresource not in (exec, log)", &node_get_event()));
 }
 
 #[test]
@@ -711,29 +530,14 @@ fn regex_matches() {
         ],
     );
     let exec = exec_event();
-    assert!(
-        hit(r#"requestURI ~ "/exec\?command=""#, &exec),
-        "unknown escapes pass through to the regex"
-    );
-    assert!(
-        hit(r#"requestURI ~ "pods/[a-z0-9-]+/exec""#, &exec),
-        "unanchored search"
-    );
-    assert!(
-        !hit(r#"verb ~ "CREATE""#, &exec),
-        "case-sensitive by default"
-    );
+    assert!(hit(r#"requestURI ~ "/exec\?command=""#, &exec), "unknown escapes pass through to the regex");
+    assert!(hit(r#"requestURI ~ "pods/[a-z0-9-]+/exec""#, &exec), "unanchored search");
+    assert!(!hit(r#"verb ~ "CREATE""#, &exec), "case-sensitive by default");
     assert!(hit(r#"verb ~ "(?i)CREATE""#, &exec));
     assert!(hit(r#"user.username !~ "^system:""#, &exec));
     assert!(!hit(r#"user.username !~ "^system:""#, &node_get_event()));
-    assert!(
-        hit(r#"responseStatus.code ~ "^4\d\d$""#, &anonymous_401_event()),
-        "numbers match by their text"
-    );
-    assert!(
-        hit(r#"user.groups ~ "^system:masters$""#, &exec),
-        "any array element"
-    );
+    assert!(hit(r#"responseStatus.code ~ "^4\d\d$""#, &anonymous_401_event()), "numbers match by their text");
+    assert!(hit(r#"user.groups ~ "^system:masters$""#, &exec), "any array element");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -753,29 +557,14 @@ fn arrays_are_visited_elementwise() {
     assert!(hit(privileged, &pod));
     assert!(!hit(privileged, &exec));
     // Existential: some container is unprivileged too...
-    assert!(hit(
-        "requestObject.spec.containers.securityContext.privileged = false",
-        &pod
-    ));
+    assert!(hit("requestObject.spec.containers.securityContext.privileged = false", &pod));
     // ...and `!=` means "no container has it".
-    assert!(!hit(
-        "requestObject.spec.containers.securityContext.privileged != true",
-        &pod
-    ));
-    assert!(hit(
-        r#"requestObject.spec.containers.name = "csi-plugin""#,
-        &pod
-    ));
+    assert!(!hit("requestObject.spec.containers.securityContext.privileged != true", &pod));
+    assert!(hit(r#"requestObject.spec.containers.name = "csi-plugin""#, &pod));
     assert!(hit("requestObject.spec.containers.image: acs", &pod));
     // Arrays inside arrays.
-    assert!(hit(
-        "requestObject.spec.containers.ports.containerPort > 10000",
-        &pod
-    ));
-    assert!(!hit(
-        "requestObject.spec.containers.ports.containerPort > 20000",
-        &pod
-    ));
+    assert!(hit("requestObject.spec.containers.ports.containerPort > 10000", &pod));
+    assert!(!hit("requestObject.spec.containers.ports.containerPort > 20000", &pod));
     let nested = json!({"a": [[{"b": 1}], [{"b": [2, [3]]}]]});
     assert!(hit("a.b = 3", &nested));
     assert!(!hit("a.b = 4", &nested));
@@ -788,58 +577,22 @@ fn arrays_are_visited_elementwise() {
 #[test]
 fn quoted_and_unquoted_annotation_keys() {
     let imp = impersonated_event();
-    assert!(hit(
-        r#"annotations."authorization.k8s.io/decision": forbid"#,
-        &imp
-    ));
-    assert!(hit(
-        "annotations.authorization.k8s.io/decision: forbid",
-        &imp
-    ));
-    assert!(hit(
-        "annotations.authorization.k8s.io/decision = forbid",
-        &imp
-    ));
-    assert!(!hit(
-        "annotations.authorization.k8s.io/decision: allow",
-        &imp
-    ));
-    assert!(hit(
-        "annotations.authorization.k8s.io/decision: allow",
-        &exec_event()
-    ));
-    assert!(hit(
-        "exists(annotations.authorization.k8s.io/decision)",
-        &imp
-    ));
-    assert!(!hit(
-        "exists(annotations.authorization.k8s.io/decision)",
-        &anonymous_401_event()
-    ));
+    assert!(hit(r#"annotations."authorization.k8s.io/decision": forbid"#, &imp));
+    assert!(hit("annotations.authorization.k8s.io/decision: forbid", &imp));
+    assert!(hit("annotations.authorization.k8s.io/decision = forbid", &imp));
+    assert!(!hit("annotations.authorization.k8s.io/decision: allow", &imp));
+    assert!(hit("annotations.authorization.k8s.io/decision: allow", &exec_event()));
+    assert!(hit("exists(annotations.authorization.k8s.io/decision)", &imp));
+    assert!(!hit("exists(annotations.authorization.k8s.io/decision)", &anonymous_401_event()));
     // A label key that shares its first segment with another label.
     let pod = privileged_pod_event();
-    assert!(hit(
-        r#"requestObject.metadata.labels.app.kubernetes.io/name = "csi-plugin""#,
-        &pod
-    ));
-    assert!(hit(
-        r#"requestObject.metadata.labels."app.kubernetes.io/name" = "csi-plugin""#,
-        &pod
-    ));
-    assert!(hit(
-        r#"requestObject.metadata.labels.app = "csi-plugin-legacy""#,
-        &pod
-    ));
-    assert!(!hit(
-        r#"requestObject.metadata.labels.app = "csi-plugin""#,
-        &pod
-    ));
+    assert!(hit(r#"requestObject.metadata.labels.app.kubernetes.io/name = "csi-plugin""#, &pod));
+    assert!(hit(r#"requestObject.metadata.labels."app.kubernetes.io/name" = "csi-plugin""#, &pod));
+    assert!(hit(r#"requestObject.metadata.labels.app = "csi-plugin-legacy""#, &pod));
+    assert!(!hit(r#"requestObject.metadata.labels.app = "csi-plugin""#, &pod));
     // A quoted dotted segment is one literal key: it does not descend into nested objects.
     assert!(!hit(r#""objectRef.resource" = pods"#, &exec_event()));
-    assert!(hit(
-        r#""objectRef.resource" = pods"#,
-        &json!({"objectRef.resource": "pods"})
-    ));
+    assert!(hit(r#""objectRef.resource" = pods"#, &json!({"objectRef.resource": "pods"})));
     // Both spellings present (as SLS would flatten them): both are visited.
     let both = json!({"a": {"b": 1}, "a.b": 2});
     assert!(hit("a.b = 1", &both));
@@ -868,22 +621,13 @@ fn bare_terms_search_every_value() {
             assert_eq!(query.matches(event), want, "{text} on {name}");
         }
     };
-    run(
-        "nginx-7c5ddbdf54-x8k2p",
-        [true, false, false, false, false, false],
-    );
+    run("nginx-7c5ddbdf54-x8k2p", [true, false, false, false, false, false]);
     run("coredns", [false, false, true, false, false, false]);
-    run(
-        "alice@example.com",
-        [false, false, false, false, true, false],
-    );
+    run("alice@example.com", [false, false, false, false, true, false]);
     run("Unauthorized", [false, false, false, true, false, false]);
     run("401", [false, false, false, true, false, false]);
     run("kube-system", [false, false, true, true, false, true]);
-    run(
-        r#""system:serviceaccount:prod""#,
-        [false, false, false, false, true, false],
-    );
+    run(r#""system:serviceaccount:prod""#, [false, false, false, false, true, false]);
     run("privileged", [false, false, false, false, false, false]); // only ever a key
     run("deployer forbid", [false, false, false, false, true, false]);
     assert_eq!(q("*").field_paths(), Some(vec![]));
@@ -911,17 +655,11 @@ fn or_binds_looser_than_and() {
     // Juxtaposition is `and` at the same level.
     expect_each(
         "verb: get or verb: create objectRef.subresource: exec",
-        &[
-            ("node", node_get_event(), true),
-            ("pod", privileged_pod_event(), false),
-        ],
+        &[("node", node_get_event(), true), ("pod", privileged_pod_event(), false)],
     );
     expect_each(
         "(verb: get or verb: create) and objectRef.subresource: exec",
-        &[
-            ("node", node_get_event(), false),
-            ("exec", exec_event(), true),
-        ],
+        &[("node", node_get_event(), false), ("exec", exec_event(), true)],
     );
 }
 
@@ -939,17 +677,10 @@ fn not_binds_to_the_next_term() {
     );
     expect_each(
         "not (verb: get or verb: list)",
-        &[
-            ("node", node_get_event(), false),
-            ("sa", sa_list_event(), false),
-            ("exec", exec_event(), true),
-        ],
+        &[("node", node_get_event(), false), ("sa", sa_list_event(), false), ("exec", exec_event(), true)],
     );
     assert!(hit("not not verb: get", &node_get_event()));
-    assert!(hit(
-        "NOT verb: list AND verb: get OR stage: nope",
-        &node_get_event()
-    ));
+    assert!(hit("NOT verb: list AND verb: get OR stage: nope", &node_get_event()));
     assert!(hit("verb: get aNd NoT verb: list", &node_get_event()));
 }
 
@@ -961,43 +692,15 @@ fn not_binds_to_the_next_term() {
 fn parse_errors_point_at_the_column() {
     let cases: &[(&str, usize, &str)] = &[
         ("verb:", 6, "expected a value after ':', found end of query"),
-        (
-            "objectRef.name: ",
-            17,
-            "expected a value after ':', found end of query",
-        ),
+        ("objectRef.name: ", 17, "expected a value after ':', found end of query"),
         ("(verb: ) and x", 8, "expected a value after ':', found ')'"),
-        (
-            "verb: and stage: x",
-            7,
-            "expected a value after ':', found the keyword 'and'",
-        ),
-        (
-            "verb: create and",
-            17,
-            "expected a search term after 'and', found end of query",
-        ),
+        ("verb: and stage: x", 7, "expected a value after ':', found the keyword 'and'"),
+        ("verb: create and", 17, "expected a search term after 'and', found end of query"),
         ("or verb: get", 1, "expected a search term, found 'or'"),
-        (
-            "verb: get or",
-            13,
-            "expected a search term after 'or', found end of query",
-        ),
-        (
-            "not",
-            4,
-            "expected a search term after 'not', found end of query",
-        ),
-        (
-            "verb: \"create",
-            7,
-            "unterminated string: missing closing '\"'",
-        ),
-        (
-            "(verb: get",
-            11,
-            "expected ')' to close the '(' at column 1, found end of query",
-        ),
+        ("verb: get or", 13, "expected a search term after 'or', found end of query"),
+        ("not", 4, "expected a search term after 'not', found end of query"),
+        ("verb: \"create", 7, "unterminated string: missing closing '\"'"),
+        ("(verb: get", 11, "expected ')' to close the '(' at column 1, found end of query"),
         ("verb: get)", 10, "unexpected ')'"),
         ("()", 2, "empty parentheses: expected a search term"),
         (": get", 1, "expected a field name before ':'"),
@@ -1005,56 +708,24 @@ fn parse_errors_point_at_the_column() {
         ("a..b: x", 3, "empty segment in field path"),
         ("a.b.: x", 5, "field path ends with '.'"),
         ("a*b: x", 2, "'*' cannot appear in an unquoted field name"),
-        (
-            "code >= true",
-            9,
-            "'>=' needs a number or a string, not 'true'",
-        ),
-        (
-            "verb ~ create",
-            8,
-            "expected a quoted regular expression after '~'",
-        ),
-        (
-            "verb ~ \"(\"",
-            8,
-            "invalid regular expression: unclosed group",
-        ),
+        ("code >= true", 9, "'>=' needs a number or a string, not 'true'"),
+        ("verb ~ create", 8, "expected a quoted regular expression after '~'"),
+        ("verb ~ \"(\"", 8, "invalid regular expression: unclosed group"),
         ("verb in [get]", 9, "expected '(' after 'in'"),
-        (
-            "verb in (get list)",
-            14,
-            "expected ',' or ')' in the 'in' list",
-        ),
-        (
-            "verb in ()",
-            10,
-            "expected a value in the 'in' list, found ')'",
-        ),
+        ("verb in (get list)", 14, "expected ',' or ')' in the 'in' list"),
+        ("verb in ()", 10, "expected a value in the 'in' list, found ')'"),
         ("verb: \":\"", 7, "value after ':' has no searchable text"),
-        (
-            "verb: \"get\"x",
-            12,
-            "unexpected text right after a closing quote",
-        ),
+        ("verb: \"get\"x", 12, "unexpected text right after a closing quote"),
         ("verb: ge\"t\"", 9, "unexpected '\"' inside a value"),
         ("foo\"bar\"", 4, "a quoted string must stand alone"),
-        (
-            "exists(verb",
-            12,
-            "expected ')' after the field name in exists(..)",
-        ),
+        ("exists(verb", 12, "expected ')' after the field name in exists(..)"),
         // Columns count chars, not bytes.
         ("名前: 値 and", 10, "expected a search term after 'and'"),
     ];
     for (text, column, message) in cases {
         let e = err(text);
         assert_eq!(e.column, *column, "column for {text:?}: {e}");
-        assert!(
-            e.message.starts_with(message),
-            "message for {text:?}: got {:?}, want prefix {message:?}",
-            e.message
-        );
+        assert!(e.message.starts_with(message), "message for {text:?}: got {:?}, want prefix {message:?}", e.message);
     }
 }
 
@@ -1062,10 +733,7 @@ fn parse_errors_point_at_the_column() {
 fn error_display_and_caret_rendering() {
     let text = "verb: create and objectRef.name:";
     let e = err(text);
-    assert_eq!(
-        e.to_string(),
-        "column 33: expected a value after ':', found end of query"
-    );
+    assert_eq!(e.to_string(), "column 33: expected a value after ':', found end of query");
     let rendered = e.render(text);
     let lines: Vec<&str> = rendered.lines().collect();
     assert_eq!(lines[0], text);
@@ -1074,34 +742,20 @@ fn error_display_and_caret_rendering() {
     let text = "verb: get and\n  (stage";
     let e = err(text);
     assert_eq!(e.column, 23);
-    assert_eq!(
-        e.render(text).lines().next(),
-        Some("verb: get and   (stage")
-    );
+    assert_eq!(e.render(text).lines().next(), Some("verb: get and   (stage"));
 }
 
 #[test]
 fn nesting_depth_is_bounded() {
-    let ok = format!(
-        "{}verb: get{}",
-        "(".repeat(MAX_DEPTH),
-        ")".repeat(MAX_DEPTH)
-    );
+    let ok = format!("{}verb: get{}", "(".repeat(MAX_DEPTH), ")".repeat(MAX_DEPTH));
     assert!(hit(&ok, &node_get_event()));
-    let deep = format!(
-        "{}verb: get{}",
-        "(".repeat(MAX_DEPTH + 1),
-        ")".repeat(MAX_DEPTH + 1)
-    );
+    let deep = format!("{}verb: get{}", "(".repeat(MAX_DEPTH + 1), ")".repeat(MAX_DEPTH + 1));
     let e = err(&deep);
     assert_eq!(e.column, MAX_DEPTH + 1);
     assert!(e.message.contains("deeper than 64"), "{e}");
     let nots = format!("{}verb: get", "not ".repeat(MAX_DEPTH + 1));
     assert_eq!(err(&nots).column, 4 * MAX_DEPTH + 1);
-    assert!(hit(
-        &format!("{}verb: get", "not ".repeat(MAX_DEPTH)),
-        &node_get_event()
-    ));
+    assert!(hit(&format!("{}verb: get", "not ".repeat(MAX_DEPTH)), &node_get_event()));
     // A hostile amount of nesting is an error, not a stack overflow.
     let hostile = "(".repeat(100_000);
     assert!(Query::parse(&hostile).is_err());
@@ -1137,27 +791,17 @@ fn field_path_parse_and_display_round_trip() {
         assert_eq!(FieldPath::parse(&path.to_string()).unwrap(), path);
     }
     let quoted = FieldPath::parse(r#"annotations."authorization.k8s.io/decision""#).unwrap();
-    assert_eq!(
-        quoted.segments().collect::<Vec<_>>(),
-        ["annotations", "authorization.k8s.io/decision"]
-    );
+    assert_eq!(quoted.segments().collect::<Vec<_>>(), ["annotations", "authorization.k8s.io/decision"]);
     let unquoted = FieldPath::parse("annotations.authorization.k8s.io/decision").unwrap();
     assert_eq!(unquoted.len(), 4);
     assert_eq!(unquoted.segment(3), Some("io/decision"));
     assert_eq!(unquoted.dotted(1, 4), Some("authorization.k8s.io/decision"));
     assert_eq!(unquoted.dotted(2, 2), None);
     assert_eq!(unquoted.dotted(3, 9), None);
-    assert_eq!(
-        unquoted.flattened(),
-        "annotations.authorization.k8s.io/decision"
-    );
+    assert_eq!(unquoted.flattened(), "annotations.authorization.k8s.io/decision");
     // Keys that need quoting are quoted on display.
-    let odd =
-        FieldPath::from_segments(["metadata", "labels", "app.kubernetes.io/name", "a b"]).unwrap();
-    assert_eq!(
-        odd.to_string(),
-        r#"metadata.labels."app.kubernetes.io/name"."a b""#
-    );
+    let odd = FieldPath::from_segments(["metadata", "labels", "app.kubernetes.io/name", "a b"]).unwrap();
+    assert_eq!(odd.to_string(), r#"metadata.labels."app.kubernetes.io/name"."a b""#);
     assert_eq!(FieldPath::parse(&odd.to_string()).unwrap(), odd);
     assert_eq!(FieldPath::from_segments(["a", ""]), None);
     assert_eq!(FieldPath::from_segments(Vec::<String>::new()), None);
@@ -1170,21 +814,8 @@ fn field_paths_lists_every_path_once() {
     let query = q(
         r#"verb: get and (user.username = x or exists(objectRef.name)) and not verb in (list) and annotations."a.b" ~ "z""#,
     );
-    let paths: Vec<String> = query
-        .field_paths()
-        .unwrap()
-        .iter()
-        .map(ToString::to_string)
-        .collect();
-    assert_eq!(
-        paths,
-        [
-            "verb",
-            "user.username",
-            "objectRef.name",
-            r#"annotations."a.b""#
-        ]
-    );
+    let paths: Vec<String> = query.field_paths().unwrap().iter().map(ToString::to_string).collect();
+    assert_eq!(paths, ["verb", "user.username", "objectRef.name", r#"annotations."a.b""#]);
     assert_eq!(q("verb: get and kube-system").field_paths(), None);
 }
 
@@ -1236,10 +867,7 @@ fn lookup_helpers_visit_and_stop_early() {
         ControlFlow::Continue(())
     });
     assert_eq!(flow, ControlFlow::Continue(()));
-    assert_eq!(
-        names,
-        [Value::Str("driver-registrar"), Value::Str("csi-plugin")]
-    );
+    assert_eq!(names, [Value::Str("driver-registrar"), Value::Str("csi-plugin")]);
 
     let mut seen = 0;
     let flow = lookup_json(&pod, &path, |_| {
@@ -1335,17 +963,11 @@ fn arbitrary_input_never_panics() {
         state ^= state << 17;
         state
     };
-    let events = [
-        exec_event(),
-        privileged_pod_event(),
-        json!({"user.username": ["名", 1, null, {}]}),
-    ];
+    let events = [exec_event(), privileged_pod_event(), json!({"user.username": ["名", 1, null, {}]})];
     let mut parsed = 0;
     for _ in 0..20_000 {
         let len = (next() % 12) as usize;
-        let text: String = (0..len)
-            .map(|_| ALPHABET[(next() % ALPHABET.len() as u64) as usize])
-            .collect();
+        let text: String = (0..len).map(|_| ALPHABET[(next() % ALPHABET.len() as u64) as usize]).collect();
         match Query::parse(&text) {
             Ok(query) => {
                 parsed += 1;
@@ -1355,18 +977,11 @@ fn arbitrary_input_never_panics() {
                 let _ = query.field_paths();
             }
             Err(e) => {
-                assert!(
-                    e.column >= 1 && e.column <= text.chars().count() + 1,
-                    "{text:?}: {e}"
-                );
+                assert!(e.column >= 1 && e.column <= text.chars().count() + 1, "{text:?}: {e}");
                 let _ = e.render(&text);
             }
         }
-        let _ =
-            FieldPath::parse(&text).map(|p| assert_eq!(FieldPath::parse(&p.to_string()), Ok(p)));
+        let _ = FieldPath::parse(&text).map(|p| assert_eq!(FieldPath::parse(&p.to_string()), Ok(p)));
     }
-    assert!(
-        parsed > 1_000,
-        "the generator should produce valid queries too ({parsed})"
-    );
+    assert!(parsed > 1_000, "the generator should produce valid queries too ({parsed})");
 }

@@ -45,11 +45,7 @@ pub(crate) struct Tokens<'a> {
 
 impl<'a> Tokens<'a> {
     pub(crate) fn field(text: &'a str) -> Self {
-        Tokens {
-            text,
-            pos: 0,
-            delims: &FIELD_DELIMS,
-        }
+        Tokens { text, pos: 0, delims: &FIELD_DELIMS }
     }
 }
 
@@ -57,17 +53,11 @@ impl<'a> Iterator for Tokens<'a> {
     type Item = &'a str;
     fn next(&mut self) -> Option<&'a str> {
         let bytes = self.text.as_bytes();
-        while bytes
-            .get(self.pos)
-            .is_some_and(|&b| self.delims[b as usize])
-        {
+        while bytes.get(self.pos).is_some_and(|&b| self.delims[b as usize]) {
             self.pos += 1;
         }
         let start = self.pos;
-        while bytes
-            .get(self.pos)
-            .is_some_and(|&b| !self.delims[b as usize])
-        {
+        while bytes.get(self.pos).is_some_and(|&b| !self.delims[b as usize]) {
             self.pos += 1;
         }
         if start == self.pos {
@@ -187,9 +177,7 @@ fn glob_match(pattern: &[GlobItem], token: &str) -> bool {
         p = after_star;
         t = absorbed;
     }
-    pattern
-        .get(p..)
-        .is_some_and(|rest| rest.iter().all(|g| *g == GlobItem::Any))
+    pattern.get(p..).is_some_and(|rest| rest.iter().all(|g| *g == GlobItem::Any))
 }
 
 /// The compiled right-hand side of `field: value` or a bare term: a non-empty sequence of
@@ -210,19 +198,9 @@ impl TextQuery {
         let tokens: Vec<TokenPattern> = if quoted {
             Tokens::field(value).map(TokenPattern::literal).collect()
         } else {
-            Tokens {
-                text: value,
-                pos: 0,
-                delims: &PATTERN_DELIMS,
-            }
-            .map(|t| {
-                if t.contains(['*', '?']) {
-                    TokenPattern::glob(t)
-                } else {
-                    TokenPattern::literal(t)
-                }
-            })
-            .collect()
+            Tokens { text: value, pos: 0, delims: &PATTERN_DELIMS }
+                .map(|t| if t.contains(['*', '?']) { TokenPattern::glob(t) } else { TokenPattern::literal(t) })
+                .collect()
         };
         let number = match tokens.as_slice() {
             [TokenPattern::Literal { folded, .. }] => parse_number(folded),
@@ -244,10 +222,7 @@ impl TextQuery {
         while let Some(token) = field.next() {
             if first.matches(token) {
                 let mut ahead = field.clone();
-                if rest
-                    .iter()
-                    .all(|p| ahead.next().is_some_and(|t| p.matches(t)))
-                {
+                if rest.iter().all(|p| ahead.next().is_some_and(|t| p.matches(t))) {
                     return true;
                 }
             }
@@ -325,10 +300,7 @@ impl fmt::Write for NumberBuf {
 /// Calls `f` with the JSON-like text of `n` (`403`, `0.5`, `1e21`). `None` if it does not
 /// fit the buffer (cannot happen for finite f64s in these formats, but never panic).
 pub(crate) fn with_number_text<R>(n: f64, f: impl FnOnce(&str) -> R) -> Option<R> {
-    let mut buf = NumberBuf {
-        buf: [0; 32],
-        len: 0,
-    };
+    let mut buf = NumberBuf { buf: [0; 32], len: 0 };
     let written = if n.fract() == 0.0 && n.abs() < 1e15 {
         // Integral values print without ".0", as in the JSON they came from.
         write!(buf, "{}", n as i64)

@@ -67,11 +67,15 @@ impl Window {
         let from = from_f.or_else(|| Some(to?.saturating_sub(last?)));
         if let (Some(a), Some(z)) = (from, to) {
             if a > z {
-                return Err(ReportError { field: "from", message: format!("{} is after to {}", format_micros(a), format_micros(z)) });
+                return Err(ReportError {
+                    field: "from",
+                    message: format!("{} is after to {}", format_micros(a), format_micros(z)),
+                });
             }
         }
         let include_untimed = from.is_none() && to.is_none();
-        let mut w = Window { from, to, include_untimed, step: 3_600_000_000, step_label: "1h".into(), start: 0, buckets: 0 };
+        let mut w =
+            Window { from, to, include_untimed, step: 3_600_000_000, step_label: "1h".into(), start: 0, buckets: 0 };
         // The timeline spans the window, or the data where the window is open.
         let lo = from.or(b.oldest);
         let hi = to.or(b.newest);
@@ -140,7 +144,10 @@ impl Matcher {
             None => QueryMode::All,
             Some(text) => match b.standing.iter().position(|q| q.source().trim() == text) {
                 Some(i) => QueryMode::Bit(1 << i),
-                None => QueryMode::Raw(Query::parse(text).map_err(|e| ReportError { field: "query", message: format!("column {}: {}", e.column, e.message) })?),
+                None => QueryMode::Raw(Query::parse(text).map_err(|e| ReportError {
+                    field: "query",
+                    message: format!("column {}: {}", e.column, e.message),
+                })?),
             },
         };
         Ok(Matcher {
@@ -324,7 +331,11 @@ impl ReportBuilder {
             success,
             failure,
             success_rate: rate(success, failure),
-            timeline: timeline.iter().enumerate().map(|(i, (count, failed))| Bucket { start: w.bucket_start(i), count: *count, failed: *failed }).collect(),
+            timeline: timeline
+                .iter()
+                .enumerate()
+                .map(|(i, (count, failed))| Bucket { start: w.bucket_start(i), count: *count, failed: *failed })
+                .collect(),
             important: Important {
                 internet_access: list(0, internet),
                 command_execution: list(1, exec),
@@ -350,7 +361,12 @@ impl ReportBuilder {
                 newest: self.newest.map(format_micros),
                 details_dropped: self.details_dropped(),
             },
-            range: TimeRange { from: w.from.map(format_micros), to: w.to.map(format_micros), step: w.step_label.clone(), step_seconds: w.step / 1_000_000 },
+            range: TimeRange {
+                from: w.from.map(format_micros),
+                to: w.to.map(format_micros),
+                step: w.step_label.clone(),
+                step_seconds: w.step / 1_000_000,
+            },
             filter: AppliedFilter {
                 namespace: filter.namespace.clone(),
                 account: filter.account.clone(),
@@ -413,19 +429,26 @@ impl ReportBuilder {
     }
 
     fn operations(&self, ops: &HashMap<Sym, [u64; 5]>, top: usize) -> Operations {
-        let counts_of = |name: &str| self.strings.lookup(name).and_then(|s| ops.get(&s)).map(op_counts).unwrap_or_default();
+        let counts_of =
+            |name: &str| self.strings.lookup(name).and_then(|s| ops.get(&s)).map(op_counts).unwrap_or_default();
         let mut totals = OpCounts::default();
         for c in ops.values() {
             add(&mut totals, &op_counts(c));
         }
         let mut categories = Vec::new();
         for (category, types) in CATEGORIES {
-            let resources: Vec<ResourceOps> = types.iter().map(|t| ResourceOps { resource_type: t.to_string(), ops: counts_of(t) }).collect();
+            let resources: Vec<ResourceOps> =
+                types.iter().map(|t| ResourceOps { resource_type: t.to_string(), ops: counts_of(t) }).collect();
             let mut sum = OpCounts::default();
             for r in &resources {
                 add(&mut sum, &r.ops);
             }
-            categories.push(Category { category: category.into(), totals: sum, resources, others: OpCounts::default() });
+            categories.push(Category {
+                category: category.into(),
+                totals: sum,
+                resources,
+                others: OpCounts::default(),
+            });
         }
         let mut other: Vec<ResourceOps> = ops
             .iter()
@@ -433,7 +456,8 @@ impl ReportBuilder {
             .filter(|(name, _)| resource::category(name) == "other")
             .map(|(name, c)| ResourceOps { resource_type: name.to_string(), ops: op_counts(c) })
             .collect();
-        other.sort_unstable_by(|a, b| b.ops.total.cmp(&a.ops.total).then_with(|| a.resource_type.cmp(&b.resource_type)));
+        other
+            .sort_unstable_by(|a, b| b.ops.total.cmp(&a.ops.total).then_with(|| a.resource_type.cmp(&b.resource_type)));
         let (mut sum, mut others) = (OpCounts::default(), OpCounts::default());
         for (i, r) in other.iter().enumerate() {
             add(&mut sum, &r.ops);
@@ -446,17 +470,29 @@ impl ReportBuilder {
         Operations { totals, categories }
     }
 
-    fn details(&self, f: &Filter, w: &Window, matched: &[u32], ops: &HashMap<Sym, [u64; 5]>, limit: usize, top: usize) -> Details {
+    fn details(
+        &self,
+        f: &Filter,
+        w: &Window,
+        matched: &[u32],
+        ops: &HashMap<Sym, [u64; 5]>,
+        limit: usize,
+        top: usize,
+    ) -> Details {
         let requested = f.resource_type.as_deref().map(str::trim).filter(|s| !s.is_empty());
         let (name, targets): (Option<String>, HashSet<Sym>) = match requested {
             Some(want) => {
-                let mut hits: Vec<Sym> = ops.keys().copied().filter(|s| self.strings.get(*s).eq_ignore_ascii_case(want)).collect();
+                let mut hits: Vec<Sym> =
+                    ops.keys().copied().filter(|s| self.strings.get(*s).eq_ignore_ascii_case(want)).collect();
                 hits.sort_unstable_by_key(|s| self.strings.get(*s));
                 let name = hits.first().map_or(want, |s| self.strings.get(*s)).to_string();
                 (Some(name), hits.into_iter().collect())
             }
             None => {
-                let best = ops.iter().map(|(s, c)| (c.iter().sum::<u64>(), self.strings.get(*s), *s)).max_by(|a, b| a.0.cmp(&b.0).then_with(|| b.1.cmp(a.1)));
+                let best = ops
+                    .iter()
+                    .map(|(s, c)| (c.iter().sum::<u64>(), self.strings.get(*s), *s))
+                    .max_by(|a, b| a.0.cmp(&b.0).then_with(|| b.1.cmp(a.1)));
                 match best {
                     Some((_, name, sym)) => (Some(name.to_string()), HashSet::from([sym])),
                     None => (None, HashSet::new()),
@@ -503,7 +539,13 @@ impl ReportBuilder {
             timeline: timeline
                 .iter()
                 .enumerate()
-                .map(|(i, c)| OpBucket { start: w.bucket_start(i), create: c[1], update: c[2], delete: c[3], access: c[4] })
+                .map(|(i, c)| OpBucket {
+                    start: w.bucket_start(i),
+                    create: c[1],
+                    update: c[2],
+                    delete: c[3],
+                    access: c[4],
+                })
                 .collect(),
         }
     }
@@ -516,7 +558,9 @@ impl ReportBuilder {
         let Some(r) = self.rows.get(i) else { return EventDetail::default() };
         let s = |sym: Sym| self.strings.get(sym).to_string();
         let mut tags = Vec::new();
-        for (flag, tag) in [(F_INTERNET, TAG_INTERNET), (F_EXEC, TAG_EXEC), (F_DELETE, TAG_DELETE), (F_SECRET, TAG_SECRET)] {
+        for (flag, tag) in
+            [(F_INTERNET, TAG_INTERNET), (F_EXEC, TAG_EXEC), (F_DELETE, TAG_DELETE), (F_SECRET, TAG_SECRET)]
+        {
             if r.flags & flag != 0 {
                 tags.push(tag);
             }
@@ -572,5 +616,9 @@ fn code_distribution(counts: &HashMap<u16, u64>, top: usize) -> Distribution {
 fn scope_distribution(counts: &[u64; 4]) -> Distribution {
     let mut v: Vec<(&str, u64)> = SCOPES.iter().zip(counts).filter(|(_, c)| **c > 0).map(|(s, c)| (*s, *c)).collect();
     v.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
-    Distribution { distinct: v.len() as u64, entries: v.into_iter().map(|(k, c)| Entry { key: k.to_string(), count: c }).collect(), others: 0 }
+    Distribution {
+        distinct: v.len() as u64,
+        entries: v.into_iter().map(|(k, c)| Entry { key: k.to_string(), count: c }).collect(),
+        others: 0,
+    }
 }

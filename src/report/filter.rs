@@ -74,9 +74,10 @@ impl Filter {
         let v = if field == "from" { &self.from } else { &self.to };
         match v.as_deref().map(str::trim) {
             None | Some("") => Ok(None),
-            Some(t) => parse_micros(t)
-                .map(Some)
-                .ok_or_else(|| ReportError { field, message: format!("not an RFC 3339 time: {t:?} (e.g. 2020-04-21T17:58:49Z)") }),
+            Some(t) => parse_micros(t).map(Some).ok_or_else(|| ReportError {
+                field,
+                message: format!("not an RFC 3339 time: {t:?} (e.g. 2020-04-21T17:58:49Z)"),
+            }),
         }
     }
 
@@ -155,7 +156,9 @@ fn codes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<i64>, D::Error> {
     list.into_iter()
         .map(|c| match c {
             Code::Num(n) => Ok(n),
-            Code::Text(s) => s.trim().parse().map_err(|_| serde::de::Error::custom(format!("code: not a status code: {s:?}"))),
+            Code::Text(s) => {
+                s.trim().parse().map_err(|_| serde::de::Error::custom(format!("code: not a status code: {s:?}")))
+            }
         })
         .collect()
 }

@@ -12,7 +12,12 @@ fn sample() -> Vec<u8> {
 }
 
 fn events() -> Vec<Json> {
-    String::from_utf8(sample()).unwrap().lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect()
+    String::from_utf8(sample())
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 fn builder(options: BuilderOptions) -> ReportBuilder {
@@ -43,7 +48,10 @@ fn all_time_overview_matches_the_log() {
     let code = |e: &Json| e["responseStatus"]["code"].as_i64();
     assert_eq!(r.overview.failure, evs.iter().filter(|e| code(e).is_some_and(|c| c >= 400)).count() as u64);
     assert_eq!(r.overview.success, evs.iter().filter(|e| code(e).is_some_and(|c| c < 400)).count() as u64);
-    assert_eq!(count(&r.overview.by_status_code.entries, "403"), evs.iter().filter(|e| code(e) == Some(403)).count() as u64);
+    assert_eq!(
+        count(&r.overview.by_status_code.entries, "403"),
+        evs.iter().filter(|e| code(e) == Some(403)).count() as u64
+    );
     for ns in ["default", "kube-system", ""] {
         let want = evs.iter().filter(|e| e["objectRef"]["namespace"].as_str().unwrap_or("") == ns).count() as u64;
         assert_eq!(count(&r.overview.by_namespace.entries, ns), want, "namespace {ns:?}");
@@ -55,13 +63,27 @@ fn all_time_overview_matches_the_log() {
     assert_eq!(r.overview.timeline.iter().map(|b| b.count).sum::<u64>(), r.overview.total);
     let deletes = evs.iter().filter(|e| e["verb"] == "delete").count() as u64;
     assert_eq!(r.overview.important.resource_deletion.count, deletes);
-    let execs = evs.iter().filter(|e| e["objectRef"]["resource"] == "pods" && matches!(e["objectRef"]["subresource"].as_str(), Some("exec" | "attach"))).count();
+    let execs = evs
+        .iter()
+        .filter(|e| {
+            e["objectRef"]["resource"] == "pods"
+                && matches!(e["objectRef"]["subresource"].as_str(), Some("exec" | "attach"))
+        })
+        .count();
     assert_eq!(r.overview.important.command_execution.count, execs as u64);
     assert!(execs > 0);
-    let secret_reads = evs.iter().filter(|e| e["objectRef"]["resource"] == "secrets" && matches!(e["verb"].as_str(), Some("get" | "list" | "watch")) && e["objectRef"].get("subresource").is_none()).count();
+    let secret_reads = evs
+        .iter()
+        .filter(|e| {
+            e["objectRef"]["resource"] == "secrets"
+                && matches!(e["verb"].as_str(), Some("get" | "list" | "watch"))
+                && e["objectRef"].get("subresource").is_none()
+        })
+        .count();
     assert_eq!(r.overview.important.secret_access.count, secret_reads as u64);
     // Newest first.
-    let times: Vec<&str> = r.overview.important.resource_deletion.events.iter().map(|e| e.time.as_deref().unwrap()).collect();
+    let times: Vec<&str> =
+        r.overview.important.resource_deletion.events.iter().map(|e| e.time.as_deref().unwrap()).collect();
     assert!(times.windows(2).all(|w| w[0] >= w[1]), "{times:?}");
 }
 
@@ -84,7 +106,8 @@ fn operations_per_type_match_the_verbs() {
     let r = builder(BuilderOptions::default()).report(&all()).unwrap();
     let evs = events();
     let ops = |res: &str, verbs: &[&str]| {
-        evs.iter().filter(|e| e["objectRef"]["resource"] == res && verbs.contains(&e["verb"].as_str().unwrap())).count() as u64
+        evs.iter().filter(|e| e["objectRef"]["resource"] == res && verbs.contains(&e["verb"].as_str().unwrap())).count()
+            as u64
     };
     let compute = &r.operations.categories[0];
     assert_eq!(compute.category, "compute");
@@ -112,7 +135,10 @@ fn details_for_a_type_any_case_and_the_default_type() {
     assert_eq!(d.resource_type.as_deref(), Some("pods"));
     assert_eq!(d.ops.total, pods.len() as u64);
     assert_eq!(d.events.events.len(), pods.len().min(100));
-    assert_eq!(d.failure, pods.iter().filter(|e| e["responseStatus"]["code"].as_i64().unwrap_or(0) >= 400).count() as u64);
+    assert_eq!(
+        d.failure,
+        pods.iter().filter(|e| e["responseStatus"]["code"].as_i64().unwrap_or(0) >= 400).count() as u64
+    );
     assert_eq!(d.timeline.iter().map(|t| t.create + t.update + t.delete + t.access).sum::<u64>(), d.ops.total);
     // Default: the most operated type.
     let d = b.report(&all()).unwrap().details;
@@ -127,7 +153,9 @@ fn value_filters() {
     let b = builder(BuilderOptions::default());
     let evs = events();
     let r = b.report(&Filter { namespace: vec!["default".into()], code: vec![403], ..all() }).unwrap();
-    let want = evs.iter().filter(|e| e["objectRef"]["namespace"] == "default" && e["responseStatus"]["code"] == 403).count() as u64;
+    let want =
+        evs.iter().filter(|e| e["objectRef"]["namespace"] == "default" && e["responseStatus"]["code"] == 403).count()
+            as u64;
     assert_eq!(r.overview.total, want);
     assert!(want > 0);
     let r = b.report(&Filter::from_json(r#"{"last":"all","user":"system:admin"}"#).unwrap()).unwrap();
@@ -159,7 +187,10 @@ fn standing_and_raw_queries_agree_with_kaudit_query() {
         let f = Filter { namespace: vec![ns.into()], ..f.clone() };
         assert_eq!(standing.report(&f).unwrap().to_json(), raw.report(&f).unwrap().to_json(), "{ns:?}");
     }
-    assert_eq!(raw.report(&Filter { query: Some("verb: list".into()), ..all() }).unwrap().overview.total, evs.iter().filter(|e| e["verb"] == "list").count() as u64);
+    assert_eq!(
+        raw.report(&Filter { query: Some("verb: list".into()), ..all() }).unwrap().overview.total,
+        evs.iter().filter(|e| e["verb"] == "list").count() as u64
+    );
     assert_eq!(raw.report(&f).unwrap().overview.total, want);
     // Enrichment fields are queryable like in `kaudit query`.
     let r = raw.report(&Filter { query: Some("kaudit.operation: delete".into()), ..all() }).unwrap();
@@ -259,5 +290,9 @@ fn a_long_live_stream_stays_within_its_budgets() {
     assert!(b.details_of(b.len() - 1).is_some() && b.raw_of(b.len() - 1).is_some());
     // Rows cost ROW_BYTES each; everything else is bounded by the budgets and distinct strings.
     // One chunk of rows (16384) is allocated at a time; the raw index grows by doubling.
-    assert!(b.memory_bytes() < (1 << 14) * ROW_BYTES + 64 * 1024 + 256 * 1024 + 16384 * 16 + 64 * 1024, "{}", b.memory_bytes());
+    assert!(
+        b.memory_bytes() < (1 << 14) * ROW_BYTES + 64 * 1024 + 256 * 1024 + 16384 * 16 + 64 * 1024,
+        "{}",
+        b.memory_bytes()
+    );
 }

@@ -48,12 +48,16 @@ pub fn sizes() -> Result<(), String> {
             continue;
         }
         let opt = std::env::temp_dir().join(format!("kaudit-wasm-opt-{name}"));
-        let out = cmd("wasm-opt").arg("-Oz").arg(&path).arg("-o").arg(&opt).output().map_err(|e| format!("wasm-opt: {e}"))?;
+        let out =
+            cmd("wasm-opt").arg("-Oz").arg(&path).arg("-o").arg(&opt).output().map_err(|e| format!("wasm-opt: {e}"))?;
         match std::fs::metadata(&opt) {
             Ok(m) if out.status.success() => eprintln!("xtask:   wasm-opt -Oz: {} bytes", m.len()),
             _ => {
                 let why = String::from_utf8_lossy(&out.stderr);
-                eprintln!("xtask:   wasm-opt -Oz cannot process it (a component, not a core module): {}", why.lines().next().unwrap_or("").trim());
+                eprintln!(
+                    "xtask:   wasm-opt -Oz cannot process it (a component, not a core module): {}",
+                    why.lines().next().unwrap_or("").trim()
+                );
             }
         }
         let _ = std::fs::remove_file(&opt);

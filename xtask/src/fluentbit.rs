@@ -47,6 +47,15 @@ pub fn cardinality(args: &[String]) -> Result<(), String> {
         None => 1_000_000,
     };
     run(cmd("cargo")
-        .args(["test", "-p", "kaudit-fluent-bit-testhost", "--test", "fluent_bit", "linear_memory_stays_bounded", "--", "--nocapture"])
+        .args([
+            "test",
+            "-p",
+            "kaudit-fluent-bit-testhost",
+            "--test",
+            "fluent_bit",
+            "linear_memory_stays_bounded",
+            "--",
+            "--nocapture",
+        ])
         .env("KAUDIT_CARDINALITY_EVENTS", events.to_string()))
 }

@@ -110,7 +110,13 @@ pub fn run_targets(seconds: u64, only: &[&str]) -> Result<(), String> {
 
 /// cargo-fuzz, from crates.io once per machine.
 pub fn install() -> Result<(), String> {
-    if Command::new("cargo").args(["fuzz", "--version"]).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success()) {
+    if Command::new("cargo")
+        .args(["fuzz", "--version"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+    {
         return cxx();
     }
     run_cmd(cmd("cargo").env_remove("CARGO_TARGET_DIR").args(["install", "cargo-fuzz", "--locked"]))?;
@@ -244,7 +250,12 @@ pub fn seed() -> Result<(), String> {
         let joined = items.join(&b","[..]);
         batches.push([b"[".as_slice(), &joined, b"]"].concat());
         batches.push(
-            [br#"{"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{},"items":["#.as_slice(), &joined, b"]}"].concat(),
+            [
+                br#"{"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{},"items":["#.as_slice(),
+                &joined,
+                b"]}",
+            ]
+            .concat(),
         );
     }
     // A pretty-printed (multi-line) event, as `kubectl get --raw` or a file dump gives.
@@ -265,8 +276,14 @@ pub fn seed() -> Result<(), String> {
     }
 
     let mut queries: Vec<Vec<u8>> = Vec::new();
-    let query_text = fs::read_to_string(seeds.join("queries.txt")).map_err(|e| format!("fuzz/seeds/queries.txt: {e}"))?;
-    for (i, q) in query_text.lines().filter(|l| !l.trim().is_empty()).chain(rule_queries(&r).iter().map(String::as_str)).enumerate() {
+    let query_text =
+        fs::read_to_string(seeds.join("queries.txt")).map_err(|e| format!("fuzz/seeds/queries.txt: {e}"))?;
+    for (i, q) in query_text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .chain(rule_queries(&r).iter().map(String::as_str))
+        .enumerate()
+    {
         let event = events.get(i * 7 % events.len().max(1)).map(|e| e.as_slice()).unwrap_or(b"{}");
         queries.push(q.as_bytes().to_vec());
         queries.push([q.as_bytes(), b"\0", event].concat());
@@ -281,7 +298,9 @@ pub fn seed() -> Result<(), String> {
     configs.push(read(&seeds.join("config-alerts.yaml"))?);
     // The YAML examples of the config and alert references.
     for doc in ["docs/CONFIG.md", "docs/ALERTS.md"] {
-        configs.extend(yaml_blocks(&fs::read_to_string(r.join(doc)).unwrap_or_default()).into_iter().map(String::into_bytes));
+        configs.extend(
+            yaml_blocks(&fs::read_to_string(r.join(doc)).unwrap_or_default()).into_iter().map(String::into_bytes),
+        );
     }
 
     let mut packs: Vec<Vec<u8>> = Vec::new();
@@ -369,9 +388,8 @@ fn read(p: &Path) -> Result<Vec<u8>, String> {
 }
 
 fn files_in(dir: &Path, exts: &[&str]) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = fs::read_dir(dir)
-        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
-        .unwrap_or_default();
+    let mut v: Vec<PathBuf> =
+        fs::read_dir(dir).map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect()).unwrap_or_default();
     v.retain(|p| p.is_file() && p.extension().and_then(|e| e.to_str()).is_some_and(|e| exts.contains(&e)));
     v.sort();
     v

@@ -16,7 +16,17 @@ pub fn build() -> Result<(), String> {
     // `--mode no-install`: use the wasm-bindgen-cli that `setup` installed, never download one;
     // wasm-opt is off in js/Cargo.toml (it would download binaryen). The package.json is ours.
     run(cmd("wasm-pack").args([
-        "build", "js", "--target", "web", "--release", "--mode", "no-install", "--out-dir", "pkg", "--no-pack", "--no-gitignore",
+        "build",
+        "js",
+        "--target",
+        "web",
+        "--release",
+        "--mode",
+        "no-install",
+        "--out-dir",
+        "pkg",
+        "--no-pack",
+        "--no-gitignore",
     ]))?;
     // wasm-pack builds this one (not the ARTIFACTS table); a copy sits with the other artifacts.
     let wasm = js_dir().join("pkg").join("kaudit_js_bg.wasm");
@@ -46,5 +56,10 @@ pub fn test() -> Result<(), String> {
     if tests.is_empty() {
         return Err("js/test: no *.test.mjs files".into());
     }
-    run(cmd("node").arg("--test").arg("--test-concurrency=1").args(&tests).current_dir(js_dir()).env("KAUDIT_BIN", &kaudit))
+    run(cmd("node")
+        .arg("--test")
+        .arg("--test-concurrency=1")
+        .args(&tests)
+        .current_dir(js_dir())
+        .env("KAUDIT_BIN", &kaudit))
 }

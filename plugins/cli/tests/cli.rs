@@ -48,7 +48,12 @@ fn filter_summary_adds_up_and_bad_lines_pass_through() {
     assert!(stdout.contains("\nnot json at all\n"));
     assert!(stderr.contains("<stdin>:89: bad record (passed through): kind:"), "{stderr}");
     assert!(stderr.contains("<stdin>:90: bad record (passed through): invalid JSON"), "{stderr}");
-    assert!(stderr.contains("read 90 events: kept 88 (10 stripped), dropped 0 (0 level None, 0 omitted stage), bad 2 (passed through)"), "{stderr}");
+    assert!(
+        stderr.contains(
+            "read 90 events: kept 88 (10 stripped), dropped 0 (0 level None, 0 omitted stage), bad 2 (passed through)"
+        ),
+        "{stderr}"
+    );
     // `filter` is the policy alone: no enrichment key.
     assert!(!stdout.contains("\"kaudit\":"));
     let dropped = kaudit(&["filter", "--drop-bad", "-q"], Some(&input));
@@ -61,7 +66,8 @@ fn filter_summary_adds_up_and_bad_lines_pass_through() {
 #[test]
 fn filter_and_run_stream_stdin_record_by_record() {
     use std::io::{BufRead, BufReader};
-    let lines: Vec<String> = std::fs::read_to_string(fixture("sample-audit.log")).unwrap().lines().map(str::to_string).collect();
+    let lines: Vec<String> =
+        std::fs::read_to_string(fixture("sample-audit.log")).unwrap().lines().map(str::to_string).collect();
     for command in [&["filter"][..], &["run", "--alerts", "stdout"][..]] {
         let mut child = Command::new(env!("CARGO_BIN_EXE_kaudit"))
             .args(command)
@@ -84,7 +90,9 @@ fn filter_and_run_stream_stdin_record_by_record() {
             stdin.write_all(line.as_bytes()).unwrap();
             stdin.write_all(b"\n").unwrap();
             stdin.flush().unwrap();
-            let out = rx.recv_timeout(std::time::Duration::from_secs(20)).unwrap_or_else(|_| panic!("{command:?}: no output for a line while stdin is open"));
+            let out = rx
+                .recv_timeout(std::time::Duration::from_secs(20))
+                .unwrap_or_else(|_| panic!("{command:?}: no output for a line while stdin is open"));
             let auditid = |l: &str| serde_json::from_str::<serde_json::Value>(l).unwrap()["auditID"].clone();
             assert_eq!(auditid(&out), auditid(line), "{command:?}");
         }
@@ -124,7 +132,15 @@ fn large_inputs_stream_with_whole_file_line_numbers() {
 fn explain_matches_the_conformance_vectors() {
     for v in ["custom-policy", "managed-fields"] {
         let dir = root().join("tests/conformance/vectors").join(v);
-        let out = kaudit(&["explain", "--config", dir.join("config.yaml").to_str().unwrap(), dir.join("input.jsonl").to_str().unwrap()], None);
+        let out = kaudit(
+            &[
+                "explain",
+                "--config",
+                dir.join("config.yaml").to_str().unwrap(),
+                dir.join("input.jsonl").to_str().unwrap(),
+            ],
+            None,
+        );
         assert_eq!(text(&out.stdout), std::fs::read_to_string(dir.join("explain.jsonl")).unwrap(), "{v}");
     }
 }
@@ -136,7 +152,11 @@ fn policy_check_exit_codes_and_messages() {
     assert!(text(&ok.stdout).contains("valid audit.k8s.io/v1beta1 policy with 12 rules"));
     let dir = tempdir();
     let bad = dir.join("bad.yaml");
-    std::fs::write(&bad, "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: Everything\n  nonResourceURLs: [healthz]\n").unwrap();
+    std::fs::write(
+        &bad,
+        "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: Everything\n  nonResourceURLs: [healthz]\n",
+    )
+    .unwrap();
     let out = kaudit(&["policy", "check", bad.to_str().unwrap()], None);
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
@@ -161,7 +181,17 @@ fn bad_config_names_file_line_and_key() {
 
 #[test]
 fn impact_reports_bytes_per_rule() {
-    let out = kaudit(&["policy", "impact", "--json", "--policy", fixture("policies/ack-default-audit-policy.yaml").to_str().unwrap(), fixture("sample-audit.log").to_str().unwrap()], None);
+    let out = kaudit(
+        &[
+            "policy",
+            "impact",
+            "--json",
+            "--policy",
+            fixture("policies/ack-default-audit-policy.yaml").to_str().unwrap(),
+            fixture("sample-audit.log").to_str().unwrap(),
+        ],
+        None,
+    );
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["total"]["events"], 88);
@@ -177,7 +207,10 @@ fn impact_reports_bytes_per_rule() {
 #[test]
 fn query_is_grep_like() {
     let log = fixture("sample-audit.log");
-    let out = kaudit(&["query", "verb : create and objectRef.subresource:exec and stage:  ResponseStarted", log.to_str().unwrap()], None);
+    let out = kaudit(
+        &["query", "verb : create and objectRef.subresource:exec and stage:  ResponseStarted", log.to_str().unwrap()],
+        None,
+    );
     assert!(out.status.success());
     assert_eq!(text(&out.stdout).lines().count(), 1);
     let none = kaudit(&["query", "verb: nothing-like-this", log.to_str().unwrap()], None);
@@ -230,7 +263,12 @@ fn metrics_and_limit_hits_are_reported() {
     let log = fixture("alerts/seed-example2-internet.jsonl");
     let metrics_of = |config: Option<&Path>| {
         let file = dir.join("metrics.json");
-        let mut args = vec!["run".to_string(), "--no-events".into(), "--alerts".into(), dir.join("alerts.jsonl").display().to_string()];
+        let mut args = vec![
+            "run".to_string(),
+            "--no-events".into(),
+            "--alerts".into(),
+            dir.join("alerts.jsonl").display().to_string(),
+        ];
         args.extend(["--metrics".to_string(), file.display().to_string()]);
         if let Some(c) = config {
             args.extend(["--config".to_string(), c.display().to_string()]);
@@ -276,7 +314,11 @@ fn run_peak_rss_kb(events: u32) -> u64 {
     let poll = std::thread::spawn(move || {
         let mut peak = 0;
         while let Ok(s) = std::fs::read_to_string(&status) {
-            if let Some(kb) = s.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok()) {
+            if let Some(kb) = s
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            {
                 peak = peak.max(kb);
             }
             if s.lines().any(|l| l.starts_with("State:") && l.contains("zombie")) {

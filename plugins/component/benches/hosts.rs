@@ -69,7 +69,8 @@ struct Row {
 /// machine spreads over all hosts alike) and keeps each case's fastest round.
 fn measure(cases: Vec<Case>, rounds: usize) -> Vec<Row> {
     let mut cases = cases;
-    let mut rows: Vec<Row> = cases.iter_mut().map(|c| Row { host: c.host, mode: c.mode, best: Duration::MAX, written: (c.run)() }).collect();
+    let mut rows: Vec<Row> =
+        cases.iter_mut().map(|c| Row { host: c.host, mode: c.mode, best: Duration::MAX, written: (c.run)() }).collect();
     for _ in 0..rounds {
         for (c, r) in cases.iter_mut().zip(rows.iter_mut()) {
             let start = Instant::now();
@@ -83,13 +84,19 @@ fn measure(cases: Vec<Case>, rounds: usize) -> Vec<Row> {
 
 fn artifacts() -> PathBuf {
     std::env::var_os("KAUDIT_ARTIFACTS").map(PathBuf::from).unwrap_or_else(|| {
-        let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
         target.join("kaudit-artifacts")
     })
 }
 
 fn require(path: PathBuf) -> PathBuf {
-    assert!(path.is_file(), "{} is missing: run cargo xtask bench (it builds the WASM artifacts and the release CLI)", path.display());
+    assert!(
+        path.is_file(),
+        "{} is missing: run cargo xtask bench (it builds the WASM artifacts and the release CLI)",
+        path.display()
+    );
     path
 }
 
@@ -122,7 +129,10 @@ fn main() {
         .chunks(BATCH)
         .map(|c| {
             let items: Vec<&str> = c.to_vec();
-            format!("{{\"kind\":\"EventList\",\"apiVersion\":\"audit.k8s.io/v1\",\"metadata\":{{}},\"items\":[{}]}}", items.join(","))
+            format!(
+                "{{\"kind\":\"EventList\",\"apiVersion\":\"audit.k8s.io/v1\",\"metadata\":{{}},\"items\":[{}]}}",
+                items.join(",")
+            )
         })
         .collect();
 
@@ -232,11 +242,22 @@ fn main() {
     let preopen = format!("{}::/data", dir.display());
     let process_rows = measure(
         vec![
-            Case { host: "native CLI (kaudit run)", mode: "process", run: Box::new(|| run_process(Command::new(&cli).arg("run").arg(&file))) },
+            Case {
+                host: "native CLI (kaudit run)",
+                mode: "process",
+                run: Box::new(|| run_process(Command::new(&cli).arg("run").arg(&file))),
+            },
             Case {
                 host: "wasmtime CLI (kaudit-cli.wasm run)",
                 mode: "process",
-                run: Box::new(|| run_process(Command::new("wasmtime").args(["run", "--dir", &preopen]).arg(&command).args(["run", "/data/corpus.jsonl"]))),
+                run: Box::new(|| {
+                    run_process(
+                        Command::new("wasmtime")
+                            .args(["run", "--dir", &preopen])
+                            .arg(&command)
+                            .args(["run", "/data/corpus.jsonl"]),
+                    )
+                }),
             },
         ],
         rounds.min(3),
@@ -245,7 +266,10 @@ fn main() {
 
     println!("\ncomponent compile (wasmtime crate, once per process): {:.2} s", compile.as_secs_f64());
     println!("Fluent Bit test host: not measured here (plugins/fluent-bit/testhost has its own harness)");
-    println!("\nbest of {rounds} rounds (3 for processes), hosts interleaved; machine: {} CPUs", std::thread::available_parallelism().map_or(0, |n| n.get()));
+    println!(
+        "\nbest of {rounds} rounds (3 for processes), hosts interleaved; machine: {} CPUs",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
     println!("\n{:<36} {:<16} {:>12} {:>10} {:>10}", "host", "mode", "events/s", "MB/s", "vs native");
     let print = |rows: &[Row]| {
         let base = &rows[0];

@@ -50,7 +50,8 @@ impl FileSource for WasiFiles {
 }
 
 fn load(config: &str, name: &str) -> Result<(Pipeline, Vec<Diagnostic>), Vec<t::ConfigError>> {
-    Pipeline::from_config_text(config, name, &WasiFiles { base: PathBuf::new() }).map_err(|e| e.errors.iter().map(config_error).collect())
+    Pipeline::from_config_text(config, name, &WasiFiles { base: PathBuf::new() })
+        .map_err(|e| e.errors.iter().map(config_error).collect())
 }
 
 /// Saturating conversion for indexes and positions (WIT has no usize).
@@ -59,7 +60,13 @@ fn u32_of(n: usize) -> u32 {
 }
 
 fn config_error(d: &Diagnostic) -> t::ConfigError {
-    t::ConfigError { file: d.file.clone(), line: u32_of(d.pos.line), column: u32_of(d.pos.col), field: d.field.clone(), message: d.message.clone() }
+    t::ConfigError {
+        file: d.file.clone(),
+        line: u32_of(d.pos.line),
+        column: u32_of(d.pos.col),
+        field: d.field.clone(),
+        message: d.message.clone(),
+    }
 }
 
 fn level(l: Level) -> t::Level {
@@ -83,7 +90,9 @@ fn drop_reason(r: DropReason) -> t::DropReason {
 fn outcome(o: Outcome, written: Vec<u8>) -> t::Outcome {
     match o {
         Outcome::Kept { changed } => t::Outcome::Kept(t::KeptEvent { event: written, changed }),
-        Outcome::Dropped { reason, rule } => t::Outcome::Dropped(t::DroppedEvent { reason: drop_reason(reason), rule: rule.map(u32_of) }),
+        Outcome::Dropped { reason, rule } => {
+            t::Outcome::Dropped(t::DroppedEvent { reason: drop_reason(reason), rule: rule.map(u32_of) })
+        }
         Outcome::Bad { error, passed } => t::Outcome::Bad(t::BadRecord { error, passed: passed.then_some(written) }),
         Outcome::Oversized => t::Outcome::Oversized(written),
     }
@@ -133,7 +142,10 @@ struct Engine {
 impl Engine {
     fn build(config: &str, name: &str) -> Result<wit::Engine, Vec<t::ConfigError>> {
         let (pipeline, warnings) = load(config, name)?;
-        Ok(wit::Engine::new(Engine { pipeline: RefCell::new(pipeline), warnings: warnings.iter().map(config_error).collect() }))
+        Ok(wit::Engine::new(Engine {
+            pipeline: RefCell::new(pipeline),
+            warnings: warnings.iter().map(config_error).collect(),
+        }))
     }
 }
 
@@ -169,7 +181,8 @@ impl wit::GuestEngine for Engine {
     }
 
     fn explain(&self, event: Vec<u8>) -> Result<t::Decision, String> {
-        let text = std::str::from_utf8(&event).map_err(|e| format!("not UTF-8: invalid byte at offset {}", e.valid_up_to()))?;
+        let text = std::str::from_utf8(&event)
+            .map_err(|e| format!("not UTF-8: invalid byte at offset {}", e.valid_up_to()))?;
         let event = Event::parse(text).map_err(|e| e.to_string())?;
         Ok(decision(&event, &self.pipeline.borrow().explain(&event)))
     }
@@ -215,7 +228,9 @@ impl wit::GuestEngine for Engine {
 
 /// A config text for the one-shot functions; `err` has one `file:line:column: field: message` per error.
 fn pipeline_from_text(config: &str) -> Result<Pipeline, String> {
-    Pipeline::from_config_text(config, CONFIG_NAME, &WasiFiles { base: PathBuf::new() }).map(|(p, _)| p).map_err(|e| e.to_string())
+    Pipeline::from_config_text(config, CONFIG_NAME, &WasiFiles { base: PathBuf::new() })
+        .map(|(p, _)| p)
+        .map_err(|e| e.to_string())
 }
 
 /// A config file (empty path: the embedded default), its references resolved next to it.

@@ -11,7 +11,10 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use support::host::{Explanation, Loaded, Outcome};
-use support::{assert_same, command_wasm, component_wasm, native_cli, parse_wave_result, run_with_stdin, vectors, wasmtime_cli, wave_string, Vector};
+use support::{
+    assert_same, command_wasm, component_wasm, native_cli, parse_wave_result, run_with_stdin, vectors, wasmtime_cli,
+    wave_string, Vector,
+};
 
 /// Records of the input that are not audit events (`kaudit explain` exits 1 when there are any).
 fn bad_records(input: &[u8]) -> usize {
@@ -21,7 +24,8 @@ fn bad_records(input: &[u8]) -> usize {
 }
 
 fn stdout_of(host: &str, v: &Vector, out: &std::process::Output) -> String {
-    String::from_utf8(out.stdout.clone()).unwrap_or_else(|e| panic!("{host}: vector {}: stdout is not UTF-8: {e}", v.name))
+    String::from_utf8(out.stdout.clone())
+        .unwrap_or_else(|e| panic!("{host}: vector {}: stdout is not UTF-8: {e}", v.name))
 }
 
 /// `--config` arguments for a vector whose directory is visible at `dir` (native path or guest path).
@@ -57,28 +61,64 @@ fn strings(args: &[&str]) -> Vec<String> {
 /// vector folder is visible to the program (its native path, or a preopened guest path).
 fn check_cli(host: &str, wasm: Option<&Path>, v: &Vector, dir: &str) {
     let dirs = [(v.dir.as_path(), dir)];
-    let with = |cmd: &[&str], extra: &[&str]| -> Vec<String> { [strings(cmd), config_args(v, dir), strings(extra)].concat() };
+    let with =
+        |cmd: &[&str], extra: &[&str]| -> Vec<String> { [strings(cmd), config_args(v, dir), strings(extra)].concat() };
     let input = format!("{dir}/input.jsonl");
 
     // `kaudit run`: the whole pipeline, events on stdout (input on stdin, then as a file).
     for (args, stdin) in [(with(&["run"], &[]), v.input.as_slice()), (with(&["run"], &[&input]), b"".as_slice())] {
         let out = cli(wasm, &dirs, &args, stdin);
-        assert!(out.status.success(), "{host} {args:?} on {}: {:?}\n{}", v.name, out.status, String::from_utf8_lossy(&out.stderr));
-        assert_same(&format!("{host} {}", args.join(" ")), v, "expected.jsonl", &v.expected("expected.jsonl"), &stdout_of(host, v, &out));
+        assert!(
+            out.status.success(),
+            "{host} {args:?} on {}: {:?}\n{}",
+            v.name,
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_same(
+            &format!("{host} {}", args.join(" ")),
+            v,
+            "expected.jsonl",
+            &v.expected("expected.jsonl"),
+            &stdout_of(host, v, &out),
+        );
     }
 
     // Alerts only, on stdout.
     let args = with(&["run", "--no-events", "--alerts", "stdout"], &[&input]);
     let out = cli(wasm, &dirs, &args, b"");
-    assert!(out.status.success(), "{host} {args:?} on {}: {:?}\n{}", v.name, out.status, String::from_utf8_lossy(&out.stderr));
-    assert_same(&format!("{host} {}", args.join(" ")), v, "alerts.jsonl", &v.expected("alerts.jsonl"), &stdout_of(host, v, &out));
+    assert!(
+        out.status.success(),
+        "{host} {args:?} on {}: {:?}\n{}",
+        v.name,
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_same(
+        &format!("{host} {}", args.join(" ")),
+        v,
+        "alerts.jsonl",
+        &v.expected("alerts.jsonl"),
+        &stdout_of(host, v, &out),
+    );
 
     // `kaudit explain`: exit status 1 when some records are not events.
     let args = with(&["explain"], &[&input]);
     let out = cli(wasm, &dirs, &args, b"");
-    assert_same(&format!("{host} explain"), v, "explain.jsonl", &v.expected("explain.jsonl"), &stdout_of(host, v, &out));
+    assert_same(
+        &format!("{host} explain"),
+        v,
+        "explain.jsonl",
+        &v.expected("explain.jsonl"),
+        &stdout_of(host, v, &out),
+    );
     let bad = bad_records(&v.input);
-    assert_eq!(out.status.code(), Some(i32::from(bad > 0)), "{host} explain {}: exit status with {bad} bad records", v.name);
+    assert_eq!(
+        out.status.code(),
+        Some(i32::from(bad > 0)),
+        "{host} explain {}: exit status with {bad} bad records",
+        v.name
+    );
 }
 
 #[test]
@@ -103,16 +143,29 @@ fn filter_is_the_same_policy_alone_in_every_host() {
     let (wasm_cli, component) = (command_wasm(), component_wasm());
     let mut instance = loaded().instantiate(None);
     for v in vectors() {
-        let native = cli(None, &[], &[strings(&["filter"]), config_args(&v, &v.dir.to_string_lossy())].concat(), &v.input);
+        let native =
+            cli(None, &[], &[strings(&["filter"]), config_args(&v, &v.dir.to_string_lossy())].concat(), &v.input);
         assert!(native.status.success(), "{}", String::from_utf8_lossy(&native.stderr));
         let native = stdout_of("native", &v, &native);
         assert!(!native.is_empty(), "{}: filter wrote nothing", v.name);
 
-        let wasm = cli(Some(&wasm_cli), &[(&v.dir, "/conf")], &[strings(&["filter"]), config_args(&v, "/conf")].concat(), &v.input);
-        assert_same("wasmtime command filter", &v, "`kaudit filter` native output", &native, &stdout_of("wasmtime", &v, &wasm));
+        let wasm = cli(
+            Some(&wasm_cli),
+            &[(&v.dir, "/conf")],
+            &[strings(&["filter"]), config_args(&v, "/conf")].concat(),
+            &v.input,
+        );
+        assert_same(
+            "wasmtime command filter",
+            &v,
+            "`kaudit filter` native output",
+            &native,
+            &stdout_of("wasmtime", &v, &wasm),
+        );
 
         let config_path = if v.config.is_some() { "/config.yaml" } else { "" };
-        let got = invoke(&component, &v.dir, &format!("filter-file({}, \"/input.jsonl\")", wave_string(config_path))).unwrap();
+        let got = invoke(&component, &v.dir, &format!("filter-file({}, \"/input.jsonl\")", wave_string(config_path)))
+            .unwrap();
         assert_same("wasmtime --invoke filter-file", &v, "`kaudit filter` native output", &native, &got);
 
         let config = v.config.clone().unwrap_or_default();
@@ -131,7 +184,13 @@ fn invoke(wasm: &Path, dir: &Path, call: &str) -> Result<String, String> {
         .output()
         .unwrap_or_else(|e| panic!("wasmtime run --invoke: {e}"));
     // An err(...) result still exits 0: the outcome is in stdout.
-    assert!(out.status.success(), "wasmtime --invoke {:.120}: {:?}\n{}", call, out.status, String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "wasmtime --invoke {:.120}: {:?}\n{}",
+        call,
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
     parse_wave_result(&String::from_utf8(out.stdout).expect("WAVE output is UTF-8"))
 }
 
@@ -148,9 +207,11 @@ fn wasmtime_invoke_library_component_matches_every_vector() {
             assert_same(&format!("wasmtime --invoke {func}-file"), &v, file, &v.expected(file), &got);
 
             let input = std::str::from_utf8(&v.input).expect("vector input is UTF-8");
-            let call = format!("{func}-lines({}, {})", wave_string(v.config.as_deref().unwrap_or("")), wave_string(input));
+            let call =
+                format!("{func}-lines({}, {})", wave_string(v.config.as_deref().unwrap_or("")), wave_string(input));
             if call.len() <= MAX_ARG {
-                let got = invoke(&wasm, &v.dir, &call).unwrap_or_else(|e| panic!("{func}-lines on {}: err({e})", v.name));
+                let got =
+                    invoke(&wasm, &v.dir, &call).unwrap_or_else(|e| panic!("{func}-lines on {}: err({e})", v.name));
                 assert_same(&format!("wasmtime --invoke {func}-lines"), &v, file, &v.expected(file), &got);
                 lines_checked += 1;
             }
@@ -184,7 +245,13 @@ fn embedded_library_component_matches_every_vector() {
         // The whole input as one batch (JSON lines in, JSON lines out), then its alerts.
         let engine = instance.create(&config).unwrap_or_else(|e| panic!("{}: config errors {e:?}", v.name));
         let batch = instance.process_batch(engine, &v.input);
-        assert_same("embedded process-batch", &v, "expected.jsonl", &expected, &String::from_utf8(batch.output).unwrap());
+        assert_same(
+            "embedded process-batch",
+            &v,
+            "expected.jsonl",
+            &expected,
+            &String::from_utf8(batch.output).unwrap(),
+        );
         let alerts: String = instance.take_alerts(engine).into_iter().map(|a| a + "\n").collect();
         assert_same("embedded take-alerts", &v, "alerts.jsonl", &v.expected("alerts.jsonl"), &alerts);
         assert_eq!(batch.summary.events, instance.counters(engine).read, "{}: summary vs counters", v.name);
@@ -198,18 +265,36 @@ fn embedded_library_component_matches_every_vector() {
                 out.push(b'\n');
             }
         }
-        assert_same("embedded process (record at a time)", &v, "expected.jsonl", &expected, &String::from_utf8(out).unwrap());
+        assert_same(
+            "embedded process (record at a time)",
+            &v,
+            "expected.jsonl",
+            &expected,
+            &String::from_utf8(out).unwrap(),
+        );
         let alerts: String = instance.take_alerts(engine2).into_iter().map(|a| a + "\n").collect();
-        assert_same("embedded take-alerts (record at a time)", &v, "alerts.jsonl", &v.expected("alerts.jsonl"), &alerts);
+        assert_same(
+            "embedded take-alerts (record at a time)",
+            &v,
+            "alerts.jsonl",
+            &v.expected("alerts.jsonl"),
+            &alerts,
+        );
 
         // The input as a Kubernetes EventList (the audit webhook's body): the envelope stays, the
         // kept items are exactly the expected lines.
         let items: Vec<&str> = v.input_lines().into_iter().map(|l| std::str::from_utf8(l).unwrap().trim()).collect();
-        let body = format!("{{\"kind\":\"EventList\",\"apiVersion\":\"audit.k8s.io/v1\",\"metadata\":{{}},\"items\":[{}]}}", items.join(","));
+        let body = format!(
+            "{{\"kind\":\"EventList\",\"apiVersion\":\"audit.k8s.io/v1\",\"metadata\":{{}},\"items\":[{}]}}",
+            items.join(",")
+        );
         let engine3 = instance.create(&config).unwrap();
         let got = String::from_utf8(instance.process_batch(engine3, body.as_bytes()).output).unwrap();
         let kept: Vec<&str> = expected.lines().collect();
-        let want = format!("{{\"kind\":\"EventList\",\"apiVersion\":\"audit.k8s.io/v1\",\"metadata\":{{}},\"items\":[{}]}}", kept.join(","));
+        let want = format!(
+            "{{\"kind\":\"EventList\",\"apiVersion\":\"audit.k8s.io/v1\",\"metadata\":{{}},\"items\":[{}]}}",
+            kept.join(",")
+        );
         assert_eq!(got, want, "embedded process-batch (EventList): vector {}", v.name);
 
         // explain-batch: the decisions' JSON lines are `kaudit explain`'s output.
@@ -230,8 +315,20 @@ fn embedded_library_component_matches_every_vector() {
         // The one-shot functions inside the same runtime.
         let text = std::str::from_utf8(&v.input).unwrap();
         assert_same("embedded run-lines", &v, "expected.jsonl", &expected, &instance.run_lines(&config, text).unwrap());
-        assert_same("embedded explain-lines", &v, "explain.jsonl", &v.expected("explain.jsonl"), &instance.explain_lines(&config, text).unwrap());
-        assert_same("embedded alert-lines", &v, "alerts.jsonl", &v.expected("alerts.jsonl"), &instance.alert_lines(&config, text).unwrap());
+        assert_same(
+            "embedded explain-lines",
+            &v,
+            "explain.jsonl",
+            &v.expected("explain.jsonl"),
+            &instance.explain_lines(&config, text).unwrap(),
+        );
+        assert_same(
+            "embedded alert-lines",
+            &v,
+            "alerts.jsonl",
+            &v.expected("alerts.jsonl"),
+            &instance.alert_lines(&config, text).unwrap(),
+        );
         for e in [engine, engine2, engine3] {
             instance.drop_engine(e);
         }

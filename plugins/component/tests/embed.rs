@@ -104,7 +104,10 @@ fn the_outcome_kinds_are_all_exercised_on_real_data() {
             Outcome::Oversized(_) => {}
         }
     }
-    assert!(kept > 0 && changed > 0 && dropped > 0 && bad > 0, "kept {kept}, changed {changed}, dropped {dropped}, bad {bad}");
+    assert!(
+        kept > 0 && changed > 0 && dropped > 0 && bad > 0,
+        "kept {kept}, changed {changed}, dropped {dropped}, bad {bad}"
+    );
 }
 
 #[test]
@@ -112,7 +115,8 @@ fn counters_accumulate_across_many_calls_and_engines_are_independent() {
     let lines = sample_lines();
     let mut inst = instance();
     let engine = inst.create("").unwrap();
-    let drop_all = inst.create("policy:\n  apiVersion: audit.k8s.io/v1\n  kind: Policy\n  rules:\n    - level: None\n").unwrap();
+    let drop_all =
+        inst.create("policy:\n  apiVersion: audit.k8s.io/v1\n  kind: Policy\n  rules:\n    - level: None\n").unwrap();
     let mut native = Pipeline::embedded_default();
     const ROUNDS: usize = 25;
     for _ in 0..ROUNDS {
@@ -132,14 +136,26 @@ fn counters_accumulate_across_many_calls_and_engines_are_independent() {
         (n.read, n.kept, n.stripped, n.dropped, n.bad, n.bytes_in, n.bytes_out)
     );
     assert_eq!(c.dropped, c.dropped_level_none + c.dropped_omitted_stage + c.dropped_filtered);
-    assert_eq!((c.oversized, c.oversized_batches, c.alerts_dropped), (n.oversized, n.oversized_batches, n.alerts_dropped));
+    assert_eq!(
+        (c.oversized, c.oversized_batches, c.alerts_dropped),
+        (n.oversized, n.oversized_batches, n.alerts_dropped)
+    );
     // The alert engine's totals through the record are the native engine's.
     let a = inst.alert_stats(engine);
     let na = native.alert_stats();
     assert!(a.events > 0 && a.alerts > 0, "the default rules saw the sample's kept events and raised alerts");
     assert_eq!(
         (a.events, a.matches, a.alerts, a.suppressed, a.groups, a.groups_evicted, a.late_events, a.distinct_overflow),
-        (na.events, na.matches, na.alerts, na.suppressed, na.groups, na.groups_evicted, na.late_events, na.distinct_overflow)
+        (
+            na.events,
+            na.matches,
+            na.alerts,
+            na.suppressed,
+            na.groups,
+            na.groups_evicted,
+            na.late_events,
+            na.distinct_overflow
+        )
     );
     let d = inst.counters(drop_all);
     assert_eq!(d.read, c.read, "second engine saw the same records");
@@ -163,7 +179,10 @@ fn config_errors_are_typed_and_located_like_the_native_ones() {
         Ok(_) => panic!("component accepted a bad config"),
     };
     let fields = |e: &ConfigError| (e.file.clone(), e.line, e.column, e.field.clone(), e.message.clone());
-    let want: Vec<_> = native.iter().map(|d| (d.file.clone(), d.pos.line as u32, d.pos.col as u32, d.field.clone(), d.message.clone())).collect();
+    let want: Vec<_> = native
+        .iter()
+        .map(|d| (d.file.clone(), d.pos.line as u32, d.pos.col as u32, d.field.clone(), d.message.clone()))
+        .collect();
     assert_eq!(got.iter().map(fields).collect::<Vec<_>>(), want);
     assert!(got.len() >= 2, "expected several errors, got {got:?}");
     assert!(got.iter().all(|e| e.file == "kaudit.yaml" && e.line >= 1 && e.column >= 1), "{got:?}");
@@ -177,7 +196,8 @@ fn config_errors_are_typed_and_located_like_the_native_ones() {
 
 #[test]
 fn warnings_are_reported_like_the_native_ones() {
-    let config = "policy:\n  apiVersion: audit.k8s.io/v1\n  kind: Policy\n  colour: blue\n  rules:\n    - level: Metadata\n";
+    let config =
+        "policy:\n  apiVersion: audit.k8s.io/v1\n  kind: Policy\n  colour: blue\n  rules:\n    - level: Metadata\n";
     let (_, native) = Pipeline::from_config_text(config, "config.yaml", &NoFiles).unwrap();
     assert!(!native.is_empty(), "an unknown policy field is a warning in the native engine");
     let mut inst = instance();
@@ -185,7 +205,10 @@ fn warnings_are_reported_like_the_native_ones() {
     let got = inst.warnings(engine);
     assert_eq!(
         got.iter().map(|w| (w.line, w.column, w.field.clone(), w.message.clone())).collect::<Vec<_>>(),
-        native.iter().map(|w| (w.pos.line as u32, w.pos.col as u32, w.field.clone(), w.message.clone())).collect::<Vec<_>>()
+        native
+            .iter()
+            .map(|w| (w.pos.line as u32, w.pos.col as u32, w.field.clone(), w.message.clone()))
+            .collect::<Vec<_>>()
     );
 }
 
@@ -243,7 +266,10 @@ fn batches_keep_their_framing() {
     let mut inst = instance();
     for body in [
         format!("[{}]", items.join(",")),
-        format!("{{\"kind\":\"EventList\",\"apiVersion\":\"audit.k8s.io/v1\",\"metadata\":{{}},\"items\":[{}]}}", items.join(",")),
+        format!(
+            "{{\"kind\":\"EventList\",\"apiVersion\":\"audit.k8s.io/v1\",\"metadata\":{{}},\"items\":[{}]}}",
+            items.join(",")
+        ),
     ] {
         let engine = inst.create("").unwrap();
         let got = inst.process_batch(engine, body.as_bytes());
@@ -251,10 +277,17 @@ fn batches_keep_their_framing() {
         let mut want = String::new();
         let summary = native.process_batch(body.as_bytes(), &mut want);
         assert_eq!(String::from_utf8(got.output).unwrap(), want);
-        assert_eq!((got.summary.events, got.summary.kept, got.summary.dropped, got.summary.bad), (summary.events, summary.kept, summary.dropped, summary.bad));
+        assert_eq!(
+            (got.summary.events, got.summary.kept, got.summary.dropped, got.summary.bad),
+            (summary.events, summary.kept, summary.dropped, summary.bad)
+        );
         assert_eq!(got.summary.events, lines.len() as u64);
         assert!(lines.len() > 150, "{} items", lines.len());
-        assert!(got.summary.dropped > 0 && got.summary.kept > 0 && got.summary.bad > 0, "{:?}", (got.summary.kept, got.summary.dropped, got.summary.bad));
+        assert!(
+            got.summary.dropped > 0 && got.summary.kept > 0 && got.summary.bad > 0,
+            "{:?}",
+            (got.summary.kept, got.summary.dropped, got.summary.bad)
+        );
         assert_eq!(want.as_bytes()[0], body.as_bytes()[0], "framing kept");
     }
 }
@@ -263,7 +296,8 @@ fn batches_keep_their_framing() {
 fn a_config_can_refer_to_files_the_host_preopened() {
     let dir = std::env::temp_dir().join(format!("kaudit-component-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("drop-all.yaml"), "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n  - level: None\n").unwrap();
+    std::fs::write(dir.join("drop-all.yaml"), "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n  - level: None\n")
+        .unwrap();
     let config = "policyFile: drop-all.yaml\n";
     let event = sample_lines().into_iter().next().unwrap();
 

@@ -6,7 +6,9 @@ mod support;
 
 use std::process::Command;
 
-use support::{command_wasm, component_wasm, native_cli, parse_wave_result, root, run_with_stdin, wasmtime_cli, wave_string};
+use support::{
+    command_wasm, component_wasm, native_cli, parse_wave_result, root, run_with_stdin, wasmtime_cli, wave_string,
+};
 
 fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
@@ -40,7 +42,8 @@ fn command_component_filters_the_sample_log_like_the_native_cli() {
     assert!(!native.stdout.is_empty());
     assert_eq!(String::from_utf8_lossy(&wasm.stdout), String::from_utf8_lossy(&native.stdout));
     // The summary line counts the same events.
-    let summary = |o: &std::process::Output| stderr(o).lines().find(|l| l.starts_with("kaudit: read ")).map(str::to_string);
+    let summary =
+        |o: &std::process::Output| stderr(o).lines().find(|l| l.starts_with("kaudit: read ")).map(str::to_string);
     assert!(summary(&native).is_some(), "native summary: {}", stderr(&native));
     assert_eq!(summary(&wasm), summary(&native));
 }
@@ -66,7 +69,10 @@ fn command_component_passes_a_record_that_panics_through_and_goes_on() {
     let mut input: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
     input[at] = marked.clone();
     let input = input.iter().map(|l| format!("{l}\n")).collect::<String>();
-    let out = run_with_stdin(Command::new(wasmtime_cli()).arg("run").arg(support::artifact("kaudit-cli-fault.wasm")).arg("filter"), input.as_bytes());
+    let out = run_with_stdin(
+        Command::new(wasmtime_cli()).arg("run").arg(support::artifact("kaudit-cli-fault.wasm")).arg("filter"),
+        input.as_bytes(),
+    );
     let err = stderr(&out);
     assert!(out.status.success(), "the run goes on after the panic: {err}");
     assert_eq!(String::from_utf8_lossy(&out.stdout), want, "every other record filtered, the panicking one untouched");
@@ -80,13 +86,16 @@ fn command_component_passes_a_record_that_panics_through_and_goes_on() {
 fn command_component_reports_config_errors_with_their_location() {
     let dir = std::env::temp_dir().join(format!("kaudit-wasmtime-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("kaudit.yaml"), "policy:\n  apiVersion: audit.k8s.io/v1\n  kind: Policy\n  rules:\n    - level: Loud\n").unwrap();
+    std::fs::write(
+        dir.join("kaudit.yaml"),
+        "policy:\n  apiVersion: audit.k8s.io/v1\n  kind: Policy\n  rules:\n    - level: Loud\n",
+    )
+    .unwrap();
     let out = run_with_stdin(
-        Command::new(wasmtime_cli()).args(["run", "--dir", &format!("{}::/conf", dir.display())]).arg(command_wasm()).args([
-            "filter",
-            "--config",
-            "/conf/kaudit.yaml",
-        ]),
+        Command::new(wasmtime_cli())
+            .args(["run", "--dir", &format!("{}::/conf", dir.display())])
+            .arg(command_wasm())
+            .args(["filter", "--config", "/conf/kaudit.yaml"]),
         b"",
     );
     std::fs::remove_dir_all(&dir).unwrap();
@@ -107,7 +116,13 @@ fn command_component_sees_no_files_without_a_preopened_dir() {
 }
 
 fn invoke(args: &[&str], call: &str) -> Result<String, String> {
-    let out = Command::new(wasmtime_cli()).arg("run").args(args).args(["--invoke", call]).arg(component_wasm()).output().unwrap();
+    let out = Command::new(wasmtime_cli())
+        .arg("run")
+        .args(args)
+        .args(["--invoke", call])
+        .arg(component_wasm())
+        .output()
+        .unwrap();
     // An err(...) result still exits 0: the result is in stdout.
     assert!(out.status.success(), "{call}: {:?} {}", out.status, stderr(&out));
     parse_wave_result(&String::from_utf8(out.stdout).unwrap())
@@ -115,9 +130,15 @@ fn invoke(args: &[&str], call: &str) -> Result<String, String> {
 
 #[test]
 fn invoke_by_bare_and_qualified_name() {
-    let event = std::fs::read_to_string(root().join("tests/fixtures/sample-audit.log")).unwrap().lines().next().unwrap().to_string();
+    let event = std::fs::read_to_string(root().join("tests/fixtures/sample-audit.log"))
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_string();
     let bare = invoke(&[], &format!("explain-lines(\"\", {})", wave_string(&event))).unwrap();
-    let qualified = invoke(&[], &format!("kaudit:audit/lines.explain-lines@0.1.0(\"\", {})", wave_string(&event))).unwrap();
+    let qualified =
+        invoke(&[], &format!("kaudit:audit/lines.explain-lines@0.1.0(\"\", {})", wave_string(&event))).unwrap();
     assert_eq!(bare, qualified);
     let native = kaudit::Pipeline::embedded_default();
     let parsed = kaudit::Event::parse(&event).unwrap();
@@ -127,7 +148,10 @@ fn invoke_by_bare_and_qualified_name() {
 #[test]
 fn invoke_reports_config_errors_as_err_with_exit_status_0() {
     let got = invoke(&[], "filter-lines(\"policy:\\n  rules: 5\\n\", \"\")");
-    let native = kaudit::Pipeline::from_config_text("policy:\n  rules: 5\n", "config.yaml", &kaudit::NoFiles).err().unwrap().to_string();
+    let native = kaudit::Pipeline::from_config_text("policy:\n  rules: 5\n", "config.yaml", &kaudit::NoFiles)
+        .err()
+        .unwrap()
+        .to_string();
     assert_eq!(got, Err(native.clone()));
     assert!(native.starts_with("config.yaml:"), "{native}");
 }
@@ -136,7 +160,10 @@ fn invoke_reports_config_errors_as_err_with_exit_status_0() {
 fn invoke_file_functions_read_only_preopened_dirs() {
     let fixtures = root().join("tests/fixtures");
     let dir = format!("{}::/data", fixtures.display());
-    let got = invoke(&["--dir", &dir], "filter-file(\"/data/policies/k8s-website-audit-policy.yaml\", \"/data/sample-audit.log\")");
+    let got = invoke(
+        &["--dir", &dir],
+        "filter-file(\"/data/policies/k8s-website-audit-policy.yaml\", \"/data/sample-audit.log\")",
+    );
     // A policy file is not a kaudit config: its keys are reported, not silently ignored.
     let err = got.unwrap_err();
     assert!(err.starts_with("/data/policies/k8s-website-audit-policy.yaml:"), "{err}");

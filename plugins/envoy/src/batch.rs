@@ -28,7 +28,10 @@ pub enum Untouched {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Filtered {
     /// The policy ran. `body` is `Some` when the bytes changed and must replace the request body.
-    Processed { summary: BatchSummary, body: Option<String> },
+    Processed {
+        summary: BatchSummary,
+        body: Option<String>,
+    },
     Untouched(Untouched),
 }
 
@@ -37,7 +40,9 @@ impl Filtered {
     /// the alert consumer; `None` when there is nothing to observe.
     pub fn alert_feed<'a>(&'a self, original: &'a [u8]) -> Option<&'a [u8]> {
         match self {
-            Filtered::Processed { summary, body } if summary.kept > 0 => Some(body.as_deref().map_or(original, str::as_bytes)),
+            Filtered::Processed { summary, body } if summary.kept > 0 => {
+                Some(body.as_deref().map_or(original, str::as_bytes))
+            }
             _ => None,
         }
     }
@@ -100,7 +105,10 @@ mod tests {
     const STAGE_RECEIVED: &str = r#"{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"a2","stage":"RequestReceived","requestURI":"/api/v1/pods","verb":"list","user":{"username":"u"},"objectRef":{"resource":"pods","apiVersion":"v1"},"requestReceivedTimestamp":"2024-01-01T00:00:00.000000Z","stageTimestamp":"2024-01-01T00:00:00.000000Z"}"#;
 
     fn event_list(items: &[&str]) -> String {
-        format!(r#"{{"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{{}},"items":[{}]}}"#, items.join(","))
+        format!(
+            r#"{{"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{{}},"items":[{}]}}"#,
+            items.join(",")
+        )
     }
 
     #[test]
@@ -137,7 +145,9 @@ mod tests {
         assert_eq!((summary.events, summary.kept, summary.dropped), (2, 1, 1));
         assert!(out.starts_with(r#"{"kind":"EventList""#), "{out}");
         let mut seen = Vec::new();
-        for_each_item(f.alert_feed(body.as_bytes()).unwrap(), &mut |e| seen.push(String::from_utf8(e.to_vec()).unwrap()));
+        for_each_item(f.alert_feed(body.as_bytes()).unwrap(), &mut |e| {
+            seen.push(String::from_utf8(e.to_vec()).unwrap())
+        });
         assert_eq!(seen.len(), 1);
         assert!(seen[0].contains("\"auditID\":\"a1\""));
     }

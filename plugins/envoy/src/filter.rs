@@ -180,14 +180,7 @@ struct Root {
 
 impl Root {
     fn new(context_id: u32) -> Root {
-        Root {
-            context_id,
-            plugin: "kaudit".into(),
-            owner: 0,
-            shared: None,
-            consumer: None,
-            in_flight: HashMap::new(),
-        }
+        Root { context_id, plugin: "kaudit".into(), owner: 0, shared: None, consumer: None, in_flight: HashMap::new() }
     }
 
     fn now_ms(&self) -> u64 {
@@ -289,7 +282,13 @@ impl Root {
             (":authority", target.authority.as_str()),
             ("content-type", "application/x-ndjson"),
         ];
-        match self.dispatch_http_call(&target.cluster, headers, Some(body.as_bytes()), vec![], Duration::from_millis(target.timeout_ms)) {
+        match self.dispatch_http_call(
+            &target.cluster,
+            headers,
+            Some(body.as_bytes()),
+            vec![],
+            Duration::from_millis(target.timeout_ms),
+        ) {
             Ok(token) => {
                 self.in_flight.insert(token, n);
             }
@@ -307,7 +306,8 @@ fn queue_name(plugin: &str) -> String {
 
 /// A name usable inside metric and shared-data keys.
 fn sanitize(name: &str) -> String {
-    let s: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' }).collect();
+    let s: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' }).collect();
     if s.is_empty() {
         "kaudit".into()
     } else {
@@ -369,10 +369,19 @@ impl RootContext for Root {
         if self.owner == 0 {
             self.owner = random_owner(self.context_id, now);
         }
-        self.shared = Some(Rc::new(Shared { metrics: Metrics::define(&self.plugin), pipeline: RefCell::new(pipeline), mirror: RefCell::default(), settings, queue }));
+        self.shared = Some(Rc::new(Shared {
+            metrics: Metrics::define(&self.plugin),
+            pipeline: RefCell::new(pipeline),
+            mirror: RefCell::default(),
+            settings,
+            queue,
+        }));
         self.consumer = None;
         self.set_tick_period(Duration::from_millis(lease::TICK_MS));
-        info!("configured ({})", self.shared.as_ref().map(|s| s.pipeline.borrow().config().policy_source.clone()).unwrap_or_default());
+        info!(
+            "configured ({})",
+            self.shared.as_ref().map(|s| s.pipeline.borrow().config().policy_source.clone()).unwrap_or_default()
+        );
         true
     }
 
@@ -458,9 +467,11 @@ impl Webhook {
                 m.add(Metric::BatchesUntouched, 1);
                 error!("internal error, batch forwarded untouched: {msg}");
                 // The pipeline may be half-updated after a panic: start from a fresh one.
-                if let (Ok(fresh), Ok(mut p), Ok(mut mirror)) =
-                    (Shared::worker_pipeline(&self.shared.settings), self.shared.pipeline.try_borrow_mut(), self.shared.mirror.try_borrow_mut())
-                {
+                if let (Ok(fresh), Ok(mut p), Ok(mut mirror)) = (
+                    Shared::worker_pipeline(&self.shared.settings),
+                    self.shared.pipeline.try_borrow_mut(),
+                    self.shared.mirror.try_borrow_mut(),
+                ) {
                     *p = fresh;
                     *mirror = Mirror::default();
                 }

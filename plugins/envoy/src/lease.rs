@@ -72,7 +72,15 @@ mod tests {
     fn lease_round_trips_and_rejects_garbage() {
         let l = Lease::new(42, 1_000);
         assert_eq!(Lease::decode(&l.encode()), Some(Lease { owner: 42, expires_ms: 1_000 + TTL_MS }));
-        for bad in [&b""[..], b"kaudit-lease", b"kaudit-lease 1", b"kaudit-lease x 2", b"lease 1 2", b"kaudit-lease 1 2 3", b"\xff"] {
+        for bad in [
+            &b""[..],
+            b"kaudit-lease",
+            b"kaudit-lease 1",
+            b"kaudit-lease x 2",
+            b"lease 1 2",
+            b"kaudit-lease 1 2 3",
+            b"\xff",
+        ] {
             assert_eq!(Lease::decode(bad), None, "{bad:?}");
         }
     }

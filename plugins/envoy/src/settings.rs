@@ -39,7 +39,12 @@ pub struct AlertTarget {
 
 impl Default for AlertTarget {
     fn default() -> Self {
-        AlertTarget { cluster: "kaudit_alerts".into(), path: "/alerts".into(), authority: "kaudit-alerts".into(), timeout_ms: 5000 }
+        AlertTarget {
+            cluster: "kaudit_alerts".into(),
+            path: "/alerts".into(),
+            authority: "kaudit-alerts".into(),
+            timeout_ms: 5000,
+        }
     }
 }
 
@@ -54,7 +59,8 @@ pub struct Settings {
 impl Settings {
     /// Decodes the plugin configuration bytes (empty or whitespace: all defaults).
     pub fn parse(bytes: &[u8]) -> Result<Settings, String> {
-        let text = std::str::from_utf8(bytes).map_err(|e| format!("{ENVELOPE_NAME}: not UTF-8 (invalid byte at offset {})", e.valid_up_to()))?;
+        let text = std::str::from_utf8(bytes)
+            .map_err(|e| format!("{ENVELOPE_NAME}: not UTF-8 (invalid byte at offset {})", e.valid_up_to()))?;
         let node = yaml::parse(text, ENVELOPE_NAME).map_err(|d| d.to_string())?;
         if matches!(node.kind, Kind::Null) {
             return Ok(Settings::default());
@@ -68,7 +74,8 @@ impl Settings {
         match self.config.as_deref() {
             None => Ok((Pipeline::embedded_default(), Vec::new())),
             Some(text) => {
-                let (pipeline, warnings) = Pipeline::from_config_text(text, CONFIG_NAME, &NoFiles).map_err(|e| e.to_string())?;
+                let (pipeline, warnings) =
+                    Pipeline::from_config_text(text, CONFIG_NAME, &NoFiles).map_err(|e| e.to_string())?;
                 Ok((pipeline, warnings.iter().map(ToString::to_string).collect()))
             }
         }
@@ -89,7 +96,10 @@ fn decode(node: &Node) -> Result<Settings, Diagnostic> {
                     Kind::Str(s) => Ok(s.clone()),
                     _ => Err(c.error(
                         value.pos,
-                        format!("expected the kaudit config as text (a YAML block scalar `config: |`), found {}", value.type_name()),
+                        format!(
+                            "expected the kaudit config as text (a YAML block scalar `config: |`), found {}",
+                            value.type_name()
+                        ),
                     )),
                 })?;
                 settings.config = (!text.trim().is_empty()).then_some(text);
@@ -163,7 +173,10 @@ mod tests {
         for text in ["", "  \n", "{}"] {
             let s = Settings::parse(text.as_bytes()).unwrap();
             assert_eq!(s, Settings::default(), "{text:?}");
-            assert_eq!(s.pipeline().unwrap().0.config().policy_source, Pipeline::embedded_default().config().policy_source);
+            assert_eq!(
+                s.pipeline().unwrap().0.config().policy_source,
+                Pipeline::embedded_default().config().policy_source
+            );
         }
     }
 
@@ -174,7 +187,10 @@ mod tests {
         let a = Settings::parse(json.as_bytes()).unwrap();
         let b = Settings::parse(yaml.as_bytes()).unwrap();
         assert_eq!(a, b);
-        assert_eq!(a.alerts, AlertTarget { cluster: "sink".into(), path: "/a".into(), authority: "a.local".into(), timeout_ms: 250 });
+        assert_eq!(
+            a.alerts,
+            AlertTarget { cluster: "sink".into(), path: "/a".into(), authority: "a.local".into(), timeout_ms: 250 }
+        );
         assert_eq!(a.pipeline().unwrap().0.config().policy_source, CONFIG_NAME);
     }
 

@@ -30,7 +30,8 @@ const VECTOR_PREFIX: &str = r#"{"kind":"EventList","apiVersion":"audit.k8s.io/v1
 const VECTOR_SUFFIX: &str = "}";
 /// A listener whose limits are hit by the test's batches (events over 3,000 bytes, batches over
 /// 500 kB, one alert group per rule).
-const LIMITS_CONFIG: &str = "limits:\n  maxEventBytes: 3000\n  maxBatchBytes: 500000\nalerts:\n  limits:\n    maxGroups: 1\n";
+const LIMITS_CONFIG: &str =
+    "limits:\n  maxEventBytes: 3000\n  maxBatchBytes: 500000\nalerts:\n  limits:\n    maxGroups: 1\n";
 
 struct Vector {
     name: String,
@@ -55,7 +56,9 @@ impl Vector {
             }
         }
         match &self.config {
-            Some(text) => Pipeline::from_config_text(text, "config.yaml", &Dir(self.dir.clone())).expect("vector config").0,
+            Some(text) => {
+                Pipeline::from_config_text(text, "config.yaml", &Dir(self.dir.clone())).expect("vector config").0
+            }
             None => Pipeline::embedded_default(),
         }
     }
@@ -71,7 +74,11 @@ fn read(path: &Path) -> String {
 
 fn vectors() -> Vec<Vector> {
     let root = support::workspace_root().join("tests/conformance/vectors");
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root).expect("vectors dir").map(|e| e.expect("entry").path()).filter(|p| p.is_dir()).collect();
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
+        .expect("vectors dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.is_dir())
+        .collect();
     dirs.sort();
     assert!(dirs.len() >= 3, "conformance vectors missing in {}", root.display());
     dirs.into_iter()
@@ -95,8 +102,13 @@ fn shipped_config() -> Value {
 }
 
 fn wasm_filter(listener: &mut Value) -> &mut Value {
-    let filters = listener["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"].as_array_mut().expect("http_filters");
-    let wasm = filters.iter_mut().find(|f| f["name"] == "envoy.filters.http.wasm").expect("the wasm filter is in the shipped config");
+    let filters = listener["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"]
+        .as_array_mut()
+        .expect("http_filters");
+    let wasm = filters
+        .iter_mut()
+        .find(|f| f["name"] == "envoy.filters.http.wasm")
+        .expect("the wasm filter is in the shipped config");
     &mut wasm["typed_config"]["config"]
 }
 
@@ -110,7 +122,13 @@ fn test_config(receiver: u16, alerts: u16, listeners: &[(String, Option<String>)
     test_config_with(&support::artifact(), receiver, alerts, listeners, default_limits)
 }
 
-fn test_config_with(wasm: &Path, receiver: u16, alerts: u16, listeners: &[(String, Option<String>)], default_limits: bool) -> Value {
+fn test_config_with(
+    wasm: &Path,
+    receiver: u16,
+    alerts: u16,
+    listeners: &[(String, Option<String>)],
+    default_limits: bool,
+) -> Value {
     let mut config = shipped_config();
     config["admin"]["address"] = loopback(0);
     let mut base = config["static_resources"]["listeners"][0].clone();
@@ -143,7 +161,10 @@ fn test_config_with(wasm: &Path, receiver: u16, alerts: u16, listeners: &[(Strin
             Some("kaudit_alerts") => alerts,
             other => panic!("unexpected cluster {other:?} in the shipped config"),
         };
-        assert_eq!(cluster["per_connection_buffer_limit_bytes"], 16_777_216, "the shipped clusters raise the buffer limit");
+        assert_eq!(
+            cluster["per_connection_buffer_limit_bytes"], 16_777_216,
+            "the shipped clusters raise the buffer limit"
+        );
         cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"] = loopback(port);
     }
     config
@@ -175,7 +196,8 @@ fn native(pipeline: &mut Pipeline, body: &[u8]) -> (Vec<u8>, u64) {
 /// POSTs `body` to `path` on `port`, asserts 200, returns what the receiver got for it.
 fn post(port: u16, path: &str, body: &[u8], receiver: &Recorder) -> Vec<u8> {
     let before = receiver.requests_to(path).len();
-    let r = http(port, "POST", path, &[("content-type", "application/json")], body).unwrap_or_else(|e| panic!("POST {path}: {e}"));
+    let r = http(port, "POST", path, &[("content-type", "application/json")], body)
+        .unwrap_or_else(|e| panic!("POST {path}: {e}"));
     assert_eq!(r.status, 200, "POST {path}: {}", String::from_utf8_lossy(&r.body));
     let got = receiver.requests_to(path);
     assert_eq!(got.len(), before + 1, "the receiver got one request for {path}");
@@ -199,13 +221,15 @@ fn envoy_filters_webhook_batches_and_feeds_one_alert_consumer() {
     let sink = Recorder::start();
     let vectors = vectors();
     // "empty": an empty plugin configuration, which means the embedded default.
-    let mut listeners: Vec<(String, Option<String>)> = vec![(SHIPPED.to_string(), None), ("empty".to_string(), Some(String::new()))];
+    let mut listeners: Vec<(String, Option<String>)> =
+        vec![(SHIPPED.to_string(), None), ("empty".to_string(), Some(String::new()))];
     for v in &vectors {
         listeners.push((v.plugin(), Some(envelope(v.config.as_deref(), &format!("/alerts/{}", v.plugin())))));
     }
     listeners.push(("limits".to_string(), Some(envelope(Some(LIMITS_CONFIG), "/alerts/limits"))));
     let dir = Arc::new(TempDir::new("main"));
-    let envoy = Envoy::start(&test_config(receiver.port, sink.port, &listeners, true), dir).unwrap_or_else(|e| panic!("{e}"));
+    let envoy =
+        Envoy::start(&test_config(receiver.port, sink.port, &listeners, true), dir).unwrap_or_else(|e| panic!("{e}"));
     eprintln!("envoy ready after {:.1} s", started.elapsed().as_secs_f64());
     let shipped_port = envoy.listener_port(SHIPPED);
 
@@ -215,7 +239,11 @@ fn envoy_filters_webhook_batches_and_feeds_one_alert_consumer() {
         let port = envoy.listener_port(&v.plugin());
         let body = event_list(&v.input_items());
         let got = post(port, &format!("/audit/{}", v.name), body.as_bytes(), &receiver);
-        let items: Vec<String> = list_items(&got).unwrap_or_else(|| panic!("{}: not an EventList: {}", v.name, String::from_utf8_lossy(&got))).into_iter().map(String::from).collect();
+        let items: Vec<String> = list_items(&got)
+            .unwrap_or_else(|| panic!("{}: not an EventList: {}", v.name, String::from_utf8_lossy(&got)))
+            .into_iter()
+            .map(String::from)
+            .collect();
         assert_eq!(items, v.expected_items(), "{}: the receiver's items differ from expected.jsonl", v.name);
         let (want, fed) = native(&mut v.pipeline(), body.as_bytes());
         assert_eq!(got, want, "{}: the whole body differs from the native engine's", v.name);
@@ -233,7 +261,11 @@ fn envoy_filters_webhook_batches_and_feeds_one_alert_consumer() {
     let mut check_shipped = |path: &str, body: &[u8], shipped_fed: &mut u64| -> Vec<u8> {
         let got = post(shipped_port, path, body, &receiver);
         let (want, fed) = native(&mut shipped_native, body);
-        assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(&want), "{path}: differs from the native engine");
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(&want),
+            "{path}: differs from the native engine"
+        );
         *shipped_fed += fed;
         got
     };
@@ -247,23 +279,33 @@ fn envoy_filters_webhook_batches_and_feeds_one_alert_consumer() {
 
     let jsonl = format!("{}\n", seed_in.join("\n"));
     let got = check_shipped("/audit/lines", jsonl.as_bytes(), &mut shipped_fed);
-    assert_eq!(lines(&String::from_utf8(got).expect("utf-8")), seed_expected, "JSON lines: the body must be expected.jsonl");
+    assert_eq!(
+        lines(&String::from_utf8(got).expect("utf-8")),
+        seed_expected,
+        "JSON lines: the body must be expected.jsonl"
+    );
     shipped_batches += 1;
 
     // Vector's http sink: the JSON codec's array (Vector re-serialises events with sorted keys)
     // wrapped by payload_prefix/suffix; on the way back `. = .items` emits the items.
-    let sorted: Vec<String> = seed_in.iter().map(|l| serde_json::from_str::<Value>(l).expect("seed input is JSON").to_string()).collect();
+    let sorted: Vec<String> =
+        seed_in.iter().map(|l| serde_json::from_str::<Value>(l).expect("seed input is JSON").to_string()).collect();
     let vector_body = format!("{VECTOR_PREFIX}[{}]{VECTOR_SUFFIX}", sorted.join(","));
     let got = check_shipped("/audit/vector", vector_body.as_bytes(), &mut shipped_fed);
     let v: Value = serde_json::from_slice(&got).expect("Vector's http_server source decodes the body as JSON");
     let emitted = v["items"].as_array().expect("`. = .items` has an array to emit");
     // Same events as expected.jsonl, whatever the key order Vector gave them.
-    let want: Vec<Value> = seed_expected.iter().map(|l| serde_json::from_str(l).expect("expected.jsonl is JSON")).collect();
+    let want: Vec<Value> =
+        seed_expected.iter().map(|l| serde_json::from_str(l).expect("expected.jsonl is JSON")).collect();
     assert_eq!(emitted, &want, "Vector path: `. = .items` must emit seed-default's expected events");
     shipped_batches += 1;
 
     let got = post(envoy.listener_port("empty"), "/audit/empty-config", event_list(&seed_in).as_bytes(), &receiver);
-    assert_eq!(list_items(&got).expect("EventList"), seed_expected, "an empty configuration filters with the embedded default");
+    assert_eq!(
+        list_items(&got).expect("EventList"),
+        seed_expected,
+        "an empty configuration filters with the embedded default"
+    );
 
     // 3. A bad body is forwarded untouched and counted, never rejected.
     let bad = b"this is not an audit batch {\"kind\":\"EventList\",\"items\":[";
@@ -281,7 +323,8 @@ fn envoy_filters_webhook_batches_and_feeds_one_alert_consumer() {
     let want: Vec<String> = (0..reps).flat_map(|_| seed_expected.iter().cloned()).collect();
     assert_eq!(list_items(&got).expect("EventList"), want, "big batch: items");
     shipped_batches += 1;
-    let r = http(envoy.listener_port("default_limits"), "POST", "/audit/big-default-limits", &[], big.as_bytes()).expect("POST");
+    let r = http(envoy.listener_port("default_limits"), "POST", "/audit/big-default-limits", &[], big.as_bytes())
+        .expect("POST");
     assert_eq!(r.status, 413, "without per_connection_buffer_limit_bytes Envoy refuses a buffered body > 1 MiB");
 
     // 5. Concurrent batches land on both workers; every kept event reaches the one consumer.
@@ -295,7 +338,8 @@ fn envoy_filters_webhook_batches_and_feeds_one_alert_consumer() {
             let small = &small;
             s.spawn(move || {
                 for i in 0..per_thread {
-                    let r = http(shipped_port, "POST", &format!("/audit/concurrent/{t}/{i}"), &[], small.as_bytes()).expect("POST");
+                    let r = http(shipped_port, "POST", &format!("/audit/concurrent/{t}/{i}"), &[], small.as_bytes())
+                        .expect("POST");
                     assert_eq!(r.status, 200);
                 }
             });
@@ -313,17 +357,32 @@ fn envoy_filters_webhook_batches_and_feeds_one_alert_consumer() {
     assert_eq!(metric(&envoy, SHIPPED, "batches"), shipped_batches);
     assert_eq!(metric(&envoy, SHIPPED, "errors"), 0);
     let observed = wait_for(30, || (metric(&envoy, SHIPPED, "alert_events_observed") >= shipped_fed).then_some(()));
-    assert!(observed.is_some(), "the alert consumer observed {} of {shipped_fed} kept events", metric(&envoy, SHIPPED, "alert_events_observed"));
-    assert_eq!(metric(&envoy, SHIPPED, "alert_events_observed"), shipped_fed, "each kept event is observed exactly once");
+    assert!(
+        observed.is_some(),
+        "the alert consumer observed {} of {shipped_fed} kept events",
+        metric(&envoy, SHIPPED, "alert_events_observed")
+    );
+    assert_eq!(
+        metric(&envoy, SHIPPED, "alert_events_observed"),
+        shipped_fed,
+        "each kept event is observed exactly once"
+    );
 
     // 6. Alerts: the sink receives exactly each vector's alerts.jsonl, once.
     for (v, fed) in vectors.iter().zip(&fed_per_vector) {
         let plugin = v.plugin();
         let got = wait_for(30, || (metric(&envoy, &plugin, "alert_events_observed") >= *fed).then_some(()));
-        assert!(got.is_some(), "{}: the consumer observed {} of {fed} kept events", v.name, metric(&envoy, &plugin, "alert_events_observed"));
+        assert!(
+            got.is_some(),
+            "{}: the consumer observed {} of {fed} kept events",
+            v.name,
+            metric(&envoy, &plugin, "alert_events_observed")
+        );
         let raised = consumer_path_alerts(v, event_list(&v.input_items()).as_bytes());
         let path = format!("/alerts/{plugin}");
-        let received = || sink.requests_to(&path).iter().map(|r| String::from_utf8_lossy(&r.body).into_owned()).collect::<String>();
+        let received = || {
+            sink.requests_to(&path).iter().map(|r| String::from_utf8_lossy(&r.body).into_owned()).collect::<String>()
+        };
         // Alerts go out in the same callback that observes; one more tick flushes anything timed.
         wait_for(10, || (received().lines().count() >= raised.lines().count()).then_some(()));
         std::thread::sleep(std::time::Duration::from_millis(1_500));
@@ -332,7 +391,12 @@ fn envoy_filters_webhook_batches_and_feeds_one_alert_consumer() {
         assert_eq!(metric(&envoy, &plugin, "alerts_sent"), raised.lines().count() as u64, "{}", v.name);
         assert_eq!(metric(&envoy, &plugin, "alerts_failed"), 0, "{}", v.name);
         // Conformance: the same alerts as every other host.
-        assert_eq!(received(), read(&v.dir.join("alerts.jsonl")), "{}: the alert sink must receive exactly alerts.jsonl", v.name);
+        assert_eq!(
+            received(),
+            read(&v.dir.join("alerts.jsonl")),
+            "{}: the alert sink must receive exactly alerts.jsonl",
+            v.name
+        );
         for r in sink.requests_to(&path) {
             assert_eq!(r.method, "POST");
             assert_eq!(r.header(":authority").or(r.header("host")), Some("kaudit-alerts"));
@@ -341,7 +405,8 @@ fn envoy_filters_webhook_batches_and_feeds_one_alert_consumer() {
 
     // 7. Limit hits are metrics: the workers' core counters and the consumer's alert statistics,
     // equal to the native engine's on the same path.
-    let limited = || Pipeline::from_config_text(LIMITS_CONFIG, "config.yaml", &kaudit::NoFiles).expect("limits config").0;
+    let limited =
+        || Pipeline::from_config_text(LIMITS_CONFIG, "config.yaml", &kaudit::NoFiles).expect("limits config").0;
     let (mut worker, mut consumer) = (limited(), limited());
     worker.set_alerts_enabled(false);
     let port = envoy.listener_port("limits");
@@ -359,16 +424,35 @@ fn envoy_filters_webhook_batches_and_feeds_one_alert_consumer() {
     assert_eq!(got, want, "limits listener: differs from the native engine");
     let got = post(port, "/audit/limits-big", big.as_bytes(), &receiver);
     assert_eq!(got, big.as_bytes(), "a batch over maxBatchBytes is forwarded byte for byte");
-    assert_eq!(filter_body(&mut worker, big.as_bytes()), kaudit_envoy::batch::Filtered::Untouched(kaudit_envoy::batch::Untouched::Oversized));
+    assert_eq!(
+        filter_body(&mut worker, big.as_bytes()),
+        kaudit_envoy::batch::Filtered::Untouched(kaudit_envoy::batch::Untouched::Oversized)
+    );
     let (c, a) = (worker.counters(), consumer.alert_stats());
     assert!(c.oversized > 0 && c.stripped > 0 && a.groups_evicted > 0, "the batch hits the limits: {c:?} {a:?}");
-    for (name, want) in [("events_oversized", c.oversized), ("events_stripped", c.stripped), ("batches_oversized", 1), ("batches_untouched", 1), ("batches", 2)] {
+    for (name, want) in [
+        ("events_oversized", c.oversized),
+        ("events_stripped", c.stripped),
+        ("batches_oversized", 1),
+        ("batches_untouched", 1),
+        ("batches", 2),
+    ] {
         assert_eq!(metric(&envoy, "limits", name), want, "limits listener: {name}");
     }
     let evicted = wait_for(30, || (metric(&envoy, "limits", "alert_groups_evicted") >= a.groups_evicted).then_some(()));
-    assert!(evicted.is_some(), "the consumer evicted {} groups, the native one {}", metric(&envoy, "limits", "alert_groups_evicted"), a.groups_evicted);
+    assert!(
+        evicted.is_some(),
+        "the consumer evicted {} groups, the native one {}",
+        metric(&envoy, "limits", "alert_groups_evicted"),
+        a.groups_evicted
+    );
     std::thread::sleep(std::time::Duration::from_millis(1_500));
-    for (name, want) in [("alert_groups_evicted", a.groups_evicted), ("alert_distinct_overflow", a.distinct_overflow), ("alert_late_events", a.late_events), ("alerts_dropped", 0)] {
+    for (name, want) in [
+        ("alert_groups_evicted", a.groups_evicted),
+        ("alert_distinct_overflow", a.distinct_overflow),
+        ("alert_late_events", a.late_events),
+        ("alerts_dropped", 0),
+    ] {
         assert_eq!(metric(&envoy, "limits", name), want, "limits listener: {name}");
     }
     eprintln!("envoy test done in {:.1} s", started.elapsed().as_secs_f64());
@@ -414,11 +498,16 @@ fn a_panic_in_the_filter_forwards_the_original_batch_and_the_filter_goes_on() {
     let seed = vectors().into_iter().find(|v| v.name == "seed-default").expect("seed-default vector");
     let items = seed.input_items();
     let trigger = std::str::from_utf8(kaudit_envoy::batch::FAULT_TRIGGER).expect("ASCII");
-    let faulty = event_list(&items).replacen(r#""metadata":{}"#, &format!(r#""metadata":{{"resourceVersion":"{trigger}"}}"#), 1);
+    let faulty =
+        event_list(&items).replacen(r#""metadata":{}"#, &format!(r#""metadata":{{"resourceVersion":"{trigger}"}}"#), 1);
     assert!(faulty.contains(trigger));
     // The shipped plugin configuration is the embedded default.
     let (good_out, _) = native(&mut Pipeline::embedded_default(), event_list(&items).as_bytes());
-    assert_ne!(good_out, event_list(&items).into_bytes(), "the policy changes this batch, so a forwarded original is told apart");
+    assert_ne!(
+        good_out,
+        event_list(&items).into_bytes(),
+        "the policy changes this batch, so a forwarded original is told apart"
+    );
 
     // Alternate faulty and good batches from several threads, so both workers panic and recover.
     let rounds = 6;
@@ -429,15 +518,25 @@ fn a_panic_in_the_filter_forwards_the_original_batch_and_the_filter_goes_on() {
             s.spawn(move || {
                 for i in 0..rounds {
                     let path = format!("/audit/fault/{t}/{i}");
-                    let r = http(port, "POST", &path, &[("content-type", "application/json")], faulty.as_bytes()).expect("POST");
-                    assert_eq!(r.status, 200, "{path}: a panic must not fail the request: {}", String::from_utf8_lossy(&r.body));
+                    let r = http(port, "POST", &path, &[("content-type", "application/json")], faulty.as_bytes())
+                        .expect("POST");
+                    assert_eq!(
+                        r.status,
+                        200,
+                        "{path}: a panic must not fail the request: {}",
+                        String::from_utf8_lossy(&r.body)
+                    );
                     let got = receiver.requests_to(&path);
                     assert_eq!(got.len(), 1, "{path}");
                     assert_eq!(got[0].body, faulty.as_bytes(), "{path}: the original batch, byte for byte");
                     let path = format!("/audit/good/{t}/{i}");
                     let r = http(port, "POST", &path, &[], good.as_bytes()).expect("POST");
                     assert_eq!(r.status, 200, "{path}");
-                    assert_eq!(&receiver.requests_to(&path)[0].body, good_out, "{path}: filtered after a panic like by the native engine");
+                    assert_eq!(
+                        &receiver.requests_to(&path)[0].body,
+                        good_out,
+                        "{path}: filtered after a panic like by the native engine"
+                    );
                 }
             });
         }
@@ -452,9 +551,16 @@ fn a_panic_in_the_filter_forwards_the_original_batch_and_the_filter_goes_on() {
     let reloads: u64 = envoy.counters("wasm.").into_iter().filter(|(k, _)| k.contains("reload")).map(|(_, v)| v).sum();
     assert_eq!(reloads, 0, "no VM failed or was reloaded:\n{}", envoy.log_tail(40));
     let log = std::fs::read_to_string(&envoy.log).unwrap_or_default();
-    assert!(log.contains("internal error, batch forwarded untouched: fault injection"), "the panic is logged:\n{}", envoy.log_tail(40));
+    assert!(
+        log.contains("internal error, batch forwarded untouched: fault injection"),
+        "the panic is logged:\n{}",
+        envoy.log_tail(40)
+    );
     assert!(!log.contains("Exception"), "no trap:\n{}", envoy.log_tail(40));
-    eprintln!("{n} panics caught in Envoy ({w0}+{w1} connections), fault test done in {:.1} s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "{n} panics caught in Envoy ({w0}+{w1} connections), fault test done in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
 }
 
 #[test]
@@ -465,7 +571,10 @@ fn a_bad_plugin_configuration_stops_envoy() {
     let dir = TempDir::new("bad");
     let (status, log) = Envoy::start_expecting_failure(&config, &dir);
     assert!(!status.success(), "envoy must refuse to start:\n{log}");
-    assert!(log.contains("invalid kaudit config: kaudit config (plugin configuration `config`):4:"), "the error names the line:\n{log}");
+    assert!(
+        log.contains("invalid kaudit config: kaudit config (plugin configuration `config`):4:"),
+        "the error names the line:\n{log}"
+    );
     assert!(log.contains("rules"), "the error names the field:\n{log}");
     let line = log.lines().find(|l| l.contains("invalid kaudit config")).unwrap_or_default();
     eprintln!("envoy refused to start ({status}): {}", &line[line.find("wasm log").unwrap_or(0)..]);

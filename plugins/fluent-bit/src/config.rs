@@ -45,17 +45,28 @@ pub fn load_from(paths: &[&str], read: &dyn Fn(&str) -> std::io::Result<Vec<u8>>
         };
         let text = match String::from_utf8(bytes) {
             Ok(t) => t,
-            Err(e) => return Loaded::Error(format!("{path}: not UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to())),
+            Err(e) => {
+                return Loaded::Error(format!(
+                    "{path}: not UTF-8 text (invalid byte at offset {})",
+                    e.utf8_error().valid_up_to()
+                ))
+            }
         };
         let files = NextTo { dir: parent(path), read };
         return match Pipeline::from_config_text(&text, path, &files) {
-            Ok((pipeline, warnings)) => {
-                Loaded::Ready { pipeline: Box::new(pipeline), source: (*path).to_string(), warnings: warnings.iter().map(|w| w.to_string()).collect() }
-            }
+            Ok((pipeline, warnings)) => Loaded::Ready {
+                pipeline: Box::new(pipeline),
+                source: (*path).to_string(),
+                warnings: warnings.iter().map(|w| w.to_string()).collect(),
+            },
             Err(e) => Loaded::Error(e.to_string()),
         };
     }
-    Loaded::Ready { pipeline: Box::new(Pipeline::embedded_default()), source: "<embedded default>".into(), warnings: Vec::new() }
+    Loaded::Ready {
+        pipeline: Box::new(Pipeline::embedded_default()),
+        source: "<embedded default>".into(),
+        warnings: Vec::new(),
+    }
 }
 
 /// The directory part of `path` ("" for a bare file name).

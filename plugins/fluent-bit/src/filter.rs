@@ -32,9 +32,14 @@ pub const ERROR_KEY: &str = "kaudit_error";
 pub enum Input<'a> {
     Record(&'a [u8]),
     /// The host passed a NULL pointer with this length (its heap copy failed).
-    Null { len: u32 },
+    Null {
+        len: u32,
+    },
     /// The pointer and length reach past the end of linear memory.
-    OutOfBounds { ptr: u32, len: u32 },
+    OutOfBounds {
+        ptr: u32,
+        len: u32,
+    },
 }
 
 /// What to return to the host.
@@ -80,7 +85,10 @@ impl Stats {
 
 /// What the filter runs with.
 pub enum Mode {
-    Ready { pipeline: Box<Pipeline>, source: String },
+    Ready {
+        pipeline: Box<Pipeline>,
+        source: String,
+    },
     /// The config did not load: records pass through with this message.
     ConfigError(String),
 }
@@ -301,7 +309,10 @@ mod tests {
     }
 
     fn default_filter() -> Filter {
-        Filter::new(Mode::Ready { pipeline: Box::new(Pipeline::embedded_default()), source: "<embedded default>".into() })
+        Filter::new(Mode::Ready {
+            pipeline: Box::new(Pipeline::embedded_default()),
+            source: "<embedded default>".into(),
+        })
     }
 
     #[test]
@@ -349,7 +360,10 @@ mod tests {
         let mut f = default_filter();
         let mut stats = Stats::ZERO;
         assert_eq!(f.handle(Input::Null { len: 93515 }, &mut stats), Reply::Record);
-        assert_eq!(reply_text(&f), "{\"kaudit_error\":\"record pointer is NULL (raise Wasm_Heap_Size)\",\"record_len\":93515}");
+        assert_eq!(
+            reply_text(&f),
+            "{\"kaudit_error\":\"record pointer is NULL (raise Wasm_Heap_Size)\",\"record_len\":93515}"
+        );
         assert_eq!(stats.null_record, 1);
     }
 
@@ -358,9 +372,15 @@ mod tests {
         let mut f = Filter::new(Mode::ConfigError("kaudit.yaml:1:13: badRecords: expected pass or drop".into()));
         let mut stats = Stats::ZERO;
         f.handle(Input::Record(b"{\"a\":1}"), &mut stats);
-        assert_eq!(reply_text(&f), "{\"a\":1,\"kaudit_error\":\"config: kaudit.yaml:1:13: badRecords: expected pass or drop\"}");
+        assert_eq!(
+            reply_text(&f),
+            "{\"a\":1,\"kaudit_error\":\"config: kaudit.yaml:1:13: badRecords: expected pass or drop\"}"
+        );
         f.handle(Input::Record(b" { } "), &mut stats);
-        assert_eq!(reply_text(&f), " {\"kaudit_error\":\"config: kaudit.yaml:1:13: badRecords: expected pass or drop\"}");
+        assert_eq!(
+            reply_text(&f),
+            " {\"kaudit_error\":\"config: kaudit.yaml:1:13: badRecords: expected pass or drop\"}"
+        );
         assert_eq!(stats.config_error_records, 2);
         let counters = std::str::from_utf8(f.counters_json(&stats)).unwrap().trim_end_matches('\0').to_string();
         assert!(counters.contains("\"configError\":\"kaudit.yaml:1:13"), "{counters}");
@@ -386,10 +406,16 @@ mod tests {
         let mut stats = Stats::ZERO;
         let mut out = String::from("{\"kind\":\"Event\"}");
         assert_eq!(attach_alerts(&mut out, Reply::Record, &alerts, &mut stats), Reply::Record);
-        assert_eq!(out, "{\"kind\":\"Event\",\"kaudit_alerts\":[{\"rule\":\"a\"},{\"rule\":\"b\"}],\"kaudit_alert_count\":\"2\"}");
+        assert_eq!(
+            out,
+            "{\"kind\":\"Event\",\"kaudit_alerts\":[{\"rule\":\"a\"},{\"rule\":\"b\"}],\"kaudit_alert_count\":\"2\"}"
+        );
         let mut out = String::new();
         assert_eq!(attach_alerts(&mut out, Reply::Drop, &alerts[..1], &mut stats), Reply::Record);
-        assert_eq!(out, "{\"kaudit_alerts\":[{\"rule\":\"a\"}],\"kaudit_alert_count\":\"1\",\"kaudit_dropped\":\"true\"}");
+        assert_eq!(
+            out,
+            "{\"kaudit_alerts\":[{\"rule\":\"a\"}],\"kaudit_alert_count\":\"1\",\"kaudit_dropped\":\"true\"}"
+        );
         let mut out = String::new();
         assert_eq!(attach_alerts(&mut out, Reply::Drop, &[], &mut stats), Reply::Drop);
         assert_eq!(stats.alerts, 3);

@@ -59,10 +59,12 @@ impl Loaded {
         let mut wasi = WasiCtx::builder();
         wasi.inherit_stderr();
         if let Some((host, guest)) = preopen {
-            wasi.preopened_dir(host, guest, FsPerms::ReadOnly).unwrap_or_else(|e| panic!("preopen {}: {e:?}", host.display()));
+            wasi.preopened_dir(host, guest, FsPerms::ReadOnly)
+                .unwrap_or_else(|e| panic!("preopen {}: {e:?}", host.display()));
         }
         let mut store = Store::new(&self.engine, State { ctx: wasi.build(), table: ResourceTable::new() });
-        let audit = Audit::instantiate(&mut store, &self.component, &self.linker).expect("instantiate kaudit-component");
+        let audit =
+            Audit::instantiate(&mut store, &self.component, &self.linker).expect("instantiate kaudit-component");
         Instance { store, audit }
     }
 }

@@ -54,7 +54,8 @@ pub fn vectors() -> Vec<Vector> {
         .map(|dir| Vector {
             name: dir.file_name().unwrap().to_string_lossy().into_owned(),
             config: std::fs::read_to_string(dir.join("config.yaml")).ok(),
-            input: std::fs::read(dir.join("input.jsonl")).unwrap_or_else(|e| panic!("{}/input.jsonl: {e}", dir.display())),
+            input: std::fs::read(dir.join("input.jsonl"))
+                .unwrap_or_else(|e| panic!("{}/input.jsonl: {e}", dir.display())),
             dir,
         })
         .collect()
@@ -153,7 +154,11 @@ pub fn native_cli() -> PathBuf {
             exe.parent().and_then(Path::parent).expect("target profile dir").join("kaudit")
         }
     };
-    assert!(path.is_file(), "{} is missing: run `cargo build -p kaudit-cli` first (cargo xtask test does), or set KAUDIT_CLI", path.display());
+    assert!(
+        path.is_file(),
+        "{} is missing: run `cargo build -p kaudit-cli` first (cargo xtask test does), or set KAUDIT_CLI",
+        path.display()
+    );
     assert_fresh(&path, &["src", "rules", "plugins/cli/src"], "cargo build -p kaudit-cli");
     path
 }
@@ -172,7 +177,12 @@ pub fn wasmtime_cli() -> &'static str {
 /// Runs a command with `stdin` as its standard input and returns its output.
 pub fn run_with_stdin(cmd: &mut Command, stdin: &[u8]) -> Output {
     use std::io::Write;
-    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
     let mut pipe = child.stdin.take().expect("stdin pipe");
     let input = stdin.to_vec();
     // Feed stdin from another thread so a child writing a lot of output cannot deadlock us.
@@ -212,7 +222,9 @@ pub fn parse_wave_result(stdout: &str) -> Result<String, String> {
     } else {
         panic!("not a WAVE result: {:?}", &line[..line.len().min(200)]);
     };
-    let body = rest.strip_suffix(')').unwrap_or_else(|| panic!("unterminated WAVE result: {:?}", &line[..line.len().min(200)]));
+    let body = rest
+        .strip_suffix(')')
+        .unwrap_or_else(|| panic!("unterminated WAVE result: {:?}", &line[..line.len().min(200)]));
     let text = parse_wave_string(body);
     if is_ok {
         Ok(text)
@@ -223,7 +235,10 @@ pub fn parse_wave_result(stdout: &str) -> Result<String, String> {
 
 /// Decodes one WAVE string literal (`"..."` with `\n`, `\"`, `\u{..}`, ... escapes).
 pub fn parse_wave_string(lit: &str) -> String {
-    let inner = lit.strip_prefix('"').and_then(|s| s.strip_suffix('"')).unwrap_or_else(|| panic!("not a WAVE string: {lit:.200}"));
+    let inner = lit
+        .strip_prefix('"')
+        .and_then(|s| s.strip_suffix('"'))
+        .unwrap_or_else(|| panic!("not a WAVE string: {lit:.200}"));
     let mut out = String::with_capacity(inner.len());
     let mut chars = inner.chars();
     while let Some(c) = chars.next() {

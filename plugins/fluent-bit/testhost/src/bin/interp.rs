@@ -65,7 +65,9 @@ fn run(wasm: &str, log: &str, passes: usize) -> Result<(), String> {
             let mem = memory.data_mut(&mut store);
             mem[at..at + line.len()].copy_from_slice(line);
             mem[at + line.len()] = 0;
-            filter.call(&mut store, (tag_ptr, 10, 0, 0, record_ptr, line.len() as u32)).map_err(|e| format!("trap: {e}"))?;
+            filter
+                .call(&mut store, (tag_ptr, 10, 0, 0, record_ptr, line.len() as u32))
+                .map_err(|e| format!("trap: {e}"))?;
             records += 1;
             bytes_in += line.len();
         }
