@@ -130,11 +130,38 @@ pub fn report(args: ReportArgs) -> Result<ExitCode, String> {
 
 /// The static page: the renderer, its styles and the report inlined; the tabs switch in place.
 pub fn html_page(report_json: &str) -> String {
-    // Inside <script type="application/json"> only "</" could end the element early.
-    let data = report_json.replace("</", "<\\/");
-    PAGE.replacen("/*KAUDIT_CSS*/", RENDER_CSS, 1)
-        .replacen("/*KAUDIT_RENDERER*/", &RENDER_JS.replace("</script", "<\\/script"), 1)
-        .replacen("{\"KAUDIT_REPORT\":0}", &data, 1)
+    PAGE.replacen("/*KAUDIT_CSS*/", RENDER_CSS, 1).replacen("/*KAUDIT_RENDERER*/", RENDER_JS, 1).replacen(
+        "{\"KAUDIT_REPORT\":0}",
+        &script_json(report_json),
+        1,
+    )
+}
+
+/// JSON made safe as the text of a `<script>` element. Escaping only `</` is not enough: the
+/// HTML tokenizer's script-data states also react to `<!--` and `<script` (an unclosed comment
+/// opener swallows the rest of the page; WHATWG HTML 13.2.5.4-13.2.5.27). With `<`, `>` and `&`
+/// written as `\u003c`, `\u003e`, `\u0026`, the text holds no markup at all, whatever the data.
+/// U+2028/U+2029 are escaped too (line terminators in pre-ES2019 JavaScript). These characters
+/// occur in serde_json output only inside strings, where the escape means the same character.
+pub fn script_json(json: &str) -> String {
+    let mut out = String::with_capacity(json.len() + json.len() / 16);
+    for c in json.chars() {
+        match c {
+            '<' => out.push_str("\\u003c"),
+            '>' => out.push_str("\\u003e"),
+            '&' => out.push_str("\\u0026"),
+            '\u{2028}' => out.push_str("\\u2028"),
+            '\u{2029}' => out.push_str("\\u2029"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Whether `text` could leave the script-data state of a `<script>` element.
+fn has_script_breaker(text: &str) -> bool {
+    let lower = text.to_ascii_lowercase();
+    lower.contains("<!--") || lower.contains("<script") || lower.contains("</script")
 }
 
 fn summary(r: &Report) -> String {
@@ -182,4 +209,25 @@ fn summary(r: &Report) -> String {
         ));
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn script_json_leaves_no_markup_and_the_same_value() {
+        let hostile = "<!--<script></script><svg onload=x>&amp;\u{2028}\u{2029}</SCRIPT ";
+        let json = serde_json::json!({ "userAgent": hostile }).to_string();
+        let safe = script_json(&json);
+        assert!(!safe.contains(['<', '>', '&', '\u{2028}', '\u{2029}']), "{safe}");
+        let back: serde_json::Value = serde_json::from_str(&safe).expect("still JSON");
+        assert_eq!(back["userAgent"], hostile);
+    }
+
+    #[test]
+    fn the_inlined_renderer_cannot_leave_its_script_element() {
+        assert!(!has_script_breaker(RENDER_JS), "js/render/render.js contains <!--, <script or </script");
+        assert!(has_script_breaker("a <!-- b") && has_script_breaker("</ScRiPt>"));
+    }
 }
