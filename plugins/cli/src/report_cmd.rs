@@ -10,7 +10,7 @@ use clap::Args;
 use kaudit::query::Query;
 use kaudit::report::{BuilderOptions, Filter, Report, ReportBuilder};
 
-use crate::input;
+use crate::{input, term};
 
 #[derive(Args)]
 pub struct ReportArgs {
@@ -110,17 +110,17 @@ pub fn report(args: ReportArgs) -> Result<ExitCode, String> {
     for input in input::read_inputs(&args.files)? {
         let (_, bad) = builder.push_input(&input.bytes, enricher);
         if bad > 0 {
-            eprintln!("kaudit: {}: {bad} records are not audit events (counted as bad)", input.name);
+            eprintln!("kaudit: {}: {bad} records are not audit events (counted as bad)", term::field(&input.name));
         }
     }
     let report = builder.report(&filter).map_err(|e| format!("filter {e}"))?;
     let json = report.to_json();
     if args.json {
-        println!("{json}");
+        term::print_data(&json);
     }
     if let Some(path) = &args.html {
         std::fs::write(path, html_page(&json)).map_err(|e| format!("{}: {e}", path.display()))?;
-        eprintln!("kaudit: wrote {}", path.display());
+        eprintln!("kaudit: wrote {}", term::field(&path.display().to_string()));
     }
     if !args.json && args.html.is_none() {
         print!("{}", summary(&report));
@@ -159,6 +159,7 @@ pub fn script_json(json: &str) -> String {
 }
 
 /// Whether `text` could leave the script-data state of a `<script>` element.
+#[cfg(test)]
 fn has_script_breaker(text: &str) -> bool {
     let lower = text.to_ascii_lowercase();
     lower.contains("<!--") || lower.contains("<script") || lower.contains("</script")
@@ -170,10 +171,10 @@ fn summary(r: &Report) -> String {
         "kaudit report: {} events ({} bad) from {} to {}\nrange {} .. {} ({} buckets): {} events, {} succeeded, {} failed",
         r.input.events,
         r.input.bad,
-        r.input.oldest.as_deref().unwrap_or("-"),
-        r.input.newest.as_deref().unwrap_or("-"),
-        r.range.from.as_deref().unwrap_or("start"),
-        r.range.to.as_deref().unwrap_or("end"),
+        term::field(r.input.oldest.as_deref().unwrap_or("-")),
+        term::field(r.input.newest.as_deref().unwrap_or("-")),
+        term::field(r.range.from.as_deref().unwrap_or("start")),
+        term::field(r.range.to.as_deref().unwrap_or("end")),
         r.range.step,
         o.total,
         o.success,
@@ -191,7 +192,7 @@ fn summary(r: &Report) -> String {
         let list: Vec<String> = entries
             .into_iter()
             .take(5)
-            .map(|(k, c)| format!("{} {c}", if k.is_empty() { "-".into() } else { k }))
+            .map(|(k, c)| format!("{} {c}", if k.is_empty() { "-".into() } else { term::field(&k).into_owned() }))
             .collect();
         format!("{name}: {}\n", list.join(", "))
     };
@@ -204,8 +205,13 @@ fn summary(r: &Report) -> String {
     let d = &r.details;
     if let Some(t) = &d.resource_type {
         s.push_str(&format!(
-            "operations on {t}: {} (create {}, update {}, delete {}, access {})\n",
-            d.ops.total, d.ops.create, d.ops.update, d.ops.delete, d.ops.access
+            "operations on {}: {} (create {}, update {}, delete {}, access {})\n",
+            term::field(t),
+            d.ops.total,
+            d.ops.create,
+            d.ops.update,
+            d.ops.delete,
+            d.ops.access
         ));
     }
     s
