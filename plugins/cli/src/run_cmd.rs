@@ -44,7 +44,7 @@ impl AlertSink {
     fn write(&mut self, alerts: Vec<String>, events: &mut Output) -> Result<(), String> {
         for a in alerts {
             match self {
-                AlertSink::Stderr => eprintln!("{a}"),
+                AlertSink::Stderr => eprintln!("{}", crate::term::field(&a)),
                 AlertSink::Stdout => {
                     events.buf.extend_from_slice(a.as_bytes());
                     events.buf.push(b'\n');
