@@ -3,8 +3,8 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use kaudit::event::feed::Feed;
-use kaudit::event::framing::Record;
+use kaudit::Feed;
+use kaudit::Record;
 use kaudit::{Config, FileSource};
 
 /// One input: a file name (or `-` for stdin) and its bytes.

@@ -25,7 +25,7 @@ use proxy_wasm::types::{Action, ContextType, LogLevel, MetricType};
 use crate::batch::{self, Filtered, Untouched};
 use crate::lease::{self, Lease, Step};
 use crate::settings::Settings;
-use kaudit::alert::AlertStats;
+use kaudit::AlertStats;
 use kaudit::{Counters, Pipeline};
 
 proxy_wasm::main! {{
