@@ -7,6 +7,7 @@
 pub mod doc;
 pub mod feed;
 pub mod framing;
+pub mod managed;
 pub mod raw;
 pub mod time;
 
