@@ -214,7 +214,7 @@ impl Pipeline {
             Ok(t) => t,
             Err(e) => {
                 if unwrap {
-                    if let Some(o) = self.record_pieces(out, |l, f| managed::decode_loose(bytes, l, f)) {
+                    if let Some(o) = self.record_pieces(bytes, out, |l, f| managed::decode_loose(bytes, l, f)) {
                         return Counted::Already(o);
                     }
                 }
@@ -228,7 +228,7 @@ impl Pipeline {
         match raw::parse_object(text) {
             Ok(obj) => {
                 if let Some(w) = managed::wrapper_of(&obj).filter(|_| unwrap) {
-                    let o = self.record_pieces(out, |l, f| {
+                    let o = self.record_pieces(bytes, out, |l, f| {
                         managed::decode_wrapper(w, &obj, l, f);
                         true
                     });
@@ -238,7 +238,7 @@ impl Pipeline {
             }
             Err(e) => {
                 if unwrap {
-                    if let Some(o) = self.record_pieces(out, |l, f| managed::decode_loose(bytes, l, f)) {
+                    if let Some(o) = self.record_pieces(bytes, out, |l, f| managed::decode_loose(bytes, l, f)) {
                         return Counted::Already(o);
                     }
                 }
@@ -298,10 +298,12 @@ impl Pipeline {
         })
     }
 
-    /// [`Pipeline::for_each_piece`] for one record: one piece is written as it is, several as
-    /// an `EventList`. `None` when `decode` did not recognise the input.
+    /// [`Pipeline::for_each_piece`] for one record: one piece is written as it is (a bad one as
+    /// the whole record, byte for byte), several as an `EventList`. `None` when `decode` did not
+    /// recognise the input.
     fn record_pieces<O: OutBuf + ?Sized>(
         &mut self,
+        record: &[u8],
         out: &mut O,
         decode: impl FnOnce(DecodeLimits, &mut dyn FnMut(Piece<'_>)) -> bool,
     ) -> Option<Outcome> {
@@ -313,7 +315,10 @@ impl Pipeline {
             0 => Outcome::Dropped { reason: DropReason::Filtered, rule: None },
             1 => {
                 let (outcome, written) = pieces.pop().unwrap_or((Outcome::Kept { changed: true }, Vec::new()));
-                out.put_raw(&written);
+                match outcome {
+                    Outcome::Bad { passed: true, .. } => out.put_raw(record),
+                    _ => out.put_raw(&written),
+                }
                 outcome
             }
             _ => {

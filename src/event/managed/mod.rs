@@ -213,6 +213,16 @@ pub fn decode_gzip_input(bytes: &[u8], limits: DecodeLimits, f: &mut dyn FnMut(P
     d.gzip(bytes, &Source::default());
 }
 
+/// Whether `Pipeline::process_record` reads `bytes` as a managed-cluster wrapper (its events
+/// are then counted one by one) rather than as one native record.
+pub fn is_wrapped(bytes: &[u8]) -> bool {
+    let limits = DecodeLimits { max_decoded_bytes: 1 << 20 };
+    match std::str::from_utf8(bytes).map(raw::parse_object) {
+        Ok(Ok(obj)) => wrapper_of(&obj).is_some(),
+        _ => decode_loose(bytes, limits, &mut |_| {}),
+    }
+}
+
 struct Dec<'f> {
     limits: DecodeLimits,
     f: &'f mut dyn FnMut(Piece<'_>),
