@@ -386,6 +386,7 @@ fn managed_cluster_exports_from_files_gzip_and_stdin() {
     let out = kaudit(&["filter", cw.to_str().unwrap()], None);
     assert!(text(&out.stderr).contains("1 CloudWatch control messages consumed"), "{}", text(&out.stderr));
     assert!(out.stdout.is_empty());
+}
 
 /// Strings an API caller controls, with what a terminal acts on: colour and screen-clearing CSI,
 /// an OSC window title ended by BEL, carriage return and backspace (overwrite), a C1 CSI
