@@ -133,13 +133,17 @@ pub struct Pipeline {
     alerts: AlertEngine,
     counters: Counters,
     scratch: String,
-    alerts_enabled: bool,
     alerts_out: Vec<String>,
     /// The provider context of the managed-cluster event being written (JSON), if any.
     source: Option<String>,
 }
 
 impl Pipeline {
+    /// Builds the engine for `config`. Every setting (bad records, enrichment and alerts on or
+    /// off, limits) is decided on the [`Config`] before this; a built pipeline does not change them.
+    /// A host that evaluates alerts in one central place (Envoy's single queue consumer) builds
+    /// its workers with `config.alerts.enabled = false` and feeds the central pipeline with
+    /// [`Pipeline::observe_for_alerts`].
     pub fn new(config: Config) -> Pipeline {
         let evaluator = Evaluator::new(config.policy.clone());
         let enricher = Enricher::new(config.enrichment.clone(), config.open_geoip());
@@ -151,7 +155,6 @@ impl Pipeline {
             alerts,
             counters: Counters::default(),
             scratch: String::new(),
-            alerts_enabled: true,
             alerts_out: Vec::new(),
             source: None,
         }
@@ -160,11 +163,6 @@ impl Pipeline {
     /// The pipeline of the embedded default config.
     pub fn embedded_default() -> Pipeline {
         Pipeline::new(Config::embedded_default())
-    }
-
-    /// Overrides the config's handling of bad records (e.g. the CLI's `--drop-bad`).
-    pub fn set_bad_records(&mut self, mode: BadRecords) {
-        self.config.bad_records = mode;
     }
 
     pub fn config(&self) -> &Config {
@@ -353,7 +351,7 @@ impl Pipeline {
 
     fn write_kept<O: OutBuf + ?Sized>(&mut self, event: &Event, changes: &Changes, out: &mut O) {
         let mut enrichment = String::new();
-        let alerting = self.alerts_enabled && !self.alerts.is_empty();
+        let alerting = !self.alerts.is_empty();
         // Alert rules read `kaudit.*` even when the enrichment is not written out.
         if self.enricher.enabled() || alerting {
             self.enricher.enrich_json(event, &mut enrichment);
@@ -378,11 +376,6 @@ impl Pipeline {
         } else {
             apply::write_event(event, changes, append, out);
         }
-    }
-
-    /// Turns enrichment on or off (the CLI's `filter` applies the policy only).
-    pub fn set_enrichment_enabled(&mut self, on: bool) {
-        self.enricher.config.enabled = on;
     }
 
     /// The enricher (for read-only commands that show enrichment, like `query` and reports).
@@ -620,7 +613,7 @@ impl Pipeline {
     pub fn from_config_text(
         text: &str,
         file: &str,
-        files: &dyn crate::config::FileSource,
+        files: &dyn crate::files::FileSource,
     ) -> Result<(Pipeline, Vec<crate::yaml::Diagnostic>), crate::config::ConfigError> {
         let (config, warnings) = Config::load(text, file, files)?;
         Ok((Pipeline::new(config), warnings))
@@ -647,13 +640,6 @@ impl Pipeline {
     /// consumer skip the forwarding when it has none).
     pub fn alerts_configured(&self) -> bool {
         !self.alerts.is_empty()
-    }
-
-    /// Turns alert evaluation on or off for `process_*` (a host that evaluates alerts in one
-    /// central place, like Envoy's single queue consumer, turns it off in its workers and feeds
-    /// the central pipeline with [`Pipeline::observe_for_alerts`]).
-    pub fn set_alerts_enabled(&mut self, on: bool) {
-        self.alerts_enabled = on;
     }
 
     /// Feeds one already processed (kept) event to the alert rules only; nothing is written.

@@ -7,9 +7,10 @@ use kaudit::{BadRecords, Pipeline};
 const GOOD: &str = r#"{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"a1","stage":"ResponseComplete","requestURI":"/api/v1/namespaces/default/pods","verb":"list","user":{"username":"alice","groups":["system:authenticated"]},"sourceIPs":["10.0.0.1"],"objectRef":{"resource":"pods","namespace":"default","apiVersion":"v1"},"responseStatus":{"metadata":{},"code":200},"requestReceivedTimestamp":"2024-05-01T10:00:00.000000Z","stageTimestamp":"2024-05-01T10:00:00.002000Z"}"#;
 
 fn run(input: &[u8], mode: BadRecords) -> (Vec<u8>, Vec<RecordReport>, Pipeline) {
-    let mut p = Pipeline::embedded_default();
-    p.set_bad_records(mode);
-    p.set_enrichment_enabled(false);
+    let mut config = kaudit::Config::embedded_default();
+    config.bad_records = mode;
+    config.enrichment.enabled = false;
+    let mut p = Pipeline::new(config);
     let mut out = Vec::new();
     let mut reports = Vec::new();
     p.process_stream(input, &mut out, &mut |r| reports.push(r.clone()));
@@ -168,7 +169,11 @@ fn random_bytes_never_panic() {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            input.push(if x % 7 == 0 { (x >> 8) as u8 } else { alphabet[(x >> 16) as usize % alphabet.len()] });
+            input.push(if x.is_multiple_of(7) {
+                (x >> 8) as u8
+            } else {
+                alphabet[(x >> 16) as usize % alphabet.len()]
+            });
         }
         let (_, reports, p) = run(&input, BadRecords::Pass);
         let c = p.counters();

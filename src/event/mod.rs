@@ -5,6 +5,7 @@
 //! splice edits into the original bytes.
 
 pub mod doc;
+pub mod edit;
 pub mod feed;
 pub mod framing;
 pub mod managed;

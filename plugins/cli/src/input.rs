@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use kaudit::event::feed::Feed;
 use kaudit::event::framing::Record;
-use kaudit::{Config, FileSource, Pipeline};
+use kaudit::{Config, FileSource};
 
 /// One input: a file name (or `-` for stdin) and its bytes.
 pub struct Input {
@@ -154,9 +154,15 @@ pub fn list_dir_files(dir: &Path) -> Result<Vec<String>, String> {
     Ok(names)
 }
 
-/// Builds the pipeline from `--config FILE`, `--policy FILE`, or the embedded default.
+/// The config of `--config FILE` and `--policy FILE` (see [`load_config_files`]).
+pub fn load_config(source: &crate::Source) -> Result<Config, String> {
+    load_config_files(source.config.as_deref(), source.policy.as_deref())
+}
+
+/// The config from `--config FILE`, `--policy FILE`, or the embedded default; commands adjust
+/// it (e.g. `--drop-bad`) before building the pipeline.
 /// Warnings go to stderr; errors name the file, line and field.
-pub fn load_pipeline(config: Option<&Path>, policy: Option<&Path>) -> Result<Pipeline, String> {
+pub fn load_config_files(config: Option<&Path>, policy: Option<&Path>) -> Result<Config, String> {
     let mut cfg = match config {
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -179,5 +185,5 @@ pub fn load_pipeline(config: Option<&Path>, policy: Option<&Path>) -> Result<Pip
         cfg.policy = loaded.policy;
         cfg.policy_source = path.display().to_string();
     }
-    Ok(Pipeline::new(cfg))
+    Ok(cfg)
 }

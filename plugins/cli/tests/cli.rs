@@ -218,6 +218,13 @@ fn query_is_grep_like() {
     let bad = kaudit(&["query", "verb : (", log.to_str().unwrap()], None);
     assert_eq!(bad.status.code(), Some(2));
     assert!(text(&bad.stderr).contains("column 8"));
+    // Any error is 2, never the "no match" 1: a missing config or input file too.
+    let no_config =
+        kaudit(&["query", "--config", "/nonexistent/kaudit.yaml", "verb: get", log.to_str().unwrap()], None);
+    assert_eq!(no_config.status.code(), Some(2), "{}", text(&no_config.stderr));
+    assert!(text(&no_config.stderr).contains("/nonexistent/kaudit.yaml"));
+    let no_input = kaudit(&["query", "verb: get", "/nonexistent/audit.log"], None);
+    assert_eq!(no_input.status.code(), Some(2), "{}", text(&no_input.stderr));
 }
 
 #[test]
