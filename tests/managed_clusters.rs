@@ -20,15 +20,18 @@ fn text(path: &str) -> String {
 /// A pipeline whose policy keeps every event as it is (level RequestResponse, no stage omitted),
 /// enrichment and alerts off: the output is exactly what was read.
 fn keep_all() -> Pipeline {
+    keep_all_with(false)
+}
+
+fn keep_all_with(enrichment: bool) -> Pipeline {
     let mut config = Config::embedded_default();
     config.policy =
         Policy::load("apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: RequestResponse\n", "keep.yaml")
             .unwrap()
             .policy;
-    let mut p = Pipeline::new(config);
-    p.set_enrichment_enabled(false);
-    p.set_alerts_enabled(false);
-    p
+    config.enrichment.enabled = enrichment;
+    config.alerts.enabled = false;
+    Pipeline::new(config)
 }
 
 fn stream(p: &mut Pipeline, input: &[u8]) -> (Vec<String>, Vec<RecordReport>) {
@@ -117,8 +120,7 @@ fn eks_control_messages_are_consumed_and_truncated_events_counted() {
 
 #[test]
 fn eks_provider_context_is_enrichment_under_kaudit_source() {
-    let mut p = keep_all();
-    p.set_enrichment_enabled(true);
+    let mut p = keep_all_with(true);
     let (got, _) = stream(&mut p, &fixture("eks/cloudwatch-synth/firehose-http-endpoint-request.json"));
     let plain: Vec<String> = text("eks/cloudwatch-synth/firehose-s3-object.decompressed-message-extraction.jsonl")
         .lines()
@@ -163,8 +165,7 @@ fn aks_event_hubs_bodies_give_the_apiservers_bytes() {
         assert_eq!((summary.kept, summary.bad), (want.len() as u64, 0));
     }
     assert_eq!(total, 21);
-    let mut p = keep_all();
-    p.set_enrichment_enabled(true);
+    let mut p = keep_all_with(true);
     let (got, _) = stream(&mut p, &fixture("aks/eventhub-synth/eventhub-message-1.json"));
     let source = &json(&got[0])["kaudit"]["source"];
     assert_eq!(source["provider"], "aks");
@@ -354,8 +355,8 @@ fn gke_loses_what_rules_on_groups_and_request_uri_need() {
     let policy = "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: None\n  userGroups: [\"system:serviceaccounts\"]\n- level: Metadata\n";
     let mut config = Config::embedded_default();
     config.policy = Policy::load(policy, "p.yaml").unwrap().policy;
+    config.enrichment.enabled = false;
     let mut p = Pipeline::new(config);
-    p.set_enrichment_enabled(false);
     let mut out = Vec::new();
     // A service account's call: natively (AKS) dropped by the groups rule…
     let aks = text("aks/dynatrace/aks-records.jsonl");
