@@ -8,6 +8,7 @@ pub mod doc;
 pub mod edit;
 pub mod feed;
 pub mod framing;
+pub mod managed;
 pub mod raw;
 pub mod time;
 

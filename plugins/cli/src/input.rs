@@ -1,6 +1,6 @@
 //! Reading inputs and config files from the filesystem (the CLI is a host: it owns the I/O).
 
-use std::io::Read;
+use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 
 use kaudit::Feed;
@@ -71,6 +71,22 @@ fn stream(
     max_event_bytes: usize,
     f: &mut dyn FnMut(Item) -> Result<(), String>,
 ) -> Result<(), String> {
+    let mut reader = std::io::BufReader::with_capacity(CHUNK, reader);
+    let head = loop {
+        match reader.fill_buf() {
+            Ok(head) => break head,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(format!("{name}: {e}")),
+        }
+    };
+    if kaudit::is_gzip(head) {
+        // A gzip input (a `.gz` log, a Firehose→S3 object, a CloudWatch export): read whole,
+        // compressed; the core decodes it one gzip member at a time (`kaudit::is_gzip`, src/event/managed).
+        let mut bytes = Vec::new();
+        reader.read_to_end(&mut bytes).map_err(|e| format!("{name}: {e}"))?;
+        f(Item::Record { input: name, record: Record { bytes: &bytes, line: 1 } })?;
+        return f(Item::EndOfRead);
+    }
     let mut feed = Feed::with_max_event_bytes(max_event_bytes);
     let mut chunk = vec![0u8; CHUNK];
     // The feed's callback cannot stop it: the first error is kept and returned after the read.

@@ -73,7 +73,8 @@ struct FilterArgs {
     quiet: bool,
     #[command(flatten)]
     metrics: Metrics,
-    /// Audit logs (JSON lines, EventList or JSON arrays); stdin when none or `-`.
+    /// Audit logs (JSON lines, EventList or JSON arrays; EKS, GKE and AKS exports as delivered,
+    /// gzip included); stdin when none or `-`.
     files: Vec<PathBuf>,
 }
 
@@ -246,6 +247,17 @@ pub fn print_summary(pipeline: &kaudit::Pipeline) {
         if pipeline.config().bad_records == BadRecords::Pass { "passed through" } else { "dropped" },
         c.oversized
     );
+    // Managed-cluster input (EKS, GKE, AKS): what was not an event, when there was any.
+    let managed = [
+        (c.truncated, "events EKS truncated"),
+        (c.bad_wrapper, "wrappers that did not decode"),
+        (c.not_audit, "records that are not audit events (other log categories or services)"),
+        (c.control_messages, "CloudWatch control messages consumed"),
+    ];
+    let managed: Vec<String> = managed.iter().filter(|(n, _)| *n > 0).map(|(n, what)| format!("{n} {what}")).collect();
+    if !managed.is_empty() {
+        eprintln!("kaudit: of these: {}", managed.join(", "));
+    }
     // Limit hits are worth a line only when they happened: each means something was not
     // tracked or kept as configured (docs/RELIABILITY.md, "Resource bounds").
     let a = pipeline.alert_stats();
