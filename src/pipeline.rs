@@ -340,6 +340,14 @@ impl Pipeline {
                 outcome
             }
             _ => {
+                if pieces.iter().all(|(o, _)| matches!(o, Outcome::Bad { .. })) {
+                    // Nothing inside is an event: the record is one bad record, as it came.
+                    let (outcome, _) = pieces.swap_remove(0);
+                    if matches!(outcome, Outcome::Bad { passed: true, .. }) {
+                        out.put_raw(record);
+                    }
+                    return Some(outcome);
+                }
                 let written: Vec<&[u8]> = pieces.iter().map(|(_, w)| w.as_slice()).filter(|w| !w.is_empty()).collect();
                 if written.is_empty() {
                     return pieces.pop().map(|(o, _)| o);
