@@ -65,7 +65,7 @@ pub use enrich::{EnrichConfig, Enricher, Enrichment, GeoDb, GeoInfo, IpScope, Ip
 pub use event::doc::EventDoc;
 pub use event::feed::Feed;
 pub use event::framing::{for_each_event, list_items, Record, Records};
-pub use event::managed::compress::is_gzip;
+pub use event::managed::compress::{is_gzip, GZIP_MAGIC};
 pub use event::managed::is_wrapped;
 pub use event::raw::{
     compact_into, decode_str, parse_object, write_json_str, CowStr, JsonError, Member, OutBuf, RawObject,

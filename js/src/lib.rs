@@ -254,7 +254,7 @@ impl Engine {
             return gzip.extend_from_slice(bytes);
         }
         // (Its first byte alone decides, so a 1-byte first chunk is collected too.)
-        if self.feed.pending() == 0 && bytes.first() == Some(&kaudit::event::managed::compress::GZIP_MAGIC[0]) {
+        if self.feed.pending() == 0 && bytes.first() == Some(&kaudit::GZIP_MAGIC[0]) {
             self.gzip = Some(bytes.to_vec());
             return;
         }
