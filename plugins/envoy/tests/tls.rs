@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
 
-use kaudit::Pipeline;
+use kaudit::{Config, Pipeline};
 use kaudit_envoy::batch::{filter_body, for_each_item};
 use serde_json::{json, Value};
 use support::{http, loopback, shipped_config, wait_for, wasm_filter, Envoy, Recorder, TempDir};
@@ -271,8 +271,9 @@ fn shipped_with(pki: &Pki, receiver: u16, webhook: &Envoy) -> Value {
 
 /// The alerts the shipped plugin configuration raises for `body` (the embedded default config).
 fn native_alerts(body: &[u8]) -> Vec<String> {
-    let mut worker = Pipeline::embedded_default();
-    worker.set_alerts_enabled(false);
+    let mut config = Config::embedded_default();
+    config.alerts.enabled = false;
+    let mut worker = Pipeline::new(config);
     let mut consumer = Pipeline::embedded_default();
     let filtered = filter_body(&mut worker, body);
     if let Some(feed) = filtered.alert_feed(body) {
