@@ -1,8 +1,8 @@
 //! Malformed input never panics: each bad record is reported and passed through untouched
 //! (or dropped when configured), and the counts add up.
 
-use kaudit::pipeline::{Outcome, RecordReport};
 use kaudit::{BadRecords, Pipeline};
+use kaudit::{Outcome, RecordReport};
 
 const GOOD: &str = r#"{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"a1","stage":"ResponseComplete","requestURI":"/api/v1/namespaces/default/pods","verb":"list","user":{"username":"alice","groups":["system:authenticated"]},"sourceIPs":["10.0.0.1"],"objectRef":{"resource":"pods","namespace":"default","apiVersion":"v1"},"responseStatus":{"metadata":{},"code":200},"requestReceivedTimestamp":"2024-05-01T10:00:00.000000Z","stageTimestamp":"2024-05-01T10:00:00.002000Z"}"#;
 

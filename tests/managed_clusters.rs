@@ -5,8 +5,7 @@
 
 use std::path::PathBuf;
 
-use kaudit::pipeline::{Outcome, RecordReport};
-use kaudit::{Config, Pipeline, Policy};
+use kaudit::{Config, Outcome, Pipeline, Policy, RecordReport};
 
 fn fixture(path: &str) -> Vec<u8> {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/managed").join(path);

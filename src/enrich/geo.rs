@@ -13,11 +13,17 @@ use super::ObjWriter;
 /// Location and network owner of an address.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GeoInfo {
+    /// Country name, in the configured language.
     pub country: Option<String>,
+    /// ISO 3166-1 country code.
     pub country_code: Option<String>,
+    /// First subdivision (province, state).
     pub province: Option<String>,
+    /// City name.
     pub city: Option<String>,
+    /// Internet service provider or organisation.
     pub isp: Option<String>,
+    /// Autonomous system number.
     pub asn: Option<u32>,
 }
 
@@ -26,6 +32,7 @@ impl GeoInfo {
         *self == GeoInfo::default()
     }
 
+    /// Writes the fields present as JSON members (no braces).
     pub fn write_json(&self, out: &mut String) {
         let mut w = ObjWriter::new(out);
         let fields = [
@@ -108,6 +115,7 @@ impl GeoDb {
         Ok(GeoDb { readers, language: language.to_string() })
     }
 
+    /// What the databases know about `addr` (`None`: nothing).
     pub fn lookup(&self, addr: IpAddr) -> Option<GeoInfo> {
         let mut info = GeoInfo::default();
         for reader in &self.readers {

@@ -8,13 +8,16 @@ use ipnet::IpNet;
 /// Where an address is, from the cluster's point of view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum IpScope {
+    /// A private, loopback, link-local or otherwise non-public address.
     Intranet,
+    /// A public address.
     Internet,
     /// Not an IP address.
     Invalid,
 }
 
 impl IpScope {
+    /// The scope as written in the enrichment (`intranet`, `internet`).
     pub fn as_str(self) -> &'static str {
         match self {
             IpScope::Intranet => "intranet",
@@ -78,14 +81,17 @@ impl IpSet {
         }
     }
 
+    /// A set of the networks `nets`.
     pub fn new(nets: Vec<IpNet>) -> Self {
         IpSet { nets }
     }
 
+    /// Whether the set has no network.
     pub fn is_empty(&self) -> bool {
         self.nets.is_empty()
     }
 
+    /// Whether `addr` is in one of the networks.
     pub fn contains(&self, addr: IpAddr) -> bool {
         self.nets.iter().any(|n| n.contains(&addr))
     }

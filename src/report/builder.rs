@@ -285,6 +285,7 @@ impl Default for ReportBuilder {
 }
 
 impl ReportBuilder {
+    /// An empty builder.
     pub fn new(options: BuilderOptions) -> Self {
         ReportBuilder {
             // A detail arena always holds at least one event's capped details.
@@ -309,6 +310,7 @@ impl ReportBuilder {
         }
     }
 
+    /// The options it was built with.
     pub fn options(&self) -> &BuilderOptions {
         &self.options
     }
@@ -334,6 +336,7 @@ impl ReportBuilder {
         self.rows.len()
     }
 
+    /// Whether no event has been pushed.
     pub fn is_empty(&self) -> bool {
         self.rows.is_empty()
     }

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use kaudit::event::framing::list_items;
+use kaudit::list_items;
 use kaudit::{Config, FileSource, Pipeline};
 use kaudit_envoy::batch::{filter_body, for_each_item};
 use serde_json::{json, Value};
