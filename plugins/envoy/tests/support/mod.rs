@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod real_hosts;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
