@@ -2,7 +2,8 @@
 //!
 //! - `cargo xtask demo`: set up the machine, build everything, run the main job on the embedded
 //!   default (filter the bundled sample audit log with the seed's policy).
-//! - `cargo xtask test`: set up, build, run every test (core, CLI, WASM hosts, browser).
+//! - `cargo xtask test`: check formatting and lints, set up, build, run every test (core, CLI,
+//!   WASM hosts, browser).
 //! - `cargo xtask setup` / `build-wasm` / `bench` / `bless` / `memory` for the pieces, and
 //!   `test-envoy` / `test-fluent-bit` / `test-real-hosts` / `test-js` / `test-component` for one host's tests.
 
@@ -11,6 +12,7 @@ mod envoy;
 mod fluentbit;
 mod fuzz;
 mod js;
+mod lint;
 mod memory;
 mod setup;
 mod util;
@@ -29,6 +31,8 @@ fn main() -> ExitCode {
         Some("test") => test(),
         Some("bench") => bench(),
         Some("bless") => bless(),
+        // `cargo fmt --check` and clippy with warnings denied (the first step of `test`).
+        Some("lint") => lint::check(),
         // One host's tests (after `cargo xtask build-wasm`).
         Some("test-envoy") => envoy::test(),
         Some("test-fluent-bit") => fluentbit::test(),
@@ -43,7 +47,7 @@ fn main() -> ExitCode {
         Some("memory") => memory::million(),
         Some("fuzz-wasm-memory") => fluentbit::cardinality(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <demo|test|setup|build-wasm|bench|bless|test-envoy|test-fluent-bit|test-real-hosts|test-js|test-component|fuzz|fuzz-replay-wasm|fuzz-wasm-memory|memory>");
+            eprintln!("usage: cargo xtask <demo|test|lint|setup|build-wasm|bench|bless|test-envoy|test-fluent-bit|test-real-hosts|test-js|test-component|fuzz|fuzz-replay-wasm|fuzz-wasm-memory|memory>");
             return ExitCode::from(2);
         }
     };
@@ -76,6 +80,7 @@ fn demo() -> Result<(), String> {
 }
 
 fn test() -> Result<(), String> {
+    lint::check()?;
     setup::setup()?;
     wasm::build_all()?;
     js::build()?;

@@ -14,6 +14,7 @@ mod input;
 mod policy_cmd;
 mod report_cmd;
 mod run_cmd;
+mod term;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -23,6 +24,7 @@ use clap::{Args, Parser, Subcommand};
 use input::Item;
 use kaudit::pipeline::{explain_json, RecordReport};
 use kaudit::{BadRecords, Outcome};
+use term::say;
 
 /// Kubernetes audit-log policy evaluation, enrichment, alerting and reporting.
 #[derive(Parser)]
@@ -71,7 +73,8 @@ struct FilterArgs {
     quiet: bool,
     #[command(flatten)]
     metrics: Metrics,
-    /// Audit logs (JSON lines, EventList or JSON arrays); stdin when none or `-`.
+    /// Audit logs (JSON lines, EventList or JSON arrays; EKS, GKE and AKS exports as delivered,
+    /// gzip included); stdin when none or `-`.
     files: Vec<PathBuf>,
 }
 
@@ -88,7 +91,7 @@ impl Metrics {
         let Some(path) = &self.metrics else { return Ok(()) };
         let json = pipeline.metrics_json();
         if path.as_os_str() == "stderr" {
-            eprintln!("{json}");
+            eprintln!("{}", term::field(&json));
             return Ok(());
         }
         std::fs::write(path, format!("{json}\n")).map_err(|e| format!("{}: {e}", path.display()))
@@ -124,8 +127,33 @@ enum PolicyCommand {
     },
 }
 
+/// How a command ended when nothing went wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Exit 0.
+    Success,
+    /// A negative answer, exit 1: no event matched (`query`), the policy is invalid (`policy
+    /// check`), some records were not audit events (`explain`).
+    Negative,
+}
+
+/// The one place a command's result becomes the exit status. `query` keeps grep's promise
+/// (0 match, 1 no match, 2 any error: a bad query, config or input file); the other commands
+/// exit 1 on an error, as they are documented to.
+fn exit_status(grep_like: bool, result: Result<Status, String>) -> ExitCode {
+    match result {
+        Ok(Status::Success) => ExitCode::SUCCESS,
+        Ok(Status::Negative) => ExitCode::from(1),
+        Err(e) => {
+            say!("kaudit: error: {e}");
+            ExitCode::from(if grep_like { 2 } else { 1 })
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let grep_like = matches!(cli.command, Command::Query(_));
     let result = match cli.command {
         Command::Filter(args) => filter(args),
         Command::Explain(args) => explain(args),
@@ -135,24 +163,26 @@ fn main() -> ExitCode {
         Command::Policy(PolicyCommand::Check { file }) => policy_cmd::check(&file),
         Command::Policy(PolicyCommand::Impact { policy, json, logs }) => policy_cmd::impact(&policy, &logs, json),
     };
-    match result {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("kaudit: error: {e}");
-            ExitCode::from(1)
-        }
-    }
+    exit_status(grep_like, result)
 }
 
-/// Writes output in large blocks; a closed pipe (e.g. `| head`) ends quietly.
+/// Writes output in large blocks; a closed pipe (e.g. `| head`) ends quietly. On a terminal,
+/// control characters in the data are written as escapes (term.rs).
 pub struct Output {
     out: std::io::StdoutLock<'static>,
+    terminal: bool,
     pub buf: Vec<u8>,
+}
+
+impl Default for Output {
+    fn default() -> Self {
+        Output::new()
+    }
 }
 
 impl Output {
     pub fn new() -> Self {
-        Output { out: std::io::stdout().lock(), buf: Vec::with_capacity(1 << 20) }
+        Output { out: std::io::stdout().lock(), terminal: term::stdout_is_terminal(), buf: Vec::with_capacity(1 << 20) }
     }
     pub fn flush_if_full(&mut self) -> Result<(), String> {
         if self.buf.len() >= 1 << 20 {
@@ -161,7 +191,8 @@ impl Output {
         Ok(())
     }
     pub fn flush(&mut self) -> Result<(), String> {
-        let r = self.out.write_all(&self.buf).and_then(|_| self.out.flush());
+        let bytes = if self.terminal { term::stream(&self.buf) } else { std::borrow::Cow::Borrowed(&self.buf[..]) };
+        let r = self.out.write_all(&bytes).and_then(|_| self.out.flush());
         self.buf.clear();
         match r {
             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
@@ -170,14 +201,15 @@ impl Output {
     }
 }
 
-fn filter(args: FilterArgs) -> Result<ExitCode, String> {
-    let mut pipeline = input::load_pipeline(args.source.config.as_deref(), args.source.policy.as_deref())?;
+fn filter(args: FilterArgs) -> Result<Status, String> {
+    let mut config = input::load_config(&args.source)?;
     if args.drop_bad {
-        pipeline.set_bad_records(BadRecords::Drop);
+        config.bad_records = BadRecords::Drop;
     }
     // `filter` is the policy alone; `run` adds enrichment and alerts.
-    pipeline.set_enrichment_enabled(false);
-    pipeline.set_alerts_enabled(false);
+    config.enrichment.enabled = false;
+    config.alerts.enabled = false;
+    let mut pipeline = kaudit::Pipeline::new(config);
     let mut out = Output::new();
     let mut guard = guard::Guard::default();
     let max_event_bytes = pipeline.config().limits.max_event_bytes;
@@ -197,7 +229,7 @@ fn filter(args: FilterArgs) -> Result<ExitCode, String> {
     print_summary(&pipeline);
     guard.print_summary();
     args.metrics.write(&pipeline)?;
-    Ok(ExitCode::SUCCESS)
+    Ok(Status::Success)
 }
 
 /// The one-line summary on stderr (read = kept + dropped + bad + oversized).
@@ -215,6 +247,17 @@ pub fn print_summary(pipeline: &kaudit::Pipeline) {
         if pipeline.config().bad_records == BadRecords::Pass { "passed through" } else { "dropped" },
         c.oversized
     );
+    // Managed-cluster input (EKS, GKE, AKS): what was not an event, when there was any.
+    let managed = [
+        (c.truncated, "events EKS truncated"),
+        (c.bad_wrapper, "wrappers that did not decode"),
+        (c.not_audit, "records that are not audit events (other log categories or services)"),
+        (c.control_messages, "CloudWatch control messages consumed"),
+    ];
+    let managed: Vec<String> = managed.iter().filter(|(n, _)| *n > 0).map(|(n, what)| format!("{n} {what}")).collect();
+    if !managed.is_empty() {
+        eprintln!("kaudit: of these: {}", managed.join(", "));
+    }
     // Limit hits are worth a line only when they happened: each means something was not
     // tracked or kept as configured (docs/RELIABILITY.md, "Resource bounds").
     let a = pipeline.alert_stats();
@@ -234,12 +277,12 @@ pub fn report_bad(name: &str, r: &RecordReport) {
     if let Outcome::Bad { error, passed } = &r.outcome {
         let item = r.item.map(|i| format!(" item {i}")).unwrap_or_default();
         let action = if *passed { "passed through" } else { "dropped" };
-        eprintln!("kaudit: {name}:{}{item}: bad record ({action}): {error}", r.line);
+        eprintln!("kaudit: {}:{}{item}: bad record ({action}): {}", term::field(name), r.line, term::field(error));
     }
 }
 
-fn explain(args: ExplainArgs) -> Result<ExitCode, String> {
-    let pipeline = input::load_pipeline(args.source.config.as_deref(), args.source.policy.as_deref())?;
+fn explain(args: ExplainArgs) -> Result<Status, String> {
+    let pipeline = kaudit::Pipeline::new(input::load_config(&args.source)?);
     let mut out = Output::new();
     let mut bad = 0;
     input::for_each_record(&args.files, pipeline.config().limits.max_event_bytes, &mut |item| {
@@ -254,10 +297,15 @@ fn explain(args: ExplainArgs) -> Result<ExitCode, String> {
                 bad += 1;
                 let item = item.map(|i| format!(" item {i}")).unwrap_or_default();
                 // `line` counts from the record's first line.
-                eprintln!("kaudit: {input}:{}{item}: bad record: {error}", record.line + line - 1);
+                eprintln!(
+                    "kaudit: {}:{}{item}: bad record: {}",
+                    term::field(input),
+                    record.line + line - 1,
+                    term::field(&error)
+                );
             }
         });
         out.flush_if_full()
     })?;
-    Ok(if bad > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if bad > 0 { Status::Negative } else { Status::Success })
 }

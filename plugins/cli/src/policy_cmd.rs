@@ -1,38 +1,42 @@
 //! `kaudit policy check` and `kaudit policy impact`.
 
+use crate::Status;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use kaudit::event::framing::for_each_event;
 use kaudit::policy::apply::{self, Verdict};
 use kaudit::policy::Evaluator;
 use kaudit::{Level, Policy};
 
-pub fn check(file: &Path) -> Result<ExitCode, String> {
+pub fn check(file: &Path) -> Result<Status, String> {
     let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
     match Policy::load(&text, &file.display().to_string()) {
         Ok(loaded) => {
             for w in &loaded.warnings {
-                eprintln!("kaudit: warning: {w}");
+                crate::term::say!("kaudit: warning: {w}");
             }
             println!(
                 "{}: valid {} policy with {} rules",
-                file.display(),
+                crate::term::field(&file.display().to_string()),
                 loaded.policy.api_version,
                 loaded.policy.rules.len()
             );
-            Ok(ExitCode::SUCCESS)
+            Ok(Status::Success)
         }
         Err(e) => {
             for w in &e.warnings {
-                eprintln!("kaudit: warning: {w}");
+                crate::term::say!("kaudit: warning: {w}");
             }
             for err in &e.errors {
-                eprintln!("kaudit: error: {err}");
+                crate::term::say!("kaudit: error: {err}");
             }
-            eprintln!("{}: invalid policy ({} errors)", file.display(), e.errors.len());
-            Ok(ExitCode::from(1))
+            eprintln!(
+                "{}: invalid policy ({} errors)",
+                crate::term::field(&file.display().to_string()),
+                e.errors.len()
+            );
+            Ok(Status::Negative)
         }
     }
 }
@@ -54,7 +58,7 @@ impl Tally {
     }
 }
 
-pub fn impact(policy_file: &Path, logs: &[PathBuf], json: bool) -> Result<ExitCode, String> {
+pub fn impact(policy_file: &Path, logs: &[PathBuf], json: bool) -> Result<Status, String> {
     let text = std::fs::read_to_string(policy_file).map_err(|e| format!("{}: {e}", policy_file.display()))?;
     let loaded = Policy::load(&text, &policy_file.display().to_string()).map_err(|e| e.to_string())?;
     let evaluator = Evaluator::new(loaded.policy);
@@ -111,7 +115,7 @@ pub fn impact(policy_file: &Path, logs: &[PathBuf], json: bool) -> Result<ExitCo
         s.push_str("},\"writtenLevels\":{");
         s.push_str(&levels_json(after_levels.iter().map(|(k, v)| (*k, v))));
         s.push_str(&format!("}},\"total\":{{{}}},\"bad\":{bad}}}", tally_json(&total)));
-        println!("{s}");
+        crate::term::print_data(&s);
     } else {
         println!(
             "{:<8} {:>5} {:<16} {:>10} {:>10} {:>14} {:>14}",
@@ -135,11 +139,11 @@ pub fn impact(policy_file: &Path, logs: &[PathBuf], json: bool) -> Result<ExitCo
         }
         println!("\nrecorded level    events          bytes");
         for (level, t) in &before_levels {
-            println!("{:<16} {:>7} {:>14}", level, t.events, t.bytes_before);
+            println!("{:<16} {:>7} {:>14}", crate::term::field(level), t.events, t.bytes_before);
         }
         println!("\nwritten level     events          bytes");
         for (level, t) in &after_levels {
-            println!("{:<16} {:>7} {:>14}", level, t.events, t.bytes_after);
+            println!("{:<16} {:>7} {:>14}", crate::term::field(level), t.events, t.bytes_after);
         }
         let pct =
             if total.bytes_before > 0 { 100.0 * total.bytes_after as f64 / total.bytes_before as f64 } else { 0.0 };
@@ -148,7 +152,7 @@ pub fn impact(policy_file: &Path, logs: &[PathBuf], json: bool) -> Result<ExitCo
             total.events, total.kept, total.bytes_before, total.bytes_after
         );
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Status::Success)
 }
 
 fn level_name(s: &str) -> &'static str {

@@ -151,12 +151,12 @@ struct Shared {
 
 impl Shared {
     fn worker_pipeline(settings: &Settings) -> Result<Pipeline, String> {
-        let (mut pipeline, warnings) = settings.pipeline()?;
+        let (mut config, warnings) = settings.config()?;
         for w in warnings {
             warn!("{w}");
         }
-        pipeline.set_alerts_enabled(false);
-        Ok(pipeline)
+        config.alerts.enabled = false;
+        Ok(Pipeline::new(config))
     }
 }
 
