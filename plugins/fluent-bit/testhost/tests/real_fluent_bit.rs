@@ -248,6 +248,13 @@ impl Drop for Run {
     }
 }
 
+/// Files below `dir` (Fluent Bit's filesystem storage: one file per chunk).
+fn files_under(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|entries| entries.flatten().map(|e| if e.path().is_dir() { files_under(&e.path()) } else { 1 }).sum())
+        .unwrap_or(0)
+}
+
 fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
@@ -535,6 +542,7 @@ fn kill_9_mid_stream_and_restart_lose_no_record() {
     assert!(part.is_some(), "nothing came out:\n{}", tail(&run.log(), 30));
     run.kill9();
     let at_kill = run.output().len();
+    let chunks = files_under(&run.path("storage"));
     // The apiserver keeps writing while Fluent Bit is down.
     run.stream(second, 50, Duration::from_millis(5));
     run.start();
@@ -575,7 +583,7 @@ fn kill_9_mid_stream_and_restart_lose_no_record() {
         assert!(wanted.contains_key(record), "kill -9: a record kaudit run never wrote: {record}");
     }
     eprintln!(
-        "kill -9: {} records expected, {} in the audit log at the kill, {} after the restart: none lost, {duplicates} duplicated; {} torn line(s) {:?}",
+        "kill -9: {} records expected, {} in the audit log at the kill, {} after the restart: none lost, {duplicates} duplicated; {} torn line(s) {:?}; {chunks} chunk file(s) in storage at the kill",
         want.events.len(),
         at_kill,
         got.len(),
