@@ -3,16 +3,14 @@
 //! `Engine` owns one [`Pipeline`] (policy, enrichment, alerts: what `kaudit run` does) and one
 //! [`ReportBuilder`] (what `kaudit report` aggregates). Input arrives as text or bytes, whole
 //! (`push`) or in chunks (`pushChunk` + `finish`, cut into whole records by
-//! [`kaudit::event::feed::Feed`]); every record goes to both. Reports cover every audit event
+//! [`kaudit::Feed`]); every record goes to both. Reports cover every audit event
 //! as recorded (like `kaudit report`); alerts and the kept/dropped counts follow the config's
 //! policy (like `kaudit run`). Reports are returned as plain JS objects with exactly the
 //! fields of `kaudit report --json` (`reportJson` returns that very text).
 
 use js_sys::{Array, ArrayBuffer, Uint8Array, JSON};
-use kaudit::event::feed::Feed;
-use kaudit::event::framing::for_each_event;
-use kaudit::pipeline::explain_json;
 use kaudit::report::{BuilderOptions, Filter, Report, ReportBuilder};
+use kaudit::Feed;
 use kaudit::{NoFiles, Pipeline};
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
@@ -61,6 +59,9 @@ pub struct Engine {
     alerts: Vec<String>,
     bytes: u64,
     scratch: String,
+    /// A gzip input (an EKS Firehose→S3 object, a CloudWatch export, a `.gz` log) being
+    /// collected: it is decoded whole, one gzip member at a time, when the input ends.
+    gzip: Option<Vec<u8>>,
 }
 
 fn js_err(e: impl std::fmt::Display) -> JsError {
@@ -137,7 +138,16 @@ impl Engine {
             builder.add_standing_query(query).map_err(js_err)?;
         }
         let feed = Feed::with_max_event_bytes(pipeline.config().limits.max_event_bytes);
-        Ok(Engine { pipeline, builder, feed, warnings, alerts: Vec::new(), bytes: 0, scratch: String::new() })
+        Ok(Engine {
+            pipeline,
+            builder,
+            feed,
+            warnings,
+            alerts: Vec::new(),
+            bytes: 0,
+            scratch: String::new(),
+            gzip: None,
+        })
     }
 
     /// The config's warnings (unknown policy fields), as `file:line:col: message` strings.
@@ -146,8 +156,8 @@ impl Engine {
         self.warnings.clone()
     }
 
-    /// Adds complete input (JSON lines, EventList, JSON array, pretty-printed events) and
-    /// returns the running counts.
+    /// Adds complete input (JSON lines, EventList, JSON array, pretty-printed events; EKS, GKE
+    /// and AKS exports as delivered, gzip included, docs/MANAGED.md) and returns the running counts.
     pub fn push(&mut self, input: JsValue) -> Result<JsValue, JsError> {
         let bytes = input_bytes(&input)?;
         self.feed_bytes(&bytes);
@@ -215,9 +225,9 @@ impl Engine {
     pub fn explain(&self, event: JsValue) -> Result<JsValue, JsError> {
         let bytes = input_bytes(&event)?;
         let mut result: Option<Result<String, String>> = None;
-        for_each_event(&bytes, &mut |_, _, parsed| {
+        self.pipeline.explain_stream(&bytes, &mut |e| {
             if result.is_none() {
-                result = Some(parsed.map(|ev| explain_json(&ev, &self.pipeline.explain(&ev))));
+                result = Some(e.to_json().ok_or_else(|| e.result.err().unwrap_or_default().to_string()));
             }
         });
         let text = result.ok_or_else(|| JsError::new("no event in the input"))?.map_err(js_err)?;
@@ -239,12 +249,24 @@ impl Engine {
 impl Engine {
     fn feed_bytes(&mut self, bytes: &[u8]) {
         self.bytes += bytes.len() as u64;
+        // Text input never holds the gzip magic bytes: at the start of an input they mean gzip.
+        if let Some(gzip) = &mut self.gzip {
+            return gzip.extend_from_slice(bytes);
+        }
+        // (Its first byte alone decides, so a 1-byte first chunk is collected too.)
+        if self.feed.pending() == 0 && bytes.first() == Some(&kaudit::GZIP_MAGIC[0]) {
+            self.gzip = Some(bytes.to_vec());
+            return;
+        }
         let mut feed = std::mem::take(&mut self.feed);
         feed.push(bytes, &mut |record| self.record(record.bytes));
         self.feed = feed;
     }
 
     fn finish_feed(&mut self) {
+        if let Some(gzip) = self.gzip.take() {
+            self.record(&gzip);
+        }
         let mut feed = std::mem::take(&mut self.feed);
         feed.finish(&mut |record| self.record(record.bytes));
         self.feed = feed;

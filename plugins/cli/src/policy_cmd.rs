@@ -4,9 +4,9 @@ use crate::Status;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use kaudit::event::framing::for_each_event;
-use kaudit::policy::apply::{self, Verdict};
-use kaudit::policy::Evaluator;
+use kaudit::for_each_event;
+use kaudit::Evaluator;
+use kaudit::{verdict, write_event, Verdict};
 use kaudit::{Level, Policy};
 
 pub fn check(file: &Path) -> Result<Status, String> {
@@ -77,11 +77,11 @@ pub fn impact(policy_file: &Path, logs: &[PathBuf], json: bool) -> Result<Status
             };
             let decision = evaluator.evaluate_event(&event);
             let size = event.obj.text.trim().len();
-            let (kept, after, level) = match apply::verdict(&decision, &event) {
+            let (kept, after, level) = match verdict(&decision, &event) {
                 Verdict::Drop(_) => (false, 0, "None (dropped)"),
                 Verdict::Keep(changes) => {
                     out.clear();
-                    apply::write_event(&event, &changes, &[], &mut out);
+                    write_event(&event, &changes, &[], &mut out);
                     let written = changes
                         .new_level
                         .map_or_else(|| event.level.as_deref().unwrap_or("?").to_string(), |l| l.as_str().to_string());
@@ -174,7 +174,7 @@ fn tally_json(t: &Tally) -> String {
 fn levels_json<'a>(it: impl Iterator<Item = (&'a str, &'a Tally)>) -> String {
     it.map(|(k, t)| {
         let mut key = String::new();
-        kaudit::event::raw::write_json_str(&mut key, k);
+        kaudit::write_json_str(&mut key, k);
         format!("{key}:{{{}}}", tally_json(t))
     })
     .collect::<Vec<_>>()

@@ -389,6 +389,15 @@ fn managed_cluster_exports_from_files_gzip_and_stdin() {
     let stderr = text(&out.stderr);
     assert!(stderr.contains("of these: 4 records that are not audit events"), "{stderr}");
     assert_eq!(text(&out.stdout).lines().count(), 6, "{}", text(&out.stdout));
+    // The README's GKE example: `gcloud logging read --format=json` prints a pretty-printed array.
+    let entries: Vec<serde_json::Value> = std::fs::read_to_string(fixture("managed/gke/khi/gke-logentries.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let gcloud = serde_json::to_string_pretty(&entries).unwrap();
+    let out = kaudit(&["run", "--no-events"], Some(gcloud.as_bytes()));
+    assert!(text(&out.stderr).contains("read 3 events: kept 3"), "{}", text(&out.stderr));
     let cw = fixture("managed/eks/cloudwatch-synth/subscription-CONTROL_MESSAGE.decoded.json");
     let out = kaudit(&["filter", cw.to_str().unwrap()], None);
     assert!(text(&out.stderr).contains("1 CloudWatch control messages consumed"), "{}", text(&out.stderr));

@@ -2,12 +2,13 @@
 //! running the shipped plugins/envoy/envoy.yaml with kaudit-envoy.wasm: both files with only
 //! paths and ports substituted.
 //!
-//!   audit.log -> Vector file source -> parse -> http sink -> Envoy + kaudit
+//!   audit.log -> Vector file source -> parse -> http sink (TLS, client certificate) -> Envoy + kaudit
 //!     -> Vector http_server source -> `. = .items` -> console sink (stdout, one JSON per line)
 //!
 //! What must hold: what Vector prints equals native `kaudit run` on the same lines, as JSON
 //! values (Vector re-serialises events with sorted keys), nothing dropped and nothing twice;
-//! with Envoy down, Vector retries and delivers everything once Envoy is up.
+//! with Envoy down, Vector retries and delivers everything once Envoy is up. Certificates are
+//! made with openssl at test time (support/pki.rs); Envoy's alerts go to a TLS webhook.
 //!
 //! The hosts are found as support/real_hosts.rs says; `kaudit run` is `$KAUDIT_CLI`.
 
@@ -20,8 +21,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use support::pki::{tls_webhook, Pki};
 use support::real_hosts::{self, kaudit_run, multiset, repo_root};
-use support::{wait_for, Envoy, Recorder, TempDir};
+use support::{loopback, shipped_config, wait_for, wasm_filter, Envoy, Recorder, TempDir};
 
 const TIMEOUT_SECS: u64 = 120;
 
@@ -30,32 +32,30 @@ fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
-fn loopback(port: u16) -> Value {
-    json!({ "socket_address": { "address": "127.0.0.1", "port_value": port } })
-}
-
-/// The shipped envoy.yaml with its listener on `listen`, the audit receiver at `receiver` (Vector's
-/// http_server source), alerts to `alerts`, and the module from the build.
-fn envoy_config(listen: u16, receiver: u16, alerts: u16) -> Value {
-    let text = std::fs::read_to_string(repo_root().join("plugins/envoy/envoy.yaml")).expect("envoy.yaml");
-    let node = kaudit::yaml::parse(&text, "envoy.yaml").expect("the shipped envoy.yaml parses");
-    let mut config = support::yaml_to_json(&node);
+/// The shipped envoy.yaml with its listener on `listen` (TLS with `pki`'s server certificate,
+/// clients from its client CA), the audit receiver at `receiver` (Vector's http_server source),
+/// the alert route to `webhook` (TLS, `pki`'s server CA), and the module from the build.
+fn envoy_config(pki: &Pki, listen: u16, receiver: u16, webhook: u16) -> Value {
+    let mut config = shipped_config();
     config["admin"]["address"] = loopback(0);
     let listeners = config["static_resources"]["listeners"].as_array_mut().expect("listeners");
     assert_eq!(listeners.len(), 1, "one listener in the shipped envoy.yaml");
-    listeners[0]["address"] = loopback(listen);
-    for f in listeners[0]["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"]
-        .as_array_mut()
-        .expect("http_filters")
-    {
-        if f["name"] == "envoy.filters.http.wasm" {
-            f["typed_config"]["config"]["vm_config"]["code"]["local"]["filename"] = json!(support::artifact());
-        }
-    }
+    let listener = &mut listeners[0];
+    listener["address"] = loopback(listen);
+    wasm_filter(listener)["vm_config"]["code"]["local"]["filename"] = json!(support::artifact());
+    let ctx = &mut listener["filter_chains"][0]["transport_socket"]["typed_config"]["common_tls_context"];
+    ctx["tls_certificates"][0] =
+        json!({ "certificate_chain": pki.file("envoy.crt"), "private_key": pki.file("envoy.key") });
+    ctx["validation_context"]["trusted_ca"] = pki.file("client-ca.crt");
     for cluster in config["static_resources"]["clusters"].as_array_mut().expect("clusters") {
         let port = match cluster["name"].as_str() {
             Some("audit_receiver") => receiver,
-            Some("kaudit_alerts") => alerts,
+            Some("kaudit_alerts") => {
+                cluster["type"] = json!("STATIC");
+                cluster["transport_socket"]["typed_config"]["common_tls_context"]["validation_context"]["trusted_ca"] =
+                    pki.file("server-ca.crt");
+                webhook
+            }
             other => panic!("unexpected cluster {other:?} in the shipped envoy.yaml"),
         };
         cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"] = loopback(port);
@@ -64,14 +64,17 @@ fn envoy_config(listen: u16, receiver: u16, alerts: u16) -> Value {
 }
 
 /// The shipped vector.yaml with paths and ports replaced (each must still be in the shipped file).
-fn vector_config(dir: &Path, envoy: u16, source: u16) -> String {
+fn vector_config(dir: &Path, pki: &Pki, envoy: u16, source: u16) -> String {
     let mut text = std::fs::read_to_string(repo_root().join("plugins/vector/vector.yaml")).expect("vector.yaml");
     let d = dir.display();
     for (from, to) in [
         ("/var/log/kubernetes/audit/audit.log", format!("{d}/audit.log")),
         ("data_dir: /var/lib/vector", format!("data_dir: {d}/data")),
-        ("http://127.0.0.1:9880/audit", format!("http://127.0.0.1:{envoy}/audit")),
+        ("https://127.0.0.1:9880/audit", format!("https://127.0.0.1:{envoy}/audit")),
         ("address: 127.0.0.1:9881", format!("address: 127.0.0.1:{source}")),
+        ("/etc/vector/tls/envoy-server-ca.crt", pki.path("server-ca.crt").display().to_string()),
+        ("/etc/vector/tls/vector-audit-client.crt", pki.path("vector.crt").display().to_string()),
+        ("/etc/vector/tls/vector-audit-client.key", pki.path("vector.key").display().to_string()),
     ] {
         assert!(text.contains(from), "the shipped vector.yaml no longer contains {from:?}");
         text = text.replace(from, &to);
@@ -86,10 +89,10 @@ struct Vector {
 }
 
 impl Vector {
-    fn start(bin: &Path, dir: Arc<TempDir>, envoy: u16, source: u16) -> Vector {
+    fn start(bin: &Path, dir: Arc<TempDir>, pki: &Pki, envoy: u16, source: u16) -> Vector {
         std::fs::create_dir_all(dir.0.join("data")).expect("data dir");
         let config = dir.0.join("vector.yaml");
-        std::fs::write(&config, vector_config(&dir.0, envoy, source)).expect("config");
+        std::fs::write(&config, vector_config(&dir.0, pki, envoy, source)).expect("config");
         let out = std::fs::File::create(dir.0.join("vector.out")).expect("stdout");
         let err = std::fs::File::create(dir.0.join("vector.log")).expect("log");
         let child = Command::new(bin)
@@ -195,17 +198,25 @@ fn assert_equal_to_native(vector: &Vector, sink: &Recorder, want: &real_hosts::N
 struct Setup {
     vector_bin: PathBuf,
     dir: Arc<TempDir>,
+    pki: Pki,
     sink: Recorder,
+    /// The alert webhook over TLS (its certificate names the shipped alert host) -> `sink`.
+    webhook: Envoy,
     envoy_port: u16,
     source_port: u16,
 }
 
 fn setup(test: &str) -> Option<Setup> {
     let vector_bin = real_hosts::require(&real_hosts::VECTOR, test)?;
+    let pki = Pki::new();
+    let sink = Recorder::start();
+    let webhook = tls_webhook(&pki, &[("alerts", "alerts")], sink.port);
     Some(Setup {
         vector_bin,
         dir: Arc::new(TempDir::new(&format!("vector-{test}"))),
-        sink: Recorder::start(),
+        pki,
+        sink,
+        webhook,
         envoy_port: free_port(),
         source_port: free_port(),
     })
@@ -213,7 +224,7 @@ fn setup(test: &str) -> Option<Setup> {
 
 impl Setup {
     fn envoy(&self) -> Envoy {
-        let config = envoy_config(self.envoy_port, self.source_port, self.sink.port);
+        let config = envoy_config(&self.pki, self.envoy_port, self.source_port, self.webhook.listener_port("alerts"));
         Envoy::start(&config, Arc::new(TempDir::new("vector-envoy"))).unwrap_or_else(|e| panic!("{e}"))
     }
 }
@@ -234,7 +245,7 @@ fn the_shipped_vector_config_through_envoy_equals_kaudit_run() {
     input.extend_from_slice(&kaudit::corpus::generate(2_000, 57));
     let want = kaudit_run(&input, None);
     std::fs::write(s.dir.0.join("audit.log"), &input).expect("audit.log");
-    let vector = Vector::start(&s.vector_bin, s.dir.clone(), s.envoy_port, s.source_port);
+    let vector = Vector::start(&s.vector_bin, s.dir.clone(), &s.pki, s.envoy_port, s.source_port);
     vector.wait_for_events(want.events.len());
     assert_equal_to_native(&vector, &s.sink, &want, "vector through envoy");
     eprintln!("{} lines in, {:.1} s", lines(&input), started.elapsed().as_secs_f64());
@@ -246,7 +257,7 @@ fn with_envoy_down_vector_retries_and_delivers_everything_once_it_is_up() {
     let input = kaudit::corpus::generate(1_500, 58);
     let want = kaudit_run(&input, None);
     std::fs::write(s.dir.0.join("audit.log"), &input).expect("audit.log");
-    let vector = Vector::start(&s.vector_bin, s.dir.clone(), s.envoy_port, s.source_port);
+    let vector = Vector::start(&s.vector_bin, s.dir.clone(), &s.pki, s.envoy_port, s.source_port);
     // Envoy is down: the sink's requests fail to connect and are retried.
     let retried = wait_for(60, || {
         let log = vector.log();

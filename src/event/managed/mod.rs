@@ -67,10 +67,6 @@ impl Source {
         raw::decode_str(v).ok()
     }
 
-    pub fn provider(&self) -> Option<Cow<'_, str>> {
-        self.get("provider")
-    }
-
     pub fn is_empty(&self) -> bool {
         self.fields.is_empty()
     }
@@ -357,7 +353,13 @@ impl Dec<'_> {
                 }
             }
         }
-        if values.len() < 2 {
+        // Only a Firehose→S3 object is read this way: the first value must be an envelope or
+        // an Event, else the text is one (bad) record as it came.
+        let recognised = |v: &str| {
+            raw::parse_object(v)
+                .is_ok_and(|o| wrapper_of(&o).is_some() || o.get("kind").is_some_and(|k| k.value == "\"Event\""))
+        };
+        if values.len() < 2 || !recognised(values[0]) {
             return false;
         }
         let rest_at = match fault {

@@ -71,6 +71,7 @@ fn export_lines_and_concatenated_objects() {
     assert_eq!(got.len(), 3, "{got:?}");
     assert!(got[2].contains("Bad"), "{got:?}");
     assert!(!decode_loose(b"{\"a\":", limits, &mut |_| panic!()));
+    assert!(!decode_loose(b"{\"a\":1}{\"b\":2}", limits, &mut |_| panic!()), "not an envelope or Event: one record");
     assert!(!decode_loose(b"plain text", limits, &mut |_| panic!()));
 }
 

@@ -480,6 +480,13 @@ fn shipped_fluent_bit_yaml_agrees_with_the_module() {
     assert!(yaml_value(&yaml, "- name: rewrite_tag", "rule").starts_with(&format!("${ALERT_COUNT_KEY} ")));
     assert!(yaml_value(&yaml, "- name: grep", "exclude").starts_with(&format!("{DROPPED_KEY} ")));
     assert_eq!(yaml_value(&yaml, "- name: record_modifier", "allowlist_key"), ALERTS_KEY);
+    // The alert route speaks TLS and checks the webhook's certificate and name (SECURITY.md).
+    let http = "- name: http";
+    for (key, want) in [("tls", "on"), ("tls.verify", "on"), ("tls.verify_hostname", "on")] {
+        assert_eq!(yaml_value(&yaml, http, key), want, "alert route: {key}");
+    }
+    assert_eq!(yaml_value(&yaml, http, "tls.vhost"), yaml_value(&yaml, http, "host"), "SNI = the webhook's host");
+    assert!(yaml_value(&yaml, http, "tls.ca_file").starts_with('/'));
     // With these settings a record of buffer_max_size reaches the module (not as NULL).
     let mut fb = load(Options { heap_size: heap, ..Options::default() });
     let line = &sample_lines()[0];

@@ -10,6 +10,11 @@
 //! alert webhook must receive each of its alerts exactly once; no `kaudit_dropped` carrier and
 //! no alert key may reach the audit log.
 //!
+//! The alert route is HTTPS with the certificate and host name verified (as shipped): the
+//! webhook is an Envoy terminating TLS with a certificate for `localhost` made at test time
+//! (plugins/envoy/tests/support/pki.rs) in front of the recording receiver; `tls.ca_file` points
+//! at that test CA.
+//!
 //! One deviation from the shipped file, in every run: `accessible_paths: /etc/kaudit` becomes
 //! `accessible_paths: .` with Fluent Bit started in the run's folder, because WAMR preopens a
 //! directory under its host path (Fluent Bit passes no mapped directories) and a test must not
@@ -28,10 +33,13 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use support::pki::{tls_webhook, Pki};
 use support::real_hosts::{self, kaudit_run as native, multiset, repo_root};
-use support::{wait_for, Recorder, TempDir};
+use support::{wait_for, Envoy, Recorder, TempDir};
 
 const ALERT_URI: &str = "/kaudit/alerts";
+/// The webhook's name: resolves to loopback and is in the test certificate (`envoy.crt`).
+const ALERT_HOST: &str = "localhost";
 /// How long a stream may take to come out (interpreted WASM: ~0.2-1 ms per record here).
 const STREAM_TIMEOUT_SECS: u64 = 180;
 
@@ -49,7 +57,7 @@ fn artifact() -> PathBuf {
 
 /// The shipped config with paths replaced (each must still be in the shipped file) and any
 /// `extra` `(from, to)` replacements a test names and justifies.
-fn render_config(dir: &Path, extra: &[(&str, &str)]) -> String {
+fn render_config(dir: &Path, pki: &Pki, extra: &[(&str, &str)]) -> String {
     let shipped = std::fs::read_to_string(repo_root().join("plugins/fluent-bit/fluent-bit.yaml")).expect("shipped");
     let d = dir.display();
     let wasm = artifact();
@@ -60,6 +68,7 @@ fn render_config(dir: &Path, extra: &[(&str, &str)]) -> String {
         ("/usr/lib/kaudit/kaudit-fluent-bit.wasm", wasm.display().to_string()),
         ("path: /var/log/kaudit", format!("path: {d}/out")),
         ("accessible_paths: /etc/kaudit", "accessible_paths: .".to_string()),
+        ("/etc/kaudit/tls/alerts-ca.crt", pki.path("server-ca.crt").display().to_string()),
     ];
     let mut text = shipped;
     for (from, to) in subs.iter().map(|(f, t)| (*f, t.as_str())).chain(extra.iter().copied()) {
@@ -74,6 +83,10 @@ struct Run {
     bin: PathBuf,
     dir: TempDir,
     receiver: Recorder,
+    /// The alert webhook over TLS (a certificate for `localhost` from `pki`'s server CA) in
+    /// front of `receiver`: the shipped alert route verifies the certificate and the name.
+    webhook: Envoy,
+    _pki: Pki,
     child: Option<Child>,
     starts: usize,
 }
@@ -87,8 +100,11 @@ impl Run {
         if let Some(text) = config {
             std::fs::write(dir.0.join("kaudit.yaml"), text).expect("kaudit.yaml");
         }
-        std::fs::write(dir.0.join("fluent-bit.yaml"), render_config(&dir.0, extra)).expect("config");
-        Run { bin, dir, receiver: Recorder::start(), child: None, starts: 0 }
+        let pki = Pki::new();
+        std::fs::write(dir.0.join("fluent-bit.yaml"), render_config(&dir.0, &pki, extra)).expect("config");
+        let receiver = Recorder::start();
+        let webhook = tls_webhook(&pki, &[("alerts", "envoy")], receiver.port);
+        Run { bin, dir, receiver, webhook, _pki: pki, child: None, starts: 0 }
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -110,8 +126,8 @@ impl Run {
             .arg("-c")
             .arg(self.path("fluent-bit.yaml"))
             .current_dir(&self.dir.0)
-            .env("KAUDIT_ALERT_HOST", "127.0.0.1")
-            .env("KAUDIT_ALERT_PORT", self.receiver.port.to_string())
+            .env("KAUDIT_ALERT_HOST", ALERT_HOST)
+            .env("KAUDIT_ALERT_PORT", self.webhook.listener_port("alerts").to_string())
             .env("KAUDIT_ALERT_URI", ALERT_URI)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
