@@ -49,6 +49,10 @@ struct Counts {
     bytes: u64,
     /// Bytes waiting for the rest of their record (chunked input).
     pending_bytes: usize,
+    /// Oldest and newest event time read (RFC 3339, `null` before the first timed event): a
+    /// dashboard tells live data (newest event just now) from a recorded file with it.
+    oldest: Option<String>,
+    newest: Option<String>,
 }
 
 /// The kaudit engine: one config, one report, one alert stream.
@@ -173,6 +177,7 @@ impl Engine {
     /// Running counts (events, bad, kept, dropped, alerts waiting, bytes, pendingBytes).
     pub fn counts(&self) -> Result<JsValue, JsError> {
         let c = self.pipeline.counters();
+        let (oldest, newest) = self.builder.time_span();
         to_js(&Counts {
             events: self.builder.len() as u64,
             bad: self.builder.bad(),
@@ -181,6 +186,8 @@ impl Engine {
             alerts: self.alerts.len(),
             bytes: self.bytes,
             pending_bytes: self.feed.pending(),
+            oldest,
+            newest,
         })
     }
 

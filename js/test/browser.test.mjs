@@ -78,15 +78,23 @@ test('demo: each tab shows the core report for the sample, across filter changes
   await page.goto(`${server.url}/demo/index.html`);
   await nextReport(page, () => page.click('#sample'));
 
-  // Default range: the last week of the data.
-  const week = JSON.parse(cliReportJson([SAMPLE], { last: '7d' }));
-  assert.ok(week.overview.total > 0 && week.overview.total < week.input.events);
-  await checkTabs(page, week, 'default (last 7 days of the data)', 'sample-week');
-
-  await nextReport(page, () => page.selectOption('#f-last', 'all'));
-  const all = JSON.parse(cliReportJson([SAMPLE], { last: 'all' }));
+  // A recorded file (the sample spans 2017-2020): by default everything read, and the page says so.
+  const all = JSON.parse(cliReportJson([SAMPLE], {}));
   assert.equal(all.overview.total, 88);
-  await checkTabs(page, all, 'all time', 'sample-all');
+  assert.equal(all.range.events, 88);
+  assert.equal(await page.inputValue('#f-last'), 'all');
+  assert.match(await page.textContent('#range-note'), /^Recorded data \(newest event 2020-04-21T17:58:49\.696309Z\).*Showing everything read/);
+  assert.match(await page.textContent('[data-metric=range]'), /^Everything read \(.*\) · 88 of 88 events read in this range/);
+  await checkTabs(page, all, 'default (everything read)', 'sample-all');
+
+  // The last week of the data: the header says how many of the events read it covers.
+  await nextReport(page, () => page.selectOption('#f-last', '7d'));
+  const week = JSON.parse(cliReportJson([SAMPLE], { last: '7d' }));
+  assert.ok(week.range.events > 0 && week.range.events < week.input.events);
+  assert.match(await page.textContent('[data-metric=range]'), new RegExp(` · ${week.range.events} of 88 events read in this range`));
+  assert.match(await page.textContent('#range-note'), /Showing the last 7 days of the data/);
+  await checkTabs(page, week, 'last 7 days of the data', 'sample-week');
+  await nextReport(page, () => page.selectOption('#f-last', 'all'));
 
   await nextReport(page, () => page.selectOption('#f-namespace', 'default'));
   await nextReport(page, () => page.selectOption('#f-code', '403'));
@@ -111,9 +119,44 @@ test('demo: each tab shows the core report for the sample, across filter changes
   await page.close();
 });
 
+test('demo: live data gets the last 7 days up to now, and says so', async () => {
+  // Three events: a minute, three days and ten days before now.
+  const at = (msAgo) => new Date(Date.now() - msAgo).toISOString();
+  const event = (id, time) => JSON.stringify({
+    kind: 'Event', apiVersion: 'audit.k8s.io/v1', level: 'Metadata', auditID: id, stage: 'ResponseComplete',
+    requestURI: '/api/v1/namespaces/default/pods', verb: 'list', user: { username: 'alice' }, sourceIPs: ['10.0.0.1'],
+    objectRef: { resource: 'pods', namespace: 'default', apiVersion: 'v1' }, responseStatus: { metadata: {}, code: 200 },
+    requestReceivedTimestamp: time, stageTimestamp: time,
+  });
+  const day = 86_400_000;
+  const text = [event('now', at(60_000)), event('three-days', at(3 * day)), event('ten-days', at(10 * day))].join('\n');
+  const { page, errors } = await openPage();
+  await page.goto(`${server.url}/demo/index.html`);
+  await nextReport(page, () => page.setInputFiles('#file', { name: 'live.log', mimeType: 'text/plain', buffer: Buffer.from(text) }));
+  assert.equal(await page.inputValue('#f-last'), '7d');
+  assert.match(await page.textContent('#range-note'), /^Live data \(newest event .*\): ranges end now\. Showing the last 7 days up to now/);
+  const shown = await page.evaluate(() => window.kauditDemo.report);
+  // The range ends at the wall clock (after the newest event), and covers 2 of the 3 events.
+  assert.ok(Date.parse(shown.range.to) > Date.parse(shown.input.newest), `${shown.range.to} after ${shown.input.newest}`);
+  assert.equal(Date.parse(shown.range.to) - Date.parse(shown.range.from), 7 * day);
+  assert.equal(shown.range.events, 2);
+  assert.match(await page.textContent('[data-metric=range]'), / · 2 of 3 events read in this range/);
+  const dir = mkdtempSync(join(tmpdir(), 'kaudit-live-'));
+  try {
+    writeFileSync(join(dir, 'live.log'), text);
+    const want = JSON.parse(cliReportJson([join(dir, 'live.log')], { last: '7d', to: shown.range.to }));
+    await checkTabs(page, want, 'live data, last 7 days up to now', 'live-week');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
 test('kaudit report --html: the static page shows the same numbers', async () => {
   const file = join(ARTIFACTS, 'report.html');
-  kaudit(['report', '--last', 'all', '--html', file, SAMPLE]);
+  // No range flag: a report from files covers everything read.
+  kaudit(['report', '--html', file, SAMPLE]);
   const report = JSON.parse(cliReportJson([SAMPLE], { last: 'all' }));
   const { page, errors } = await openPage();
   await page.goto(`${server.url}/test-artifacts/report.html`);
@@ -141,8 +184,9 @@ test('100k events: file read in the worker, report drawn (timings printed)', { t
     const view = expectedView(want, 'overview');
     assert.deepEqual(domView(await page.evaluate(readDom), view), view, '100k overview');
 
+    await nextReport(page, () => page.selectOption('#f-last', '7d'));
+    const week = await page.evaluate(() => window.kauditDemo.timings.at(-1));
     await nextReport(page, () => page.selectOption('#f-last', 'all'));
-    const all = await page.evaluate(() => window.kauditDemo.timings.at(-1));
     await page.fill('#f-resource', 'aliyunlogconfigs');
     await page.fill('#f-query', 'kaudit.ipScope: internet');
     await nextReport(page, () => page.press('#f-query', 'Enter'));
@@ -164,7 +208,7 @@ test('100k events: file read in the worker, report drawn (timings printed)', { t
     const mb = (first.loaded.total / 1048576).toFixed(1);
     console.log(`# 100k events (${mb} MiB, generated in ${f(genMs)}): read and aggregated in the worker in ${f(first.loaded.ms)}, `
       + `store ${(first.loaded.memory / 1048576).toFixed(1)} MiB`);
-    for (const [name, t] of [['default (last 7 days)', first.timing], ['all time', all], ['ad-hoc query over raw text + CRD', query],
+    for (const [name, t] of [['default (everything read)', first.timing], ['last 7 days of the data', week], ['ad-hoc query over raw text + CRD', query],
       ['same query, namespace changed (cached query results)', cached]]) {
       console.log(`# 100k report, ${name}: computed ${f(t.reportMs)} + drawn ${f(t.drawMs)} = ${f(t.totalMs)} from filter change to painted page`);
     }

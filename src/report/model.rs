@@ -42,6 +42,9 @@ pub struct TimeRange {
     /// Inclusive bounds; `null` = unbounded.
     pub from: Option<String>,
     pub to: Option<String>,
+    /// Events read whose time falls in the range (before the other filters): the report covers
+    /// `events` of `input.events`.
+    pub events: u64,
     /// Timeline bucket length.
     pub step: String,
     pub step_seconds: i64,
