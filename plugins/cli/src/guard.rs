@@ -40,8 +40,10 @@ impl Guard {
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_default();
             eprintln!(
-                "kaudit: {input}:{}: internal error, record passed through untouched (please report it): {message}",
-                record.line
+                "kaudit: {}:{}: internal error, record passed through untouched (please report it): {}",
+                crate::term::field(input),
+                record.line,
+                crate::term::field(&message)
             );
         }
     }

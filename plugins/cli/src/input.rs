@@ -148,7 +148,7 @@ pub fn load_pipeline(config: Option<&Path>, policy: Option<&Path>) -> Result<Pip
             let (cfg, warnings) =
                 Config::load(&text, &path.display().to_string(), &RelativeFiles { base }).map_err(|e| e.to_string())?;
             for w in warnings {
-                eprintln!("kaudit: warning: {w}");
+                crate::term::say!("kaudit: warning: {w}");
             }
             cfg
         }
@@ -158,7 +158,7 @@ pub fn load_pipeline(config: Option<&Path>, policy: Option<&Path>) -> Result<Pip
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
         let loaded = kaudit::Policy::load(&text, &path.display().to_string()).map_err(|e| e.to_string())?;
         for w in loaded.warnings {
-            eprintln!("kaudit: warning: {w}");
+            crate::term::say!("kaudit: warning: {w}");
         }
         cfg.policy = loaded.policy;
         cfg.policy_source = path.display().to_string();

@@ -15,6 +15,7 @@ mod input;
 mod policy_cmd;
 mod report_cmd;
 mod run_cmd;
+mod term;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -24,6 +25,7 @@ use clap::{Args, Parser, Subcommand};
 use input::Item;
 use kaudit::pipeline::{explain_json, RecordReport};
 use kaudit::{BadRecords, Outcome};
+use term::say;
 
 /// Kubernetes audit-log policy evaluation, enrichment, alerting and reporting.
 #[derive(Parser)]
@@ -91,7 +93,7 @@ impl Metrics {
         let Some(path) = &self.metrics else { return Ok(()) };
         let json = pipeline.metrics_json();
         if path.as_os_str() == "stderr" {
-            eprintln!("{json}");
+            eprintln!("{}", term::field(&json));
             return Ok(());
         }
         std::fs::write(path, format!("{json}\n")).map_err(|e| format!("{}: {e}", path.display()))
@@ -142,21 +144,23 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("kaudit: error: {e}");
+            say!("kaudit: error: {e}");
             ExitCode::from(1)
         }
     }
 }
 
-/// Writes output in large blocks; a closed pipe (e.g. `| head`) ends quietly.
+/// Writes output in large blocks; a closed pipe (e.g. `| head`) ends quietly. On a terminal,
+/// control characters in the data are written as escapes (term.rs).
 pub struct Output {
     out: std::io::StdoutLock<'static>,
+    terminal: bool,
     pub buf: Vec<u8>,
 }
 
 impl Output {
     pub fn new() -> Self {
-        Output { out: std::io::stdout().lock(), buf: Vec::with_capacity(1 << 20) }
+        Output { out: std::io::stdout().lock(), terminal: term::stdout_is_terminal(), buf: Vec::with_capacity(1 << 20) }
     }
     pub fn flush_if_full(&mut self) -> Result<(), String> {
         if self.buf.len() >= 1 << 20 {
@@ -165,7 +169,8 @@ impl Output {
         Ok(())
     }
     pub fn flush(&mut self) -> Result<(), String> {
-        let r = self.out.write_all(&self.buf).and_then(|_| self.out.flush());
+        let bytes = if self.terminal { term::stream(&self.buf) } else { std::borrow::Cow::Borrowed(&self.buf[..]) };
+        let r = self.out.write_all(&bytes).and_then(|_| self.out.flush());
         self.buf.clear();
         match r {
             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
@@ -238,7 +243,7 @@ pub fn report_bad(name: &str, r: &RecordReport) {
     if let Outcome::Bad { error, passed } = &r.outcome {
         let item = r.item.map(|i| format!(" item {i}")).unwrap_or_default();
         let action = if *passed { "passed through" } else { "dropped" };
-        eprintln!("kaudit: {name}:{}{item}: bad record ({action}): {error}", r.line);
+        eprintln!("kaudit: {}:{}{item}: bad record ({action}): {}", term::field(name), r.line, term::field(error));
     }
 }
 
@@ -258,7 +263,12 @@ fn explain(args: ExplainArgs) -> Result<ExitCode, String> {
                 bad += 1;
                 let item = item.map(|i| format!(" item {i}")).unwrap_or_default();
                 // `line` counts from the record's first line.
-                eprintln!("kaudit: {input}:{}{item}: bad record: {error}", record.line + line - 1);
+                eprintln!(
+                    "kaudit: {}:{}{item}: bad record: {}",
+                    term::field(input),
+                    record.line + line - 1,
+                    term::field(&error)
+                );
             }
         });
         out.flush_if_full()

@@ -14,11 +14,11 @@ pub fn check(file: &Path) -> Result<ExitCode, String> {
     match Policy::load(&text, &file.display().to_string()) {
         Ok(loaded) => {
             for w in &loaded.warnings {
-                eprintln!("kaudit: warning: {w}");
+                crate::term::say!("kaudit: warning: {w}");
             }
             println!(
                 "{}: valid {} policy with {} rules",
-                file.display(),
+                crate::term::field(&file.display().to_string()),
                 loaded.policy.api_version,
                 loaded.policy.rules.len()
             );
@@ -26,12 +26,16 @@ pub fn check(file: &Path) -> Result<ExitCode, String> {
         }
         Err(e) => {
             for w in &e.warnings {
-                eprintln!("kaudit: warning: {w}");
+                crate::term::say!("kaudit: warning: {w}");
             }
             for err in &e.errors {
-                eprintln!("kaudit: error: {err}");
+                crate::term::say!("kaudit: error: {err}");
             }
-            eprintln!("{}: invalid policy ({} errors)", file.display(), e.errors.len());
+            eprintln!(
+                "{}: invalid policy ({} errors)",
+                crate::term::field(&file.display().to_string()),
+                e.errors.len()
+            );
             Ok(ExitCode::from(1))
         }
     }
@@ -111,7 +115,7 @@ pub fn impact(policy_file: &Path, logs: &[PathBuf], json: bool) -> Result<ExitCo
         s.push_str("},\"writtenLevels\":{");
         s.push_str(&levels_json(after_levels.iter().map(|(k, v)| (*k, v))));
         s.push_str(&format!("}},\"total\":{{{}}},\"bad\":{bad}}}", tally_json(&total)));
-        println!("{s}");
+        crate::term::print_data(&s);
     } else {
         println!(
             "{:<8} {:>5} {:<16} {:>10} {:>10} {:>14} {:>14}",
@@ -135,11 +139,11 @@ pub fn impact(policy_file: &Path, logs: &[PathBuf], json: bool) -> Result<ExitCo
         }
         println!("\nrecorded level    events          bytes");
         for (level, t) in &before_levels {
-            println!("{:<16} {:>7} {:>14}", level, t.events, t.bytes_before);
+            println!("{:<16} {:>7} {:>14}", crate::term::field(level), t.events, t.bytes_before);
         }
         println!("\nwritten level     events          bytes");
         for (level, t) in &after_levels {
-            println!("{:<16} {:>7} {:>14}", level, t.events, t.bytes_after);
+            println!("{:<16} {:>7} {:>14}", crate::term::field(level), t.events, t.bytes_after);
         }
         let pct =
             if total.bytes_before > 0 { 100.0 * total.bytes_after as f64 / total.bytes_before as f64 } else { 0.0 };

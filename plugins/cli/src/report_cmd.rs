@@ -10,7 +10,7 @@ use clap::Args;
 use kaudit::query::Query;
 use kaudit::report::{BuilderOptions, Filter, Report, ReportBuilder};
 
-use crate::input;
+use crate::{input, term};
 
 #[derive(Args)]
 pub struct ReportArgs {
@@ -110,17 +110,17 @@ pub fn report(args: ReportArgs) -> Result<ExitCode, String> {
     for input in input::read_inputs(&args.files)? {
         let (_, bad) = builder.push_input(&input.bytes, enricher);
         if bad > 0 {
-            eprintln!("kaudit: {}: {bad} records are not audit events (counted as bad)", input.name);
+            eprintln!("kaudit: {}: {bad} records are not audit events (counted as bad)", term::field(&input.name));
         }
     }
     let report = builder.report(&filter).map_err(|e| format!("filter {e}"))?;
     let json = report.to_json();
     if args.json {
-        println!("{json}");
+        term::print_data(&json);
     }
     if let Some(path) = &args.html {
         std::fs::write(path, html_page(&json)).map_err(|e| format!("{}: {e}", path.display()))?;
-        eprintln!("kaudit: wrote {}", path.display());
+        eprintln!("kaudit: wrote {}", term::field(&path.display().to_string()));
     }
     if !args.json && args.html.is_none() {
         print!("{}", summary(&report));
@@ -130,26 +130,54 @@ pub fn report(args: ReportArgs) -> Result<ExitCode, String> {
 
 /// The static page: the renderer, its styles and the report inlined; the tabs switch in place.
 pub fn html_page(report_json: &str) -> String {
-    // Inside <script type="application/json"> only "</" could end the element early.
-    let data = report_json.replace("</", "<\\/");
-    PAGE.replacen("/*KAUDIT_CSS*/", RENDER_CSS, 1)
-        .replacen("/*KAUDIT_RENDERER*/", &RENDER_JS.replace("</script", "<\\/script"), 1)
-        .replacen("{\"KAUDIT_REPORT\":0}", &data, 1)
+    PAGE.replacen("/*KAUDIT_CSS*/", RENDER_CSS, 1).replacen("/*KAUDIT_RENDERER*/", RENDER_JS, 1).replacen(
+        "{\"KAUDIT_REPORT\":0}",
+        &script_json(report_json),
+        1,
+    )
+}
+
+/// JSON made safe as the text of a `<script>` element. Escaping only `</` is not enough: the
+/// HTML tokenizer's script-data states also react to `<!--` and `<script` (an unclosed comment
+/// opener swallows the rest of the page; WHATWG HTML 13.2.5.4-13.2.5.27). With `<`, `>` and `&`
+/// written as `\u003c`, `\u003e`, `\u0026`, the text holds no markup at all, whatever the data.
+/// U+2028/U+2029 are escaped too (line terminators in pre-ES2019 JavaScript). These characters
+/// occur in serde_json output only inside strings, where the escape means the same character.
+pub fn script_json(json: &str) -> String {
+    let mut out = String::with_capacity(json.len() + json.len() / 16);
+    for c in json.chars() {
+        match c {
+            '<' => out.push_str("\\u003c"),
+            '>' => out.push_str("\\u003e"),
+            '&' => out.push_str("\\u0026"),
+            '\u{2028}' => out.push_str("\\u2028"),
+            '\u{2029}' => out.push_str("\\u2029"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Whether `text` could leave the script-data state of a `<script>` element.
+#[cfg(test)]
+fn has_script_breaker(text: &str) -> bool {
+    let lower = text.to_ascii_lowercase();
+    lower.contains("<!--") || lower.contains("<script") || lower.contains("</script")
 }
 
 fn summary(r: &Report) -> String {
     let o = &r.overview;
     let range = match (r.range.from.as_deref(), r.range.to.as_deref()) {
         (None, None) => "the whole span of the data".to_string(),
-        (from, to) => format!("{} .. {}", from.unwrap_or("start"), to.unwrap_or("end")),
+        (from, to) => format!("{} .. {}", term::field(from.unwrap_or("start")), term::field(to.unwrap_or("end"))),
     };
     let mut s = format!(
         "kaudit report: {} events ({} bad) from {} to {}\nrange {range} ({} buckets): {} of the {} events read; \
          {} match the filters, {} succeeded, {} failed",
         r.input.events,
         r.input.bad,
-        r.input.oldest.as_deref().unwrap_or("-"),
-        r.input.newest.as_deref().unwrap_or("-"),
+        term::field(r.input.oldest.as_deref().unwrap_or("-")),
+        term::field(r.input.newest.as_deref().unwrap_or("-")),
         r.range.step,
         r.range.events,
         r.input.events,
@@ -169,7 +197,7 @@ fn summary(r: &Report) -> String {
         let list: Vec<String> = entries
             .into_iter()
             .take(5)
-            .map(|(k, c)| format!("{} {c}", if k.is_empty() { "-".into() } else { k }))
+            .map(|(k, c)| format!("{} {c}", if k.is_empty() { "-".into() } else { term::field(&k).into_owned() }))
             .collect();
         format!("{name}: {}\n", list.join(", "))
     };
@@ -182,9 +210,35 @@ fn summary(r: &Report) -> String {
     let d = &r.details;
     if let Some(t) = &d.resource_type {
         s.push_str(&format!(
-            "operations on {t}: {} (create {}, update {}, delete {}, access {})\n",
-            d.ops.total, d.ops.create, d.ops.update, d.ops.delete, d.ops.access
+            "operations on {}: {} (create {}, update {}, delete {}, access {})\n",
+            term::field(t),
+            d.ops.total,
+            d.ops.create,
+            d.ops.update,
+            d.ops.delete,
+            d.ops.access
         ));
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn script_json_leaves_no_markup_and_the_same_value() {
+        let hostile = "<!--<script></script><svg onload=x>&amp;\u{2028}\u{2029}</SCRIPT ";
+        let json = serde_json::json!({ "userAgent": hostile }).to_string();
+        let safe = script_json(&json);
+        assert!(!safe.contains(['<', '>', '&', '\u{2028}', '\u{2029}']), "{safe}");
+        let back: serde_json::Value = serde_json::from_str(&safe).expect("still JSON");
+        assert_eq!(back["userAgent"], hostile);
+    }
+
+    #[test]
+    fn the_inlined_renderer_cannot_leave_its_script_element() {
+        assert!(!has_script_breaker(RENDER_JS), "js/render/render.js contains <!--, <script or </script");
+        assert!(has_script_breaker("a <!-- b") && has_script_breaker("</ScRiPt>"));
+    }
 }

@@ -45,7 +45,7 @@ impl AlertSink {
     fn write(&mut self, alerts: Vec<String>, events: &mut Output) -> Result<(), String> {
         for a in alerts {
             match self {
-                AlertSink::Stderr => eprintln!("{a}"),
+                AlertSink::Stderr => eprintln!("{}", crate::term::field(&a)),
                 AlertSink::Stdout => {
                     events.buf.extend_from_slice(a.as_bytes());
                     events.buf.push(b'\n');
@@ -120,7 +120,7 @@ pub fn query(args: QueryArgs) -> Result<ExitCode, String> {
     let query = match Query::parse(&args.query) {
         Ok(q) => q,
         Err(e) => {
-            eprintln!("kaudit: invalid query: {e}\n{}", e.render(&args.query));
+            crate::term::say!("kaudit: invalid query: {e}\n{}", e.render(&args.query));
             return Ok(ExitCode::from(2));
         }
     };

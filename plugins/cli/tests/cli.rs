@@ -355,3 +355,120 @@ fn run_memory_is_bounded_on_a_long_high_cardinality_stream() {
     assert!(big < 64 * 1024, "peak RSS {big} KiB");
     assert!(big <= small + 8 * 1024, "memory grew with the input: {small} KiB, then {big} KiB");
 }
+
+/// Strings an API caller controls, with what a terminal acts on: colour and screen-clearing CSI,
+/// an OSC window title ended by BEL, carriage return and backspace (overwrite), a C1 CSI
+/// (U+009B), a bidirectional override (U+202E) and a line separator.
+const TERMINAL_HOSTILE: &str = "\u{1b}[31mred\u{1b}]0;pwned\u{7}\r\u{8}\u{9b}2J\u{202e}gnp.exe\u{2028}\u{7f}";
+
+fn acts_on_terminal(c: char) -> bool {
+    matches!(c, '\0'..='\x09' | '\x0b'..='\x1f' | '\x7f'..='\u{9f}' | '\u{061c}' | '\u{200e}' | '\u{200f}'
+        | '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Fails when `what` holds anything a terminal acts on (line breaks aside).
+fn assert_inert(what: &str, bytes: &[u8]) {
+    let text = String::from_utf8_lossy(bytes);
+    if let Some((at, c)) = text.char_indices().find(|&(_, c)| acts_on_terminal(c)) {
+        panic!(
+            "{what}: U+{:04X} at byte {at}: {:?}",
+            c as u32,
+            &text[at.saturating_sub(60)..(at + 60).min(text.len())]
+        );
+    }
+}
+
+/// A log whose every attacker-writable field carries TERMINAL_HOSTILE: one exec (an alert), one
+/// secret deletion, one event with a hostile audit ID and level, and a line that is not JSON.
+fn terminal_hostile_log() -> Vec<u8> {
+    let h = TERMINAL_HOSTILE;
+    let event = |id: &str, verb: &str, resource: &str, sub: Option<&str>, uri: &str| {
+        let mut object = serde_json::json!({ "resource": resource, "namespace": format!("ns{h}"), "name": format!("obj{h}"), "apiVersion": "v1" });
+        if let Some(s) = sub {
+            object["subresource"] = s.into();
+        }
+        serde_json::json!({
+            "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": format!("Metadata{h}"), "auditID": format!("{id}{h}"),
+            "stage": "ResponseStarted", "requestURI": uri, "verb": verb,
+            "user": { "username": format!("mallory{h}"), "groups": ["system:authenticated"] },
+            "sourceIPs": ["203.0.113.7"], "userAgent": format!("agent{h}"), "objectRef": object,
+            "responseStatus": { "metadata": {}, "code": 101 },
+            "requestReceivedTimestamp": "2026-12-06T10:00:00.000000Z", "stageTimestamp": "2026-12-06T10:00:00.100000Z",
+        })
+        .to_string()
+    };
+    let exec_uri = "/api/v1/namespaces/ns/pods/obj/exec?command=%1B%5B31msh%E2%80%AE&container=c%C2%9B2J&stdin=true";
+    let lines = [
+        event("exec", "create", "pods", Some("exec"), exec_uri),
+        event("del", "delete", "secrets", None, "/api/v1/namespaces/ns/secrets/obj"),
+        event("get", "get", &format!("widgets{h}"), None, "/apis/x/v1/widgets"),
+    ];
+    let mut log = lines.join("\n").into_bytes();
+    log.extend_from_slice(b"\n{\"kind\":\"Event\",\"note\":\"\x1b[2J\x1b]0;raw\x07\xc2\x9b\"\n");
+    log
+}
+
+/// Item 4 of SECURITY.md: no control character from event data reaches a terminal. Messages
+/// (summaries, errors quoting input, alerts on stderr) are escaped always; data on stdout is
+/// byte-exact in a pipe and escaped on a terminal (run under `script`, which gives a pty).
+#[test]
+fn event_data_reaches_no_terminal_unescaped() {
+    let dir = tempdir();
+    let log = dir.join("hostile.log");
+    std::fs::write(&log, terminal_hostile_log()).unwrap();
+    let policy = root().join("rules/ack-default-audit-policy.yaml");
+    let file = log.to_str().unwrap();
+    let text_commands: [&[&str]; 4] = [
+        &["report", "--last", "all", file],
+        &["report", "--last", "all", "--resource-type", &format!("widgets{TERMINAL_HOSTILE}"), file],
+        &["policy", "impact", "--policy", policy.to_str().unwrap(), file],
+        &["explain", file],
+    ];
+    for args in text_commands {
+        let out = kaudit(args, None);
+        assert_inert(&format!("{args:?} stderr"), &out.stderr);
+        if args[0] != "explain" {
+            assert_inert(&format!("{args:?} stdout"), &out.stdout);
+        }
+    }
+    let summary = text(&kaudit(&["report", "--last", "all", file], None).stdout);
+    assert!(
+        summary.contains("mallory\\u001b[31mred\\u001b]0;pwned\\u0007\\u000d\\u0008\\u009b2J\\u202egnp.exe"),
+        "{summary}"
+    );
+    let explain = kaudit(&["explain", file], None);
+    assert!(text(&explain.stderr).contains("bad record: "), "{}", text(&explain.stderr));
+
+    // Alerts on stderr, and the bad line's error message.
+    let run = kaudit(&["run", file], None);
+    let stderr = text(&run.stderr);
+    assert!(stderr.contains("mallory\\u001b[31mred"), "the exec alert names the user: {stderr}");
+    assert!(stderr.contains("bad record (passed through)"), "{stderr}");
+    assert_inert("run stderr", &run.stderr);
+    for line in stderr.lines().filter(|l| l.starts_with('{')) {
+        let alert: serde_json::Value = serde_json::from_str(line).expect("an escaped alert is still JSON");
+        assert_eq!(alert["fields"]["account"], format!("mallory{TERMINAL_HOSTILE}"), "the same value: {alert}");
+    }
+    let query = kaudit(&["query", &format!("user.username: \"{TERMINAL_HOSTILE}"), file], None);
+    assert_inert("query error", &query.stderr);
+
+    // In a pipe, data stays byte-exact: the bad line passes through as it was.
+    let piped = kaudit(&["filter", file], None);
+    assert!(piped.stdout.windows(4).any(|w| w == b"\x1b[2J"), "a pipe gets the record as it was");
+
+    // On a terminal: `script` runs kaudit with stdout and stderr on a pseudo-terminal.
+    let script = ["/usr/bin/script", "/bin/script"].into_iter().find(|p| Path::new(p).exists());
+    let Some(script) = script else {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "script(1) (util-linux) is needed for the terminal test");
+        eprintln!("skipped: script(1) not found");
+        return;
+    };
+    let bin = env!("CARGO_BIN_EXE_kaudit");
+    for args in ["filter", "run --alerts stdout", "explain", "report --json --last all", "query verb:delete"] {
+        let command = format!("{bin} {args} {file}");
+        let out = Command::new(script).args(["-qec", &command, "/dev/null"]).stdin(Stdio::null()).output().unwrap();
+        let shown = text(&out.stdout).replace("\r\n", "\n");
+        assert!(shown.contains("\\u001b[31m"), "{args}: {shown}");
+        assert_inert(&format!("{args} on a terminal"), shown.as_bytes());
+    }
+}
