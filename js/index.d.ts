@@ -25,6 +25,8 @@ export interface Counts {
   bytes: number;
   /** Bytes of an unfinished record waiting for the next chunk. */
   pendingBytes: number;
+  /** Records skipped because processing them hit an internal error (the call that met them threw). */
+  internalErrors: number;
   /** Oldest and newest event time read (RFC 3339), null before the first timed event. */
   oldest: string | null;
   newest: string | null;

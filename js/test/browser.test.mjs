@@ -5,7 +5,7 @@
 // js/test-artifacts/.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
@@ -153,6 +153,50 @@ test('demo: live data gets the last 7 days up to now, and says so', async () => 
   await page.close();
 });
 
+test('npm package, fault-injection build: a panic becomes an exception naming the record, and the engine stays usable', async () => {
+  if (!existsSync(join(JS_DIR, 'pkg-fault', 'kaudit_js_bg.wasm'))) throw new Error('js/pkg-fault is missing: run js::build (cargo xtask)');
+  // Ten sample events, the second marked: the fault build panics on it inside the engine.
+  const lines = readFileSync(SAMPLE, 'utf8').split('\n').filter((l) => l.trim()).slice(0, 10);
+  const id = JSON.parse(lines[1]).auditID;
+  lines[1] = lines[1].replace('"auditID":', '"note":"kaudit-fault-injection:panic","auditID":');
+  const marked = lines.join('\n');
+  const { page, errors } = await openPage();
+  await page.goto(`${server.url}/demo/index.html`);
+  const got = await page.evaluate(async ({ marked, sample }) => {
+    const m = await import('/pkg-fault/kaudit_js.js');
+    await m.default({ module_or_path: '/pkg-fault/kaudit_js_bg.wasm' });
+    const engine = new m.Engine();
+    let error = null;
+    try {
+      engine.push(marked);
+    } catch (e) {
+      error = { name: e.name, message: e.message, isError: e instanceof Error };
+    }
+    const afterPanic = engine.counts();
+    // The next push works, and so do reports.
+    const next = engine.push(sample);
+    return { error, afterPanic, next, report: engine.reportJson({}) };
+  }, { marked, sample: readFileSync(SAMPLE, 'utf8') });
+  assert.ok(got.error, 'the push with the marked record threw');
+  assert.equal(got.error.isError, true);
+  assert.match(got.error.message, new RegExp(`^kaudit internal error on record 2 \\(line 2, auditID ${id}\\): fault injection`));
+  assert.match(got.error.message, /the engine stays usable/);
+  // The marked record was skipped, the other nine processed.
+  assert.equal(got.afterPanic.events, 9);
+  assert.equal(got.afterPanic.internalErrors, 1);
+  assert.equal(got.next.events, 9 + 88);
+  const dir = mkdtempSync(join(tmpdir(), 'kaudit-fault-'));
+  try {
+    const kept = lines.filter((_, i) => i !== 1).join('\n');
+    writeFileSync(join(dir, 'kept.log'), `${kept}\n`);
+    assert.equal(got.report, cliReportJson([join(dir, 'kept.log'), SAMPLE], {}));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
 test('kaudit report --html: the static page shows the same numbers', async () => {
   const file = join(ARTIFACTS, 'report.html');
   // No range flag: a report from files covers everything read.
@@ -164,6 +208,42 @@ test('kaudit report --html: the static page shows the same numbers', async () =>
   await checkTabs(page, report, 'static page', 'static');
   assert.deepEqual(errors, []);
   await page.close();
+});
+
+test('cargo xtask demo: the report page of the demo day (screenshots)', { timeout: 900_000 }, async () => {
+  // What the demo does (xtask/src/demo.rs): a day of a small cluster's audit log, the seed's
+  // policy, enrichment and alerts (kaudit run), the report page of the kept events.
+  const dir = mkdtempSync(join(tmpdir(), 'kaudit-demo-day-'));
+  try {
+    const day = join(dir, 'day.log');
+    const kept = join(dir, 'kept.log');
+    kaudit(['demo-log', '-o', day]);
+    kaudit(['run', '--alerts', join(dir, 'alerts.jsonl'), '--metrics', join(dir, 'metrics.json'), day], { stdio: ['ignore', openSync(kept, 'w'), 'pipe'] });
+    const page = join(ARTIFACTS, 'demo-report.html');
+    const report = JSON.parse(kaudit(['report', '--json', '--html', page, kept]));
+    // The page shows the kept events of the whole day, and what happened in it.
+    assert.equal(report.range.events, report.input.events);
+    assert.ok(report.input.events > 150_000, `${report.input.events} kept events`);
+    assert.equal(report.overview.important.commandExecution.count, 2); // ResponseStarted and ResponseComplete
+    assert.equal(report.overview.important.internetAccess.count, 42); // the prober's 48 requests but /version (dropped)
+    assert.ok(report.overview.important.resourceDeletion.events.some((e) => e.account === 'bob' && e.name === 'preview-pr-1432'));
+    assert.ok(report.overview.important.secretAccess.events.some((e) => e.account === '27689245' && e.name === 'postgres-credentials'));
+    const alerts = readFileSync(join(dir, 'alerts.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    assert.deepEqual([...new Set(alerts.map((a) => a.rule))].sort(),
+      ['exec-into-container', 'internet-access', 'internet-access-failures', 'resource-deletion', 'secret-access']);
+
+    const { page: tab, errors } = await openPage();
+    await tab.setViewportSize({ width: 1280, height: 1000 });
+    await tab.goto(`${server.url}/test-artifacts/demo-report.html`);
+    await tab.waitForSelector('.kaudit-report');
+    assert.match(await tab.textContent('[data-metric=range]'),
+      new RegExp(`^Everything read \\(2026-05-04 .* · ${report.input.events.toLocaleString('en-US')} of ${report.input.events.toLocaleString('en-US')} events read in this range`));
+    await checkTabs(tab, report, 'demo day report page', 'demo-day');
+    assert.deepEqual(errors, []);
+    await tab.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('100k events: file read in the worker, report drawn (timings printed)', { timeout: 600_000 }, async () => {
