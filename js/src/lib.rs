@@ -72,7 +72,11 @@ struct Counts {
 #[wasm_bindgen]
 pub struct Engine {
     pipeline: Pipeline,
-    builder: ReportBuilder,
+    /// Asserted unwind-safe: in the `panic=unwind` build wasm-bindgen catches a panic at every
+    /// export, which needs `Engine: RefUnwindSafe`, and the builder's query cache is a `RefCell`.
+    /// A panic inside a record is caught by [`Engine::guarded`] first; one anywhere else leaves at
+    /// worst that cache (its borrow is released by the unwind) or a half-pushed row behind.
+    builder: AssertUnwindSafe<ReportBuilder>,
     feed: Feed,
     warnings: Vec<String>,
     alerts: Vec<String>,
@@ -149,11 +153,11 @@ impl Engine {
         } else {
             serde_json::from_str(&opts_text).map_err(|e| js_err(format!("options: {e}")))?
         };
-        let mut builder = ReportBuilder::new(BuilderOptions {
+        let mut builder = AssertUnwindSafe(ReportBuilder::new(BuilderOptions {
             raw_bytes: opts.raw_bytes.unwrap_or(DEFAULT_RAW_BYTES),
             detail_bytes: opts.detail_bytes.unwrap_or(BuilderOptions::default().detail_bytes),
             enrichment_key: pipeline.enricher().config.key.clone(),
-        });
+        }));
         for q in &opts.standing_queries {
             let query = kaudit::query::Query::parse(q).map_err(|e| js_err(format!("standingQueries: {q:?}: {e}")))?;
             builder.add_standing_query(query).map_err(js_err)?;

