@@ -24,9 +24,10 @@ fn skim(input: &[u8]) -> usize {
 }
 
 fn pipeline_run(input: &[u8], enrich_and_alerts: bool) -> usize {
-    let mut p = Pipeline::embedded_default();
-    p.set_enrichment_enabled(enrich_and_alerts);
-    p.set_alerts_enabled(enrich_and_alerts);
+    let mut config = kaudit::Config::embedded_default();
+    config.enrichment.enabled = enrich_and_alerts;
+    config.alerts.enabled = enrich_and_alerts;
+    let mut p = Pipeline::new(config);
     // Like the CLI: one reused output buffer, flushed (here: cleared) every megabyte.
     let mut out = Vec::with_capacity(2 << 20);
     for record in kaudit::event::framing::Records::new(input) {

@@ -5,27 +5,9 @@
 
 use crate::alert::AlertConfig;
 use crate::enrich::{EnrichConfig, GeoDb, IpSet};
+use crate::files::{read_text, FileSource};
 use crate::policy::{self, Policy};
-use crate::yaml::{self, Ctx, Diagnostic, Kind, Node};
-
-/// Reads files a config refers to. Hosts implement it over their filesystem (or refuse).
-pub trait FileSource {
-    fn read(&self, path: &str) -> Result<Vec<u8>, String>;
-    /// The file names (not paths) in directory `path`, sorted, for rule-pack directories.
-    /// Hosts without directory access keep the default.
-    fn list(&self, path: &str) -> Result<Vec<String>, String> {
-        Err(format!("{path}: this host cannot list directories; name the files"))
-    }
-}
-
-/// A host with no filesystem: every file reference is an error.
-pub struct NoFiles;
-
-impl FileSource for NoFiles {
-    fn read(&self, path: &str) -> Result<Vec<u8>, String> {
-        Err(format!("{path}: this host has no file access; inline the content in the config"))
-    }
-}
+use crate::yaml::{self, Ctx, Diagnostic, DiagnosticKind, Kind, Node};
 
 /// What to do with a record that is not a valid audit event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -146,13 +128,10 @@ impl Config {
             return Ok((config, warnings));
         }
         let mut ctx = Ctx::new(file, &mut warnings);
-        let entries = ctx.map(&node, CONFIG_KEYS)?;
         // In kaudit's own file an unknown key is a mistake, not a compatibility concern.
-        errors.extend(ctx.warnings.drain(..).map(|mut d| {
-            d.message = format!("unknown key (expected one of: {})", CONFIG_KEYS.join(", "));
-            d
-        }));
+        let entries = ctx.strict_map_all(&node, CONFIG_KEYS, &mut errors)?;
         let mut policy_node: Option<&Node> = None;
+        let mut policy_errors = Vec::new();
         for (key, value) in &entries {
             let name = key.name.as_str();
             let result = ctx.at(name, |c| -> Result<(), Diagnostic> {
@@ -160,18 +139,16 @@ impl Config {
                     "policy" => policy_node = Some(*value),
                     "policyFile" => {
                         let path = c.string(value)?;
-                        let bytes = files
-                            .read(&path)
-                            .map_err(|e| c.error(value.pos, format!("cannot read policy file: {e}")))?;
-                        let text = String::from_utf8(bytes)
-                            .map_err(|_| c.error(value.pos, format!("{path}: not UTF-8 text")))?;
-                        let loaded = Policy::load(&text, &path).map_err(|e| {
-                            let first = e.errors.first().cloned();
-                            first.unwrap_or_else(|| c.error(value.pos, "invalid policy"))
-                        })?;
-                        c.warnings.extend(loaded.warnings);
-                        config.policy = loaded.policy;
-                        config.policy_source = path;
+                        let text = read_text(c, files, &path, value.pos, "policy file")?;
+                        // Its problems are the config's `policy`: every one is reported, at its full path.
+                        match Policy::load(&text, &path) {
+                            Ok(loaded) => {
+                                c.warnings.extend(loaded.warnings.into_iter().map(|w| w.under("policy")));
+                                config.policy = loaded.policy;
+                                config.policy_source = path;
+                            }
+                            Err(e) => policy_errors.extend(e.errors.into_iter().map(|e| e.under("policy"))),
+                        }
                     }
                     "badRecords" => {
                         config.bad_records = match c.string(value)?.as_str() {
@@ -183,7 +160,7 @@ impl Config {
                     "enrichment" => decode_enrichment(c, value, files, &mut config)?,
                     "alerts" => config.alerts = crate::alert::decode_config(c, value, files)?,
                     "limits" => {
-                        for (k, v) in crate::alert::rule::strict_map(c, value, LIMIT_KEYS)? {
+                        for (k, v) in c.strict_map(value, LIMIT_KEYS)? {
                             // Saturating: a 32-bit host must read the same limit as a 64-bit one.
                             let n = c.at(&k.name, |c| match c.u64(v)? {
                                 0 => Err(c.error(v.pos, "must be at least 1")),
@@ -204,17 +181,18 @@ impl Config {
                 errors.push(e);
             }
         }
+        errors.append(&mut policy_errors);
         if let Some(p) = policy_node {
             if entries.iter().any(|(k, _)| k.name == "policyFile") {
                 errors.push(ctx.at("policy", |c| c.error(p.pos, "give either policy or policyFile, not both")));
             }
             match Policy::from_node(p, file) {
                 Ok(loaded) => {
-                    warnings.extend(loaded.warnings);
+                    warnings.extend(loaded.warnings.into_iter().map(|w| w.under("policy")));
                     config.policy = loaded.policy;
                     config.policy_source = file.to_string();
                 }
-                Err(e) => errors.extend(e.errors),
+                Err(e) => errors.extend(e.errors.into_iter().map(|e| e.under("policy"))),
             }
         }
         if errors.is_empty() {
@@ -226,13 +204,7 @@ impl Config {
 }
 
 fn decode_enrichment(c: &mut Ctx, node: &Node, files: &dyn FileSource, config: &mut Config) -> Result<(), Diagnostic> {
-    // Only this map's warnings: earlier ones (a policy file's unknown fields) stay warnings.
-    let known = c.warnings.len();
-    let entries = c.map(node, ENRICH_KEYS)?;
-    if c.warnings.len() > known {
-        let w = c.warnings.remove(known);
-        return Err(Diagnostic { message: format!("unknown key (expected one of: {})", ENRICH_KEYS.join(", ")), ..w });
-    }
+    let entries = c.strict_map(node, ENRICH_KEYS)?;
     let e = &mut config.enrichment;
     for (key, value) in entries {
         let name = key.name.as_str();
@@ -260,11 +232,10 @@ fn decode_enrichment(c: &mut Ctx, node: &Node, files: &dyn FileSource, config: &
                     };
                     let mut dbs = Vec::new();
                     for path in &paths {
-                        dbs.push(
-                            files
-                                .read(path)
-                                .map_err(|err| c.error(value.pos, format!("cannot read GeoIP database: {err}")))?,
-                        );
+                        let bytes = files.read(path).map_err(|err| {
+                            c.problem(DiagnosticKind::File, value.pos, format!("cannot read GeoIP database: {err}"))
+                        })?;
+                        dbs.push(bytes);
                     }
                     GeoDb::open(dbs.clone(), "en").map_err(|err| c.error(value.pos, err))?;
                     config.geoip = dbs;
@@ -282,4 +253,81 @@ fn decode_enrichment(c: &mut Ctx, node: &Node, files: &dyn FileSource, config: &
         })?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::files::NoFiles;
+
+    fn errors(text: &str, files: &dyn FileSource) -> Vec<Diagnostic> {
+        Config::load(text, "k.yaml", files).expect_err("must fail").errors
+    }
+
+    #[test]
+    fn a_duplicate_key_is_the_same_error_in_every_section() {
+        for (text, field) in [
+            ("badRecords: pass\nbadRecords: drop\n", "badRecords"),
+            ("enrichment:\n  exec: true\n  exec: false\n", "enrichment.exec"),
+            ("alerts:\n  enabled: true\n  enabled: false\n", "alerts.enabled"),
+            ("limits:\n  maxEventBytes: 9\n  maxEventBytes: 10\n", "limits.maxEventBytes"),
+        ] {
+            let e = errors(text, &NoFiles);
+            assert_eq!(e.len(), 1, "{text:?}: {e:?}");
+            assert_eq!(e[0].kind, DiagnosticKind::DuplicateKey, "{text:?}");
+            assert_eq!(e[0].field, field);
+            let line = if field.contains('.') { 2 } else { 1 };
+            assert_eq!(e[0].message, format!("duplicate key (first given at line {line})"), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn an_unknown_key_is_the_same_error_in_every_section() {
+        for (text, field) in [
+            ("badRecordz: pass\n", "badRecordz"),
+            ("enrichment:\n  sourceIp: true\n", "enrichment.sourceIp"),
+            ("alerts:\n  rulez: []\n", "alerts.rulez"),
+            ("limits:\n  maxEvents: 9\n", "limits.maxEvents"),
+        ] {
+            let e = errors(text, &NoFiles);
+            assert_eq!((e.len(), e[0].kind), (1, DiagnosticKind::UnknownKey), "{text:?}: {e:?}");
+            assert_eq!(e[0].field, field);
+            assert!(e[0].message.starts_with("unknown key (expected one of: "), "{}", e[0]);
+        }
+    }
+
+    struct OnePolicy(&'static str);
+
+    impl FileSource for OnePolicy {
+        fn read(&self, _: &str) -> Result<Vec<u8>, String> {
+            Ok(self.0.as_bytes().to_vec())
+        }
+    }
+
+    const TWO_ERRORS: &str =
+        "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: Everything\n- level: None\n  verbs: 3\n";
+
+    #[test]
+    fn every_policy_error_is_reported_under_policy_inline_or_from_a_file() {
+        let from_file: Vec<String> =
+            errors("policyFile: p.yaml\n", &OnePolicy(TWO_ERRORS)).iter().map(ToString::to_string).collect();
+        assert_eq!(
+            from_file,
+            [
+                "p.yaml:4:10: policy.rules[0].level: unsupported value \"Everything\": supported values: \"None\", \"Metadata\", \"Request\", \"RequestResponse\"",
+                "p.yaml:6:10: policy.rules[1].verbs: expected a list, found an integer",
+            ]
+        );
+        let inline = TWO_ERRORS.lines().map(|l| format!("  {l}\n")).collect::<String>();
+        let inline = errors(&format!("policy:\n{inline}"), &NoFiles);
+        let fields: Vec<&str> = inline.iter().map(|d| d.field.as_str()).collect();
+        assert_eq!(fields, ["policy.rules[0].level", "policy.rules[1].verbs"]);
+        assert!(inline.iter().all(|d| d.file == "k.yaml"));
+    }
+
+    #[test]
+    fn an_unreadable_policy_file_is_a_file_error() {
+        let e = errors("policyFile: p.yaml\n", &NoFiles);
+        assert_eq!((e[0].kind, e[0].field.as_str()), (DiagnosticKind::File, "policyFile"));
+    }
 }

@@ -14,7 +14,7 @@ impl Rng {
     pub fn new(seed: u64) -> Self {
         Rng(seed | 1)
     }
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x << 13;
         x ^= x >> 7;
@@ -23,7 +23,7 @@ impl Rng {
         x
     }
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
+        self.next_u64() % n.max(1)
     }
     fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
         items[self.below(items.len() as u64) as usize]
@@ -156,7 +156,7 @@ fn write(out: &mut String, e: &Ev, id: usize) {
 fn object(rng: &mut Rng, kind: &str, name: &str, ns: &str, size: usize) -> String {
     let mut s = format!(
         "{{\"kind\":\"{kind}\",\"apiVersion\":\"apps/v1\",\"metadata\":{{\"name\":\"{name}\",\"namespace\":\"{ns}\",\"uid\":\"{:016x}\",\"resourceVersion\":\"{}\",\"labels\":{{\"app\":\"{name}\",\"tier\":\"backend\"}},\"managedFields\":[{{\"manager\":\"kubectl-client-side-apply\",\"operation\":\"Update\",\"apiVersion\":\"apps/v1\",\"fieldsType\":\"FieldsV1\",\"fieldsV1\":{{\"f:metadata\":{{\"f:labels\":{{\".\":{{}},\"f:app\":{{}}}}}}}}}}]}},\"spec\":{{\"replicas\":{},\"template\":{{\"spec\":{{\"containers\":[",
-        rng.next(),
+        rng.next_u64(),
         rng.below(1_000_000),
         rng.below(5) + 1
     );
@@ -390,25 +390,6 @@ fn public_probe(rng: &mut Rng, out: &mut String, t: i64, id: usize) -> usize {
     1
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn deterministic_and_valid() {
-        let a = generate(500, 7);
-        assert_eq!(a, generate(500, 7));
-        let text = std::str::from_utf8(&a).unwrap();
-        let mut sizes = Vec::new();
-        for line in text.lines() {
-            crate::event::Event::parse(line).unwrap();
-            sizes.push(line.len());
-        }
-        assert!(sizes.len() >= 500);
-        assert!(sizes.iter().any(|s| *s > 10_000) && sizes.iter().any(|s| *s < 1_500));
-    }
-}
-
 /// High-cardinality load (memory-bound tests): event `i` comes from its own source address and
 /// its own user, `user-i`,: every other one a secret read, then a
 /// forbidden list, a deletion or an exec, so every default rule sees traffic and keeps groups.
@@ -453,4 +434,23 @@ pub fn distinct_actor_event(i: u32, line: &mut String) {
         s % 60,
         ms
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deterministic_and_valid() {
+        let a = generate(500, 7);
+        assert_eq!(a, generate(500, 7));
+        let text = std::str::from_utf8(&a).unwrap();
+        let mut sizes = Vec::new();
+        for line in text.lines() {
+            crate::event::Event::parse(line).unwrap();
+            sizes.push(line.len());
+        }
+        assert!(sizes.len() >= 500);
+        assert!(sizes.iter().any(|s| *s > 10_000) && sizes.iter().any(|s| *s < 1_500));
+    }
 }

@@ -9,15 +9,19 @@
 pub mod alert;
 pub mod config;
 pub mod corpus;
+mod diagnostic;
 pub mod enrich;
 pub mod event;
+mod files;
 pub mod pipeline;
 pub mod policy;
 pub mod query;
 pub mod report;
 pub mod yaml;
 
-pub use config::{BadRecords, Config, ConfigError, FileSource, NoFiles};
+pub use config::{BadRecords, Config, ConfigError};
+pub use diagnostic::{Diagnostic, DiagnosticKind};
 pub use event::{Event, Level};
+pub use files::{FileSource, NoFiles};
 pub use pipeline::{Counters, Outcome, Pipeline, RecordReport};
 pub use policy::{Decision, Policy};

@@ -10,6 +10,7 @@ use crate::config::{BadRecords, Config};
 use crate::enrich::Enricher;
 use crate::event::doc::EventDoc;
 use crate::event::framing::{frame, Framed, Records};
+use crate::event::managed::{self, BadKind, DecodeLimits, Piece};
 use crate::event::raw::{self, Edit, OutBuf};
 use crate::event::Event;
 use crate::event::RawObject;
@@ -48,11 +49,21 @@ pub struct Counters {
     pub dropped_omitted_stage: u64,
     pub dropped_filtered: u64,
     pub bad: u64,
+    /// Of `bad`: managed-cluster wrappers that did not decode (bad base64, truncated gzip,
+    /// a gzip bomb, a malformed envelope), passed through as they came.
+    pub bad_wrapper: u64,
+    /// Of `bad`: events EKS cut at the CloudWatch entry size (`[Truncated...]`).
+    pub truncated: u64,
+    /// Of `bad`: records of a managed source that are not audit events (AKS klog categories,
+    /// other Cloud Audit Logs services, other CloudWatch streams), passed through untouched.
+    pub not_audit: u64,
     pub oversized: u64,
     /// `process_batch` bodies over `limits.maxBatchBytes`, forwarded untouched (their events are not read).
     pub oversized_batches: u64,
     /// Alerts dropped because the host had not taken `limits.maxPendingAlerts` earlier ones.
     pub alerts_dropped: u64,
+    /// CloudWatch Logs `CONTROL_MESSAGE`s consumed (health probes, no record in them).
+    pub control_messages: u64,
     pub bytes_in: u64,
     pub bytes_out: u64,
 }
@@ -81,7 +92,7 @@ impl Counters {
     /// The counters as a JSON object (stable keys, for every host's metrics).
     pub fn to_json(&self) -> String {
         format!(
-            "{{\"read\":{},\"kept\":{},\"stripped\":{},\"dropped\":{},\"droppedLevelNone\":{},\"droppedOmittedStage\":{},\"droppedFiltered\":{},\"bad\":{},\"oversized\":{},\"oversizedBatches\":{},\"alertsDropped\":{},\"bytesIn\":{},\"bytesOut\":{}}}",
+            "{{\"read\":{},\"kept\":{},\"stripped\":{},\"dropped\":{},\"droppedLevelNone\":{},\"droppedOmittedStage\":{},\"droppedFiltered\":{},\"bad\":{},\"badWrapper\":{},\"truncated\":{},\"notAudit\":{},\"oversized\":{},\"oversizedBatches\":{},\"alertsDropped\":{},\"controlMessages\":{},\"bytesIn\":{},\"bytesOut\":{}}}",
             self.read,
             self.kept,
             self.stripped,
@@ -90,9 +101,13 @@ impl Counters {
             self.dropped_omitted_stage,
             self.dropped_filtered,
             self.bad,
+            self.bad_wrapper,
+            self.truncated,
+            self.not_audit,
             self.oversized,
             self.oversized_batches,
             self.alerts_dropped,
+            self.control_messages,
             self.bytes_in,
             self.bytes_out
         )
@@ -118,11 +133,17 @@ pub struct Pipeline {
     alerts: AlertEngine,
     counters: Counters,
     scratch: String,
-    alerts_enabled: bool,
     alerts_out: Vec<String>,
+    /// The provider context of the managed-cluster event being written (JSON), if any.
+    source: Option<String>,
 }
 
 impl Pipeline {
+    /// Builds the engine for `config`. Every setting (bad records, enrichment and alerts on or
+    /// off, limits) is decided on the [`Config`] before this; a built pipeline does not change them.
+    /// A host that evaluates alerts in one central place (Envoy's single queue consumer) builds
+    /// its workers with `config.alerts.enabled = false` and feeds the central pipeline with
+    /// [`Pipeline::observe_for_alerts`].
     pub fn new(config: Config) -> Pipeline {
         let evaluator = Evaluator::new(config.policy.clone());
         let enricher = Enricher::new(config.enrichment.clone(), config.open_geoip());
@@ -134,19 +155,14 @@ impl Pipeline {
             alerts,
             counters: Counters::default(),
             scratch: String::new(),
-            alerts_enabled: true,
             alerts_out: Vec::new(),
+            source: None,
         }
     }
 
     /// The pipeline of the embedded default config.
     pub fn embedded_default() -> Pipeline {
         Pipeline::new(Config::embedded_default())
-    }
-
-    /// Overrides the config's handling of bad records (e.g. the CLI's `--drop-bad`).
-    pub fn set_bad_records(&mut self, mode: BadRecords) {
-        self.config.bad_records = mode;
     }
 
     pub fn config(&self) -> &Config {
@@ -163,11 +179,21 @@ impl Pipeline {
 
     /// Processes one record that should be a single audit event (a Fluent Bit record, a line).
     /// Whatever is kept or passed through is appended to `out`; nothing is appended on a drop.
+    ///
+    /// A managed-cluster record (an AKS record, a CloudWatch log event, a GKE LogEntry…) is
+    /// unwrapped first; a wrapper holding several events writes them as one `EventList`, and
+    /// one holding none (a CloudWatch `CONTROL_MESSAGE`) writes nothing. Each event inside is
+    /// counted on its own; the outcome returned is that of the single event, or for several
+    /// `Kept` when any was written.
     pub fn process_record<O: OutBuf + ?Sized>(&mut self, bytes: &[u8], out: &mut O) -> Outcome {
         let before = out.out_len();
-        let outcome = self.record_outcome(bytes, out);
-        self.account(bytes.len(), before, out, &outcome);
-        outcome
+        match self.record_outcome(bytes, out, true) {
+            Counted::Already(outcome) => outcome,
+            Counted::Not(outcome) => {
+                self.account(bytes.len(), before, out, &outcome);
+                outcome
+            }
+        }
     }
 
     fn account<O: OutBuf + ?Sized>(&mut self, bytes_in: usize, before: usize, out: &O, outcome: &Outcome) {
@@ -176,18 +202,140 @@ impl Pipeline {
         self.counters.bytes_out += (out.out_len() - before) as u64;
     }
 
-    fn record_outcome<O: OutBuf + ?Sized>(&mut self, bytes: &[u8], out: &mut O) -> Outcome {
+    /// One record's outcome; with `unwrap`, managed-cluster wrappers are decoded (their events
+    /// are counted one by one, so the result says whether counting is done).
+    fn record_outcome<O: OutBuf + ?Sized>(&mut self, bytes: &[u8], out: &mut O, unwrap: bool) -> Counted {
         if bytes.len() > self.config.limits.max_event_bytes {
-            return self.pass_through(bytes, out, None);
+            return Counted::Not(self.pass_through(bytes, out, None));
         }
         let text = match std::str::from_utf8(bytes) {
             Ok(t) => t,
-            Err(e) => return self.bad(bytes, out, format!("not UTF-8: invalid byte at offset {}", e.valid_up_to())),
+            Err(e) => {
+                if unwrap {
+                    if let Some(o) = self.record_pieces(bytes, out, |l, f| managed::decode_loose(bytes, l, f)) {
+                        return Counted::Already(o);
+                    }
+                }
+                return Counted::Not(self.bad(
+                    bytes,
+                    out,
+                    format!("not UTF-8: invalid byte at offset {}", e.valid_up_to()),
+                ));
+            }
         };
         match raw::parse_object(text) {
-            Ok(obj) => self.object_outcome(obj, out),
-            Err(e) => self.bad(bytes, out, crate::event::EventError::from(e).to_string()),
+            Ok(obj) => {
+                if let Some(w) = managed::wrapper_of(&obj).filter(|_| unwrap) {
+                    let o = self.record_pieces(bytes, out, |l, f| {
+                        managed::decode_wrapper(w, &obj, l, f);
+                        true
+                    });
+                    return Counted::Already(o.unwrap_or(Outcome::Kept { changed: true }));
+                }
+                Counted::Not(self.object_outcome(obj, out))
+            }
+            Err(e) => {
+                if unwrap {
+                    if let Some(o) = self.record_pieces(bytes, out, |l, f| managed::decode_loose(bytes, l, f)) {
+                        return Counted::Already(o);
+                    }
+                }
+                Counted::Not(self.bad(bytes, out, crate::event::EventError::from(e).to_string()))
+            }
         }
+    }
+
+    fn decode_limits(&self) -> DecodeLimits {
+        DecodeLimits { max_decoded_bytes: self.config.limits.max_batch_bytes }
+    }
+
+    /// Runs `decode` and processes every piece it finds: events through the policy (with their
+    /// provider context), bad and non-audit pieces as bad records (passed through by default).
+    /// `each` gets every piece's outcome and the bytes written for it. Returns `decode`'s answer
+    /// (`false`: the input was not a managed-cluster format and nothing was processed).
+    fn for_each_piece(
+        &mut self,
+        decode: impl FnOnce(DecodeLimits, &mut dyn FnMut(Piece<'_>)) -> bool,
+        each: &mut dyn FnMut(&mut Pipeline, Outcome, &[u8]),
+    ) -> bool {
+        let limits = self.decode_limits();
+        let mut buf: Vec<u8> = Vec::new();
+        decode(limits, &mut |piece| {
+            buf.clear();
+            let outcome = match piece {
+                Piece::Event { text, source } => {
+                    self.source = (!source.is_empty()).then(|| source.to_json());
+                    let outcome = match self.record_outcome(text, &mut buf, false) {
+                        Counted::Already(o) | Counted::Not(o) => o,
+                    };
+                    self.source = None;
+                    self.account(text.len(), 0, &buf, &outcome);
+                    outcome
+                }
+                Piece::Bad { bytes, reason, kind } => {
+                    match kind {
+                        BadKind::Wrapper => self.counters.bad_wrapper += 1,
+                        BadKind::Truncated => self.counters.truncated += 1,
+                    }
+                    let outcome = self.bad(bytes, &mut buf, reason);
+                    self.account(bytes.len(), 0, &buf, &outcome);
+                    outcome
+                }
+                Piece::NotAudit { bytes, what } => {
+                    self.counters.not_audit += 1;
+                    let outcome = self.bad(bytes, &mut buf, what);
+                    self.account(bytes.len(), 0, &buf, &outcome);
+                    outcome
+                }
+                Piece::Control => {
+                    self.counters.control_messages += 1;
+                    return;
+                }
+            };
+            each(self, outcome, &buf);
+        })
+    }
+
+    /// [`Pipeline::for_each_piece`] for one record: one piece is written as it is (a bad one as
+    /// the whole record, byte for byte), several as an `EventList`. `None` when `decode` did not
+    /// recognise the input.
+    fn record_pieces<O: OutBuf + ?Sized>(
+        &mut self,
+        record: &[u8],
+        out: &mut O,
+        decode: impl FnOnce(DecodeLimits, &mut dyn FnMut(Piece<'_>)) -> bool,
+    ) -> Option<Outcome> {
+        let mut pieces: Vec<(Outcome, Vec<u8>)> = Vec::new();
+        if !self.for_each_piece(decode, &mut |_, outcome, written| pieces.push((outcome, written.to_vec()))) {
+            return None;
+        }
+        Some(match pieces.len() {
+            0 => Outcome::Dropped { reason: DropReason::Filtered, rule: None },
+            1 => {
+                let (outcome, written) = pieces.pop().unwrap_or((Outcome::Kept { changed: true }, Vec::new()));
+                match outcome {
+                    Outcome::Bad { passed: true, .. } => out.put_raw(record),
+                    _ => out.put_raw(&written),
+                }
+                outcome
+            }
+            _ => {
+                if pieces.iter().all(|(o, _)| matches!(o, Outcome::Bad { .. })) {
+                    // Nothing inside is an event: the record is one bad record, as it came.
+                    let (outcome, _) = pieces.swap_remove(0);
+                    if matches!(outcome, Outcome::Bad { passed: true, .. }) {
+                        out.put_raw(record);
+                    }
+                    return Some(outcome);
+                }
+                let written: Vec<&[u8]> = pieces.iter().map(|(_, w)| w.as_slice()).filter(|w| !w.is_empty()).collect();
+                if written.is_empty() {
+                    return pieces.pop().map(|(o, _)| o);
+                }
+                write_event_list(&written, out);
+                Outcome::Kept { changed: true }
+            }
+        })
     }
 
     fn object_outcome<O: OutBuf + ?Sized>(&mut self, obj: RawObject<'_>, out: &mut O) -> Outcome {
@@ -211,10 +359,13 @@ impl Pipeline {
 
     fn write_kept<O: OutBuf + ?Sized>(&mut self, event: &Event, changes: &Changes, out: &mut O) {
         let mut enrichment = String::new();
-        let alerting = self.alerts_enabled && !self.alerts.is_empty();
+        let alerting = !self.alerts.is_empty();
         // Alert rules read `kaudit.*` even when the enrichment is not written out.
         if self.enricher.enabled() || alerting {
             self.enricher.enrich_json(event, &mut enrichment);
+            if let Some(source) = &self.source {
+                add_member(&mut enrichment, "source", source);
+            }
         }
         let write = self.enricher.enabled() && !enrichment.is_empty();
         let append: &[(&str, &str)] =
@@ -233,11 +384,6 @@ impl Pipeline {
         } else {
             apply::write_event(event, changes, append, out);
         }
-    }
-
-    /// Turns enrichment on or off (the CLI's `filter` applies the policy only).
-    pub fn set_enrichment_enabled(&mut self, on: bool) {
-        self.enricher.config.enabled = on;
     }
 
     /// The enricher (for read-only commands that show enrichment, like `query` and reports).
@@ -267,6 +413,14 @@ impl Pipeline {
         out: &mut O,
         report: &mut dyn FnMut(&RecordReport),
     ) {
+        if managed::compress::is_gzip(input) {
+            // A gzip input (a `.gz` file, a Kinesis record, a Firehose→S3 object): its members' records.
+            self.process_pieces(1, out, report, |l, f| {
+                managed::decode_gzip_input(input, l, f);
+                true
+            });
+            return;
+        }
         for record in Records::new(input) {
             self.process_document(record.bytes, record.line, out, report);
         }
@@ -280,9 +434,24 @@ impl Pipeline {
         out: &mut O,
         report: &mut dyn FnMut(&RecordReport),
     ) {
+        if managed::compress::is_gzip(bytes) && bytes.len() <= self.config.limits.max_batch_bytes {
+            // A gzip record (a `.gz` file, Kinesis record data): its members' records, one by one.
+            self.process_pieces(line, out, report, |l, f| {
+                managed::decode_gzip_input(bytes, l, f);
+                true
+            });
+            return;
+        }
         // One parse of the top level tells an event from a list (and serves the event itself).
         let framed = match std::str::from_utf8(bytes) {
             Ok(text) if bytes.len() <= self.config.limits.max_event_bytes => frame(text),
+            Err(_) if bytes.len() <= self.config.limits.max_event_bytes => {
+                if self.process_pieces(line, out, report, |l, f| managed::decode_loose(bytes, l, f)) {
+                    return;
+                }
+                let outcome = self.process_record(bytes, out);
+                return self.end_line(line, None, outcome, out, report);
+            }
             _ => {
                 let outcome = self.process_record(bytes, out);
                 return self.end_line(line, None, outcome, out, report);
@@ -297,16 +466,48 @@ impl Pipeline {
                 }
             }
             Framed::Object(obj) => {
+                if let Some(w) = managed::wrapper_of(&obj) {
+                    self.process_pieces(line, out, report, |l, f| {
+                        managed::decode_wrapper(w, &obj, l, f);
+                        true
+                    });
+                    return;
+                }
                 let outcome = self.object_outcome(obj, out);
                 self.account(bytes.len(), before, out, &outcome);
                 self.end_line(line, None, outcome, out, report);
             }
+            Framed::NotContainer(why) => {
+                let outcome = self.bad(bytes, out, why.to_string());
+                self.account(bytes.len(), before, out, &outcome);
+                self.end_line(line, None, outcome, out, report);
+            }
             Framed::Invalid(e) => {
+                if self.process_pieces(line, out, report, |l, f| managed::decode_loose(bytes, l, f)) {
+                    return;
+                }
                 let outcome = self.bad(bytes, out, crate::event::EventError::from(e).to_string());
                 self.account(bytes.len(), before, out, &outcome);
                 self.end_line(line, None, outcome, out, report);
             }
         }
+    }
+
+    /// The pieces of a managed-cluster record in a stream, each written as one line and
+    /// reported as an item of the record's line.
+    fn process_pieces<O: OutBuf + ?Sized>(
+        &mut self,
+        line: usize,
+        out: &mut O,
+        report: &mut dyn FnMut(&RecordReport),
+        decode: impl FnOnce(DecodeLimits, &mut dyn FnMut(Piece<'_>)) -> bool,
+    ) -> bool {
+        let mut item = 0;
+        self.for_each_piece(decode, &mut |p, outcome, written| {
+            out.put_raw(written);
+            p.end_line(line, Some(item), outcome, out, report);
+            item += 1;
+        })
     }
 
     /// Terminates a written record with a newline and reports its outcome.
@@ -341,7 +542,23 @@ impl Pipeline {
         }
         // One parse of the top level; an EventList keeps its envelope around the kept items.
         let framed = std::str::from_utf8(body).ok().map(frame);
+        if framed.is_none() && managed::compress::is_gzip(body) {
+            self.batch_pieces(body, out, &mut summary, |l, f| {
+                managed::decode_gzip_input(body, l, f);
+                true
+            });
+            return summary;
+        }
         match framed {
+            Some(Framed::Object(obj)) if managed::wrapper_of(&obj).is_some() => {
+                let w = managed::wrapper_of(&obj);
+                self.batch_pieces(body, out, &mut summary, |l, f| {
+                    if let Some(w) = w {
+                        managed::decode_wrapper(w, &obj, l, f);
+                    }
+                    true
+                });
+            }
             Some(Framed::List(items, envelope)) => {
                 let mut kept = String::with_capacity(body.len());
                 kept.push('[');
@@ -374,12 +591,37 @@ impl Pipeline {
         summary
     }
 
+    /// A managed-cluster body in a batch: its events forwarded as one `EventList`. A body that
+    /// is one bad piece (a gzip body that does not decode) is forwarded as it came.
+    fn batch_pieces<O: OutBuf + ?Sized>(
+        &mut self,
+        body: &[u8],
+        out: &mut O,
+        summary: &mut BatchSummary,
+        decode: impl FnOnce(DecodeLimits, &mut dyn FnMut(Piece<'_>)) -> bool,
+    ) {
+        let mut items: Vec<Vec<u8>> = Vec::new();
+        let mut whole_body_bad = false;
+        self.for_each_piece(decode, &mut |_, outcome, written| {
+            summary.count(&outcome);
+            whole_body_bad = matches!(outcome, Outcome::Bad { passed: true, .. }) && written == body;
+            if !written.is_empty() {
+                items.push(written.to_vec());
+            }
+        });
+        if whole_body_bad && items.len() == 1 {
+            return out.put_raw(body);
+        }
+        let items: Vec<&[u8]> = items.iter().map(Vec::as_slice).collect();
+        write_event_list(&items, out);
+    }
+
     /// Loads a config text (see `docs/CONFIG.md`); `file` names it in errors, `files` reads what it refers to.
     /// Returns the pipeline and the config's warnings.
     pub fn from_config_text(
         text: &str,
         file: &str,
-        files: &dyn crate::config::FileSource,
+        files: &dyn crate::files::FileSource,
     ) -> Result<(Pipeline, Vec<crate::yaml::Diagnostic>), crate::config::ConfigError> {
         let (config, warnings) = Config::load(text, file, files)?;
         Ok((Pipeline::new(config), warnings))
@@ -408,13 +650,6 @@ impl Pipeline {
         !self.alerts.is_empty()
     }
 
-    /// Turns alert evaluation on or off for `process_*` (a host that evaluates alerts in one
-    /// central place, like Envoy's single queue consumer, turns it off in its workers and feeds
-    /// the central pipeline with [`Pipeline::observe_for_alerts`]).
-    pub fn set_alerts_enabled(&mut self, on: bool) {
-        self.alerts_enabled = on;
-    }
-
     /// Feeds one already processed (kept) event to the alert rules only; nothing is written.
     pub fn observe_for_alerts(&mut self, event: &[u8]) {
         let Ok(text) = std::str::from_utf8(event) else { return };
@@ -428,6 +663,49 @@ impl Pipeline {
     pub fn explain(&self, event: &Event) -> Decision {
         self.evaluator.evaluate_event(event)
     }
+}
+
+/// How a record's outcome was counted.
+enum Counted {
+    /// Not yet: the caller accounts for it.
+    Not(Outcome),
+    /// A managed-cluster wrapper: each event inside was counted.
+    Already(Outcome),
+}
+
+/// Writes `items` (each a written event or a passed-through record) as an `audit.k8s.io/v1`
+/// EventList. A passed-through record that is not JSON becomes a JSON string item, so the list
+/// stays valid JSON.
+fn write_event_list<O: OutBuf + ?Sized>(items: &[&[u8]], out: &mut O) {
+    out.put("{\"kind\":\"EventList\",\"apiVersion\":\"audit.k8s.io/v1\",\"metadata\":{},\"items\":[");
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.put(",");
+        }
+        if serde_json::from_slice::<serde::de::IgnoredAny>(item).is_ok() {
+            out.put_raw(item);
+        } else {
+            let mut s = String::new();
+            raw::write_json_str(&mut s, &String::from_utf8_lossy(item));
+            out.put(&s);
+        }
+    }
+    out.put("]}");
+}
+
+/// Adds `"key":value` (raw JSON) as the last member of the JSON object in `obj`.
+fn add_member(obj: &mut String, key: &str, value: &str) {
+    if !obj.ends_with('}') {
+        return;
+    }
+    obj.pop();
+    if !obj.ends_with('{') {
+        obj.push(',');
+    }
+    raw::write_json_str(obj, key);
+    obj.push(':');
+    obj.push_str(value);
+    obj.push('}');
 }
 
 /// Alerts the host has not taken stay bounded: beyond `limits.maxPendingAlerts` the newest are

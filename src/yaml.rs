@@ -5,22 +5,14 @@
 //! that keeps every node's position, and decoders walk it with a [`Ctx`] that knows the
 //! file name and the field path. JSON is parsed by the same YAML 1.2 parser.
 
-use std::borrow::Cow;
-use std::fmt;
-
 use saphyr_parser::{Event, Parser, ScalarStyle};
+
+pub use crate::diagnostic::{Diagnostic, DiagnosticKind, Pos, Severity};
 
 /// Upper bound on nodes built from one document, aliases included (stops "billion laughs").
 const MAX_NODES: usize = 1_000_000;
 /// Upper bound on nesting (the tree is built iteratively, but decoders recurse).
 const MAX_DEPTH: usize = 128;
-
-/// A position in a source file (1-based line and column).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Pos {
-    pub line: usize,
-    pub col: usize,
-}
 
 /// A YAML node with its position.
 #[derive(Debug, Clone, PartialEq)]
@@ -78,31 +70,9 @@ impl Node {
     }
 }
 
-/// An error or warning located in a source file.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Diagnostic {
-    pub file: String,
-    pub pos: Pos,
-    /// Dotted field path, e.g. `rules[3].resources[0].group`; empty for the document itself.
-    pub field: String,
-    pub message: String,
-}
-
-impl fmt::Display for Diagnostic {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}", self.file, self.pos.line, self.pos.col)?;
-        if !self.field.is_empty() {
-            write!(f, ": {}", self.field)?;
-        }
-        write!(f, ": {}", self.message)
-    }
-}
-
-impl std::error::Error for Diagnostic {}
-
 /// Parses one YAML (or JSON) document. An empty document yields a `Null` node.
 pub fn parse(text: &str, file: &str) -> Result<Node, Diagnostic> {
-    let err = |pos: Pos, message: String| Diagnostic { file: file.to_string(), pos, field: String::new(), message };
+    let err = |pos: Pos, message: String| Diagnostic::error(file, pos, DiagnosticKind::Syntax, message);
     let mut anchors: Vec<Option<Node>> = Vec::new();
     // Open containers: (node under construction, pending key for maps, anchor id).
     let mut stack: Vec<(Node, Option<Key>, usize)> = Vec::new();
@@ -187,12 +157,8 @@ fn push_container(
     file: &str,
 ) -> Result<(), Diagnostic> {
     if stack.len() >= MAX_DEPTH {
-        return Err(Diagnostic {
-            file: file.to_string(),
-            pos: node.pos,
-            field: String::new(),
-            message: format!("nesting deeper than {MAX_DEPTH} levels"),
-        });
+        let message = format!("nesting deeper than {MAX_DEPTH} levels");
+        return Err(Diagnostic::error(file, node.pos, DiagnosticKind::Syntax, message));
     }
     stack.push((node, None, anchor));
     Ok(())
@@ -207,11 +173,10 @@ fn count_nodes(node: &Node) -> usize {
 }
 
 /// YAML 1.2 core schema resolution of a scalar.
-fn resolve_scalar(value: &Cow<'_, str>, style: ScalarStyle, tag: Option<&str>) -> Kind {
+fn resolve_scalar(v: &str, style: ScalarStyle, tag: Option<&str>) -> Kind {
     if style != ScalarStyle::Plain || tag == Some("str") {
-        return Kind::Str(value.to_string());
+        return Kind::Str(v.to_string());
     }
-    let v = value.as_ref();
     match v {
         "" | "~" | "null" | "Null" | "NULL" => return Kind::Null,
         "true" | "True" | "TRUE" => return Kind::Bool(true),
@@ -270,12 +235,24 @@ impl<'w> Ctx<'w> {
         out
     }
 
+    /// An error at `pos` in the current field: a value that is not allowed.
     pub fn error(&self, pos: Pos, message: impl Into<String>) -> Diagnostic {
-        Diagnostic { file: self.file.to_string(), pos, field: self.field(), message: message.into() }
+        self.problem(DiagnosticKind::Value, pos, message)
     }
 
-    pub fn warn(&mut self, pos: Pos, message: impl Into<String>) {
-        let d = self.error(pos, message);
+    /// An error of `kind` at `pos` in the current field.
+    pub fn problem(&self, kind: DiagnosticKind, pos: Pos, message: impl Into<String>) -> Diagnostic {
+        Diagnostic { field: self.field(), ..Diagnostic::error(self.file, pos, kind, message) }
+    }
+
+    /// A value of the wrong type: `expected {what}, found` the node's type.
+    pub fn type_error(&self, node: &Node, what: &str) -> Diagnostic {
+        self.problem(DiagnosticKind::Type, node.pos, format!("expected {what}, found {}", node.type_name()))
+    }
+
+    /// Records a warning of `kind` at `pos` in the current field.
+    pub fn warn(&mut self, kind: DiagnosticKind, pos: Pos, message: impl Into<String>) {
+        let d = Diagnostic { severity: Severity::Warning, ..self.problem(kind, pos, message) };
         self.warnings.push(d);
     }
 
@@ -294,28 +271,79 @@ impl<'w> Ctx<'w> {
         out
     }
 
-    /// The entries of a mapping; warns about keys not in `known` and about duplicates.
+    /// The entries of a mapping, leniently (for Kubernetes documents such as an audit policy):
+    /// a key not in `known` is dropped with a warning, a duplicate key warns and the last value is used.
     pub fn map<'n>(&mut self, node: &'n Node, known: &[&str]) -> Result<Vec<(&'n Key, &'n Node)>, Diagnostic> {
-        let Kind::Map(entries) = &node.kind else {
-            return Err(self.error(node.pos, format!("expected a mapping, found {}", node.type_name())));
+        let (entries, problems) = self.entries(node, known)?;
+        for (kind, key, _) in problems {
+            let message = match kind {
+                DiagnosticKind::UnknownKey => "unknown field, ignored",
+                _ => "duplicate field, the last value is used",
+            };
+            self.at(&key.name, |c| c.warn(kind, key.pos, message));
+        }
+        Ok(entries)
+    }
+
+    /// The entries of a mapping, strictly (kaudit's own files, where a misspelt or repeated key
+    /// is a mistake that would silently change behaviour): the first key not in `known`, or
+    /// given twice, is an error.
+    pub fn strict_map<'n>(&mut self, node: &'n Node, known: &[&str]) -> Result<Vec<(&'n Key, &'n Node)>, Diagnostic> {
+        let (entries, problems) = self.entries(node, known)?;
+        match problems.into_iter().next() {
+            None => Ok(entries),
+            Some((kind, key, first)) => Err(self.at(&key.name, |c| c.key_error(kind, key, first, known))),
+        }
+    }
+
+    /// Like [`Ctx::strict_map`], but every unknown or duplicate key is pushed to `errors` and the
+    /// known entries are returned (a top-level section reports all its misspelt keys at once).
+    pub fn strict_map_all<'n>(
+        &mut self,
+        node: &'n Node,
+        known: &[&str],
+        errors: &mut Vec<Diagnostic>,
+    ) -> Result<Vec<(&'n Key, &'n Node)>, Diagnostic> {
+        let (entries, problems) = self.entries(node, known)?;
+        for (kind, key, first) in problems {
+            errors.push(self.at(&key.name, |c| c.key_error(kind, key, first, known)));
+        }
+        Ok(entries)
+    }
+
+    fn key_error(&self, kind: DiagnosticKind, key: &Key, first: Option<Pos>, known: &[&str]) -> Diagnostic {
+        let message = match first {
+            Some(p) => format!("duplicate key (first given at line {})", p.line),
+            None => format!("unknown key (expected one of: {})", known.join(", ")),
         };
-        let mut seen: Vec<&str> = Vec::new();
-        let mut out = Vec::with_capacity(entries.len());
+        self.problem(kind, key.pos, message)
+    }
+
+    /// The entries of a mapping with keys in `known`, the last of duplicates kept; and the
+    /// problems in document order: (kind, key, where a duplicate was first given).
+    #[allow(clippy::type_complexity)]
+    fn entries<'n>(
+        &self,
+        node: &'n Node,
+        known: &[&str],
+    ) -> Result<(Vec<(&'n Key, &'n Node)>, Vec<(DiagnosticKind, &'n Key, Option<Pos>)>), Diagnostic> {
+        let Kind::Map(entries) = &node.kind else {
+            return Err(self.type_error(node, "a mapping"));
+        };
+        let mut problems = Vec::new();
+        let mut out: Vec<(&Key, &Node)> = Vec::with_capacity(entries.len());
         for (key, value) in entries {
             if !known.contains(&key.name.as_str()) {
-                let name = key.name.clone();
-                self.at(&name, |c| c.warn(key.pos, "unknown field, ignored"));
+                problems.push((DiagnosticKind::UnknownKey, key, None));
                 continue;
             }
-            if seen.contains(&key.name.as_str()) {
-                let name = key.name.clone();
-                self.at(&name, |c| c.warn(key.pos, "duplicate field, the last value is used"));
-                out.retain(|(k, _): &(&Key, &Node)| k.name != key.name);
+            if let Some(i) = out.iter().position(|(k, _)| k.name == key.name) {
+                problems.push((DiagnosticKind::DuplicateKey, key, Some(out[i].0.pos)));
+                out.remove(i);
             }
-            seen.push(&key.name);
             out.push((key, value));
         }
-        Ok(out)
+        Ok((out, problems))
     }
 
     pub fn string(&self, node: &Node) -> Result<String, Diagnostic> {
@@ -323,7 +351,7 @@ impl<'w> Ctx<'w> {
             Kind::Str(s) => Ok(s.clone()),
             // Unquoted numbers and booleans used as strings (e.g. `group: 1`) are a common slip; YAML
             // decoders for Kubernetes reject them, and so do we, naming the type.
-            _ => Err(self.error(node.pos, format!("expected a string, found {}", node.type_name()))),
+            _ => Err(self.type_error(node, "a string")),
         }
     }
 
@@ -338,14 +366,14 @@ impl<'w> Ctx<'w> {
     pub fn bool(&self, node: &Node) -> Result<bool, Diagnostic> {
         match node.kind {
             Kind::Bool(b) => Ok(b),
-            _ => Err(self.error(node.pos, format!("expected true or false, found {}", node.type_name()))),
+            _ => Err(self.type_error(node, "true or false")),
         }
     }
 
     pub fn u64(&self, node: &Node) -> Result<u64, Diagnostic> {
         match node.kind {
             Kind::Int(i) if i >= 0 => Ok(i as u64),
-            _ => Err(self.error(node.pos, format!("expected a non-negative integer, found {}", node.type_name()))),
+            _ => Err(self.type_error(node, "a non-negative integer")),
         }
     }
 
@@ -353,7 +381,7 @@ impl<'w> Ctx<'w> {
         match node.kind {
             Kind::Int(i) => Ok(i as f64),
             Kind::Float(f) if f.is_finite() => Ok(f),
-            _ => Err(self.error(node.pos, format!("expected a number, found {}", node.type_name()))),
+            _ => Err(self.type_error(node, "a number")),
         }
     }
 
@@ -372,7 +400,7 @@ impl<'w> Ctx<'w> {
                 }
                 Ok(out)
             }
-            _ => Err(self.error(node.pos, format!("expected a list, found {}", node.type_name()))),
+            _ => Err(self.type_error(node, "a list")),
         }
     }
 
@@ -435,5 +463,24 @@ mod tests {
         assert_eq!(w.len(), 2);
         assert_eq!(w[0].to_string(), "p.yaml:2:1: level: duplicate field, the last value is used");
         assert_eq!(w[1].field, "verbz");
+    }
+
+    #[test]
+    fn strict_maps_reject_unknown_and_duplicate_keys_alike() {
+        let doc = parse("a: 1\nb: 2\na: 3\nc: 4\n", "k.yaml").unwrap();
+        let mut w = Vec::new();
+        let mut ctx = Ctx::new("k.yaml", &mut w);
+        let e = ctx.at("alerts", |c| c.strict_map(&doc, &["a", "b", "c"])).unwrap_err();
+        assert_eq!((e.kind, e.severity), (DiagnosticKind::DuplicateKey, Severity::Error));
+        assert_eq!(e.to_string(), "k.yaml:3:1: alerts.a: duplicate key (first given at line 1)");
+        let e = ctx.strict_map(&doc, &["a", "b"]).unwrap_err();
+        assert_eq!(e.kind, DiagnosticKind::DuplicateKey, "the first problem in document order");
+        let mut errors = Vec::new();
+        let entries = ctx.strict_map_all(&doc, &["a", "b"], &mut errors).unwrap();
+        assert_eq!(entries.len(), 2);
+        let kinds: Vec<_> = errors.iter().map(|e| e.kind).collect();
+        assert_eq!(kinds, [DiagnosticKind::DuplicateKey, DiagnosticKind::UnknownKey]);
+        assert_eq!(errors[1].to_string(), "k.yaml:4:1: c: unknown key (expected one of: a, b)");
+        assert!(w.is_empty(), "strict maps do not warn");
     }
 }

@@ -118,7 +118,7 @@ fn policy_file_warnings_stay_warnings_next_to_other_sections() {
         let (_, warnings) = Config::load(&text, "c.yaml", &Policy).unwrap_or_else(|e| panic!("{section}: {e}"));
         assert_eq!(
             warnings.iter().map(|w| w.to_string()).collect::<Vec<_>>(),
-            ["p.yaml:3:1: foo: unknown field, ignored"]
+            ["p.yaml:3:1: policy.foo: unknown field, ignored"]
         );
     }
 }

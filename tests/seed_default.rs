@@ -14,9 +14,9 @@ fn fixture(name: &str) -> String {
 }
 
 fn policy_only() -> Pipeline {
-    let mut p = Pipeline::embedded_default();
-    p.set_enrichment_enabled(false);
-    p
+    let mut config = kaudit::Config::embedded_default();
+    config.enrichment.enabled = false;
+    Pipeline::new(config)
 }
 
 /// (trace, matching rule, decided level). Rule indexes of the seed policy: 8 = secrets/configmaps

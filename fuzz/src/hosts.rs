@@ -21,9 +21,13 @@ use serde_json::Value as Json;
 
 use crate::checks::split_nul;
 
-fn default_pipeline() -> Pipeline {
+fn default_config() -> kaudit::Config {
     static CONFIG: OnceLock<kaudit::Config> = OnceLock::new();
-    Pipeline::new(CONFIG.get_or_init(kaudit::Config::embedded_default).clone())
+    CONFIG.get_or_init(kaudit::Config::embedded_default).clone()
+}
+
+fn default_pipeline() -> Pipeline {
+    Pipeline::new(default_config())
 }
 
 /// Fluent Bit: input = record, or `config \0 record` where the config is served as
@@ -79,8 +83,9 @@ fn check_fluent_bit_reply(filter: &Filter, reply: Reply, record: &[u8]) {
 
 /// Envoy: input = request body; the forwarded body, then the consumer's split for alerts.
 pub fn envoy_batch(data: &[u8]) {
-    let mut worker = default_pipeline();
-    worker.set_alerts_enabled(false);
+    let mut config = default_config();
+    config.alerts.enabled = false;
+    let mut worker = Pipeline::new(config);
     let filtered = filter_body(&mut worker, data);
     match &filtered {
         Filtered::Untouched(Untouched::InternalError(e)) => panic!("internal error (caught panic): {e}"),

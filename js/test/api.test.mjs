@@ -107,3 +107,27 @@ test('config, options and errors', () => {
   sameText(lean.reportJson({ last: 'all', query: 'verb: create' }), cliReportJson([SAMPLE], { last: 'all', query: 'verb: create' }), 'standing query');
   assert.ok(lean.memoryBytes() > 0);
 });
+
+test('EKS, GKE and AKS exports as delivered give the report kaudit report gives', () => {
+  const managed = (p) => join(SAMPLE, '..', 'managed', p);
+  const files = [
+    managed('eks/cloudwatch-synth/firehose-s3-object.no-decompression.gz'),
+    managed('aks/eventhub-synth/eventhub-message-1.json'),
+    managed('gke/pubsub-synth/push-request-body.json'),
+  ];
+  for (const file of files) {
+    const want = cliReportJson([file], { last: 'all' });
+    const bytes = readFileSync(file);
+    for (const size of [1, 100, bytes.length]) {
+      const engine = new Engine();
+      for (let i = 0; i < bytes.length; i += size) engine.pushChunk(bytes.subarray(i, i + size));
+      const counts = engine.finish();
+      assert.ok(counts.events > 0, `${file}: events`);
+      assert.equal(counts.bad, 0, `${file}: bad`);
+      sameText(engine.reportJson({ last: 'all' }), want, `${file}, chunk size ${size}`);
+    }
+  }
+  // The gzip object holds the 12 events of a Firehose delivery.
+  const engine = new Engine();
+  assert.equal(engine.push(readFileSync(files[0])).events, 12);
+});

@@ -11,10 +11,10 @@ use std::sync::Arc;
 use crate::event::Event;
 use crate::query::{Document, FieldPath, Value};
 
+use super::config::{AlertConfig, AlertLimits};
 use super::output::{value_text, write_alert, AggregateOutput};
 use super::rule::{AggFn, Rule};
 use super::state::{AggState, DistinctAdd, GroupState, GroupStore, BUCKETS};
-use super::{AlertConfig, AlertLimits};
 
 /// Running totals of the alert engine (for every host's metrics).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

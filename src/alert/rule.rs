@@ -363,26 +363,6 @@ pub const RULE_KEYS: &[&str] = &[
     "jsonContains",
 ];
 
-/// Decodes a mapping strictly: unknown keys are errors (in kaudit's own files a misspelt key
-/// is a mistake that would silently change a rule).
-pub fn strict_map<'n>(
-    c: &mut Ctx,
-    node: &'n Node,
-    known: &[&str],
-) -> Result<Vec<(&'n crate::yaml::Key, &'n Node)>, Diagnostic> {
-    let before = c.warnings.len();
-    let entries = c.map(node, known)?;
-    if c.warnings.len() > before {
-        let w = c.warnings.remove(before);
-        c.warnings.truncate(before);
-        if w.message.starts_with("unknown field") {
-            return Err(Diagnostic { message: format!("unknown key (expected one of: {})", known.join(", ")), ..w });
-        }
-        return Err(w);
-    }
-    Ok(entries)
-}
-
 /// Parses a query from a YAML string node, expanding lists; errors point at the node.
 pub fn compile_query(c: &Ctx, node: &Node, lists: &Lists, limits: QueryLimits) -> Result<Query, Diagnostic> {
     let text = c.string(node)?;
@@ -419,7 +399,7 @@ pub fn decode_rule(
     lists: &Lists,
     limits: QueryLimits,
 ) -> Result<Option<Rule>, Diagnostic> {
-    let entries = strict_map(c, node, RULE_KEYS)?;
+    let entries = c.strict_map(node, RULE_KEYS)?;
     let get = |k: &str| entries.iter().find(|(key, _)| key.name == k).map(|(_, v)| *v);
     let name = match get("name") {
         Some(n) => c.at("name", |c| c.string(n))?,
@@ -657,7 +637,7 @@ pub fn parse_agg_fn(text: &str, lists: &Lists, limits: QueryLimits) -> Result<Ag
 }
 
 fn decode_unless_all(c: &mut Ctx, node: &Node, lists: &Lists) -> Result<UnlessAll, Diagnostic> {
-    let entries = strict_map(c, node, &["path", "transform", "in"])?;
+    let entries = c.strict_map(node, &["path", "transform", "in"])?;
     let (mut path, mut transform, mut values) = (None, Transform::None, None);
     for (k, v) in entries {
         c.at(&k.name, |c| -> Result<(), Diagnostic> {
@@ -689,7 +669,7 @@ fn decode_unless_all(c: &mut Ctx, node: &Node, lists: &Lists) -> Result<UnlessAl
 }
 
 fn decode_json_contains(c: &mut Ctx, node: &Node, lists: &Lists) -> Result<JsonContains, Diagnostic> {
-    let entries = strict_map(c, node, &["path", "any"])?;
+    let entries = c.strict_map(node, &["path", "any"])?;
     let (mut path, mut any) = (None, None);
     for (k, v) in entries {
         c.at(&k.name, |c| -> Result<(), Diagnostic> {

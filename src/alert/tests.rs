@@ -1,9 +1,11 @@
 //! Unit tests of rule decoding and the engine on small events (integration tests on real and
 //! made-up logs are in tests/alerts_*.rs, tests/falco_*.rs, tests/sigma_*.rs).
 
+use super::rule::Lists;
 use super::*;
 use crate::event::doc::EventDoc;
 use crate::event::Event;
+use crate::yaml::{self, Ctx};
 
 fn engine(yaml_text: &str) -> AlertEngine {
     let node = yaml::parse(yaml_text, "t.yaml").unwrap();

@@ -34,8 +34,10 @@ fn geo_db() -> GeoDb {
 #[test]
 fn exec_event_fields() {
     let ev = Event::parse(EXEC).unwrap();
-    let mut config = EnrichConfig::default();
-    config.high_risk = IpSet::new(vec![IpSet::parse_entry("203.0.113.7").unwrap()]);
+    let config = EnrichConfig {
+        high_risk: IpSet::new(vec![IpSet::parse_entry("203.0.113.7").unwrap()]),
+        ..EnrichConfig::default()
+    };
     let e = Enricher::new(config, Some(geo_db())).enrich(&ev);
     assert_eq!(e.source_ip.as_deref(), Some("203.0.113.7"));
     assert_eq!(e.peer_ip.as_deref(), Some("192.168.99.1"));

@@ -7,8 +7,8 @@ use std::ops::ControlFlow;
 
 use serde_json::Value as Json;
 
+use super::edit::{strip_managed_fields, Changes};
 use super::Event;
-use crate::policy::apply::{strip_managed_fields, Changes};
 use crate::query::{lookup_json_from, visit_all_json, Document, FieldPath, Value};
 
 /// A lazily decoded view of one event (plus its enrichment) for query evaluation.
@@ -64,13 +64,13 @@ impl Document for EventDoc<'_, '_> {
     fn visit(&self, path: &FieldPath, visit: &mut dyn FnMut(Value<'_>) -> ControlFlow<()>) {
         let Some(first) = path.segment(0) else { return };
         if let (true, Some(extra)) = (first == self.extra_key, self.extra) {
-            let _ = lookup_json_from(extra, path, 1, |v| visit(v));
+            let _ = lookup_json_from(extra, path, 1, &mut *visit);
             return;
         }
         // Top-level keys of audit events have no dots, so only the first segment names a member;
         // without a fresh enrichment, one already written into the event (a forwarded event) is read.
         if let Some(index) = self.event.obj.index_of(first) {
-            self.with_member(index, |json| lookup_json_from(json, path, 1, |v| visit(v)));
+            self.with_member(index, |json| lookup_json_from(json, path, 1, &mut *visit));
         }
     }
 
@@ -79,13 +79,13 @@ impl Document for EventDoc<'_, '_> {
             if self.extra.is_some() && self.event.obj.members[index].key == self.extra_key {
                 continue;
             }
-            let flow = self.with_member(index, |json| visit_all_json(json, |v| visit(v)));
+            let flow = self.with_member(index, |json| visit_all_json(json, &mut *visit));
             if flow == Some(ControlFlow::Break(())) {
                 return;
             }
         }
         if let Some(extra) = self.extra {
-            let _ = visit_all_json(extra, |v| visit(v));
+            let _ = visit_all_json(extra, &mut *visit);
         }
     }
 }

@@ -128,7 +128,20 @@ pub enum Framed<'a> {
     Object(super::RawObject<'a>),
     /// The raw items of an `EventList` (with its envelope) or a JSON array (no envelope).
     List(Vec<&'a str>, Option<super::RawObject<'a>>),
+    /// Valid JSON that is neither an object nor a container of events (`[]`, `[[…]]`, `[1]`):
+    /// one record, passed through unchanged.
+    NotContainer(&'static str),
     Invalid(super::JsonError),
+}
+
+/// Why a JSON array is one record rather than a list of events.
+pub const NOT_A_CONTAINER: &str =
+    "not an audit event: a JSON array is read as a list of events only when it holds one or more objects";
+
+/// Whether `items` can be a list of events: an array is unwrapped only when every item is a
+/// JSON object (anything else would lose its brackets, and `[]` would vanish).
+fn is_event_list(items: &[(usize, &str)]) -> bool {
+    !items.is_empty() && items.iter().all(|(_, v)| v.starts_with('{'))
 }
 
 /// Classifies a record with a single parse of its top level.
@@ -136,7 +149,8 @@ pub fn frame(text: &str) -> Framed<'_> {
     let trimmed = text.trim_start();
     if trimmed.starts_with('[') {
         return match super::raw::parse_array(text) {
-            Ok(items) => Framed::List(items.into_iter().map(|(_, v)| v).collect(), None),
+            Ok(items) if is_event_list(&items) => Framed::List(items.into_iter().map(|(_, v)| v).collect(), None),
+            Ok(_) => Framed::NotContainer(NOT_A_CONTAINER),
             Err(e) => Framed::Invalid(e),
         };
     }
@@ -150,7 +164,10 @@ pub fn frame(text: &str) -> Framed<'_> {
                 return Framed::List(Vec::new(), Some(obj));
             }
             if let Ok(items) = super::raw::parse_array(items.value) {
-                return Framed::List(items.into_iter().map(|(_, v)| v).collect(), Some(obj));
+                // An empty EventList is a list of no events; items that are not objects make it one record.
+                if items.is_empty() || is_event_list(&items) {
+                    return Framed::List(items.into_iter().map(|(_, v)| v).collect(), Some(obj));
+                }
             }
         }
     }
@@ -165,27 +182,85 @@ pub fn list_items(bytes: &[u8]) -> Option<Vec<&str>> {
     }
 }
 
+/// What [`for_each_event`] calls: `(line, item within the line, the event or why it is not one)`.
+pub type EventSink<'f> = dyn FnMut(usize, Option<usize>, Result<super::Event<'_>, String>) + 'f;
+
 /// Frames `input` and parses every event in it, calling `f(line, item, event or error)`.
-/// For read-only commands (explain, query, report); the pipeline has its own loop.
-pub fn for_each_event<'a>(input: &'a [u8], f: &mut dyn FnMut(usize, Option<usize>, Result<super::Event<'a>, String>)) {
+/// Managed-cluster wrappers (EKS, GKE, AKS; see [`super::managed`]) are unwrapped: their events
+/// are the items of their line. For read-only commands (explain, query, report); the pipeline
+/// has its own loop.
+pub fn for_each_event(input: &[u8], f: &mut EventSink) {
+    use super::managed;
+    if managed::compress::is_gzip(input) {
+        managed_events(1, f, |l, g| {
+            managed::decode_gzip_input(input, l, g);
+            true
+        });
+        return;
+    }
     for record in Records::new(input) {
+        let line = record.line;
         let text = match std::str::from_utf8(record.bytes) {
             Ok(t) => t,
             Err(e) => {
-                f(record.line, None, Err(format!("not UTF-8: invalid byte at offset {}", e.valid_up_to())));
+                if !managed_events(line, f, |l, g| managed::decode_loose(record.bytes, l, g)) {
+                    f(line, None, Err(format!("not UTF-8: invalid byte at offset {}", e.valid_up_to())));
+                }
                 continue;
             }
+        };
+        let object = |obj: super::RawObject<'_>, item: Option<usize>, f: &mut EventSink| match managed::wrapper_of(&obj)
+        {
+            Some(w) => {
+                managed_events(line, f, |l, g| {
+                    managed::decode_wrapper(w, &obj, l, g);
+                    true
+                });
+            }
+            None => f(line, item, super::Event::from_object(obj).map_err(|e| e.to_string())),
         };
         match frame(text) {
             Framed::List(items, _) => {
                 for (i, item) in items.into_iter().enumerate() {
-                    f(record.line, Some(i), super::Event::parse(item).map_err(|e| e.to_string()));
+                    match super::raw::parse_object(item) {
+                        Ok(obj) => object(obj, Some(i), f),
+                        Err(e) => f(line, Some(i), Err(super::EventError::from(e).to_string())),
+                    }
                 }
             }
-            Framed::Object(obj) => f(record.line, None, super::Event::from_object(obj).map_err(|e| e.to_string())),
-            Framed::Invalid(e) => f(record.line, None, Err(super::EventError::from(e).to_string())),
+            Framed::Object(obj) => object(obj, None, f),
+            Framed::NotContainer(why) => f(line, None, Err(why.to_string())),
+            Framed::Invalid(e) => {
+                if !managed_events(line, f, |l, g| managed::decode_loose(record.bytes, l, g)) {
+                    f(line, None, Err(super::EventError::from(e).to_string()));
+                }
+            }
         }
     }
+}
+
+/// The events of a managed-cluster record, each an item of `line`. Returns `decode`'s answer.
+fn managed_events(
+    line: usize,
+    f: &mut EventSink,
+    decode: impl FnOnce(super::managed::DecodeLimits, &mut dyn FnMut(super::managed::Piece<'_>)) -> bool,
+) -> bool {
+    use super::managed::Piece;
+    let limits = super::managed::DecodeLimits { max_decoded_bytes: crate::config::Limits::default().max_batch_bytes };
+    let mut item = 0;
+    decode(limits, &mut |piece| {
+        let parsed = match piece {
+            Piece::Event { text, .. } => match std::str::from_utf8(text) {
+                Ok(t) => super::Event::parse(t).map_err(|e| e.to_string()),
+                Err(e) => Err(format!("not UTF-8: invalid byte at offset {}", e.valid_up_to())),
+            },
+            Piece::Bad { reason, .. } => Err(reason),
+            Piece::NotAudit { what, .. } => Err(what),
+            Piece::Control => return,
+        };
+        f(line, Some(item), parsed);
+        item += 1;
+    })
 }
 
 #[cfg(test)]
@@ -214,5 +289,19 @@ mod tests {
         assert_eq!(got.len(), 4, "{got:?}");
         assert_eq!(got[1], ("{\"c\":2}".into(), 2));
         assert_eq!(got[3], ("{\"e\":3}".into(), 4));
+    }
+
+    #[test]
+    fn only_arrays_of_objects_are_lists() {
+        for text in
+            ["[]", "[[{\"kind\":\"Event\"}]]", "[1,2]", "[{\"a\":1},2]", "{\"kind\":\"EventList\",\"items\":[1]}"]
+        {
+            assert!(matches!(frame(text), Framed::NotContainer(_) | Framed::Object(_)), "{text}");
+            assert!(list_items(text.as_bytes()).is_none(), "{text}");
+        }
+        assert!(matches!(frame("[{\"a\":1},{}]"), Framed::List(items, None) if items.len() == 2));
+        assert!(
+            matches!(frame("{\"kind\":\"EventList\",\"items\":[]}"), Framed::List(items, Some(_)) if items.is_empty())
+        );
     }
 }

@@ -5,8 +5,10 @@
 //! splice edits into the original bytes.
 
 pub mod doc;
+pub mod edit;
 pub mod feed;
 pub mod framing;
+pub mod managed;
 pub mod raw;
 pub mod time;
 

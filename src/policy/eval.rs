@@ -99,10 +99,10 @@ fn rule_matches(rule: &PolicyRule, a: &Attributes) -> bool {
             _ => return false,
         }
     }
-    if !rule.user_groups.is_empty() {
-        if a.user.is_none() || !a.groups.iter().any(|g| rule.user_groups.iter().any(|x| x == g)) {
-            return false;
-        }
+    if !rule.user_groups.is_empty()
+        && (a.user.is_none() || !a.groups.iter().any(|g| rule.user_groups.iter().any(|x| x == g)))
+    {
+        return false;
     }
     if !rule.verbs.is_empty() && !rule.verbs.iter().any(|v| v == a.verb) {
         return false;
@@ -208,14 +208,12 @@ pub fn parse_resource_path<'a>(path: &'a str, verb: &str) -> Option<UrlInfo<'a>>
         parts.remove(0);
     }
     let mut info = UrlInfo::default();
-    if parts.first() == Some(&"namespaces") {
-        if parts.len() > 1 {
-            info.namespace = parts[1];
-            // `namespaces/{ns}/{resource}`: the resource is the next part, unless it is one of the
-            // namespace's own subresources (status, finalize).
-            if parts.len() > 2 && !matches!(parts[2], "status" | "finalize") {
-                parts.drain(..2);
-            }
+    if parts.first() == Some(&"namespaces") && parts.len() > 1 {
+        info.namespace = parts[1];
+        // `namespaces/{ns}/{resource}`: the resource is the next part, unless it is one of the
+        // namespace's own subresources (status, finalize).
+        if parts.len() > 2 && !matches!(parts[2], "status" | "finalize") {
+            parts.drain(..2);
         }
     }
     if parts.len() >= 3 && verb != "proxy" {

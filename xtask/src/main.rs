@@ -3,7 +3,8 @@
 //! - `cargo xtask demo`: the main job first, on the native build (a generated day of a small
 //!   cluster's audit log: what the seed's policy keeps, the alerts, the HTML report), then the same
 //!   job in the WASM hosts, installing their tools on the way; each step timed (demo.rs).
-//! - `cargo xtask test`: set up, build, run every test (core, CLI, WASM hosts, browser).
+//! - `cargo xtask test`: check formatting and lints, set up, build, run every test (core, CLI,
+//!   WASM hosts, browser).
 //! - `cargo xtask setup` / `build-wasm` / `bench` / `bless` / `memory` for the pieces, and
 //!   `test-envoy` / `test-fluent-bit` / `test-js` / `test-component` for one host's tests.
 
@@ -13,6 +14,7 @@ mod envoy;
 mod fluentbit;
 mod fuzz;
 mod js;
+mod lint;
 mod memory;
 mod setup;
 mod util;
@@ -33,6 +35,8 @@ fn main() -> ExitCode {
         Some("test") => test(),
         Some("bench") => bench(),
         Some("bless") => bless(),
+        // `cargo fmt --check` and clippy with warnings denied (the first step of `test`).
+        Some("lint") => lint::check(),
         // One host's tests (after `cargo xtask build-wasm`).
         Some("test-envoy") => envoy::test(),
         Some("test-fluent-bit") => fluentbit::test(),
@@ -45,7 +49,7 @@ fn main() -> ExitCode {
         Some("memory") => memory::million(),
         Some("fuzz-wasm-memory") => fluentbit::cardinality(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <demo|test|setup|setup-wasmtime|build-wasm|bench|bless|test-envoy|test-fluent-bit|test-js|test-component|fuzz|fuzz-replay-wasm|fuzz-wasm-memory|memory>");
+            eprintln!("usage: cargo xtask <demo|test|lint|setup|setup-wasmtime|build-wasm|bench|bless|test-envoy|test-fluent-bit|test-js|test-component|fuzz|fuzz-replay-wasm|fuzz-wasm-memory|memory>");
             return ExitCode::from(2);
         }
     };
@@ -59,6 +63,7 @@ fn main() -> ExitCode {
 }
 
 fn test() -> Result<(), String> {
+    lint::check()?;
     setup::setup()?;
     wasm::build_all()?;
     js::build()?;

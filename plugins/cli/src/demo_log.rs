@@ -17,7 +17,6 @@
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use clap::Args;
 use kaudit::corpus::Rng;
@@ -33,7 +32,7 @@ pub struct DemoLogArgs {
     output: Option<PathBuf>,
 }
 
-pub fn demo_log(args: DemoLogArgs) -> Result<ExitCode, String> {
+pub fn demo_log(args: DemoLogArgs) -> Result<crate::Status, String> {
     let start = parse_micros(&format!("{}T00:00:00Z", args.date))
         .ok_or_else(|| format!("--date: not a date like 2026-05-04: {:?}", args.date))?;
     let log = generate(start);
@@ -41,7 +40,7 @@ pub fn demo_log(args: DemoLogArgs) -> Result<ExitCode, String> {
         Some(path) => std::fs::write(path, &log).map_err(|e| format!("{}: {e}", path.display()))?,
         None => std::io::stdout().lock().write_all(&log).map_err(|e| format!("stdout: {e}"))?,
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(crate::Status::Success)
 }
 
 const SECOND: i64 = 1_000_000;

@@ -1,11 +1,11 @@
 //! Reading inputs and config files from the filesystem (the CLI is a host: it owns the I/O).
 
-use std::io::Read;
+use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 
 use kaudit::event::feed::Feed;
 use kaudit::event::framing::Record;
-use kaudit::{Config, FileSource, Pipeline};
+use kaudit::{Config, FileSource};
 
 /// One input: a file name (or `-` for stdin) and its bytes.
 pub struct Input {
@@ -71,6 +71,22 @@ fn stream(
     max_event_bytes: usize,
     f: &mut dyn FnMut(Item) -> Result<(), String>,
 ) -> Result<(), String> {
+    let mut reader = std::io::BufReader::with_capacity(CHUNK, reader);
+    let head = loop {
+        match reader.fill_buf() {
+            Ok(head) => break head,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(format!("{name}: {e}")),
+        }
+    };
+    if kaudit::event::managed::compress::is_gzip(head) {
+        // A gzip input (a `.gz` log, a Firehose→S3 object, a CloudWatch export): read whole,
+        // compressed; the core decodes it one gzip member at a time (kaudit::event::managed).
+        let mut bytes = Vec::new();
+        reader.read_to_end(&mut bytes).map_err(|e| format!("{name}: {e}"))?;
+        f(Item::Record { input: name, record: Record { bytes: &bytes, line: 1 } })?;
+        return f(Item::EndOfRead);
+    }
     let mut feed = Feed::with_max_event_bytes(max_event_bytes);
     let mut chunk = vec![0u8; CHUNK];
     // The feed's callback cannot stop it: the first error is kept and returned after the read.
@@ -138,9 +154,15 @@ pub fn list_dir_files(dir: &Path) -> Result<Vec<String>, String> {
     Ok(names)
 }
 
-/// Builds the pipeline from `--config FILE`, `--policy FILE`, or the embedded default.
+/// The config of `--config FILE` and `--policy FILE` (see [`load_config_files`]).
+pub fn load_config(source: &crate::Source) -> Result<Config, String> {
+    load_config_files(source.config.as_deref(), source.policy.as_deref())
+}
+
+/// The config from `--config FILE`, `--policy FILE`, or the embedded default; commands adjust
+/// it (e.g. `--drop-bad`) before building the pipeline.
 /// Warnings go to stderr; errors name the file, line and field.
-pub fn load_pipeline(config: Option<&Path>, policy: Option<&Path>) -> Result<Pipeline, String> {
+pub fn load_config_files(config: Option<&Path>, policy: Option<&Path>) -> Result<Config, String> {
     let mut cfg = match config {
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -163,5 +185,5 @@ pub fn load_pipeline(config: Option<&Path>, policy: Option<&Path>) -> Result<Pip
         cfg.policy = loaded.policy;
         cfg.policy_source = path.display().to_string();
     }
-    Ok(Pipeline::new(cfg))
+    Ok(cfg)
 }

@@ -76,7 +76,8 @@ struct FilterArgs {
     quiet: bool,
     #[command(flatten)]
     metrics: Metrics,
-    /// Audit logs (JSON lines, EventList or JSON arrays); stdin when none or `-`.
+    /// Audit logs (JSON lines, EventList or JSON arrays; EKS, GKE and AKS exports as delivered,
+    /// gzip included); stdin when none or `-`.
     files: Vec<PathBuf>,
 }
 
@@ -129,8 +130,33 @@ enum PolicyCommand {
     },
 }
 
+/// How a command ended when nothing went wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Exit 0.
+    Success,
+    /// A negative answer, exit 1: no event matched (`query`), the policy is invalid (`policy
+    /// check`), some records were not audit events (`explain`).
+    Negative,
+}
+
+/// The one place a command's result becomes the exit status. `query` keeps grep's promise
+/// (0 match, 1 no match, 2 any error: a bad query, config or input file); the other commands
+/// exit 1 on an error, as they are documented to.
+fn exit_status(grep_like: bool, result: Result<Status, String>) -> ExitCode {
+    match result {
+        Ok(Status::Success) => ExitCode::SUCCESS,
+        Ok(Status::Negative) => ExitCode::from(1),
+        Err(e) => {
+            say!("kaudit: error: {e}");
+            ExitCode::from(if grep_like { 2 } else { 1 })
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let grep_like = matches!(cli.command, Command::Query(_));
     let result = match cli.command {
         Command::Filter(args) => filter(args),
         Command::Explain(args) => explain(args),
@@ -141,13 +167,7 @@ fn main() -> ExitCode {
         Command::Policy(PolicyCommand::Impact { policy, json, logs }) => policy_cmd::impact(&policy, &logs, json),
         Command::DemoLog(args) => demo_log::demo_log(args),
     };
-    match result {
-        Ok(code) => code,
-        Err(e) => {
-            say!("kaudit: error: {e}");
-            ExitCode::from(1)
-        }
-    }
+    exit_status(grep_like, result)
 }
 
 /// Writes output in large blocks; a closed pipe (e.g. `| head`) ends quietly. On a terminal,
@@ -156,6 +176,12 @@ pub struct Output {
     out: std::io::StdoutLock<'static>,
     terminal: bool,
     pub buf: Vec<u8>,
+}
+
+impl Default for Output {
+    fn default() -> Self {
+        Output::new()
+    }
 }
 
 impl Output {
@@ -179,14 +205,15 @@ impl Output {
     }
 }
 
-fn filter(args: FilterArgs) -> Result<ExitCode, String> {
-    let mut pipeline = input::load_pipeline(args.source.config.as_deref(), args.source.policy.as_deref())?;
+fn filter(args: FilterArgs) -> Result<Status, String> {
+    let mut config = input::load_config(&args.source)?;
     if args.drop_bad {
-        pipeline.set_bad_records(BadRecords::Drop);
+        config.bad_records = BadRecords::Drop;
     }
     // `filter` is the policy alone; `run` adds enrichment and alerts.
-    pipeline.set_enrichment_enabled(false);
-    pipeline.set_alerts_enabled(false);
+    config.enrichment.enabled = false;
+    config.alerts.enabled = false;
+    let mut pipeline = kaudit::Pipeline::new(config);
     let mut out = Output::new();
     let mut guard = guard::Guard::default();
     let max_event_bytes = pipeline.config().limits.max_event_bytes;
@@ -206,7 +233,7 @@ fn filter(args: FilterArgs) -> Result<ExitCode, String> {
     print_summary(&pipeline);
     guard.print_summary();
     args.metrics.write(&pipeline)?;
-    Ok(ExitCode::SUCCESS)
+    Ok(Status::Success)
 }
 
 /// The one-line summary on stderr (read = kept + dropped + bad + oversized).
@@ -224,6 +251,17 @@ pub fn print_summary(pipeline: &kaudit::Pipeline) {
         if pipeline.config().bad_records == BadRecords::Pass { "passed through" } else { "dropped" },
         c.oversized
     );
+    // Managed-cluster input (EKS, GKE, AKS): what was not an event, when there was any.
+    let managed = [
+        (c.truncated, "events EKS truncated"),
+        (c.bad_wrapper, "wrappers that did not decode"),
+        (c.not_audit, "records that are not audit events (other log categories or services)"),
+        (c.control_messages, "CloudWatch control messages consumed"),
+    ];
+    let managed: Vec<String> = managed.iter().filter(|(n, _)| *n > 0).map(|(n, what)| format!("{n} {what}")).collect();
+    if !managed.is_empty() {
+        eprintln!("kaudit: of these: {}", managed.join(", "));
+    }
     // Limit hits are worth a line only when they happened: each means something was not
     // tracked or kept as configured (docs/RELIABILITY.md, "Resource bounds").
     let a = pipeline.alert_stats();
@@ -247,8 +285,8 @@ pub fn report_bad(name: &str, r: &RecordReport) {
     }
 }
 
-fn explain(args: ExplainArgs) -> Result<ExitCode, String> {
-    let pipeline = input::load_pipeline(args.source.config.as_deref(), args.source.policy.as_deref())?;
+fn explain(args: ExplainArgs) -> Result<Status, String> {
+    let pipeline = kaudit::Pipeline::new(input::load_config(&args.source)?);
     let mut out = Output::new();
     let mut bad = 0;
     input::for_each_record(&args.files, pipeline.config().limits.max_event_bytes, &mut |item| {
@@ -273,5 +311,5 @@ fn explain(args: ExplainArgs) -> Result<ExitCode, String> {
         });
         out.flush_if_full()
     })?;
-    Ok(if bad > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if bad > 0 { Status::Negative } else { Status::Success })
 }

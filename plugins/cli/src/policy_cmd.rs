@@ -1,15 +1,15 @@
 //! `kaudit policy check` and `kaudit policy impact`.
 
+use crate::Status;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use kaudit::event::framing::for_each_event;
 use kaudit::policy::apply::{self, DropReason, Verdict};
 use kaudit::policy::Evaluator;
 use kaudit::{Level, Policy};
 
-pub fn check(file: &Path) -> Result<ExitCode, String> {
+pub fn check(file: &Path) -> Result<Status, String> {
     let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
     match Policy::load(&text, &file.display().to_string()) {
         Ok(loaded) => {
@@ -22,7 +22,7 @@ pub fn check(file: &Path) -> Result<ExitCode, String> {
                 loaded.policy.api_version,
                 loaded.policy.rules.len()
             );
-            Ok(ExitCode::SUCCESS)
+            Ok(Status::Success)
         }
         Err(e) => {
             for w in &e.warnings {
@@ -36,7 +36,7 @@ pub fn check(file: &Path) -> Result<ExitCode, String> {
                 crate::term::field(&file.display().to_string()),
                 e.errors.len()
             );
-            Ok(ExitCode::from(1))
+            Ok(Status::Negative)
         }
     }
 }
@@ -58,7 +58,7 @@ impl Tally {
     }
 }
 
-pub fn impact(policy_file: &Path, logs: &[PathBuf], json: bool) -> Result<ExitCode, String> {
+pub fn impact(policy_file: &Path, logs: &[PathBuf], json: bool) -> Result<Status, String> {
     let text = std::fs::read_to_string(policy_file).map_err(|e| format!("{}: {e}", policy_file.display()))?;
     let loaded = Policy::load(&text, &policy_file.display().to_string()).map_err(|e| e.to_string())?;
     let evaluator = Evaluator::new(loaded.policy);
@@ -202,7 +202,7 @@ pub fn impact(policy_file: &Path, logs: &[PathBuf], json: bool) -> Result<ExitCo
             total.events, total.kept, total.bytes_before, total.bytes_after
         );
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Status::Success)
 }
 
 /// Why bytes were saved (ordered for the map; the report sorts by bytes saved).

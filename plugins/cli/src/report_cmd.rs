@@ -4,8 +4,8 @@
 //! inlined), or as a short text summary. The aggregation is `kaudit::report`.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
+use crate::Status;
 use clap::Args;
 use kaudit::query::Query;
 use kaudit::report::{BuilderOptions, Filter, Report, ReportBuilder};
@@ -96,9 +96,9 @@ impl ReportArgs {
     }
 }
 
-pub fn report(args: ReportArgs) -> Result<ExitCode, String> {
+pub fn report(args: ReportArgs) -> Result<Status, String> {
     let filter = args.filter()?;
-    let pipeline = input::load_pipeline(args.config.as_deref(), None)?;
+    let pipeline = kaudit::Pipeline::new(input::load_config_files(args.config.as_deref(), None)?);
     let enricher = pipeline.enricher();
     let mut builder =
         ReportBuilder::new(BuilderOptions { enrichment_key: enricher.config.key.clone(), ..BuilderOptions::default() });
@@ -125,7 +125,7 @@ pub fn report(args: ReportArgs) -> Result<ExitCode, String> {
     if !args.json && args.html.is_none() {
         print!("{}", summary(&report));
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Status::Success)
 }
 
 /// The static page: the renderer, its styles and the report inlined; the tabs switch in place.

@@ -2,16 +2,15 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use clap::Args;
 use kaudit::event::doc::EventDoc;
 use kaudit::event::framing::for_each_event;
 use kaudit::query::Query;
-use kaudit::BadRecords;
+use kaudit::{BadRecords, Pipeline};
 
 use crate::input::{self, Item};
-use crate::{print_summary, report_bad, Metrics, Output, Source};
+use crate::{print_summary, report_bad, Metrics, Output, Source, Status};
 
 #[derive(Args)]
 pub struct RunArgs {
@@ -57,11 +56,12 @@ impl AlertSink {
     }
 }
 
-pub fn run(args: RunArgs) -> Result<ExitCode, String> {
-    let mut pipeline = input::load_pipeline(args.source.config.as_deref(), args.source.policy.as_deref())?;
+pub fn run(args: RunArgs) -> Result<Status, String> {
+    let mut config = input::load_config(&args.source)?;
     if args.drop_bad {
-        pipeline.set_bad_records(BadRecords::Drop);
+        config.bad_records = BadRecords::Drop;
     }
+    let mut pipeline = Pipeline::new(config);
     let mut sink = match args.alerts.as_str() {
         "stderr" => AlertSink::Stderr,
         "stdout" | "-" => AlertSink::Stdout,
@@ -96,7 +96,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, String> {
         a.suppressed, a.late_events
     );
     args.metrics.write(&pipeline)?;
-    Ok(ExitCode::SUCCESS)
+    Ok(Status::Success)
 }
 
 #[derive(Args)]
@@ -116,15 +116,9 @@ pub struct QueryArgs {
 }
 
 /// Exit status like grep: 0 when something matched, 1 when nothing did, 2 on errors.
-pub fn query(args: QueryArgs) -> Result<ExitCode, String> {
-    let query = match Query::parse(&args.query) {
-        Ok(q) => q,
-        Err(e) => {
-            crate::term::say!("kaudit: invalid query: {e}\n{}", e.render(&args.query));
-            return Ok(ExitCode::from(2));
-        }
-    };
-    let pipeline = input::load_pipeline(args.source.config.as_deref(), args.source.policy.as_deref())?;
+pub fn query(args: QueryArgs) -> Result<Status, String> {
+    let query = Query::parse(&args.query).map_err(|e| format!("invalid query: {e}\n{}", e.render(&args.query)))?;
+    let pipeline = Pipeline::new(input::load_config(&args.source)?);
     let enricher = pipeline.enricher();
     let key = enricher.config.key.clone();
     let mut out = Output::new();
@@ -157,5 +151,5 @@ pub fn query(args: QueryArgs) -> Result<ExitCode, String> {
     if args.count {
         println!("{matched}");
     }
-    Ok(if matched > 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if matched > 0 { Status::Success } else { Status::Negative })
 }

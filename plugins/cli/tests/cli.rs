@@ -218,6 +218,13 @@ fn query_is_grep_like() {
     let bad = kaudit(&["query", "verb : (", log.to_str().unwrap()], None);
     assert_eq!(bad.status.code(), Some(2));
     assert!(text(&bad.stderr).contains("column 8"));
+    // Any error is 2, never the "no match" 1: a missing config or input file too.
+    let no_config =
+        kaudit(&["query", "--config", "/nonexistent/kaudit.yaml", "verb: get", log.to_str().unwrap()], None);
+    assert_eq!(no_config.status.code(), Some(2), "{}", text(&no_config.stderr));
+    assert!(text(&no_config.stderr).contains("/nonexistent/kaudit.yaml"));
+    let no_input = kaudit(&["query", "verb: get", "/nonexistent/audit.log"], None);
+    assert_eq!(no_input.status.code(), Some(2), "{}", text(&no_input.stderr));
 }
 
 #[test]
@@ -354,6 +361,47 @@ fn run_memory_is_bounded_on_a_long_high_cardinality_stream() {
     eprintln!("kaudit run peak RSS: {small} KiB after 25,000 events, {big} KiB after {events}");
     assert!(big < 64 * 1024, "peak RSS {big} KiB");
     assert!(big <= small + 8 * 1024, "memory grew with the input: {small} KiB, then {big} KiB");
+}
+
+#[test]
+fn managed_cluster_exports_from_files_gzip_and_stdin() {
+    // A Firehose→S3 object as stored (back-to-back gzip members), from a file and from stdin.
+    let object = fixture("managed/eks/cloudwatch-synth/firehose-s3-object.no-decompression.gz");
+    let want = std::fs::read_to_string(fixture(
+        "managed/eks/cloudwatch-synth/firehose-s3-object.decompressed-message-extraction.jsonl",
+    ))
+    .unwrap();
+    let keep_all = tempdir().join("keep-all.yaml");
+    std::fs::write(&keep_all, "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: RequestResponse\n").unwrap();
+    let policy = ["filter", "--policy", keep_all.to_str().unwrap()];
+    let from_file = kaudit(&[&policy[..], &[object.to_str().unwrap()]].concat(), None);
+    assert!(from_file.status.success(), "{}", text(&from_file.stderr));
+    let from_stdin = kaudit(&policy, Some(&std::fs::read(&object).unwrap()));
+    assert_eq!(text(&from_file.stdout), text(&from_stdin.stdout));
+    // A policy that keeps everything as it is: the apiserver's bytes.
+    assert_eq!(text(&from_file.stdout), want);
+    assert!(text(&from_file.stderr).contains("read 12 events: kept 12"), "{}", text(&from_file.stderr));
+
+    // AKS and GKE in one go; the non-audit records pass through and are named in the summary.
+    let aks = fixture("managed/aks/dynatrace/aks-records.jsonl");
+    let gke = fixture("managed/gke/dynatrace/gcp-logentries.jsonl");
+    let out = kaudit(&["filter", "-q", aks.to_str().unwrap(), gke.to_str().unwrap()], None);
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("of these: 4 records that are not audit events"), "{stderr}");
+    assert_eq!(text(&out.stdout).lines().count(), 6, "{}", text(&out.stdout));
+    // The README's GKE example: `gcloud logging read --format=json` prints a pretty-printed array.
+    let entries: Vec<serde_json::Value> = std::fs::read_to_string(fixture("managed/gke/khi/gke-logentries.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let gcloud = serde_json::to_string_pretty(&entries).unwrap();
+    let out = kaudit(&["run", "--no-events"], Some(gcloud.as_bytes()));
+    assert!(text(&out.stderr).contains("read 3 events: kept 3"), "{}", text(&out.stderr));
+    let cw = fixture("managed/eks/cloudwatch-synth/subscription-CONTROL_MESSAGE.decoded.json");
+    let out = kaudit(&["filter", cw.to_str().unwrap()], None);
+    assert!(text(&out.stderr).contains("1 CloudWatch control messages consumed"), "{}", text(&out.stderr));
+    assert!(out.stdout.is_empty());
 }
 
 /// Strings an API caller controls, with what a terminal acts on: colour and screen-clearing CSI,

@@ -12,7 +12,7 @@ use ::kaudit::event::framing::for_each_event;
 use ::kaudit::pipeline::{explain_json, BatchSummary};
 use ::kaudit::policy::apply::DropReason;
 use ::kaudit::yaml::Diagnostic;
-use ::kaudit::{Decision, Event, FileSource, Level, Outcome, Pipeline};
+use ::kaudit::{Config, Decision, Event, FileSource, Level, Outcome, Pipeline};
 
 /// The generated bindings (in a module: the WIT namespace `kaudit` would shadow the core crate).
 mod bindings {
@@ -227,20 +227,18 @@ impl wit::GuestEngine for Engine {
 }
 
 /// A config text for the one-shot functions; `err` has one `file:line:column: field: message` per error.
-fn pipeline_from_text(config: &str) -> Result<Pipeline, String> {
-    Pipeline::from_config_text(config, CONFIG_NAME, &WasiFiles { base: PathBuf::new() })
-        .map(|(p, _)| p)
-        .map_err(|e| e.to_string())
+fn config_from_text(config: &str) -> Result<Config, String> {
+    Config::load(config, CONFIG_NAME, &WasiFiles { base: PathBuf::new() }).map(|(c, _)| c).map_err(|e| e.to_string())
 }
 
 /// A config file (empty path: the embedded default), its references resolved next to it.
-fn pipeline_from_file(path: &str) -> Result<Pipeline, String> {
+fn config_from_file(path: &str) -> Result<Config, String> {
     if path.is_empty() {
-        return Ok(Pipeline::embedded_default());
+        return Ok(Config::embedded_default());
     }
     let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
     let base = Path::new(path).parent().map(Path::to_path_buf).unwrap_or_default();
-    Pipeline::from_config_text(&text, path, &WasiFiles { base }).map(|(p, _)| p).map_err(|e| e.to_string())
+    Config::load(&text, path, &WasiFiles { base }).map(|(c, _)| c).map_err(|e| e.to_string())
 }
 
 fn read_input(path: &str) -> Result<Vec<u8>, String> {
@@ -248,21 +246,23 @@ fn read_input(path: &str) -> Result<Vec<u8>, String> {
 }
 
 /// What `kaudit run` writes as events for `input` (the config's whole pipeline).
-fn run_output(mut pipeline: Pipeline, input: &[u8]) -> String {
+fn run_output(config: Config, input: &[u8]) -> String {
+    let mut pipeline = Pipeline::new(config);
     let mut out = String::with_capacity(input.len());
     pipeline.process_stream(input, &mut out, &mut |_| {});
     out
 }
 
 /// What `kaudit filter` writes for `input`: the policy alone, as the CLI's `filter` sets it up.
-fn filter_output(mut pipeline: Pipeline, input: &[u8]) -> String {
-    pipeline.set_enrichment_enabled(false);
-    pipeline.set_alerts_enabled(false);
-    run_output(pipeline, input)
+fn filter_output(mut config: Config, input: &[u8]) -> String {
+    config.enrichment.enabled = false;
+    config.alerts.enabled = false;
+    run_output(config, input)
 }
 
 /// What `kaudit explain` writes for `input`.
-fn explain_output(pipeline: Pipeline, input: &[u8]) -> String {
+fn explain_output(config: Config, input: &[u8]) -> String {
+    let pipeline = Pipeline::new(config);
     let mut out = String::new();
     for_each_event(input, &mut |_, _, parsed| {
         if let Ok(event) = parsed {
@@ -274,41 +274,42 @@ fn explain_output(pipeline: Pipeline, input: &[u8]) -> String {
 }
 
 /// The alerts `kaudit run` raises for `input`, one per line.
-fn alert_output(mut pipeline: Pipeline, input: &[u8]) -> String {
+fn alert_output(config: Config, input: &[u8]) -> String {
+    let mut pipeline = Pipeline::new(config);
     pipeline.process_stream(input, &mut Vec::new(), &mut |_| {});
     pipeline.take_alerts().into_iter().map(|a| a + "\n").collect()
 }
 
 impl lines::Guest for Component {
     fn run_lines(config: String, input: String) -> Result<String, String> {
-        Ok(run_output(pipeline_from_text(&config)?, input.as_bytes()))
+        Ok(run_output(config_from_text(&config)?, input.as_bytes()))
     }
 
     fn filter_lines(config: String, input: String) -> Result<String, String> {
-        Ok(filter_output(pipeline_from_text(&config)?, input.as_bytes()))
+        Ok(filter_output(config_from_text(&config)?, input.as_bytes()))
     }
 
     fn explain_lines(config: String, input: String) -> Result<String, String> {
-        Ok(explain_output(pipeline_from_text(&config)?, input.as_bytes()))
+        Ok(explain_output(config_from_text(&config)?, input.as_bytes()))
     }
 
     fn alert_lines(config: String, input: String) -> Result<String, String> {
-        Ok(alert_output(pipeline_from_text(&config)?, input.as_bytes()))
+        Ok(alert_output(config_from_text(&config)?, input.as_bytes()))
     }
 
     fn run_file(config_path: String, input_path: String) -> Result<String, String> {
-        Ok(run_output(pipeline_from_file(&config_path)?, &read_input(&input_path)?))
+        Ok(run_output(config_from_file(&config_path)?, &read_input(&input_path)?))
     }
 
     fn filter_file(config_path: String, input_path: String) -> Result<String, String> {
-        Ok(filter_output(pipeline_from_file(&config_path)?, &read_input(&input_path)?))
+        Ok(filter_output(config_from_file(&config_path)?, &read_input(&input_path)?))
     }
 
     fn explain_file(config_path: String, input_path: String) -> Result<String, String> {
-        Ok(explain_output(pipeline_from_file(&config_path)?, &read_input(&input_path)?))
+        Ok(explain_output(config_from_file(&config_path)?, &read_input(&input_path)?))
     }
 
     fn alert_file(config_path: String, input_path: String) -> Result<String, String> {
-        Ok(alert_output(pipeline_from_file(&config_path)?, &read_input(&input_path)?))
+        Ok(alert_output(config_from_file(&config_path)?, &read_input(&input_path)?))
     }
 }

@@ -176,8 +176,9 @@ fn invoke_file_functions_read_only_preopened_dirs() {
 
     // filter-file: the policy alone, as `kaudit filter` sets the pipeline up.
     let out = invoke(&["--dir", &dir], "filter-file(\"\", \"/data/sample-audit.log\")").unwrap();
-    let mut policy_only = kaudit::Pipeline::embedded_default();
-    policy_only.set_enrichment_enabled(false);
+    let mut config = kaudit::Config::embedded_default();
+    config.enrichment.enabled = false;
+    let mut policy_only = kaudit::Pipeline::new(config);
     let mut native = String::new();
     policy_only.process_stream(&log, &mut native, &mut |_| {});
     assert_eq!(out, native);

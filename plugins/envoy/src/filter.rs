@@ -23,6 +23,7 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel, MetricType};
 
 use crate::batch::{self, Filtered, Untouched};
+use crate::firehose;
 use crate::lease::{self, Lease, Step};
 use crate::settings::Settings;
 use kaudit::alert::AlertStats;
@@ -151,12 +152,12 @@ struct Shared {
 
 impl Shared {
     fn worker_pipeline(settings: &Settings) -> Result<Pipeline, String> {
-        let (mut pipeline, warnings) = settings.pipeline()?;
+        let (mut config, warnings) = settings.config()?;
         for w in warnings {
             warn!("{w}");
         }
-        pipeline.set_alerts_enabled(false);
-        Ok(pipeline)
+        config.alerts.enabled = false;
+        Ok(Pipeline::new(config))
     }
 }
 
@@ -404,7 +405,7 @@ impl RootContext for Root {
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         let shared = self.shared.clone()?;
-        Some(Box::new(Webhook { shared }))
+        Some(Box::new(Webhook { shared, firehose_request: None }))
     }
 
     fn get_type(&self) -> Option<ContextType> {
@@ -415,6 +416,8 @@ impl RootContext for Root {
 /// One webhook request.
 struct Webhook {
     shared: Rc<Shared>,
+    /// The request id of an Amazon Data Firehose delivery, answered once the receiver took it.
+    firehose_request: Option<String>,
 }
 
 impl Webhook {
@@ -496,6 +499,12 @@ impl Context for Webhook {}
 
 impl HttpContext for Webhook {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        self.firehose_request = self.get_http_request_header(firehose::REQUEST_ID_HEADER);
+        if self.get_http_request_header("content-encoding").is_some_and(|e| e.trim().eq_ignore_ascii_case("gzip")) {
+            // The core decodes a gzip body (Firehose's `Content-Encoding: gzip` option) and
+            // forwards the events as plain JSON. Headers are decided here, before the body.
+            self.set_http_request_header("content-encoding", None);
+        }
         if !end_of_stream {
             // The body may change length; Envoy re-frames it (chunked) without the header.
             self.set_http_request_header("content-length", None);
@@ -510,5 +519,20 @@ impl HttpContext for Webhook {
         }
         self.filter(body_size);
         Action::Continue
+    }
+
+    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        // A Firehose delivery needs Firehose's answer; any other answer is a failed delivery
+        // that Firehose retries, which is what an error from the receiver must be. So only a
+        // success is replaced (the local response comes back through here: `take` ends that).
+        let Some(request_id) = self.firehose_request.take() else { return Action::Continue };
+        let status = self.get_http_response_header(":status").and_then(|s| s.parse::<u16>().ok()).unwrap_or(0);
+        if !(200..300).contains(&status) {
+            return Action::Continue;
+        }
+        let now = self.get_current_time().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+        let (code, body) = firehose::reply(&request_id, now, status);
+        self.send_http_response(code, vec![("content-type", "application/json")], Some(body.as_bytes()));
+        Action::Pause
     }
 }

@@ -17,7 +17,7 @@
 //! start instead of running with an empty or default policy.
 
 use kaudit::yaml::{self, Ctx, Diagnostic, Kind, Node};
-use kaudit::{NoFiles, Pipeline};
+use kaudit::{Config, NoFiles, Pipeline};
 
 /// How the envelope is named in messages.
 pub const ENVELOPE_NAME: &str = "envoy plugin configuration";
@@ -68,17 +68,21 @@ impl Settings {
         decode(&node).map_err(|d| d.to_string())
     }
 
-    /// Builds the pipeline the settings describe, with the config's warnings as text.
+    /// Loads the kaudit config the settings carry, with its warnings as text.
     /// Errors name the file, line, column and field (kaudit's `ConfigError`).
-    pub fn pipeline(&self) -> Result<(Pipeline, Vec<String>), String> {
+    pub fn config(&self) -> Result<(Config, Vec<String>), String> {
         match self.config.as_deref() {
-            None => Ok((Pipeline::embedded_default(), Vec::new())),
+            None => Ok((Config::embedded_default(), Vec::new())),
             Some(text) => {
-                let (pipeline, warnings) =
-                    Pipeline::from_config_text(text, CONFIG_NAME, &NoFiles).map_err(|e| e.to_string())?;
-                Ok((pipeline, warnings.iter().map(ToString::to_string).collect()))
+                let (config, warnings) = Config::load(text, CONFIG_NAME, &NoFiles).map_err(|e| e.to_string())?;
+                Ok((config, warnings.iter().map(ToString::to_string).collect()))
             }
         }
+    }
+
+    /// The pipeline the settings describe (the config as given), with the config's warnings.
+    pub fn pipeline(&self) -> Result<(Pipeline, Vec<String>), String> {
+        self.config().map(|(config, warnings)| (Pipeline::new(config), warnings))
     }
 }
 
@@ -86,8 +90,7 @@ fn decode(node: &Node) -> Result<Settings, Diagnostic> {
     let mut warnings = Vec::new();
     let mut ctx = Ctx::new(ENVELOPE_NAME, &mut warnings);
     let mut settings = Settings::default();
-    let entries = ctx.map(node, ENVELOPE_KEYS)?;
-    unknown_keys_are_errors(&mut ctx, ENVELOPE_KEYS)?;
+    let entries = ctx.strict_map(node, ENVELOPE_KEYS)?;
     for (key, value) in entries {
         match key.name.as_str() {
             "config" => {
@@ -115,8 +118,7 @@ fn decode_alerts(c: &mut Ctx<'_>, node: &Node, target: &mut AlertTarget) -> Resu
     if matches!(node.kind, Kind::Null) {
         return Ok(());
     }
-    let entries = c.map(node, ALERT_KEYS)?;
-    unknown_keys_are_errors(c, ALERT_KEYS)?;
+    let entries = c.strict_map(node, ALERT_KEYS)?;
     for (key, value) in entries {
         c.at(&key.name, |c| -> Result<(), Diagnostic> {
             match key.name.as_str() {
@@ -150,18 +152,6 @@ fn non_empty(c: &Ctx<'_>, node: &Node) -> Result<String, Diagnostic> {
         return Err(c.error(node.pos, "must not be empty"));
     }
     Ok(s)
-}
-
-/// `Ctx::map` only warns about unknown keys; in the plugin's own envelope a typo must fail.
-fn unknown_keys_are_errors(c: &mut Ctx<'_>, known: &[&str]) -> Result<(), Diagnostic> {
-    match c.warnings.drain(..).next() {
-        Some(mut d) if d.message.starts_with("unknown") => {
-            d.message = format!("unknown key (expected one of: {})", known.join(", "));
-            Err(d)
-        }
-        Some(d) => Err(d),
-        None => Ok(()),
-    }
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use kaudit::event::framing::list_items;
-use kaudit::{FileSource, Pipeline};
+use kaudit::{Config, FileSource, Pipeline};
 use kaudit_envoy::batch::{filter_body, for_each_item};
 use serde_json::{json, Value};
 use support::{http, wait_for, Envoy, Recorder, TempDir};
@@ -49,6 +49,17 @@ impl Vector {
     }
 
     fn pipeline(&self) -> Pipeline {
+        Pipeline::new(self.config())
+    }
+
+    /// A worker's pipeline: the config with alerts off (the consumer evaluates them).
+    fn worker(&self) -> Pipeline {
+        let mut config = self.config();
+        config.alerts.enabled = false;
+        Pipeline::new(config)
+    }
+
+    fn config(&self) -> Config {
         struct Dir(PathBuf);
         impl FileSource for Dir {
             fn read(&self, path: &str) -> Result<Vec<u8>, String> {
@@ -56,10 +67,8 @@ impl Vector {
             }
         }
         match &self.config {
-            Some(text) => {
-                Pipeline::from_config_text(text, "config.yaml", &Dir(self.dir.clone())).expect("vector config").0
-            }
-            None => Pipeline::embedded_default(),
+            Some(text) => Config::load(text, "config.yaml", &Dir(self.dir.clone())).expect("vector config").0,
+            None => Config::embedded_default(),
         }
     }
 
@@ -405,10 +414,12 @@ fn envoy_filters_webhook_batches_and_feeds_one_alert_consumer() {
 
     // 7. Limit hits are metrics: the workers' core counters and the consumer's alert statistics,
     // equal to the native engine's on the same path.
-    let limited =
-        || Pipeline::from_config_text(LIMITS_CONFIG, "config.yaml", &kaudit::NoFiles).expect("limits config").0;
-    let (mut worker, mut consumer) = (limited(), limited());
-    worker.set_alerts_enabled(false);
+    let limited_config = || Config::load(LIMITS_CONFIG, "config.yaml", &kaudit::NoFiles).expect("limits config").0;
+    let limited = || Pipeline::new(limited_config());
+    let mut consumer = limited();
+    let mut worker_config = limited_config();
+    worker_config.alerts.enabled = false;
+    let mut worker = Pipeline::new(worker_config);
     let port = envoy.listener_port("limits");
     let log = read(&support::workspace_root().join("tests/fixtures/alerts/seed-example2-internet.jsonl"));
     // Seed example 2 (many Internet addresses: groups to evict) and seed-default's events (some
@@ -461,8 +472,7 @@ fn envoy_filters_webhook_batches_and_feeds_one_alert_consumer() {
 /// The filter's alert path run natively: a worker pipeline (alerts off) filters `body`, a
 /// consumer pipeline observes what it forwarded; the alerts as JSON lines.
 fn consumer_path_alerts(v: &Vector, body: &[u8]) -> String {
-    let mut worker = v.pipeline();
-    worker.set_alerts_enabled(false);
+    let mut worker = v.worker();
     let mut consumer = v.pipeline();
     let filtered = filter_body(&mut worker, body);
     assert!(worker.take_alerts().is_empty(), "{}: a worker raises no alerts", v.name);

@@ -327,6 +327,47 @@ mod tests {
         assert_eq!(stats.calls, 1);
     }
 
+    /// A filter whose policy keeps every event as it is (enrichment and alerts off).
+    fn keep_all_filter() -> Filter {
+        let config = "policy:\n  apiVersion: audit.k8s.io/v1\n  kind: Policy\n  rules:\n  - level: RequestResponse\nenrichment:\n  enabled: false\nalerts:\n  enabled: false\n";
+        let (pipeline, _) = Pipeline::from_config_text(config, "keep.yaml", &kaudit::NoFiles).unwrap();
+        Filter::new(Mode::Ready { pipeline: Box::new(pipeline), source: "keep.yaml".into() })
+    }
+
+    fn managed_fixture(path: &str) -> String {
+        let path = format!("{}/../../tests/fixtures/managed/{path}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read_to_string(path).unwrap()
+    }
+
+    #[test]
+    fn managed_cluster_records_come_back_as_the_events_inside() {
+        let mut f = keep_all_filter();
+        let mut stats = Stats::ZERO;
+        // AKS storage-blob lines (what `tail` with the json parser makes one record each).
+        let blob = managed_fixture("aks/dynatrace/aks-records.jsonl");
+        let mut lines = blob.lines();
+        let audit = lines.next().unwrap();
+        let record: serde_json::Value = serde_json::from_str(audit).unwrap();
+        let event = record["properties"]["log"].as_str().unwrap().trim_end_matches('\n');
+        assert_eq!(f.handle(Input::Record(audit.as_bytes()), &mut stats), Reply::Record);
+        assert_eq!(reply_text(&f), event, "the apiserver's bytes");
+        let klog = lines.next().unwrap();
+        assert_eq!(f.handle(Input::Record(klog.as_bytes()), &mut stats), Reply::Record);
+        assert_eq!(reply_text(&f), klog, "another category passes through untouched");
+        // EKS: one CloudWatch log event per record (a FilterLogEvents event, a logEvents item).
+        let response: serde_json::Value =
+            serde_json::from_str(&managed_fixture("eks/cloudwatch-synth/filter-log-events-response.json")).unwrap();
+        for e in response["events"].as_array().unwrap() {
+            assert_eq!(f.handle(Input::Record(e.to_string().as_bytes()), &mut stats), Reply::Record);
+            assert_eq!(reply_text(&f), e["message"].as_str().unwrap());
+        }
+        // A CloudWatch control message holds no record: consumed.
+        let control = managed_fixture("eks/cloudwatch-synth/subscription-CONTROL_MESSAGE.decoded.json");
+        let control: serde_json::Value = serde_json::from_str(&control).unwrap();
+        assert_eq!(f.handle(Input::Record(control.to_string().as_bytes()), &mut stats), Reply::Drop);
+        assert_eq!(stats.wrapped, 0);
+    }
+
     #[test]
     fn non_objects_and_nul_bytes_are_wrapped_never_returned_raw() {
         let mut f = default_filter();

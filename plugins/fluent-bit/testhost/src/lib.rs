@@ -1,5 +1,6 @@
 //! A test host that loads `kaudit-fluent-bit.wasm` and calls it exactly the way Fluent Bit's
-//! `filter_wasm` (v5.1.1, WAMR) does, per `/work/shared/reference/hosts.md` 1.1-1.9:
+//! `filter_wasm` (v5.1.1, WAMR) does, per github.com/fluent/fluent-bit at v5.1.1
+//! (`plugins/filter_wasm/filter_wasm.c`, `src/wasm/flb_wasm.c`) and a real 5.1.1:
 //!
 //! * one instance for the whole run (since Fluent Bit v4.1.0), WASI preview1 with only the
 //!   `accessible_paths` preopened, no env, no argv;
@@ -32,7 +33,7 @@ use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 pub const FUNCTION: &str = "kaudit_filter";
 /// The counters export.
 pub const COUNTERS: &str = "kaudit_counters";
-/// WAMR's app heap loses this much of the appended pages to its own bookkeeping (hosts.md 1.2:
+/// WAMR's app heap loses this much of the appended pages to its own bookkeeping (seen on 5.1.1:
 /// with the 8192 default one page is appended and a 63,999-byte record fit, 65,999 did not).
 const HEAP_OVERHEAD: usize = 1024;
 /// Per-allocation header and alignment of WAMR's heap allocator (an approximation).
@@ -128,7 +129,8 @@ impl FluentBit {
         let counters =
             instance.get_typed_func::<(), u32>(&mut store, COUNTERS).map_err(|e| format!("{COUNTERS}: {e:#}"))?;
 
-        // WAMR appends the app heap as new pages at instantiation (hosts.md 1.2).
+        // WAMR appends the app heap as new pages at instantiation (`wasm_runtime_instantiate`,
+        // flb_wasm.c v5.1.1; WAMR `core/iwasm/interpreter/wasm_runtime.c`).
         let heap_size = options.heap_size.max(8192); // Fluent Bit clamps to at least 8192
         let pages = heap_size.div_ceil(PAGE);
         let before = memory.grow(&mut store, pages as u64).map_err(|e| format!("app heap: {e:#}"))?;
@@ -279,7 +281,7 @@ fn compile(engine: &Engine, wasm: &Path, bytes: &[u8], fuel: bool) -> Result<Mod
 }
 
 /// Fails unless the module validates with the features of Fluent Bit's WAMR build
-/// (hosts.md 1.7: bulk memory, reference types, multi-value, sign-ext, non-trapping float->int;
+/// (Fluent Bit v5.1.1 `src/wasm/CMakeLists.txt` and its build summary: bulk memory, reference types, multi-value, sign-ext, non-trapping float->int;
 /// no SIMD, threads, exception handling, tail calls, memory64 or GC).
 pub fn check_wamr_features(bytes: &[u8]) -> Result<(), String> {
     use wasmparser::{Validator, WasmFeatures};

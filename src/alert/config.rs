@@ -1,0 +1,184 @@
+//! The config's `alerts` section: which rules run (embedded defaults, packs, inline rules,
+//! `disable`) and the engine's resource bounds.
+
+use std::sync::Arc;
+
+use super::pack::{load_pack_entry, load_pack_text, DEFAULT_RULES};
+use super::rule::{self, Lists, Rule};
+use super::sigma;
+use crate::files::FileSource;
+use crate::query::QueryLimits;
+use crate::yaml::{self, Ctx, Diagnostic, Kind, Node};
+
+/// Resource bounds of the alert engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertLimits {
+    /// Groups kept per rule; the least recently updated is evicted beyond this.
+    pub max_groups: usize,
+    /// Distinct values tracked per `distinct()` aggregate and group.
+    pub max_distinct: usize,
+    /// auditIDs listed in one alert (the most recent in the window).
+    pub max_audit_ids: usize,
+    /// Compiled size allowed for each regex in the rules' queries (checked at load).
+    pub max_regex_bytes: usize,
+}
+
+impl Default for AlertLimits {
+    fn default() -> Self {
+        AlertLimits {
+            max_groups: 10_000,
+            max_distinct: 1_000,
+            max_audit_ids: 10,
+            max_regex_bytes: QueryLimits::default().max_regex_bytes,
+        }
+    }
+}
+
+/// The `alerts` section of the config: rules, rule packs, limits.
+#[derive(Debug, Clone)]
+pub struct AlertConfig {
+    pub enabled: bool,
+    /// Compiled rules, in evaluation order (shared by every engine built from the config).
+    pub rules: Vec<Arc<Rule>>,
+    pub limits: AlertLimits,
+}
+
+impl Default for AlertConfig {
+    /// No rules.
+    fn default() -> Self {
+        AlertConfig { enabled: true, rules: Vec::new(), limits: AlertLimits::default() }
+    }
+}
+
+impl AlertConfig {
+    /// The embedded default: the seed's alert examples and important operations.
+    pub fn embedded_default() -> AlertConfig {
+        let mut cfg = AlertConfig::default();
+        // The embedded file is checked by tests; should it ever fail, no rules is the safe state.
+        if let Ok(rules) =
+            load_pack_text(DEFAULT_RULES, "<embedded default-alerts.yaml>", &Lists::new(), QueryLimits::default())
+        {
+            cfg.rules = rules.into_iter().map(Arc::new).collect();
+        }
+        cfg
+    }
+
+    /// The rule named `name`.
+    pub fn rule(&self, name: &str) -> Option<&Rule> {
+        self.rules.iter().map(|r| r.as_ref()).find(|r| r.name == name)
+    }
+}
+
+/// Keys of the `alerts` section.
+const ALERT_KEYS: &[&str] = &["enabled", "defaultRules", "packs", "lists", "disable", "limits", "rules"];
+const LIMIT_KEYS: &[&str] = &["maxGroups", "maxDistinct", "maxAuditIDs", "maxRegexBytes"];
+
+/// Decodes the config's `alerts` section.
+pub fn decode_config(ctx: &mut Ctx, node: &Node, files: &dyn FileSource) -> Result<AlertConfig, Diagnostic> {
+    if matches!(node.kind, Kind::Null) {
+        return Ok(AlertConfig::embedded_default());
+    }
+    let entries = ctx.strict_map(node, ALERT_KEYS)?;
+    let get = |k: &str| entries.iter().find(|(key, _)| key.name == k).map(|(key, v)| (*key, *v));
+    let mut cfg = AlertConfig::default();
+    if let Some((_, v)) = get("enabled") {
+        cfg.enabled = ctx.at("enabled", |c| c.bool(v))?;
+    }
+    if let Some((_, v)) = get("limits") {
+        ctx.at("limits", |c| -> Result<(), Diagnostic> {
+            for (k, n) in c.strict_map(v, LIMIT_KEYS)? {
+                let value = c.at(&k.name, |c| {
+                    let x = c.u64(n)?;
+                    if x == 0 || x > 100_000_000 {
+                        return Err(c.error(n.pos, "expected a number from 1 to 100000000"));
+                    }
+                    Ok(x as usize)
+                })?;
+                match k.name.as_str() {
+                    "maxGroups" => cfg.limits.max_groups = value,
+                    "maxDistinct" => cfg.limits.max_distinct = value,
+                    "maxRegexBytes" => cfg.limits.max_regex_bytes = value,
+                    _ => cfg.limits.max_audit_ids = value,
+                }
+            }
+            Ok(())
+        })?;
+    }
+    let query_limits = QueryLimits { max_regex_bytes: cfg.limits.max_regex_bytes };
+    // Lists first: the config's lists override a pack's lists of the same name.
+    let mut config_lists = Lists::new();
+    if let Some((_, v)) = get("lists") {
+        ctx.at("lists", |c| rule::decode_lists(c, v, &mut config_lists))?;
+    }
+    let mut rules: Vec<(Rule, String)> = Vec::new();
+    let defaults = match get("defaultRules") {
+        Some((_, v)) => ctx.at("defaultRules", |c| c.bool(v))?,
+        None => true,
+    };
+    if defaults {
+        for r in load_pack_text(DEFAULT_RULES, "<embedded default-alerts.yaml>", &Lists::new(), query_limits)? {
+            rules.push((r, "the embedded default rules".into()));
+        }
+    }
+    if let Some((_, v)) = get("packs") {
+        ctx.at("packs", |c| -> Result<(), Diagnostic> {
+            let entries = c.list(v, |c, n| Ok((c.string(n)?, n.pos)))?;
+            for (i, (entry, pos)) in entries.into_iter().enumerate() {
+                let loaded = c.at_index(i, |c| load_pack_entry(c, &entry, pos, files, &config_lists, query_limits))?;
+                for r in loaded {
+                    add_rule(c, &mut rules, r, &entry, pos)?;
+                }
+            }
+            Ok(())
+        })?;
+    }
+    if let Some((_, v)) = get("rules") {
+        ctx.at("rules", |c| -> Result<(), Diagnostic> {
+            let Kind::Seq(items) = &v.kind else {
+                if matches!(v.kind, Kind::Null) {
+                    return Ok(());
+                }
+                return Err(c.error(v.pos, format!("expected a list of rules, found {}", v.type_name())));
+            };
+            for (i, item) in items.iter().enumerate() {
+                c.at_index(i, |c| -> Result<(), Diagnostic> {
+                    // A Sigma rule may be written inline (hosts without files cannot read packs).
+                    let decoded = if sigma::is_sigma(item) {
+                        Some(sigma::compile(c, item, query_limits)?)
+                    } else {
+                        rule::decode_rule(c, item, "config", &config_lists, query_limits)?
+                    };
+                    if let Some(r) = decoded {
+                        add_rule(c, &mut rules, r, "the config", item.pos)?;
+                    }
+                    Ok(())
+                })?;
+            }
+            Ok(())
+        })?;
+    }
+    if let Some((_, v)) = get("disable") {
+        ctx.at("disable", |c| -> Result<(), Diagnostic> {
+            let names = c.list(v, |c, n| Ok((c.string(n)?, n.pos)))?;
+            for (name, pos) in names {
+                let before = rules.len();
+                rules.retain(|(r, _)| r.name != name);
+                if rules.len() == before {
+                    return Err(c.error(pos, format!("no rule named {name:?} to disable")));
+                }
+            }
+            Ok(())
+        })?;
+    }
+    cfg.rules = rules.into_iter().map(|(r, _)| Arc::new(r)).collect();
+    Ok(cfg)
+}
+
+/// Adds a rule unless its name is taken.
+fn add_rule(c: &Ctx, rules: &mut Vec<(Rule, String)>, r: Rule, origin: &str, pos: yaml::Pos) -> Result<(), Diagnostic> {
+    if let Some((_, first)) = rules.iter().find(|(x, _)| x.name == r.name) {
+        return Err(c.error(pos, format!("rule {:?} from {origin} is already defined by {first}; rename it, or disable the other one with alerts.disable", r.name)));
+    }
+    rules.push((r, origin.to_string()));
+    Ok(())
+}
