@@ -30,7 +30,7 @@ fn pipeline_run(input: &[u8], enrich_and_alerts: bool) -> usize {
     let mut p = Pipeline::new(config);
     // Like the CLI: one reused output buffer, flushed (here: cleared) every megabyte.
     let mut out = Vec::with_capacity(2 << 20);
-    for record in kaudit::event::framing::Records::new(input) {
+    for record in kaudit::Records::new(input) {
         p.process_document(record.bytes, record.line, &mut out, &mut |_| {});
         if out.len() >= 1 << 20 {
             black_box(&out);

@@ -11,9 +11,11 @@ use std::fmt::Write as _;
 pub struct Rng(u64);
 
 impl Rng {
+    /// A generator for `seed` (any value; the same seed, the same sequence).
     pub fn new(seed: u64) -> Self {
         Rng(seed | 1)
     }
+    /// The next pseudo-random number.
     pub fn next_u64(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x << 13;
@@ -22,6 +24,7 @@ impl Rng {
         self.0 = x;
         x
     }
+    /// A pseudo-random number below `n` (0 when `n` is 0).
     pub fn below(&mut self, n: u64) -> u64 {
         self.next_u64() % n.max(1)
     }

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use kaudit::enrich::mmdb_writer::{DbValue, MmdbWriter};
+use kaudit::mmdb_writer::{DbValue, MmdbWriter};
 use kaudit::{FileSource, Pipeline};
 
 struct Mem(HashMap<String, Vec<u8>>);
@@ -95,7 +95,7 @@ fn an_inline_sigma_rule_needs_no_files() {
     let config = "alerts:\n  defaultRules: false\n  rules:\n    - title: Secrets listed\n      logsource: {product: kubernetes, service: audit}\n      detection:\n        sel: {verb: list, objectRef.resource: secrets}\n        condition: sel\n      level: high\n";
     let (p, _) = Pipeline::from_config_text(config, "k.yaml", &kaudit::NoFiles).unwrap();
     let r = p.config().alerts.rule("Secrets listed").unwrap();
-    assert_eq!(r.severity, kaudit::alert::Severity::High);
+    assert_eq!(r.severity, kaudit::AlertSeverity::High);
     assert!(r.query.matches(&serde_json::json!({"verb": "list", "objectRef": {"resource": "secrets"}})));
     let e = Pipeline::from_config_text(&config.replace("condition: sel", "condition: sol"), "k.yaml", &kaudit::NoFiles)
         .err()

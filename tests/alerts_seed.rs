@@ -7,10 +7,10 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use kaudit::enrich::mmdb_writer::{DbValue, MmdbWriter};
-use kaudit::event::doc::EventDoc;
-use kaudit::event::Event;
+use kaudit::mmdb_writer::{DbValue, MmdbWriter};
 use kaudit::query::Query;
+use kaudit::Event;
+use kaudit::EventDoc;
 use kaudit::{FileSource, Pipeline};
 use serde_json::{json, Value};
 

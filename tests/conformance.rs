@@ -3,8 +3,6 @@
 
 use std::path::{Path, PathBuf};
 
-use kaudit::event::framing::for_each_event;
-use kaudit::pipeline::explain_json;
 use kaudit::{FileSource, Pipeline};
 
 struct Dir(PathBuf);
@@ -76,9 +74,9 @@ fn every_vector_matches_the_native_engine() {
         check(&dir, "expected.jsonl", &out);
 
         let mut explain = String::new();
-        for_each_event(&input, &mut |_, _, parsed| {
-            if let Ok(ev) = parsed {
-                explain.push_str(&explain_json(&ev, &p.explain(&ev)));
+        p.explain_stream(&input, &mut |e| {
+            if let Some(json) = e.to_json() {
+                explain.push_str(&json);
                 explain.push('\n');
             }
         });

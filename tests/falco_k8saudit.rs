@@ -201,13 +201,9 @@ fn the_pack_has_every_default_on_falco_rule() {
         "Untrusted Node Unsuccessfully Tried to Join the Cluster",
     ];
     let on: Vec<&str> = falco.iter().copied().filter(|r| !off.contains(r)).collect();
-    let pack = kaudit::alert::load_pack_text(
-        kaudit::alert::FALCO_PACK,
-        "falco-k8saudit.yaml",
-        &Default::default(),
-        Default::default(),
-    )
-    .unwrap();
+    let pack =
+        kaudit::load_pack_text(kaudit::FALCO_PACK, "falco-k8saudit.yaml", &Default::default(), Default::default())
+            .unwrap();
     let names: Vec<&str> = pack.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(names, on);
 }

@@ -3,7 +3,7 @@
 //! `Engine` owns one [`Pipeline`] (policy, enrichment, alerts: what `kaudit run` does) and one
 //! [`ReportBuilder`] (what `kaudit report` aggregates). Input arrives as text or bytes, whole
 //! (`push`) or in chunks (`pushChunk` + `finish`, cut into whole records by
-//! [`kaudit::event::feed::Feed`]); every record goes to both. Reports cover every audit event
+//! [`kaudit::Feed`]); every record goes to both. Reports cover every audit event
 //! as recorded (like `kaudit report`); alerts and the kept/dropped counts follow the config's
 //! policy (like `kaudit run`). Reports are returned as plain JS objects with exactly the
 //! fields of `kaudit report --json` (`reportJson` returns that very text).
@@ -16,10 +16,8 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use js_sys::{Array, ArrayBuffer, Uint8Array, JSON};
-use kaudit::event::feed::Feed;
-use kaudit::event::framing::for_each_event;
-use kaudit::pipeline::explain_json;
 use kaudit::report::{BuilderOptions, Filter, Report, ReportBuilder};
+use kaudit::Feed;
 use kaudit::{NoFiles, Pipeline};
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
@@ -263,9 +261,9 @@ impl Engine {
     pub fn explain(&self, event: JsValue) -> Result<JsValue, JsError> {
         let bytes = input_bytes(&event)?;
         let mut result: Option<Result<String, String>> = None;
-        for_each_event(&bytes, &mut |_, _, parsed| {
+        self.pipeline.explain_stream(&bytes, &mut |e| {
             if result.is_none() {
-                result = Some(parsed.map(|ev| explain_json(&ev, &self.pipeline.explain(&ev))));
+                result = Some(e.to_json().ok_or_else(|| e.result.err().unwrap_or_default().to_string()));
             }
         });
         let text = result.ok_or_else(|| JsError::new("no event in the input"))?.map_err(js_err)?;
@@ -292,7 +290,7 @@ impl Engine {
             return gzip.extend_from_slice(bytes);
         }
         // (Its first byte alone decides, so a 1-byte first chunk is collected too.)
-        if self.feed.pending() == 0 && bytes.first() == Some(&kaudit::event::managed::compress::GZIP_MAGIC[0]) {
+        if self.feed.pending() == 0 && bytes.first() == Some(&kaudit::GZIP_MAGIC[0]) {
             self.gzip = Some(bytes.to_vec());
             return;
         }

@@ -37,9 +37,11 @@ impl Default for AlertLimits {
 /// The `alerts` section of the config: rules, rule packs, limits.
 #[derive(Debug, Clone)]
 pub struct AlertConfig {
+    /// `alerts.enabled`: when false no rule runs (hosts that evaluate alerts elsewhere turn it off).
     pub enabled: bool,
     /// Compiled rules, in evaluation order (shared by every engine built from the config).
     pub rules: Vec<Arc<Rule>>,
+    /// `alerts.limits`.
     pub limits: AlertLimits,
 }
 

@@ -23,6 +23,7 @@ pub struct AlertStats {
     pub events: u64,
     /// Rule matches (query and checks held).
     pub matches: u64,
+    /// Alerts raised.
     pub alerts: u64,
     /// Alerts not raised because of `throttle` (or because the condition was already firing).
     pub suppressed: u64,
@@ -70,6 +71,7 @@ pub struct AlertEngine {
 }
 
 impl AlertEngine {
+    /// An engine for the config's rules (none when `enabled` is false).
     pub fn new(config: &AlertConfig) -> Self {
         let rules = if config.enabled {
             config
@@ -96,6 +98,7 @@ impl AlertEngine {
         }
     }
 
+    /// Whether there is no rule to evaluate.
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty()
     }

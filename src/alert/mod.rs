@@ -24,5 +24,5 @@ mod tests;
 
 pub use config::{decode_config, AlertConfig, AlertLimits};
 pub use engine::{AlertEngine, AlertStats};
-pub use pack::{load_pack_text, DEFAULT_RULES, FALCO_PACK};
-pub use rule::{Rule, Severity};
+pub use pack::{load_pack_text, FALCO_PACK};
+pub use rule::{Lists, Rule, Severity};

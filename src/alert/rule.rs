@@ -13,16 +13,23 @@ use crate::yaml::{Ctx, Diagnostic, Kind, Node};
 /// (docs/ALERTS.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Severity {
+    /// For information.
     Info,
+    /// Low.
     Low,
+    /// Medium.
     Medium,
+    /// High.
     High,
+    /// Critical.
     Critical,
 }
 
 impl Severity {
+    /// The names, from lowest to highest.
     pub const NAMES: &'static [&'static str] = &["info", "low", "medium", "high", "critical"];
 
+    /// The severity named `s` (lower case).
     pub fn parse(s: &str) -> Option<Severity> {
         Some(match s {
             "info" => Severity::Info,
@@ -34,6 +41,7 @@ impl Severity {
         })
     }
 
+    /// The name as written in alerts.
     pub fn as_str(self) -> &'static str {
         match self {
             Severity::Info => "info",
@@ -51,12 +59,17 @@ pub type Lists = HashMap<String, Vec<String>>;
 /// A compiled alert rule.
 #[derive(Debug, Clone)]
 pub struct Rule {
+    /// `name`: unique over all loaded rules.
     pub name: String,
+    /// `severity`.
     pub severity: Severity,
     /// Where the rule comes from: `config`, `default`, a pack's name, `sigma`.
     pub source: String,
+    /// `description`.
     pub description: String,
+    /// `tags`.
     pub tags: Vec<String>,
+    /// `query`: which events match.
     pub query: Query,
     /// The rule does not fire when one of these holds (Falco's `not list_field in (...)`).
     pub unless_all: Vec<UnlessAll>,
@@ -64,7 +77,9 @@ pub struct Rule {
     pub json_contains: Option<JsonContains>,
     /// Output fields, in order: name and the path read from the triggering event.
     pub fields: Vec<(String, FieldPath)>,
+    /// `groupBy`: the fields that key the aggregation's groups.
     pub group_by: Vec<FieldPath>,
+    /// `window`, `aggregates` and `condition`, for aggregated rules.
     pub aggregation: Option<Aggregation>,
     /// Minimum event time between two alerts of one group, in microseconds.
     pub throttle: i64,
@@ -271,27 +286,6 @@ pub fn parse_duration(text: &str) -> Result<i64, String> {
             .ok_or_else(|| format!("invalid duration {text:?}: too long"))?;
     }
     Ok(total)
-}
-
-/// Formats microseconds as the shortest duration text (`5m`, `1h30m`, `0s`).
-pub fn format_duration(micros: i64) -> String {
-    if micros == 0 {
-        return "0s".into();
-    }
-    let mut out = String::new();
-    let mut rest = micros;
-    for (scale, unit) in
-        [(86_400_000_000, "d"), (3_600_000_000, "h"), (60_000_000, "m"), (1_000_000, "s"), (1_000, "ms")]
-    {
-        if rest >= scale {
-            out.push_str(&format!("{}{unit}", rest / scale));
-            rest %= scale;
-        }
-    }
-    if rest > 0 {
-        out.push_str(&format!("{rest}us"));
-    }
-    out
 }
 
 /// Expands `${name}` references in a query: each becomes the list's items, quoted and
@@ -725,8 +719,6 @@ mod tests {
         assert!(parse_duration("5w").unwrap_err().contains("unknown unit"));
         assert!(parse_duration("m").is_err());
         assert!(parse_duration("99999999999999999999s").is_err());
-        assert_eq!(format_duration(5_400_000_000), "1h30m");
-        assert_eq!(format_duration(300_000_000), "5m");
     }
 
     #[test]

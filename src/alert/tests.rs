@@ -1,6 +1,7 @@
 //! Unit tests of rule decoding and the engine on small events (integration tests on real and
 //! made-up logs are in tests/alerts_*.rs, tests/falco_*.rs, tests/sigma_*.rs).
 
+use super::pack::DEFAULT_RULES;
 use super::rule::Lists;
 use super::*;
 use crate::event::doc::EventDoc;

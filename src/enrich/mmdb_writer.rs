@@ -10,18 +10,26 @@ use ipnet::IpNet;
 /// A value in the data section.
 #[derive(Debug, Clone, PartialEq)]
 pub enum DbValue {
+    /// A UTF-8 string.
     Str(String),
+    /// An unsigned 16-bit integer.
     U16(u16),
+    /// An unsigned 32-bit integer.
     U32(u32),
+    /// An unsigned 64-bit integer.
     U64(u64),
+    /// A map (keys in the given order).
     Map(Vec<(String, DbValue)>),
+    /// An array.
     Array(Vec<DbValue>),
 }
 
 impl DbValue {
+    /// A map of `entries`.
     pub fn map<K: Into<String>>(entries: Vec<(K, DbValue)>) -> DbValue {
         DbValue::Map(entries.into_iter().map(|(k, v)| (k.into(), v)).collect())
     }
+    /// A string.
     pub fn str(s: &str) -> DbValue {
         DbValue::Str(s.to_string())
     }
@@ -46,6 +54,7 @@ pub struct MmdbWriter {
 }
 
 impl MmdbWriter {
+    /// An empty database of `database_type` (e.g. `GeoLite2-City`).
     pub fn new(database_type: &str) -> Self {
         MmdbWriter { database_type: database_type.into(), nodes: vec![[Child::Empty, Child::Empty]], data: Vec::new() }
     }
@@ -85,8 +94,9 @@ impl MmdbWriter {
         }
     }
 
+    /// Maps the network `cidr` (IPv4 or IPv6) to `value`.
     pub fn insert_str(&mut self, cidr: &str, value: &DbValue) -> Result<(), String> {
-        let net = crate::enrich::ip::IpSet::parse_entry(cidr)?;
+        let net = crate::enrich::ip::IpSet::parse_entry(cidr).map_err(|e| e.to_string())?;
         self.insert(net, value);
         Ok(())
     }

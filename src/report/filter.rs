@@ -50,6 +50,7 @@ pub const MAX_LIST: usize = 10_000;
 pub struct ReportError {
     /// The filter field at fault.
     pub field: &'static str,
+    /// What is wrong with the filter.
     pub message: String,
 }
 

@@ -22,7 +22,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use kaudit::corpus::Rng;
-use kaudit::event::time::{format_micros, parse_micros};
+use kaudit::{format_micros, parse_micros};
 
 #[derive(Args)]
 pub struct DemoLogArgs {
@@ -73,7 +73,7 @@ fn eks(native: &[u8]) -> Vec<u8> {
                 out.push(',');
             }
             let _ = write!(out, "{{\"id\":\"{millis}{:020}\",\"timestamp\":{millis},\"message\":", n * 100 + k);
-            kaudit::event::raw::write_json_str(&mut out, line);
+            kaudit::write_json_str(&mut out, line);
             out.push('}');
         }
         out.push_str("]}\n");
@@ -93,7 +93,7 @@ fn aks(native: &[u8]) -> Vec<u8> {
              \"resourceId\":\"/SUBSCRIPTIONS/0B2C7E6A-1D4F-4A8B-9C3E-5F7A9B1D3E5F/RESOURCEGROUPS/DEMO-RG/PROVIDERS/MICROSOFT.CONTAINERSERVICE/MANAGEDCLUSTERS/DEMO\",\
              \"properties\":{\"log\":",
         );
-        kaudit::event::raw::write_json_str(&mut out, &format!("{line}\n"));
+        kaudit::write_json_str(&mut out, &format!("{line}\n"));
         let _ =
             writeln!(out, ",\"stream\":\"stdout\",\"pod\":\"kube-apiserver-7d9f8b6c5-x2k4p\"}},\"time\":\"{time}\"}}");
     }

@@ -23,7 +23,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use input::Item;
-use kaudit::pipeline::{explain_json, RecordReport};
+use kaudit::RecordReport;
 use kaudit::{BadRecords, Outcome};
 use term::say;
 
@@ -281,7 +281,12 @@ pub fn report_bad(name: &str, r: &RecordReport) {
     if let Outcome::Bad { error, passed } = &r.outcome {
         let item = r.item.map(|i| format!(" item {i}")).unwrap_or_default();
         let action = if *passed { "passed through" } else { "dropped" };
-        eprintln!("kaudit: {}:{}{item}: bad record ({action}): {}", term::field(name), r.line, term::field(error));
+        eprintln!(
+            "kaudit: {}:{}{item}: bad record ({action}): {}",
+            term::field(name),
+            r.line,
+            term::field(&error.to_string())
+        );
     }
 }
 
@@ -291,21 +296,21 @@ fn explain(args: ExplainArgs) -> Result<Status, String> {
     let mut bad = 0;
     input::for_each_record(&args.files, pipeline.config().limits.max_event_bytes, &mut |item| {
         let Item::Record { input, record } = item else { return out.flush() };
-        kaudit::event::framing::for_each_event(record.bytes, &mut |line, item, parsed| match parsed {
-            Ok(event) => {
-                let decision = pipeline.explain(&event);
-                out.buf.extend_from_slice(explain_json(&event, &decision).as_bytes());
+        pipeline.explain_stream(record.bytes, &mut |e| match e.to_json() {
+            Some(json) => {
+                out.buf.extend_from_slice(json.as_bytes());
                 out.buf.push(b'\n');
             }
-            Err(error) => {
+            None => {
                 bad += 1;
-                let item = item.map(|i| format!(" item {i}")).unwrap_or_default();
-                // `line` counts from the record's first line.
+                let item = e.item.map(|i| format!(" item {i}")).unwrap_or_default();
+                let error = e.result.err().unwrap_or_default();
+                // `e.line` counts from the record's first line.
                 eprintln!(
                     "kaudit: {}:{}{item}: bad record: {}",
                     term::field(input),
-                    record.line + line - 1,
-                    term::field(&error)
+                    record.line + e.line - 1,
+                    term::field(error)
                 );
             }
         });

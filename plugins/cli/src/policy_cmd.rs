@@ -4,9 +4,9 @@ use crate::Status;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use kaudit::event::framing::for_each_event;
-use kaudit::policy::apply::{self, DropReason, Verdict};
-use kaudit::policy::Evaluator;
+use kaudit::for_each_event;
+use kaudit::Evaluator;
+use kaudit::{verdict, write_event, DropReason, Verdict};
 use kaudit::{Level, Policy};
 
 pub fn check(file: &Path) -> Result<Status, String> {
@@ -79,7 +79,7 @@ pub fn impact(policy_file: &Path, logs: &[PathBuf], json: bool) -> Result<Status
             };
             let decision = evaluator.evaluate_event(&event);
             let size = event.obj.text.trim().len();
-            let (kept, after, level) = match apply::verdict(&decision, &event) {
+            let (kept, after, level) = match verdict(&decision, &event) {
                 Verdict::Drop(reason) => {
                     let cause = match reason {
                         DropReason::OmittedStage => Cause::Stage(event.stage.to_string()),
@@ -90,7 +90,7 @@ pub fn impact(policy_file: &Path, logs: &[PathBuf], json: bool) -> Result<Status
                 }
                 Verdict::Keep(changes) => {
                     out.clear();
-                    apply::write_event(&event, &changes, &[], &mut out);
+                    write_event(&event, &changes, &[], &mut out);
                     let written = changes
                         .new_level
                         .map_or_else(|| event.level.as_deref().unwrap_or("?").to_string(), |l| l.as_str().to_string());
@@ -137,7 +137,7 @@ pub fn impact(policy_file: &Path, logs: &[PathBuf], json: bool) -> Result<Status
                 Cause::Trimmed(r) => ("bodies cut by the level".to_string(), *r),
             };
             let mut kind_json = String::new();
-            kaudit::event::raw::write_json_str(&mut kind_json, &kind);
+            kaudit::write_json_str(&mut kind_json, &kind);
             let line = rule.and_then(|r| rules.get(r)).map_or("null".to_string(), |r| r.line.to_string());
             let idx = rule.map_or("null".to_string(), |r| r.to_string());
             s.push_str(&format!(
@@ -231,7 +231,7 @@ fn sorted_savings(savings: &BTreeMap<Cause, Tally>) -> Vec<(&Cause, &Tally)> {
     v
 }
 
-fn rule_name(rules: &[kaudit::policy::PolicyRule], rule: Option<usize>) -> String {
+fn rule_name(rules: &[kaudit::PolicyRule], rule: Option<usize>) -> String {
     match rule.and_then(|r| rules.get(r).map(|x| (r, x.line))) {
         Some((r, line)) => format!("rule {r} (line {line})"),
         None => "no rule".to_string(),
@@ -239,7 +239,7 @@ fn rule_name(rules: &[kaudit::policy::PolicyRule], rule: Option<usize>) -> Strin
 }
 
 /// What a rule matches, in one line: `users [...] verbs [...] resources [group/...]`.
-fn describe(rule: &kaudit::policy::PolicyRule) -> String {
+fn describe(rule: &kaudit::PolicyRule) -> String {
     fn list(name: &str, items: &[String], out: &mut Vec<String>) {
         if items.is_empty() {
             return;
@@ -293,7 +293,7 @@ fn tally_json(t: &Tally) -> String {
 fn levels_json<'a>(it: impl Iterator<Item = (&'a str, &'a Tally)>) -> String {
     it.map(|(k, t)| {
         let mut key = String::new();
-        kaudit::event::raw::write_json_str(&mut key, k);
+        kaudit::write_json_str(&mut key, k);
         format!("{key}:{{{}}}", tally_json(t))
     })
     .collect::<Vec<_>>()

@@ -7,9 +7,9 @@
 //! Also here: splitting a forwarded body back into its events for the alert consumer (the
 //! queue carries whole forwarded bodies; see the README's "Alerts across workers").
 
-use kaudit::event::framing::{list_items, Records};
-use kaudit::pipeline::BatchSummary;
+use kaudit::BatchSummary;
 use kaudit::Pipeline;
+use kaudit::{list_items, Records};
 
 /// Why a body was forwarded as it came.
 #[derive(Debug, Clone, PartialEq, Eq)]

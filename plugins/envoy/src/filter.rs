@@ -26,7 +26,7 @@ use crate::batch::{self, Filtered, Untouched};
 use crate::firehose;
 use crate::lease::{self, Lease, Step};
 use crate::settings::Settings;
-use kaudit::alert::AlertStats;
+use kaudit::AlertStats;
 use kaudit::{Counters, Pipeline};
 
 proxy_wasm::main! {{
