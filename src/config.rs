@@ -244,13 +244,13 @@ fn decode_enrichment(c: &mut Ctx, node: &Node, files: &dyn FileSource, config: &
                         })?;
                         dbs.push(bytes);
                     }
-                    GeoDb::open(dbs.clone(), "en").map_err(|err| c.error(value.pos, err))?;
+                    GeoDb::open(dbs.clone(), "en").map_err(|err| c.error(value.pos, err.to_string()))?;
                     config.geoip = dbs;
                 }
                 "highRiskIPs" => {
                     let nets = c.list(value, |c, n| {
                         let s = c.string(n)?;
-                        IpSet::parse_entry(&s).map_err(|err| c.error(n.pos, err))
+                        IpSet::parse_entry(&s).map_err(|err| c.error(n.pos, err.to_string()))
                     })?;
                     e.high_risk = IpSet::new(nets);
                 }

@@ -61,7 +61,7 @@ pub use alert::{
 pub use config::{BadRecords, Config, ConfigError, Limits};
 pub use diagnostic::{Diagnostic, DiagnosticKind};
 pub use enrich::mmdb_writer;
-pub use enrich::{EnrichConfig, Enricher, Enrichment, GeoDb, GeoInfo, IpScope, IpSet};
+pub use enrich::{EnrichConfig, EnrichError, Enricher, Enrichment, GeoDb, GeoInfo, IpScope, IpSet};
 pub use event::doc::EventDoc;
 pub use event::feed::Feed;
 pub use event::framing::{for_each_event, list_items, Record, Records};

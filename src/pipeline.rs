@@ -12,8 +12,8 @@ use crate::event::doc::EventDoc;
 use crate::event::framing::{frame, Framed, Records};
 use crate::event::managed::{self, BadKind, DecodeLimits, Piece};
 use crate::event::raw::{self, Edit, OutBuf};
-use crate::event::Event;
 use crate::event::RawObject;
+use crate::event::{Event, EventError};
 use crate::policy::apply::{self, Changes, DropReason, Verdict};
 use crate::policy::Evaluator;
 
@@ -34,8 +34,8 @@ pub enum Outcome {
     },
     /// Not a valid audit event. `passed` when it was written through unchanged.
     Bad {
-        /// Why it is not an audit event.
-        error: String,
+        /// Why it is not an audit event: the field at fault (if any) and what is wrong.
+        error: EventError,
         /// Whether it was written through unchanged (`badRecords: pass`).
         passed: bool,
     },
@@ -226,7 +226,7 @@ impl Pipeline {
     /// are counted one by one, so the result says whether counting is done).
     fn record_outcome<O: OutBuf + ?Sized>(&mut self, bytes: &[u8], out: &mut O, unwrap: bool) -> Counted {
         if bytes.len() > self.config.limits.max_event_bytes {
-            return Counted::Not(self.pass_through(bytes, out, None));
+            return Counted::Not(self.oversized(bytes, out));
         }
         let text = match std::str::from_utf8(bytes) {
             Ok(t) => t,
@@ -260,7 +260,7 @@ impl Pipeline {
                         return Counted::Already(o);
                     }
                 }
-                Counted::Not(self.bad(bytes, out, crate::event::EventError::from(e).to_string()))
+                Counted::Not(self.bad(bytes, out, EventError::from(e)))
             }
         }
     }
@@ -362,7 +362,7 @@ impl Pipeline {
         let text = obj.text;
         match Event::from_object(obj) {
             Ok(event) => self.decide_and_write(&event, out),
-            Err(e) => self.bad(text.as_bytes(), out, e.to_string()),
+            Err(e) => self.bad(text.as_bytes(), out, e),
         }
     }
 
@@ -411,15 +411,16 @@ impl Pipeline {
         &self.enricher
     }
 
-    fn bad<O: OutBuf + ?Sized>(&mut self, bytes: &[u8], out: &mut O, error: String) -> Outcome {
+    fn bad<O: OutBuf + ?Sized>(&mut self, bytes: &[u8], out: &mut O, error: impl Into<EventError>) -> Outcome {
         let passed = self.config.bad_records == BadRecords::Pass;
         if passed {
             out.put_raw(bytes);
         }
-        Outcome::Bad { error, passed }
+        Outcome::Bad { error: error.into(), passed }
     }
 
-    fn pass_through<O: OutBuf + ?Sized>(&mut self, bytes: &[u8], out: &mut O, _why: Option<&str>) -> Outcome {
+    /// A record over `limits.maxEventBytes`: written through unchanged, not parsed.
+    fn oversized<O: OutBuf + ?Sized>(&mut self, bytes: &[u8], out: &mut O) -> Outcome {
         out.put_raw(bytes);
         Outcome::Oversized
     }
@@ -498,7 +499,7 @@ impl Pipeline {
                 self.end_line(line, None, outcome, out, report);
             }
             Framed::NotContainer(why) => {
-                let outcome = self.bad(bytes, out, why.to_string());
+                let outcome = self.bad(bytes, out, why);
                 self.account(bytes.len(), before, out, &outcome);
                 self.end_line(line, None, outcome, out, report);
             }
@@ -506,7 +507,7 @@ impl Pipeline {
                 if self.process_pieces(line, out, report, |l, f| managed::decode_loose(bytes, l, f)) {
                     return;
                 }
-                let outcome = self.bad(bytes, out, crate::event::EventError::from(e).to_string());
+                let outcome = self.bad(bytes, out, EventError::from(e));
                 self.account(bytes.len(), before, out, &outcome);
                 self.end_line(line, None, outcome, out, report);
             }

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use maxminddb::Reader;
 use serde::Deserialize;
 
-use super::ObjWriter;
+use super::{EnrichError, ObjWriter};
 
 /// Location and network owner of an address.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -104,12 +104,13 @@ impl std::fmt::Debug for GeoDb {
 
 impl GeoDb {
     /// Opens databases from their bytes; `language` picks the name (`en`, `zh-CN`, ...).
-    pub fn open(databases: Vec<Vec<u8>>, language: &str) -> Result<GeoDb, String> {
+    pub fn open(databases: Vec<Vec<u8>>, language: &str) -> Result<GeoDb, EnrichError> {
         let readers = databases
             .into_iter()
             .enumerate()
             .map(|(i, bytes)| {
-                Reader::from_source(bytes).map_err(|e| format!("database {}: not a MaxMind DB: {e}", i + 1))
+                Reader::from_source(bytes)
+                    .map_err(|e| EnrichError::NotMaxMindDb { database: i + 1, reason: e.to_string() })
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(GeoDb { readers, language: language.to_string() })

@@ -70,14 +70,14 @@ pub struct IpSet {
 
 impl IpSet {
     /// Parses `10.0.0.0/8`, `2001:db8::/32` or a bare address.
-    pub fn parse_entry(s: &str) -> Result<IpNet, String> {
+    pub fn parse_entry(s: &str) -> Result<IpNet, super::EnrichError> {
         let s = s.trim();
         if let Ok(net) = s.parse::<IpNet>() {
             return Ok(net.trunc());
         }
         match parse_ip(s) {
             Some(addr) => Ok(IpNet::from(addr)),
-            None => Err(format!("{s:?} is not an IP address or CIDR network")),
+            None => Err(super::EnrichError::NotANetwork(s.to_string())),
         }
     }
 

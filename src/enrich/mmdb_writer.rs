@@ -96,7 +96,7 @@ impl MmdbWriter {
 
     /// Maps the network `cidr` (IPv4 or IPv6) to `value`.
     pub fn insert_str(&mut self, cidr: &str, value: &DbValue) -> Result<(), String> {
-        let net = crate::enrich::ip::IpSet::parse_entry(cidr)?;
+        let net = crate::enrich::ip::IpSet::parse_entry(cidr).map_err(|e| e.to_string())?;
         self.insert(net, value);
         Ok(())
     }

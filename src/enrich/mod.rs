@@ -18,6 +18,34 @@ use crate::event::Event;
 pub use geo::{GeoDb, GeoInfo};
 pub use ip::{IpScope, IpSet};
 
+/// A GeoIP database or a network entry that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EnrichError {
+    /// The `database`-th (1-based) GeoIP database is not a MaxMind DB.
+    NotMaxMindDb {
+        /// 1-based position in the configured list.
+        database: usize,
+        /// What the MaxMind DB reader said.
+        reason: String,
+    },
+    /// A `highRiskIPs` entry that is neither an IP address nor a CIDR network.
+    NotANetwork(String),
+}
+
+impl std::fmt::Display for EnrichError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EnrichError::NotMaxMindDb { database, reason } => {
+                write!(f, "database {database}: not a MaxMind DB: {reason}")
+            }
+            EnrichError::NotANetwork(s) => write!(f, "{s:?} is not an IP address or CIDR network"),
+        }
+    }
+}
+
+impl std::error::Error for EnrichError {}
+
 /// Which groups of fields to compute (each can be switched off in the config).
 #[derive(Debug, Clone, PartialEq)]
 pub struct EnrichConfig {

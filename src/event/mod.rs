@@ -226,6 +226,22 @@ impl From<JsonError> for EventError {
     }
 }
 
+impl From<String> for EventError {
+    /// An error about the record as a whole (no field).
+    fn from(message: String) -> Self {
+        EventError { field: None, message }
+    }
+}
+
+impl From<&str> for EventError {
+    /// An error about the record as a whole (no field).
+    fn from(message: &str) -> Self {
+        EventError { field: None, message: message.to_string() }
+    }
+}
+
+impl std::error::Error for EventError {}
+
 fn field_err(field: &str, e: JsonError) -> EventError {
     EventError { field: Some(field.to_string()), message: e.message }
 }

@@ -13,6 +13,7 @@ use crate::event::doc::EventDoc;
 use crate::event::framing::for_each_event;
 use crate::event::{Event, STAGES};
 use crate::query::Query;
+use crate::report::ReportError;
 
 /// Index of an interned string; 0 is the empty string.
 pub(crate) type Sym = u32;
@@ -318,12 +319,13 @@ impl ReportBuilder {
     /// Registers a query to evaluate on every event pushed from now on (a live dashboard's
     /// fixed query). Returns an error when the builder already holds events (they could not
     /// be evaluated) or the limit of 32 is reached.
-    pub fn add_standing_query(&mut self, query: Query) -> Result<(), String> {
+    pub fn add_standing_query(&mut self, query: Query) -> Result<(), ReportError> {
+        let error = |message: String| Err(ReportError { field: "query", message });
         if !self.rows.is_empty() {
-            return Err("standing queries must be added before the first event".into());
+            return error("standing queries must be added before the first event".into());
         }
         if self.standing.len() >= MAX_STANDING_QUERIES {
-            return Err(format!("at most {MAX_STANDING_QUERIES} standing queries"));
+            return error(format!("at most {MAX_STANDING_QUERIES} standing queries"));
         }
         if !self.standing.iter().any(|q| q.source().trim() == query.source().trim()) {
             self.standing.push(query);

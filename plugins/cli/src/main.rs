@@ -277,7 +277,12 @@ pub fn report_bad(name: &str, r: &RecordReport) {
     if let Outcome::Bad { error, passed } = &r.outcome {
         let item = r.item.map(|i| format!(" item {i}")).unwrap_or_default();
         let action = if *passed { "passed through" } else { "dropped" };
-        eprintln!("kaudit: {}:{}{item}: bad record ({action}): {}", term::field(name), r.line, term::field(error));
+        eprintln!(
+            "kaudit: {}:{}{item}: bad record ({action}): {}",
+            term::field(name),
+            r.line,
+            term::field(&error.to_string())
+        );
     }
 }
 

@@ -105,7 +105,7 @@ pub fn report(args: ReportArgs) -> Result<Status, String> {
     // The filter is known before reading, so its query is evaluated once per event as it is pushed.
     if let Some(q) = filter.query.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
         let query = Query::parse(q).map_err(|e| format!("invalid query: {e}\n{}", e.render(q)))?;
-        builder.add_standing_query(query)?;
+        builder.add_standing_query(query).map_err(|e| e.to_string())?;
     }
     for input in input::read_inputs(&args.files)? {
         let (_, bad) = builder.push_input(&input.bytes, enricher);

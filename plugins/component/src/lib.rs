@@ -92,7 +92,9 @@ fn outcome(o: Outcome, written: Vec<u8>) -> t::Outcome {
         Outcome::Dropped { reason, rule } => {
             t::Outcome::Dropped(t::DroppedEvent { reason: drop_reason(reason), rule: rule.map(u32_of) })
         }
-        Outcome::Bad { error, passed } => t::Outcome::Bad(t::BadRecord { error, passed: passed.then_some(written) }),
+        Outcome::Bad { error, passed } => {
+            t::Outcome::Bad(t::BadRecord { error: error.to_string(), passed: passed.then_some(written) })
+        }
         Outcome::Oversized => t::Outcome::Oversized(written),
     }
 }

@@ -44,7 +44,7 @@ fn assert_same_outcome(native: &NativeOutcome, native_out: &[u8], got: &Outcome,
             assert_eq!(d.rule, rule.map(|r| r as u32), "{what}: rule");
         }
         (NativeOutcome::Bad { error, passed }, Outcome::Bad(b)) => {
-            assert_eq!(&b.error, error, "{what}: error");
+            assert_eq!(b.error, error.to_string(), "{what}: error");
             assert_eq!(b.passed.as_deref(), passed.then_some(native_out), "{what}: passed bytes");
         }
         (NativeOutcome::Oversized, Outcome::Oversized(bytes)) => assert_eq!(bytes, native_out, "{what}"),
