@@ -5,7 +5,7 @@
 //! - `cargo xtask test`: check formatting and lints, set up, build, run every test (core, CLI,
 //!   WASM hosts, browser).
 //! - `cargo xtask setup` / `build-wasm` / `bench` / `bless` / `memory` for the pieces, and
-//!   `test-envoy` / `test-fluent-bit` / `test-js` / `test-component` for one host's tests.
+//!   `test-envoy` / `test-fluent-bit` / `test-real-hosts` / `test-js` / `test-component` for one host's tests.
 
 mod component;
 mod envoy;
@@ -36,6 +36,8 @@ fn main() -> ExitCode {
         // One host's tests (after `cargo xtask build-wasm`).
         Some("test-envoy") => envoy::test(),
         Some("test-fluent-bit") => fluentbit::test(),
+        // The shipped Fluent Bit and Vector configs in the real hosts (after `build-wasm`).
+        Some("test-real-hosts") => fluentbit::real_hosts(),
         Some("test-js") => js::build().and_then(|_| js::test()),
         Some("test-component") => component::test(),
         // `cargo xtask fuzz [seconds [target...]]`: the cargo-fuzz targets (fuzz/README.md).
@@ -45,7 +47,7 @@ fn main() -> ExitCode {
         Some("memory") => memory::million(),
         Some("fuzz-wasm-memory") => fluentbit::cardinality(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <demo|test|lint|setup|build-wasm|bench|bless|test-envoy|test-fluent-bit|test-js|test-component|fuzz|fuzz-replay-wasm|fuzz-wasm-memory|memory>");
+            eprintln!("usage: cargo xtask <demo|test|lint|setup|build-wasm|bench|bless|test-envoy|test-fluent-bit|test-real-hosts|test-js|test-component|fuzz|fuzz-replay-wasm|fuzz-wasm-memory|memory>");
             return ExitCode::from(2);
         }
     };
@@ -85,6 +87,8 @@ fn test() -> Result<(), String> {
     envoy::preflight()?;
     fluentbit::preflight()?;
     component::prepare()?;
+    // The oracle of the real Fluent Bit and Vector tests (fluentbit::real_hosts).
+    run(cmd("cargo").args(["build", "-p", "kaudit-cli"]))?;
     run(cmd("cargo").args(["test", "--workspace", "--exclude", "xtask", "--no-fail-fast"]))?;
     js::test()?;
     memory::million()?;

@@ -18,97 +18,10 @@ use std::sync::Arc;
 use kaudit::{Config, Pipeline};
 use kaudit_envoy::batch::{filter_body, for_each_item};
 use serde_json::{json, Value};
+use support::pki::{tls_webhook, Pki, ALERT_HOST};
 use support::{http, loopback, shipped_config, wait_for, wasm_filter, Envoy, Recorder, TempDir};
 
-/// The alert webhook's name in the shipped config (SNI, SAN match, authority).
-const ALERT_HOST: &str = "alerts.example.com";
 const EXEC_LOG: &str = "tests/fixtures/alerts/seed-example1-exec.jsonl";
-
-/// A throw-away PKI in a temp dir: two CAs for clients (the configured one and another), one
-/// CA for servers, and leaf certificates made with openssl.
-struct Pki {
-    dir: TempDir,
-}
-
-impl Pki {
-    fn new() -> Pki {
-        let pki = Pki { dir: TempDir::new("pki") };
-        for ca in ["client-ca", "other-ca", "server-ca"] {
-            pki.openssl(&[
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-days",
-                "2",
-                "-subj",
-                &format!("/CN=kaudit test {ca}"),
-                "-keyout",
-                &format!("{ca}.key"),
-                "-out",
-                &format!("{ca}.crt"),
-            ]);
-        }
-        pki.leaf("envoy", "server-ca", "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth");
-        pki.leaf("apiserver", "client-ca", "extendedKeyUsage=clientAuth");
-        pki.leaf("intruder", "other-ca", "extendedKeyUsage=clientAuth");
-        pki.leaf("alerts", "server-ca", &format!("subjectAltName=DNS:{ALERT_HOST}\nextendedKeyUsage=serverAuth"));
-        pki.leaf("alerts-other-name", "server-ca", "subjectAltName=DNS:other.example.com\nextendedKeyUsage=serverAuth");
-        pki
-    }
-
-    fn leaf(&self, name: &str, ca: &str, extensions: &str) {
-        std::fs::write(self.path(&format!("{name}.ext")), format!("basicConstraints=CA:FALSE\n{extensions}\n"))
-            .unwrap();
-        self.openssl(&[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-subj",
-            &format!("/CN=kaudit test {name}"),
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.csr"),
-        ]);
-        self.openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            &format!("{name}.csr"),
-            "-CA",
-            &format!("{ca}.crt"),
-            "-CAkey",
-            &format!("{ca}.key"),
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            &format!("{name}.ext"),
-            "-out",
-            &format!("{name}.crt"),
-        ]);
-    }
-
-    fn openssl(&self, args: &[&str]) {
-        let out = Command::new("openssl").args(args).current_dir(&self.dir.0).output().expect("openssl runs");
-        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    }
-
-    fn path(&self, file: &str) -> PathBuf {
-        self.dir.0.join(file)
-    }
-
-    fn file(&self, file: &str) -> Value {
-        json!({ "filename": self.path(file) })
-    }
-}
 
 /// A TLS client: curl, with or without a client certificate (`cert`: its file stem).
 fn https_post(pki: &Pki, port: u16, path: &str, cert: Option<&str>, body: &[u8]) -> Result<u16, String> {
@@ -174,36 +87,7 @@ fn the_shipped_config_requires_client_certificates_and_keeps_admin_on_loopback()
 /// The alert webhook over TLS: a second Envoy terminates TLS with `alerts.crt` (listener
 /// `alerts`) or `alerts-other-name.crt` (listener `alerts_other_name`) and forwards to `sink`.
 fn alert_webhook(pki: &Pki, sink: u16) -> Envoy {
-    let listener = |name: &str, cert: &str| {
-        json!({
-            "name": name,
-            "stat_prefix": name,
-            "address": loopback(0),
-            "filter_chains": [{
-                "transport_socket": { "name": "envoy.transport_sockets.tls", "typed_config": {
-                    "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
-                    "common_tls_context": { "tls_certificates": [{
-                        "certificate_chain": pki.file(&format!("{cert}.crt")),
-                        "private_key": pki.file(&format!("{cert}.key")) }] } } },
-                "filters": [{ "name": "envoy.filters.network.http_connection_manager", "typed_config": {
-                    "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-                    "stat_prefix": name,
-                    "route_config": { "virtual_hosts": [{ "name": "all", "domains": ["*"],
-                        "routes": [{ "match": { "prefix": "/" }, "route": { "cluster": "sink" } }] }] },
-                    "http_filters": [{ "name": "envoy.filters.http.router", "typed_config": {
-                        "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } }] } }]
-            }]
-        })
-    };
-    let config = json!({
-        "admin": { "address": loopback(0) },
-        "static_resources": {
-            "listeners": [listener("alerts", "alerts"), listener("alerts_other_name", "alerts-other-name")],
-            "clusters": [{ "name": "sink", "type": "STATIC", "connect_timeout": "5s", "load_assignment": {
-                "cluster_name": "sink", "endpoints": [{ "lb_endpoints": [{ "endpoint": { "address": loopback(sink) } }] }] } }]
-        }
-    });
-    Envoy::start(&config, Arc::new(TempDir::new("alert-webhook"))).unwrap_or_else(|e| panic!("{e}"))
+    tls_webhook(pki, &[("alerts", "alerts"), ("alerts_other_name", "alerts-other-name")], sink)
 }
 
 /// The shipped config with the test's files and ports. Listener `kaudit` is the shipped one;

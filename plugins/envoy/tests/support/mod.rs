@@ -4,6 +4,9 @@
 
 #![allow(dead_code)]
 
+pub mod pki;
+pub mod real_hosts;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
