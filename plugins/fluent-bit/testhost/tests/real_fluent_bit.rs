@@ -228,6 +228,14 @@ impl Run {
         );
     }
 
+    /// Fluent Bit's resident memory in KiB (`VmRSS` in /proc), whole process.
+    fn rss_kib(&self) -> Option<u64> {
+        let pid = self.child.as_ref()?.id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    }
+
     fn signal(&self, sig: &str) {
         let pid = self.child.as_ref().expect("running").id().to_string();
         let status = Command::new("kill").args([sig, &pid]).status().expect("kill");
@@ -327,9 +335,11 @@ fn check_stream(bin: &Path, tag: &str, input: &[u8], config: Option<&str>, batch
     // on streams that have them; their count is the alerts of events the policy dropped.
     let mut run = Run::new(bin.to_path_buf(), tag, config, &[]);
     run.start();
+    let rss_start = run.rss_kib();
     let lines: Vec<&[u8]> = input.split(|b| *b == b'\n').filter(|l| !l.is_empty()).collect();
     run.stream(&lines, batch, Duration::from_millis(20));
     run.wait_for_output(want.events.len(), want.alerts.len());
+    let rss_end = run.rss_kib();
     // Nothing more arrives late (one more flush interval).
     std::thread::sleep(Duration::from_millis(1_500));
     let status = run.stop();
@@ -342,11 +352,14 @@ fn check_stream(bin: &Path, tag: &str, input: &[u8], config: Option<&str>, batch
     assert!(!log.contains("Got exception running wasm code"), "{tag}: the module trapped:\n{}", tail(&log, 40));
     assert!(!log.contains("[error]"), "{tag}: Fluent Bit logged errors:\n{}", tail(&log, 40));
     eprintln!(
-        "{tag}: {} lines in, {} records and {} alerts out, equal to kaudit run ({:.1} s)",
+        "{tag}: {} lines in, {} records and {} alerts out, equal to kaudit run ({:.1} s); Fluent Bit RSS {} KiB \
+         after start-up, {} KiB after the stream",
         lines.len(),
         got.len(),
         want.alerts.len(),
-        started.elapsed().as_secs_f64()
+        started.elapsed().as_secs_f64(),
+        rss_start.unwrap_or(0),
+        rss_end.unwrap_or(0)
     );
     (got.len(), want.alerts.len())
 }
