@@ -15,11 +15,13 @@
 //! (plugins/envoy/tests/support/pki.rs) in front of the recording receiver; `tls.ca_file` points
 //! at that test CA.
 //!
-//! One deviation from the shipped file, in every run: `accessible_paths: /etc/kaudit` becomes
-//! `accessible_paths: .` with Fluent Bit started in the run's folder, because WAMR preopens a
-//! directory under its host path (Fluent Bit passes no mapped directories) and a test must not
-//! write /etc/kaudit. The module then finds the config through its second lookup path,
-//! `kaudit.yaml` (plugins/fluent-bit/src/config.rs; both paths go through the same loader).
+//! One deviation from the shipped file, in every run but one: `accessible_paths: /etc/kaudit`
+//! becomes `accessible_paths: .` with Fluent Bit started in the run's folder, because WAMR
+//! preopens a directory under its host path (Fluent Bit passes no mapped directories) and a test
+//! must not write the machine's /etc/kaudit. The module then finds the config through its second
+//! lookup path, `kaudit.yaml` (plugins/fluent-bit/src/config.rs; both paths go through the same
+//! loader). `a_bad_etc_kaudit_config_stops_fluent_bit_at_startup` keeps `/etc/kaudit`: its
+//! Fluent Bit runs in a private mount namespace where the run's `etc/kaudit` is laid over /etc.
 //!
 //! The host is found as plugins/envoy/tests/support/real_hosts.rs says; `kaudit run` is the
 //! binary `cargo xtask test` builds and names in `$KAUDIT_CLI`.
@@ -57,7 +59,9 @@ fn artifact() -> PathBuf {
 
 /// The shipped config with paths replaced (each must still be in the shipped file) and any
 /// `extra` `(from, to)` replacements a test names and justifies.
-fn render_config(dir: &Path, pki: &Pki, extra: &[(&str, &str)]) -> String {
+/// `etc`: keep `accessible_paths: /etc/kaudit` (the run sees its own /etc/kaudit, see
+/// [`Run::with_etc_kaudit`]); otherwise `accessible_paths: .` and the run's folder.
+fn render_config(dir: &Path, pki: &Pki, extra: &[(&str, &str)], etc: bool) -> String {
     let shipped = std::fs::read_to_string(repo_root().join("plugins/fluent-bit/fluent-bit.yaml")).expect("shipped");
     let d = dir.display();
     let wasm = artifact();
@@ -67,9 +71,13 @@ fn render_config(dir: &Path, pki: &Pki, extra: &[(&str, &str)]) -> String {
         ("/var/lib/fluent-bit/kaudit-tail.db", format!("{d}/tail.db")),
         ("/usr/lib/kaudit/kaudit-fluent-bit.wasm", wasm.display().to_string()),
         ("path: /var/log/kaudit", format!("path: {d}/out")),
-        ("accessible_paths: /etc/kaudit", "accessible_paths: .".to_string()),
         ("/etc/kaudit/tls/alerts-ca.crt", pki.path("server-ca.crt").display().to_string()),
     ];
+    let subs: Vec<(&str, String)> = if etc {
+        subs
+    } else {
+        subs.into_iter().chain([("accessible_paths: /etc/kaudit", "accessible_paths: .".to_string())]).collect()
+    };
     let mut text = shipped;
     for (from, to) in subs.iter().map(|(f, t)| (*f, t.as_str())).chain(extra.iter().copied()) {
         assert!(text.contains(from), "the shipped fluent-bit.yaml no longer contains {from:?}");
@@ -87,6 +95,9 @@ struct Run {
     /// front of `receiver`: the shipped alert route verifies the certificate and the name.
     webhook: Envoy,
     _pki: Pki,
+    /// Fluent Bit runs in a private mount namespace whose /etc is the host's with this run's
+    /// `etc/kaudit` laid over it (overlayfs): the shipped `/etc/kaudit` path, unchanged.
+    etc_overlay: bool,
     child: Option<Child>,
     starts: usize,
 }
@@ -94,6 +105,42 @@ struct Run {
 impl Run {
     /// A run whose folder holds `kaudit.yaml` (when given) and the files it names.
     fn new(bin: PathBuf, tag: &str, config: Option<&str>, extra: &[(&str, &str)]) -> Run {
+        Run::build(bin, tag, config, extra, false)
+    }
+
+    /// A run with `config` as /etc/kaudit/kaudit.yaml, as shipped (`accessible_paths:
+    /// /etc/kaudit`), seen only by this Fluent Bit: a private mount namespace lays the run's
+    /// `etc/kaudit` over the host's /etc. `None` (after saying so) where the machine does not
+    /// allow that (it needs root: `unshare -m` and an overlay mount).
+    fn with_etc_kaudit(bin: PathBuf, tag: &str, config: &str) -> Option<Run> {
+        let run = Run::build(bin, tag, None, &[], true);
+        let upper = run.path("etc/upper/kaudit");
+        std::fs::create_dir_all(&upper).expect("upper dir");
+        std::fs::create_dir_all(run.path("etc/work")).expect("work dir");
+        std::fs::write(upper.join("kaudit.yaml"), config).expect("kaudit.yaml");
+        let probe = Command::new("unshare")
+            .args(["-m", "--propagation", "private", "sh", "-c"])
+            .arg(format!("{} && test -f /etc/kaudit/kaudit.yaml", run.overlay_mount()))
+            .output();
+        if probe.as_ref().is_ok_and(|o| o.status.success()) {
+            return Some(run);
+        }
+        eprintln!(
+            "SKIPPED {tag}: no private /etc/kaudit on this machine (unshare -m + overlay mount: {})",
+            probe.map(|o| String::from_utf8_lossy(&o.stderr).trim().to_string()).unwrap_or_else(|e| e.to_string())
+        );
+        None
+    }
+
+    fn overlay_mount(&self) -> String {
+        format!(
+            "mount -t overlay overlay -o lowerdir=/etc,upperdir={},workdir={} /etc",
+            self.path("etc/upper").display(),
+            self.path("etc/work").display()
+        )
+    }
+
+    fn build(bin: PathBuf, tag: &str, config: Option<&str>, extra: &[(&str, &str)], etc: bool) -> Run {
         let dir = TempDir::new(&format!("fb-{tag}"));
         std::fs::create_dir_all(dir.0.join("out")).expect("out dir");
         std::fs::write(dir.0.join("in.log"), b"").expect("in.log");
@@ -101,10 +148,10 @@ impl Run {
             std::fs::write(dir.0.join("kaudit.yaml"), text).expect("kaudit.yaml");
         }
         let pki = Pki::new();
-        std::fs::write(dir.0.join("fluent-bit.yaml"), render_config(&dir.0, &pki, extra)).expect("config");
+        std::fs::write(dir.0.join("fluent-bit.yaml"), render_config(&dir.0, &pki, extra, etc)).expect("config");
         let receiver = Recorder::start();
         let webhook = tls_webhook(&pki, &[("alerts", "envoy")], receiver.port);
-        Run { bin, dir, receiver, webhook, _pki: pki, child: None, starts: 0 }
+        Run { bin, dir, receiver, webhook, _pki: pki, etc_overlay: etc, child: None, starts: 0 }
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -122,8 +169,17 @@ impl Run {
     fn spawn(&mut self) -> Child {
         let log = std::fs::File::create(self.path(&format!("fluent-bit.{}.log", self.starts))).expect("log");
         self.starts += 1;
-        Command::new(&self.bin)
-            .arg("-c")
+        let mut c = if self.etc_overlay {
+            // unshare and sh exec in turn: the child's pid is Fluent Bit's.
+            let mut c = Command::new("unshare");
+            c.args(["-m", "--propagation", "private", "sh", "-c"])
+                .arg(format!("{} && exec \"$0\" \"$@\"", self.overlay_mount()))
+                .arg(&self.bin);
+            c
+        } else {
+            Command::new(&self.bin)
+        };
+        c.arg("-c")
             .arg(self.path("fluent-bit.yaml"))
             .current_dir(&self.dir.0)
             .env("KAUDIT_ALERT_HOST", ALERT_HOST)
@@ -479,6 +535,21 @@ fn a_bad_config_stops_fluent_bit_at_startup_with_file_line_and_field() {
     assert!(error.contains("maxEventBytes"), "the error names the field: {error}");
     assert!(!run.path("out/audit-filtered.log").exists(), "nothing was written");
     eprintln!("bad config: exit {status}; {error}");
+}
+
+#[test]
+fn a_bad_etc_kaudit_config_stops_fluent_bit_at_startup() {
+    let Some(bin) = fluent_bit("bad /etc/kaudit config") else { return };
+    let config = "badRecords: pass\nalerts:\n  rules: []\nbadRecords: drop\n";
+    let Some(mut run) = Run::with_etc_kaudit(bin, "badetc", config) else { return };
+    let status = run.start_expecting_failure();
+    let log = run.log();
+    assert!(!status.success(), "fluent-bit must not run with a config kaudit cannot load:\n{log}");
+    let error =
+        log.lines().find(|l| l.starts_with("kaudit: error:")).unwrap_or_else(|| panic!("no kaudit error:\n{log}"));
+    assert!(error.contains("/etc/kaudit/kaudit.yaml:4:"), "the error names /etc/kaudit/kaudit.yaml:line: {error}");
+    assert!(error.contains("badRecords"), "the error names the field: {error}");
+    eprintln!("bad /etc/kaudit config: exit {status}; {error}");
 }
 
 #[test]
