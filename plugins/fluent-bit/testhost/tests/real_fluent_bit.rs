@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use support::pki::{tls_webhook, Pki};
-use support::real_hosts::{self, kaudit_run as native, multiset, repo_root};
+use support::real_hosts::{self, kaudit_run as native, multiset, repo_root, Native};
 use support::{wait_for, Envoy, Recorder, TempDir};
 
 const ALERT_URI: &str = "/kaudit/alerts";
@@ -420,6 +420,27 @@ fn check_stream(bin: &Path, tag: &str, input: &[u8], config: Option<&str>, batch
     (got.len(), want.alerts.len())
 }
 
+/// Two normal events with one padded to `padding` bytes between them, and what `kaudit run`
+/// writes for the two normal ones.
+fn padded_between_two(seed: u64, padding: usize) -> (String, Native) {
+    let small = one_event(seed);
+    let mut big: Value = serde_json::from_str(&small).expect("event");
+    big["annotations"] = json!({ "padding": "x".repeat(padding) });
+    let want = native(format!("{small}\n{small}\n").as_bytes(), None);
+    (format!("{small}\n{big}\n{small}\n"), want)
+}
+
+/// Starts a run that Fluent Bit must refuse; its exit status and kaudit's error line.
+fn refused_start(run: &mut Run) -> (ExitStatus, String) {
+    let status = run.start_expecting_failure();
+    let log = run.log();
+    assert!(!status.success(), "fluent-bit must not run with a config kaudit cannot load:\n{log}");
+    let error =
+        log.lines().find(|l| l.starts_with("kaudit: error:")).unwrap_or_else(|| panic!("no kaudit error:\n{log}"));
+    assert!(!run.path("out/audit-filtered.log").exists(), "nothing was written");
+    (status, error.to_string())
+}
+
 /// One audit event (the first line of kaudit's corpus generator for `seed`).
 fn one_event(seed: u64) -> String {
     let corpus = String::from_utf8(kaudit::corpus::generate(1, seed)).expect("utf-8");
@@ -526,14 +547,9 @@ fn a_bad_config_stops_fluent_bit_at_startup_with_file_line_and_field() {
     let Some(bin) = fluent_bit("bad config") else { return };
     let config = "# kaudit config\nbadRecords: pass\nalerts:\n  rules: []\nlimits:\n  maxEventBytes: lots\n";
     let mut run = Run::new(bin, "badconfig", Some(config), &[]);
-    let status = run.start_expecting_failure();
-    let log = run.log();
-    assert!(!status.success(), "fluent-bit must not run with a config kaudit cannot load:\n{log}");
-    let error =
-        log.lines().find(|l| l.starts_with("kaudit: error:")).unwrap_or_else(|| panic!("no kaudit error:\n{log}"));
+    let (status, error) = refused_start(&mut run);
     assert!(error.contains("kaudit.yaml:6:"), "the error names file:line: {error}");
     assert!(error.contains("maxEventBytes"), "the error names the field: {error}");
-    assert!(!run.path("out/audit-filtered.log").exists(), "nothing was written");
     eprintln!("bad config: exit {status}; {error}");
 }
 
@@ -542,11 +558,7 @@ fn a_bad_etc_kaudit_config_stops_fluent_bit_at_startup() {
     let Some(bin) = fluent_bit("bad /etc/kaudit config") else { return };
     let config = "badRecords: pass\nalerts:\n  rules: []\nbadRecords: drop\n";
     let Some(mut run) = Run::with_etc_kaudit(bin, "badetc", config) else { return };
-    let status = run.start_expecting_failure();
-    let log = run.log();
-    assert!(!status.success(), "fluent-bit must not run with a config kaudit cannot load:\n{log}");
-    let error =
-        log.lines().find(|l| l.starts_with("kaudit: error:")).unwrap_or_else(|| panic!("no kaudit error:\n{log}"));
+    let (status, error) = refused_start(&mut run);
     assert!(error.contains("/etc/kaudit/kaudit.yaml:4:"), "the error names /etc/kaudit/kaudit.yaml:line: {error}");
     assert!(error.contains("badRecords"), "the error names the field: {error}");
     eprintln!("bad /etc/kaudit config: exit {status}; {error}");
@@ -560,13 +572,8 @@ fn a_record_larger_than_wasm_heap_size_comes_back_as_the_documented_error() {
     // (the one value changed) and sends a 200 KB event between two normal ones.
     let mut run = Run::new(bin, "heap", None, &[("wasm_heap_size: 8M", "wasm_heap_size: 64K")]);
     run.start();
-    let small = one_event(3);
-    let small = small.as_str();
-    let mut big: Value = serde_json::from_str(small).expect("event");
-    big["annotations"] = json!({ "padding": "x".repeat(200_000) });
-    let big = big.to_string();
-    run.append(format!("{small}\n{big}\n{small}\n").as_bytes());
-    let want = native(format!("{small}\n{small}\n").as_bytes(), None);
+    let (input, want) = padded_between_two(3, 200_000);
+    run.append(input.as_bytes());
     run.wait_for_output(want.events.len() + 1, 0);
     assert_eq!(run.stop().code(), Some(0));
     let got = parse_output(&run.output());
@@ -588,12 +595,8 @@ fn a_line_longer_than_buffer_max_size_is_skipped_by_tail_with_a_warning() {
     let Some(bin) = fluent_bit("long line") else { return };
     let mut run = Run::new(bin, "longline", None, &[]);
     run.start();
-    let small = one_event(5);
-    let small = small.as_str();
-    let mut big: Value = serde_json::from_str(small).expect("event");
-    big["annotations"] = json!({ "padding": "x".repeat(4_300_000) });
-    run.append(format!("{small}\n{big}\n{small}\n").as_bytes());
-    let want = native(format!("{small}\n{small}\n").as_bytes(), None);
+    let (input, want) = padded_between_two(5, 4_300_000);
+    run.append(input.as_bytes());
     run.wait_for_output(want.events.len(), 0);
     std::thread::sleep(Duration::from_millis(1_500));
     assert_eq!(run.stop().code(), Some(0));
@@ -613,7 +616,7 @@ fn sigterm_flushes_what_fluent_bit_holds() {
     let input = kaudit::corpus::generate(300, 21);
     let want = native(&input, None);
     run.append(&input);
-    // Wait until tail has read it all (the tail DB offset reaches the end of the file).
+    // Time for tail to read it all and the filter to process it (well under a second here).
     std::thread::sleep(Duration::from_secs(4));
     assert!(run.output().is_empty(), "nothing is flushed before the flush interval");
     let status = run.stop();
