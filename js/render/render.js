@@ -332,7 +332,8 @@ const PANELS = { overview, operations, details };
  * `onTab(tab)` (called when the user picks a tab; default: re-render here).
  */
 export function renderReport(element, report, options = {}) {
-  const tab = PANELS[options.tab] ? options.tab : 'overview';
+  // Own keys only: a tab name from the URL (`#__proto__`) must not pick an inherited property.
+  const tab = Object.hasOwn(PANELS, options.tab ?? '') ? options.tab : 'overview';
   const onTab = options.onTab || ((t) => renderReport(element, report, { ...options, tab: t }));
   const root = h('div', { class: 'kaudit-report', 'data-tab': tab });
   root.append(header(report));
