@@ -341,7 +341,7 @@ fn vector_validate_accepts_the_shipped_config() {
 fn vector_killed_mid_stream_and_restarted_loses_no_event() {
     let Some(s) = setup("kill9") else { return };
     let _envoy = s.envoy();
-    let input = kaudit::corpus::generate(3_000, 59);
+    let input = kaudit_testkit::corpus::generate(3_000, 59);
     let want = kaudit_run(&input, None);
     std::fs::write(s.dir.0.join("audit.log"), &input).expect("audit.log");
     let mut vector = Vector::start(&s.vector_bin, s.dir.clone(), &s.pki, s.envoy_port, s.source_port);
