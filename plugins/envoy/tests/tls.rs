@@ -11,7 +11,6 @@
 
 mod support;
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
 
@@ -232,24 +231,6 @@ fn only_clients_with_the_configured_cas_certificate_reach_the_receiver_and_alert
     }
 }
 
-/// kube-apiserver's audit harness (`run-audit.sh`, README in `../shared/tools/kubernetes/`):
-/// `$KAUDIT_KUBE_RUN_AUDIT`, else `../shared/tools/kubernetes/run-audit.sh` beside the
-/// repository root or, for a git worktree, beside the main checkout.
-fn run_audit_script() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("KAUDIT_KUBE_RUN_AUDIT") {
-        return Some(PathBuf::from(p));
-    }
-    let root = support::workspace_root();
-    let mut roots = vec![root.clone()];
-    if let Some(gitdir) = std::fs::read_to_string(root.join(".git"))
-        .ok()
-        .and_then(|t| t.trim().strip_prefix("gitdir:").map(|g| PathBuf::from(g.trim())))
-    {
-        roots.extend(gitdir.ancestors().find(|a| a.ends_with(".git")).and_then(|g| g.parent()).map(PathBuf::from));
-    }
-    roots.into_iter().map(|r| r.join("../shared/tools/kubernetes/run-audit.sh")).find(|p| p.is_file())
-}
-
 /// `(auditID, stage)` of every item of an EventList body.
 fn item_keys(body: &[u8]) -> Vec<(String, String)> {
     let list: Value = serde_json::from_slice(body).expect("an EventList");
@@ -266,9 +247,8 @@ fn item_keys(body: &[u8]) -> Vec<(String, String)> {
 /// those the apiserver itself reports as not sent at shutdown).
 #[test]
 fn kube_apiserver_with_the_client_certificate_gets_through() {
-    let Some(script) = run_audit_script() else {
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "kube-apiserver's run-audit.sh is missing (CI=true)");
-        eprintln!("SKIPPED: no ../shared/tools/kubernetes/run-audit.sh (or $KAUDIT_KUBE_RUN_AUDIT)");
+    let Some(script) = support::real_hosts::require(&support::real_hosts::KUBE_AUDIT, "kube-apiserver through TLS")
+    else {
         return;
     };
     let pki = Pki::new();
