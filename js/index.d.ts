@@ -25,6 +25,11 @@ export interface Counts {
   bytes: number;
   /** Bytes of an unfinished record waiting for the next chunk. */
   pendingBytes: number;
+  /** Records skipped because processing them hit an internal error (the call that met them threw). */
+  internalErrors: number;
+  /** Oldest and newest event time read (RFC 3339), null before the first timed event. */
+  oldest: string | null;
+  newest: string | null;
 }
 
 export interface Filter {
@@ -90,7 +95,7 @@ export interface Report {
     events: number; bad: number; untimed: number; oldest: string | null; newest: string | null;
     detailsDropped: number;
   };
-  range: { from: string | null; to: string | null; step: string; stepSeconds: number };
+  range: { from: string | null; to: string | null; events: number; step: string; stepSeconds: number };
   filter: { namespace: string[]; account: string[]; code: number[]; query: string | null; limit: number; top: number };
   facets: { namespaces: string[]; accounts: string[]; codes: number[]; resourceTypes: string[] };
   overview: {

@@ -42,7 +42,6 @@
 
 mod alert;
 mod config;
-pub mod corpus;
 mod diagnostic;
 mod enrich;
 mod event;
@@ -60,8 +59,7 @@ pub use alert::{
 };
 pub use config::{BadRecords, Config, ConfigError, Limits};
 pub use diagnostic::{Diagnostic, DiagnosticKind};
-pub use enrich::mmdb_writer;
-pub use enrich::{EnrichConfig, EnrichError, Enricher, Enrichment, GeoDb, GeoInfo, IpScope, IpSet};
+pub use enrich::{parse_ip, EnrichConfig, EnrichError, Enricher, Enrichment, GeoDb, GeoInfo, IpScope, IpSet};
 pub use event::doc::EventDoc;
 pub use event::feed::Feed;
 pub use event::framing::{for_each_event, list_items, Record, Records};
@@ -70,6 +68,7 @@ pub use event::managed::is_wrapped;
 pub use event::raw::{
     compact_into, decode_str, parse_object, write_json_str, CowStr, JsonError, Member, OutBuf, RawObject,
 };
+pub use event::time::{format_micros, parse_micros};
 pub use event::{Event, EventError, Level, ObjectRef, ResponseStatus, UserInfo};
 pub use explain::{explain_json, Explained};
 pub use files::{FileSource, NoFiles};

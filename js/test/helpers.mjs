@@ -87,7 +87,8 @@ const events = (list) => ({ count: list.count, rows: list.events.map((e, i) => (
 const OPS = ['create', 'update', 'delete', 'access'];
 
 export function expectedView(r, tab) {
-  const metrics = {};
+  // Every tab's header: how many of the events read fall in the range.
+  const metrics = { 'range.events': r.range.events };
   const tables = {};
   if (tab === 'overview') {
     const o = r.overview;

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use crate::enrich::{Enricher, Enrichment, IpScope, TAG_DELETE, TAG_EXEC, TAG_INTERNET, TAG_SECRET};
 use crate::event::doc::EventDoc;
 use crate::event::framing::for_each_event;
+use crate::event::time::format_micros;
 use crate::event::{Event, STAGES};
 use crate::query::Query;
 use crate::report::ReportError;
@@ -341,6 +342,11 @@ impl ReportBuilder {
     /// Whether no event has been pushed.
     pub fn is_empty(&self) -> bool {
         self.rows.is_empty()
+    }
+
+    /// The oldest and newest event times pushed so far (RFC 3339), `None` before the first timed event.
+    pub fn time_span(&self) -> (Option<String>, Option<String>) {
+        (self.oldest.map(format_micros), self.newest.map(format_micros))
     }
 
     /// Records counted as not audit events.

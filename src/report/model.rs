@@ -53,6 +53,9 @@ pub struct TimeRange {
     pub from: Option<String>,
     /// Inclusive upper bound; `null` = unbounded.
     pub to: Option<String>,
+    /// Events read whose time falls in the range (before the other filters): the report covers
+    /// `events` of `input.events`.
+    pub events: u64,
     /// Timeline bucket length.
     pub step: String,
     /// Timeline bucket length in seconds.

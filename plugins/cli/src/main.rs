@@ -9,6 +9,7 @@
 #[cfg(all(target_arch = "wasm32", panic = "unwind"))]
 core::arch::global_asm!(".globl __cpp_exception", ".tagtype __cpp_exception i32", "__cpp_exception:");
 
+mod demo_log;
 mod guard;
 mod input;
 mod policy_cmd;
@@ -49,6 +50,8 @@ enum Command {
     /// Check an audit policy, or measure what it would keep from recorded logs.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Write a day of a small cluster's audit log (deterministic, for trying kaudit out).
+    DemoLog(demo_log::DemoLogArgs),
 }
 
 #[derive(Args)]
@@ -162,6 +165,7 @@ fn main() -> ExitCode {
         Command::Report(args) => report_cmd::report(*args),
         Command::Policy(PolicyCommand::Check { file }) => policy_cmd::check(&file),
         Command::Policy(PolicyCommand::Impact { policy, json, logs }) => policy_cmd::impact(&policy, &logs, json),
+        Command::DemoLog(args) => demo_log::demo_log(args),
     };
     exit_status(grep_like, result)
 }

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use support::pki::{tls_webhook, Pki};
-use support::real_hosts::{self, kaudit_run, multiset, repo_root};
+use support::real_hosts::{self, kaudit_run, missing_and_duplicated, multiset, parse_tolerating_torn, repo_root};
 use support::{loopback, shipped_config, wait_for, wasm_filter, Envoy, Recorder, TempDir};
 
 const TIMEOUT_SECS: u64 = 120;
@@ -93,8 +93,12 @@ impl Vector {
         std::fs::create_dir_all(dir.0.join("data")).expect("data dir");
         let config = dir.0.join("vector.yaml");
         std::fs::write(&config, vector_config(&dir.0, pki, envoy, source)).expect("config");
-        let out = std::fs::File::create(dir.0.join("vector.out")).expect("stdout");
-        let err = std::fs::File::create(dir.0.join("vector.log")).expect("log");
+        // Appended to: a restarted Vector (same data_dir) adds to what the first one wrote.
+        let append =
+            |name: &str| std::fs::OpenOptions::new().create(true).append(true).open(dir.0.join(name)).expect(name);
+        let (out, err) = (append("vector.out"), append("vector.log"));
+        let starts_before =
+            std::fs::read_to_string(dir.0.join("vector.log")).unwrap_or_default().matches("Vector has started").count();
         let child = Command::new(bin)
             .arg("--config")
             .arg(&config)
@@ -109,7 +113,7 @@ impl Vector {
             if let Ok(Some(status)) = v.child.try_wait() {
                 panic!("vector exited with {status}:\n{}", v.log());
             }
-            v.log().contains("Vector has started").then_some(())
+            (v.log().matches("Vector has started").count() > starts_before).then_some(())
         });
         assert!(started.is_some(), "vector did not start within 60 s:\n{}", v.log());
         v
@@ -119,11 +123,15 @@ impl Vector {
         std::fs::read_to_string(self.dir.0.join("vector.log")).unwrap_or_default()
     }
 
+    /// What the console sink printed, line by line.
+    fn lines(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.0.join("vector.out")).unwrap_or_default().lines().map(String::from).collect()
+    }
+
     /// What the console sink printed, one event per line.
     fn events(&self) -> Vec<Value> {
-        std::fs::read_to_string(self.dir.0.join("vector.out"))
-            .unwrap_or_default()
-            .lines()
+        self.lines()
+            .iter()
             .map(|l| {
                 serde_json::from_str(l).unwrap_or_else(|e| panic!("vector printed a line that is not JSON ({e}): {l}"))
             })
@@ -272,7 +280,7 @@ fn the_shipped_vector_config_through_envoy_equals_kaudit_run() {
     // event), then a realistic stream from kaudit's corpus generator.
     let mut input =
         std::fs::read(repo_root().join("tests/conformance/vectors/seed-default/input.jsonl")).expect("input");
-    input.extend_from_slice(&kaudit::corpus::generate(2_000, 57));
+    input.extend_from_slice(&kaudit_testkit::corpus::generate(2_000, 57));
     let want = kaudit_run(&input, None);
     std::fs::write(s.dir.0.join("audit.log"), &input).expect("audit.log");
     let vector = Vector::start(&s.vector_bin, s.dir.clone(), &s.pki, s.envoy_port, s.source_port);
@@ -284,7 +292,7 @@ fn the_shipped_vector_config_through_envoy_equals_kaudit_run() {
 #[test]
 fn with_envoy_down_vector_retries_and_delivers_everything_once_it_is_up() {
     let Some(s) = setup("envoy-down") else { return };
-    let input = kaudit::corpus::generate(1_500, 58);
+    let input = kaudit_testkit::corpus::generate(1_500, 58);
     let want = kaudit_run(&input, None);
     std::fs::write(s.dir.0.join("audit.log"), &input).expect("audit.log");
     let vector = Vector::start(&s.vector_bin, s.dir.clone(), &s.pki, s.envoy_port, s.source_port);
@@ -326,5 +334,45 @@ fn vector_validate_accepts_the_shipped_config() {
         "vector validate refused the shipped vector.yaml:\n{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn vector_killed_mid_stream_and_restarted_loses_no_event() {
+    let Some(s) = setup("kill9") else { return };
+    let _envoy = s.envoy();
+    let input = kaudit_testkit::corpus::generate(3_000, 59);
+    let want = kaudit_run(&input, None);
+    std::fs::write(s.dir.0.join("audit.log"), &input).expect("audit.log");
+    let mut vector = Vector::start(&s.vector_bin, s.dir.clone(), &s.pki, s.envoy_port, s.source_port);
+    let part = wait_for(TIMEOUT_SECS, || (vector.lines().len() >= want.events.len() / 5).then_some(()));
+    assert!(part.is_some(), "nothing came out:\n{}", vector.log());
+    vector.child.kill().expect("SIGKILL");
+    let _ = vector.child.wait();
+    let at_kill = vector.lines().len();
+    drop(vector);
+    let vector = Vector::start(&s.vector_bin, s.dir.clone(), &s.pki, s.envoy_port, s.source_port);
+    let all = wait_for(TIMEOUT_SECS, || {
+        let (got, _) = parse_tolerating_torn(&vector.lines());
+        let wanted: Vec<Value> = want.events.iter().map(|l| as_event(l)).collect();
+        (missing_and_duplicated(&got, &wanted).0 == 0).then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(2_500));
+    let (got, torn) = parse_tolerating_torn(&vector.lines());
+    let wanted: Vec<Value> = want.events.iter().map(|l| as_event(l)).collect();
+    let (missing, duplicated) = missing_and_duplicated(&got, &wanted);
+    assert!(
+        all.is_some() && missing == 0,
+        "{missing} of {} events lost after the restart:\n{}",
+        wanted.len(),
+        vector.log()
+    );
+    assert!(torn.len() <= 1, "more than one torn line: {torn:?}");
+    eprintln!(
+        "vector kill -9: {} events expected, {at_kill} printed at the kill, {} after the restart: none lost, {duplicated} \
+         printed twice, {} torn line(s)",
+        wanted.len(),
+        got.len(),
+        torn.len()
     );
 }

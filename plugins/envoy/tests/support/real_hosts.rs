@@ -115,3 +115,42 @@ pub fn multiset<'a>(
     }
     m
 }
+
+/// Output lines as JSON values, where a process killed with SIGKILL in the middle of a write may
+/// have left a torn line: a record's first bytes, then the next record written on the same line.
+/// Returns the values (a torn line counts as the record after the torn bytes) and the torn bytes.
+pub fn parse_tolerating_torn(lines: &[String]) -> (Vec<serde_json::Value>, Vec<String>) {
+    let mut torn = Vec::new();
+    let values = lines
+        .iter()
+        .map(|l| match serde_json::from_str(l) {
+            Ok(v) => v,
+            Err(_) => {
+                let at = (1..l.len())
+                    .filter(|&i| l.as_bytes()[i] == b'{')
+                    .find(|&i| serde_json::from_str::<serde_json::Value>(&l[i..]).is_ok())
+                    .unwrap_or_else(|| panic!("a line that is neither JSON nor a torn prefix + JSON: {l}"));
+                torn.push(l[..at].to_string());
+                serde_json::from_str(&l[at..]).expect("checked")
+            }
+        })
+        .collect();
+    (values, torn)
+}
+
+/// How many of `want` are missing from `got` (as JSON values, each counted), and how many
+/// values `got` has beyond `want`; panics on a value `want` does not have at all.
+pub fn missing_and_duplicated(got: &[serde_json::Value], want: &[serde_json::Value]) -> (usize, usize) {
+    let have = multiset(got);
+    let wanted = multiset(want);
+    let (mut missing, mut duplicated) = (0, 0);
+    for (value, n) in &wanted {
+        let h = have.get(value).copied().unwrap_or(0);
+        missing += n.saturating_sub(h);
+        duplicated += h.saturating_sub(*n);
+    }
+    for value in have.keys() {
+        assert!(wanted.contains_key(value), "a value the oracle never wrote: {}", &value[..value.len().min(300)]);
+    }
+    (missing, duplicated)
+}

@@ -15,11 +15,13 @@
 //! (plugins/envoy/tests/support/pki.rs) in front of the recording receiver; `tls.ca_file` points
 //! at that test CA.
 //!
-//! One deviation from the shipped file, in every run: `accessible_paths: /etc/kaudit` becomes
-//! `accessible_paths: .` with Fluent Bit started in the run's folder, because WAMR preopens a
-//! directory under its host path (Fluent Bit passes no mapped directories) and a test must not
-//! write /etc/kaudit. The module then finds the config through its second lookup path,
-//! `kaudit.yaml` (plugins/fluent-bit/src/config.rs; both paths go through the same loader).
+//! One deviation from the shipped file, in every run but one: `accessible_paths: /etc/kaudit`
+//! becomes `accessible_paths: .` with Fluent Bit started in the run's folder, because WAMR
+//! preopens a directory under its host path (Fluent Bit passes no mapped directories) and a test
+//! must not write the machine's /etc/kaudit. The module then finds the config through its second
+//! lookup path, `kaudit.yaml` (plugins/fluent-bit/src/config.rs; both paths go through the same
+//! loader). `a_bad_etc_kaudit_config_stops_fluent_bit_at_startup` keeps `/etc/kaudit`: its
+//! Fluent Bit runs in a private mount namespace where the run's `etc/kaudit` is laid over /etc.
 //!
 //! The host is found as plugins/envoy/tests/support/real_hosts.rs says; `kaudit run` is the
 //! binary `cargo xtask test` builds and names in `$KAUDIT_CLI`.
@@ -34,7 +36,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use support::pki::{tls_webhook, Pki};
-use support::real_hosts::{self, kaudit_run as native, multiset, repo_root};
+use support::real_hosts::{
+    self, kaudit_run as native, missing_and_duplicated, multiset, parse_tolerating_torn, repo_root, Native,
+};
 use support::{wait_for, Envoy, Recorder, TempDir};
 
 const ALERT_URI: &str = "/kaudit/alerts";
@@ -57,7 +61,9 @@ fn artifact() -> PathBuf {
 
 /// The shipped config with paths replaced (each must still be in the shipped file) and any
 /// `extra` `(from, to)` replacements a test names and justifies.
-fn render_config(dir: &Path, pki: &Pki, extra: &[(&str, &str)]) -> String {
+/// `etc`: keep `accessible_paths: /etc/kaudit` (the run sees its own /etc/kaudit, see
+/// [`Run::with_etc_kaudit`]); otherwise `accessible_paths: .` and the run's folder.
+fn render_config(dir: &Path, pki: &Pki, extra: &[(&str, &str)], etc: bool) -> String {
     let shipped = std::fs::read_to_string(repo_root().join("plugins/fluent-bit/fluent-bit.yaml")).expect("shipped");
     let d = dir.display();
     let wasm = artifact();
@@ -67,9 +73,13 @@ fn render_config(dir: &Path, pki: &Pki, extra: &[(&str, &str)]) -> String {
         ("/var/lib/fluent-bit/kaudit-tail.db", format!("{d}/tail.db")),
         ("/usr/lib/kaudit/kaudit-fluent-bit.wasm", wasm.display().to_string()),
         ("path: /var/log/kaudit", format!("path: {d}/out")),
-        ("accessible_paths: /etc/kaudit", "accessible_paths: .".to_string()),
         ("/etc/kaudit/tls/alerts-ca.crt", pki.path("server-ca.crt").display().to_string()),
     ];
+    let subs: Vec<(&str, String)> = if etc {
+        subs
+    } else {
+        subs.into_iter().chain([("accessible_paths: /etc/kaudit", "accessible_paths: .".to_string())]).collect()
+    };
     let mut text = shipped;
     for (from, to) in subs.iter().map(|(f, t)| (*f, t.as_str())).chain(extra.iter().copied()) {
         assert!(text.contains(from), "the shipped fluent-bit.yaml no longer contains {from:?}");
@@ -87,6 +97,9 @@ struct Run {
     /// front of `receiver`: the shipped alert route verifies the certificate and the name.
     webhook: Envoy,
     _pki: Pki,
+    /// Fluent Bit runs in a private mount namespace whose /etc is the host's with this run's
+    /// `etc/kaudit` laid over it (overlayfs): the shipped `/etc/kaudit` path, unchanged.
+    etc_overlay: bool,
     child: Option<Child>,
     starts: usize,
 }
@@ -94,6 +107,42 @@ struct Run {
 impl Run {
     /// A run whose folder holds `kaudit.yaml` (when given) and the files it names.
     fn new(bin: PathBuf, tag: &str, config: Option<&str>, extra: &[(&str, &str)]) -> Run {
+        Run::build(bin, tag, config, extra, false)
+    }
+
+    /// A run with `config` as /etc/kaudit/kaudit.yaml, as shipped (`accessible_paths:
+    /// /etc/kaudit`), seen only by this Fluent Bit: a private mount namespace lays the run's
+    /// `etc/kaudit` over the host's /etc. `None` (after saying so) where the machine does not
+    /// allow that (it needs root: `unshare -m` and an overlay mount).
+    fn with_etc_kaudit(bin: PathBuf, tag: &str, config: &str) -> Option<Run> {
+        let run = Run::build(bin, tag, None, &[], true);
+        let upper = run.path("etc/upper/kaudit");
+        std::fs::create_dir_all(&upper).expect("upper dir");
+        std::fs::create_dir_all(run.path("etc/work")).expect("work dir");
+        std::fs::write(upper.join("kaudit.yaml"), config).expect("kaudit.yaml");
+        let probe = Command::new("unshare")
+            .args(["-m", "--propagation", "private", "sh", "-c"])
+            .arg(format!("{} && test -f /etc/kaudit/kaudit.yaml", run.overlay_mount()))
+            .output();
+        if probe.as_ref().is_ok_and(|o| o.status.success()) {
+            return Some(run);
+        }
+        eprintln!(
+            "SKIPPED {tag}: no private /etc/kaudit on this machine (unshare -m + overlay mount: {})",
+            probe.map(|o| String::from_utf8_lossy(&o.stderr).trim().to_string()).unwrap_or_else(|e| e.to_string())
+        );
+        None
+    }
+
+    fn overlay_mount(&self) -> String {
+        format!(
+            "mount -t overlay overlay -o lowerdir=/etc,upperdir={},workdir={} /etc",
+            self.path("etc/upper").display(),
+            self.path("etc/work").display()
+        )
+    }
+
+    fn build(bin: PathBuf, tag: &str, config: Option<&str>, extra: &[(&str, &str)], etc: bool) -> Run {
         let dir = TempDir::new(&format!("fb-{tag}"));
         std::fs::create_dir_all(dir.0.join("out")).expect("out dir");
         std::fs::write(dir.0.join("in.log"), b"").expect("in.log");
@@ -101,10 +150,10 @@ impl Run {
             std::fs::write(dir.0.join("kaudit.yaml"), text).expect("kaudit.yaml");
         }
         let pki = Pki::new();
-        std::fs::write(dir.0.join("fluent-bit.yaml"), render_config(&dir.0, &pki, extra)).expect("config");
+        std::fs::write(dir.0.join("fluent-bit.yaml"), render_config(&dir.0, &pki, extra, etc)).expect("config");
         let receiver = Recorder::start();
         let webhook = tls_webhook(&pki, &[("alerts", "envoy")], receiver.port);
-        Run { bin, dir, receiver, webhook, _pki: pki, child: None, starts: 0 }
+        Run { bin, dir, receiver, webhook, _pki: pki, etc_overlay: etc, child: None, starts: 0 }
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -122,8 +171,17 @@ impl Run {
     fn spawn(&mut self) -> Child {
         let log = std::fs::File::create(self.path(&format!("fluent-bit.{}.log", self.starts))).expect("log");
         self.starts += 1;
-        Command::new(&self.bin)
-            .arg("-c")
+        let mut c = if self.etc_overlay {
+            // unshare and sh exec in turn: the child's pid is Fluent Bit's.
+            let mut c = Command::new("unshare");
+            c.args(["-m", "--propagation", "private", "sh", "-c"])
+                .arg(format!("{} && exec \"$0\" \"$@\"", self.overlay_mount()))
+                .arg(&self.bin);
+            c
+        } else {
+            Command::new(&self.bin)
+        };
+        c.arg("-c")
             .arg(self.path("fluent-bit.yaml"))
             .current_dir(&self.dir.0)
             .env("KAUDIT_ALERT_HOST", ALERT_HOST)
@@ -364,9 +422,30 @@ fn check_stream(bin: &Path, tag: &str, input: &[u8], config: Option<&str>, batch
     (got.len(), want.alerts.len())
 }
 
+/// Two normal events with one padded to `padding` bytes between them, and what `kaudit run`
+/// writes for the two normal ones.
+fn padded_between_two(seed: u64, padding: usize) -> (String, Native) {
+    let small = one_event(seed);
+    let mut big: Value = serde_json::from_str(&small).expect("event");
+    big["annotations"] = json!({ "padding": "x".repeat(padding) });
+    let want = native(format!("{small}\n{small}\n").as_bytes(), None);
+    (format!("{small}\n{big}\n{small}\n"), want)
+}
+
+/// Starts a run that Fluent Bit must refuse; its exit status and kaudit's error line.
+fn refused_start(run: &mut Run) -> (ExitStatus, String) {
+    let status = run.start_expecting_failure();
+    let log = run.log();
+    assert!(!status.success(), "fluent-bit must not run with a config kaudit cannot load:\n{log}");
+    let error =
+        log.lines().find(|l| l.starts_with("kaudit: error:")).unwrap_or_else(|| panic!("no kaudit error:\n{log}"));
+    assert!(!run.path("out/audit-filtered.log").exists(), "nothing was written");
+    (status, error.to_string())
+}
+
 /// One audit event (the first line of kaudit's corpus generator for `seed`).
 fn one_event(seed: u64) -> String {
-    let corpus = String::from_utf8(kaudit::corpus::generate(1, seed)).expect("utf-8");
+    let corpus = String::from_utf8(kaudit_testkit::corpus::generate(1, seed)).expect("utf-8");
     corpus.lines().next().expect("one event").to_string()
 }
 
@@ -428,7 +507,7 @@ fn a_realistic_stream_equals_kaudit_run_and_each_alert_arrives_once() {
     let Some(bin) = fluent_bit("realistic stream") else { return };
     // kaudit's corpus generator: system chatter, service accounts, humans with large bodies,
     // exec streams, 403s from public IPs (src/corpus.rs). 1,500 events: a few seconds of WAMR.
-    let input = kaudit::corpus::generate(1_500, 14);
+    let input = kaudit_testkit::corpus::generate(1_500, 14);
     let want = native(&input, None);
     assert!(!want.alerts.is_empty(), "the stream raises alerts");
     check_stream(&bin, "corpus", &input, None, 50);
@@ -470,15 +549,21 @@ fn a_bad_config_stops_fluent_bit_at_startup_with_file_line_and_field() {
     let Some(bin) = fluent_bit("bad config") else { return };
     let config = "# kaudit config\nbadRecords: pass\nalerts:\n  rules: []\nlimits:\n  maxEventBytes: lots\n";
     let mut run = Run::new(bin, "badconfig", Some(config), &[]);
-    let status = run.start_expecting_failure();
-    let log = run.log();
-    assert!(!status.success(), "fluent-bit must not run with a config kaudit cannot load:\n{log}");
-    let error =
-        log.lines().find(|l| l.starts_with("kaudit: error:")).unwrap_or_else(|| panic!("no kaudit error:\n{log}"));
+    let (status, error) = refused_start(&mut run);
     assert!(error.contains("kaudit.yaml:6:"), "the error names file:line: {error}");
     assert!(error.contains("maxEventBytes"), "the error names the field: {error}");
-    assert!(!run.path("out/audit-filtered.log").exists(), "nothing was written");
     eprintln!("bad config: exit {status}; {error}");
+}
+
+#[test]
+fn a_bad_etc_kaudit_config_stops_fluent_bit_at_startup() {
+    let Some(bin) = fluent_bit("bad /etc/kaudit config") else { return };
+    let config = "badRecords: pass\nalerts:\n  rules: []\nbadRecords: drop\n";
+    let Some(mut run) = Run::with_etc_kaudit(bin, "badetc", config) else { return };
+    let (status, error) = refused_start(&mut run);
+    assert!(error.contains("/etc/kaudit/kaudit.yaml:4:"), "the error names /etc/kaudit/kaudit.yaml:line: {error}");
+    assert!(error.contains("badRecords"), "the error names the field: {error}");
+    eprintln!("bad /etc/kaudit config: exit {status}; {error}");
 }
 
 #[test]
@@ -489,13 +574,8 @@ fn a_record_larger_than_wasm_heap_size_comes_back_as_the_documented_error() {
     // (the one value changed) and sends a 200 KB event between two normal ones.
     let mut run = Run::new(bin, "heap", None, &[("wasm_heap_size: 8M", "wasm_heap_size: 64K")]);
     run.start();
-    let small = one_event(3);
-    let small = small.as_str();
-    let mut big: Value = serde_json::from_str(small).expect("event");
-    big["annotations"] = json!({ "padding": "x".repeat(200_000) });
-    let big = big.to_string();
-    run.append(format!("{small}\n{big}\n{small}\n").as_bytes());
-    let want = native(format!("{small}\n{small}\n").as_bytes(), None);
+    let (input, want) = padded_between_two(3, 200_000);
+    run.append(input.as_bytes());
     run.wait_for_output(want.events.len() + 1, 0);
     assert_eq!(run.stop().code(), Some(0));
     let got = parse_output(&run.output());
@@ -517,12 +597,8 @@ fn a_line_longer_than_buffer_max_size_is_skipped_by_tail_with_a_warning() {
     let Some(bin) = fluent_bit("long line") else { return };
     let mut run = Run::new(bin, "longline", None, &[]);
     run.start();
-    let small = one_event(5);
-    let small = small.as_str();
-    let mut big: Value = serde_json::from_str(small).expect("event");
-    big["annotations"] = json!({ "padding": "x".repeat(4_300_000) });
-    run.append(format!("{small}\n{big}\n{small}\n").as_bytes());
-    let want = native(format!("{small}\n{small}\n").as_bytes(), None);
+    let (input, want) = padded_between_two(5, 4_300_000);
+    run.append(input.as_bytes());
     run.wait_for_output(want.events.len(), 0);
     std::thread::sleep(Duration::from_millis(1_500));
     assert_eq!(run.stop().code(), Some(0));
@@ -539,10 +615,10 @@ fn sigterm_flushes_what_fluent_bit_holds() {
     // whatever the audit log has afterwards was flushed by the shutdown.
     let mut run = Run::new(bin, "sigterm", None, &[("flush: 1", "flush: 30")]);
     run.start();
-    let input = kaudit::corpus::generate(300, 21);
+    let input = kaudit_testkit::corpus::generate(300, 21);
     let want = native(&input, None);
     run.append(&input);
-    // Wait until tail has read it all (the tail DB offset reaches the end of the file).
+    // Time for tail to read it all and the filter to process it (well under a second here).
     std::thread::sleep(Duration::from_secs(4));
     assert!(run.output().is_empty(), "nothing is flushed before the flush interval");
     let status = run.stop();
@@ -558,7 +634,7 @@ fn sigterm_flushes_what_fluent_bit_holds() {
 #[test]
 fn kill_9_mid_stream_and_restart_lose_no_record() {
     let Some(bin) = fluent_bit("kill -9") else { return };
-    let input = kaudit::corpus::generate(3_000, 99);
+    let input = kaudit_testkit::corpus::generate(3_000, 99);
     let want = native(&input, None);
     let mut run = Run::new(bin, "kill9", None, &[]);
     run.start();
@@ -580,37 +656,13 @@ fn kill_9_mid_stream_and_restart_lose_no_record() {
     assert!(run.stop().success());
     // A kill -9 in the middle of the `file` output's write leaves a torn line: the start of a
     // record, then the next record written after the restart on the same line.
-    let mut torn = Vec::new();
-    let got: Vec<Value> = run
-        .output()
-        .iter()
-        .map(|l| match serde_json::from_str(l) {
-            Ok(v) => v,
-            Err(_) => {
-                let at = (1..l.len())
-                    .filter(|&i| l.as_bytes()[i] == b'{')
-                    .find(|&i| serde_json::from_str::<Value>(&l[i..]).is_ok())
-                    .unwrap_or_else(|| panic!("kill -9: a line that is neither JSON nor a torn prefix + JSON: {l}"));
-                torn.push(l[..at].to_string());
-                serde_json::from_str(&l[at..]).expect("checked")
-            }
-        })
-        .collect();
+    let (got, torn) = parse_tolerating_torn(&run.output());
     assert!(torn.len() <= 1, "kill -9: more than one torn line: {torn:?}");
     assert_clean(&got, "kill -9");
     // No loss: every record kaudit run writes is in the audit log at least as often.
-    let have = multiset(&got);
-    let wanted_records: Vec<Value> = want.events.iter().map(|l| as_record(l)).collect();
-    let wanted = multiset(&wanted_records);
-    let mut duplicates = 0;
-    for (record, n) in &wanted {
-        let h = have.get(record).copied().unwrap_or(0);
-        assert!(h >= *n, "kill -9: a record is missing after the restart: {}", &record[..record.len().min(300)]);
-        duplicates += h - n;
-    }
-    for record in have.keys() {
-        assert!(wanted.contains_key(record), "kill -9: a record kaudit run never wrote: {record}");
-    }
+    let wanted: Vec<Value> = want.events.iter().map(|l| as_record(l)).collect();
+    let (missing, duplicates) = missing_and_duplicated(&got, &wanted);
+    assert_eq!(missing, 0, "kill -9: {missing} records lost");
     eprintln!(
         "kill -9: {} records expected, {} in the audit log at the kill, {} after the restart: none lost, {duplicates} duplicated; {} torn line(s) {:?}; {chunks} chunk file(s) in storage at the kill",
         want.events.len(),
