@@ -165,9 +165,9 @@ fn native_alerts(body: &[u8]) -> Vec<String> {
     consumer.take_alerts()
 }
 
+/// A JSON-lines log as one EventList.
 fn event_list(log: &str) -> String {
-    let items: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
-    format!(r#"{{"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{{}},"items":[{}]}}"#, items.join(","))
+    support::event_list(&log.lines().filter(|l| !l.trim().is_empty()).collect::<Vec<_>>())
 }
 
 #[test]
