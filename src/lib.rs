@@ -42,7 +42,6 @@
 
 mod alert;
 mod config;
-pub mod corpus;
 mod diagnostic;
 mod enrich;
 mod event;
@@ -60,8 +59,7 @@ pub use alert::{
 };
 pub use config::{BadRecords, Config, ConfigError, Limits};
 pub use diagnostic::{Diagnostic, DiagnosticKind};
-pub use enrich::mmdb_writer;
-pub use enrich::{EnrichConfig, EnrichError, Enricher, Enrichment, GeoDb, GeoInfo, IpScope, IpSet};
+pub use enrich::{parse_ip, EnrichConfig, EnrichError, Enricher, Enrichment, GeoDb, GeoInfo, IpScope, IpSet};
 pub use event::doc::EventDoc;
 pub use event::feed::Feed;
 pub use event::framing::{for_each_event, list_items, Record, Records};

@@ -5,7 +5,9 @@
 //! written by splicing the original bytes. A record that is not an audit event is reported and,
 //! by default, passed through untouched: kaudit never loses a record.
 
-use crate::alert::AlertEngine;
+use serde::Serialize;
+
+use crate::alert::{AlertEngine, AlertStats};
 use crate::config::{BadRecords, Config};
 use crate::enrich::Enricher;
 use crate::event::doc::EventDoc;
@@ -44,7 +46,8 @@ pub enum Outcome {
 }
 
 /// Running totals. `read = kept + dropped + bad + oversized`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Counters {
     /// Records read (events, bad records, oversized records).
     pub read: u64,
@@ -105,28 +108,9 @@ impl Counters {
         }
     }
 
-    /// The counters as a JSON object (stable keys, for every host's metrics).
+    /// The counters as a JSON object (stable camelCase keys in field order, for every host's metrics).
     pub fn to_json(&self) -> String {
-        format!(
-            "{{\"read\":{},\"kept\":{},\"stripped\":{},\"dropped\":{},\"droppedLevelNone\":{},\"droppedOmittedStage\":{},\"droppedFiltered\":{},\"bad\":{},\"badWrapper\":{},\"truncated\":{},\"notAudit\":{},\"oversized\":{},\"oversizedBatches\":{},\"alertsDropped\":{},\"controlMessages\":{},\"bytesIn\":{},\"bytesOut\":{}}}",
-            self.read,
-            self.kept,
-            self.stripped,
-            self.dropped,
-            self.dropped_level_none,
-            self.dropped_omitted_stage,
-            self.dropped_filtered,
-            self.bad,
-            self.bad_wrapper,
-            self.truncated,
-            self.not_audit,
-            self.oversized,
-            self.oversized_batches,
-            self.alerts_dropped,
-            self.control_messages,
-            self.bytes_in,
-            self.bytes_out
-        )
+        serde_json::to_string(self).unwrap_or_default()
     }
 }
 
@@ -660,9 +644,13 @@ impl Pipeline {
 
     /// Counters and alert statistics as one JSON object: the counters' keys plus `"alerts"`.
     pub fn metrics_json(&self) -> String {
-        let mut c = self.counters.to_json();
-        c.pop(); // the closing '}'
-        format!("{c},\"alerts\":{}}}", self.alerts.stats().to_json())
+        #[derive(Serialize)]
+        struct Metrics<'a> {
+            #[serde(flatten)]
+            counters: &'a Counters,
+            alerts: AlertStats,
+        }
+        serde_json::to_string(&Metrics { counters: &self.counters, alerts: self.alerts.stats() }).unwrap_or_default()
     }
 
     /// Whether the config has any alert rule (hosts that forward events to a central alert
@@ -756,5 +744,24 @@ impl BatchSummary {
             Outcome::Dropped { .. } => self.dropped += 1,
             Outcome::Bad { .. } => self.bad += 1,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_json_keys_are_stable() {
+        let c = Counters { read: 9, bytes_out: 7, ..Counters::default() };
+        assert_eq!(
+            c.to_json(),
+            "{\"read\":9,\"kept\":0,\"stripped\":0,\"dropped\":0,\"droppedLevelNone\":0,\"droppedOmittedStage\":0,\"droppedFiltered\":0,\"bad\":0,\"badWrapper\":0,\"truncated\":0,\"notAudit\":0,\"oversized\":0,\"oversizedBatches\":0,\"alertsDropped\":0,\"controlMessages\":0,\"bytesIn\":0,\"bytesOut\":7}"
+        );
+        let p = Pipeline::embedded_default();
+        let alerts = "\"alerts\":{\"events\":0,\"matches\":0,\"alerts\":0,\"suppressed\":0,\"groups\":0,\"groupsEvicted\":0,\"lateEvents\":0,\"distinctOverflow\":0}";
+        let mut want = p.counters().to_json();
+        want.pop();
+        assert_eq!(p.metrics_json(), format!("{want},{alerts}}}"));
     }
 }

@@ -1,22 +1,15 @@
 //! The config reference's complete example (docs/CONFIG.md) loads, and means what it says.
 
 use std::collections::HashMap;
-use std::path::Path;
 
-use kaudit::mmdb_writer::{DbValue, MmdbWriter};
-use kaudit::{FileSource, Pipeline};
+use kaudit::Pipeline;
+use kaudit_testkit::mmdb::{DbValue, MmdbWriter};
 
-struct Mem(HashMap<String, Vec<u8>>);
+mod support;
 
-impl FileSource for Mem {
-    fn read(&self, path: &str) -> Result<Vec<u8>, String> {
-        self.0.get(path).cloned().ok_or_else(|| format!("{path}: not found"))
-    }
-}
+use support::Mem;
 
-fn repo(path: &str) -> Vec<u8> {
-    std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join(path)).unwrap()
-}
+use support::repo_file as repo;
 
 /// The first ```yaml block of docs/CONFIG.md.
 fn complete_example() -> String {

@@ -5,21 +5,12 @@
 //! policy that keeps everything (Falco sees raw events).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 
-use kaudit::{FileSource, Pipeline};
+use kaudit::Pipeline;
 
-struct Dir(PathBuf);
+mod support;
 
-impl FileSource for Dir {
-    fn read(&self, path: &str) -> Result<Vec<u8>, String> {
-        std::fs::read(self.0.join(path)).map_err(|e| format!("{path}: {e}"))
-    }
-}
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
-}
+use support::{root, Dir};
 
 const KEEP_ALL: &str =
     "policy:\n  apiVersion: audit.k8s.io/v1\n  kind: Policy\n  rules:\n    - level: RequestResponse\n";

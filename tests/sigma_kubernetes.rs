@@ -1,22 +1,12 @@
 //! The 16 Sigma Kubernetes audit rules (tests/fixtures/sigma, unchanged) compiled to kaudit
 //! rules: all load, each fires on an event made to match it and not on its near miss.
 
-use std::path::{Path, PathBuf};
-
-use kaudit::{FileSource, Pipeline};
+use kaudit::Pipeline;
 use serde_json::{json, Value};
 
-struct Dir(PathBuf);
+mod support;
 
-impl FileSource for Dir {
-    fn read(&self, path: &str) -> Result<Vec<u8>, String> {
-        std::fs::read(self.0.join(path)).map_err(|e| format!("{path}: {e}"))
-    }
-}
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
-}
+use support::{root, Dir};
 
 fn sigma_files() -> Vec<String> {
     let mut files: Vec<String> = std::fs::read_dir(root().join("tests/fixtures/sigma"))

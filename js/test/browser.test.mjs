@@ -8,11 +8,9 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
-import { ARTIFACTS, JS_DIR, SAMPLE, checkPackageBuilt, cliReportJson, domView, expectedView, kaudit, readDom, serve } from './helpers.mjs';
+import { ARTIFACTS, JS_DIR, SAMPLE, checkPackageBuilt, cliReportJson, launchChromium, domView, expectedView, kaudit, readDom, serve } from './helpers.mjs';
 import { generateEvents } from './generate.mjs';
 
-const CHROMIUM = process.env.KAUDIT_CHROMIUM || '/usr/bin/chromium';
 const TABS = ['overview', 'operations', 'details'];
 let server;
 let context;
@@ -21,17 +19,9 @@ let profile;
 before(async () => {
   checkPackageBuilt();
   if (!existsSync(join(JS_DIR, 'demo', 'sample-audit.log'))) throw new Error('js/demo/sample-audit.log is missing: run js::build (cargo xtask)');
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} not found: install Debian chromium (cargo xtask setup)`);
   mkdirSync(ARTIFACTS, { recursive: true });
   server = await serve(JS_DIR);
-  profile = mkdtempSync(join(tmpdir(), 'kaudit-chromium-'));
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    viewport: { width: 1280, height: 900 },
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync'],
-  });
+  ({ context, profile } = await launchChromium());
 });
 
 after(async () => {

@@ -6,14 +6,12 @@
 // has an event-handler attribute, no script element was added and no payload ran.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
-import { ARTIFACTS, JS_DIR, checkPackageBuilt, cliReportJson, domView, expectedView, kaudit, readDom, serve } from './helpers.mjs';
+import { ARTIFACTS, JS_DIR, checkPackageBuilt, cliReportJson, launchChromium, domView, expectedView, kaudit, readDom, serve } from './helpers.mjs';
 import { HOSTILE, hostileLog } from './hostile.mjs';
 
-const CHROMIUM = process.env.KAUDIT_CHROMIUM || '/usr/bin/chromium';
 const TABS = ['overview', 'operations', 'details'];
 // The resource type of the Operation Details tab: a custom resource named by a payload.
 const RESOURCE = `widgets1${HOSTILE[1]}`;
@@ -25,20 +23,12 @@ let log;
 
 before(async () => {
   checkPackageBuilt();
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} not found: install Debian chromium (cargo xtask setup)`);
   mkdirSync(ARTIFACTS, { recursive: true });
   dir = mkdtempSync(join(tmpdir(), 'kaudit-hostile-'));
   log = join(dir, 'hostile-audit.log');
   writeFileSync(log, hostileLog());
   server = await serve(JS_DIR);
-  profile = mkdtempSync(join(tmpdir(), 'kaudit-chromium-'));
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    viewport: { width: 1280, height: 900 },
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync'],
-  });
+  ({ context, profile } = await launchChromium());
   // Nothing may leave the machine (a <base> or <img> payload would try).
   await context.route((url) => !url.href.startsWith(server.url), (route) => route.abort());
 });

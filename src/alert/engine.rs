@@ -17,7 +17,8 @@ use super::rule::{AggFn, Rule};
 use super::state::{AggState, DistinctAdd, GroupState, GroupStore, BUCKETS};
 
 /// Running totals of the alert engine (for every host's metrics).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct AlertStats {
     /// Events the rules were evaluated on.
     pub events: u64,
@@ -38,12 +39,9 @@ pub struct AlertStats {
 }
 
 impl AlertStats {
-    /// Stable JSON keys.
+    /// Stable camelCase JSON keys, in field order.
     pub fn to_json(&self) -> String {
-        format!(
-            "{{\"events\":{},\"matches\":{},\"alerts\":{},\"suppressed\":{},\"groups\":{},\"groupsEvicted\":{},\"lateEvents\":{},\"distinctOverflow\":{}}}",
-            self.events, self.matches, self.alerts, self.suppressed, self.groups, self.groups_evicted, self.late_events, self.distinct_overflow
-        )
+        serde_json::to_string(self).unwrap_or_default()
     }
 }
 

@@ -7,7 +7,6 @@ pub mod account;
 pub mod exec;
 pub mod geo;
 pub mod ip;
-pub mod mmdb_writer;
 pub mod resource;
 
 use std::net::IpAddr;
@@ -16,7 +15,7 @@ use crate::event::raw::write_json_str;
 use crate::event::Event;
 
 pub use geo::{GeoDb, GeoInfo};
-pub use ip::{IpScope, IpSet};
+pub use ip::{parse_ip, IpScope, IpSet};
 
 /// A GeoIP database or a network entry that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq)]

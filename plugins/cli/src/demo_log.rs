@@ -21,8 +21,8 @@ use std::io::Write as _;
 use std::path::PathBuf;
 
 use clap::Args;
-use kaudit::corpus::Rng;
 use kaudit::{format_micros, parse_micros};
+use kaudit_testkit::corpus::Rng;
 
 #[derive(Args)]
 pub struct DemoLogArgs {

@@ -20,10 +20,9 @@ use kaudit::list_items;
 use kaudit::{Config, FileSource, Pipeline};
 use kaudit_envoy::batch::{filter_body, for_each_item};
 use serde_json::{json, Value};
-use support::{http, loopback, shipped_config, wait_for, wasm_filter, Envoy, Recorder, TempDir};
+use support::{event_list, http, loopback, shipped_config, wait_for, wasm_filter, Envoy, Recorder, TempDir};
 
 const SHIPPED: &str = "kaudit"; // the plugin name in the shipped envoy.yaml
-const EVENT_LIST_PREFIX: &str = r#"{"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{},"items":["#;
 /// Vector's `http` sink: `payload_prefix`/`payload_suffix` of plugins/vector/vector.yaml around
 /// the JSON codec's `[a,b,...]` batch.
 const VECTOR_PREFIX: &str = r#"{"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":"#;
@@ -97,10 +96,6 @@ fn vectors() -> Vec<Vector> {
             dir,
         })
         .collect()
-}
-
-fn event_list(items: &[String]) -> String {
-    format!("{EVENT_LIST_PREFIX}{}]}}", items.join(","))
 }
 
 /// The shipped config with ports and paths replaced and one listener per `(name, envelope)`

@@ -1,24 +1,25 @@
 //! The shipped plugins/envoy/envoy.yaml's TLS in a real Envoy 1.40, with only ports, file paths
 //! and the alert webhook's address replaced. Certificates are made with openssl at test time.
 //!
-//! What must hold (SECURITY.md, "Who can write the audit trail"):
+//! What must hold (SECURITY.md, claims 6 and 8):
 //! * the audit listener takes only clients with a certificate from the configured CA: no
 //!   certificate, another CA's certificate, or plain HTTP is refused and nothing reaches the
 //!   receiver; a client with the right certificate gets through;
-//! * the alert route speaks TLS, sends the configured SNI and accepts only a server
-//!   certificate from the configured CA that names the configured host;
-//! * the admin interface is on loopback.
+//! * the alert route speaks TLS with the configured SNI and accepts only a server certificate
+//!   from the configured CA that names the configured host;
+//! * the admin interface is on loopback;
+//! * the real kube-apiserver, with a webhook kubeconfig carrying the client certificate, gets
+//!   through, and every event the engine keeps arrives.
 
 mod support;
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
 
 use kaudit::{Config, Pipeline};
 use kaudit_envoy::batch::{filter_body, for_each_item};
 use serde_json::{json, Value};
-use support::pki::{tls_webhook, Pki, ALERT_HOST};
+use support::pki::{tls_webhook_sni, Pki, ALERT_HOST};
 use support::{http, loopback, shipped_config, wait_for, wasm_filter, Envoy, Recorder, TempDir};
 
 const EXEC_LOG: &str = "tests/fixtures/alerts/seed-example1-exec.jsonl";
@@ -86,8 +87,14 @@ fn the_shipped_config_requires_client_certificates_and_keeps_admin_on_loopback()
 
 /// The alert webhook over TLS: a second Envoy terminates TLS with `alerts.crt` (listener
 /// `alerts`) or `alerts-other-name.crt` (listener `alerts_other_name`) and forwards to `sink`.
+/// The alert webhooks: `alerts` (a certificate naming ALERT_HOST, and only for that SNI) and
+/// `alerts_other_name` (a certificate naming another host).
 fn alert_webhook(pki: &Pki, sink: u16) -> Envoy {
-    tls_webhook(pki, &[("alerts", "alerts"), ("alerts_other_name", "alerts-other-name")], sink)
+    tls_webhook_sni(
+        pki,
+        &[("alerts", "alerts", Some(ALERT_HOST)), ("alerts_other_name", "alerts-other-name", None)],
+        sink,
+    )
 }
 
 /// The shipped config with the test's files and ports. Listener `kaudit` is the shipped one;
@@ -166,9 +173,9 @@ fn native_alerts(body: &[u8]) -> Vec<String> {
     consumer.take_alerts()
 }
 
+/// A JSON-lines log as one EventList.
 fn event_list(log: &str) -> String {
-    let items: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
-    format!(r#"{{"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{{}},"items":[{}]}}"#, items.join(","))
+    support::event_list(&log.lines().filter(|l| !l.trim().is_empty()).collect::<Vec<_>>())
 }
 
 #[test]
@@ -215,7 +222,7 @@ fn only_clients_with_the_configured_cas_certificate_reach_the_receiver_and_alert
     for r in &requests {
         assert_eq!(r.header(":authority").or(r.header("host")), Some(ALERT_HOST));
     }
-    // The webhook's Envoy saw the SNI the shipped config sends.
+    // Over TLS, with the shipped SNI: the webhook's listener serves no other server name.
     assert!(webhook.counter("listener.alerts.ssl.handshake") >= 1);
 
     // A webhook certificate from another CA, or one naming another host: no alert is sent.
@@ -230,24 +237,6 @@ fn only_clients_with_the_configured_cas_certificate_reach_the_receiver_and_alert
         assert!(wait_for(20, || (envoy.counter(&failed) >= 1).then_some(())).is_some(), "{failed}");
         assert!(sink.requests_to(&format!("/alerts/{listener}")).is_empty(), "{listener}: an alert reached the sink");
     }
-}
-
-/// kube-apiserver's audit harness (`run-audit.sh`, README in `../shared/tools/kubernetes/`):
-/// `$KAUDIT_KUBE_RUN_AUDIT`, else `../shared/tools/kubernetes/run-audit.sh` beside the
-/// repository root or, for a git worktree, beside the main checkout.
-fn run_audit_script() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("KAUDIT_KUBE_RUN_AUDIT") {
-        return Some(PathBuf::from(p));
-    }
-    let root = support::workspace_root();
-    let mut roots = vec![root.clone()];
-    if let Some(gitdir) = std::fs::read_to_string(root.join(".git"))
-        .ok()
-        .and_then(|t| t.trim().strip_prefix("gitdir:").map(|g| PathBuf::from(g.trim())))
-    {
-        roots.extend(gitdir.ancestors().find(|a| a.ends_with(".git")).and_then(|g| g.parent()).map(PathBuf::from));
-    }
-    roots.into_iter().map(|r| r.join("../shared/tools/kubernetes/run-audit.sh")).find(|p| p.is_file())
 }
 
 /// `(auditID, stage)` of every item of an EventList body.
@@ -266,9 +255,8 @@ fn item_keys(body: &[u8]) -> Vec<(String, String)> {
 /// those the apiserver itself reports as not sent at shutdown).
 #[test]
 fn kube_apiserver_with_the_client_certificate_gets_through() {
-    let Some(script) = run_audit_script() else {
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "kube-apiserver's run-audit.sh is missing (CI=true)");
-        eprintln!("SKIPPED: no ../shared/tools/kubernetes/run-audit.sh (or $KAUDIT_KUBE_RUN_AUDIT)");
+    let Some(script) = support::real_hosts::require(&support::real_hosts::KUBE_AUDIT, "kube-apiserver through TLS")
+    else {
         return;
     };
     let pki = Pki::new();

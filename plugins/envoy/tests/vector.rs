@@ -280,7 +280,7 @@ fn the_shipped_vector_config_through_envoy_equals_kaudit_run() {
     // event), then a realistic stream from kaudit's corpus generator.
     let mut input =
         std::fs::read(repo_root().join("tests/conformance/vectors/seed-default/input.jsonl")).expect("input");
-    input.extend_from_slice(&kaudit::corpus::generate(2_000, 57));
+    input.extend_from_slice(&kaudit_testkit::corpus::generate(2_000, 57));
     let want = kaudit_run(&input, None);
     std::fs::write(s.dir.0.join("audit.log"), &input).expect("audit.log");
     let vector = Vector::start(&s.vector_bin, s.dir.clone(), &s.pki, s.envoy_port, s.source_port);
@@ -292,7 +292,7 @@ fn the_shipped_vector_config_through_envoy_equals_kaudit_run() {
 #[test]
 fn with_envoy_down_vector_retries_and_delivers_everything_once_it_is_up() {
     let Some(s) = setup("envoy-down") else { return };
-    let input = kaudit::corpus::generate(1_500, 58);
+    let input = kaudit_testkit::corpus::generate(1_500, 58);
     let want = kaudit_run(&input, None);
     std::fs::write(s.dir.0.join("audit.log"), &input).expect("audit.log");
     let vector = Vector::start(&s.vector_bin, s.dir.clone(), &s.pki, s.envoy_port, s.source_port);
@@ -341,7 +341,7 @@ fn vector_validate_accepts_the_shipped_config() {
 fn vector_killed_mid_stream_and_restarted_loses_no_event() {
     let Some(s) = setup("kill9") else { return };
     let _envoy = s.envoy();
-    let input = kaudit::corpus::generate(3_000, 59);
+    let input = kaudit_testkit::corpus::generate(3_000, 59);
     let want = kaudit_run(&input, None);
     std::fs::write(s.dir.0.join("audit.log"), &input).expect("audit.log");
     let mut vector = Vector::start(&s.vector_bin, s.dir.clone(), &s.pki, s.envoy_port, s.source_port);

@@ -442,3 +442,9 @@ pub fn wasm_filter(listener: &mut Value) -> &mut Value {
 pub fn loopback(port: u16) -> Value {
     json!({ "socket_address": { "address": "127.0.0.1", "port_value": port } })
 }
+
+/// An audit EventList (as kube-apiserver's webhook posts it) holding `items` (event JSON texts).
+pub fn event_list<S: AsRef<str>>(items: &[S]) -> String {
+    let items: Vec<&str> = items.iter().map(AsRef::as_ref).collect();
+    format!(r#"{{"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{{}},"items":[{}]}}"#, items.join(","))
+}

@@ -352,7 +352,7 @@ fn memory_stops_growing_after_warm_up() {
 const ALERT_GROUPS_FULL: u32 = 25_000;
 
 /// The 1M-cardinality bound for the WASM instance: every event from a new source address and a
-/// new user (`kaudit::corpus::distinct_actor_event`), one instance, record by record. Once the
+/// new user (`kaudit_testkit::corpus::distinct_actor_event`), one instance, record by record. Once the
 /// alert rules are full, linear memory must not grow. 150,000 events by default (about 9 s in a
 /// debug build); `KAUDIT_CARDINALITY_EVENTS=1000000` (`cargo xtask fuzz-wasm-memory`) runs the
 /// million (figures in docs/RELIABILITY.md).
@@ -365,7 +365,7 @@ fn linear_memory_stays_bounded_with_distinct_addresses_and_users() {
     let start = std::time::Instant::now();
     let (mut line, mut warm, mut with_alerts) = (String::new(), 0, 0u64);
     for i in 0..events {
-        kaudit::corpus::distinct_actor_event(i, &mut line);
+        kaudit_testkit::corpus::distinct_actor_event(i, &mut line);
         match fb.call(TAG, line.as_bytes()).unwrap_or_else(|e| panic!("event {i}: trap: {e}")) {
             Reply::Record(r) if r.windows(15).any(|w| w == b"\"kaudit_alerts\"") => with_alerts += 1,
             Reply::Record(_) => {}

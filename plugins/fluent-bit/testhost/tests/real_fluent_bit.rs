@@ -445,7 +445,7 @@ fn refused_start(run: &mut Run) -> (ExitStatus, String) {
 
 /// One audit event (the first line of kaudit's corpus generator for `seed`).
 fn one_event(seed: u64) -> String {
-    let corpus = String::from_utf8(kaudit::corpus::generate(1, seed)).expect("utf-8");
+    let corpus = String::from_utf8(kaudit_testkit::corpus::generate(1, seed)).expect("utf-8");
     corpus.lines().next().expect("one event").to_string()
 }
 
@@ -507,7 +507,7 @@ fn a_realistic_stream_equals_kaudit_run_and_each_alert_arrives_once() {
     let Some(bin) = fluent_bit("realistic stream") else { return };
     // kaudit's corpus generator: system chatter, service accounts, humans with large bodies,
     // exec streams, 403s from public IPs (src/corpus.rs). 1,500 events: a few seconds of WAMR.
-    let input = kaudit::corpus::generate(1_500, 14);
+    let input = kaudit_testkit::corpus::generate(1_500, 14);
     let want = native(&input, None);
     assert!(!want.alerts.is_empty(), "the stream raises alerts");
     check_stream(&bin, "corpus", &input, None, 50);
@@ -615,7 +615,7 @@ fn sigterm_flushes_what_fluent_bit_holds() {
     // whatever the audit log has afterwards was flushed by the shutdown.
     let mut run = Run::new(bin, "sigterm", None, &[("flush: 1", "flush: 30")]);
     run.start();
-    let input = kaudit::corpus::generate(300, 21);
+    let input = kaudit_testkit::corpus::generate(300, 21);
     let want = native(&input, None);
     run.append(&input);
     // Time for tail to read it all and the filter to process it (well under a second here).
@@ -634,7 +634,7 @@ fn sigterm_flushes_what_fluent_bit_holds() {
 #[test]
 fn kill_9_mid_stream_and_restart_lose_no_record() {
     let Some(bin) = fluent_bit("kill -9") else { return };
-    let input = kaudit::corpus::generate(3_000, 99);
+    let input = kaudit_testkit::corpus::generate(3_000, 99);
     let want = native(&input, None);
     let mut run = Run::new(bin, "kill9", None, &[]);
     run.start();

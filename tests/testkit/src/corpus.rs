@@ -3,9 +3,9 @@
 //! and humans (deployments with 1-20 KB bodies, secret reads, exec streams, 403s from public
 //! IPs), at the levels and stages kube-apiserver writes them.
 
-use crate::event::raw::write_json_str;
-use crate::event::time::format_micros;
 use std::fmt::Write as _;
+
+use kaudit::{format_micros, write_json_str};
 
 /// A small xorshift generator: the same seed gives the same log on every machine.
 pub struct Rng(u64);
@@ -450,7 +450,7 @@ mod tests {
         let text = std::str::from_utf8(&a).unwrap();
         let mut sizes = Vec::new();
         for line in text.lines() {
-            crate::event::Event::parse(line).unwrap();
+            kaudit::Event::parse(line).unwrap();
             sizes.push(line.len());
         }
         assert!(sizes.len() >= 500);

@@ -1,5 +1,5 @@
-//! A small writer for MaxMind DB (`.mmdb`) files, so users can map their own networks (office
-//! ranges, VPCs) to regions and owners, and so tests can build databases of known content.
+//! A small writer for MaxMind DB (`.mmdb`) files, so tests can build GeoIP databases of known
+//! content (kaudit reads them with the `maxminddb` crate, as it reads MaxMind's own).
 //! Implements the MaxMind DB format 2.0: an IPv6 search tree (IPv4 under `::/96`), 32-bit
 //! records, the data section and the metadata.
 
@@ -96,7 +96,7 @@ impl MmdbWriter {
 
     /// Maps the network `cidr` (IPv4 or IPv6) to `value`.
     pub fn insert_str(&mut self, cidr: &str, value: &DbValue) -> Result<(), String> {
-        let net = crate::enrich::ip::IpSet::parse_entry(cidr).map_err(|e| e.to_string())?;
+        let net = kaudit::IpSet::parse_entry(cidr).map_err(|e| e.to_string())?;
         self.insert(net, value);
         Ok(())
     }
@@ -184,5 +184,5 @@ fn encode(v: &DbValue, out: &mut Vec<u8>) {
 
 /// Parses an address for lookups in tests and tools.
 pub fn addr(s: &str) -> Option<IpAddr> {
-    crate::enrich::ip::parse_ip(s)
+    kaudit::parse_ip(s)
 }
