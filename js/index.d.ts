@@ -35,9 +35,10 @@ export interface Counts {
 export interface Filter {
   /** RFC 3339, inclusive. */
   from?: string;
-  /** RFC 3339, inclusive; default: the newest event time in the data. */
+  /** RFC 3339, inclusive; with `last` or `from`, default: the newest event time in the data. */
   to?: string;
-  /** Range length when `from` is absent: '15m', '24h', '7d' (default), '2w', or 'all'. */
+  /** Range length when `from` is absent: '15m', '24h', '7d', '2w', or 'all' (default: everything read).
+   * Live data, the console's "last week up to now": `{ last: '7d', to: new Date().toISOString() }`. */
   last?: string;
   /** Namespaces ('' = cluster-scoped). */
   namespace?: string | string[];

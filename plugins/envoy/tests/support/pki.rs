@@ -104,12 +104,25 @@ impl Pki {
 /// A webhook over TLS: an Envoy with one listener per `(name, cert)` (on port 0) that
 /// terminates TLS with `<cert>.crt` and forwards every request to `sink` (plain HTTP).
 pub fn tls_webhook(pki: &Pki, listeners: &[(&str, &str)], sink: u16) -> Envoy {
-    let listener = |name: &str, cert: &str| {
+    let listeners: Vec<(&str, &str, Option<&str>)> = listeners.iter().map(|&(name, cert)| (name, cert, None)).collect();
+    tls_webhook_sni(pki, &listeners, sink)
+}
+
+/// [`tls_webhook`] whose listeners may also require a TLS server name (`Some(sni)`): a client
+/// that sends another name, or none, finds no filter chain and is closed.
+pub fn tls_webhook_sni(pki: &Pki, listeners: &[(&str, &str, Option<&str>)], sink: u16) -> Envoy {
+    let listener = |name: &str, cert: &str, sni: Option<&str>| {
+        let chain_match = sni.map_or(json!({}), |s| json!({ "server_names": [s] }));
+        // The TLS inspector reads the ClientHello's server name for the match.
+        let inspector = sni.map_or(json!([]), |_| json!([{ "name": "envoy.filters.listener.tls_inspector",
+            "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector" } }]));
         json!({
             "name": name,
             "stat_prefix": name,
             "address": loopback(0),
+            "listener_filters": inspector,
             "filter_chains": [{
+                "filter_chain_match": chain_match,
                 "transport_socket": { "name": "envoy.transport_sockets.tls", "typed_config": {
                     "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
                     "common_tls_context": { "tls_certificates": [{
@@ -128,7 +141,7 @@ pub fn tls_webhook(pki: &Pki, listeners: &[(&str, &str)], sink: u16) -> Envoy {
     let config = json!({
         "admin": { "address": loopback(0) },
         "static_resources": {
-            "listeners": listeners.iter().map(|(name, cert)| listener(name, cert)).collect::<Vec<_>>(),
+            "listeners": listeners.iter().map(|&(name, cert, sni)| listener(name, cert, sni)).collect::<Vec<_>>(),
             "clusters": [{ "name": "sink", "type": "STATIC", "connect_timeout": "5s", "load_assignment": {
                 "cluster_name": "sink", "endpoints": [{ "lb_endpoints": [{ "endpoint": { "address": loopback(sink) } }] }] } }]
         }
