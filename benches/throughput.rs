@@ -1,5 +1,5 @@
 //! Throughput of the pipeline next to a plain serde_json skim (`IgnoredAny`) of the same bytes,
-//! in one run, on a deterministic corpus (`kaudit::corpus`). Run: `cargo bench --bench throughput`
+//! in one run, on a deterministic corpus (`kaudit_testkit::corpus`). Run: `cargo bench --bench throughput`
 //! (or `cargo xtask bench`). Prints events/s, MB/s and the ratio to the skim.
 
 use std::hint::black_box;
@@ -30,7 +30,7 @@ fn pipeline_run(input: &[u8], enrich_and_alerts: bool) -> usize {
     let mut p = Pipeline::new(config);
     // Like the CLI: one reused output buffer, flushed (here: cleared) every megabyte.
     let mut out = Vec::with_capacity(2 << 20);
-    for record in kaudit::event::framing::Records::new(input) {
+    for record in kaudit::Records::new(input) {
         p.process_document(record.bytes, record.line, &mut out, &mut |_| {});
         if out.len() >= 1 << 20 {
             black_box(&out);
@@ -67,9 +67,9 @@ fn main() {
     // `cargo test --benches` runs bench binaries with --bench absent; keep that fast.
     let quick = std::env::args().any(|a| a == "--test") || !std::env::args().any(|a| a == "--bench");
     let n = if quick { 500 } else { EVENTS };
-    let input = kaudit::corpus::generate(n, 42);
+    let input = kaudit_testkit::corpus::generate(n, 42);
     let lines = input.iter().filter(|b| **b == b'\n').count();
-    println!("corpus: {lines} events, {:.1} MB (kaudit::corpus::generate({n}, 42))", input.len() as f64 / 1e6);
+    println!("corpus: {lines} events, {:.1} MB (kaudit_testkit::corpus::generate({n}, 42))", input.len() as f64 / 1e6);
     // KAUDIT_BENCH_ONLY=run|filter|skim runs one variant (for profiling).
     if let Ok(only) = std::env::var("KAUDIT_BENCH_ONLY") {
         let f: &dyn Fn(&[u8]) -> usize = match only.as_str() {

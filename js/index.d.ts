@@ -25,14 +25,20 @@ export interface Counts {
   bytes: number;
   /** Bytes of an unfinished record waiting for the next chunk. */
   pendingBytes: number;
+  /** Records skipped because processing them hit an internal error (the call that met them threw). */
+  internalErrors: number;
+  /** Oldest and newest event time read (RFC 3339), null before the first timed event. */
+  oldest: string | null;
+  newest: string | null;
 }
 
 export interface Filter {
   /** RFC 3339, inclusive. */
   from?: string;
-  /** RFC 3339, inclusive; default: the newest event time in the data. */
+  /** RFC 3339, inclusive; with `last` or `from`, default: the newest event time in the data. */
   to?: string;
-  /** Range length when `from` is absent: '15m', '24h', '7d' (default), '2w', or 'all'. */
+  /** Range length when `from` is absent: '15m', '24h', '7d', '2w', or 'all' (default: everything read).
+   * Live data, the console's "last week up to now": `{ last: '7d', to: new Date().toISOString() }`. */
   last?: string;
   /** Namespaces ('' = cluster-scoped). */
   namespace?: string | string[];
@@ -90,7 +96,7 @@ export interface Report {
     events: number; bad: number; untimed: number; oldest: string | null; newest: string | null;
     detailsDropped: number;
   };
-  range: { from: string | null; to: string | null; step: string; stepSeconds: number };
+  range: { from: string | null; to: string | null; events: number; step: string; stepSeconds: number };
   filter: { namespace: string[]; account: string[]; code: number[]; query: string | null; limit: number; top: number };
   facets: { namespaces: string[]; accounts: string[]; codes: number[]; resourceTypes: string[] };
   overview: {

@@ -42,15 +42,21 @@ const LIMIT_KEYS: &[&str] = &["maxEventBytes", "maxBatchBytes", "maxPendingAlert
 /// A loaded configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// The audit policy (`policy` or `policyFile`; the seed's by default).
     pub policy: Policy,
+    /// `badRecords`.
     pub bad_records: BadRecords,
+    /// `limits`.
     pub limits: Limits,
     /// Where the policy came from, for messages.
     pub policy_source: String,
+    /// `enrichment`.
     pub enrichment: EnrichConfig,
     /// GeoIP database bytes (read through the host's [`FileSource`]) and the name language.
     pub geoip: Vec<Vec<u8>>,
+    /// `enrichment.geoipLanguage`: the language of country and city names.
     pub geoip_language: String,
+    /// `alerts`.
     pub alerts: AlertConfig,
 }
 
@@ -67,6 +73,7 @@ impl Config {
 /// A config that failed to load.
 #[derive(Debug, Clone)]
 pub struct ConfigError {
+    /// Every error found, each naming file, line and field.
     pub errors: Vec<Diagnostic>,
 }
 
@@ -237,13 +244,13 @@ fn decode_enrichment(c: &mut Ctx, node: &Node, files: &dyn FileSource, config: &
                         })?;
                         dbs.push(bytes);
                     }
-                    GeoDb::open(dbs.clone(), "en").map_err(|err| c.error(value.pos, err))?;
+                    GeoDb::open(dbs.clone(), "en").map_err(|err| c.error(value.pos, err.to_string()))?;
                     config.geoip = dbs;
                 }
                 "highRiskIPs" => {
                     let nets = c.list(value, |c, n| {
                         let s = c.string(n)?;
-                        IpSet::parse_entry(&s).map_err(|err| c.error(n.pos, err))
+                        IpSet::parse_entry(&s).map_err(|err| c.error(n.pos, err.to_string()))
                     })?;
                     e.high_risk = IpSet::new(nets);
                 }

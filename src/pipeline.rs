@@ -5,32 +5,40 @@
 //! written by splicing the original bytes. A record that is not an audit event is reported and,
 //! by default, passed through untouched: kaudit never loses a record.
 
-use crate::alert::AlertEngine;
+use serde::Serialize;
+
+use crate::alert::{AlertEngine, AlertStats};
 use crate::config::{BadRecords, Config};
 use crate::enrich::Enricher;
 use crate::event::doc::EventDoc;
 use crate::event::framing::{frame, Framed, Records};
 use crate::event::managed::{self, BadKind, DecodeLimits, Piece};
 use crate::event::raw::{self, Edit, OutBuf};
-use crate::event::Event;
 use crate::event::RawObject;
+use crate::event::{Event, EventError};
 use crate::policy::apply::{self, Changes, DropReason, Verdict};
-use crate::policy::{Decision, Evaluator};
+use crate::policy::Evaluator;
 
 /// What happened to one record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// Written to the output; `changed` when the policy edited it (level, bodies, managedFields).
     Kept {
+        /// Whether the policy edited it.
         changed: bool,
     },
+    /// Not written: the policy drops it.
     Dropped {
+        /// Why.
         reason: DropReason,
+        /// The 0-based index of the policy rule that decided it; `None` when no rule matched.
         rule: Option<usize>,
     },
     /// Not a valid audit event. `passed` when it was written through unchanged.
     Bad {
-        error: String,
+        /// Why it is not an audit event: the field at fault (if any) and what is wrong.
+        error: EventError,
+        /// Whether it was written through unchanged (`badRecords: pass`).
         passed: bool,
     },
     /// Larger than `limits.maxEventBytes`: written through unchanged, not parsed.
@@ -38,16 +46,24 @@ pub enum Outcome {
 }
 
 /// Running totals. `read = kept + dropped + bad + oversized`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Counters {
+    /// Records read (events, bad records, oversized records).
     pub read: u64,
+    /// Events written.
     pub kept: u64,
     /// Kept events the policy edited.
     pub stripped: u64,
+    /// Events dropped by the policy.
     pub dropped: u64,
+    /// Of `dropped`: level `None`.
     pub dropped_level_none: u64,
+    /// Of `dropped`: the stage is omitted.
     pub dropped_omitted_stage: u64,
+    /// Of `dropped`: by a filter.
     pub dropped_filtered: u64,
+    /// Records that are not audit events.
     pub bad: u64,
     /// Of `bad`: managed-cluster wrappers that did not decode (bad base64, truncated gzip,
     /// a gzip bomb, a malformed envelope), passed through as they came.
@@ -57,6 +73,7 @@ pub struct Counters {
     /// Of `bad`: records of a managed source that are not audit events (AKS klog categories,
     /// other Cloud Audit Logs services, other CloudWatch streams), passed through untouched.
     pub not_audit: u64,
+    /// Records over `limits.maxEventBytes`, written through unparsed.
     pub oversized: u64,
     /// `process_batch` bodies over `limits.maxBatchBytes`, forwarded untouched (their events are not read).
     pub oversized_batches: u64,
@@ -64,7 +81,9 @@ pub struct Counters {
     pub alerts_dropped: u64,
     /// CloudWatch Logs `CONTROL_MESSAGE`s consumed (health probes, no record in them).
     pub control_messages: u64,
+    /// Bytes read.
     pub bytes_in: u64,
+    /// Bytes written.
     pub bytes_out: u64,
 }
 
@@ -89,28 +108,9 @@ impl Counters {
         }
     }
 
-    /// The counters as a JSON object (stable keys, for every host's metrics).
+    /// The counters as a JSON object (stable camelCase keys in field order, for every host's metrics).
     pub fn to_json(&self) -> String {
-        format!(
-            "{{\"read\":{},\"kept\":{},\"stripped\":{},\"dropped\":{},\"droppedLevelNone\":{},\"droppedOmittedStage\":{},\"droppedFiltered\":{},\"bad\":{},\"badWrapper\":{},\"truncated\":{},\"notAudit\":{},\"oversized\":{},\"oversizedBatches\":{},\"alertsDropped\":{},\"controlMessages\":{},\"bytesIn\":{},\"bytesOut\":{}}}",
-            self.read,
-            self.kept,
-            self.stripped,
-            self.dropped,
-            self.dropped_level_none,
-            self.dropped_omitted_stage,
-            self.dropped_filtered,
-            self.bad,
-            self.bad_wrapper,
-            self.truncated,
-            self.not_audit,
-            self.oversized,
-            self.oversized_batches,
-            self.alerts_dropped,
-            self.control_messages,
-            self.bytes_in,
-            self.bytes_out
-        )
+        serde_json::to_string(self).unwrap_or_default()
     }
 }
 
@@ -121,6 +121,7 @@ pub struct RecordReport {
     pub line: usize,
     /// Index of the event inside an EventList/array on that line, if any.
     pub item: Option<usize>,
+    /// What happened to it.
     pub outcome: Outcome,
 }
 
@@ -165,14 +166,17 @@ impl Pipeline {
         Pipeline::new(Config::embedded_default())
     }
 
+    /// The config it was built from.
     pub fn config(&self) -> &Config {
         &self.config
     }
 
+    /// The policy evaluator.
     pub fn evaluator(&self) -> &Evaluator {
         &self.evaluator
     }
 
+    /// The running totals.
     pub fn counters(&self) -> &Counters {
         &self.counters
     }
@@ -206,7 +210,7 @@ impl Pipeline {
     /// are counted one by one, so the result says whether counting is done).
     fn record_outcome<O: OutBuf + ?Sized>(&mut self, bytes: &[u8], out: &mut O, unwrap: bool) -> Counted {
         if bytes.len() > self.config.limits.max_event_bytes {
-            return Counted::Not(self.pass_through(bytes, out, None));
+            return Counted::Not(self.oversized(bytes, out));
         }
         let text = match std::str::from_utf8(bytes) {
             Ok(t) => t,
@@ -240,7 +244,7 @@ impl Pipeline {
                         return Counted::Already(o);
                     }
                 }
-                Counted::Not(self.bad(bytes, out, crate::event::EventError::from(e).to_string()))
+                Counted::Not(self.bad(bytes, out, EventError::from(e)))
             }
         }
     }
@@ -342,7 +346,7 @@ impl Pipeline {
         let text = obj.text;
         match Event::from_object(obj) {
             Ok(event) => self.decide_and_write(&event, out),
-            Err(e) => self.bad(text.as_bytes(), out, e.to_string()),
+            Err(e) => self.bad(text.as_bytes(), out, e),
         }
     }
 
@@ -391,15 +395,16 @@ impl Pipeline {
         &self.enricher
     }
 
-    fn bad<O: OutBuf + ?Sized>(&mut self, bytes: &[u8], out: &mut O, error: String) -> Outcome {
+    fn bad<O: OutBuf + ?Sized>(&mut self, bytes: &[u8], out: &mut O, error: impl Into<EventError>) -> Outcome {
         let passed = self.config.bad_records == BadRecords::Pass;
         if passed {
             out.put_raw(bytes);
         }
-        Outcome::Bad { error, passed }
+        Outcome::Bad { error: error.into(), passed }
     }
 
-    fn pass_through<O: OutBuf + ?Sized>(&mut self, bytes: &[u8], out: &mut O, _why: Option<&str>) -> Outcome {
+    /// A record over `limits.maxEventBytes`: written through unchanged, not parsed.
+    fn oversized<O: OutBuf + ?Sized>(&mut self, bytes: &[u8], out: &mut O) -> Outcome {
         out.put_raw(bytes);
         Outcome::Oversized
     }
@@ -478,7 +483,7 @@ impl Pipeline {
                 self.end_line(line, None, outcome, out, report);
             }
             Framed::NotContainer(why) => {
-                let outcome = self.bad(bytes, out, why.to_string());
+                let outcome = self.bad(bytes, out, why);
                 self.account(bytes.len(), before, out, &outcome);
                 self.end_line(line, None, outcome, out, report);
             }
@@ -486,7 +491,7 @@ impl Pipeline {
                 if self.process_pieces(line, out, report, |l, f| managed::decode_loose(bytes, l, f)) {
                     return;
                 }
-                let outcome = self.bad(bytes, out, crate::event::EventError::from(e).to_string());
+                let outcome = self.bad(bytes, out, EventError::from(e));
                 self.account(bytes.len(), before, out, &outcome);
                 self.end_line(line, None, outcome, out, report);
             }
@@ -639,9 +644,13 @@ impl Pipeline {
 
     /// Counters and alert statistics as one JSON object: the counters' keys plus `"alerts"`.
     pub fn metrics_json(&self) -> String {
-        let mut c = self.counters.to_json();
-        c.pop(); // the closing '}'
-        format!("{c},\"alerts\":{}}}", self.alerts.stats().to_json())
+        #[derive(Serialize)]
+        struct Metrics<'a> {
+            #[serde(flatten)]
+            counters: &'a Counters,
+            alerts: AlertStats,
+        }
+        serde_json::to_string(&Metrics { counters: &self.counters, alerts: self.alerts.stats() }).unwrap_or_default()
     }
 
     /// Whether the config has any alert rule (hosts that forward events to a central alert
@@ -657,11 +666,6 @@ impl Pipeline {
         let doc = EventDoc::new(&ev, &self.enricher.config.key, None);
         self.alerts.observe(&ev, &doc, &mut self.alerts_out);
         cap_pending_alerts(&mut self.alerts_out, self.config.limits.max_pending_alerts, &mut self.counters);
-    }
-
-    /// The decision for one event, for `explain`.
-    pub fn explain(&self, event: &Event) -> Decision {
-        self.evaluator.evaluate_event(event)
     }
 }
 
@@ -720,9 +724,13 @@ fn cap_pending_alerts(pending: &mut Vec<String>, max: usize, counters: &mut Coun
 /// Per-batch counts.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BatchSummary {
+    /// Events in the batch.
     pub events: u64,
+    /// Events written (kept, or oversized and passed through).
     pub kept: u64,
+    /// Events the policy dropped.
     pub dropped: u64,
+    /// Records that are not audit events.
     pub bad: u64,
     /// Over `limits.maxBatchBytes`: written through untouched, no event read.
     pub oversized: bool,
@@ -739,29 +747,21 @@ impl BatchSummary {
     }
 }
 
-/// Explains a decision as one JSON line: `{"auditID","stage","level","omitStages","omitManagedFields","rule"}`.
-pub fn explain_json(event: &Event, decision: &Decision) -> String {
-    let mut out = String::with_capacity(160);
-    out.push_str("{\"auditID\":");
-    raw::write_json_str(&mut out, &event.audit_id);
-    out.push_str(",\"stage\":");
-    raw::write_json_str(&mut out, &event.stage);
-    out.push_str(",\"level\":\"");
-    out.push_str(decision.level.as_str());
-    out.push_str("\",\"omitStages\":[");
-    for (i, s) in decision.omit_stages.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        raw::write_json_str(&mut out, s);
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_json_keys_are_stable() {
+        let c = Counters { read: 9, bytes_out: 7, ..Counters::default() };
+        assert_eq!(
+            c.to_json(),
+            "{\"read\":9,\"kept\":0,\"stripped\":0,\"dropped\":0,\"droppedLevelNone\":0,\"droppedOmittedStage\":0,\"droppedFiltered\":0,\"bad\":0,\"badWrapper\":0,\"truncated\":0,\"notAudit\":0,\"oversized\":0,\"oversizedBatches\":0,\"alertsDropped\":0,\"controlMessages\":0,\"bytesIn\":0,\"bytesOut\":7}"
+        );
+        let p = Pipeline::embedded_default();
+        let alerts = "\"alerts\":{\"events\":0,\"matches\":0,\"alerts\":0,\"suppressed\":0,\"groups\":0,\"groupsEvicted\":0,\"lateEvents\":0,\"distinctOverflow\":0}";
+        let mut want = p.counters().to_json();
+        want.pop();
+        assert_eq!(p.metrics_json(), format!("{want},{alerts}}}"));
     }
-    out.push_str("],\"omitManagedFields\":");
-    out.push_str(if decision.omit_managed_fields { "true" } else { "false" });
-    out.push_str(",\"rule\":");
-    match decision.rule {
-        Some(i) => out.push_str(&i.to_string()),
-        None => out.push_str("null"),
-    }
-    out.push('}');
-    out
 }

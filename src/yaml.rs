@@ -17,18 +17,26 @@ const MAX_DEPTH: usize = 128;
 /// A YAML node with its position.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Node {
+    /// Where the node starts.
     pub pos: Pos,
+    /// Its value.
     pub kind: Kind,
 }
 
 /// The YAML 1.2 core-schema value of a node.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Kind {
+    /// `null`, `~` or empty.
     Null,
+    /// `true` or `false`.
     Bool(bool),
+    /// An integer (decimal, `0x` hex, `0o` octal).
     Int(i64),
+    /// A float (also `.inf`, `.nan`).
     Float(f64),
+    /// A string (quoted, or plain and not another type).
     Str(String),
+    /// A sequence.
     Seq(Vec<Node>),
     /// Keys keep their order and their own positions; duplicates are kept (decoders warn).
     Map(Vec<(Key, Node)>),
@@ -37,11 +45,14 @@ pub enum Kind {
 /// A mapping key (always a string here: config keys are strings).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Key {
+    /// The key's text.
     pub name: String,
+    /// Where the key is.
     pub pos: Pos,
 }
 
 impl Node {
+    /// The node's type, as messages name it (`a string`, `a list`).
     pub fn type_name(&self) -> &'static str {
         match self.kind {
             Kind::Null => "null",
@@ -62,6 +73,7 @@ impl Node {
         }
     }
 
+    /// The string, if the node is one.
     pub fn as_str(&self) -> Option<&str> {
         match &self.kind {
             Kind::Str(s) => Some(s),
@@ -214,16 +226,20 @@ fn resolve_scalar(v: &str, style: ScalarStyle, tag: Option<&str>) -> Kind {
 
 /// Decoding context: the file, the field path so far, and the warnings collected.
 pub struct Ctx<'w> {
+    /// The file named in diagnostics.
     pub file: &'w str,
     path: Vec<String>,
+    /// Where warnings go.
     pub warnings: &'w mut Vec<Diagnostic>,
 }
 
 impl<'w> Ctx<'w> {
+    /// A context at the top of `file`.
     pub fn new(file: &'w str, warnings: &'w mut Vec<Diagnostic>) -> Self {
         Ctx { file, path: Vec::new(), warnings }
     }
 
+    /// The current field path, dotted (`rules[3].level`).
     pub fn field(&self) -> String {
         let mut out = String::new();
         for seg in &self.path {
@@ -264,6 +280,7 @@ impl<'w> Ctx<'w> {
         out
     }
 
+    /// Runs `f` with `[index]` appended to the field path.
     pub fn at_index<T>(&mut self, index: usize, f: impl FnOnce(&mut Self) -> T) -> T {
         self.path.push(format!("[{index}]"));
         let out = f(self);
@@ -346,6 +363,7 @@ impl<'w> Ctx<'w> {
         Ok((out, problems))
     }
 
+    /// A string (numbers and booleans are type errors: Kubernetes decoders reject them too).
     pub fn string(&self, node: &Node) -> Result<String, Diagnostic> {
         match &node.kind {
             Kind::Str(s) => Ok(s.clone()),
@@ -363,6 +381,7 @@ impl<'w> Ctx<'w> {
         }
     }
 
+    /// A boolean.
     pub fn bool(&self, node: &Node) -> Result<bool, Diagnostic> {
         match node.kind {
             Kind::Bool(b) => Ok(b),
@@ -370,6 +389,7 @@ impl<'w> Ctx<'w> {
         }
     }
 
+    /// A non-negative integer.
     pub fn u64(&self, node: &Node) -> Result<u64, Diagnostic> {
         match node.kind {
             Kind::Int(i) if i >= 0 => Ok(i as u64),
@@ -377,6 +397,7 @@ impl<'w> Ctx<'w> {
         }
     }
 
+    /// A finite number.
     pub fn f64(&self, node: &Node) -> Result<f64, Diagnostic> {
         match node.kind {
             Kind::Int(i) => Ok(i as f64),
@@ -404,6 +425,7 @@ impl<'w> Ctx<'w> {
         }
     }
 
+    /// A list of strings (null counts as empty, a null item as `""`).
     pub fn strings(&mut self, node: &Node) -> Result<Vec<String>, Diagnostic> {
         self.list(node, |c, n| c.string_or_null(n))
     }

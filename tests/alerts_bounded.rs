@@ -6,10 +6,10 @@
 
 use std::time::Instant;
 
-use kaudit::alert::AlertEngine;
-use kaudit::enrich::Enricher;
-use kaudit::event::doc::EventDoc;
-use kaudit::event::Event;
+use kaudit::AlertEngine;
+use kaudit::Enricher;
+use kaudit::Event;
+use kaudit::EventDoc;
 use kaudit::{NoFiles, Pipeline};
 
 const DISTINCT_IPS: u32 = if cfg!(debug_assertions) { 60_000 } else { 1_000_000 };

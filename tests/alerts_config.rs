@@ -1,22 +1,15 @@
 //! The config reference's complete example (docs/CONFIG.md) loads, and means what it says.
 
 use std::collections::HashMap;
-use std::path::Path;
 
-use kaudit::enrich::mmdb_writer::{DbValue, MmdbWriter};
-use kaudit::{FileSource, Pipeline};
+use kaudit::Pipeline;
+use kaudit_testkit::mmdb::{DbValue, MmdbWriter};
 
-struct Mem(HashMap<String, Vec<u8>>);
+mod support;
 
-impl FileSource for Mem {
-    fn read(&self, path: &str) -> Result<Vec<u8>, String> {
-        self.0.get(path).cloned().ok_or_else(|| format!("{path}: not found"))
-    }
-}
+use support::Mem;
 
-fn repo(path: &str) -> Vec<u8> {
-    std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join(path)).unwrap()
-}
+use support::repo_file as repo;
 
 /// The first ```yaml block of docs/CONFIG.md.
 fn complete_example() -> String {
@@ -95,7 +88,7 @@ fn an_inline_sigma_rule_needs_no_files() {
     let config = "alerts:\n  defaultRules: false\n  rules:\n    - title: Secrets listed\n      logsource: {product: kubernetes, service: audit}\n      detection:\n        sel: {verb: list, objectRef.resource: secrets}\n        condition: sel\n      level: high\n";
     let (p, _) = Pipeline::from_config_text(config, "k.yaml", &kaudit::NoFiles).unwrap();
     let r = p.config().alerts.rule("Secrets listed").unwrap();
-    assert_eq!(r.severity, kaudit::alert::Severity::High);
+    assert_eq!(r.severity, kaudit::AlertSeverity::High);
     assert!(r.query.matches(&serde_json::json!({"verb": "list", "objectRef": {"resource": "secrets"}})));
     let e = Pipeline::from_config_text(&config.replace("condition: sel", "condition: sol"), "k.yaml", &kaudit::NoFiles)
         .err()

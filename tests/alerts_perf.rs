@@ -11,10 +11,10 @@
 
 use std::time::{Duration, Instant};
 
-use kaudit::alert::AlertEngine;
-use kaudit::enrich::Enricher;
-use kaudit::event::doc::EventDoc;
-use kaudit::event::Event;
+use kaudit::AlertEngine;
+use kaudit::Enricher;
+use kaudit::Event;
+use kaudit::EventDoc;
 use kaudit::{NoFiles, Pipeline};
 
 const N: u32 = 300_000;

@@ -7,21 +7,16 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use kaudit::enrich::mmdb_writer::{DbValue, MmdbWriter};
-use kaudit::event::doc::EventDoc;
-use kaudit::event::Event;
 use kaudit::query::Query;
-use kaudit::{FileSource, Pipeline};
+use kaudit::Event;
+use kaudit::EventDoc;
+use kaudit::Pipeline;
+use kaudit_testkit::mmdb::{DbValue, MmdbWriter};
 use serde_json::{json, Value};
 
-/// Files served from memory (the GeoIP databases are built by the test).
-struct Mem(HashMap<String, Vec<u8>>);
+mod support;
 
-impl FileSource for Mem {
-    fn read(&self, path: &str) -> Result<Vec<u8>, String> {
-        self.0.get(path).cloned().ok_or_else(|| format!("{path}: not found"))
-    }
-}
+use support::Mem;
 
 fn geo_files() -> Mem {
     let mut city = MmdbWriter::new("GeoIP2-City");

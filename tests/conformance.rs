@@ -3,28 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
-use kaudit::event::framing::for_each_event;
-use kaudit::pipeline::explain_json;
-use kaudit::{FileSource, Pipeline};
+use kaudit::Pipeline;
 
-struct Dir(PathBuf);
+mod support;
 
-impl FileSource for Dir {
-    fn read(&self, path: &str) -> Result<Vec<u8>, String> {
-        std::fs::read(self.0.join(path)).map_err(|e| format!("{path}: {e}"))
-    }
-
-    fn list(&self, path: &str) -> Result<Vec<String>, String> {
-        let mut names: Vec<String> = std::fs::read_dir(self.0.join(path))
-            .map_err(|e| format!("{path}: {e}"))?
-            .filter_map(|e| e.ok())
-            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-            .filter_map(|e| e.file_name().into_string().ok())
-            .collect();
-        names.sort();
-        Ok(names)
-    }
-}
+use support::Dir;
 
 pub fn vectors() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance/vectors");
@@ -76,9 +59,9 @@ fn every_vector_matches_the_native_engine() {
         check(&dir, "expected.jsonl", &out);
 
         let mut explain = String::new();
-        for_each_event(&input, &mut |_, _, parsed| {
-            if let Ok(ev) = parsed {
-                explain.push_str(&explain_json(&ev, &p.explain(&ev)));
+        p.explain_stream(&input, &mut |e| {
+            if let Some(json) = e.to_json() {
+                explain.push_str(&json);
                 explain.push('\n');
             }
         });

@@ -5,21 +5,12 @@
 //! policy that keeps everything (Falco sees raw events).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 
-use kaudit::{FileSource, Pipeline};
+use kaudit::Pipeline;
 
-struct Dir(PathBuf);
+mod support;
 
-impl FileSource for Dir {
-    fn read(&self, path: &str) -> Result<Vec<u8>, String> {
-        std::fs::read(self.0.join(path)).map_err(|e| format!("{path}: {e}"))
-    }
-}
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
-}
+use support::{root, Dir};
 
 const KEEP_ALL: &str =
     "policy:\n  apiVersion: audit.k8s.io/v1\n  kind: Policy\n  rules:\n    - level: RequestResponse\n";
@@ -201,13 +192,9 @@ fn the_pack_has_every_default_on_falco_rule() {
         "Untrusted Node Unsuccessfully Tried to Join the Cluster",
     ];
     let on: Vec<&str> = falco.iter().copied().filter(|r| !off.contains(r)).collect();
-    let pack = kaudit::alert::load_pack_text(
-        kaudit::alert::FALCO_PACK,
-        "falco-k8saudit.yaml",
-        &Default::default(),
-        Default::default(),
-    )
-    .unwrap();
+    let pack =
+        kaudit::load_pack_text(kaudit::FALCO_PACK, "falco-k8saudit.yaml", &Default::default(), Default::default())
+            .unwrap();
     let names: Vec<&str> = pack.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(names, on);
 }

@@ -2,7 +2,7 @@
 //! configurable, holds on real data, and is counted when hit. The memory ceiling under a
 //! million distinct addresses and users is `tests/limits_memory.rs`.
 
-use kaudit::config::Limits;
+use kaudit::Limits;
 use kaudit::{Config, NoFiles, Outcome, Pipeline};
 
 const SAMPLE: &str = include_str!("fixtures/sample-audit.log");
@@ -31,7 +31,7 @@ fn event_list(log: &str) -> String {
 fn defaults_are_documented_values() {
     let l = Limits::default();
     assert_eq!((l.max_event_bytes, l.max_batch_bytes, l.max_pending_alerts), (64 << 20, 256 << 20, 10_000));
-    let a = kaudit::alert::AlertLimits::default();
+    let a = kaudit::AlertLimits::default();
     assert_eq!((a.max_groups, a.max_distinct, a.max_audit_ids), (10_000, 1_000, 10));
 }
 

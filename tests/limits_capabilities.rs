@@ -484,5 +484,5 @@ fn shipped_artifacts_carry_no_fault_injection() {
         assert!(!has(name), "{name} contains the fault-injection trigger");
     }
     // The check can see it: the fault builds do contain it.
-    assert!(has("kaudit-envoy-fault.wasm") && has("kaudit-cli-fault.wasm"));
+    assert!(has("kaudit-envoy-fault.wasm") && has("kaudit-cli-fault.wasm") && has("kaudit-npm-fault.wasm"));
 }

@@ -28,7 +28,7 @@ const CEILING_KB: u64 = 64 * 1024;
 /// What allocator fragmentation may add between the two runs.
 const NOISE_KB: u64 = 8 * 1024;
 
-use kaudit::corpus::distinct_actor_event as event;
+use kaudit_testkit::corpus::distinct_actor_event as event;
 
 /// `VmHWM` (peak resident set) of this process, in KiB.
 fn peak_rss_kb() -> u64 {

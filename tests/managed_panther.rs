@@ -7,21 +7,12 @@
 //! count here. The GKE cases go through the LogEntry → Event rebuild.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 
-use kaudit::{FileSource, Outcome, Pipeline};
+use kaudit::{Outcome, Pipeline};
 
-struct Dir(PathBuf);
+mod support;
 
-impl FileSource for Dir {
-    fn read(&self, path: &str) -> Result<Vec<u8>, String> {
-        std::fs::read(self.0.join(path)).map_err(|e| format!("{path}: {e}"))
-    }
-}
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
-}
+use support::{root, Dir};
 
 /// Panther rule → the kaudit alert (Falco pack or default rules) that means the same.
 /// (`GCP.K8S.Privileged.Pod.Created` is not here: it also alerts on run-as-root pods.)

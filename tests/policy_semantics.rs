@@ -1,9 +1,9 @@
 //! The policy semantics table from the reference (kubernetes-audit.md sections 1.3-1.6 and the
 //! pitfalls of section 6), each case checked through a logged event as kaudit sees it.
 
-use kaudit::event::Event;
-use kaudit::policy::{Decision, Evaluator, Policy};
+use kaudit::Event;
 use kaudit::Level;
+use kaudit::{Decision, Evaluator, Policy};
 
 fn policy(rules_yaml: &str) -> Evaluator {
     let text = format!("apiVersion: audit.k8s.io/v1\nkind: Policy\n{rules_yaml}");

@@ -1,10 +1,10 @@
 //! Loading and validation, as kube-apiserver's reader.go and validation_test.go (reference 1.2-1.3),
 //! with errors that name the file, line and field.
 
-use kaudit::policy::Policy;
 use kaudit::Level;
+use kaudit::Policy;
 
-fn load(body: &str) -> Result<kaudit::policy::Loaded, kaudit::policy::PolicyError> {
+fn load(body: &str) -> Result<kaudit::Loaded, kaudit::PolicyError> {
     Policy::load(&format!("apiVersion: audit.k8s.io/v1\nkind: Policy\n{body}"), "p.yaml")
 }
 

@@ -5,9 +5,9 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use kaudit::enrich::Enricher;
 use kaudit::query::Query;
 use kaudit::report::{BuilderOptions, Filter, ReportBuilder};
+use kaudit::Enricher;
 use serde_json::Value;
 
 fn root() -> PathBuf {

@@ -4,9 +4,9 @@
 
 use std::path::Path;
 
-use kaudit::event::Event;
-use kaudit::pipeline::{explain_json, Outcome};
-use kaudit::policy::{default_policy, Evaluator};
+use kaudit::Event;
+use kaudit::{default_policy, Evaluator};
+use kaudit::{explain_json, Outcome};
 use kaudit::{Level, Pipeline};
 
 fn fixture(name: &str) -> String {

@@ -1,22 +1,12 @@
 //! The 16 Sigma Kubernetes audit rules (tests/fixtures/sigma, unchanged) compiled to kaudit
 //! rules: all load, each fires on an event made to match it and not on its near miss.
 
-use std::path::{Path, PathBuf};
-
-use kaudit::{FileSource, Pipeline};
+use kaudit::Pipeline;
 use serde_json::{json, Value};
 
-struct Dir(PathBuf);
+mod support;
 
-impl FileSource for Dir {
-    fn read(&self, path: &str) -> Result<Vec<u8>, String> {
-        std::fs::read(self.0.join(path)).map_err(|e| format!("{path}: {e}"))
-    }
-}
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
-}
+use support::{root, Dir};
 
 fn sigma_files() -> Vec<String> {
     let mut files: Vec<String> = std::fs::read_dir(root().join("tests/fixtures/sigma"))
@@ -308,7 +298,7 @@ fn compiled_queries_are_readable() {
 }
 
 fn load_err(text: &str) -> String {
-    kaudit::alert::load_pack_text(text, "bad.yml", &Default::default(), Default::default()).unwrap_err().to_string()
+    kaudit::load_pack_text(text, "bad.yml", &Default::default(), Default::default()).unwrap_err().to_string()
 }
 
 #[test]
@@ -317,11 +307,9 @@ fn sigma_semantics_and_errors() {
         format!("title: t\nlogsource:\n  product: kubernetes\n  service: audit\ndetection:\n{detection}\nlevel: high\n")
     };
     let load = |detection: &str| {
-        kaudit::alert::load_pack_text(&rule(detection), "r.yml", &Default::default(), Default::default())
-            .unwrap()
-            .remove(0)
+        kaudit::load_pack_text(&rule(detection), "r.yml", &Default::default(), Default::default()).unwrap().remove(0)
     };
-    let matches = |r: &kaudit::alert::Rule, v: &Value| r.query.matches(v);
+    let matches = |r: &kaudit::Rule, v: &Value| r.query.matches(v);
     // Case-insensitive whole-value match with wildcards; |all; lists are OR.
     let r = load("  sel:\n    userAgent: 'KUBECTL/*'\n    verb: [get, list]\n  condition: sel");
     assert!(matches(&r, &json!({"userAgent": "kubectl/v1.30", "verb": "list"})));
@@ -340,7 +328,7 @@ fn sigma_semantics_and_errors() {
     assert!(!matches(&r, &json!({"user": {"username": "system:node:n1"}, "verb": "watch"})));
     let r = load("  sel_a:\n    verb: delete\n  sel_b:\n    verb: deletecollection\n  condition: 1 of sel_*");
     assert!(matches(&r, &json!({"verb": "deletecollection"})));
-    assert_eq!(r.severity, kaudit::alert::Severity::High);
+    assert_eq!(r.severity, kaudit::AlertSeverity::High);
     // Errors name the file, line and key.
     let e = load_err(&rule("  sel:\n    verb|base64: x\n  condition: sel"));
     assert!(e.starts_with("bad.yml:7:"), "{e}");

@@ -17,12 +17,12 @@
 
 use std::sync::OnceLock;
 
-use kaudit::alert::rule::Lists;
-use kaudit::alert::AlertConfig;
-use kaudit::event::doc::EventDoc;
-use kaudit::pipeline::{Outcome, Pipeline};
 use kaudit::query::Query;
+use kaudit::AlertConfig;
+use kaudit::EventDoc;
+use kaudit::Lists;
 use kaudit::{Config, Event, NoFiles, Policy};
+use kaudit::{Outcome, Pipeline};
 use serde_json::Value as Json;
 
 /// Real events (conformance vectors) that configs, policies and rule packs loaded from fuzz
@@ -89,7 +89,7 @@ pub fn pipeline_record(data: &[u8]) {
     let mut p = default_pipeline();
     let mut out: Vec<u8> = Vec::new();
     let outcome = p.process_record(data, &mut out);
-    if kaudit::event::managed::is_wrapped(data) {
+    if kaudit::is_wrapped(data) {
         // A managed-cluster wrapper: its events are counted one by one (tests/managed_clusters.rs).
         if let Outcome::Bad { passed, .. } = &outcome {
             assert!(*passed && out == data, "a bad wrapper must come back byte for byte");
@@ -194,7 +194,7 @@ pub fn policy_load(data: &[u8]) {
     for line in std::str::from_utf8(input).unwrap_or("").lines() {
         if let Ok(ev) = Event::parse(line) {
             let d = p.explain(&ev);
-            let _ = kaudit::pipeline::explain_json(&ev, &d);
+            let _ = kaudit::explain_json(&ev, &d);
         }
     }
 }
@@ -236,7 +236,7 @@ pub fn config_load(data: &[u8]) {
 /// A rule pack (kaudit pack or Sigma rule) then the rules on real events.
 pub fn rule_pack(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else { return };
-    let Ok(rules) = kaudit::alert::load_pack_text(text, "fuzz-pack.yml", &Lists::new(), Default::default()) else {
+    let Ok(rules) = kaudit::load_pack_text(text, "fuzz-pack.yml", &Lists::new(), Default::default()) else {
         return;
     };
     let mut config = default_config();

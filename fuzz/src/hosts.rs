@@ -11,7 +11,7 @@
 
 use std::sync::OnceLock;
 
-use kaudit::event::raw::parse_object;
+use kaudit::parse_object;
 use kaudit::Pipeline;
 use kaudit_envoy::batch::{filter_body, for_each_item, Filtered, Untouched};
 use kaudit_envoy::settings::Settings;

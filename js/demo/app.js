@@ -6,7 +6,7 @@ const $ = (id) => document.getElementById(id);
 const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
 
 // Inspected by the browser test: the last report drawn and how long each took.
-const state = { tab: 'overview', report: null, seq: 0, timings: [], loaded: null };
+const state = { tab: 'overview', report: null, seq: 0, timings: [], loaded: null, live: false };
 window.kauditDemo = state;
 
 let nextId = 1;
@@ -38,8 +38,11 @@ worker.onmessage = (event) => {
     $('progress').value = 1;
     const bad = m.counts.bad ? `, ${formatCount(m.counts.bad)} bad records` : '';
     $('status').textContent = `${m.name}: ${formatCount(m.counts.events)} events${bad} read in ${Math.round(m.ms)} ms (${(m.memory / 1048576).toFixed(1)} MiB held).`;
-    // A new input starts from the default filters (its namespaces and users differ).
+    // A new input starts from the default filters (its namespaces and users differ), and the
+    // default range depends on whether the data is live.
     $('filters').reset();
+    state.live = isLive(m.counts.newest);
+    $('f-last').value = state.live ? '7d' : 'all';
     document.querySelectorAll('.demo-custom').forEach((el) => { el.hidden = true; });
     $('filters').hidden = false;
     refresh();
@@ -75,13 +78,38 @@ const one = (v) => (v === '*' ? undefined : [v]);
 // datetime-local values are read as UTC; `to` covers its whole second (bounds are inclusive).
 const utc = (v, end) => (v ? `${v.length === 16 ? `${v}:00` : v}${end ? '.999999' : ''}Z` : undefined);
 
+// Live data (its newest event under an hour old, e.g. a log tailed from a running cluster) gets
+// the seed console's default, the last week up to now, and its ranges end now. A recorded file
+// is shown whole by default, and its ranges end at its newest event.
+const LIVE_MS = 3600 * 1000;
+
+function isLive(newest) {
+  const t = newest ? Date.parse(newest) : NaN;
+  return Number.isFinite(t) && Math.abs(Date.now() - t) < LIVE_MS;
+}
+
+const RANGE_NAMES = { '1h': 'the last hour', '24h': 'the last 24 hours', '7d': 'the last 7 days', '30d': 'the last 30 days' };
+
+/** Says which range the report uses and why (shown under the filters). */
+function rangeNote(last) {
+  const newest = state.loaded?.counts.newest;
+  const data = state.live
+    ? `Live data (newest event ${newest}): ranges end now`
+    : `Recorded data${newest ? ` (newest event ${newest})` : ''}: ranges end at the newest event`;
+  const shown = last === 'all' ? 'everything read' : last === 'custom' ? 'the custom range' : `${RANGE_NAMES[last]} ${state.live ? 'up to now' : 'of the data'}`;
+  const why = state.live ? 'the default for live data is the last 7 days up to now, as in the console' : 'the default for a file is everything read';
+  return `${data}. Showing ${shown}; ${why}.`;
+}
+
 function readFilter() {
   const f = $('filters').elements;
   const last = f.last.value;
+  $('range-note').textContent = rangeNote(last);
+  const preset = last !== 'custom' && last !== 'all';
   return {
     last: last === 'custom' ? 'all' : last,
     from: last === 'custom' ? utc(f.from.value) : undefined,
-    to: last === 'custom' ? utc(f.to.value, true) : undefined,
+    to: last === 'custom' ? utc(f.to.value, true) : preset && state.live ? new Date().toISOString() : undefined,
     namespace: one(f.namespace.value),
     account: one(f.account.value),
     code: one(f.code.value),

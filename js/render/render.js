@@ -202,9 +202,12 @@ function filterSummary(r) {
 
 function header(r) {
   const { from, to } = r.range;
-  const range = from && to ? `${timeRange(from)} to ${timeRange(to)}` : from ? `since ${timeRange(from)}` : to ? `until ${timeRange(to)}` : 'All time';
+  const span = r.input.oldest && r.input.newest ? ` (${timeRange(r.input.oldest)} to ${timeRange(r.input.newest)})` : '';
+  const range = from && to ? `${timeRange(from)} to ${timeRange(to)}` : from ? `since ${timeRange(from)}` : to ? `until ${timeRange(to)}` : `Everything read${span}`;
+  // How much of the input the range covers, so a narrow range is never mistaken for the whole file.
+  const inRange = h('span', { 'data-metric': 'range.events' }, formatCount(r.range.events));
   return h('p', { class: 'kaudit-range', 'data-metric': 'range' },
-    `${range} · ${filterSummary(r)} · ${formatCount(r.input.events)} events read`,
+    `${range} · `, inRange, ` of ${formatCount(r.input.events)} events read in this range · ${filterSummary(r)}`,
     r.input.bad ? ` (${formatCount(r.input.bad)} bad records)` : '',
     r.input.detailsDropped ? ` · details of the ${formatCount(r.input.detailsDropped)} oldest events evicted` : '');
 }
@@ -329,7 +332,8 @@ const PANELS = { overview, operations, details };
  * `onTab(tab)` (called when the user picks a tab; default: re-render here).
  */
 export function renderReport(element, report, options = {}) {
-  const tab = PANELS[options.tab] ? options.tab : 'overview';
+  // Own keys only: a tab name from the URL (`#__proto__`) must not pick an inherited property.
+  const tab = Object.hasOwn(PANELS, options.tab ?? '') ? options.tab : 'overview';
   const onTab = options.onTab || ((t) => renderReport(element, report, { ...options, tab: t }));
   const root = h('div', { class: 'kaudit-report', 'data-tab': tab });
   root.append(header(report));

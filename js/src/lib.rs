@@ -3,16 +3,21 @@
 //! `Engine` owns one [`Pipeline`] (policy, enrichment, alerts: what `kaudit run` does) and one
 //! [`ReportBuilder`] (what `kaudit report` aggregates). Input arrives as text or bytes, whole
 //! (`push`) or in chunks (`pushChunk` + `finish`, cut into whole records by
-//! [`kaudit::event::feed::Feed`]); every record goes to both. Reports cover every audit event
+//! [`kaudit::Feed`]); every record goes to both. Reports cover every audit event
 //! as recorded (like `kaudit report`); alerts and the kept/dropped counts follow the config's
 //! policy (like `kaudit run`). Reports are returned as plain JS objects with exactly the
 //! fields of `kaudit report --json` (`reportJson` returns that very text).
+//!
+//! No panic is reachable from input (fuzzed, docs/RELIABILITY.md). If one happens anyway (a bug),
+//! the package is built with `panic=unwind` (xtask/src/js.rs), so the record being processed is
+//! skipped, the rest of the input is processed, and the call then throws an `Error` naming the
+//! record: the engine stays usable for the next push instead of aborting the instance.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use js_sys::{Array, ArrayBuffer, Uint8Array, JSON};
-use kaudit::event::feed::Feed;
-use kaudit::event::framing::for_each_event;
-use kaudit::pipeline::explain_json;
 use kaudit::report::{BuilderOptions, Filter, Report, ReportBuilder};
+use kaudit::Feed;
 use kaudit::{NoFiles, Pipeline};
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
@@ -20,6 +25,10 @@ use wasm_bindgen::prelude::*;
 /// Default raw-text budget in the browser: enough for ad-hoc queries over files of a few
 /// hundred MB of events without a standing query.
 const DEFAULT_RAW_BYTES: usize = 256 << 20;
+
+/// With the `fault-injection` feature (the fault test's build, `pkg-fault/`), a record containing
+/// this panics inside the engine.
+const FAULT_TRIGGER: &[u8] = b"kaudit-fault-injection:panic";
 
 #[derive(Deserialize, Default)]
 #[serde(default, rename_all = "camelCase", deny_unknown_fields)]
@@ -49,13 +58,23 @@ struct Counts {
     bytes: u64,
     /// Bytes waiting for the rest of their record (chunked input).
     pending_bytes: usize,
+    /// Records skipped because processing them panicked (a bug; each call that met one threw).
+    internal_errors: u64,
+    /// Oldest and newest event time read (RFC 3339, `null` before the first timed event): a
+    /// dashboard tells live data (newest event just now) from a recorded file with it.
+    oldest: Option<String>,
+    newest: Option<String>,
 }
 
 /// The kaudit engine: one config, one report, one alert stream.
 #[wasm_bindgen]
 pub struct Engine {
     pipeline: Pipeline,
-    builder: ReportBuilder,
+    /// Asserted unwind-safe: in the `panic=unwind` build wasm-bindgen catches a panic at every
+    /// export, which needs `Engine: RefUnwindSafe`, and the builder's query cache is a `RefCell`.
+    /// A panic inside a record is caught by [`Engine::guarded`] first; one anywhere else leaves at
+    /// worst that cache (its borrow is released by the unwind) or a half-pushed row behind.
+    builder: AssertUnwindSafe<ReportBuilder>,
     feed: Feed,
     warnings: Vec<String>,
     alerts: Vec<String>,
@@ -64,6 +83,11 @@ pub struct Engine {
     /// A gzip input (an EKS Firehose→S3 object, a CloudWatch export, a `.gz` log) being
     /// collected: it is decoded whole, one gzip member at a time, when the input ends.
     gzip: Option<Vec<u8>>,
+    /// Records read so far (numbering for error messages).
+    records: u64,
+    internal_errors: u64,
+    /// The panics met during the current call, reported when it returns.
+    panics: Vec<String>,
 }
 
 fn js_err(e: impl std::fmt::Display) -> JsError {
@@ -130,11 +154,11 @@ impl Engine {
         } else {
             serde_json::from_str(&opts_text).map_err(|e| js_err(format!("options: {e}")))?
         };
-        let mut builder = ReportBuilder::new(BuilderOptions {
+        let mut builder = AssertUnwindSafe(ReportBuilder::new(BuilderOptions {
             raw_bytes: opts.raw_bytes.unwrap_or(DEFAULT_RAW_BYTES),
             detail_bytes: opts.detail_bytes.unwrap_or(BuilderOptions::default().detail_bytes),
             enrichment_key: pipeline.enricher().config.key.clone(),
-        });
+        }));
         for q in &opts.standing_queries {
             let query = kaudit::query::Query::parse(q).map_err(|e| js_err(format!("standingQueries: {q:?}: {e}")))?;
             builder.add_standing_query(query).map_err(js_err)?;
@@ -149,6 +173,9 @@ impl Engine {
             bytes: 0,
             scratch: String::new(),
             gzip: None,
+            records: 0,
+            internal_errors: 0,
+            panics: Vec::new(),
         })
     }
 
@@ -164,6 +191,7 @@ impl Engine {
         let bytes = input_bytes(&input)?;
         self.feed_bytes(&bytes);
         self.finish_feed();
+        self.take_panics()?;
         self.counts()
     }
 
@@ -173,18 +201,21 @@ impl Engine {
     pub fn push_chunk(&mut self, input: JsValue) -> Result<JsValue, JsError> {
         let bytes = input_bytes(&input)?;
         self.feed_bytes(&bytes);
+        self.take_panics()?;
         self.counts()
     }
 
     /// Processes whatever a chunked input left pending.
     pub fn finish(&mut self) -> Result<JsValue, JsError> {
         self.finish_feed();
+        self.take_panics()?;
         self.counts()
     }
 
     /// Running counts (events, bad, kept, dropped, alerts waiting, bytes, pendingBytes).
     pub fn counts(&self) -> Result<JsValue, JsError> {
         let c = self.pipeline.counters();
+        let (oldest, newest) = self.builder.time_span();
         to_js(&Counts {
             events: self.builder.len() as u64,
             bad: self.builder.bad(),
@@ -193,6 +224,9 @@ impl Engine {
             alerts: self.alerts.len(),
             bytes: self.bytes,
             pending_bytes: self.feed.pending(),
+            internal_errors: self.internal_errors,
+            oldest,
+            newest,
         })
     }
 
@@ -227,9 +261,9 @@ impl Engine {
     pub fn explain(&self, event: JsValue) -> Result<JsValue, JsError> {
         let bytes = input_bytes(&event)?;
         let mut result: Option<Result<String, String>> = None;
-        for_each_event(&bytes, &mut |_, _, parsed| {
+        self.pipeline.explain_stream(&bytes, &mut |e| {
             if result.is_none() {
-                result = Some(parsed.map(|ev| explain_json(&ev, &self.pipeline.explain(&ev))));
+                result = Some(e.to_json().ok_or_else(|| e.result.err().unwrap_or_default().to_string()));
             }
         });
         let text = result.ok_or_else(|| JsError::new("no event in the input"))?.map_err(js_err)?;
@@ -256,22 +290,57 @@ impl Engine {
             return gzip.extend_from_slice(bytes);
         }
         // (Its first byte alone decides, so a 1-byte first chunk is collected too.)
-        if self.feed.pending() == 0 && bytes.first() == Some(&kaudit::event::managed::compress::GZIP_MAGIC[0]) {
+        if self.feed.pending() == 0 && bytes.first() == Some(&kaudit::GZIP_MAGIC[0]) {
             self.gzip = Some(bytes.to_vec());
             return;
         }
         let mut feed = std::mem::take(&mut self.feed);
-        feed.push(bytes, &mut |record| self.record(record.bytes));
+        feed.push(bytes, &mut |record| self.guarded(record.bytes, record.line));
         self.feed = feed;
     }
 
     fn finish_feed(&mut self) {
         if let Some(gzip) = self.gzip.take() {
-            self.record(&gzip);
+            self.guarded(&gzip, 1);
         }
         let mut feed = std::mem::take(&mut self.feed);
-        feed.finish(&mut |record| self.record(record.bytes));
+        feed.finish(&mut |record| self.guarded(record.bytes, record.line));
         self.feed = feed;
+    }
+
+    /// [`Engine::record`], with a panic caught: the record is skipped and remembered for the
+    /// call's error, and the next record is processed as usual.
+    fn guarded(&mut self, bytes: &[u8], line: usize) {
+        self.records += 1;
+        let caught = catch_unwind(AssertUnwindSafe(|| {
+            if cfg!(feature = "fault-injection") && bytes.windows(FAULT_TRIGGER.len()).any(|w| w == FAULT_TRIGGER) {
+                panic!("fault injection: the record contains {}", String::from_utf8_lossy(FAULT_TRIGGER));
+            }
+            self.record(bytes)
+        }));
+        if let Err(panic) = caught {
+            self.internal_errors += 1;
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no message".into());
+            self.panics.push(format!("record {} (line {line}{}): {message}", self.records, audit_id(bytes)));
+        }
+    }
+
+    /// The error for the panics met during this call, if any.
+    fn take_panics(&mut self) -> Result<(), JsError> {
+        if self.panics.is_empty() {
+            return Ok(());
+        }
+        let panics = std::mem::take(&mut self.panics);
+        let more = if panics.len() > 1 { format!(" (and {} more records)", panics.len() - 1) } else { String::new() };
+        Err(JsError::new(&format!(
+            "kaudit internal error on {}{more}: the record was skipped and the rest of the input processed; \
+             the engine stays usable (please report this bug)",
+            panics[0]
+        )))
     }
 
     /// One framed record: into the report, and through the pipeline for alerts and counts.
@@ -286,4 +355,13 @@ impl Engine {
         let filter = Filter::from_json(&json_text(filter)?).map_err(js_err)?;
         self.builder.report(&filter).map_err(js_err)
     }
+}
+
+/// `, auditID …` when the record names one (found by text: the record may not even parse).
+fn audit_id(bytes: &[u8]) -> String {
+    const KEY: &[u8] = b"\"auditID\":\"";
+    let Some(at) = bytes.windows(KEY.len()).position(|w| w == KEY) else { return String::new() };
+    let rest = &bytes[at + KEY.len()..];
+    let id: Vec<u8> = rest.iter().take_while(|b| **b != b'"').take(64).copied().collect();
+    format!(", auditID {}", String::from_utf8_lossy(&id))
 }

@@ -87,7 +87,8 @@ const events = (list) => ({ count: list.count, rows: list.events.map((e, i) => (
 const OPS = ['create', 'update', 'delete', 'access'];
 
 export function expectedView(r, tab) {
-  const metrics = {};
+  // Every tab's header: how many of the events read fall in the range.
+  const metrics = { 'range.events': r.range.events };
   const tables = {};
   if (tab === 'overview') {
     const o = r.overview;
@@ -186,4 +187,22 @@ export function domView(raw, expected) {
     tables[id] = want.count === undefined ? { rows } : { count: num(got.count), rows };
   }
   return { tab: raw.tab, metrics, tables };
+}
+
+/** Headless Debian Chromium (playwright-core) with a fresh profile; resolves to { context, profile }. */
+export async function launchChromium() {
+  const { chromium } = await import('playwright-core');
+  const { mkdtempSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const executablePath = process.env.KAUDIT_CHROMIUM || '/usr/bin/chromium';
+  if (!existsSync(executablePath)) throw new Error(`${executablePath} not found: install Debian chromium (cargo xtask setup)`);
+  const profile = mkdtempSync(join(tmpdir(), 'kaudit-chromium-'));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath,
+    headless: true,
+    viewport: { width: 1280, height: 900 },
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync'],
+  });
+  return { context, profile };
 }

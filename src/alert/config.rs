@@ -3,8 +3,10 @@
 
 use std::sync::Arc;
 
+use super::decode;
+use super::lists::{decode_lists, Lists};
 use super::pack::{load_pack_entry, load_pack_text, DEFAULT_RULES};
-use super::rule::{self, Lists, Rule};
+use super::rule::Rule;
 use super::sigma;
 use crate::files::FileSource;
 use crate::query::QueryLimits;
@@ -37,9 +39,11 @@ impl Default for AlertLimits {
 /// The `alerts` section of the config: rules, rule packs, limits.
 #[derive(Debug, Clone)]
 pub struct AlertConfig {
+    /// `alerts.enabled`: when false no rule runs (hosts that evaluate alerts elsewhere turn it off).
     pub enabled: bool,
     /// Compiled rules, in evaluation order (shared by every engine built from the config).
     pub rules: Vec<Arc<Rule>>,
+    /// `alerts.limits`.
     pub limits: AlertLimits,
 }
 
@@ -108,7 +112,7 @@ pub fn decode_config(ctx: &mut Ctx, node: &Node, files: &dyn FileSource) -> Resu
     // Lists first: the config's lists override a pack's lists of the same name.
     let mut config_lists = Lists::new();
     if let Some((_, v)) = get("lists") {
-        ctx.at("lists", |c| rule::decode_lists(c, v, &mut config_lists))?;
+        ctx.at("lists", |c| decode_lists(c, v, &mut config_lists))?;
     }
     let mut rules: Vec<(Rule, String)> = Vec::new();
     let defaults = match get("defaultRules") {
@@ -146,7 +150,7 @@ pub fn decode_config(ctx: &mut Ctx, node: &Node, files: &dyn FileSource) -> Resu
                     let decoded = if sigma::is_sigma(item) {
                         Some(sigma::compile(c, item, query_limits)?)
                     } else {
-                        rule::decode_rule(c, item, "config", &config_lists, query_limits)?
+                        decode::decode_rule(c, item, "config", &config_lists, query_limits)?
                     };
                     if let Some(r) = decoded {
                         add_rule(c, &mut rules, r, "the config", item.pos)?;

@@ -17,12 +17,14 @@ use super::rule::{AggFn, Rule};
 use super::state::{AggState, DistinctAdd, GroupState, GroupStore, BUCKETS};
 
 /// Running totals of the alert engine (for every host's metrics).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct AlertStats {
     /// Events the rules were evaluated on.
     pub events: u64,
     /// Rule matches (query and checks held).
     pub matches: u64,
+    /// Alerts raised.
     pub alerts: u64,
     /// Alerts not raised because of `throttle` (or because the condition was already firing).
     pub suppressed: u64,
@@ -37,12 +39,9 @@ pub struct AlertStats {
 }
 
 impl AlertStats {
-    /// Stable JSON keys.
+    /// Stable camelCase JSON keys, in field order.
     pub fn to_json(&self) -> String {
-        format!(
-            "{{\"events\":{},\"matches\":{},\"alerts\":{},\"suppressed\":{},\"groups\":{},\"groupsEvicted\":{},\"lateEvents\":{},\"distinctOverflow\":{}}}",
-            self.events, self.matches, self.alerts, self.suppressed, self.groups, self.groups_evicted, self.late_events, self.distinct_overflow
-        )
+        serde_json::to_string(self).unwrap_or_default()
     }
 }
 
@@ -70,6 +69,7 @@ pub struct AlertEngine {
 }
 
 impl AlertEngine {
+    /// An engine for the config's rules (none when `enabled` is false).
     pub fn new(config: &AlertConfig) -> Self {
         let rules = if config.enabled {
             config
@@ -96,6 +96,7 @@ impl AlertEngine {
         }
     }
 
+    /// Whether there is no rule to evaluate.
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty()
     }

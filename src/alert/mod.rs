@@ -3,7 +3,8 @@
 //!
 //! * `config`: the config's `alerts` section ([`AlertConfig`]) and its decoding;
 //! * `pack`: rule packs (embedded, built-in, files and directories);
-//! * `rule`: the rule model and its YAML decoding (shared by the config and packs);
+//! * `rule`: the rule model; `decode`: a rule from YAML (shared by the config and packs);
+//! * `lists`: named lists and their `${name}` references;
 //! * `engine`: evaluation on kept events ([`AlertEngine::observe`]);
 //! * `state`: bounded per-group state (LRU groups, bucketed windows);
 //! * `output`: the alert JSON object;
@@ -12,10 +13,12 @@
 //! Reference: docs/ALERTS.md (rules, semantics, schema) and docs/CONFIG.md (`alerts:`).
 
 mod config;
+mod decode;
 mod engine;
+mod lists;
 mod output;
 mod pack;
-pub mod rule;
+mod rule;
 pub mod sigma;
 mod state;
 
@@ -24,5 +27,6 @@ mod tests;
 
 pub use config::{decode_config, AlertConfig, AlertLimits};
 pub use engine::{AlertEngine, AlertStats};
-pub use pack::{load_pack_text, DEFAULT_RULES, FALCO_PACK};
+pub use lists::Lists;
+pub use pack::{load_pack_text, FALCO_PACK};
 pub use rule::{Rule, Severity};

@@ -1,7 +1,9 @@
 //! Rule packs: the embedded default rules, the built-in packs (`builtin:<name>`), and pack
 //! files or directories read through the host's [`FileSource`] (kaudit packs or Sigma rules).
 
-use super::rule::{self, Lists, Rule};
+use super::decode::decode_rule;
+use super::lists::{decode_lists, Lists};
+use super::rule::Rule;
 use super::sigma;
 use crate::files::{read_text, FileSource};
 use crate::query::QueryLimits;
@@ -73,7 +75,7 @@ pub fn load_pack_text(
     };
     let mut lists = Lists::new();
     if let Some(l) = get("lists") {
-        c.at("lists", |c| rule::decode_lists(c, l, &mut lists))?;
+        c.at("lists", |c| decode_lists(c, l, &mut lists))?;
     }
     for (k, v) in config_lists {
         lists.insert(k.clone(), v.clone());
@@ -88,7 +90,7 @@ pub fn load_pack_text(
         };
         for (i, item) in items.iter().enumerate() {
             c.at_index(i, |c| -> Result<(), Diagnostic> {
-                if let Some(r) = rule::decode_rule(c, item, &source, &lists, limits)? {
+                if let Some(r) = decode_rule(c, item, &source, &lists, limits)? {
                     if out.iter().any(|x: &Rule| x.name == r.name) {
                         return Err(c.error(item.pos, format!("duplicate rule name {:?}", r.name)));
                     }

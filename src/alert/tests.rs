@@ -1,7 +1,8 @@
 //! Unit tests of rule decoding and the engine on small events (integration tests on real and
 //! made-up logs are in tests/alerts_*.rs, tests/falco_*.rs, tests/sigma_*.rs).
 
-use super::rule::Lists;
+use super::lists::Lists;
+use super::pack::DEFAULT_RULES;
 use super::*;
 use crate::event::doc::EventDoc;
 use crate::event::Event;

@@ -8,16 +8,22 @@ use std::net::IpAddr;
 use maxminddb::Reader;
 use serde::Deserialize;
 
-use super::ObjWriter;
+use super::{EnrichError, ObjWriter};
 
 /// Location and network owner of an address.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GeoInfo {
+    /// Country name, in the configured language.
     pub country: Option<String>,
+    /// ISO 3166-1 country code.
     pub country_code: Option<String>,
+    /// First subdivision (province, state).
     pub province: Option<String>,
+    /// City name.
     pub city: Option<String>,
+    /// Internet service provider or organisation.
     pub isp: Option<String>,
+    /// Autonomous system number.
     pub asn: Option<u32>,
 }
 
@@ -26,6 +32,7 @@ impl GeoInfo {
         *self == GeoInfo::default()
     }
 
+    /// Writes the fields present as JSON members (no braces).
     pub fn write_json(&self, out: &mut String) {
         let mut w = ObjWriter::new(out);
         let fields = [
@@ -97,17 +104,19 @@ impl std::fmt::Debug for GeoDb {
 
 impl GeoDb {
     /// Opens databases from their bytes; `language` picks the name (`en`, `zh-CN`, ...).
-    pub fn open(databases: Vec<Vec<u8>>, language: &str) -> Result<GeoDb, String> {
+    pub fn open(databases: Vec<Vec<u8>>, language: &str) -> Result<GeoDb, EnrichError> {
         let readers = databases
             .into_iter()
             .enumerate()
             .map(|(i, bytes)| {
-                Reader::from_source(bytes).map_err(|e| format!("database {}: not a MaxMind DB: {e}", i + 1))
+                Reader::from_source(bytes)
+                    .map_err(|e| EnrichError::NotMaxMindDb { database: i + 1, reason: e.to_string() })
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(GeoDb { readers, language: language.to_string() })
     }
 
+    /// What the databases know about `addr` (`None`: nothing).
     pub fn lookup(&self, addr: IpAddr) -> Option<GeoInfo> {
         let mut info = GeoInfo::default();
         for reader in &self.readers {

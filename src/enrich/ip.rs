@@ -8,13 +8,16 @@ use ipnet::IpNet;
 /// Where an address is, from the cluster's point of view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum IpScope {
+    /// A private, loopback, link-local or otherwise non-public address.
     Intranet,
+    /// A public address.
     Internet,
     /// Not an IP address.
     Invalid,
 }
 
 impl IpScope {
+    /// The scope as written in the enrichment (`intranet`, `internet`).
     pub fn as_str(self) -> &'static str {
         match self {
             IpScope::Intranet => "intranet",
@@ -67,25 +70,28 @@ pub struct IpSet {
 
 impl IpSet {
     /// Parses `10.0.0.0/8`, `2001:db8::/32` or a bare address.
-    pub fn parse_entry(s: &str) -> Result<IpNet, String> {
+    pub fn parse_entry(s: &str) -> Result<IpNet, super::EnrichError> {
         let s = s.trim();
         if let Ok(net) = s.parse::<IpNet>() {
             return Ok(net.trunc());
         }
         match parse_ip(s) {
             Some(addr) => Ok(IpNet::from(addr)),
-            None => Err(format!("{s:?} is not an IP address or CIDR network")),
+            None => Err(super::EnrichError::NotANetwork(s.to_string())),
         }
     }
 
+    /// A set of the networks `nets`.
     pub fn new(nets: Vec<IpNet>) -> Self {
         IpSet { nets }
     }
 
+    /// Whether the set has no network.
     pub fn is_empty(&self) -> bool {
         self.nets.is_empty()
     }
 
+    /// Whether `addr` is in one of the networks.
     pub fn contains(&self, addr: IpAddr) -> bool {
         self.nets.iter().any(|n| n.contains(&addr))
     }

@@ -7,7 +7,6 @@ pub mod account;
 pub mod exec;
 pub mod geo;
 pub mod ip;
-pub mod mmdb_writer;
 pub mod resource;
 
 use std::net::IpAddr;
@@ -16,20 +15,56 @@ use crate::event::raw::write_json_str;
 use crate::event::Event;
 
 pub use geo::{GeoDb, GeoInfo};
-pub use ip::{IpScope, IpSet};
+pub use ip::{parse_ip, IpScope, IpSet};
+
+/// A GeoIP database or a network entry that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EnrichError {
+    /// The `database`-th (1-based) GeoIP database is not a MaxMind DB.
+    NotMaxMindDb {
+        /// 1-based position in the configured list.
+        database: usize,
+        /// What the MaxMind DB reader said.
+        reason: String,
+    },
+    /// A `highRiskIPs` entry that is neither an IP address nor a CIDR network.
+    NotANetwork(String),
+}
+
+impl std::fmt::Display for EnrichError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EnrichError::NotMaxMindDb { database, reason } => {
+                write!(f, "database {database}: not a MaxMind DB: {reason}")
+            }
+            EnrichError::NotANetwork(s) => write!(f, "{s:?} is not an IP address or CIDR network"),
+        }
+    }
+}
+
+impl std::error::Error for EnrichError {}
 
 /// Which groups of fields to compute (each can be switched off in the config).
 #[derive(Debug, Clone, PartialEq)]
 pub struct EnrichConfig {
+    /// `enrichment.enabled`: write the fields into events (alert rules read them either way).
     pub enabled: bool,
     /// The key the fields are added under.
     pub key: String,
+    /// `sourceIP`: source and peer address, scope, GeoIP, high risk.
     pub source_ip: bool,
+    /// `account`: the acting account and impersonation.
     pub account: bool,
+    /// `userKind`: anonymous, node, service account, control plane or human.
     pub user_kind: bool,
+    /// `resource`: resource type and category.
     pub resource: bool,
+    /// `exec`: the command, container and pod of `kubectl exec`.
     pub exec: bool,
+    /// `timing`: latency and success.
     pub timing: bool,
+    /// `tags`: internet-access, command-execution, resource-deletion, secret-access.
     pub tags: bool,
     /// High-risk networks (the seed's `security_check_ip`).
     pub high_risk: IpSet,
@@ -59,18 +94,32 @@ pub struct Enrichment {
     pub source_ip: Option<String>,
     /// Last of `sourceIPs` (the connection's peer).
     pub peer_ip: Option<String>,
+    /// The source address's scope (internet or intranet).
     pub ip_scope: Option<IpScope>,
+    /// What the GeoIP databases know about the source address.
     pub geo: Option<GeoInfo>,
+    /// Whether the source address is in `highRiskIPs`.
     pub high_risk: Option<bool>,
+    /// The account name as the seed resolves it: the username, or for the shared `kubernetes-admin`
+    /// certificate the user its RoleBinding names.
     pub account: Option<String>,
+    /// The impersonated user, if any.
     pub impersonated_user: Option<String>,
+    /// What kind of user acted (`anonymous`, `node`, `serviceaccount`, `system`, `human`).
     pub user_kind: Option<&'static str>,
+    /// `resource/subresource`, or the non-resource path.
     pub resource_type: Option<String>,
+    /// The resource's category (`compute`, `network`, `storage`, `other`).
     pub resource_category: Option<&'static str>,
+    /// The command run by `kubectl exec`.
     pub exec: Option<exec::ExecInfo>,
+    /// Milliseconds from request received to the stage.
     pub latency_ms: Option<f64>,
+    /// Whether the response code is below 400.
     pub success: Option<bool>,
+    /// create, update, delete or access.
     pub operation: Option<&'static str>,
+    /// The tags that apply.
     pub tags: Vec<&'static str>,
 }
 
@@ -83,15 +132,19 @@ pub const TAG_SECRET: &str = "secret-access";
 /// Computes enrichments; holds the loaded GeoIP databases.
 #[derive(Debug, Default)]
 pub struct Enricher {
+    /// What it computes.
     pub config: EnrichConfig,
+    /// The GeoIP databases, if configured.
     pub geo: Option<GeoDb>,
 }
 
 impl Enricher {
+    /// An enricher computing what `config` enables.
     pub fn new(config: EnrichConfig, geo: Option<GeoDb>) -> Self {
         Enricher { config, geo }
     }
 
+    /// Whether the fields are written into events.
     pub fn enabled(&self) -> bool {
         self.config.enabled
     }

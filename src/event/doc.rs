@@ -23,6 +23,7 @@ pub struct EventDoc<'e, 'a> {
 }
 
 impl<'e, 'a> EventDoc<'e, 'a> {
+    /// A view of `event` with `extra` (a fresh enrichment) visible under `extra_key`; without it, an enrichment already in the event is read.
     pub fn new(event: &'e Event<'a>, extra_key: &'e str, extra: Option<&'e Json>) -> Self {
         EventDoc { event, extra_key, extra, cache: RefCell::new(vec![None; event.obj.members.len()]), changes: None }
     }

@@ -10,12 +10,16 @@ use super::{Event, Level};
 pub struct Changes {
     /// The level to write, when it differs from the recorded one.
     pub new_level: Option<Level>,
+    /// Remove `requestObject` (the level is below Request).
     pub remove_request_object: bool,
+    /// Remove `responseObject` (the level is below RequestResponse).
     pub remove_response_object: bool,
+    /// Clear `metadata.managedFields` in the request and response objects (`omitManagedFields`).
     pub strip_managed_fields: bool,
 }
 
 impl Changes {
+    /// Whether the event is written unchanged.
     pub fn is_empty(&self) -> bool {
         *self == Changes::default()
     }

@@ -29,13 +29,14 @@ impl Default for Feed {
 }
 
 impl Feed {
+    /// An empty feed.
     pub fn new() -> Self {
         Feed { pending: Vec::new(), lines_before: 0, max_pending: MAX_PENDING }
     }
 
     /// A feed for a pipeline whose `limits.maxEventBytes` is `max_event_bytes`: it holds up to
     /// that much (and the line break after it) for one record when that is more than
-    /// [`MAX_PENDING`], so that an event up to that size reaches the pipeline whole.
+    /// `MAX_PENDING` (64 MiB), so that an event up to that size reaches the pipeline whole.
     pub fn with_max_event_bytes(max_event_bytes: usize) -> Self {
         Feed { max_pending: max_event_bytes.saturating_add(1).max(MAX_PENDING), ..Feed::new() }
     }

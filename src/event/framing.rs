@@ -24,6 +24,7 @@ pub struct Records<'a> {
 }
 
 impl<'a> Records<'a> {
+    /// The documents of `input`, in order.
     pub fn new(input: &'a [u8]) -> Self {
         Records { input, pos: 0, line: 1, multi_line: false }
     }

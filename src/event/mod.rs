@@ -16,24 +16,29 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
-pub use raw::{CowStr, JsonError, Member, RawObject};
+pub use raw::{CowStr, JsonError, RawObject};
 
 /// `user` / `impersonatedUser`.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct UserInfo<'a> {
+    /// `username`.
     #[serde(borrow, default)]
     pub username: Option<Cow<'a, str>>,
+    /// `uid`.
     #[serde(borrow, default)]
     pub uid: Option<Cow<'a, str>>,
+    /// `groups`.
     #[serde(borrow, default)]
     pub groups: Option<Vec<CowStr<'a>>>,
 }
 
 impl UserInfo<'_> {
+    /// The username, or `""`.
     pub fn name(&self) -> &str {
         self.username.as_deref().unwrap_or("")
     }
 
+    /// The groups.
     pub fn groups(&self) -> impl Iterator<Item = &str> {
         self.groups.iter().flatten().map(|g| g.0.as_ref())
     }
@@ -42,30 +47,40 @@ impl UserInfo<'_> {
 /// `objectRef`.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct ObjectRef<'a> {
+    /// `resource`.
     #[serde(borrow, default)]
     pub resource: Option<Cow<'a, str>>,
+    /// `namespace`.
     #[serde(borrow, default)]
     pub namespace: Option<Cow<'a, str>>,
+    /// `name`.
     #[serde(borrow, default)]
     pub name: Option<Cow<'a, str>>,
+    /// `apiGroup` (absent for the core group).
     #[serde(borrow, default, rename = "apiGroup")]
     pub api_group: Option<Cow<'a, str>>,
+    /// `apiVersion`.
     #[serde(borrow, default, rename = "apiVersion")]
     pub api_version: Option<Cow<'a, str>>,
+    /// `subresource`.
     #[serde(borrow, default)]
     pub subresource: Option<Cow<'a, str>>,
 }
 
 impl ObjectRef<'_> {
+    /// The resource, or `""`.
     pub fn resource(&self) -> &str {
         self.resource.as_deref().unwrap_or("")
     }
+    /// The subresource, or `""`.
     pub fn subresource(&self) -> &str {
         self.subresource.as_deref().unwrap_or("")
     }
+    /// The namespace, or `""`.
     pub fn namespace(&self) -> &str {
         self.namespace.as_deref().unwrap_or("")
     }
+    /// The name, or `""`.
     pub fn name(&self) -> &str {
         self.name.as_deref().unwrap_or("")
     }
@@ -84,12 +99,16 @@ impl ObjectRef<'_> {
 /// `responseStatus` (only the fields kaudit reads).
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct ResponseStatus<'a> {
+    /// `code`: the HTTP status code.
     #[serde(default)]
     pub code: Option<i64>,
+    /// `status`: `Success` or `Failure`.
     #[serde(borrow, default)]
     pub status: Option<Cow<'a, str>>,
+    /// `reason`.
     #[serde(borrow, default)]
     pub reason: Option<Cow<'a, str>>,
+    /// `message`.
     #[serde(borrow, default)]
     pub message: Option<Cow<'a, str>>,
 }
@@ -103,13 +122,18 @@ struct LegacyMeta<'a> {
 /// The four audit levels, ordered as kube-apiserver orders them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Level {
+    /// Nothing is logged.
     None = 0,
+    /// Request metadata, no bodies.
     Metadata = 1,
+    /// Metadata and the request body.
     Request = 2,
+    /// Metadata and both bodies.
     RequestResponse = 3,
 }
 
 impl Level {
+    /// The level named `s` (as in policies and events).
     pub fn parse(s: &str) -> Option<Level> {
         Some(match s {
             "None" => Level::None,
@@ -119,6 +143,7 @@ impl Level {
             _ => return None,
         })
     }
+    /// The level's name.
     pub fn as_str(self) -> &'static str {
         match self {
             Level::None => "None",
@@ -139,24 +164,41 @@ pub const STAGES: [&str; 4] = ["RequestReceived", "ResponseStarted", "ResponseCo
 /// A decoded view of one audit event.
 #[derive(Debug, Clone)]
 pub struct Event<'a> {
+    /// The event's raw members, for writing it back.
     pub obj: RawObject<'a>,
+    /// `apiVersion`.
     pub api_version: Option<Cow<'a, str>>,
+    /// `level` as recorded.
     pub level: Option<Cow<'a, str>>,
+    /// `auditID`.
     pub audit_id: Cow<'a, str>,
+    /// `stage`.
     pub stage: Cow<'a, str>,
+    /// `requestURI`.
     pub request_uri: Cow<'a, str>,
+    /// `verb`.
     pub verb: Cow<'a, str>,
+    /// `user`.
     pub user: UserInfo<'a>,
+    /// `impersonatedUser`.
     pub impersonated_user: Option<UserInfo<'a>>,
+    /// `sourceIPs`.
     pub source_ips: Vec<Cow<'a, str>>,
+    /// `userAgent`.
     pub user_agent: Option<Cow<'a, str>>,
+    /// `objectRef`.
     pub object_ref: Option<ObjectRef<'a>>,
+    /// `responseStatus`.
     pub response_status: Option<ResponseStatus<'a>>,
+    /// `annotations`, in input order.
     pub annotations: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+    /// `requestReceivedTimestamp`.
     pub request_received_timestamp: Option<Cow<'a, str>>,
+    /// `stageTimestamp`.
     pub stage_timestamp: Option<Cow<'a, str>>,
-    /// v1beta1/v1alpha1 `timestamp` and `metadata.creationTimestamp` (seconds precision).
+    /// v1beta1/v1alpha1 `timestamp` (seconds precision).
     pub legacy_timestamp: Option<Cow<'a, str>>,
+    /// v1beta1/v1alpha1 `metadata.creationTimestamp`: the stage's time (seconds precision).
     pub legacy_stage_timestamp: Option<Cow<'a, str>>,
 }
 
@@ -165,6 +207,7 @@ pub struct Event<'a> {
 pub struct EventError {
     /// The top-level field at fault, if any.
     pub field: Option<String>,
+    /// What is wrong.
     pub message: String,
 }
 
@@ -182,6 +225,22 @@ impl From<JsonError> for EventError {
         EventError { field: None, message: format!("invalid JSON: {e}") }
     }
 }
+
+impl From<String> for EventError {
+    /// An error about the record as a whole (no field).
+    fn from(message: String) -> Self {
+        EventError { field: None, message }
+    }
+}
+
+impl From<&str> for EventError {
+    /// An error about the record as a whole (no field).
+    fn from(message: &str) -> Self {
+        EventError { field: None, message: message.to_string() }
+    }
+}
+
+impl std::error::Error for EventError {}
 
 fn field_err(field: &str, e: JsonError) -> EventError {
     EventError { field: Some(field.to_string()), message: e.message }
@@ -314,6 +373,7 @@ impl<'a> Event<'a> {
         }
     }
 
+    /// `responseStatus.code`.
     pub fn code(&self) -> Option<i64> {
         self.response_status.as_ref().and_then(|s| s.code)
     }

@@ -11,9 +11,13 @@ use serde_json::value::RawValue;
 /// Where output bytes go: a `String` (text only; bytes that are not UTF-8 are written lossily)
 /// or a `Vec<u8>` (exact, so a record that is not UTF-8 passes through untouched).
 pub trait OutBuf {
+    /// Appends text.
     fn put(&mut self, s: &str);
+    /// Appends bytes (a `String` writes bytes that are not UTF-8 lossily).
     fn put_raw(&mut self, b: &[u8]);
+    /// Bytes written so far.
     fn out_len(&self) -> usize;
+    /// Appends one character.
     fn put_char(&mut self, c: char) {
         let mut buf = [0u8; 4];
         self.put(c.encode_utf8(&mut buf));
@@ -73,6 +77,7 @@ impl<'de: 'a, 'a> serde::Deserialize<'de> for CowStr<'a> {
 /// One member of a JSON object, located in the object's text.
 #[derive(Debug, Clone)]
 pub struct Member<'a> {
+    /// The member's key, decoded.
     pub key: Cow<'a, str>,
     /// The raw value text.
     pub value: &'a str,
@@ -80,13 +85,16 @@ pub struct Member<'a> {
     pub key_start: usize,
     /// Offsets of the raw value.
     pub start: usize,
+    /// Byte offset just after the value in the object's text.
     pub end: usize,
 }
 
 /// A JSON object split into its members.
 #[derive(Debug, Clone)]
 pub struct RawObject<'a> {
+    /// The object's text, exactly as in the input.
     pub text: &'a str,
+    /// The members, in input order.
     pub members: Vec<Member<'a>>,
 }
 
@@ -96,6 +104,7 @@ impl<'a> RawObject<'a> {
         self.members.iter().rev().find(|m| m.key == key)
     }
 
+    /// The index of the last member named `key` (the one JSON decoders use).
     pub fn index_of(&self, key: &str) -> Option<usize> {
         self.members.iter().rposition(|m| m.key == key)
     }
@@ -143,17 +152,22 @@ impl<'a> RawObject<'a> {
 
 /// What [`RawObject::rebuild`] does with a member.
 pub enum Edit {
+    /// Written as it is.
     Keep,
+    /// Left out.
     Remove,
+    /// Written with this JSON text as its value.
     Replace(String),
 }
 
 /// Why a text is not the JSON object expected.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JsonError {
+    /// What is wrong.
     pub message: String,
-    /// 1-based line and column within the record, when known.
+    /// 1-based line within the record; 0 when unknown.
     pub line: usize,
+    /// 1-based column within the line; 0 when unknown.
     pub column: usize,
 }
 

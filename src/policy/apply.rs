@@ -2,7 +2,7 @@
 //! this policy been in force (never more than the event already holds).
 
 use super::eval::Decision;
-pub use crate::event::edit::{strip_managed_fields, write_event, Changes};
+pub use crate::event::edit::{write_event, Changes};
 use crate::event::{Event, Level};
 
 /// Why an event was dropped.
@@ -17,6 +17,7 @@ pub enum DropReason {
 }
 
 impl DropReason {
+    /// How the reason reads in messages (`level None`).
     pub fn as_str(self) -> &'static str {
         match self {
             DropReason::LevelNone => "level None",
@@ -29,7 +30,9 @@ impl DropReason {
 /// What happens to an event under a decision.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
+    /// Not written.
     Drop(DropReason),
+    /// Written, with these edits (none: byte for byte).
     Keep(Changes),
 }
 

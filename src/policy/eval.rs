@@ -11,13 +11,21 @@ use crate::event::{Event, Level};
 pub struct Attributes<'a> {
     /// `None` on the failed-authentication path (the event's user is empty).
     pub user: Option<&'a str>,
+    /// The user's groups.
     pub groups: Vec<&'a str>,
+    /// The request verb (`get`, `list`, `watch`, `create`, ...).
     pub verb: &'a str,
+    /// Whether the request is for a resource (else a non-resource URL such as `/healthz`).
     pub resource_request: bool,
+    /// The API group (empty for the core group).
     pub api_group: &'a str,
+    /// The resource (`pods`).
     pub resource: &'a str,
+    /// The subresource (`exec`, `status`), if any.
     pub subresource: &'a str,
+    /// The namespace, if any.
     pub namespace: Cow<'a, str>,
+    /// The object name, if any.
     pub name: Cow<'a, str>,
     /// URL path without the query (non-resource requests are matched on it).
     pub path: &'a str,
@@ -26,15 +34,18 @@ pub struct Attributes<'a> {
 /// What the policy decided for a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
+    /// The level the policy decides.
     pub level: Level,
     /// Policy ∪ rule omitStages, sorted, without duplicates.
     pub omit_stages: Vec<String>,
+    /// Whether managedFields are omitted (`omitManagedFields`, the rule's or the policy's).
     pub omit_managed_fields: bool,
     /// Index of the matching rule, `None` when nothing matched.
     pub rule: Option<usize>,
 }
 
 impl Decision {
+    /// Whether events of `stage` are omitted.
     pub fn omits(&self, stage: &str) -> bool {
         self.omit_stages.iter().any(|s| s == stage)
     }
@@ -56,12 +67,14 @@ fn union(a: &[String], b: &[String]) -> Vec<String> {
 }
 
 impl Evaluator {
+    /// The evaluator of `policy`.
     pub fn new(policy: Policy) -> Self {
         let rule_omit_stages = policy.rules.iter().map(|r| union(&policy.omit_stages, &r.omit_stages)).collect();
         let default_omit_stages = union(&policy.omit_stages, &[]);
         Evaluator { policy, rule_omit_stages, default_omit_stages }
     }
 
+    /// The policy it evaluates.
     pub fn policy(&self) -> &Policy {
         &self.policy
     }

@@ -5,7 +5,7 @@ pub mod apply;
 pub mod eval;
 pub mod model;
 
-pub use apply::{DropReason, Verdict};
+pub use apply::{verdict, write_event, Changes, DropReason, Verdict};
 pub use eval::{Attributes, Decision, Evaluator};
 pub use model::{GroupResources, Loaded, Policy, PolicyError, PolicyRule};
 

@@ -10,21 +10,32 @@ use crate::yaml::{self, Ctx, Diagnostic, Kind, Node};
 pub struct GroupResources {
     /// `""` is the core group, `"*"` any group.
     pub group: String,
+    /// Resources (and `resource/subresource`, `*/subresource`, `resource/*`) matched in the group.
     pub resources: Vec<String>,
+    /// Object names matched.
     pub resource_names: Vec<String>,
 }
 
 /// `PolicyRule`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PolicyRule {
+    /// The level of matching requests.
     pub level: Level,
+    /// Users matched (empty: any).
     pub users: Vec<String>,
+    /// User groups matched (empty: any).
     pub user_groups: Vec<String>,
+    /// Verbs matched (empty: any).
     pub verbs: Vec<String>,
+    /// Resources matched (empty: any).
     pub resources: Vec<GroupResources>,
+    /// Namespaces matched (empty: any; `""` matches cluster-scoped requests).
     pub namespaces: Vec<String>,
+    /// Non-resource URL paths matched (`/healthz*` prefixes).
     pub non_resource_urls: Vec<String>,
+    /// Stages omitted for matching requests, added to the policy's.
     pub omit_stages: Vec<String>,
+    /// Overrides the policy's `omitManagedFields` when set.
     pub omit_managed_fields: Option<bool>,
     /// Line of the rule in its file (for `explain` and `impact`).
     pub line: usize,
@@ -33,16 +44,22 @@ pub struct PolicyRule {
 /// `Policy`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
+    /// `apiVersion` (`audit.k8s.io/v1` or `v1beta1`).
     pub api_version: String,
+    /// The rules, first match wins.
     pub rules: Vec<PolicyRule>,
+    /// Stages omitted for every request.
     pub omit_stages: Vec<String>,
+    /// Whether managedFields are omitted by default.
     pub omit_managed_fields: bool,
 }
 
 /// A policy that failed to load: every error found, plus the warnings.
 #[derive(Debug, Clone)]
 pub struct PolicyError {
+    /// Every error found.
     pub errors: Vec<Diagnostic>,
+    /// The warnings found before the errors (unknown fields).
     pub warnings: Vec<Diagnostic>,
 }
 
@@ -63,7 +80,9 @@ impl std::error::Error for PolicyError {}
 /// A loaded policy and the warnings (unknown fields dropped, as the apiserver's lenient fallback does).
 #[derive(Debug, Clone)]
 pub struct Loaded {
+    /// The policy.
     pub policy: Policy,
+    /// Unknown fields, dropped as kube-apiserver drops them.
     pub warnings: Vec<Diagnostic>,
 }
 

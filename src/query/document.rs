@@ -21,11 +21,17 @@ use super::FieldPath;
 /// there; queries never compare their contents.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Value<'a> {
+    /// JSON null.
     Null,
+    /// A boolean.
     Bool(bool),
+    /// A number.
     Num(f64),
+    /// A string.
     Str(&'a str),
+    /// An object (matched by `exists`, never by value).
     Object,
+    /// An array (its items are visited one by one).
     Array,
 }
 

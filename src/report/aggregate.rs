@@ -284,8 +284,13 @@ impl ReportBuilder {
         let mut by_scope = [0u64; 4];
         let mut ops: HashMap<Sym, [u64; 5]> = HashMap::new();
 
+        let mut in_range = 0u64;
         for (i, row) in self.rows.iter().enumerate() {
-            if !w.contains(row.time) || !m.matches(self, i, row)? {
+            if !w.contains(row.time) {
+                continue;
+            }
+            in_range += 1;
+            if !m.matches(self, i, row)? {
                 continue;
             }
             matched.push(i as u32);
@@ -364,6 +369,7 @@ impl ReportBuilder {
             range: TimeRange {
                 from: w.from.map(format_micros),
                 to: w.to.map(format_micros),
+                events: in_range,
                 step: w.step_label.clone(),
                 step_seconds: w.step / 1_000_000,
             },

@@ -11,8 +11,10 @@ use std::sync::Arc;
 use crate::enrich::{Enricher, Enrichment, IpScope, TAG_DELETE, TAG_EXEC, TAG_INTERNET, TAG_SECRET};
 use crate::event::doc::EventDoc;
 use crate::event::framing::for_each_event;
+use crate::event::time::format_micros;
 use crate::event::{Event, STAGES};
 use crate::query::Query;
+use crate::report::ReportError;
 
 /// Index of an interned string; 0 is the empty string.
 pub(crate) type Sym = u32;
@@ -285,6 +287,7 @@ impl Default for ReportBuilder {
 }
 
 impl ReportBuilder {
+    /// An empty builder.
     pub fn new(options: BuilderOptions) -> Self {
         ReportBuilder {
             // A detail arena always holds at least one event's capped details.
@@ -309,6 +312,7 @@ impl ReportBuilder {
         }
     }
 
+    /// The options it was built with.
     pub fn options(&self) -> &BuilderOptions {
         &self.options
     }
@@ -316,12 +320,13 @@ impl ReportBuilder {
     /// Registers a query to evaluate on every event pushed from now on (a live dashboard's
     /// fixed query). Returns an error when the builder already holds events (they could not
     /// be evaluated) or the limit of 32 is reached.
-    pub fn add_standing_query(&mut self, query: Query) -> Result<(), String> {
+    pub fn add_standing_query(&mut self, query: Query) -> Result<(), ReportError> {
+        let error = |message: String| Err(ReportError { field: "query", message });
         if !self.rows.is_empty() {
-            return Err("standing queries must be added before the first event".into());
+            return error("standing queries must be added before the first event".into());
         }
         if self.standing.len() >= MAX_STANDING_QUERIES {
-            return Err(format!("at most {MAX_STANDING_QUERIES} standing queries"));
+            return error(format!("at most {MAX_STANDING_QUERIES} standing queries"));
         }
         if !self.standing.iter().any(|q| q.source().trim() == query.source().trim()) {
             self.standing.push(query);
@@ -334,8 +339,14 @@ impl ReportBuilder {
         self.rows.len()
     }
 
+    /// Whether no event has been pushed.
     pub fn is_empty(&self) -> bool {
         self.rows.is_empty()
+    }
+
+    /// The oldest and newest event times pushed so far (RFC 3339), `None` before the first timed event.
+    pub fn time_span(&self) -> (Option<String>, Option<String>) {
+        (self.oldest.map(format_micros), self.newest.map(format_micros))
     }
 
     /// Records counted as not audit events.

@@ -17,7 +17,8 @@ pub struct Filter {
     /// End of the time range (RFC 3339, inclusive). Default: the newest event time in the data.
     pub to: Option<String>,
     /// Length of the range when `from` is absent: `30s`, `15m`, `24h`, `7d`, `2w`, or `all`.
-    /// Default `7d` (the console's "by week").
+    /// Default `all`: a report over recorded data covers everything read. (The console's "by
+    /// week" up to now is what a live dashboard asks for: `last: "7d"` with `to` = now.)
     pub last: Option<String>,
     /// Namespaces to keep (`""` = cluster-scoped and non-resource requests). Empty: all.
     #[serde(deserialize_with = "one_or_many")]
@@ -39,7 +40,7 @@ pub struct Filter {
     pub top: Option<usize>,
 }
 
-pub const DEFAULT_LAST: &str = "7d";
+pub const DEFAULT_LAST: &str = "all";
 pub const DEFAULT_LIMIT: usize = 100;
 pub const DEFAULT_TOP: usize = 20;
 pub const MAX_LIST: usize = 10_000;
@@ -49,6 +50,7 @@ pub const MAX_LIST: usize = 10_000;
 pub struct ReportError {
     /// The filter field at fault.
     pub field: &'static str,
+    /// What is wrong with the filter.
     pub message: String,
 }
 

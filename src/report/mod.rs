@@ -20,7 +20,7 @@
 //!
 //! Files: `filter` (what a dashboard asks for), `builder` (rows, interning, bounded stores),
 //! `aggregate` (one report from the rows), `model` (the serialized report). Chunked input
-//! (a browser reading a file piece by piece) is framed by [`crate::event::feed`].
+//! (a browser reading a file piece by piece) is framed by [`crate::Feed`].
 
 mod aggregate;
 pub(crate) mod builder;

@@ -8,13 +8,21 @@ use serde::Serialize;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Report {
+    /// `kaudit.report/v1`.
     pub schema: &'static str,
+    /// What was read.
     pub input: InputSummary,
+    /// The time range covered.
     pub range: TimeRange,
+    /// The filter applied.
     pub filter: AppliedFilter,
+    /// The values the filter can choose from.
     pub facets: Facets,
+    /// The Overview tab.
     pub overview: Overview,
+    /// The Operations Overview tab.
     pub operations: Operations,
+    /// The Operation Details tab.
     pub details: Details,
 }
 
@@ -29,7 +37,9 @@ pub struct InputSummary {
     pub bad: u64,
     /// Events without a usable timestamp: only in reports with no time bound at all.
     pub untimed: u64,
+    /// Time of the oldest event.
     pub oldest: Option<String>,
+    /// Time of the newest event.
     pub newest: Option<String>,
     /// Events whose detail strings were evicted to stay within the memory cap (oldest first).
     pub details_dropped: u64,
@@ -41,9 +51,14 @@ pub struct InputSummary {
 pub struct TimeRange {
     /// Inclusive bounds; `null` = unbounded.
     pub from: Option<String>,
+    /// Inclusive upper bound; `null` = unbounded.
     pub to: Option<String>,
+    /// Events read whose time falls in the range (before the other filters): the report covers
+    /// `events` of `input.events`.
+    pub events: u64,
     /// Timeline bucket length.
     pub step: String,
+    /// Timeline bucket length in seconds.
     pub step_seconds: i64,
 }
 
@@ -51,11 +66,17 @@ pub struct TimeRange {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AppliedFilter {
+    /// Namespaces kept (empty: all).
     pub namespace: Vec<String>,
+    /// Accounts kept (empty: all).
     pub account: Vec<String>,
+    /// Response codes kept (empty: all).
     pub code: Vec<i64>,
+    /// The search-language query events must match.
     pub query: Option<String>,
+    /// Events listed per table.
     pub limit: usize,
+    /// Entries per distribution.
     pub top: usize,
 }
 
@@ -63,9 +84,13 @@ pub struct AppliedFilter {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Facets {
+    /// Namespaces seen.
     pub namespaces: Vec<String>,
+    /// Accounts seen.
     pub accounts: Vec<String>,
+    /// Response codes seen.
     pub codes: Vec<i64>,
+    /// Resource types seen.
     pub resource_types: Vec<String>,
 }
 
@@ -81,13 +106,21 @@ pub struct Overview {
     pub failure: u64,
     /// `success / (success + failure)` in percent, one decimal; `null` when both are 0.
     pub success_rate: Option<f64>,
+    /// Events per time bucket.
     pub timeline: Vec<Bucket>,
+    /// The important operations.
     pub important: Important,
+    /// Events per namespace.
     pub by_namespace: Distribution,
+    /// Events per account.
     pub by_account: Distribution,
+    /// Events per response code.
     pub by_status_code: Distribution,
+    /// Events per source address.
     pub by_source_ip: IpDistribution,
+    /// Events per region (GeoIP).
     pub by_region: Distribution,
+    /// Events per address scope (internet, intranet).
     pub by_ip_scope: Distribution,
 }
 
@@ -95,8 +128,11 @@ pub struct Overview {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Bucket {
+    /// Bucket start time.
     pub start: String,
+    /// Events in the bucket.
     pub count: u64,
+    /// Of `count`: failed requests.
     pub failed: u64,
 }
 
@@ -104,9 +140,13 @@ pub struct Bucket {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Important {
+    /// Requests from Internet addresses.
     pub internet_access: EventList,
+    /// Commands run in containers.
     pub command_execution: EventList,
+    /// Deletions.
     pub resource_deletion: EventList,
+    /// Secret reads.
     pub secret_access: EventList,
 }
 
@@ -114,7 +154,9 @@ pub struct Important {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EventList {
+    /// Matching events (more than listed when over the limit).
     pub count: u64,
+    /// The most recent, up to the limit.
     pub events: Vec<EventDetail>,
 }
 
@@ -122,16 +164,21 @@ pub struct EventList {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Distribution {
+    /// The top entries.
     pub entries: Vec<Entry>,
+    /// Events in the entries not listed.
     pub others: u64,
     /// Number of distinct keys.
     pub distinct: u64,
 }
 
+/// One value of a distribution.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Entry {
+    /// The value.
     pub key: String,
+    /// Events with it.
     pub count: u64,
 }
 
@@ -139,18 +186,27 @@ pub struct Entry {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct IpDistribution {
+    /// The top addresses.
     pub entries: Vec<IpEntry>,
+    /// Events from addresses not listed.
     pub others: u64,
+    /// Distinct addresses.
     pub distinct: u64,
 }
 
+/// One source address of a distribution.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct IpEntry {
+    /// The address.
     pub key: String,
+    /// Events from it.
     pub count: u64,
+    /// Of `count`: failed requests.
     pub failed: u64,
+    /// `internet` or `intranet`.
     pub scope: String,
+    /// Where it is (GeoIP).
     pub region: String,
 }
 
@@ -158,10 +214,15 @@ pub struct IpEntry {
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OpCounts {
+    /// All operations.
     pub total: u64,
+    /// Creations.
     pub create: u64,
+    /// Updates and patches.
     pub update: u64,
+    /// Deletions.
     pub delete: u64,
+    /// Reads (get, list, watch).
     pub access: u64,
 }
 
@@ -175,20 +236,27 @@ pub struct Operations {
     pub categories: Vec<Category>,
 }
 
+/// The operations on one resource category.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Category {
+    /// The category.
     pub category: String,
+    /// Its operations.
     pub totals: OpCounts,
+    /// Per resource type.
     pub resources: Vec<ResourceOps>,
     /// Types past `top` (category `other` only), summed.
     pub others: OpCounts,
 }
 
+/// The operations on one resource type.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ResourceOps {
+    /// The resource type.
     pub resource_type: String,
+    /// Its operations.
     pub ops: OpCounts,
 }
 
@@ -198,23 +266,37 @@ pub struct ResourceOps {
 pub struct Details {
     /// The type shown (`null` when no event has a resource).
     pub resource_type: Option<String>,
+    /// Operations of the selected kind.
     pub ops: OpCounts,
+    /// Of `ops`: succeeded.
     pub success: u64,
+    /// Of `ops`: failed.
     pub failure: u64,
+    /// `success / (success + failure)`; `null` when neither is known.
     pub success_rate: Option<f64>,
+    /// Per namespace.
     pub by_namespace: Distribution,
+    /// Per account.
     pub by_account: Distribution,
+    /// Per time bucket.
     pub timeline: Vec<OpBucket>,
+    /// The most recent.
     pub events: EventList,
 }
 
+/// Operations in one time bucket.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OpBucket {
+    /// Bucket start time.
     pub start: String,
+    /// Creations.
     pub create: u64,
+    /// Updates.
     pub update: u64,
+    /// Deletions.
     pub delete: u64,
+    /// Reads.
     pub access: u64,
 }
 
@@ -222,46 +304,67 @@ pub struct OpBucket {
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EventDetail {
+    /// Stage time.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub time: Option<String>,
+    /// `auditID`.
     #[serde(rename = "auditID", skip_serializing_if = "String::is_empty")]
     pub audit_id: String,
+    /// `stage`.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub stage: String,
+    /// `verb`.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub verb: String,
+    /// create, update, delete or access.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub operation: String,
+    /// The username.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub user: String,
+    /// Who really acted.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub account: String,
+    /// The namespace.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub namespace: String,
+    /// The resource type.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub resource_type: String,
+    /// The subresource.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub subresource: String,
+    /// The object name.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub name: String,
+    /// The response code.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub code: Option<i64>,
+    /// Whether it succeeded.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub success: Option<bool>,
+    /// The source address.
     #[serde(rename = "sourceIP", skip_serializing_if = "String::is_empty")]
     pub source_ip: String,
+    /// `internet` or `intranet`.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub ip_scope: String,
+    /// Where the source address is (GeoIP).
     #[serde(skip_serializing_if = "String::is_empty")]
     pub region: String,
+    /// `userAgent`.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub user_agent: String,
+    /// `requestURI`.
     #[serde(rename = "requestURI", skip_serializing_if = "String::is_empty")]
     pub request_uri: String,
+    /// The command run by `kubectl exec`.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub command: String,
+    /// Its container.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub container: String,
+    /// The enrichment's tags.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<&'static str>,
     /// The detail strings (auditID, name, requestURI, command, container) were evicted.

@@ -88,14 +88,31 @@ fn all_time_overview_matches_the_log() {
 }
 
 #[test]
-fn default_range_is_the_last_week_of_the_data() {
+fn default_range_is_the_whole_span_of_the_data() {
     let r = builder(BuilderOptions::default()).report(&Filter::default()).unwrap();
     let evs = events();
+    assert_eq!((r.range.from.as_deref(), r.range.to.as_deref()), (None, None));
+    assert_eq!((r.overview.total, r.range.events, r.input.events), (88, 88, 88));
+    assert_eq!(r.overview.total, evs.len() as u64);
+    // The timeline spans the data (2018-2020 in the sample).
+    assert_eq!(r.overview.timeline.iter().map(|b| b.count).sum::<u64>(), 88);
+}
+
+#[test]
+fn last_week_of_the_data_counts_the_events_in_range() {
+    let week = Filter { last: Some("7d".into()), ..Filter::default() };
+    let r = builder(BuilderOptions::default()).report(&week).unwrap();
+    let evs = events();
     let newest = evs.iter().map(time_of).max().unwrap();
-    let week = 7 * 86_400 * 1_000_000;
-    let want = evs.iter().filter(|e| time_of(e) >= newest - week).count() as u64;
+    let want = evs.iter().filter(|e| time_of(e) >= newest - 7 * 86_400 * 1_000_000).count() as u64;
     assert_eq!(r.overview.total, want);
     assert!(want > 0 && want < evs.len() as u64);
+    // `range.events` counts the range alone; the other filters narrow `overview.total` only.
+    assert_eq!((r.range.events, r.input.events), (want, 88));
+    let narrowed = Filter { code: vec![200], ..week };
+    let n = builder(BuilderOptions::default()).report(&narrowed).unwrap();
+    assert_eq!(n.range.events, want);
+    assert!(n.overview.total < want, "{} of {want}", n.overview.total);
     assert_eq!(r.range.to.as_deref(), Some(crate::event::time::format_micros(newest).as_str()));
     assert_eq!(r.range.step, "1h");
     assert_eq!(r.overview.timeline.len(), 169);

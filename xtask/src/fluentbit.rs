@@ -1,10 +1,16 @@
-//! The Fluent Bit host's test step. Its integration tests
-//! (plugins/fluent-bit/testhost/tests/fluent_bit.rs) load the `kaudit-fluent-bit.wasm` artifact
-//! that `wasm::build_all` collects into an in-project host that calls it exactly the way
-//! Fluent Bit's filter_wasm does (Fluent Bit itself is not installable from the registries this
-//! project reaches); they run inside `cargo test --workspace`. `test` runs only those crates,
-//! then `fuel` prints the per-record cost in WASM instructions on the bundled sample log (the
-//! figures in plugins/fluent-bit/README.md).
+//! The Fluent Bit host's test step. Two kinds of integration tests load the
+//! `kaudit-fluent-bit.wasm` artifact that `wasm::build_all` collects, both inside
+//! `cargo test --workspace`:
+//! - plugins/fluent-bit/testhost/tests/real_fluent_bit.rs runs the shipped fluent-bit.yaml in the
+//!   real Fluent Bit 5.1.1 (found on PATH, as `$FLUENT_BIT`, or in `../shared/tools/`; under
+//!   `CI=true` a missing one fails) and compares it with native `kaudit run` (`$KAUDIT_CLI`);
+//! - plugins/fluent-bit/testhost/tests/fluent_bit.rs calls the module from an in-project
+//!   wasmtime host exactly as filter_wasm does, for what Fluent Bit cannot show (fuel, NULL and
+//!   out-of-bounds pointers, memory growth, traps).
+//!
+//! `test` runs only those crates, then `fuel` prints the per-record cost in WASM instructions on
+//! the bundled sample log (the figures in plugins/fluent-bit/README.md). `real_hosts` runs the
+//! real Fluent Bit and the real Vector (plugins/envoy/tests/vector.rs) tests alone.
 
 use crate::util::{artifacts_dir, cmd, run};
 
@@ -22,8 +28,22 @@ pub fn preflight() -> Result<(), String> {
 /// Runs the Fluent Bit crates' tests (unit tests of the filter, the test-host integration tests).
 pub fn test() -> Result<(), String> {
     preflight()?;
+    run(cmd("cargo").args(["build", "-p", "kaudit-cli"]))?;
     run(cmd("cargo").args(["test", "-p", "kaudit-fluent-bit", "-p", "kaudit-fluent-bit-testhost"]))?;
     fuel()
+}
+
+/// The shipped Fluent Bit and Vector configs in the real hosts, and nothing else.
+pub fn real_hosts() -> Result<(), String> {
+    preflight()?;
+    // Vector's test runs the shipped Envoy filter (the Fluent Bit tests' TLS webhook is Envoy too).
+    let envoy_wasm = artifacts_dir().join("kaudit-envoy.wasm");
+    if !envoy_wasm.is_file() {
+        return Err(format!("{} is missing (run `cargo xtask build-wasm`)", envoy_wasm.display()));
+    }
+    run(cmd("cargo").args(["build", "-p", "kaudit-cli"]))?;
+    run(cmd("cargo").args(["test", "-p", "kaudit-fluent-bit-testhost", "--test", "real_fluent_bit"]))?;
+    run(cmd("cargo").args(["test", "-p", "kaudit-envoy", "--test", "vector"]))
 }
 
 /// WASM instructions per record (wasmtime fuel) over the sample log. Fuel does not depend on

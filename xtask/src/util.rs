@@ -34,7 +34,14 @@ pub fn cmd(program: &str) -> Command {
     c.env("CARGO_TARGET_DIR", target_dir());
     c.env("KAUDIT_ARTIFACTS", artifacts_dir());
     c.env("KAUDIT_CACHE", cache_dir());
+    // The native CLI the real-host tests compare Fluent Bit and Vector with (`kaudit run`).
+    c.env("KAUDIT_CLI", kaudit_cli());
     c
+}
+
+/// The debug build of the native CLI (`cargo build -p kaudit-cli`; `cargo test` builds the same).
+pub fn kaudit_cli() -> PathBuf {
+    target_dir().join("debug").join("kaudit")
 }
 
 /// Runs a command, failing with its description if it does not succeed.

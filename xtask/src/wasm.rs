@@ -99,16 +99,25 @@ fn set_panics(c: &mut Command, panics: Panics) {
 }
 
 pub fn build_all() -> Result<(), String> {
+    build(&ARTIFACTS.iter().map(|a| a.name).collect::<Vec<_>>())
+}
+
+/// Builds the named artifacts (`kaudit-cli.wasm`, ...) and collects them under those names.
+pub fn build(names: &[&str]) -> Result<(), String> {
+    let wanted: Vec<&Artifact> = ARTIFACTS.iter().filter(|a| names.contains(&a.name)).collect();
+    if let Some(unknown) = names.iter().find(|n| !ARTIFACTS.iter().any(|a| a.name == **n)) {
+        return Err(format!("no artifact named {unknown}"));
+    }
     std::fs::create_dir_all(artifacts_dir()).map_err(|e| e.to_string())?;
     // One cargo invocation per (target, profile), so those crates build in parallel.
     let mut groups: Vec<(&str, &str, Panics, bool)> =
-        ARTIFACTS.iter().map(|a| (a.target, a.profile, a.panics, a.fault)).collect();
+        wanted.iter().map(|a| (a.target, a.profile, a.panics, a.fault)).collect();
     groups.dedup();
     for group in groups {
         let (target, profile, panics, fault) = group;
         let mut c = cmd("cargo");
         c.args(["build", "--profile", profile, "--target", target]);
-        for a in ARTIFACTS.iter().filter(|a| (a.target, a.profile, a.panics, a.fault) == group) {
+        for a in wanted.iter().filter(|a| (a.target, a.profile, a.panics, a.fault) == group) {
             c.args(["-p", a.package]);
             if fault {
                 c.args(["--features", &format!("{}/fault-injection", a.package)]);
@@ -117,7 +126,7 @@ pub fn build_all() -> Result<(), String> {
         set_panics(&mut c, panics);
         run(&mut c)?;
     }
-    for Artifact { target, profile, built, name, .. } in ARTIFACTS {
+    for Artifact { target, profile, built, name, .. } in wanted {
         let from = target_dir().join(target).join(profile).join(built);
         let to = artifacts_dir().join(name);
         std::fs::copy(&from, &to).map_err(|e| format!("{}: {e}", from.display()))?;
@@ -125,15 +134,4 @@ pub fn build_all() -> Result<(), String> {
         eprintln!("xtask: {name}: {size} bytes");
     }
     Ok(())
-}
-
-/// The main job again, through the wasmtime CLI and the command component.
-pub fn demo() -> Result<(), String> {
-    let wasm = artifacts_dir().join("kaudit-cli.wasm");
-    eprintln!("\nxtask: the same job through the wasmtime CLI ({})", wasm.display());
-    run(cmd("wasmtime")
-        .args(["run", "--dir", "tests/fixtures::/data"])
-        .arg(&wasm)
-        .args(["filter", "/data/sample-audit.log"])
-        .stdout(std::process::Stdio::null()))
 }

@@ -6,7 +6,7 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use kaudit::event::framing::Record;
+use kaudit::Record;
 
 /// With the `fault-injection` feature (test builds), a record containing this panics.
 pub const FAULT_TRIGGER: &[u8] = b"kaudit-fault-injection:panic";

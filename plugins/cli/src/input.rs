@@ -3,8 +3,8 @@
 use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 
-use kaudit::event::feed::Feed;
-use kaudit::event::framing::Record;
+use kaudit::Feed;
+use kaudit::Record;
 use kaudit::{Config, FileSource};
 
 /// One input: a file name (or `-` for stdin) and its bytes.
@@ -79,9 +79,9 @@ fn stream(
             Err(e) => return Err(format!("{name}: {e}")),
         }
     };
-    if kaudit::event::managed::compress::is_gzip(head) {
+    if kaudit::is_gzip(head) {
         // A gzip input (a `.gz` log, a Firehose→S3 object, a CloudWatch export): read whole,
-        // compressed; the core decodes it one gzip member at a time (kaudit::event::managed).
+        // compressed; the core decodes it one gzip member at a time (`kaudit::is_gzip`, src/event/managed).
         let mut bytes = Vec::new();
         reader.read_to_end(&mut bytes).map_err(|e| format!("{name}: {e}"))?;
         f(Item::Record { input: name, record: Record { bytes: &bytes, line: 1 } })?;

@@ -9,6 +9,7 @@
 #[cfg(all(target_arch = "wasm32", panic = "unwind"))]
 core::arch::global_asm!(".globl __cpp_exception", ".tagtype __cpp_exception i32", "__cpp_exception:");
 
+mod demo_log;
 mod guard;
 mod input;
 mod policy_cmd;
@@ -22,7 +23,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use input::Item;
-use kaudit::pipeline::{explain_json, RecordReport};
+use kaudit::RecordReport;
 use kaudit::{BadRecords, Outcome};
 use term::say;
 
@@ -49,6 +50,8 @@ enum Command {
     /// Check an audit policy, or measure what it would keep from recorded logs.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Write a day of a small cluster's audit log (deterministic, for trying kaudit out).
+    DemoLog(demo_log::DemoLogArgs),
 }
 
 #[derive(Args)]
@@ -162,6 +165,7 @@ fn main() -> ExitCode {
         Command::Report(args) => report_cmd::report(*args),
         Command::Policy(PolicyCommand::Check { file }) => policy_cmd::check(&file),
         Command::Policy(PolicyCommand::Impact { policy, json, logs }) => policy_cmd::impact(&policy, &logs, json),
+        Command::DemoLog(args) => demo_log::demo_log(args),
     };
     exit_status(grep_like, result)
 }
@@ -283,7 +287,12 @@ pub fn report_bad(name: &str, r: &RecordReport) {
     if let Outcome::Bad { error, passed } = &r.outcome {
         let item = r.item.map(|i| format!(" item {i}")).unwrap_or_default();
         let action = if *passed { "passed through" } else { "dropped" };
-        eprintln!("kaudit: {}:{}{item}: bad record ({action}): {}", term::field(name), r.line, term::field(error));
+        eprintln!(
+            "kaudit: {}:{}{item}: bad record ({action}): {}",
+            term::field(name),
+            r.line,
+            term::field(&error.to_string())
+        );
     }
 }
 
@@ -293,21 +302,21 @@ fn explain(args: ExplainArgs) -> Result<Status, String> {
     let mut bad = 0;
     input::for_each_record(&args.files, pipeline.config().limits.max_event_bytes, &mut |item| {
         let Item::Record { input, record } = item else { return out.flush() };
-        kaudit::event::framing::for_each_event(record.bytes, &mut |line, item, parsed| match parsed {
-            Ok(event) => {
-                let decision = pipeline.explain(&event);
-                out.buf.extend_from_slice(explain_json(&event, &decision).as_bytes());
+        pipeline.explain_stream(record.bytes, &mut |e| match e.to_json() {
+            Some(json) => {
+                out.buf.extend_from_slice(json.as_bytes());
                 out.buf.push(b'\n');
             }
-            Err(error) => {
+            None => {
                 bad += 1;
-                let item = item.map(|i| format!(" item {i}")).unwrap_or_default();
-                // `line` counts from the record's first line.
+                let item = e.item.map(|i| format!(" item {i}")).unwrap_or_default();
+                let error = e.result.err().unwrap_or_default();
+                // `e.line` counts from the record's first line.
                 eprintln!(
                     "kaudit: {}:{}{item}: bad record: {}",
                     term::field(input),
-                    record.line + line - 1,
-                    term::field(&error)
+                    record.line + e.line - 1,
+                    term::field(error)
                 );
             }
         });

@@ -29,10 +29,10 @@ pub struct ReportArgs {
     /// Start of the range (RFC 3339, inclusive).
     #[arg(long, value_name = "TIME")]
     from: Option<String>,
-    /// End of the range (RFC 3339, inclusive); default: the newest event time in the logs.
+    /// End of the range (RFC 3339, inclusive); with --last or --from, default: the newest event time in the logs.
     #[arg(long, value_name = "TIME")]
     to: Option<String>,
-    /// Range length when --from is absent (15m, 24h, 7d, 2w) or `all`; default 7d.
+    /// Range length when --from is absent (15m, 24h, 7d, 2w) or `all`; default all (the data's whole span).
     #[arg(long, value_name = "DURATION|all")]
     last: Option<String>,
     /// Keep only this namespace (repeatable; "" = cluster-scoped).
@@ -105,7 +105,7 @@ pub fn report(args: ReportArgs) -> Result<Status, String> {
     // The filter is known before reading, so its query is evaluated once per event as it is pushed.
     if let Some(q) = filter.query.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
         let query = Query::parse(q).map_err(|e| format!("invalid query: {e}\n{}", e.render(q)))?;
-        builder.add_standing_query(query)?;
+        builder.add_standing_query(query).map_err(|e| e.to_string())?;
     }
     for input in input::read_inputs(&args.files)? {
         let (_, bad) = builder.push_input(&input.bytes, enricher);
@@ -167,15 +167,20 @@ fn has_script_breaker(text: &str) -> bool {
 
 fn summary(r: &Report) -> String {
     let o = &r.overview;
+    let range = match (r.range.from.as_deref(), r.range.to.as_deref()) {
+        (None, None) => "the whole span of the data".to_string(),
+        (from, to) => format!("{} .. {}", term::field(from.unwrap_or("start")), term::field(to.unwrap_or("end"))),
+    };
     let mut s = format!(
-        "kaudit report: {} events ({} bad) from {} to {}\nrange {} .. {} ({} buckets): {} events, {} succeeded, {} failed",
+        "kaudit report: {} events ({} bad) from {} to {}\nrange {range} ({} buckets): {} of the {} events read; \
+         {} match the filters, {} succeeded, {} failed",
         r.input.events,
         r.input.bad,
         term::field(r.input.oldest.as_deref().unwrap_or("-")),
         term::field(r.input.newest.as_deref().unwrap_or("-")),
-        term::field(r.range.from.as_deref().unwrap_or("start")),
-        term::field(r.range.to.as_deref().unwrap_or("end")),
         r.range.step,
+        r.range.events,
+        r.input.events,
         o.total,
         o.success,
         o.failure

@@ -4,9 +4,9 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use clap::Args;
-use kaudit::event::doc::EventDoc;
-use kaudit::event::framing::for_each_event;
+use kaudit::for_each_event;
 use kaudit::query::Query;
+use kaudit::EventDoc;
 use kaudit::{BadRecords, Pipeline};
 
 use crate::input::{self, Item};
@@ -140,9 +140,9 @@ pub fn query(args: QueryArgs) -> Result<Status, String> {
                 return;
             }
             if args.enrich {
-                kaudit::policy::apply::write_event(&event, &Default::default(), &[(&key, &enrichment)], &mut out.buf);
+                kaudit::write_event(&event, &Default::default(), &[(&key, &enrichment)], &mut out.buf);
             } else {
-                kaudit::event::raw::compact_into(event.obj.text.trim(), &mut out.buf);
+                kaudit::compact_into(event.obj.text.trim(), &mut out.buf);
             }
             out.buf.push(b'\n');
         });

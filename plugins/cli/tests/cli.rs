@@ -307,7 +307,7 @@ fn metrics_and_limit_hits_are_reported() {
 }
 
 /// Peak resident set (`VmHWM`, KiB) of a running `kaudit run --no-events` fed `events`
-/// distinct-actor events (a new address and user each, `kaudit::corpus`) through stdin, polled
+/// distinct-actor events (a new address and user each, `kaudit_testkit::corpus`) through stdin, polled
 /// until it exits (VmHWM only grows, so the last reading is the peak but for the last moments).
 fn run_peak_rss_kb(events: u32) -> u64 {
     let mut child = Command::new(env!("CARGO_BIN_EXE_kaudit"))
@@ -338,7 +338,7 @@ fn run_peak_rss_kb(events: u32) -> u64 {
     let mut stdin = std::io::BufWriter::new(child.stdin.take().unwrap());
     let mut line = String::new();
     for i in 0..events {
-        kaudit::corpus::distinct_actor_event(i, &mut line);
+        kaudit_testkit::corpus::distinct_actor_event(i, &mut line);
         stdin.write_all(line.as_bytes()).unwrap();
         stdin.write_all(b"\n").unwrap();
     }

@@ -8,7 +8,7 @@
 //!   command component), startup included.
 //!
 //! Prints events/s, MB/s and the ratio to native, and checks that every host wrote the same
-//! bytes. The corpus is the core's (`kaudit::corpus`, deterministic). Run with `cargo xtask bench`
+//! bytes. The corpus is the core's (`kaudit_testkit::corpus`, deterministic). Run with `cargo xtask bench`
 //! (builds the artifacts first) or `cargo bench -p kaudit-component --bench hosts` with
 //! `KAUDIT_ARTIFACTS` set and the release CLI built. `KAUDIT_BENCH_EVENTS` sets the corpus size
 //! (default 20000), `KAUDIT_BENCH_ROUNDS` the measured rounds (default 7).
@@ -119,9 +119,9 @@ fn run_process(cmd: &mut Command) -> Written {
 fn main() {
     // `cargo bench` passes --bench; nothing else is accepted.
     let events: usize = std::env::var("KAUDIT_BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
-    // The core's deterministic corpus (kaudit::corpus): control-plane chatter, service accounts,
+    // The core's deterministic corpus (kaudit_testkit::corpus): control-plane chatter, service accounts,
     // humans with 1-20 KB bodies, exec streams, watches; Metadata and RequestResponse events.
-    let corpus = String::from_utf8(kaudit::corpus::generate(events, 42)).expect("corpus is UTF-8");
+    let corpus = String::from_utf8(kaudit_testkit::corpus::generate(events, 42)).expect("corpus is UTF-8");
     let lines: Vec<&str> = corpus.lines().filter(|l| !l.is_empty()).collect();
     let events = lines.len();
     let total = corpus.len() as u64;

@@ -8,10 +8,9 @@
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 
-use ::kaudit::event::framing::for_each_event;
-use ::kaudit::pipeline::{explain_json, BatchSummary};
-use ::kaudit::policy::apply::DropReason;
 use ::kaudit::yaml::Diagnostic;
+use ::kaudit::DropReason;
+use ::kaudit::{explain_json, BatchSummary};
 use ::kaudit::{Config, Decision, Event, FileSource, Level, Outcome, Pipeline};
 
 /// The generated bindings (in a module: the WIT namespace `kaudit` would shadow the core crate).
@@ -93,7 +92,9 @@ fn outcome(o: Outcome, written: Vec<u8>) -> t::Outcome {
         Outcome::Dropped { reason, rule } => {
             t::Outcome::Dropped(t::DroppedEvent { reason: drop_reason(reason), rule: rule.map(u32_of) })
         }
-        Outcome::Bad { error, passed } => t::Outcome::Bad(t::BadRecord { error, passed: passed.then_some(written) }),
+        Outcome::Bad { error, passed } => {
+            t::Outcome::Bad(t::BadRecord { error: error.to_string(), passed: passed.then_some(written) })
+        }
         Outcome::Oversized => t::Outcome::Oversized(written),
     }
 }
@@ -190,10 +191,14 @@ impl wit::GuestEngine for Engine {
     fn explain_batch(&self, input: Vec<u8>) -> Vec<t::Explanation> {
         let pipeline = self.pipeline.borrow();
         let mut all = Vec::new();
-        for_each_event(&input, &mut |line, item, parsed| {
-            all.push(match parsed {
-                Ok(event) => t::Explanation::Decision(decision(&event, &pipeline.explain(&event))),
-                Err(error) => t::Explanation::Bad(t::BadInput { line: u32_of(line), item: item.map(u32_of), error }),
+        pipeline.explain_stream(&input, &mut |e| {
+            all.push(match e.result {
+                Ok((event, d)) => t::Explanation::Decision(decision(event, d)),
+                Err(error) => t::Explanation::Bad(t::BadInput {
+                    line: u32_of(e.line),
+                    item: e.item.map(u32_of),
+                    error: error.into(),
+                }),
             });
         });
         all
@@ -264,9 +269,9 @@ fn filter_output(mut config: Config, input: &[u8]) -> String {
 fn explain_output(config: Config, input: &[u8]) -> String {
     let pipeline = Pipeline::new(config);
     let mut out = String::new();
-    for_each_event(input, &mut |_, _, parsed| {
-        if let Ok(event) = parsed {
-            out.push_str(&explain_json(&event, &pipeline.explain(&event)));
+    pipeline.explain_stream(input, &mut |e| {
+        if let Some(json) = e.to_json() {
+            out.push_str(&json);
             out.push('\n');
         }
     });

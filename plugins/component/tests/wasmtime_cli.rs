@@ -142,7 +142,7 @@ fn invoke_by_bare_and_qualified_name() {
     assert_eq!(bare, qualified);
     let native = kaudit::Pipeline::embedded_default();
     let parsed = kaudit::Event::parse(&event).unwrap();
-    assert_eq!(bare, kaudit::pipeline::explain_json(&parsed, &native.explain(&parsed)) + "\n");
+    assert_eq!(bare, kaudit::explain_json(&parsed, &native.explain(&parsed)) + "\n");
 }
 
 #[test]

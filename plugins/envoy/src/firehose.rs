@@ -20,7 +20,7 @@ const MAX_REQUEST_ID: usize = 256;
 pub fn reply(request_id: &str, timestamp_ms: u64, upstream_status: u16) -> (u32, String) {
     let id: String = request_id.chars().take(MAX_REQUEST_ID).collect();
     let mut body = String::from("{\"requestId\":");
-    kaudit::event::raw::write_json_str(&mut body, &id);
+    kaudit::write_json_str(&mut body, &id);
     body.push_str(&format!(",\"timestamp\":{timestamp_ms}"));
     let status = match upstream_status {
         200..=299 => 200,
@@ -30,7 +30,7 @@ pub fn reply(request_id: &str, timestamp_ms: u64, upstream_status: u16) -> (u32,
     if status != 200 {
         body.push_str(",\"errorMessage\":");
         let message = format!("the audit receiver behind kaudit answered HTTP {upstream_status}");
-        kaudit::event::raw::write_json_str(&mut body, &message);
+        kaudit::write_json_str(&mut body, &message);
     }
     body.push('}');
     (status, body)

@@ -16,14 +16,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use kaudit::event::framing::list_items;
+use kaudit::list_items;
 use kaudit::{Config, FileSource, Pipeline};
 use kaudit_envoy::batch::{filter_body, for_each_item};
 use serde_json::{json, Value};
-use support::{http, wait_for, Envoy, Recorder, TempDir};
+use support::{event_list, http, loopback, shipped_config, wait_for, wasm_filter, Envoy, Recorder, TempDir};
 
 const SHIPPED: &str = "kaudit"; // the plugin name in the shipped envoy.yaml
-const EVENT_LIST_PREFIX: &str = r#"{"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{},"items":["#;
 /// Vector's `http` sink: `payload_prefix`/`payload_suffix` of plugins/vector/vector.yaml around
 /// the JSON codec's `[a,b,...]` batch.
 const VECTOR_PREFIX: &str = r#"{"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":"#;
@@ -99,32 +98,6 @@ fn vectors() -> Vec<Vector> {
         .collect()
 }
 
-fn event_list(items: &[String]) -> String {
-    format!("{EVENT_LIST_PREFIX}{}]}}", items.join(","))
-}
-
-/// The shipped plugins/envoy/envoy.yaml as JSON.
-fn shipped_config() -> Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("envoy.yaml");
-    let node = kaudit::yaml::parse(&read(&path), "envoy.yaml").expect("shipped envoy.yaml parses");
-    support::yaml_to_json(&node)
-}
-
-fn wasm_filter(listener: &mut Value) -> &mut Value {
-    let filters = listener["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"]
-        .as_array_mut()
-        .expect("http_filters");
-    let wasm = filters
-        .iter_mut()
-        .find(|f| f["name"] == "envoy.filters.http.wasm")
-        .expect("the wasm filter is in the shipped config");
-    &mut wasm["typed_config"]["config"]
-}
-
-fn loopback(port: u16) -> Value {
-    json!({ "socket_address": { "address": "127.0.0.1", "port_value": port } })
-}
-
 /// The shipped config with ports and paths replaced and one listener per `(name, envelope)`
 /// (`None`: the shipped plugin configuration), all on OS-assigned ports.
 fn test_config(receiver: u16, alerts: u16, listeners: &[(String, Option<String>)], default_limits: bool) -> Value {
@@ -141,6 +114,10 @@ fn test_config_with(
     let mut config = shipped_config();
     config["admin"]["address"] = loopback(0);
     let mut base = config["static_resources"]["listeners"][0].clone();
+    // These tests are about the filter, so they speak plain HTTP to the listener and the alert
+    // sink; the shipped TLS is tested as shipped in tests/tls.rs.
+    let tls = base["filter_chains"][0].as_object_mut().expect("filter chain").remove("transport_socket");
+    assert!(tls.is_some(), "the shipped listener terminates TLS");
     assert_eq!(base["per_connection_buffer_limit_bytes"], 16_777_216, "the shipped listener raises the buffer limit");
     base["address"] = loopback(0);
     wasm_filter(&mut base)["vm_config"]["code"]["local"]["filename"] = json!(wasm);
@@ -175,6 +152,11 @@ fn test_config_with(
             "the shipped clusters raise the buffer limit"
         );
         cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"] = loopback(port);
+        cluster["type"] = json!("STATIC");
+        if cluster["name"] == "kaudit_alerts" {
+            let tls = cluster.as_object_mut().expect("cluster").remove("transport_socket");
+            assert!(tls.is_some(), "the shipped alert route uses TLS");
+        }
     }
     config
 }

@@ -16,7 +16,7 @@
 
 use std::fmt::Write as _;
 
-use kaudit::event::raw::{parse_object, write_json_str};
+use kaudit::{parse_object, write_json_str};
 use kaudit::{Outcome, Pipeline};
 
 /// The key alerts land under in the returned record.
@@ -377,7 +377,7 @@ mod tests {
             let text = reply_text(&f).to_string();
             let obj = parse_object(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
             assert!(obj.get("kaudit_error").is_some(), "{text}");
-            let log = kaudit::event::raw::decode_str(obj.get("log").unwrap().value).unwrap();
+            let log = kaudit::decode_str(obj.get("log").unwrap().value).unwrap();
             assert_eq!(log.as_bytes(), bad, "the original is kept");
         }
         assert_eq!(stats.wrapped, 6);

@@ -16,6 +16,7 @@ pub const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 /// `base64(gzip(…))` always starts with these four characters (gzip magic plus deflate method 8).
 pub const BASE64_GZIP_PREFIX: &[u8] = b"H4sI";
 
+/// Whether `bytes` start like a gzip stream (the magic bytes `1f 8b`).
 pub fn is_gzip(bytes: &[u8]) -> bool {
     bytes.starts_with(&GZIP_MAGIC)
 }
@@ -78,6 +79,7 @@ impl Iterator for GzMembers<'_> {
 
 /// Decodes every member of `data` (see [`GzMembers`]), calling `member` with each; the first
 /// error is returned after the members before it were handed over.
+#[cfg(test)]
 pub fn gunzip_members(data: &[u8], limit: usize, member: &mut dyn FnMut(&[u8])) -> Result<(), DecodeError> {
     for m in GzMembers::new(data, limit) {
         member(&m?);

@@ -67,10 +67,6 @@ impl Source {
         raw::decode_str(v).ok()
     }
 
-    pub fn provider(&self) -> Option<Cow<'_, str>> {
-        self.get("provider")
-    }
-
     pub fn is_empty(&self) -> bool {
         self.fields.is_empty()
     }

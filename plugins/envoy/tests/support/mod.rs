@@ -4,6 +4,9 @@
 
 #![allow(dead_code)]
 
+pub mod pki;
+pub mod real_hosts;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -14,7 +17,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use kaudit::yaml::{Kind, Node};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 const IO_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -415,4 +418,33 @@ pub fn wait_for<T>(secs: u64, mut f: impl FnMut() -> Option<T>) -> Option<T> {
         }
         thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// The shipped plugins/envoy/envoy.yaml as JSON.
+pub fn shipped_config() -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("envoy.yaml");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let node = kaudit::yaml::parse(&text, "envoy.yaml").expect("shipped envoy.yaml parses");
+    yaml_to_json(&node)
+}
+
+pub fn wasm_filter(listener: &mut Value) -> &mut Value {
+    let filters = listener["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"]
+        .as_array_mut()
+        .expect("http_filters");
+    let wasm = filters
+        .iter_mut()
+        .find(|f| f["name"] == "envoy.filters.http.wasm")
+        .expect("the wasm filter is in the shipped config");
+    &mut wasm["typed_config"]["config"]
+}
+
+pub fn loopback(port: u16) -> Value {
+    json!({ "socket_address": { "address": "127.0.0.1", "port_value": port } })
+}
+
+/// An audit EventList (as kube-apiserver's webhook posts it) holding `items` (event JSON texts).
+pub fn event_list<S: AsRef<str>>(items: &[S]) -> String {
+    let items: Vec<&str> = items.iter().map(AsRef::as_ref).collect();
+    format!(r#"{{"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{{}},"items":[{}]}}"#, items.join(","))
 }

@@ -1,6 +1,9 @@
 //! kaudit-fluent-bit.wasm called the way Fluent Bit's filter_wasm calls it (see the testhost's
-//! lib.rs): every conformance vector record by record, and the data-loss traps of hosts.md
-//! (NULL record, bad bytes, huge and deeply nested records, bad config, leaks, traps).
+//! lib.rs), for what the real Fluent Bit cannot show (real_fluent_bit.rs runs the real one):
+//! the module's exact bytes (no msgpack round trip) on every conformance vector, NULL and bad
+//! bytes on demand, records larger or deeper than Fluent Bit's `tail` passes on, the
+//! /etc/kaudit config path, a host without `_initialize`, linear-memory growth, forced traps,
+//! instruction counts.
 
 use std::path::{Path, PathBuf};
 
@@ -163,20 +166,6 @@ fn null_record_pointer_gives_a_visible_error_and_the_filter_goes_on() {
     let line = &sample_lines()[0];
     assert_eq!(record_text(&fb.call(TAG, line).unwrap()), native(&mut Pipeline::embedded_default(), line));
     assert!(fb.counters().unwrap().contains("\"nullRecord\":1,"));
-}
-
-#[test]
-fn a_record_larger_than_wasm_heap_size_arrives_as_null_and_is_reported() {
-    // Fluent Bit's default Wasm_Heap_Size: one appended page, ~64 KB usable (hosts.md 3.5).
-    let mut fb = load(Options { heap_size: 8192, ..Options::default() });
-    let line = &sample_lines()[0];
-    assert_eq!(record_text(&fb.call(TAG, line).unwrap()), native(&mut Pipeline::embedded_default(), line));
-    let big = with_extra_member(line, "pad", &"x".repeat(93_000));
-    let text = record_text(&fb.call(TAG, &big).unwrap()).unwrap();
-    assert_eq!(
-        text,
-        format!("{{\"kaudit_error\":\"record pointer is NULL (raise Wasm_Heap_Size)\",\"record_len\":{}}}", big.len())
-    );
 }
 
 /// `record` with `"key":"value"` added as its first member.
@@ -363,7 +352,7 @@ fn memory_stops_growing_after_warm_up() {
 const ALERT_GROUPS_FULL: u32 = 25_000;
 
 /// The 1M-cardinality bound for the WASM instance: every event from a new source address and a
-/// new user (`kaudit::corpus::distinct_actor_event`), one instance, record by record. Once the
+/// new user (`kaudit_testkit::corpus::distinct_actor_event`), one instance, record by record. Once the
 /// alert rules are full, linear memory must not grow. 150,000 events by default (about 9 s in a
 /// debug build); `KAUDIT_CARDINALITY_EVENTS=1000000` (`cargo xtask fuzz-wasm-memory`) runs the
 /// million (figures in docs/RELIABILITY.md).
@@ -376,7 +365,7 @@ fn linear_memory_stays_bounded_with_distinct_addresses_and_users() {
     let start = std::time::Instant::now();
     let (mut line, mut warm, mut with_alerts) = (String::new(), 0, 0u64);
     for i in 0..events {
-        kaudit::corpus::distinct_actor_event(i, &mut line);
+        kaudit_testkit::corpus::distinct_actor_event(i, &mut line);
         match fb.call(TAG, line.as_bytes()).unwrap_or_else(|e| panic!("event {i}: trap: {e}")) {
             Reply::Record(r) if r.windows(15).any(|w| w == b"\"kaudit_alerts\"") => with_alerts += 1,
             Reply::Record(_) => {}
@@ -480,6 +469,13 @@ fn shipped_fluent_bit_yaml_agrees_with_the_module() {
     assert!(yaml_value(&yaml, "- name: rewrite_tag", "rule").starts_with(&format!("${ALERT_COUNT_KEY} ")));
     assert!(yaml_value(&yaml, "- name: grep", "exclude").starts_with(&format!("{DROPPED_KEY} ")));
     assert_eq!(yaml_value(&yaml, "- name: record_modifier", "allowlist_key"), ALERTS_KEY);
+    // The alert route speaks TLS and checks the webhook's certificate and name (SECURITY.md).
+    let http = "- name: http";
+    for (key, want) in [("tls", "on"), ("tls.verify", "on"), ("tls.verify_hostname", "on")] {
+        assert_eq!(yaml_value(&yaml, http, key), want, "alert route: {key}");
+    }
+    assert_eq!(yaml_value(&yaml, http, "tls.vhost"), yaml_value(&yaml, http, "host"), "SNI = the webhook's host");
+    assert!(yaml_value(&yaml, http, "tls.ca_file").starts_with('/'));
     // With these settings a record of buffer_max_size reaches the module (not as NULL).
     let mut fb = load(Options { heap_size: heap, ..Options::default() });
     let line = &sample_lines()[0];

@@ -3,17 +3,19 @@
 //! and humans (deployments with 1-20 KB bodies, secret reads, exec streams, 403s from public
 //! IPs), at the levels and stages kube-apiserver writes them.
 
-use crate::event::raw::write_json_str;
-use crate::event::time::format_micros;
 use std::fmt::Write as _;
+
+use kaudit::{format_micros, write_json_str};
 
 /// A small xorshift generator: the same seed gives the same log on every machine.
 pub struct Rng(u64);
 
 impl Rng {
+    /// A generator for `seed` (any value; the same seed, the same sequence).
     pub fn new(seed: u64) -> Self {
         Rng(seed | 1)
     }
+    /// The next pseudo-random number.
     pub fn next_u64(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x << 13;
@@ -22,6 +24,7 @@ impl Rng {
         self.0 = x;
         x
     }
+    /// A pseudo-random number below `n` (0 when `n` is 0).
     pub fn below(&mut self, n: u64) -> u64 {
         self.next_u64() % n.max(1)
     }
@@ -447,7 +450,7 @@ mod tests {
         let text = std::str::from_utf8(&a).unwrap();
         let mut sizes = Vec::new();
         for line in text.lines() {
-            crate::event::Event::parse(line).unwrap();
+            kaudit::Event::parse(line).unwrap();
             sizes.push(line.len());
         }
         assert!(sizes.len() >= 500);

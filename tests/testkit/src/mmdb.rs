@@ -1,5 +1,5 @@
-//! A small writer for MaxMind DB (`.mmdb`) files, so users can map their own networks (office
-//! ranges, VPCs) to regions and owners, and so tests can build databases of known content.
+//! A small writer for MaxMind DB (`.mmdb`) files, so tests can build GeoIP databases of known
+//! content (kaudit reads them with the `maxminddb` crate, as it reads MaxMind's own).
 //! Implements the MaxMind DB format 2.0: an IPv6 search tree (IPv4 under `::/96`), 32-bit
 //! records, the data section and the metadata.
 
@@ -10,18 +10,26 @@ use ipnet::IpNet;
 /// A value in the data section.
 #[derive(Debug, Clone, PartialEq)]
 pub enum DbValue {
+    /// A UTF-8 string.
     Str(String),
+    /// An unsigned 16-bit integer.
     U16(u16),
+    /// An unsigned 32-bit integer.
     U32(u32),
+    /// An unsigned 64-bit integer.
     U64(u64),
+    /// A map (keys in the given order).
     Map(Vec<(String, DbValue)>),
+    /// An array.
     Array(Vec<DbValue>),
 }
 
 impl DbValue {
+    /// A map of `entries`.
     pub fn map<K: Into<String>>(entries: Vec<(K, DbValue)>) -> DbValue {
         DbValue::Map(entries.into_iter().map(|(k, v)| (k.into(), v)).collect())
     }
+    /// A string.
     pub fn str(s: &str) -> DbValue {
         DbValue::Str(s.to_string())
     }
@@ -46,6 +54,7 @@ pub struct MmdbWriter {
 }
 
 impl MmdbWriter {
+    /// An empty database of `database_type` (e.g. `GeoLite2-City`).
     pub fn new(database_type: &str) -> Self {
         MmdbWriter { database_type: database_type.into(), nodes: vec![[Child::Empty, Child::Empty]], data: Vec::new() }
     }
@@ -85,8 +94,9 @@ impl MmdbWriter {
         }
     }
 
+    /// Maps the network `cidr` (IPv4 or IPv6) to `value`.
     pub fn insert_str(&mut self, cidr: &str, value: &DbValue) -> Result<(), String> {
-        let net = crate::enrich::ip::IpSet::parse_entry(cidr)?;
+        let net = kaudit::IpSet::parse_entry(cidr).map_err(|e| e.to_string())?;
         self.insert(net, value);
         Ok(())
     }
@@ -174,5 +184,5 @@ fn encode(v: &DbValue, out: &mut Vec<u8>) {
 
 /// Parses an address for lookups in tests and tools.
 pub fn addr(s: &str) -> Option<IpAddr> {
-    crate::enrich::ip::parse_ip(s)
+    kaudit::parse_ip(s)
 }

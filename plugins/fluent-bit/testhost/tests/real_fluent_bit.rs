@@ -1,0 +1,708 @@
+//! The real Fluent Bit (5.1.1, WAMR 2.4.1 inside: fast interpreter, no SIMD) running the shipped
+//! plugins/fluent-bit/fluent-bit.yaml with only paths and ports substituted (the `tail` input's
+//! file, storage and DB, the module, the output folder; the alert webhook's host/port/URI come
+//! from the environment the config names), fed by appending to the tailed file as
+//! kube-apiserver does.
+//!
+//! The oracle is the native CLI, `kaudit run`, on the same lines: the audit log Fluent Bit writes
+//! must equal its output record for record as JSON values (Fluent Bit parses every line into
+//! msgpack and writes it back, so bytes differ: key spacing, escapes, number spelling); the
+//! alert webhook must receive each of its alerts exactly once; no `kaudit_dropped` carrier and
+//! no alert key may reach the audit log.
+//!
+//! The alert route is HTTPS with the certificate and host name verified (as shipped): the
+//! webhook is an Envoy terminating TLS with a certificate for `localhost` made at test time
+//! (plugins/envoy/tests/support/pki.rs) in front of the recording receiver; `tls.ca_file` points
+//! at that test CA.
+//!
+//! One deviation from the shipped file, in every run but one: `accessible_paths: /etc/kaudit`
+//! becomes `accessible_paths: .` with Fluent Bit started in the run's folder, because WAMR
+//! preopens a directory under its host path (Fluent Bit passes no mapped directories) and a test
+//! must not write the machine's /etc/kaudit. The module then finds the config through its second
+//! lookup path, `kaudit.yaml` (plugins/fluent-bit/src/config.rs; both paths go through the same
+//! loader). `a_bad_etc_kaudit_config_stops_fluent_bit_at_startup` keeps `/etc/kaudit`: its
+//! Fluent Bit runs in a private mount namespace where the run's `etc/kaudit` is laid over /etc.
+//!
+//! The host is found as plugins/envoy/tests/support/real_hosts.rs says; `kaudit run` is the
+//! binary `cargo xtask test` builds and names in `$KAUDIT_CLI`.
+
+#[path = "../../../envoy/tests/support/mod.rs"]
+mod support;
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use support::pki::{tls_webhook, Pki};
+use support::real_hosts::{
+    self, kaudit_run as native, missing_and_duplicated, multiset, parse_tolerating_torn, repo_root, Native,
+};
+use support::{wait_for, Envoy, Recorder, TempDir};
+
+const ALERT_URI: &str = "/kaudit/alerts";
+/// The webhook's name: resolves to loopback and is in the test certificate (`envoy.crt`).
+const ALERT_HOST: &str = "localhost";
+/// How long a stream may take to come out (interpreted WASM: ~0.2-1 ms per record here).
+const STREAM_TIMEOUT_SECS: u64 = 180;
+
+fn fluent_bit(test: &str) -> Option<PathBuf> {
+    real_hosts::require(&real_hosts::FLUENT_BIT, test)
+}
+
+fn artifact() -> PathBuf {
+    let dir = std::env::var_os("KAUDIT_ARTIFACTS")
+        .expect("KAUDIT_ARTIFACTS is not set: run through `cargo xtask test` (it builds kaudit-fluent-bit.wasm)");
+    let wasm = PathBuf::from(dir).join("kaudit-fluent-bit.wasm");
+    assert!(wasm.is_file(), "{} is missing: run `cargo xtask build-wasm`", wasm.display());
+    wasm
+}
+
+/// The shipped config with paths replaced (each must still be in the shipped file) and any
+/// `extra` `(from, to)` replacements a test names and justifies.
+/// `etc`: keep `accessible_paths: /etc/kaudit` (the run sees its own /etc/kaudit, see
+/// [`Run::with_etc_kaudit`]); otherwise `accessible_paths: .` and the run's folder.
+fn render_config(dir: &Path, pki: &Pki, extra: &[(&str, &str)], etc: bool) -> String {
+    let shipped = std::fs::read_to_string(repo_root().join("plugins/fluent-bit/fluent-bit.yaml")).expect("shipped");
+    let d = dir.display();
+    let wasm = artifact();
+    let subs: Vec<(&str, String)> = vec![
+        ("/var/log/kubernetes/kubernetes.audit", format!("{d}/in.log")),
+        ("/var/lib/fluent-bit/storage", format!("{d}/storage")),
+        ("/var/lib/fluent-bit/kaudit-tail.db", format!("{d}/tail.db")),
+        ("/usr/lib/kaudit/kaudit-fluent-bit.wasm", wasm.display().to_string()),
+        ("path: /var/log/kaudit", format!("path: {d}/out")),
+        ("/etc/kaudit/tls/alerts-ca.crt", pki.path("server-ca.crt").display().to_string()),
+    ];
+    let subs: Vec<(&str, String)> = if etc {
+        subs
+    } else {
+        subs.into_iter().chain([("accessible_paths: /etc/kaudit", "accessible_paths: .".to_string())]).collect()
+    };
+    let mut text = shipped;
+    for (from, to) in subs.iter().map(|(f, t)| (*f, t.as_str())).chain(extra.iter().copied()) {
+        assert!(text.contains(from), "the shipped fluent-bit.yaml no longer contains {from:?}");
+        text = text.replace(from, to);
+    }
+    text
+}
+
+/// One Fluent Bit on the shipped config in its own folder, with a recording alert webhook.
+struct Run {
+    bin: PathBuf,
+    dir: TempDir,
+    receiver: Recorder,
+    /// The alert webhook over TLS (a certificate for `localhost` from `pki`'s server CA) in
+    /// front of `receiver`: the shipped alert route verifies the certificate and the name.
+    webhook: Envoy,
+    _pki: Pki,
+    /// Fluent Bit runs in a private mount namespace whose /etc is the host's with this run's
+    /// `etc/kaudit` laid over it (overlayfs): the shipped `/etc/kaudit` path, unchanged.
+    etc_overlay: bool,
+    child: Option<Child>,
+    starts: usize,
+}
+
+impl Run {
+    /// A run whose folder holds `kaudit.yaml` (when given) and the files it names.
+    fn new(bin: PathBuf, tag: &str, config: Option<&str>, extra: &[(&str, &str)]) -> Run {
+        Run::build(bin, tag, config, extra, false)
+    }
+
+    /// A run with `config` as /etc/kaudit/kaudit.yaml, as shipped (`accessible_paths:
+    /// /etc/kaudit`), seen only by this Fluent Bit: a private mount namespace lays the run's
+    /// `etc/kaudit` over the host's /etc. `None` (after saying so) where the machine does not
+    /// allow that (it needs root: `unshare -m` and an overlay mount).
+    fn with_etc_kaudit(bin: PathBuf, tag: &str, config: &str) -> Option<Run> {
+        let run = Run::build(bin, tag, None, &[], true);
+        let upper = run.path("etc/upper/kaudit");
+        std::fs::create_dir_all(&upper).expect("upper dir");
+        std::fs::create_dir_all(run.path("etc/work")).expect("work dir");
+        std::fs::write(upper.join("kaudit.yaml"), config).expect("kaudit.yaml");
+        let probe = Command::new("unshare")
+            .args(["-m", "--propagation", "private", "sh", "-c"])
+            .arg(format!("{} && test -f /etc/kaudit/kaudit.yaml", run.overlay_mount()))
+            .output();
+        if probe.as_ref().is_ok_and(|o| o.status.success()) {
+            return Some(run);
+        }
+        eprintln!(
+            "SKIPPED {tag}: no private /etc/kaudit on this machine (unshare -m + overlay mount: {})",
+            probe.map(|o| String::from_utf8_lossy(&o.stderr).trim().to_string()).unwrap_or_else(|e| e.to_string())
+        );
+        None
+    }
+
+    fn overlay_mount(&self) -> String {
+        format!(
+            "mount -t overlay overlay -o lowerdir=/etc,upperdir={},workdir={} /etc",
+            self.path("etc/upper").display(),
+            self.path("etc/work").display()
+        )
+    }
+
+    fn build(bin: PathBuf, tag: &str, config: Option<&str>, extra: &[(&str, &str)], etc: bool) -> Run {
+        let dir = TempDir::new(&format!("fb-{tag}"));
+        std::fs::create_dir_all(dir.0.join("out")).expect("out dir");
+        std::fs::write(dir.0.join("in.log"), b"").expect("in.log");
+        if let Some(text) = config {
+            std::fs::write(dir.0.join("kaudit.yaml"), text).expect("kaudit.yaml");
+        }
+        let pki = Pki::new();
+        std::fs::write(dir.0.join("fluent-bit.yaml"), render_config(&dir.0, &pki, extra, etc)).expect("config");
+        let receiver = Recorder::start();
+        let webhook = tls_webhook(&pki, &[("alerts", "envoy")], receiver.port);
+        Run { bin, dir, receiver, webhook, _pki: pki, etc_overlay: etc, child: None, starts: 0 }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.0.join(name)
+    }
+
+    fn log(&self) -> String {
+        let mut all = String::new();
+        for n in 0..self.starts {
+            all.push_str(&std::fs::read_to_string(self.path(&format!("fluent-bit.{n}.log"))).unwrap_or_default());
+        }
+        all
+    }
+
+    fn spawn(&mut self) -> Child {
+        let log = std::fs::File::create(self.path(&format!("fluent-bit.{}.log", self.starts))).expect("log");
+        self.starts += 1;
+        let mut c = if self.etc_overlay {
+            // unshare and sh exec in turn: the child's pid is Fluent Bit's.
+            let mut c = Command::new("unshare");
+            c.args(["-m", "--propagation", "private", "sh", "-c"])
+                .arg(format!("{} && exec \"$0\" \"$@\"", self.overlay_mount()))
+                .arg(&self.bin);
+            c
+        } else {
+            Command::new(&self.bin)
+        };
+        c.arg("-c")
+            .arg(self.path("fluent-bit.yaml"))
+            .current_dir(&self.dir.0)
+            .env("KAUDIT_ALERT_HOST", ALERT_HOST)
+            .env("KAUDIT_ALERT_PORT", self.webhook.listener_port("alerts").to_string())
+            .env("KAUDIT_ALERT_URI", ALERT_URI)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{}: {e}", self.bin.display()))
+    }
+
+    /// Starts Fluent Bit and waits until `tail` watches the input file.
+    fn start(&mut self) {
+        let mut child = self.spawn();
+        let n = self.starts - 1;
+        let watching = format!("name={}", self.path("in.log").display());
+        let ready = wait_for(60, || {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("fluent-bit exited with {status} during start-up:\n{}", self.log());
+            }
+            let log = std::fs::read_to_string(self.path(&format!("fluent-bit.{n}.log"))).unwrap_or_default();
+            log.contains(&watching).then_some(())
+        });
+        if ready.is_none() {
+            let _ = child.kill();
+            panic!("fluent-bit did not start watching in.log within 60 s:\n{}", self.log());
+        }
+        self.child = Some(child);
+    }
+
+    /// Starts Fluent Bit expecting it to refuse to start; its exit status.
+    fn start_expecting_failure(&mut self) -> ExitStatus {
+        let mut child = self.spawn();
+        let status = wait_for(60, || child.try_wait().ok().flatten());
+        match status {
+            Some(s) => s,
+            None => {
+                let _ = child.kill();
+                panic!("fluent-bit kept running (60 s):\n{}", self.log());
+            }
+        }
+    }
+
+    fn append(&self, bytes: &[u8]) {
+        let mut f = std::fs::OpenOptions::new().append(true).open(self.path("in.log")).expect("in.log");
+        f.write_all(bytes).expect("append");
+    }
+
+    /// Appends `lines` in `batch`-line writes, `pause` apart (a log growing as an apiserver writes it).
+    fn stream(&self, lines: &[&[u8]], batch: usize, pause: Duration) {
+        for chunk in lines.chunks(batch.max(1)) {
+            let mut buf = Vec::new();
+            for l in chunk {
+                buf.extend_from_slice(l);
+                buf.push(b'\n');
+            }
+            self.append(&buf);
+            std::thread::sleep(pause);
+        }
+    }
+
+    fn output(&self) -> Vec<String> {
+        std::fs::read_to_string(self.path("out/audit-filtered.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(String::from)
+            .collect()
+    }
+
+    /// Every alert the webhook received, in order of arrival.
+    fn alerts(&self) -> Vec<Value> {
+        let mut all = Vec::new();
+        for r in self.receiver.requests_to(ALERT_URI) {
+            let body: Value = serde_json::from_slice(&r.body).unwrap_or_else(|e| {
+                panic!("the alert webhook got a body that is not JSON ({e}): {}", String::from_utf8_lossy(&r.body))
+            });
+            for record in body.as_array().expect("format json: the body is an array of records") {
+                let obj = record.as_object().expect("a record is an object");
+                assert_eq!(
+                    obj.keys().collect::<Vec<_>>(),
+                    ["kaudit_alerts"],
+                    "the alert route sends kaudit_alerts only"
+                );
+                all.extend(obj["kaudit_alerts"].as_array().expect("kaudit_alerts is an array").iter().cloned());
+            }
+        }
+        all
+    }
+
+    /// Waits until the audit log has `records` lines and the webhook `alerts` alerts.
+    fn wait_for_output(&self, records: usize, alerts: usize) {
+        let done = wait_for(STREAM_TIMEOUT_SECS, || {
+            (self.output().len() >= records && self.alerts().len() >= alerts).then_some(())
+        });
+        assert!(
+            done.is_some(),
+            "after {STREAM_TIMEOUT_SECS} s: {} of {records} records, {} of {alerts} alerts\n{}",
+            self.output().len(),
+            self.alerts().len(),
+            tail(&self.log(), 40)
+        );
+    }
+
+    /// Fluent Bit's resident memory in KiB (`VmRSS` in /proc), whole process.
+    fn rss_kib(&self) -> Option<u64> {
+        let pid = self.child.as_ref()?.id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().expect("running").id().to_string();
+        let status = Command::new("kill").args([sig, &pid]).status().expect("kill");
+        assert!(status.success(), "kill {sig} {pid}");
+    }
+
+    /// SIGTERM and wait (Fluent Bit's grace period is 5 s); the exit status.
+    fn stop(&mut self) -> ExitStatus {
+        self.signal("-TERM");
+        let mut child = self.child.take().expect("running");
+        let status = wait_for(30, || child.try_wait().ok().flatten());
+        status.unwrap_or_else(|| {
+            let _ = child.kill();
+            panic!("fluent-bit did not stop within 30 s of SIGTERM:\n{}", tail(&self.log(), 40))
+        })
+    }
+
+    fn kill9(&mut self) {
+        let mut child = self.child.take().expect("running");
+        child.kill().expect("SIGKILL");
+        let _ = child.wait();
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("--- fluent-bit log ({}) ---\n{}", self.dir.0.display(), tail(&self.log(), 60));
+        }
+    }
+}
+
+/// Files below `dir` (Fluent Bit's filesystem storage: one file per chunk).
+fn files_under(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|entries| entries.flatten().map(|e| if e.path().is_dir() { files_under(&e.path()) } else { 1 }).sum())
+        .unwrap_or(0)
+}
+
+fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// A native output line as the record Fluent Bit holds for it: a JSON object as itself, any
+/// other line as `tail` keeps a line its JSON parser refuses, `{"log": line}`.
+fn as_record(line: &str) -> Value {
+    match serde_json::from_str::<Value>(line) {
+        Ok(v @ Value::Object(_)) => v,
+        _ => json!({ "log": line }),
+    }
+}
+
+fn parse_output(lines: &[String]) -> Vec<Value> {
+    lines
+        .iter()
+        .map(|l| {
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("the audit log has a line that is not JSON ({e}): {l}"))
+        })
+        .collect()
+}
+
+/// The audit log holds no alert keys and no `kaudit_dropped` carrier.
+fn assert_clean(records: &[Value], what: &str) {
+    for r in records {
+        for key in ["kaudit_alerts", "kaudit_alert_count", "kaudit_dropped"] {
+            assert!(r.get(key).is_none(), "{what}: {key} reached the audit log: {r}");
+        }
+    }
+}
+
+/// Record for record, in order, as JSON values.
+fn assert_same_records(got: &[Value], native: &[String], what: &str) {
+    let want: Vec<Value> = native.iter().map(|l| as_record(l)).collect();
+    assert_eq!(got.len(), want.len(), "{what}: {} records from Fluent Bit, {} from kaudit run", got.len(), want.len());
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert_eq!(g, w, "{what}: record {i} differs from kaudit run");
+    }
+}
+
+/// The same alerts, each once (compared as a multiset: the webhook's batches may interleave).
+fn assert_same_alerts(got: &[Value], native: &[Value], what: &str) {
+    assert_eq!(got.len(), native.len(), "{what}: {} alerts delivered, kaudit run raised {}", got.len(), native.len());
+    assert_eq!(multiset(got), multiset(native), "{what}: the delivered alerts differ from kaudit run's");
+}
+
+/// Runs `input` through the shipped config (and `config` as kaudit.yaml) and checks it against
+/// `kaudit run`; returns how many records and alerts came out.
+fn check_stream(bin: &Path, tag: &str, input: &[u8], config: Option<&str>, batch: usize) -> (usize, usize) {
+    let started = Instant::now();
+    let want = native(input, config);
+    // The carriers of dropped events with alerts must exist for the check below to mean anything
+    // on streams that have them; their count is the alerts of events the policy dropped.
+    let mut run = Run::new(bin.to_path_buf(), tag, config, &[]);
+    run.start();
+    let rss_start = run.rss_kib();
+    let lines: Vec<&[u8]> = input.split(|b| *b == b'\n').filter(|l| !l.is_empty()).collect();
+    run.stream(&lines, batch, Duration::from_millis(20));
+    run.wait_for_output(want.events.len(), want.alerts.len());
+    let rss_end = run.rss_kib();
+    // Nothing more arrives late (one more flush interval).
+    std::thread::sleep(Duration::from_millis(1_500));
+    let status = run.stop();
+    assert!(status.success(), "{tag}: fluent-bit exited with {status}");
+    let got = parse_output(&run.output());
+    assert_clean(&got, tag);
+    assert_same_records(&got, &want.events, tag);
+    assert_same_alerts(&run.alerts(), &want.alerts, tag);
+    let log = run.log();
+    assert!(!log.contains("Got exception running wasm code"), "{tag}: the module trapped:\n{}", tail(&log, 40));
+    assert!(!log.contains("[error]"), "{tag}: Fluent Bit logged errors:\n{}", tail(&log, 40));
+    eprintln!(
+        "{tag}: {} lines in, {} records and {} alerts out, equal to kaudit run ({:.1} s); Fluent Bit RSS {} KiB \
+         after start-up, {} KiB after the stream",
+        lines.len(),
+        got.len(),
+        want.alerts.len(),
+        started.elapsed().as_secs_f64(),
+        rss_start.unwrap_or(0),
+        rss_end.unwrap_or(0)
+    );
+    (got.len(), want.alerts.len())
+}
+
+/// Two normal events with one padded to `padding` bytes between them, and what `kaudit run`
+/// writes for the two normal ones.
+fn padded_between_two(seed: u64, padding: usize) -> (String, Native) {
+    let small = one_event(seed);
+    let mut big: Value = serde_json::from_str(&small).expect("event");
+    big["annotations"] = json!({ "padding": "x".repeat(padding) });
+    let want = native(format!("{small}\n{small}\n").as_bytes(), None);
+    (format!("{small}\n{big}\n{small}\n"), want)
+}
+
+/// Starts a run that Fluent Bit must refuse; its exit status and kaudit's error line.
+fn refused_start(run: &mut Run) -> (ExitStatus, String) {
+    let status = run.start_expecting_failure();
+    let log = run.log();
+    assert!(!status.success(), "fluent-bit must not run with a config kaudit cannot load:\n{log}");
+    let error =
+        log.lines().find(|l| l.starts_with("kaudit: error:")).unwrap_or_else(|| panic!("no kaudit error:\n{log}"));
+    assert!(!run.path("out/audit-filtered.log").exists(), "nothing was written");
+    (status, error.to_string())
+}
+
+/// One audit event (the first line of kaudit's corpus generator for `seed`).
+fn one_event(seed: u64) -> String {
+    let corpus = String::from_utf8(kaudit_testkit::corpus::generate(1, seed)).expect("utf-8");
+    corpus.lines().next().expect("one event").to_string()
+}
+
+/// How many events the policy drops but whose alerts must go out: the module returns them as
+/// `kaudit_dropped` carriers, which the shipped config must keep out of the audit log.
+fn carriers(input: &[u8], config: Option<&str>) -> usize {
+    let mut p = match config {
+        Some(text) => kaudit::Pipeline::from_config_text(text, "kaudit.yaml", &kaudit::NoFiles).expect("config").0,
+        None => kaudit::Pipeline::embedded_default(),
+    };
+    let mut n = 0;
+    for line in input.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        let mut out = Vec::new();
+        p.process_document(line, 1, &mut out, &mut |_| {});
+        if out.is_empty() && !p.take_alerts().is_empty() {
+            n += 1;
+        }
+    }
+    n
+}
+
+fn vectors() -> Vec<PathBuf> {
+    let root = repo_root().join("tests/conformance/vectors");
+    let mut dirs: Vec<PathBuf> =
+        std::fs::read_dir(&root).expect("vectors").map(|e| e.expect("entry").path()).filter(|p| p.is_dir()).collect();
+    dirs.sort();
+    assert!(dirs.len() >= 4, "conformance vectors missing in {}", root.display());
+    dirs
+}
+
+#[test]
+fn conformance_vectors_through_the_shipped_config_equal_kaudit_run() {
+    let Some(bin) = fluent_bit("conformance vectors") else { return };
+    let dirs = vectors();
+    let carried: usize = std::thread::scope(|s| {
+        let runs: Vec<_> = dirs
+            .iter()
+            .map(|dir| {
+                let bin = &bin;
+                s.spawn(move || {
+                    let name = dir.file_name().expect("name").to_string_lossy().into_owned();
+                    let input = std::fs::read(dir.join("input.jsonl")).expect("input");
+                    let config = std::fs::read_to_string(dir.join("config.yaml")).ok();
+                    check_stream(bin, &name, &input, config.as_deref(), 10);
+                    carriers(&input, config.as_deref())
+                })
+            })
+            .collect();
+        runs.into_iter().map(|r| r.join().expect("vector run")).sum()
+    });
+    // The grep on kaudit_dropped was exercised: events dropped by the policy raised alerts,
+    // the alerts arrived (check_stream) and the carriers did not reach the audit log.
+    eprintln!("conformance vectors: {carried} kaudit_dropped carriers kept out of the audit log");
+    assert!(carried > 0, "no vector has an event that the policy drops and that raises alerts");
+}
+
+#[test]
+fn a_realistic_stream_equals_kaudit_run_and_each_alert_arrives_once() {
+    let Some(bin) = fluent_bit("realistic stream") else { return };
+    // kaudit's corpus generator: system chatter, service accounts, humans with large bodies,
+    // exec streams, 403s from public IPs (src/corpus.rs). 1,500 events: a few seconds of WAMR.
+    let input = kaudit_testkit::corpus::generate(1_500, 14);
+    let want = native(&input, None);
+    assert!(!want.alerts.is_empty(), "the stream raises alerts");
+    check_stream(&bin, "corpus", &input, None, 50);
+}
+
+#[test]
+fn a_real_kube_apiserver_audit_log_equals_kaudit_run() {
+    let Some(bin) = fluent_bit("kube-apiserver audit log") else { return };
+    let Some(harness) = real_hosts::require(&real_hosts::KUBE_AUDIT, "kube-apiserver audit log") else { return };
+    let dir = TempDir::new("kube");
+    // Everything at RequestResponse: kaudit's policy (the seed's) decides what is kept.
+    std::fs::write(
+        dir.0.join("policy.yaml"),
+        "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n  - level: RequestResponse\n",
+    )
+    .expect("policy");
+    let started = Instant::now();
+    let out = Command::new("bash")
+        .arg(&harness)
+        .arg(dir.0.join("policy.yaml"))
+        .arg(dir.0.join("run"))
+        .output()
+        .expect("run-audit.sh");
+    assert!(
+        out.status.success(),
+        "run-audit.sh failed ({}):\n{}",
+        out.status,
+        tail(&String::from_utf8_lossy(&out.stderr), 30)
+    );
+    let log = std::fs::read(dir.0.join("run/audit.log")).expect("audit.log");
+    let events = log.split(|b| *b == b'\n').filter(|l| !l.is_empty()).count();
+    eprintln!("kube-apiserver run: {events} audit events in {:.1} s", started.elapsed().as_secs_f64());
+    assert!(events > 200, "the apiserver wrote {events} events");
+    check_stream(&bin, "kube-apiserver", &log, None, 50);
+}
+
+#[test]
+fn a_bad_config_stops_fluent_bit_at_startup_with_file_line_and_field() {
+    let Some(bin) = fluent_bit("bad config") else { return };
+    let config = "# kaudit config\nbadRecords: pass\nalerts:\n  rules: []\nlimits:\n  maxEventBytes: lots\n";
+    let mut run = Run::new(bin, "badconfig", Some(config), &[]);
+    let (status, error) = refused_start(&mut run);
+    assert!(error.contains("kaudit.yaml:6:"), "the error names file:line: {error}");
+    assert!(error.contains("maxEventBytes"), "the error names the field: {error}");
+    eprintln!("bad config: exit {status}; {error}");
+}
+
+#[test]
+fn a_bad_etc_kaudit_config_stops_fluent_bit_at_startup() {
+    let Some(bin) = fluent_bit("bad /etc/kaudit config") else { return };
+    let config = "badRecords: pass\nalerts:\n  rules: []\nbadRecords: drop\n";
+    let Some(mut run) = Run::with_etc_kaudit(bin, "badetc", config) else { return };
+    let (status, error) = refused_start(&mut run);
+    assert!(error.contains("/etc/kaudit/kaudit.yaml:4:"), "the error names /etc/kaudit/kaudit.yaml:line: {error}");
+    assert!(error.contains("badRecords"), "the error names the field: {error}");
+    eprintln!("bad /etc/kaudit config: exit {status}; {error}");
+}
+
+#[test]
+fn a_record_larger_than_wasm_heap_size_comes_back_as_the_documented_error() {
+    let Some(bin) = fluent_bit("record larger than the heap") else { return };
+    // The shipped heap (8M) is twice tail's buffer_max_size (4M), and tail skips longer lines:
+    // no line the shipped config reads can exceed the heap. So this run lowers the heap to 64K
+    // (the one value changed) and sends a 200 KB event between two normal ones.
+    let mut run = Run::new(bin, "heap", None, &[("wasm_heap_size: 8M", "wasm_heap_size: 64K")]);
+    run.start();
+    let (input, want) = padded_between_two(3, 200_000);
+    run.append(input.as_bytes());
+    run.wait_for_output(want.events.len() + 1, 0);
+    assert_eq!(run.stop().code(), Some(0));
+    let got = parse_output(&run.output());
+    let errors: Vec<&Value> = got.iter().filter(|r| r.get("kaudit_error").is_some()).collect();
+    assert_eq!(errors.len(), 1, "one error record: {errors:?}");
+    let e = errors[0];
+    assert_eq!(e["kaudit_error"], "record pointer is NULL (raise Wasm_Heap_Size)");
+    let len = e["record_len"].as_u64().expect("record_len");
+    assert!(len as usize >= 200_000, "record_len {len} is the record's JSON length");
+    let rest: Vec<Value> = got.iter().filter(|r| r.get("kaudit_error").is_none()).cloned().collect();
+    assert_same_records(&rest, &want.events, "around the big record");
+    let log = run.log();
+    assert!(log.contains("allocate") && log.contains("memory failed"), "WAMR reports the failed copy:\n{log}");
+    eprintln!("record larger than the heap: {e}");
+}
+
+#[test]
+fn a_line_longer_than_buffer_max_size_is_skipped_by_tail_with_a_warning() {
+    let Some(bin) = fluent_bit("long line") else { return };
+    let mut run = Run::new(bin, "longline", None, &[]);
+    run.start();
+    let (input, want) = padded_between_two(5, 4_300_000);
+    run.append(input.as_bytes());
+    run.wait_for_output(want.events.len(), 0);
+    std::thread::sleep(Duration::from_millis(1_500));
+    assert_eq!(run.stop().code(), Some(0));
+    assert_same_records(&parse_output(&run.output()), &want.events, "around the long line");
+    let log = run.log();
+    let warning = log.lines().find(|l| l.contains("long lines")).unwrap_or_else(|| panic!("no skip warning:\n{log}"));
+    eprintln!("long line: {warning}");
+}
+
+#[test]
+fn sigterm_flushes_what_fluent_bit_holds() {
+    let Some(bin) = fluent_bit("SIGTERM") else { return };
+    // flush 30 instead of 1 (the one value changed): nothing is written before the SIGTERM, so
+    // whatever the audit log has afterwards was flushed by the shutdown.
+    let mut run = Run::new(bin, "sigterm", None, &[("flush: 1", "flush: 30")]);
+    run.start();
+    let input = kaudit_testkit::corpus::generate(300, 21);
+    let want = native(&input, None);
+    run.append(&input);
+    // Time for tail to read it all and the filter to process it (well under a second here).
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(run.output().is_empty(), "nothing is flushed before the flush interval");
+    let status = run.stop();
+    assert!(status.success(), "exit status {status}");
+    assert_same_records(&parse_output(&run.output()), &want.events, "after SIGTERM");
+    // The alert route is flushed too.
+    let alerts = wait_for(10, || (run.alerts().len() >= want.alerts.len()).then_some(()));
+    assert!(alerts.is_some() || want.alerts.is_empty(), "{} of {} alerts", run.alerts().len(), want.alerts.len());
+    assert_same_alerts(&run.alerts(), &want.alerts, "after SIGTERM");
+    eprintln!("SIGTERM: {} records and {} alerts flushed at shutdown", want.events.len(), want.alerts.len());
+}
+
+#[test]
+fn kill_9_mid_stream_and_restart_lose_no_record() {
+    let Some(bin) = fluent_bit("kill -9") else { return };
+    let input = kaudit_testkit::corpus::generate(3_000, 99);
+    let want = native(&input, None);
+    let mut run = Run::new(bin, "kill9", None, &[]);
+    run.start();
+    let lines: Vec<&[u8]> = input.split(|b| *b == b'\n').filter(|l| !l.is_empty()).collect();
+    let (first, second) = lines.split_at(lines.len() / 2);
+    run.stream(first, 50, Duration::from_millis(20));
+    // Kill as soon as part of it is in the audit log: the rest is in tail's buffer, in chunks
+    // on disk, or not read yet.
+    let part = wait_for(STREAM_TIMEOUT_SECS, || (run.output().len() >= want.events.len() / 6).then_some(()));
+    assert!(part.is_some(), "nothing came out:\n{}", tail(&run.log(), 30));
+    run.kill9();
+    let at_kill = run.output().len();
+    let chunks = files_under(&run.path("storage"));
+    // The apiserver keeps writing while Fluent Bit is down.
+    run.stream(second, 50, Duration::from_millis(5));
+    run.start();
+    run.wait_for_output(want.events.len(), 0);
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(run.stop().success());
+    // A kill -9 in the middle of the `file` output's write leaves a torn line: the start of a
+    // record, then the next record written after the restart on the same line.
+    let (got, torn) = parse_tolerating_torn(&run.output());
+    assert!(torn.len() <= 1, "kill -9: more than one torn line: {torn:?}");
+    assert_clean(&got, "kill -9");
+    // No loss: every record kaudit run writes is in the audit log at least as often.
+    let wanted: Vec<Value> = want.events.iter().map(|l| as_record(l)).collect();
+    let (missing, duplicates) = missing_and_duplicated(&got, &wanted);
+    assert_eq!(missing, 0, "kill -9: {missing} records lost");
+    eprintln!(
+        "kill -9: {} records expected, {} in the audit log at the kill, {} after the restart: none lost, {duplicates} duplicated; {} torn line(s) {:?}; {chunks} chunk file(s) in storage at the kill",
+        want.events.len(),
+        at_kill,
+        got.len(),
+        torn.len(),
+        torn.iter().map(|t| t.chars().take(40).collect::<String>()).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn wamr_stack_the_8k_default_stops_startup_and_16k_runs_kaudit() {
+    let Some(bin) = fluent_bit("WAMR stack") else { return };
+    // WAMR's interpreter keeps every frame of the call chain on this stack. Fluent Bit's default
+    // (8K) overflows while `_initialize` loads the config, which fails the instantiation.
+    let mut run = Run::new(bin.clone(), "stack8k", None, &[("wasm_stack_size: 256K", "wasm_stack_size: 8K")]);
+    let status = run.start_expecting_failure();
+    let log = run.log();
+    assert!(!status.success(), "8K: fluent-bit must not start:\n{log}");
+    assert!(log.contains("wasm operand stack overflow"), "8K: the overflow is named:\n{log}");
+    assert!(!log.contains("kaudit: config"), "8K: `_initialize` did not finish:\n{log}");
+    // 16K: start-up, the seed-alerts vector and records nested as deep as Fluent Bit's JSON
+    // parser passes on (kaudit uses no stack that grows with nesting).
+    let mut run = Run::new(bin, "stack16k", None, &[("wasm_stack_size: 256K", "wasm_stack_size: 16K")]);
+    run.start();
+    let mut input =
+        std::fs::read(repo_root().join("tests/conformance/vectors/seed-alerts/input.jsonl")).expect("input");
+    for depth in [20, 60] {
+        let mut nested = "1".to_string();
+        for _ in 0..depth {
+            nested = format!("{{\"l\":{nested}}}");
+        }
+        input.extend_from_slice(format!("{{\"kind\":\"Event\",\"deep\":{nested}}}\n").as_bytes());
+    }
+    let want = native(&input, None);
+    run.append(&input);
+    run.wait_for_output(want.events.len(), want.alerts.len());
+    std::thread::sleep(Duration::from_millis(1_500));
+    assert!(run.stop().success());
+    assert_same_records(&parse_output(&run.output()), &want.events, "16K stack");
+    assert_same_alerts(&run.alerts(), &want.alerts, "16K stack");
+    assert!(!run.log().contains("Got exception"), "16K: a call trapped:\n{}", run.log());
+}

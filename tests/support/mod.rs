@@ -1,0 +1,49 @@
+//! What the core's integration tests share (`mod support;` in each test binary): where the
+//! repository is, and the `FileSource`s a config's files are read through. Each binary uses a
+//! part of it.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use kaudit::FileSource;
+
+/// The repository root (the core's package directory).
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
+}
+
+/// The bytes of a file, by its path from the repository root.
+pub fn repo_file(path: &str) -> Vec<u8> {
+    let full = root().join(path);
+    std::fs::read(&full).unwrap_or_else(|e| panic!("{}: {e}", full.display()))
+}
+
+/// Files read from a directory, as the CLI reads the files a config names next to it.
+pub struct Dir(pub PathBuf);
+
+impl FileSource for Dir {
+    fn read(&self, path: &str) -> Result<Vec<u8>, String> {
+        std::fs::read(self.0.join(path)).map_err(|e| format!("{path}: {e}"))
+    }
+
+    fn list(&self, path: &str) -> Result<Vec<String>, String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.0.join(path))
+            .map_err(|e| format!("{path}: {e}"))?
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+}
+
+/// Files served from memory (e.g. GeoIP databases a test builds).
+pub struct Mem(pub HashMap<String, Vec<u8>>);
+
+impl FileSource for Mem {
+    fn read(&self, path: &str) -> Result<Vec<u8>, String> {
+        self.0.get(path).cloned().ok_or_else(|| format!("{path}: not found"))
+    }
+}
