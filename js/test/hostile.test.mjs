@@ -114,6 +114,14 @@ test('kaudit report --html: hostile strings in every field, every tab drawn and 
   const embedded = await page.evaluate(() => JSON.parse(document.getElementById('kaudit-report').textContent));
   assert.deepEqual(embedded, report, 'the embedded data is the report');
   await checkTabs(page, report, 'static page', 2, 'hostile-static');
+  // A tab name from the URL picks only the renderer's own tabs.
+  for (const hash of ['__proto__', 'constructor', 'toString']) {
+    const fresh = await openPage();
+    await fresh.page.goto(`${server.url}/test-artifacts/hostile-report.html#${hash}`);
+    await fresh.page.waitForSelector('.kaudit-report[data-tab="overview"]');
+    assert.deepEqual(fresh.errors, [], `#${hash}`);
+    await fresh.page.close();
+  }
   assert.deepEqual(errors, []);
   await page.close();
 });

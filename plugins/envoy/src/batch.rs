@@ -97,6 +97,58 @@ pub fn for_each_item(body: &[u8], f: &mut dyn FnMut(&[u8])) {
     }
 }
 
+/// What one filtered request adds to the filter's batch and event metrics
+/// (`kaudit.<plugin>.batches`, `batches_untouched`, `events_in`, ...; README, "Metrics").
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchCounts {
+    /// Requests seen (always 1).
+    pub batches: u64,
+    /// Requests forwarded as they came (oversized, no audit event, internal error).
+    pub untouched: u64,
+    /// Events read.
+    pub events_in: u64,
+    /// Events forwarded.
+    pub events_kept: u64,
+    /// Events the policy dropped.
+    pub events_dropped: u64,
+    /// Records that are not audit events.
+    pub events_bad: u64,
+    /// Internal errors (the pipeline failed and is rebuilt).
+    pub errors: u64,
+}
+
+impl BatchCounts {
+    /// The counts of one request whose body came out as `result`.
+    pub fn of(result: &Filtered) -> BatchCounts {
+        let mut c = BatchCounts { batches: 1, ..BatchCounts::default() };
+        match result {
+            Filtered::Processed { summary, .. } => {
+                c.events_in = summary.events;
+                c.events_kept = summary.kept;
+                c.events_dropped = summary.dropped;
+                c.events_bad = summary.bad;
+            }
+            Filtered::Untouched(Untouched::Empty) => {}
+            Filtered::Untouched(Untouched::Oversized) => c.untouched = 1,
+            Filtered::Untouched(Untouched::NoAuditEvent(summary)) => {
+                c.events_in = summary.events;
+                c.events_bad = summary.bad;
+                c.untouched = 1;
+            }
+            Filtered::Untouched(Untouched::InternalError(_)) => {
+                c.errors = 1;
+                c.untouched = 1;
+            }
+        }
+        c
+    }
+
+    /// A request whose body could not be read at all (forwarded untouched).
+    pub fn unreadable() -> BatchCounts {
+        BatchCounts { batches: 1, untouched: 1, errors: 1, ..BatchCounts::default() }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,5 +241,43 @@ mod tests {
             });
             assert_eq!(n, 2, "{body}");
         }
+    }
+
+    #[test]
+    fn batch_counts_follow_the_result() {
+        let summary = BatchSummary { events: 5, kept: 2, dropped: 2, bad: 1, oversized: false };
+        let processed = Filtered::Processed { summary: summary.clone(), body: None };
+        assert_eq!(
+            BatchCounts::of(&processed),
+            BatchCounts {
+                batches: 1,
+                events_in: 5,
+                events_kept: 2,
+                events_dropped: 2,
+                events_bad: 1,
+                ..Default::default()
+            }
+        );
+        assert_eq!(
+            BatchCounts::of(&Filtered::Untouched(Untouched::Empty)),
+            BatchCounts { batches: 1, ..Default::default() }
+        );
+        assert_eq!(
+            BatchCounts::of(&Filtered::Untouched(Untouched::Oversized)),
+            BatchCounts { batches: 1, untouched: 1, ..Default::default() }
+        );
+        let bad = BatchSummary { events: 3, bad: 3, ..BatchSummary::default() };
+        assert_eq!(
+            BatchCounts::of(&Filtered::Untouched(Untouched::NoAuditEvent(bad))),
+            BatchCounts { batches: 1, untouched: 1, events_in: 3, events_bad: 3, ..Default::default() }
+        );
+        assert_eq!(
+            BatchCounts::of(&Filtered::Untouched(Untouched::InternalError("x".into()))),
+            BatchCounts { batches: 1, untouched: 1, errors: 1, ..Default::default() }
+        );
+        // Every request is one batch, whatever happened to it, and an untouched one is counted once.
+        let real = filter_body(&mut kaudit::Pipeline::embedded_default(), b"not json at all");
+        let c = BatchCounts::of(&real);
+        assert_eq!((c.batches, c.untouched, c.events_bad), (1, 1, 1), "{real:?}");
     }
 }

@@ -1,6 +1,7 @@
-//! The proxy-wasm glue (built for wasm32 only): root context, HTTP context, metrics, the
-//! alert queue and its single consumer. Everything decidable without Envoy lives in
-//! `settings`, `batch` and `lease`, which are unit-tested natively.
+//! The proxy-wasm glue (built for wasm32 only): the root context and the HTTP context, in the
+//! shape of the proxy-wasm SDK examples. The counters are `metrics`, the single alert consumer
+//! `consumer`; everything decidable without Envoy lives in `settings`, `batch` (with the
+//! request -> counters mapping) and `lease`, which are unit-tested natively.
 //!
 //! Per VM (Envoy runs one per worker thread and one on the main thread):
 //! - the root context parses the plugin configuration (`on_configure`, false = Envoy refuses
@@ -11,133 +12,30 @@
 //!   `observe_for_alerts` and POSTs `take_alerts()` to the alert cluster from the root context,
 //!   which outlives the requests (a stream context is gone before a callout answers).
 
+mod consumer;
+
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hasher};
 use std::rc::Rc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use log::{error, info, warn};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType, LogLevel, MetricType};
+use proxy_wasm::types::{Action, ContextType, LogLevel};
 
-use crate::batch::{self, Filtered, Untouched};
+use crate::batch::{self, BatchCounts, Filtered, Untouched};
 use crate::firehose;
-use crate::lease::{self, Lease, Step};
+use crate::lease;
+use crate::metrics::{Metric, Metrics, Mirror};
 use crate::settings::Settings;
-use kaudit::AlertStats;
-use kaudit::{Counters, Pipeline};
+use consumer::{queue_name, random_owner, Consumer};
+use kaudit::Pipeline;
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
     proxy_wasm::set_root_context(|context_id| -> Box<dyn RootContext> { Box::new(Root::new(context_id)) });
 }}
-
-/// Most queue messages handled in one callback, so one callback never runs unbounded.
-const DRAIN_LIMIT: usize = 1_000;
-
-#[derive(Clone, Copy)]
-enum Metric {
-    Batches,
-    BatchesUntouched,
-    EventsIn,
-    EventsKept,
-    EventsDropped,
-    EventsBad,
-    Errors,
-    AlertEventsObserved,
-    AlertsSent,
-    AlertsFailed,
-    EventsStripped,
-    EventsOversized,
-    BatchesOversized,
-    AlertsDropped,
-    AlertGroupsEvicted,
-    AlertDistinctOverflow,
-    AlertLateEvents,
-}
-
-const METRICS: &[(Metric, &str)] = &[
-    (Metric::Batches, "batches"),
-    (Metric::BatchesUntouched, "batches_untouched"),
-    (Metric::EventsIn, "events_in"),
-    (Metric::EventsKept, "events_kept"),
-    (Metric::EventsDropped, "events_dropped"),
-    (Metric::EventsBad, "events_bad"),
-    (Metric::Errors, "errors"),
-    (Metric::AlertEventsObserved, "alert_events_observed"),
-    (Metric::AlertsSent, "alerts_sent"),
-    (Metric::AlertsFailed, "alerts_failed"),
-    (Metric::EventsStripped, "events_stripped"),
-    (Metric::EventsOversized, "events_oversized"),
-    (Metric::BatchesOversized, "batches_oversized"),
-    (Metric::AlertsDropped, "alerts_dropped"),
-    (Metric::AlertGroupsEvicted, "alert_groups_evicted"),
-    (Metric::AlertDistinctOverflow, "alert_distinct_overflow"),
-    (Metric::AlertLateEvents, "alert_late_events"),
-];
-
-/// Metrics that mirror one of the core's running totals (counters, alert statistics): after
-/// each call into a pipeline its growth since the last call is added.
-const MIRRORED: &[(Metric, fn(&Counters, &AlertStats) -> u64)] = &[
-    (Metric::EventsStripped, |c, _| c.stripped),
-    (Metric::EventsOversized, |c, _| c.oversized),
-    (Metric::BatchesOversized, |c, _| c.oversized_batches),
-    (Metric::AlertsDropped, |c, _| c.alerts_dropped),
-    (Metric::AlertGroupsEvicted, |_, a| a.groups_evicted),
-    (Metric::AlertDistinctOverflow, |_, a| a.distinct_overflow),
-    (Metric::AlertLateEvents, |_, a| a.late_events),
-];
-
-/// What one pipeline's [`MIRRORED`] totals were when last added to the metrics.
-#[derive(Default)]
-struct Mirror {
-    last: [u64; MIRRORED.len()],
-}
-
-impl Mirror {
-    fn sync(&mut self, pipeline: &Pipeline, metrics: &Metrics) {
-        // alert_stats() sums over the rules: once per sync, not once per metric.
-        let (counters, stats) = (pipeline.counters(), pipeline.alert_stats());
-        for ((metric, total), last) in MIRRORED.iter().zip(&mut self.last) {
-            let now = total(counters, &stats);
-            metrics.add(*metric, now.saturating_sub(*last));
-            *last = now;
-        }
-    }
-}
-
-/// Counter ids of this VM (Envoy sums same-named counters of all VMs into one stat,
-/// `wasmcustom.kaudit.<plugin>.<name>`).
-struct Metrics {
-    ids: Vec<Option<u32>>,
-}
-
-impl Metrics {
-    fn define(plugin: &str) -> Metrics {
-        let ids = METRICS
-            .iter()
-            .map(|(_, name)| match hostcalls::define_metric(MetricType::Counter, &format!("kaudit.{plugin}.{name}")) {
-                Ok(id) => Some(id),
-                Err(e) => {
-                    warn!("cannot define metric {name}: {e:?}");
-                    None
-                }
-            })
-            .collect();
-        Metrics { ids }
-    }
-
-    fn add(&self, metric: Metric, n: u64) {
-        if n == 0 {
-            return;
-        }
-        if let Some(Some(id)) = self.ids.get(metric as usize) {
-            let _ = hostcalls::increment_metric(*id, n.min(i64::MAX as u64) as i64);
-        }
-    }
-}
 
 /// What a root context shares with its HTTP contexts (same VM, same thread).
 struct Shared {
@@ -159,14 +57,6 @@ impl Shared {
         config.alerts.enabled = false;
         Ok(Pipeline::new(config))
     }
-}
-
-/// The consumer's state while this root holds the lease.
-struct Consumer {
-    pipeline: Pipeline,
-    mirror: Mirror,
-    /// Until when the last confirmed renewal holds.
-    until_ms: u64,
 }
 
 struct Root {
@@ -191,118 +81,6 @@ impl Root {
     fn lease_key(&self) -> String {
         format!("kaudit.{}.alert-consumer", self.plugin)
     }
-
-    /// One election step; returns whether this root is the confirmed consumer now.
-    fn elect(&mut self, now: u64) -> bool {
-        let key = self.lease_key();
-        let (value, cas) = self.get_shared_data(&key);
-        match lease::step(value.as_deref(), self.owner, now) {
-            Step::Renew => {
-                let renewed = Lease::new(self.owner, now);
-                match self.set_shared_data(&key, Some(&renewed.encode()), cas) {
-                    Ok(()) => {
-                        self.become_consumer(renewed.expires_ms);
-                        true
-                    }
-                    Err(_) => false,
-                }
-            }
-            Step::Claim => {
-                let _ = self.set_shared_data(&key, Some(&Lease::new(self.owner, now).encode()), cas);
-                false
-            }
-            Step::Wait => false,
-        }
-    }
-
-    fn become_consumer(&mut self, until_ms: u64) {
-        let Some(shared) = self.shared.clone() else { return };
-        if self.consumer.is_none() {
-            let pipeline = match shared.settings.pipeline() {
-                Ok((p, _)) => p,
-                Err(e) => {
-                    error!("alert consumer cannot build its pipeline: {e}");
-                    return;
-                }
-            };
-            info!("this VM (root context {}) is now the alert consumer", self.context_id);
-            self.consumer = Some(Consumer { pipeline, mirror: Mirror::default(), until_ms });
-        }
-        if let Some(c) = self.consumer.as_mut() {
-            c.until_ms = until_ms;
-        }
-        // Point queue notifications at this root (the last registration wins; data is kept).
-        let _ = self.register_shared_queue(&queue_name(&self.plugin));
-    }
-
-    fn is_consumer(&self, now: u64) -> bool {
-        self.consumer.as_ref().is_some_and(|c| now < c.until_ms)
-    }
-
-    /// Feeds queued kept events to the consumer's pipeline, then sends what alerts it raised.
-    fn drain_and_flush(&mut self) {
-        let (Some(shared), Some(consumer)) = (self.shared.clone(), self.consumer.as_mut()) else { return };
-        if let Some(queue) = shared.queue {
-            for _ in 0..DRAIN_LIMIT {
-                match hostcalls::dequeue_shared_queue(queue) {
-                    Ok(Some(body)) => {
-                        let mut n = 0;
-                        let observed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                            batch::for_each_item(&body, &mut |event| {
-                                consumer.pipeline.observe_for_alerts(event);
-                                n += 1;
-                            });
-                        }));
-                        shared.metrics.add(Metric::AlertEventsObserved, n);
-                        if observed.is_err() {
-                            shared.metrics.add(Metric::Errors, 1);
-                            error!("alert evaluation failed on a queued batch; it is skipped");
-                        }
-                    }
-                    Ok(None) => break,
-                    Err(e) => {
-                        shared.metrics.add(Metric::Errors, 1);
-                        warn!("cannot dequeue kept events: {e:?}");
-                        break;
-                    }
-                }
-            }
-        }
-        let alerts = consumer.pipeline.take_alerts();
-        consumer.mirror.sync(&consumer.pipeline, &shared.metrics);
-        if alerts.is_empty() {
-            return;
-        }
-        let n = alerts.len() as u64;
-        let mut body = alerts.join("\n");
-        body.push('\n');
-        let target = &shared.settings.alerts;
-        let headers = vec![
-            (":method", "POST"),
-            (":path", target.path.as_str()),
-            (":authority", target.authority.as_str()),
-            ("content-type", "application/x-ndjson"),
-        ];
-        match self.dispatch_http_call(
-            &target.cluster,
-            headers,
-            Some(body.as_bytes()),
-            vec![],
-            Duration::from_millis(target.timeout_ms),
-        ) {
-            Ok(token) => {
-                self.in_flight.insert(token, n);
-            }
-            Err(e) => {
-                shared.metrics.add(Metric::AlertsFailed, n);
-                warn!("cannot send {n} alert(s) to cluster {:?}: {e:?}", target.cluster);
-            }
-        }
-    }
-}
-
-fn queue_name(plugin: &str) -> String {
-    format!("kaudit.{plugin}.kept-events")
 }
 
 /// A name usable inside metric and shared-data keys.
@@ -314,14 +92,6 @@ fn sanitize(name: &str) -> String {
     } else {
         s
     }
-}
-
-/// A random owner id for the lease (std's RandomState draws from WASI `random_get`).
-fn random_owner(context_id: u32, now_ms: u64) -> u64 {
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u32(context_id);
-    h.write_u64(now_ms);
-    h.finish().max(1)
 }
 
 impl Context for Root {
@@ -423,14 +193,14 @@ struct Webhook {
 impl Webhook {
     fn filter(&mut self, size: usize) {
         let m = &self.shared.metrics;
-        m.add(Metric::Batches, 1);
         let body = match self.get_http_request_body(0, size) {
             Some(b) => b,
             None => {
                 if size > 0 {
-                    m.add(Metric::Errors, 1);
-                    m.add(Metric::BatchesUntouched, 1);
+                    m.add_batch(&BatchCounts::unreadable());
                     warn!("cannot read the request body ({size} bytes); forwarded untouched");
+                } else {
+                    m.add(Metric::Batches, 1);
                 }
                 return;
             }
@@ -445,29 +215,14 @@ impl Webhook {
             }
             Err(_) => Filtered::Untouched(Untouched::InternalError("pipeline busy".into())),
         };
+        m.add_batch(&BatchCounts::of(&result));
         match &result {
-            Filtered::Processed { summary, body: new } => {
-                m.add(Metric::EventsIn, summary.events);
-                m.add(Metric::EventsKept, summary.kept);
-                m.add(Metric::EventsDropped, summary.dropped);
-                m.add(Metric::EventsBad, summary.bad);
-                if let Some(new) = new {
-                    self.set_http_request_body(0, size, new.as_bytes());
-                }
-            }
-            Filtered::Untouched(Untouched::Empty) => {}
+            Filtered::Processed { body: Some(new), .. } => self.set_http_request_body(0, size, new.as_bytes()),
+            Filtered::Processed { .. } | Filtered::Untouched(Untouched::Empty | Untouched::NoAuditEvent(_)) => {}
             Filtered::Untouched(Untouched::Oversized) => {
-                m.add(Metric::BatchesUntouched, 1);
                 warn!("a batch of {} bytes is over limits.maxBatchBytes; forwarded untouched", body.len());
             }
-            Filtered::Untouched(Untouched::NoAuditEvent(summary)) => {
-                m.add(Metric::EventsIn, summary.events);
-                m.add(Metric::EventsBad, summary.bad);
-                m.add(Metric::BatchesUntouched, 1);
-            }
             Filtered::Untouched(Untouched::InternalError(msg)) => {
-                m.add(Metric::Errors, 1);
-                m.add(Metric::BatchesUntouched, 1);
                 error!("internal error, batch forwarded untouched: {msg}");
                 // The pipeline may be half-updated after a panic: start from a fresh one.
                 if let (Ok(fresh), Ok(mut p), Ok(mut mirror)) = (

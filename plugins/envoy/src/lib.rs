@@ -10,7 +10,8 @@
 //! - [`batch`]: one body through the pipeline and what to forward;
 //! - [`firehose`]: the answer an Amazon Data Firehose HTTP-endpoint delivery needs;
 //! - [`lease`]: electing the single alert consumer with shared data + CAS;
-//! - `filter` (wasm32 only): the proxy-wasm glue.
+//! - `filter` (wasm32 only): the proxy-wasm glue, with `filter/consumer.rs` (the alert
+//!   consumer) and `metrics` (the Envoy counters).
 //!
 //! The shipped module is built with `panic=unwind` and WebAssembly exception handling (which
 //! Envoy's V8 runs), so `catch_unwind` in [`batch::filter_body`] works in Envoy too: a bug
@@ -30,3 +31,5 @@ pub mod settings;
 
 #[cfg(target_arch = "wasm32")]
 mod filter;
+#[cfg(target_arch = "wasm32")]
+mod metrics;

@@ -1,0 +1,150 @@
+//! The single alert consumer: the root context that holds the lease (see `lease`) drains the
+//! kept-events queue into its own pipeline's `observe_for_alerts` and POSTs `take_alerts()` to
+//! the alert cluster from the root context, which outlives the requests (a stream context is
+//! gone before a callout answers).
+
+use std::hash::{BuildHasher, Hasher};
+use std::time::Duration;
+
+use log::{error, info, warn};
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::Context;
+
+use super::Root;
+use crate::batch;
+use crate::lease::{self, Lease, Step};
+use crate::metrics::{Metric, Mirror};
+use kaudit::Pipeline;
+
+/// Most queue messages handled in one callback, so one callback never runs unbounded.
+const DRAIN_LIMIT: usize = 1_000;
+
+/// The consumer's state while this root holds the lease.
+pub(super) struct Consumer {
+    pub(super) pipeline: Pipeline,
+    pub(super) mirror: Mirror,
+    /// Until when the last confirmed renewal holds.
+    until_ms: u64,
+}
+
+impl Root {
+    /// One election step; returns whether this root is the confirmed consumer now.
+    pub(super) fn elect(&mut self, now: u64) -> bool {
+        let key = self.lease_key();
+        let (value, cas) = self.get_shared_data(&key);
+        match lease::step(value.as_deref(), self.owner, now) {
+            Step::Renew => {
+                let renewed = Lease::new(self.owner, now);
+                match self.set_shared_data(&key, Some(&renewed.encode()), cas) {
+                    Ok(()) => {
+                        self.become_consumer(renewed.expires_ms);
+                        true
+                    }
+                    Err(_) => false,
+                }
+            }
+            Step::Claim => {
+                let _ = self.set_shared_data(&key, Some(&Lease::new(self.owner, now).encode()), cas);
+                false
+            }
+            Step::Wait => false,
+        }
+    }
+
+    fn become_consumer(&mut self, until_ms: u64) {
+        let Some(shared) = self.shared.clone() else { return };
+        if self.consumer.is_none() {
+            let pipeline = match shared.settings.pipeline() {
+                Ok((p, _)) => p,
+                Err(e) => {
+                    error!("alert consumer cannot build its pipeline: {e}");
+                    return;
+                }
+            };
+            info!("this VM (root context {}) is now the alert consumer", self.context_id);
+            self.consumer = Some(Consumer { pipeline, mirror: Mirror::default(), until_ms });
+        }
+        if let Some(c) = self.consumer.as_mut() {
+            c.until_ms = until_ms;
+        }
+        // Point queue notifications at this root (the last registration wins; data is kept).
+        let _ = self.register_shared_queue(&queue_name(&self.plugin));
+    }
+
+    pub(super) fn is_consumer(&self, now: u64) -> bool {
+        self.consumer.as_ref().is_some_and(|c| now < c.until_ms)
+    }
+
+    /// Feeds queued kept events to the consumer's pipeline, then sends what alerts it raised.
+    pub(super) fn drain_and_flush(&mut self) {
+        let (Some(shared), Some(consumer)) = (self.shared.clone(), self.consumer.as_mut()) else { return };
+        if let Some(queue) = shared.queue {
+            for _ in 0..DRAIN_LIMIT {
+                match hostcalls::dequeue_shared_queue(queue) {
+                    Ok(Some(body)) => {
+                        let mut n = 0;
+                        let observed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            batch::for_each_item(&body, &mut |event| {
+                                consumer.pipeline.observe_for_alerts(event);
+                                n += 1;
+                            });
+                        }));
+                        shared.metrics.add(Metric::AlertEventsObserved, n);
+                        if observed.is_err() {
+                            shared.metrics.add(Metric::Errors, 1);
+                            error!("alert evaluation failed on a queued batch; it is skipped");
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        shared.metrics.add(Metric::Errors, 1);
+                        warn!("cannot dequeue kept events: {e:?}");
+                        break;
+                    }
+                }
+            }
+        }
+        let alerts = consumer.pipeline.take_alerts();
+        consumer.mirror.sync(&consumer.pipeline, &shared.metrics);
+        if alerts.is_empty() {
+            return;
+        }
+        let n = alerts.len() as u64;
+        let mut body = alerts.join("\n");
+        body.push('\n');
+        let target = &shared.settings.alerts;
+        let headers = vec![
+            (":method", "POST"),
+            (":path", target.path.as_str()),
+            (":authority", target.authority.as_str()),
+            ("content-type", "application/x-ndjson"),
+        ];
+        match self.dispatch_http_call(
+            &target.cluster,
+            headers,
+            Some(body.as_bytes()),
+            vec![],
+            Duration::from_millis(target.timeout_ms),
+        ) {
+            Ok(token) => {
+                self.in_flight.insert(token, n);
+            }
+            Err(e) => {
+                shared.metrics.add(Metric::AlertsFailed, n);
+                warn!("cannot send {n} alert(s) to cluster {:?}: {e:?}", target.cluster);
+            }
+        }
+    }
+}
+
+pub(super) fn queue_name(plugin: &str) -> String {
+    format!("kaudit.{plugin}.kept-events")
+}
+
+/// A random owner id for the lease (std's RandomState draws from WASI `random_get`).
+pub(super) fn random_owner(context_id: u32, now_ms: u64) -> u64 {
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(context_id);
+    h.write_u64(now_ms);
+    h.finish().max(1)
+}
