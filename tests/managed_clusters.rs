@@ -432,3 +432,21 @@ fn arrays_that_are_not_lists_of_events_are_one_record() {
         assert_eq!(String::from_utf8(out).unwrap().trim_end(), input, "batch: {input}");
     }
 }
+
+#[test]
+fn aks_oversize_bodies_are_kept_as_they_are() {
+    // AKS replaces a body over its size limit by this string (azure-reference-other, AKSAudit).
+    let records = json(&text("aks/eventhub-synth/eventhub-message-1.json"));
+    let event = records["records"][0]["properties"]["log"].as_str().unwrap().trim_end().to_string();
+    let big = event.replacen(
+        "\"level\":\"Metadata\"",
+        "\"level\":\"RequestResponse\",\"requestObject\":\"skipped-too-big-size-object\",\"responseObject\":\"skipped-too-big-size-object\"",
+        1,
+    );
+    assert_ne!(big, event);
+    let mut record = records["records"][0].clone();
+    record["properties"]["log"] = format!("{big}\n").into();
+    let (got, reports) = stream(&mut keep_all(), record.to_string().as_bytes());
+    assert_eq!(got, [big]);
+    assert_eq!(reports[0].outcome, Outcome::Kept { changed: false });
+}

@@ -252,28 +252,34 @@ pub fn print_summary(pipeline: &kaudit::Pipeline) {
         c.oversized
     );
     // Managed-cluster input (EKS, GKE, AKS): what was not an event, when there was any.
-    let managed = [
-        (c.truncated, "events EKS truncated"),
-        (c.bad_wrapper, "wrappers that did not decode"),
-        (c.not_audit, "records that are not audit events (other log categories or services)"),
-        (c.control_messages, "CloudWatch control messages consumed"),
-    ];
-    let managed: Vec<String> = managed.iter().filter(|(n, _)| *n > 0).map(|(n, what)| format!("{n} {what}")).collect();
-    if !managed.is_empty() {
-        eprintln!("kaudit: of these: {}", managed.join(", "));
-    }
+    print_nonzero(
+        "of these",
+        &[
+            (c.truncated, "events EKS truncated"),
+            (c.bad_wrapper, "wrappers that did not decode"),
+            (c.not_audit, "records that are not audit events (other log categories or services)"),
+            (c.control_messages, "CloudWatch control messages consumed"),
+        ],
+    );
     // Limit hits are worth a line only when they happened: each means something was not
     // tracked or kept as configured (docs/RELIABILITY.md, "Resource bounds").
     let a = pipeline.alert_stats();
-    let hits = [
-        (c.oversized_batches, "batches over maxBatchBytes"),
-        (c.alerts_dropped, "alerts over maxPendingAlerts dropped"),
-        (a.groups_evicted, "alert groups evicted (maxGroups)"),
-        (a.distinct_overflow, "distinct values untracked (maxDistinct)"),
-    ];
-    let hits: Vec<String> = hits.iter().filter(|(n, _)| *n > 0).map(|(n, what)| format!("{n} {what}")).collect();
-    if !hits.is_empty() {
-        eprintln!("kaudit: limits hit: {}", hits.join(", "));
+    print_nonzero(
+        "limits hit",
+        &[
+            (c.oversized_batches, "batches over maxBatchBytes"),
+            (c.alerts_dropped, "alerts over maxPendingAlerts dropped"),
+            (a.groups_evicted, "alert groups evicted (maxGroups)"),
+            (a.distinct_overflow, "distinct values untracked (maxDistinct)"),
+        ],
+    );
+}
+
+/// One summary line `kaudit: <label>: N what, …` of the counts that are not zero (none: no line).
+fn print_nonzero(label: &str, counts: &[(u64, &str)]) {
+    let parts: Vec<String> = counts.iter().filter(|(n, _)| *n > 0).map(|(n, what)| format!("{n} {what}")).collect();
+    if !parts.is_empty() {
+        eprintln!("kaudit: {label}: {}", parts.join(", "));
     }
 }
 

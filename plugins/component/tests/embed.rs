@@ -327,3 +327,35 @@ fn bad_bytes_never_trap_and_are_passed_through() {
     assert_eq!(c.bad, 7);
     assert_eq!(inst.filter_lines("", "not json\n").unwrap(), "not json\n");
 }
+
+#[test]
+fn managed_cluster_bytes_as_delivered_equal_the_native_engine() {
+    let dir = root().join("tests/fixtures/managed");
+    let mut inst = instance();
+    // Bodies as a batch host receives them: a Firehose HTTP-endpoint request, a Kinesis record
+    // (gzip bytes), an Event Hubs body, a Pub/Sub push request. Each becomes one EventList.
+    for file in [
+        "eks/cloudwatch-synth/firehose-http-endpoint-request.json",
+        "eks/cloudwatch-synth/kinesis-record-data.DATA_MESSAGE.gz",
+        "aks/eventhub-synth/eventhub-message-2.json",
+        "gke/pubsub-synth/push-request-body.json",
+    ] {
+        let body = std::fs::read(dir.join(file)).unwrap();
+        let engine = inst.create("").unwrap();
+        let got = inst.process_batch(engine, &body);
+        let mut want = String::new();
+        let summary = Pipeline::embedded_default().process_batch(&body, &mut want);
+        assert_eq!(String::from_utf8(got.output).unwrap(), want, "{file}");
+        assert!(want.starts_with("{\"kind\":\"EventList\"") && summary.kept > 0, "{file}: {want}");
+        assert_eq!((got.summary.events, got.summary.kept), (summary.events, summary.kept), "{file}");
+    }
+    // One AKS storage-blob line as one record: the Event inside comes back.
+    let blob = std::fs::read_to_string(dir.join("aks/dynatrace/aks-records.jsonl")).unwrap();
+    let line = blob.lines().next().unwrap().as_bytes();
+    let engine = inst.create("").unwrap();
+    let got = inst.process(engine, line);
+    let mut native_out = Vec::new();
+    let native = Pipeline::embedded_default().process_record(line, &mut native_out);
+    assert_same_outcome(&native, &native_out, &got, "AKS blob line");
+    assert!(native_out.starts_with(b"{\"kind\":\"Event\""));
+}

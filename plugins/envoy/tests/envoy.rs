@@ -579,3 +579,57 @@ fn a_bad_plugin_configuration_stops_envoy() {
     assert!(log.contains("invalid plugin configuration: envoy plugin configuration:1:2: confg: unknown key"), "{log}");
     eprintln!("bad-config test done in {:.1} s", started.elapsed().as_secs_f64());
 }
+
+/// EKS through Amazon Data Firehose's HTTP-endpoint delivery and GKE through a Pub/Sub push
+/// subscription: the receiver gets the native Events as one EventList (what the native engine
+/// forwards), and Firehose gets the `{"requestId","timestamp"}` answer it requires.
+#[test]
+fn envoy_reads_firehose_and_pubsub_deliveries() {
+    let receiver = Recorder::start();
+    let sink = Recorder::start();
+    let dir = Arc::new(TempDir::new("managed"));
+    let envoy = Envoy::start(&test_config(receiver.port, sink.port, &[(SHIPPED.to_string(), None)], false), dir)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let port = envoy.listener_port(SHIPPED);
+    let fixtures = support::workspace_root().join("tests/fixtures/managed");
+    let firehose = std::fs::read(fixtures.join("eks/cloudwatch-synth/firehose-http-endpoint-request.json")).unwrap();
+    let request_id = "ed4acda5-034f-9f42-bba1-f29aea6d7d8f";
+    let (want, _) = native(&mut Pipeline::embedded_default(), &firehose);
+    assert!(want.starts_with(b"{\"kind\":\"EventList\""), "{}", String::from_utf8_lossy(&want));
+    let gzipped = {
+        use std::io::Write;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(&firehose).unwrap();
+        e.finish().unwrap()
+    };
+    for (path, body, encoding) in
+        [("/firehose/plain", firehose.clone(), None), ("/firehose/gzip", gzipped, Some("gzip"))]
+    {
+        let mut headers = vec![
+            ("content-type", "application/json"),
+            ("x-amz-firehose-request-id", request_id),
+            ("x-amz-firehose-protocol-version", "1.0"),
+        ];
+        if let Some(e) = encoding {
+            headers.push(("content-encoding", e));
+        }
+        let r = http(port, "POST", path, &headers, &body).unwrap_or_else(|e| panic!("POST {path}: {e}"));
+        assert_eq!(r.status, 200, "{path}: {}", String::from_utf8_lossy(&r.body));
+        let answer: Value = serde_json::from_slice(&r.body).expect("Firehose's answer is JSON");
+        assert_eq!(answer["requestId"], request_id, "{path}");
+        assert!(answer["timestamp"].as_u64().is_some_and(|t| t > 1_700_000_000_000), "{path}: {answer}");
+        assert!(answer.get("errorMessage").is_none());
+        let got = receiver.requests_to(path);
+        assert_eq!(got.len(), 1, "{path}");
+        assert_eq!(String::from_utf8_lossy(&got[0].body), String::from_utf8_lossy(&want), "{path}");
+        assert_eq!(got[0].header("content-encoding"), None, "{path}: the forwarded body is plain JSON");
+    }
+    // GKE: a Pub/Sub push request; Pub/Sub only needs a 2xx, which the receiver's answer is.
+    let push = std::fs::read(fixtures.join("gke/pubsub-synth/push-request-body.json")).unwrap();
+    let got = post(port, "/pubsub", &push, &receiver);
+    let (want, _) = native(&mut Pipeline::embedded_default(), &push);
+    assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(&want));
+    let items = list_items(&got).expect("an EventList");
+    assert_eq!(items.len(), 1);
+    assert!(items[0].contains("\"kaudit/rebuilt-from\":\"gke-logentry\""), "{}", items[0]);
+}
