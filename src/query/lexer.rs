@@ -38,6 +38,17 @@ pub(crate) enum Tok {
     Eof,
 }
 
+impl Tok {
+    /// Whether this is a comparison operator (`:`, `=`, `!=`, `<`, `<=`, `>`, `>=`, `~`, `!~`):
+    /// what follows a field name.
+    pub fn is_comparison(&self) -> bool {
+        matches!(
+            self,
+            Tok::Colon | Tok::Eq | Tok::Ne | Tok::Lt | Tok::Le | Tok::Gt | Tok::Ge | Tok::Match | Tok::NotMatch
+        )
+    }
+}
+
 #[derive(Clone, Debug)]
 pub(crate) struct Token {
     pub tok: Tok,

@@ -159,20 +159,7 @@ impl<'s> Parser<'s> {
             _ => {
                 let found = t.describe(self.src);
                 let message = match (after, &t.tok) {
-                    (
-                        _,
-                        Tok::Colon
-                        | Tok::Eq
-                        | Tok::Ne
-                        | Tok::Lt
-                        | Tok::Le
-                        | Tok::Gt
-                        | Tok::Ge
-                        | Tok::Match
-                        | Tok::NotMatch,
-                    ) => {
-                        format!("expected a field name before {found}")
-                    }
+                    (_, tok) if tok.is_comparison() => format!("expected a field name before {found}"),
                     (After::Start, _) => format!("expected a search term, found {found}"),
                     (After::Op(op), _) => {
                         format!("expected a search term after '{op}', found {found}")
@@ -221,7 +208,7 @@ impl<'s> Parser<'s> {
     fn comparison_follows(&self) -> Result<bool, QueryError> {
         let t = self.peek()?;
         Ok(match t.tok {
-            Tok::Colon | Tok::Eq | Tok::Ne | Tok::Lt | Tok::Le | Tok::Gt | Tok::Ge | Tok::Match | Tok::NotMatch => true,
+            ref tok if tok.is_comparison() => true,
             Tok::Word if self.is_keyword(&t, "in") => true,
             Tok::Word if self.is_keyword(&t, "not") => {
                 let next = lexer::next_token(self.src, t.end)?;
