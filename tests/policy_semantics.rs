@@ -1,5 +1,5 @@
-//! The policy semantics table from the reference (kubernetes-audit.md sections 1.3-1.6 and the
-//! pitfalls of section 6), each case checked through a logged event as kaudit sees it.
+//! The policy semantics of kube-apiserver (kubernetes/apiserver: `pkg/apis/audit/validation/validation.go`,
+//! `pkg/audit/policy/checker.go`, `pkg/audit/request.go`, and the pitfalls a reimplementation meets), each case checked through a logged event as kaudit sees it.
 
 use kaudit::Event;
 use kaudit::Level;

@@ -1,7 +1,9 @@
 //! One Fluent Bit record through the pipeline, with the guarantees `filter_wasm` needs.
 //!
 //! Fluent Bit drops a record when the guest returns anything but one JSON object, and aborts on
-//! an invalid return after a valid one in the same chunk (hosts.md 3.4). So every reply here is
+//! an invalid return after a valid one in the same chunk (fluent/fluent-bit v5.1.1
+//! `plugins/filter_wasm/filter_wasm.c`: `json_buf` is freed but not reset when `flb_pack_json` fails,
+//! a double free; see plugins/fluent-bit/README.md). So every reply here is
 //! either a drop (`""`) or exactly one JSON object with no interior NUL, built in one reused
 //! buffer:
 //!

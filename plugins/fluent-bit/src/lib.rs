@@ -7,7 +7,8 @@
 //! * `_initialize()`: the WASI reactor start-up, where the config loads (see [`_initialize`]).
 //!
 //! Fluent Bit creates one instance per filter at startup and calls it for every record, in one
-//! thread (hosts.md 1.8). The state ([`filter::Filter`]: the pipeline, the one reply buffer) is
+//! thread (fluent/fluent-bit v5.1.1: `cb_wasm_init` in `plugins/filter_wasm/filter_wasm.c` instantiates
+//! once since v4.1.0; threaded inputs reach filters through the engine's ring-buffer collector). The state ([`filter::Filter`]: the pipeline, the one reply buffer) is
 //! built when WAMR instantiates the module (`_initialize`), or at the first call on a host that
 //! does not call `_initialize`, and kept in a global for the process lifetime.
 //!
