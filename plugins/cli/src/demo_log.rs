@@ -22,7 +22,28 @@ use std::path::PathBuf;
 
 use clap::Args;
 use kaudit::{format_micros, parse_micros};
-use kaudit_testkit::corpus::Rng;
+
+/// The day's deterministic choices: xorshift64 (Marsaglia 2003), the sequence the benchmarks'
+/// corpus generator draws too, kept here so the product binary carries no test support.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Self {
+        Rng(seed | 1)
+    }
+    fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+    /// A pseudo-random number below `n` (0 when `n` is 0).
+    fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+}
 
 #[derive(Args)]
 pub struct DemoLogArgs {
