@@ -54,8 +54,9 @@ pub mod report;
 pub mod yaml;
 
 pub use alert::{
-    load_pack_text, AgentStats, AggregationConfig, AlertConfig, AlertEngine, AlertLimits, AlertStats, Lists,
-    MergeStats, Role as AlertRole, Rule, Severity as AlertSeverity, FALCO_PACK, PARTIAL_KIND, WATERMARK_KIND,
+    load_pack_text, AgentStats, AggregationConfig, AlertConfig, AlertEngine, AlertFormat, AlertLimits, AlertPayload,
+    AlertRoute, AlertStats, Lists, MergeStats, Role as AlertRole, Rule, Severity as AlertSeverity, FALCO_PACK,
+    PARTIAL_KIND, WATERMARK_KIND,
 };
 pub use config::{BadRecords, Config, ConfigError, Limits};
 pub use diagnostic::{Diagnostic, DiagnosticKind};
@@ -77,3 +78,4 @@ pub use policy::{
     default_policy, verdict, write_event, Attributes, Changes, Decision, DropReason, Evaluator, GroupResources, Loaded,
     Policy, PolicyError, PolicyRule, Verdict,
 };
+pub use policy::{policy_differences, to_v1_yaml};

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use super::decode;
 use super::lists::{decode_lists, Lists};
 use super::pack::{load_pack_entry, load_pack_text, DEFAULT_RULES};
+use super::route::{decode_routes, AlertPayload, AlertRoute};
 use super::rule::Rule;
 use super::sigma;
 use crate::files::FileSource;
@@ -106,6 +107,9 @@ pub struct AlertConfig {
     pub role: Role,
     /// `alerts.aggregation`.
     pub aggregation: AggregationConfig,
+    /// `alerts.routes`: where alerts go and in which format. Empty: the host's one alert
+    /// destination gets JSON lines (docs/ALERTS.md, "Routes").
+    pub routes: Vec<AlertRoute>,
 }
 
 impl Default for AlertConfig {
@@ -117,6 +121,7 @@ impl Default for AlertConfig {
             limits: AlertLimits::default(),
             role: Role::Single,
             aggregation: AggregationConfig::default(),
+            routes: Vec::new(),
         }
     }
 }
@@ -138,11 +143,27 @@ impl AlertConfig {
     pub fn rule(&self, name: &str) -> Option<&Rule> {
         self.rules.iter().map(|r| r.as_ref()).find(|r| r.name == name)
     }
+
+    /// The route named `name`.
+    pub fn route(&self, name: &str) -> Option<&AlertRoute> {
+        self.routes.iter().find(|r| r.name == name)
+    }
+
+    /// The payloads of `alerts` for `route` (see [`AlertRoute::payloads`]), with the rules'
+    /// descriptions.
+    pub fn payloads(&self, route: &AlertRoute, alerts: &[String]) -> Vec<AlertPayload> {
+        route.payloads(alerts, &|name| self.rule(name).map(|r| r.description.clone()))
+    }
+
+    /// All of `alerts` for `route` in one payload (see [`AlertRoute::payload`]).
+    pub fn payload(&self, route: &AlertRoute, alerts: &[String]) -> Option<AlertPayload> {
+        route.payload(alerts, &|name| self.rule(name).map(|r| r.description.clone()))
+    }
 }
 
 /// Keys of the `alerts` section.
 const ALERT_KEYS: &[&str] =
-    &["enabled", "role", "aggregation", "defaultRules", "packs", "lists", "disable", "limits", "rules"];
+    &["enabled", "role", "aggregation", "defaultRules", "packs", "lists", "disable", "limits", "rules", "routes"];
 const AGGREGATION_KEYS: &[&str] = &["agentId", "flushEvery", "lateness", "perEventRules", "idleAfter"];
 const LIMIT_KEYS: &[&str] = &["maxGroups", "maxDistinct", "maxAuditIDs", "maxRegexBytes"];
 
@@ -190,6 +211,9 @@ pub fn decode_config(ctx: &mut Ctx, node: &Node, files: &dyn FileSource) -> Resu
             }
             Ok(())
         })?;
+    }
+    if let Some((_, v)) = get("routes") {
+        cfg.routes = ctx.at("routes", |c| decode_routes(c, v))?;
     }
     let query_limits = QueryLimits { max_regex_bytes: cfg.limits.max_regex_bytes };
     // Lists first: the config's lists override a pack's lists of the same name.

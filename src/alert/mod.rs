@@ -10,6 +10,7 @@
 //! * `partial`, `merge`: two-phase aggregation (`alerts.role`: agents emit partial records,
 //!   an aggregator merges them and raises the alerts; docs/SCALING.md);
 //! * `output`: the alert JSON object;
+//! * `route`: `alerts.routes` and the payload formats (JSON lines, Alertmanager, Slack, DingTalk);
 //! * `sigma`: the Sigma compiler.
 //!
 //! Reference: docs/ALERTS.md (rules, semantics, schema) and docs/CONFIG.md (`alerts:`).
@@ -22,6 +23,7 @@ mod merge;
 mod output;
 mod pack;
 mod partial;
+mod route;
 mod rule;
 pub mod sigma;
 mod state;
@@ -35,4 +37,5 @@ pub use lists::Lists;
 pub use merge::MergeStats;
 pub use pack::{load_pack_text, FALCO_PACK};
 pub use partial::{AgentStats, PARTIAL_KIND, WATERMARK_KIND};
+pub use route::{AlertFormat, AlertPayload, AlertRoute};
 pub use rule::{Rule, Severity};
