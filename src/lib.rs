@@ -77,3 +77,4 @@ pub use policy::{
     default_policy, verdict, write_event, Attributes, Changes, Decision, DropReason, Evaluator, GroupResources, Loaded,
     Policy, PolicyError, PolicyRule, Verdict,
 };
+pub use policy::{policy_differences, to_v1_yaml};
