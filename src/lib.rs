@@ -54,8 +54,8 @@ pub mod report;
 pub mod yaml;
 
 pub use alert::{
-    load_pack_text, AlertConfig, AlertEngine, AlertLimits, AlertStats, Lists, Rule, Severity as AlertSeverity,
-    FALCO_PACK,
+    load_pack_text, AlertConfig, AlertEngine, AlertFormat, AlertLimits, AlertPayload, AlertRoute, AlertStats, Lists,
+    Rule, Severity as AlertSeverity, FALCO_PACK,
 };
 pub use config::{BadRecords, Config, ConfigError, Limits};
 pub use diagnostic::{Diagnostic, DiagnosticKind};

@@ -63,6 +63,8 @@ pub struct Counters {
     pub dropped_omitted_stage: u64,
     /// Of `dropped`: by a filter.
     pub dropped_filtered: u64,
+    /// Of `dropped`: consumed while collection is off (`enabled: false`).
+    pub dropped_disabled: u64,
     /// Records that are not audit events.
     pub bad: u64,
     /// Of `bad`: managed-cluster wrappers that did not decode (bad base64, truncated gzip,
@@ -101,6 +103,7 @@ impl Counters {
                     DropReason::LevelNone => self.dropped_level_none += 1,
                     DropReason::OmittedStage => self.dropped_omitted_stage += 1,
                     DropReason::Filtered => self.dropped_filtered += 1,
+                    DropReason::Disabled => self.dropped_disabled += 1,
                 }
             }
             Outcome::Bad { .. } => self.bad += 1,
@@ -209,6 +212,9 @@ impl Pipeline {
     /// One record's outcome; with `unwrap`, managed-cluster wrappers are decoded (their events
     /// are counted one by one, so the result says whether counting is done).
     fn record_outcome<O: OutBuf + ?Sized>(&mut self, bytes: &[u8], out: &mut O, unwrap: bool) -> Counted {
+        if !self.config.enabled {
+            return Counted::Not(DISABLED);
+        }
         if bytes.len() > self.config.limits.max_event_bytes {
             return Counted::Not(self.oversized(bytes, out));
         }
@@ -439,6 +445,10 @@ impl Pipeline {
         out: &mut O,
         report: &mut dyn FnMut(&RecordReport),
     ) {
+        if !self.config.enabled {
+            let outcome = self.process_record(bytes, out);
+            return self.end_line(line, None, outcome, out, report);
+        }
         if managed::compress::is_gzip(bytes) && bytes.len() <= self.config.limits.max_batch_bytes {
             // A gzip record (a `.gz` file, Kinesis record data): its members' records, one by one.
             self.process_pieces(line, out, report, |l, f| {
@@ -536,6 +546,12 @@ impl Pipeline {
     /// A body that cannot be framed at all is written through untouched.
     pub fn process_batch<O: OutBuf + ?Sized>(&mut self, body: &[u8], out: &mut O) -> BatchSummary {
         let mut summary = BatchSummary::default();
+        if !self.config.enabled && body.len() > self.config.limits.max_batch_bytes {
+            // Collection is off: not even an oversized body is forwarded.
+            let outcome = self.process_record(body, out);
+            summary.count(&outcome);
+            return summary;
+        }
         if body.len() > self.config.limits.max_batch_bytes {
             // Splitting and rebuilding would hold about three copies: forward it as it came.
             out.put_raw(body);
@@ -661,6 +677,9 @@ impl Pipeline {
 
     /// Feeds one already processed (kept) event to the alert rules only; nothing is written.
     pub fn observe_for_alerts(&mut self, event: &[u8]) {
+        if !self.config.enabled {
+            return;
+        }
         let Ok(text) = std::str::from_utf8(event) else { return };
         let Ok(ev) = Event::parse(text) else { return };
         let doc = EventDoc::new(&ev, &self.enricher.config.key, None);
@@ -668,6 +687,9 @@ impl Pipeline {
         cap_pending_alerts(&mut self.alerts_out, self.config.limits.max_pending_alerts, &mut self.counters);
     }
 }
+
+/// The outcome of every record while collection is off (`enabled: false`).
+const DISABLED: Outcome = Outcome::Dropped { reason: DropReason::Disabled, rule: None };
 
 /// How a record's outcome was counted.
 enum Counted {
@@ -756,7 +778,7 @@ mod tests {
         let c = Counters { read: 9, bytes_out: 7, ..Counters::default() };
         assert_eq!(
             c.to_json(),
-            "{\"read\":9,\"kept\":0,\"stripped\":0,\"dropped\":0,\"droppedLevelNone\":0,\"droppedOmittedStage\":0,\"droppedFiltered\":0,\"bad\":0,\"badWrapper\":0,\"truncated\":0,\"notAudit\":0,\"oversized\":0,\"oversizedBatches\":0,\"alertsDropped\":0,\"controlMessages\":0,\"bytesIn\":0,\"bytesOut\":7}"
+            "{\"read\":9,\"kept\":0,\"stripped\":0,\"dropped\":0,\"droppedLevelNone\":0,\"droppedOmittedStage\":0,\"droppedFiltered\":0,\"droppedDisabled\":0,\"bad\":0,\"badWrapper\":0,\"truncated\":0,\"notAudit\":0,\"oversized\":0,\"oversizedBatches\":0,\"alertsDropped\":0,\"controlMessages\":0,\"bytesIn\":0,\"bytesOut\":7}"
         );
         let p = Pipeline::embedded_default();
         let alerts = "\"alerts\":{\"events\":0,\"matches\":0,\"alerts\":0,\"suppressed\":0,\"groups\":0,\"groupsEvicted\":0,\"lateEvents\":0,\"distinctOverflow\":0}";

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use super::decode;
 use super::lists::{decode_lists, Lists};
 use super::pack::{load_pack_entry, load_pack_text, DEFAULT_RULES};
+use super::route::{decode_routes, AlertPayload, AlertRoute};
 use super::rule::Rule;
 use super::sigma;
 use crate::files::FileSource;
@@ -45,12 +46,15 @@ pub struct AlertConfig {
     pub rules: Vec<Arc<Rule>>,
     /// `alerts.limits`.
     pub limits: AlertLimits,
+    /// `alerts.routes`: where alerts go and in which format. Empty: the host's one alert
+    /// destination gets JSON lines (docs/ALERTS.md, "Routes").
+    pub routes: Vec<AlertRoute>,
 }
 
 impl Default for AlertConfig {
     /// No rules.
     fn default() -> Self {
-        AlertConfig { enabled: true, rules: Vec::new(), limits: AlertLimits::default() }
+        AlertConfig { enabled: true, rules: Vec::new(), limits: AlertLimits::default(), routes: Vec::new() }
     }
 }
 
@@ -71,10 +75,26 @@ impl AlertConfig {
     pub fn rule(&self, name: &str) -> Option<&Rule> {
         self.rules.iter().map(|r| r.as_ref()).find(|r| r.name == name)
     }
+
+    /// The route named `name`.
+    pub fn route(&self, name: &str) -> Option<&AlertRoute> {
+        self.routes.iter().find(|r| r.name == name)
+    }
+
+    /// The payloads of `alerts` for `route` (see [`AlertRoute::payloads`]), with the rules'
+    /// descriptions.
+    pub fn payloads(&self, route: &AlertRoute, alerts: &[String]) -> Vec<AlertPayload> {
+        route.payloads(alerts, &|name| self.rule(name).map(|r| r.description.clone()))
+    }
+
+    /// All of `alerts` for `route` in one payload (see [`AlertRoute::payload`]).
+    pub fn payload(&self, route: &AlertRoute, alerts: &[String]) -> Option<AlertPayload> {
+        route.payload(alerts, &|name| self.rule(name).map(|r| r.description.clone()))
+    }
 }
 
 /// Keys of the `alerts` section.
-const ALERT_KEYS: &[&str] = &["enabled", "defaultRules", "packs", "lists", "disable", "limits", "rules"];
+const ALERT_KEYS: &[&str] = &["enabled", "defaultRules", "packs", "lists", "disable", "limits", "rules", "routes"];
 const LIMIT_KEYS: &[&str] = &["maxGroups", "maxDistinct", "maxAuditIDs", "maxRegexBytes"];
 
 /// Decodes the config's `alerts` section.
@@ -107,6 +127,9 @@ pub fn decode_config(ctx: &mut Ctx, node: &Node, files: &dyn FileSource) -> Resu
             }
             Ok(())
         })?;
+    }
+    if let Some((_, v)) = get("routes") {
+        cfg.routes = ctx.at("routes", |c| decode_routes(c, v))?;
     }
     let query_limits = QueryLimits { max_regex_bytes: cfg.limits.max_regex_bytes };
     // Lists first: the config's lists override a pack's lists of the same name.

@@ -8,6 +8,7 @@
 //! * `engine`: evaluation on kept events ([`AlertEngine::observe`]);
 //! * `state`: bounded per-group state (LRU groups, bucketed windows);
 //! * `output`: the alert JSON object;
+//! * `route`: `alerts.routes` and the payload formats (JSON lines, Alertmanager, Slack, DingTalk);
 //! * `sigma`: the Sigma compiler.
 //!
 //! Reference: docs/ALERTS.md (rules, semantics, schema) and docs/CONFIG.md (`alerts:`).
@@ -18,6 +19,7 @@ mod engine;
 mod lists;
 mod output;
 mod pack;
+mod route;
 mod rule;
 pub mod sigma;
 mod state;
@@ -29,4 +31,5 @@ pub use config::{decode_config, AlertConfig, AlertLimits};
 pub use engine::{AlertEngine, AlertStats};
 pub use lists::Lists;
 pub use pack::{load_pack_text, FALCO_PACK};
+pub use route::{AlertFormat, AlertPayload, AlertRoute};
 pub use rule::{Rule, Severity};

@@ -130,6 +130,7 @@ fn drop_reason(r: DropReason) -> t::DropReason {
         DropReason::LevelNone => t::DropReason::LevelNone,
         DropReason::OmittedStage => t::DropReason::OmittedStage,
         DropReason::Filtered => t::DropReason::Filtered,
+        DropReason::Disabled => t::DropReason::Disabled,
     }
 }
 
@@ -172,6 +173,7 @@ fn counters(c: &::kaudit::Counters) -> t::Counters {
         dropped_level_none: c.dropped_level_none,
         dropped_omitted_stage: c.dropped_omitted_stage,
         dropped_filtered: c.dropped_filtered,
+        dropped_disabled: c.dropped_disabled,
         bad: c.bad,
         oversized: c.oversized,
         oversized_batches: c.oversized_batches,

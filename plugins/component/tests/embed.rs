@@ -39,6 +39,7 @@ fn assert_same_outcome(native: &NativeOutcome, native_out: &[u8], got: &Outcome,
                 NativeDrop::LevelNone => DropReason::LevelNone,
                 NativeDrop::OmittedStage => DropReason::OmittedStage,
                 NativeDrop::Filtered => DropReason::Filtered,
+                NativeDrop::Disabled => DropReason::Disabled,
             };
             assert_eq!(d.reason, want, "{what}: drop reason");
             assert_eq!(d.rule, rule.map(|r| r as u32), "{what}: rule");
@@ -135,7 +136,7 @@ fn counters_accumulate_across_many_calls_and_engines_are_independent() {
         (c.read, c.kept, c.stripped, c.dropped, c.bad, c.bytes_in, c.bytes_out),
         (n.read, n.kept, n.stripped, n.dropped, n.bad, n.bytes_in, n.bytes_out)
     );
-    assert_eq!(c.dropped, c.dropped_level_none + c.dropped_omitted_stage + c.dropped_filtered);
+    assert_eq!(c.dropped, c.dropped_level_none + c.dropped_omitted_stage + c.dropped_filtered + c.dropped_disabled);
     assert_eq!(
         (c.oversized, c.oversized_batches, c.alerts_dropped),
         (n.oversized, n.oversized_batches, n.alerts_dropped)
