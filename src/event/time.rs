@@ -56,6 +56,13 @@ impl std::fmt::Display for DurationError {
 
 impl std::error::Error for DurationError {}
 
+/// The message, for a config diagnostic (`Ctx::error` takes `impl Into<String>`).
+impl From<DurationError> for String {
+    fn from(e: DurationError) -> String {
+        e.to_string()
+    }
+}
+
 const UNITS: &str = "ms, s, m, h, d or w";
 
 /// Parses a duration into microseconds. One grammar for alert windows and throttles and for
