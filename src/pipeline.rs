@@ -7,7 +7,7 @@
 
 use serde::Serialize;
 
-use crate::alert::{AlertEngine, AlertStats};
+use crate::alert::{AlertEngine, AlertStats, Role};
 use crate::config::{BadRecords, Config};
 use crate::enrich::Enricher;
 use crate::event::doc::EventDoc;
@@ -359,7 +359,16 @@ impl Pipeline {
     fn decide_and_write<O: OutBuf + ?Sized>(&mut self, event: &Event, out: &mut O) -> Outcome {
         let decision = self.evaluator.evaluate_event(event);
         match apply::verdict(&decision, event) {
-            Verdict::Drop(reason) => Outcome::Dropped { reason, rule: decision.rule },
+            Verdict::Drop(reason) => {
+                // An agent's event-time clock counts every event (its watermark must move even
+                // when the policy keeps nothing).
+                if self.alerts.role() == Role::Agent {
+                    if let Some(t) = event.stage_time_micros() {
+                        self.alerts.advance_clock(t);
+                    }
+                }
+                Outcome::Dropped { reason, rule: decision.rule }
+            }
             Verdict::Keep(changes) => {
                 self.write_kept(event, &changes, out);
                 Outcome::Kept { changed: !changes.is_empty() }
@@ -665,8 +674,59 @@ impl Pipeline {
             #[serde(flatten)]
             counters: &'a Counters,
             alerts: AlertStats,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            aggregation: Option<serde_json::Value>,
         }
-        serde_json::to_string(&Metrics { counters: &self.counters, alerts: self.alerts.stats() }).unwrap_or_default()
+        // Single role (the default) keeps its metrics as they were; the other roles add theirs.
+        let aggregation = self.alerts.aggregation_json().and_then(|j| serde_json::from_str(&j).ok());
+        serde_json::to_string(&Metrics { counters: &self.counters, alerts: self.alerts.stats(), aggregation })
+            .unwrap_or_default()
+    }
+
+    /// `alerts.role` of the config.
+    pub fn alert_role(&self) -> Role {
+        self.alerts.role()
+    }
+
+    /// Agent role: the partial and watermark records emitted since the last call, each a JSON
+    /// object (no trailing newline), for the host to send to the aggregator (docs/SCALING.md).
+    pub fn take_partials(&mut self) -> Vec<String> {
+        self.alerts.take_partials()
+    }
+
+    /// Aggregator role: merges one record: a partial or watermark record, or a host's carrier
+    /// of several (`{"kaudit_partials":[…],"kaudit_agent":"…"}`, the agent name overriding the
+    /// records' own). Alerts it completes are queued for [`Pipeline::take_alerts`]. Returns
+    /// the number of records merged, or why the record is not one.
+    pub fn merge_partials(&mut self, record: &[u8]) -> Result<usize, String> {
+        let value: serde_json::Value =
+            serde_json::from_slice(record).map_err(|e| format!("not a JSON partial record: {e}"))?;
+        let agent = value.get(PARTIALS_AGENT_KEY).and_then(|a| a.as_str()).filter(|a| !a.is_empty());
+        let result = match value.get(PARTIALS_KEY) {
+            Some(serde_json::Value::Array(items)) => {
+                let mut first_error = None;
+                let mut merged = 0;
+                for item in items {
+                    match self.alerts.merge(item, agent, &mut self.alerts_out) {
+                        Ok(()) => merged += 1,
+                        Err(e) => first_error = first_error.or(Some(e)),
+                    }
+                }
+                first_error.map_or(Ok(merged), Err)
+            }
+            Some(_) => Err(format!("{PARTIALS_KEY} is not a list")),
+            None => self.alerts.merge(&value, agent, &mut self.alerts_out).map(|()| 1),
+        };
+        cap_pending_alerts(&mut self.alerts_out, self.config.limits.max_pending_alerts, &mut self.counters);
+        result
+    }
+
+    /// The input ended: an agent emits the partials of its open periods; an aggregator raises
+    /// the alerts of every partial it still holds. A host that knows its input is finite (the
+    /// CLI) calls this once at the end; a streaming host never needs to.
+    pub fn finish_alerts(&mut self) {
+        self.alerts.finish(&mut self.alerts_out);
+        cap_pending_alerts(&mut self.alerts_out, self.config.limits.max_pending_alerts, &mut self.counters);
     }
 
     /// Whether the config has any alert rule (hosts that forward events to a central alert
@@ -687,6 +747,11 @@ impl Pipeline {
         cap_pending_alerts(&mut self.alerts_out, self.config.limits.max_pending_alerts, &mut self.counters);
     }
 }
+
+/// The member of a host's carrier record that holds partial and watermark records.
+pub const PARTIALS_KEY: &str = "kaudit_partials";
+/// The member of a carrier that names the agent (overrides `alerts.aggregation.agentId`).
+pub const PARTIALS_AGENT_KEY: &str = "kaudit_agent";
 
 /// The outcome of every record while collection is off (`enabled: false`).
 const DISABLED: Outcome = Outcome::Dropped { reason: DropReason::Disabled, rule: None };

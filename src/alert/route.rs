@@ -259,7 +259,7 @@ fn decode_route(c: &mut Ctx, node: &Node) -> Result<AlertRoute, Diagnostic> {
                 }
                 "endsAfter" => {
                     let d = match &v.kind {
-                        Kind::Str(s) => parse_duration(s).map_err(|e| c.error(v.pos, e))?,
+                        Kind::Str(s) => parse_duration(s).map_err(|e| c.error(v.pos, e.to_string()))?,
                         _ => return Err(c.type_error(v, "a duration such as 30m or 1h")),
                     };
                     if d <= 0 {
