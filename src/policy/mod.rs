@@ -1,13 +1,16 @@
 //! The Kubernetes audit policy: model and loading (`model`), evaluation against the request
-//! attributes rebuilt from an event (`eval`), and applying a decision to an event (`apply`).
+//! attributes rebuilt from an event (`eval`), applying a decision to an event (`apply`), and the
+//! policy as kube-apiserver reads it: `audit.k8s.io/v1` text and drift (`v1`).
 
 pub mod apply;
 pub mod eval;
 pub mod model;
+pub mod v1;
 
 pub use apply::{verdict, write_event, Changes, DropReason, Verdict};
 pub use eval::{Attributes, Decision, Evaluator};
 pub use model::{GroupResources, Loaded, Policy, PolicyError, PolicyRule};
+pub use v1::{differences as policy_differences, to_v1_yaml};
 
 /// The seed's default policy (ACK's `/etc/kubernetes/audit-policy.yml`, audit.k8s.io/v1beta1).
 pub const DEFAULT_POLICY_YAML: &str = include_str!("../../rules/ack-default-audit-policy.yaml");

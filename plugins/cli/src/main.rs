@@ -9,6 +9,7 @@
 #[cfg(all(target_arch = "wasm32", panic = "unwind"))]
 core::arch::global_asm!(".globl __cpp_exception", ".tagtype __cpp_exception i32", "__cpp_exception:");
 
+mod apiserver_cmd;
 mod demo_log;
 mod guard;
 mod input;
@@ -52,6 +53,10 @@ enum Command {
     Policy(PolicyCommand),
     /// Write a day of a small cluster's audit log (deterministic, for trying kaudit out).
     DemoLog(demo_log::DemoLogArgs),
+    /// The kube-apiserver side, from the same config: audit policy (v1), flags, webhook
+    /// kubeconfig, kubeadm patch, static-pod manifest; `check` reports drift.
+    #[command(subcommand)]
+    Apiserver(apiserver_cmd::ApiserverCommand),
 }
 
 #[derive(Args)]
@@ -140,7 +145,7 @@ pub enum Status {
     Negative,
 }
 
-/// The one place a command's result becomes the exit status. `query` keeps grep's promise
+/// The one place a command's result becomes the exit status. `query` and `apiserver check` keep grep's promise
 /// (0 match, 1 no match, 2 any error: a bad query, config or input file); the other commands
 /// exit 1 on an error, as they are documented to.
 fn exit_status(grep_like: bool, result: Result<Status, String>) -> ExitCode {
@@ -156,7 +161,11 @@ fn exit_status(grep_like: bool, result: Result<Status, String>) -> ExitCode {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let grep_like = matches!(cli.command, Command::Query(_));
+    let grep_like = match &cli.command {
+        Command::Query(_) => true,
+        Command::Apiserver(cmd) => apiserver_cmd::is_check(cmd),
+        _ => false,
+    };
     let result = match cli.command {
         Command::Filter(args) => filter(args),
         Command::Explain(args) => explain(args),
@@ -166,6 +175,7 @@ fn main() -> ExitCode {
         Command::Policy(PolicyCommand::Check { file }) => policy_cmd::check(&file),
         Command::Policy(PolicyCommand::Impact { policy, json, logs }) => policy_cmd::impact(&policy, &logs, json),
         Command::DemoLog(args) => demo_log::demo_log(args),
+        Command::Apiserver(cmd) => apiserver_cmd::apiserver(cmd),
     };
     exit_status(grep_like, result)
 }
@@ -259,6 +269,7 @@ pub fn print_summary(pipeline: &kaudit::Pipeline) {
             (c.bad_wrapper, "wrappers that did not decode"),
             (c.not_audit, "records that are not audit events (other log categories or services)"),
             (c.control_messages, "CloudWatch control messages consumed"),
+            (c.dropped_disabled, "records consumed while collection is off (enabled: false)"),
         ],
     );
     // Limit hits are worth a line only when they happened: each means something was not

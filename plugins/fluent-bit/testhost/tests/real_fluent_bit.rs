@@ -387,11 +387,23 @@ fn assert_same_alerts(got: &[Value], native: &[Value], what: &str) {
 /// Runs `input` through the shipped config (and `config` as kaudit.yaml) and checks it against
 /// `kaudit run`; returns how many records and alerts came out.
 fn check_stream(bin: &Path, tag: &str, input: &[u8], config: Option<&str>, batch: usize) -> (usize, usize) {
+    check_stream_with(bin, tag, input, config, batch, &[])
+}
+
+/// [`check_stream`] with `extra` replacements in the shipped config (see [`render_config`]).
+fn check_stream_with(
+    bin: &Path,
+    tag: &str,
+    input: &[u8],
+    config: Option<&str>,
+    batch: usize,
+    extra: &[(&str, &str)],
+) -> (usize, usize) {
     let started = Instant::now();
     let want = native(input, config);
     // The carriers of dropped events with alerts must exist for the check below to mean anything
     // on streams that have them; their count is the alerts of events the policy dropped.
-    let mut run = Run::new(bin.to_path_buf(), tag, config, &[]);
+    let mut run = Run::new(bin.to_path_buf(), tag, config, extra);
     run.start();
     let rss_start = run.rss_kib();
     let lines: Vec<&[u8]> = input.split(|b| *b == b'\n').filter(|l| !l.is_empty()).collect();
@@ -476,20 +488,18 @@ fn vectors() -> Vec<PathBuf> {
     dirs
 }
 
-#[test]
-fn conformance_vectors_through_the_shipped_config_equal_kaudit_run() {
-    let Some(bin) = fluent_bit("conformance vectors") else { return };
+/// Every conformance vector through the shipped config, with `extra` replacements (the module).
+fn conformance_vectors(bin: &Path, extra: &[(&str, &str)], what: &str) {
     let dirs = vectors();
     let carried: usize = std::thread::scope(|s| {
         let runs: Vec<_> = dirs
             .iter()
             .map(|dir| {
-                let bin = &bin;
                 s.spawn(move || {
                     let name = dir.file_name().expect("name").to_string_lossy().into_owned();
                     let input = std::fs::read(dir.join("input.jsonl")).expect("input");
                     let config = std::fs::read_to_string(dir.join("config.yaml")).ok();
-                    check_stream(bin, &name, &input, config.as_deref(), 10);
+                    check_stream_with(bin, &format!("{what}{name}"), &input, config.as_deref(), 10, extra);
                     carriers(&input, config.as_deref())
                 })
             })
@@ -498,8 +508,88 @@ fn conformance_vectors_through_the_shipped_config_equal_kaudit_run() {
     });
     // The grep on kaudit_dropped was exercised: events dropped by the policy raised alerts,
     // the alerts arrived (check_stream) and the carriers did not reach the audit log.
-    eprintln!("conformance vectors: {carried} kaudit_dropped carriers kept out of the audit log");
+    eprintln!("{what}conformance vectors: {carried} kaudit_dropped carriers kept out of the audit log");
     assert!(carried > 0, "no vector has an event that the policy drops and that raises alerts");
+}
+
+#[test]
+fn conformance_vectors_through_the_shipped_config_equal_kaudit_run() {
+    let Some(bin) = fluent_bit("conformance vectors") else { return };
+    conformance_vectors(&bin, &[], "");
+}
+
+/// `kaudit-fluent-bit.aot` (`cargo xtask build-wasm` writes it with flb-wamrc), or `None` after
+/// saying so; under `CI=true` a missing one fails.
+fn aot_artifact(test: &str) -> Option<PathBuf> {
+    let aot = artifact().with_extension("aot");
+    if aot.is_file() {
+        return Some(aot);
+    }
+    let msg =
+        format!("{test}: {} is missing (`cargo xtask build-wasm` writes it when flb-wamrc is found)", aot.display());
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{msg}; under CI=true the AOT module must be tested");
+    }
+    eprintln!("SKIPPED {msg}");
+    None
+}
+
+#[test]
+fn the_aot_module_runs_the_conformance_vectors_like_kaudit_run() {
+    let Some(bin) = fluent_bit("AOT conformance vectors") else { return };
+    let Some(aot) = aot_artifact("AOT conformance vectors") else { return };
+    let wasm = artifact().display().to_string();
+    let aot = aot.display().to_string();
+    conformance_vectors(&bin, &[(wasm.as_str(), aot.as_str())], "aot-");
+}
+
+#[test]
+fn an_aot_file_of_another_target_or_wamr_version_stops_fluent_bit_with_an_error_not_a_crash() {
+    let Some(bin) = fluent_bit("AOT ABI mismatch") else { return };
+    let Some(aot) = aot_artifact("AOT ABI mismatch") else { return };
+    let Some(wamrc) = real_hosts::require(&real_hosts::FLB_WAMRC, "AOT ABI mismatch") else { return };
+    let dir = TempDir::new("aot-abi");
+    // A module really compiled for another CPU architecture (an empty module: seconds, not the
+    // minute the filter takes). On an aarch64 machine, x86_64 is the other one.
+    let other = if cfg!(target_arch = "aarch64") { "x86_64" } else { "aarch64" };
+    std::fs::write(dir.0.join("empty.wasm"), b"\0asm\x01\0\0\0").expect("module");
+    let out = Command::new(&wamrc)
+        .arg(format!("--target={other}"))
+        .arg("-o")
+        .arg(dir.0.join("other-target.aot"))
+        .arg(dir.0.join("empty.wasm"))
+        .output()
+        .expect("flb-wamrc");
+    assert!(out.status.success(), "flb-wamrc --target={other}: {}", String::from_utf8_lossy(&out.stderr));
+    // The filter's own .aot as another WAMR would have written it: the AOT format version (the
+    // u32 after the magic `\0aot`, 5 in WAMR 2.4.1) changed; and the same file cut short.
+    let mut bytes = std::fs::read(&aot).expect("aot");
+    assert_eq!(&bytes[..4], b"\0aot", "an AOT file starts with the magic \\0aot");
+    let truncated = bytes[..bytes.len() / 2].to_vec();
+    bytes[4] = bytes[4].wrapping_sub(1);
+    std::fs::write(dir.0.join("other-version.aot"), &bytes).expect("write");
+    std::fs::write(dir.0.join("truncated.aot"), &truncated).expect("write");
+    let wasm = artifact().display().to_string();
+    for (file, error) in [
+        ("other-target.aot", format!("invalid target type, expected {} but got {other}", std::env::consts::ARCH)),
+        ("other-version.aot", "unknown binary version".to_string()),
+        ("truncated.aot", "unexpected end".to_string()),
+    ] {
+        let path = dir.0.join(file).display().to_string();
+        let mut run = Run::new(bin.clone(), file, None, &[(wasm.as_str(), path.as_str())]);
+        let status = run.start_expecting_failure();
+        let log = run.log();
+        // Refused at start-up with WAMR's reason, exit status 255: not a signal (no crash).
+        assert_eq!(status.code(), Some(255), "{file}: fluent-bit must exit with 255, not crash: {status}\n{log}");
+        let line = log
+            .lines()
+            .find(|l| l.contains("AOT module load failed"))
+            .unwrap_or_else(|| panic!("{file}: no load error in the log:\n{log}"));
+        assert!(line.contains(&error), "{file}: expected {error:?} in {line:?}");
+        assert!(log.contains("Failed initialize filter wasm"), "{file}: the filter's init failed:\n{log}");
+        assert!(!run.path("out/audit-filtered.log").exists(), "{file}: nothing was written");
+        eprintln!("{file}: exit status 255; {}", line.trim());
+    }
 }
 
 #[test]
@@ -705,4 +795,63 @@ fn wamr_stack_the_8k_default_stops_startup_and_16k_runs_kaudit() {
     assert_same_records(&parse_output(&run.output()), &want.events, "16K stack");
     assert_same_alerts(&run.alerts(), &want.alerts, "16K stack");
     assert!(!run.log().contains("Got exception"), "16K: a call trapped:\n{}", run.log());
+}
+
+/// What a policy decided for an output record: (auditID, stage, level, has requestObject, has
+/// responseObject). The Lua filter's records come back through LuaJIT tables (an empty array may
+/// come back as a map), so decisions are compared, not whole records.
+fn decisions(records: &[Value]) -> Vec<(String, String, String, bool, bool)> {
+    records
+        .iter()
+        .map(|r| {
+            let s = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+            (s("auditID"), s("stage"), s("level"), r.get("requestObject").is_some(), r.get("responseObject").is_some())
+        })
+        .collect()
+}
+
+#[test]
+fn the_lua_policy_filter_of_the_benchmark_decides_like_kaudit() {
+    // plugins/fluent-bit/kaudit-policy.lua is what `cargo xtask bench-fluent-bit` compares the
+    // module with: it must do the same work (the seed's policy) for the comparison to be honest.
+    let Some(bin) = fluent_bit("Lua policy filter") else { return };
+    let dir = TempDir::new("lua");
+    let mut input = kaudit_testkit::corpus::generate(2_000, 16);
+    input.extend_from_slice(&std::fs::read(repo_root().join("tests/fixtures/sample-audit.log")).expect("sample log"));
+    std::fs::write(dir.0.join("in.log"), &input).expect("input");
+    let script = repo_root().join("plugins/fluent-bit/kaudit-policy.lua");
+    // The benchmark's pipeline: the shipped tail and parser settings, read once, to a file.
+    let config = format!(
+        "service:\n  flush: 1\n  grace: 1\n  log_level: warn\n  json.escape_unicode: off\nparsers:\n  - name: kaudit-audit-json\n    \
+         format: json\n    time_key: stageTimestamp\n    time_format: \"%Y-%m-%dT%H:%M:%S.%LZ\"\n    time_keep: on\npipeline:\n  \
+         inputs:\n    - name: tail\n      tag: kube.audit\n      path: {d}/in.log\n      parser: kaudit-audit-json\n      \
+         read_from_head: true\n      exit_on_eof: true\n      buffer_max_size: 4M\n  filters:\n    - name: lua\n      \
+         match: kube.audit\n      script: {script}\n      call: kaudit_policy\n  outputs:\n    - name: file\n      \
+         match: '*'\n      path: {d}\n      file: out.log\n      format: plain\n",
+        d = dir.0.display(),
+        script = script.display()
+    );
+    std::fs::write(dir.0.join("fluent-bit.yaml"), config).expect("config");
+    let out = Command::new(&bin).arg("-c").arg(dir.0.join("fluent-bit.yaml")).output().expect("fluent-bit");
+    let log = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "fluent-bit with the Lua filter: {}\n{}", out.status, tail(&log, 30));
+    assert!(!log.contains("[error]"), "Fluent Bit logged errors:\n{}", tail(&log, 30));
+    let lines: Vec<String> =
+        std::fs::read_to_string(dir.0.join("out.log")).unwrap_or_default().lines().map(String::from).collect();
+    let got = decisions(&parse_output(&lines));
+    let policy_only = "enrichment:\n  enabled: false\nalerts:\n  enabled: false\n";
+    let want: Vec<Value> = native(&input, Some(policy_only)).events.iter().map(|l| as_record(l)).collect();
+    let want = decisions(&want);
+    let events = input.split(|b| *b == b'\n').filter(|l| !l.is_empty()).count();
+    // The sample exercises every kind of decision: drops, and each level kept with its bodies.
+    assert!(want.len() < events, "the policy drops events of the sample");
+    for level in ["Metadata", "Request", "RequestResponse"] {
+        assert!(want.iter().any(|d| d.2 == level), "the sample has events kept at {level}");
+    }
+    assert!(want.iter().any(|d| d.2 == "Metadata" && !d.3 && !d.4), "bodies stripped at Metadata");
+    assert_eq!(got.len(), want.len(), "Lua kept {} events, kaudit {} (of {events})", got.len(), want.len());
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert_eq!(g, w, "record {i}: the Lua filter decided otherwise than kaudit");
+    }
+    eprintln!("Lua policy filter: {events} events in, {} kept, the same decisions as kaudit run", got.len());
 }
