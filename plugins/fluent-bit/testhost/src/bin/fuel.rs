@@ -51,12 +51,23 @@ fn run(wasm: &str, log: &str, config_dir: Option<&String>) -> Result<(), String>
 
     let (mut kept, mut dropped) = (Vec::new(), Vec::new());
     let mut phases = Phases::default();
+    let mut raw: std::collections::BTreeMap<usize, (u64, Vec<u64>)> = Default::default();
     let mut bytes = 0usize;
     let started = Instant::now();
     for line in &lines {
         let reply = fb.call("kube.audit", line)?;
         bytes += line.len();
         phases.add(fb.last_marks(), fb.last_fuel());
+        if std::env::var_os("KAUDIT_FUEL_RAW").is_some() {
+            let m = fb.last_marks();
+            let e = raw.entry(m.len()).or_insert_with(|| (0u64, vec![0u64; m.len() + 1]));
+            e.0 += 1;
+            let mut at = 0;
+            for (i, &x) in m.iter().chain(std::iter::once(&fb.last_fuel())).enumerate() {
+                e.1[i] += x - at;
+                at = x;
+            }
+        }
         match reply {
             Reply::Drop => dropped.push(fb.last_fuel()),
             Reply::Record(_) => kept.push(fb.last_fuel()),
@@ -79,6 +90,10 @@ fn run(wasm: &str, log: &str, config_dir: Option<&String>) -> Result<(), String>
     row("kept (returned)", &kept);
     row("dropped (\"\")", &dropped);
     phases.print(lines.len());
+    for (marks, (n, sums)) in &raw {
+        let means: Vec<u64> = sums.iter().map(|s| s / n).collect();
+        println!("records with {marks} marks: {n}; mean instructions between marks: {means:?}");
+    }
     println!("instructions per input byte: {:.1}", total as f64 / bytes.max(1) as f64);
     println!("total instructions: {total} (mean {} per record)", total / n);
     println!(
