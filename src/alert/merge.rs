@@ -80,7 +80,10 @@ pub struct Merger {
 
 impl Merger {
     pub fn new(cfg: AggregationConfig, retention: i64) -> Merger {
-        let horizon = retention.saturating_add(cfg.idle_after).saturating_add(cfg.flush_every.max(1_000_000));
+        let horizon = retention
+            .saturating_add(cfg.idle_after)
+            .saturating_add(cfg.allowed_lateness)
+            .saturating_add(cfg.flush_every.max(1_000_000));
         Merger {
             cfg,
             agents: BTreeMap::new(),
@@ -159,7 +162,8 @@ impl Merger {
         let live =
             self.agents.values().copied().chain(waiting).filter(|w| *w >= newest.saturating_sub(self.cfg.idle_after));
         self.stats.live_agents = live.clone().count() as u64;
-        let until = if all { i64::MAX } else { live.min().unwrap_or(i64::MIN) };
+        let until =
+            if all { i64::MAX } else { live.min().unwrap_or(i64::MIN).saturating_sub(self.cfg.allowed_lateness) };
         if until <= self.closed && !all {
             return Vec::new();
         }

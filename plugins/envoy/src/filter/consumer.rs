@@ -1,7 +1,9 @@
 //! The single alert consumer: the root context that holds the lease (see `lease`) drains the
 //! kept-events queue into its own pipeline's `observe_for_alerts` and POSTs `take_alerts()` to
 //! the alert cluster from the root context, which outlives the requests (a stream context is
-//! gone before a callout answers).
+//! gone before a callout answers). With `alerts.role: agent` (several Envoy replicas behind the
+//! webhook) the same POST carries the replica's partial and watermark records for the
+//! aggregator (docs/SCALING.md), named by the Envoy node id unless the config gives `agentId`.
 
 use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
@@ -14,7 +16,7 @@ use super::Root;
 use crate::batch;
 use crate::lease::{self, Lease, Step};
 use crate::metrics::{Metric, Mirror};
-use kaudit::Pipeline;
+use kaudit::{AlertRole, Pipeline};
 
 /// Most queue messages handled in one callback, so one callback never runs unbounded.
 const DRAIN_LIMIT: usize = 1_000;
@@ -54,13 +56,19 @@ impl Root {
     fn become_consumer(&mut self, until_ms: u64) {
         let Some(shared) = self.shared.clone() else { return };
         if self.consumer.is_none() {
-            let pipeline = match shared.settings.pipeline() {
-                Ok((p, _)) => p,
+            let mut config = match shared.settings.config() {
+                Ok((c, _)) => c,
                 Err(e) => {
                     error!("alert consumer cannot build its pipeline: {e}");
                     return;
                 }
             };
+            if config.alerts.role == AlertRole::Agent && config.alerts.aggregation.agent_id.is_empty() {
+                // Each replica is one agent to the aggregator: its Envoy node id names it.
+                let node = self.get_property(vec!["node", "id"]).unwrap_or_default();
+                config.alerts.aggregation.agent_id = String::from_utf8_lossy(&node).into_owned();
+            }
+            let pipeline = Pipeline::new(config);
             info!("this VM (root context {}) is now the alert consumer", self.context_id);
             self.consumer = Some(Consumer { pipeline, mirror: Mirror::default(), until_ms });
         }
@@ -105,12 +113,21 @@ impl Root {
             }
         }
         let alerts = consumer.pipeline.take_alerts();
+        // Agent role: partial and watermark records travel with the alerts (one JSON object per
+        // line; an aggregator tells them apart by `kind`). Counted as alerts sent.
+        let partials = consumer.pipeline.take_partials();
         consumer.mirror.sync(&consumer.pipeline, &shared.metrics);
-        if alerts.is_empty() {
+        if alerts.is_empty() && partials.is_empty() {
             return;
         }
         let n = alerts.len() as u64;
         let mut body = alerts.join("\n");
+        if !partials.is_empty() {
+            if !body.is_empty() {
+                body.push('\n');
+            }
+            body.push_str(&partials.join("\n"));
+        }
         body.push('\n');
         let target = &shared.settings.alerts;
         let headers = vec![
