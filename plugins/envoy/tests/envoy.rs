@@ -61,8 +61,8 @@ impl Vector {
     fn config(&self) -> Config {
         struct Dir(PathBuf);
         impl FileSource for Dir {
-            fn read(&self, path: &str) -> Result<Vec<u8>, String> {
-                std::fs::read(self.0.join(path)).map_err(|e| format!("{path}: {e}"))
+            fn read(&self, path: &str) -> Result<Vec<u8>, kaudit::FileError> {
+                std::fs::read(self.0.join(path)).map_err(|e| kaudit::FileError::new(path, e))
             }
         }
         match &self.config {
