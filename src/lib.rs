@@ -73,6 +73,8 @@ pub use event::time::{format_micros, parse_micros};
 pub use event::{Event, EventError, Level, ObjectRef, ResponseStatus, UserInfo};
 pub use explain::{explain_json, Explained};
 pub use files::{FileError, FileSource, NoFiles};
+#[cfg(feature = "phase-marks")]
+pub use pipeline::set_phase_hook;
 pub use pipeline::{BatchSummary, Counters, Outcome, Pipeline, RecordReport, PARTIALS_AGENT_KEY, PARTIALS_KEY};
 pub use policy::{
     default_policy, verdict, write_event, Attributes, Changes, Decision, DropReason, Evaluator, GroupResources, Loaded,
