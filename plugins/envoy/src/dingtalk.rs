@@ -15,20 +15,10 @@ pub fn signed_path(path: &str, secret: &str, now_ms: u64) -> String {
     mac.update(format!("{now_ms}\n{secret}").as_bytes());
     let sign = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
     let sep = if path.contains('?') { '&' } else { '?' };
-    format!("{path}{sep}timestamp={now_ms}&sign={}", percent_encode(&sign))
-}
-
-/// Percent-encodes what base64 adds beyond URL-safe characters (`+`, `/`, `=`).
-fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 8);
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    format!(
+        "{path}{sep}timestamp={now_ms}&sign={}",
+        form_urlencoded::byte_serialize(sign.as_bytes()).collect::<String>()
+    )
 }
 
 #[cfg(test)]
