@@ -651,7 +651,7 @@ fn alert_routes_post_each_format_to_its_own_target() {
             "routes": {
                 "am": { "cluster": "alertmanager", "path": "/api/v2/alerts", "authority": "alertmanager.local" },
                 "chat": { "path": "/services/T0/B0/x", "authority": "hooks.slack.com" },
-                "ding": { "path": "/robot/send?access_token=t", "authority": "oapi.dingtalk.com" }
+                "ding": { "path": "/robot/send?access_token=t", "authority": "oapi.dingtalk.com", "dingtalkSecret": "SECtest" }
             }
         }
     });
@@ -725,9 +725,20 @@ fn alert_routes_post_each_format_to_its_own_target() {
         assert!(body.matches("*[").count() <= 2, "{body}");
         assert_eq!(r.header("content-type"), Some("application/json"));
     }
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as u64;
     for r in sink.requests_to("/robot/send") {
         let body = String::from_utf8_lossy(&r.body).into_owned();
         assert_eq!(check_dingtalk(&body, Some("kaudit")), Ok(1), "{body}");
+        // Signed with the secret over Envoy's clock at send time (DingTalk allows one hour).
+        let ts: u64 = r
+            .path
+            .split("&timestamp=")
+            .nth(1)
+            .and_then(|t| t.split('&').next())
+            .and_then(|t| t.parse().ok())
+            .unwrap_or_else(|| panic!("no timestamp in {}", r.path));
+        assert!(now_ms.abs_diff(ts) < 120_000, "timestamp {ts} is not Envoy's clock ({now_ms})");
+        assert_eq!(r.path, kaudit_envoy::dingtalk::signed_path("/robot/send?access_token=t", "SECtest", ts));
     }
     assert_eq!(count("/services/", &sink, "*["), alerts.len());
     assert_eq!(count("/robot/send", &sink, "#### ["), alerts.len());
