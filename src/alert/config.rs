@@ -305,7 +305,7 @@ fn decode_aggregation(c: &mut Ctx, node: &Node) -> Result<AggregationConfig, Dia
                     Kind::Int(0) => "0".to_string(),
                     _ => c.string(v)?,
                 };
-                crate::event::time::parse_duration(&text).map_err(|e| c.error(v.pos, e))
+                crate::event::time::parse_duration(&text).map_err(|e| c.error(v.pos, e.to_string()))
             };
             match k.name.as_str() {
                 "agentId" => a.agent_id = c.string(v)?,

@@ -1,9 +1,10 @@
 //! The single alert consumer: the root context that holds the lease (see `lease`) drains the
 //! kept-events queue into its own pipeline's `observe_for_alerts` and POSTs `take_alerts()` to
-//! the alert cluster from the root context, which outlives the requests (a stream context is
+//! the alert cluster (or, with `alerts.routes` in the kaudit config, each route's payloads to
+//! that route's cluster) from the root context, which outlives the requests (a stream context is
 //! gone before a callout answers). With `alerts.role: agent` (several Envoy replicas behind the
-//! webhook) the same POST carries the replica's partial and watermark records for the
-//! aggregator (docs/SCALING.md), named by the Envoy node id unless the config gives `agentId`.
+//! webhook) the replica's partial and watermark records go to the alert cluster as JSON lines
+//! for the aggregator (docs/SCALING.md), named by the Envoy node id unless the config gives `agentId`.
 
 use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
@@ -113,42 +114,60 @@ impl Root {
             }
         }
         let alerts = consumer.pipeline.take_alerts();
-        // Agent role: partial and watermark records travel with the alerts (one JSON object per
-        // line; an aggregator tells them apart by `kind`). Counted as alerts sent.
         let partials = consumer.pipeline.take_partials();
         consumer.mirror.sync(&consumer.pipeline, &shared.metrics);
         if alerts.is_empty() && partials.is_empty() {
             return;
         }
-        let n = alerts.len() as u64;
-        let mut body = alerts.join("\n");
-        if !partials.is_empty() {
-            if !body.is_empty() {
-                body.push('\n');
-            }
-            body.push_str(&partials.join("\n"));
+        // Without routes: the alert objects as JSON lines to the one target, as always. With
+        // routes: each route's payloads (rendered by the core, split by its maxAlertsPerMessage).
+        let config = &consumer.pipeline.config().alerts;
+        let mut posts: Vec<(String, String, &'static str, u64)> = Vec::new();
+        if config.routes.is_empty() && !alerts.is_empty() {
+            let mut body = alerts.join("\n");
+            body.push('\n');
+            posts.push((String::new(), body, "application/x-ndjson", alerts.len() as u64));
         }
-        body.push('\n');
-        let target = &shared.settings.alerts;
-        let headers = vec![
-            (":method", "POST"),
-            (":path", target.path.as_str()),
-            (":authority", target.authority.as_str()),
-            ("content-type", "application/x-ndjson"),
-        ];
-        match self.dispatch_http_call(
-            &target.cluster,
-            headers,
-            Some(body.as_bytes()),
-            vec![],
-            Duration::from_millis(target.timeout_ms),
-        ) {
-            Ok(token) => {
-                self.in_flight.insert(token, n);
+        // Agent role: partial and watermark records, as JSON lines to the alert cluster (the
+        // aggregator tells them from alerts by `kind`); not counted as alerts.
+        if !partials.is_empty() {
+            let mut body = partials.join("\n");
+            body.push('\n');
+            posts.push((String::new(), body, "application/x-ndjson", 0));
+        }
+        for route in &config.routes {
+            for p in config.payloads(route, &alerts) {
+                posts.push((route.name.clone(), p.body, p.content_type, p.alerts as u64));
             }
-            Err(e) => {
-                shared.metrics.add(Metric::AlertsFailed, n);
-                warn!("cannot send {n} alert(s) to cluster {:?}: {e:?}", target.cluster);
+        }
+        let now_ms = self.now_ms();
+        for (route, body, content_type, n) in posts {
+            let target = shared.settings.target(&route);
+            // A signed DingTalk robot: the signature covers the current time.
+            let path = match &target.dingtalk_secret {
+                Some(secret) => crate::dingtalk::signed_path(&target.path, secret, now_ms),
+                None => target.path.clone(),
+            };
+            let headers = vec![
+                (":method", "POST"),
+                (":path", path.as_str()),
+                (":authority", target.authority.as_str()),
+                ("content-type", content_type),
+            ];
+            match self.dispatch_http_call(
+                &target.cluster,
+                headers,
+                Some(body.as_bytes()),
+                vec![],
+                Duration::from_millis(target.timeout_ms),
+            ) {
+                Ok(token) => {
+                    self.in_flight.insert(token, n);
+                }
+                Err(e) => {
+                    shared.metrics.add(Metric::AlertsFailed, n);
+                    warn!("cannot send {n} alert(s) to cluster {:?}: {e:?}", target.cluster);
+                }
             }
         }
     }

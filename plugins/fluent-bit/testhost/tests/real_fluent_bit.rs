@@ -366,6 +366,8 @@ fn assert_clean(records: &[Value], what: &str) {
         for key in ["kaudit_alerts", "kaudit_alert_count", "kaudit_dropped"] {
             assert!(r.get(key).is_none(), "{what}: {key} reached the audit log: {r}");
         }
+        let route_key = r.as_object().and_then(|o| o.keys().find(|k| k.starts_with("kaudit_route_")));
+        assert!(route_key.is_none(), "{what}: {route_key:?} reached the audit log");
     }
 }
 
@@ -795,6 +797,203 @@ fn wamr_stack_the_8k_default_stops_startup_and_16k_runs_kaudit() {
     assert_same_records(&parse_output(&run.output()), &want.events, "16K stack");
     assert_same_alerts(&run.alerts(), &want.alerts, "16K stack");
     assert!(!run.log().contains("Got exception"), "16K: a call trapped:\n{}", run.log());
+}
+
+/// The route sections of plugins/fluent-bit/README.md ("Alert routes"), for a route `name`
+/// posting to the run's plain-HTTP receiver at `uri`: (the `rewrite_tag` filter, the `http` output).
+/// Substituted: the route name, host, port, URI, and `tls: on` -> `tls: off` (the receiver is on
+/// loopback; the shipped route's TLS is `the_shipped_alert_route_posts_only_to_a_verified_webhook`).
+fn readme_route(name: &str, port: u16, uri: &str) -> (String, String) {
+    let readme = std::fs::read_to_string(repo_root().join("plugins/fluent-bit/README.md")).expect("README");
+    let marker =
+        readme.find("loaded by plugins/fluent-bit/testhost/tests/real_fluent_bit.rs").expect("the route block");
+    let start = readme[marker..].find("```yaml\n").expect("yaml block") + marker + "```yaml\n".len();
+    let block = &readme[start..start + readme[start..].find("```").expect("end of block")];
+    let mut text = block.replace("alertmanager", name);
+    for (from, to) in [
+        (format!("host: {name}.monitoring.svc"), "host: 127.0.0.1".to_string()),
+        ("port: 9093".to_string(), format!("port: {port}")),
+        ("uri: /api/v2/alerts".to_string(), format!("uri: {uri}")),
+        ("tls: on".to_string(), "tls: off".to_string()),
+    ] {
+        assert!(text.contains(&from), "the README's route block no longer has {from:?}");
+        text = text.replace(&from, &to);
+    }
+    let at = text.find("    - name: http").expect("the http output");
+    (text[..at].to_string(), text[at..].to_string())
+}
+
+/// What the core renders for each record of `input` that raises alerts, per route: the bodies
+/// the module must hand to Fluent Bit (one per record and route).
+fn expected_bodies(input: &[u8], config: &str, route: &str) -> Vec<String> {
+    let (mut p, _) = kaudit::Pipeline::from_config_text(config, "kaudit.yaml", &kaudit::NoFiles).expect("config");
+    let mut bodies = Vec::new();
+    for line in input.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        let mut out = Vec::new();
+        p.process_record(line, &mut out);
+        let alerts = p.take_alerts();
+        let cfg = &p.config().alerts;
+        if let Some(payload) = cfg.payload(cfg.route(route).expect("route"), &alerts) {
+            bodies.push(payload.body);
+        }
+    }
+    bodies
+}
+
+#[test]
+fn alert_routes_post_alertmanager_slack_and_dingtalk_payloads_one_per_record() {
+    use kaudit_testkit::alert_schemas::{check_alertmanager, check_dingtalk, check_slack};
+    let Some(bin) = fluent_bit("alert routes") else { return };
+    let config = "alerts:\n  routes:\n    - {name: am, format: alertmanager, endsAfter: 1h, labels: {cluster: test}}\n    \
+                  - {name: chat, format: slack, minSeverity: medium}\n    - {name: ding, format: dingtalk, keyword: kaudit}\n";
+    let receiver = Recorder::start();
+    let routes = [("am", "/api/v2/alerts"), ("chat", "/services/T0/B0/x"), ("ding", "/robot/send?access_token=t")];
+    let (mut filters, mut outputs) = (String::new(), String::new());
+    for (name, uri) in routes {
+        let (f, o) = readme_route(name, receiver.port, uri);
+        filters.push_str(&f);
+        outputs.push_str(&o);
+    }
+    let anchor = "    # A record the policy dropped but whose alerts must still go out";
+    let with_filters = format!("{filters}{anchor}");
+    let mut run = Run::new(bin, "routes", Some(config), &[(anchor, with_filters.as_str())]);
+    let rendered = std::fs::read_to_string(run.path("fluent-bit.yaml")).expect("config");
+    std::fs::write(run.path("fluent-bit.yaml"), format!("{rendered}\n{outputs}")).expect("config");
+    run.start();
+    let input = std::fs::read(repo_root().join("tests/conformance/vectors/seed-alerts/input.jsonl")).expect("input");
+    let want = native(&input, Some(config));
+    let lines: Vec<&[u8]> = input.split(|b| *b == b'\n').filter(|l| !l.is_empty()).collect();
+    run.stream(&lines, 5, Duration::from_millis(20));
+    let expected: Vec<(&str, &str, Vec<String>)> =
+        routes.iter().map(|(n, u)| (*n, *u, expected_bodies(&input, config, n))).collect();
+    run.wait_for_output(want.events.len(), want.alerts.len());
+    let all_posted = wait_for(30, || {
+        expected.iter().all(|(_, uri, bodies)| receiver.requests_to(uri).len() >= bodies.len()).then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(1_500));
+    assert!(run.stop().success());
+    assert!(all_posted.is_some(), "not every route's payloads arrived:\n{}", tail(&run.log(), 40));
+    let got = parse_output(&run.output());
+    assert_clean(&got, "routes");
+    assert_same_records(&got, &want.events, "routes");
+    assert_same_alerts(&run.alerts(), &want.alerts, "routes: the kaudit.alerts route");
+    for (name, uri, bodies) in &expected {
+        let requests = receiver.requests_to(uri);
+        assert!(!bodies.is_empty(), "{name}: the vector raises alerts for this route");
+        let posted: Vec<String> = requests.iter().map(|r| String::from_utf8(r.body.clone()).expect("utf-8")).collect();
+        // Byte for byte what the core renders, one request per record with alerts.
+        assert_eq!(
+            multiset(&posted.iter().map(|b| json!(b)).collect::<Vec<_>>()),
+            multiset(&bodies.iter().map(|b| json!(b)).collect::<Vec<_>>()),
+            "{name}"
+        );
+        for (r, body) in requests.iter().zip(&posted) {
+            assert_eq!(r.method, "POST", "{name}");
+            assert_eq!(r.header("content-type"), Some("application/json"), "{name}");
+            let checked = match *name {
+                "am" => check_alertmanager(body).map(|_| ()),
+                "chat" => check_slack(body).map(|_| ()),
+                _ => check_dingtalk(body, Some("kaudit")).map(|_| ()),
+            };
+            assert_eq!(checked, Ok(()), "{name}: {body}");
+        }
+    }
+    // Alertmanager got every alert, each with the rule's name and the event time.
+    let am: Vec<Value> = receiver
+        .requests_to("/api/v2/alerts")
+        .iter()
+        .flat_map(|r| serde_json::from_slice::<Vec<Value>>(&r.body).expect("array"))
+        .map(|a| json!([a["labels"]["alertname"], a["startsAt"]]))
+        .collect();
+    let native_am: Vec<Value> = want.alerts.iter().map(|a| json!([a["rule"], a["time"]])).collect();
+    assert_eq!(multiset(&am), multiset(&native_am));
+    let log = run.log();
+    // `body_key` problems are warnings (a record without the key, a body that is not a string).
+    let complaints: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("[error]") || (l.contains("[ warn]") && !l.contains("service will shutdown")))
+        .collect();
+    assert!(complaints.is_empty(), "Fluent Bit complained:\n{}", complaints.join("\n"));
+    eprintln!(
+        "alert routes: {} alerts; requests: alertmanager {}, slack {}, dingtalk {}",
+        want.alerts.len(),
+        expected[0].2.len(),
+        expected[1].2.len(),
+        expected[2].2.len()
+    );
+}
+
+impl Run {
+    /// Sends SIGHUP (the shipped `hot_reload: on`) and waits until the reloaded pipeline
+    /// watches the input again; returns how long that took.
+    fn hot_reload(&self) -> Duration {
+        let watching = format!("name={}", self.path("in.log").display());
+        let before = self.log().matches(&watching).count();
+        let started = Instant::now();
+        self.signal("-HUP");
+        let done = wait_for(60, || (self.log().matches(&watching).count() > before).then_some(()));
+        assert!(done.is_some(), "no reload within 60 s:\n{}", tail(&self.log(), 40));
+        assert!(self.log().contains("[reload] start everything"), "{}", tail(&self.log(), 40));
+        started.elapsed()
+    }
+}
+
+#[test]
+fn collection_turns_off_and_on_by_hot_reload_and_no_record_read_before_is_lost() {
+    let Some(bin) = fluent_bit("enable/disable") else { return };
+    // flush 5 instead of 1 (the one value changed): the records read before each switch are
+    // still buffered in Fluent Bit when the SIGHUP arrives.
+    let mut run = Run::new(bin, "switch", Some("enabled: true\n"), &[("flush: 1", "flush: 5")]);
+    run.start();
+    let a = kaudit_testkit::corpus::generate(300, 31);
+    let b = kaudit_testkit::corpus::generate(200, 32);
+    let c = kaudit_testkit::corpus::generate(300, 33);
+    let (want_a, want_c) = (native(&a, None), native(&c, None));
+    assert!(!want_a.alerts.is_empty() && !want_c.alerts.is_empty(), "both streams raise alerts");
+
+    // On: A is read and buffered (not yet flushed) when collection is switched off.
+    run.append(&a);
+    std::thread::sleep(Duration::from_millis(1_500));
+    let flushed_at_switch = run.output().len();
+    std::fs::write(run.path("kaudit.yaml"), "enabled: false\n").expect("kaudit.yaml");
+    let off_took = run.hot_reload();
+    run.wait_for_output(want_a.events.len(), want_a.alerts.len());
+
+    // Off: B is consumed; nothing reaches the audit log or the alert webhook.
+    run.append(&b);
+    std::thread::sleep(Duration::from_secs(7));
+    assert_same_records(&parse_output(&run.output()), &want_a.events, "collection off");
+    assert_same_alerts(&run.alerts(), &want_a.alerts, "collection off");
+
+    // On again: C is collected and alerted (alert windows start afresh with the new instance).
+    std::fs::write(run.path("kaudit.yaml"), "enabled: true\n").expect("kaudit.yaml");
+    let on_took = run.hot_reload();
+    run.append(&c);
+    let both = want_a.events.len() + want_c.events.len();
+    run.wait_for_output(both, want_a.alerts.len() + want_c.alerts.len());
+    std::thread::sleep(Duration::from_millis(1_500));
+    assert!(run.stop().success());
+    let got = parse_output(&run.output());
+    assert_clean(&got, "switch");
+    let want: Vec<String> = want_a.events.iter().chain(&want_c.events).cloned().collect();
+    assert_same_records(&got, &want, "A, then C after collection is back on");
+    let alerts: Vec<Value> = want_a.alerts.iter().chain(&want_c.alerts).cloned().collect();
+    assert_same_alerts(&run.alerts(), &alerts, "A and C");
+    let log = run.log();
+    assert!(!log.contains("[error]"), "Fluent Bit logged errors:\n{}", tail(&log, 40));
+    assert!(!log.contains("Got exception"), "a trap:\n{}", tail(&log, 40));
+    eprintln!(
+        "enable/disable: {} of A's {} records flushed at the switch-off, all {} after it; B ({} events) \
+         consumed while off; C's {} records and {} alerts after the switch-on; hot reload off {:.2} s, on {:.2} s",
+        flushed_at_switch,
+        want_a.events.len(),
+        want_a.events.len(),
+        b.split(|x| *x == b'\n').filter(|l| !l.is_empty()).count(),
+        want_c.events.len(),
+        want_c.alerts.len(),
+        off_took.as_secs_f64(),
+        on_took.as_secs_f64()
+    );
 }
 
 /// What a policy decided for an output record: (auditID, stage, level, has requestObject, has
