@@ -42,6 +42,9 @@ const LIMIT_KEYS: &[&str] = &["maxEventBytes", "maxBatchBytes", "maxPendingAlert
 /// A loaded configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// `enabled`: false turns collection off: every record is consumed and nothing is written
+    /// or alerted (the seed's "disable cluster auditing"); true (default) turns it back on.
+    pub enabled: bool,
     /// The audit policy (`policy` or `policyFile`; the seed's by default).
     pub policy: Policy,
     /// `badRecords`.
@@ -93,7 +96,7 @@ impl From<Diagnostic> for ConfigError {
 }
 
 /// The top-level keys of a kaudit config.
-const CONFIG_KEYS: &[&str] = &["policy", "policyFile", "badRecords", "limits", "enrichment", "alerts"];
+const CONFIG_KEYS: &[&str] = &["enabled", "policy", "policyFile", "badRecords", "limits", "enrichment", "alerts"];
 const ENRICH_KEYS: &[&str] = &[
     "enabled",
     "key",
@@ -113,6 +116,7 @@ impl Config {
     /// The embedded default: the seed's audit policy.
     pub fn embedded_default() -> Config {
         Config {
+            enabled: true,
             policy: policy::default_policy(),
             bad_records: BadRecords::Pass,
             limits: Limits::default(),
@@ -143,6 +147,7 @@ impl Config {
             let name = key.name.as_str();
             let result = ctx.at(name, |c| -> Result<(), Diagnostic> {
                 match name {
+                    "enabled" => config.enabled = c.bool(value)?,
                     "policy" => policy_node = Some(*value),
                     "policyFile" => {
                         let path = c.string(value)?;

@@ -54,8 +54,9 @@ pub mod report;
 pub mod yaml;
 
 pub use alert::{
-    load_pack_text, AlertConfig, AlertEngine, AlertLimits, AlertStats, Lists, Rule, Severity as AlertSeverity,
-    FALCO_PACK,
+    load_pack_text, AgentStats, AggregationConfig, AlertConfig, AlertEngine, AlertFormat, AlertLimits, AlertPayload,
+    AlertRoute, AlertStats, Lists, MergeStats, Role as AlertRole, Rule, Severity as AlertSeverity, FALCO_PACK,
+    PARTIAL_KIND, WATERMARK_KIND,
 };
 pub use config::{BadRecords, Config, ConfigError, Limits};
 pub use diagnostic::{Diagnostic, DiagnosticKind};
@@ -72,7 +73,7 @@ pub use event::time::{format_micros, parse_micros};
 pub use event::{Event, EventError, Level, ObjectRef, ResponseStatus, UserInfo};
 pub use explain::{explain_json, Explained};
 pub use files::{FileSource, NoFiles};
-pub use pipeline::{BatchSummary, Counters, Outcome, Pipeline, RecordReport};
+pub use pipeline::{BatchSummary, Counters, Outcome, Pipeline, RecordReport, PARTIALS_AGENT_KEY, PARTIALS_KEY};
 pub use policy::{
     default_policy, verdict, write_event, Attributes, Changes, Decision, DropReason, Evaluator, GroupResources, Loaded,
     Policy, PolicyError, PolicyRule, Verdict,

@@ -7,7 +7,7 @@
 
 use serde::Serialize;
 
-use crate::alert::{AlertEngine, AlertStats};
+use crate::alert::{AlertEngine, AlertStats, Role};
 use crate::config::{BadRecords, Config};
 use crate::enrich::Enricher;
 use crate::event::doc::EventDoc;
@@ -63,6 +63,8 @@ pub struct Counters {
     pub dropped_omitted_stage: u64,
     /// Of `dropped`: by a filter.
     pub dropped_filtered: u64,
+    /// Of `dropped`: consumed while collection is off (`enabled: false`).
+    pub dropped_disabled: u64,
     /// Records that are not audit events.
     pub bad: u64,
     /// Of `bad`: managed-cluster wrappers that did not decode (bad base64, truncated gzip,
@@ -101,6 +103,7 @@ impl Counters {
                     DropReason::LevelNone => self.dropped_level_none += 1,
                     DropReason::OmittedStage => self.dropped_omitted_stage += 1,
                     DropReason::Filtered => self.dropped_filtered += 1,
+                    DropReason::Disabled => self.dropped_disabled += 1,
                 }
             }
             Outcome::Bad { .. } => self.bad += 1,
@@ -209,6 +212,9 @@ impl Pipeline {
     /// One record's outcome; with `unwrap`, managed-cluster wrappers are decoded (their events
     /// are counted one by one, so the result says whether counting is done).
     fn record_outcome<O: OutBuf + ?Sized>(&mut self, bytes: &[u8], out: &mut O, unwrap: bool) -> Counted {
+        if !self.config.enabled {
+            return Counted::Not(DISABLED);
+        }
         if bytes.len() > self.config.limits.max_event_bytes {
             return Counted::Not(self.oversized(bytes, out));
         }
@@ -353,7 +359,16 @@ impl Pipeline {
     fn decide_and_write<O: OutBuf + ?Sized>(&mut self, event: &Event, out: &mut O) -> Outcome {
         let decision = self.evaluator.evaluate_event(event);
         match apply::verdict(&decision, event) {
-            Verdict::Drop(reason) => Outcome::Dropped { reason, rule: decision.rule },
+            Verdict::Drop(reason) => {
+                // An agent's event-time clock counts every event (its watermark must move even
+                // when the policy keeps nothing).
+                if self.alerts.role() == Role::Agent {
+                    if let Some(t) = event.stage_time_micros() {
+                        self.alerts.advance_clock(t);
+                    }
+                }
+                Outcome::Dropped { reason, rule: decision.rule }
+            }
             Verdict::Keep(changes) => {
                 self.write_kept(event, &changes, out);
                 Outcome::Kept { changed: !changes.is_empty() }
@@ -439,6 +454,10 @@ impl Pipeline {
         out: &mut O,
         report: &mut dyn FnMut(&RecordReport),
     ) {
+        if !self.config.enabled {
+            let outcome = self.process_record(bytes, out);
+            return self.end_line(line, None, outcome, out, report);
+        }
         if managed::compress::is_gzip(bytes) && bytes.len() <= self.config.limits.max_batch_bytes {
             // A gzip record (a `.gz` file, Kinesis record data): its members' records, one by one.
             self.process_pieces(line, out, report, |l, f| {
@@ -536,6 +555,12 @@ impl Pipeline {
     /// A body that cannot be framed at all is written through untouched.
     pub fn process_batch<O: OutBuf + ?Sized>(&mut self, body: &[u8], out: &mut O) -> BatchSummary {
         let mut summary = BatchSummary::default();
+        if !self.config.enabled && body.len() > self.config.limits.max_batch_bytes {
+            // Collection is off: not even an oversized body is forwarded.
+            let outcome = self.process_record(body, out);
+            summary.count(&outcome);
+            return summary;
+        }
         if body.len() > self.config.limits.max_batch_bytes {
             // Splitting and rebuilding would hold about three copies: forward it as it came.
             out.put_raw(body);
@@ -649,8 +674,59 @@ impl Pipeline {
             #[serde(flatten)]
             counters: &'a Counters,
             alerts: AlertStats,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            aggregation: Option<serde_json::Value>,
         }
-        serde_json::to_string(&Metrics { counters: &self.counters, alerts: self.alerts.stats() }).unwrap_or_default()
+        // Single role (the default) keeps its metrics as they were; the other roles add theirs.
+        let aggregation = self.alerts.aggregation_json().and_then(|j| serde_json::from_str(&j).ok());
+        serde_json::to_string(&Metrics { counters: &self.counters, alerts: self.alerts.stats(), aggregation })
+            .unwrap_or_default()
+    }
+
+    /// `alerts.role` of the config.
+    pub fn alert_role(&self) -> Role {
+        self.alerts.role()
+    }
+
+    /// Agent role: the partial and watermark records emitted since the last call, each a JSON
+    /// object (no trailing newline), for the host to send to the aggregator (docs/SCALING.md).
+    pub fn take_partials(&mut self) -> Vec<String> {
+        self.alerts.take_partials()
+    }
+
+    /// Aggregator role: merges one record: a partial or watermark record, or a host's carrier
+    /// of several (`{"kaudit_partials":[…],"kaudit_agent":"…"}`, the agent name overriding the
+    /// records' own). Alerts it completes are queued for [`Pipeline::take_alerts`]. Returns
+    /// the number of records merged, or why the record is not one.
+    pub fn merge_partials(&mut self, record: &[u8]) -> Result<usize, String> {
+        let value: serde_json::Value =
+            serde_json::from_slice(record).map_err(|e| format!("not a JSON partial record: {e}"))?;
+        let agent = value.get(PARTIALS_AGENT_KEY).and_then(|a| a.as_str()).filter(|a| !a.is_empty());
+        let result = match value.get(PARTIALS_KEY) {
+            Some(serde_json::Value::Array(items)) => {
+                let mut first_error = None;
+                let mut merged = 0;
+                for item in items {
+                    match self.alerts.merge(item, agent, &mut self.alerts_out) {
+                        Ok(()) => merged += 1,
+                        Err(e) => first_error = first_error.or(Some(e)),
+                    }
+                }
+                first_error.map_or(Ok(merged), Err)
+            }
+            Some(_) => Err(format!("{PARTIALS_KEY} is not a list")),
+            None => self.alerts.merge(&value, agent, &mut self.alerts_out).map(|()| 1),
+        };
+        cap_pending_alerts(&mut self.alerts_out, self.config.limits.max_pending_alerts, &mut self.counters);
+        result
+    }
+
+    /// The input ended: an agent emits the partials of its open periods; an aggregator raises
+    /// the alerts of every partial it still holds. A host that knows its input is finite (the
+    /// CLI) calls this once at the end; a streaming host never needs to.
+    pub fn finish_alerts(&mut self) {
+        self.alerts.finish(&mut self.alerts_out);
+        cap_pending_alerts(&mut self.alerts_out, self.config.limits.max_pending_alerts, &mut self.counters);
     }
 
     /// Whether the config has any alert rule (hosts that forward events to a central alert
@@ -661,6 +737,9 @@ impl Pipeline {
 
     /// Feeds one already processed (kept) event to the alert rules only; nothing is written.
     pub fn observe_for_alerts(&mut self, event: &[u8]) {
+        if !self.config.enabled {
+            return;
+        }
         let Ok(text) = std::str::from_utf8(event) else { return };
         let Ok(ev) = Event::parse(text) else { return };
         let doc = EventDoc::new(&ev, &self.enricher.config.key, None);
@@ -668,6 +747,14 @@ impl Pipeline {
         cap_pending_alerts(&mut self.alerts_out, self.config.limits.max_pending_alerts, &mut self.counters);
     }
 }
+
+/// The member of a host's carrier record that holds partial and watermark records.
+pub const PARTIALS_KEY: &str = "kaudit_partials";
+/// The member of a carrier that names the agent (overrides `alerts.aggregation.agentId`).
+pub const PARTIALS_AGENT_KEY: &str = "kaudit_agent";
+
+/// The outcome of every record while collection is off (`enabled: false`).
+const DISABLED: Outcome = Outcome::Dropped { reason: DropReason::Disabled, rule: None };
 
 /// How a record's outcome was counted.
 enum Counted {
@@ -756,7 +843,7 @@ mod tests {
         let c = Counters { read: 9, bytes_out: 7, ..Counters::default() };
         assert_eq!(
             c.to_json(),
-            "{\"read\":9,\"kept\":0,\"stripped\":0,\"dropped\":0,\"droppedLevelNone\":0,\"droppedOmittedStage\":0,\"droppedFiltered\":0,\"bad\":0,\"badWrapper\":0,\"truncated\":0,\"notAudit\":0,\"oversized\":0,\"oversizedBatches\":0,\"alertsDropped\":0,\"controlMessages\":0,\"bytesIn\":0,\"bytesOut\":7}"
+            "{\"read\":9,\"kept\":0,\"stripped\":0,\"dropped\":0,\"droppedLevelNone\":0,\"droppedOmittedStage\":0,\"droppedFiltered\":0,\"droppedDisabled\":0,\"bad\":0,\"badWrapper\":0,\"truncated\":0,\"notAudit\":0,\"oversized\":0,\"oversizedBatches\":0,\"alertsDropped\":0,\"controlMessages\":0,\"bytesIn\":0,\"bytesOut\":7}"
         );
         let p = Pipeline::embedded_default();
         let alerts = "\"alerts\":{\"events\":0,\"matches\":0,\"alerts\":0,\"suppressed\":0,\"groups\":0,\"groupsEvicted\":0,\"lateEvents\":0,\"distinctOverflow\":0}";

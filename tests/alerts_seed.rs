@@ -4,47 +4,17 @@
 //! traffic, a CI system, near misses and a slow trickle that must not fire). The pipeline runs
 //! with the seed's own audit policy (the embedded default), GeoIP and a high-risk list.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use kaudit::query::Query;
 use kaudit::Event;
 use kaudit::EventDoc;
 use kaudit::Pipeline;
-use kaudit_testkit::mmdb::{DbValue, MmdbWriter};
 use serde_json::{json, Value};
 
 mod support;
 
-use support::Mem;
-
-fn geo_files() -> Mem {
-    let mut city = MmdbWriter::new("GeoIP2-City");
-    let hangzhou = DbValue::map(vec![
-        (
-            "country",
-            DbValue::map(vec![
-                ("iso_code", DbValue::str("CN")),
-                ("names", DbValue::map(vec![("en", DbValue::str("China"))])),
-            ]),
-        ),
-        ("subdivisions", DbValue::Array(vec![DbValue::named("Zhejiang")])),
-        ("city", DbValue::named("Hangzhou")),
-    ]);
-    city.insert_str("203.0.113.0/24", &hangzhou).unwrap();
-    city.insert_str("47.96.0.0/16", &hangzhou).unwrap();
-    city.insert_str("198.51.100.0/24", &DbValue::map(vec![("country", DbValue::named("United States"))])).unwrap();
-    let mut asn = MmdbWriter::new("GeoLite2-ASN");
-    asn.insert_str(
-        "203.0.113.0/24",
-        &DbValue::map(vec![
-            ("autonomous_system_number", DbValue::U32(64500)),
-            ("autonomous_system_organization", DbValue::str("Example Hosting Ltd.")),
-        ]),
-    )
-    .unwrap();
-    Mem(HashMap::from([("city.mmdb".to_string(), city.finish()), ("asn.mmdb".to_string(), asn.finish())]))
-}
+use support::seed_geo_files as geo_files;
 
 /// The embedded default policy and alert rules, plus GeoIP and a high-risk list.
 const CONFIG: &str = "enrichment:\n  geoip: [city.mmdb, asn.mmdb]\n  highRiskIPs: [203.0.113.48/29]\n";

@@ -77,7 +77,7 @@ fn check_counter_sums(p: &Pipeline) {
     assert_eq!(c.read, c.kept + c.dropped + c.bad + c.oversized, "counters do not add up: {}", c.to_json());
     assert_eq!(
         c.dropped,
-        c.dropped_level_none + c.dropped_omitted_stage + c.dropped_filtered,
+        c.dropped_level_none + c.dropped_omitted_stage + c.dropped_filtered + c.dropped_disabled,
         "drop reasons: {}",
         c.to_json()
     );

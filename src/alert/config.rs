@@ -6,6 +6,7 @@ use std::sync::Arc;
 use super::decode;
 use super::lists::{decode_lists, Lists};
 use super::pack::{load_pack_entry, load_pack_text, DEFAULT_RULES};
+use super::route::{decode_routes, AlertPayload, AlertRoute};
 use super::rule::Rule;
 use super::sigma;
 use crate::files::FileSource;
@@ -36,6 +37,63 @@ impl Default for AlertLimits {
     }
 }
 
+/// `alerts.role`: where alerts are raised when several kaudit instances share a stream
+/// (docs/SCALING.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Role {
+    /// One instance sees the whole stream and raises every alert (the default).
+    #[default]
+    Single,
+    /// Sees a share of the stream: stateful rules emit partial records for an aggregator.
+    Agent,
+    /// Raises the alerts of stateful rules from the partials of any number of agents.
+    Aggregator,
+}
+
+impl Role {
+    /// The names as written in the config.
+    pub const NAMES: &'static [&'static str] = &["single", "agent", "aggregator"];
+
+    /// The name as written in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Single => "single",
+            Role::Agent => "agent",
+            Role::Aggregator => "aggregator",
+        }
+    }
+}
+
+/// `alerts.aggregation`: how agents cut partials and how the aggregator closes windows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AggregationConfig {
+    /// `agentId`: the agent's name in its partials (hosts may override it per record, e.g. a
+    /// Fluent Bit `kaudit_agent` member). Agents sharing one aggregator need distinct ids.
+    pub agent_id: String,
+    /// `flushEvery`: event time covered by one partial (per rule and group).
+    pub flush_every: i64,
+    /// `lateness`: how long (event time) an agent waits after a period ends before flushing it.
+    pub lateness: i64,
+    /// `perEventRules: aggregator`: rules without state are raised by the aggregator too
+    /// (exactly once across agent restarts) instead of by the agent at once.
+    pub per_event_to_aggregator: bool,
+    /// `idleAfter`: an agent whose watermark is more than this (event time) behind the newest
+    /// agent's is not waited for.
+    pub idle_after: i64,
+}
+
+impl Default for AggregationConfig {
+    fn default() -> Self {
+        AggregationConfig {
+            agent_id: String::new(),
+            flush_every: 10_000_000,
+            lateness: 5_000_000,
+            per_event_to_aggregator: false,
+            idle_after: 15 * 60_000_000,
+        }
+    }
+}
+
 /// The `alerts` section of the config: rules, rule packs, limits.
 #[derive(Debug, Clone)]
 pub struct AlertConfig {
@@ -45,12 +103,26 @@ pub struct AlertConfig {
     pub rules: Vec<Arc<Rule>>,
     /// `alerts.limits`.
     pub limits: AlertLimits,
+    /// `alerts.role`.
+    pub role: Role,
+    /// `alerts.aggregation`.
+    pub aggregation: AggregationConfig,
+    /// `alerts.routes`: where alerts go and in which format. Empty: the host's one alert
+    /// destination gets JSON lines (docs/ALERTS.md, "Routes").
+    pub routes: Vec<AlertRoute>,
 }
 
 impl Default for AlertConfig {
     /// No rules.
     fn default() -> Self {
-        AlertConfig { enabled: true, rules: Vec::new(), limits: AlertLimits::default() }
+        AlertConfig {
+            enabled: true,
+            rules: Vec::new(),
+            limits: AlertLimits::default(),
+            role: Role::Single,
+            aggregation: AggregationConfig::default(),
+            routes: Vec::new(),
+        }
     }
 }
 
@@ -71,10 +143,28 @@ impl AlertConfig {
     pub fn rule(&self, name: &str) -> Option<&Rule> {
         self.rules.iter().map(|r| r.as_ref()).find(|r| r.name == name)
     }
+
+    /// The route named `name`.
+    pub fn route(&self, name: &str) -> Option<&AlertRoute> {
+        self.routes.iter().find(|r| r.name == name)
+    }
+
+    /// The payloads of `alerts` for `route` (see [`AlertRoute::payloads`]), with the rules'
+    /// descriptions.
+    pub fn payloads(&self, route: &AlertRoute, alerts: &[String]) -> Vec<AlertPayload> {
+        route.payloads(alerts, &|name| self.rule(name).map(|r| r.description.clone()))
+    }
+
+    /// All of `alerts` for `route` in one payload (see [`AlertRoute::payload`]).
+    pub fn payload(&self, route: &AlertRoute, alerts: &[String]) -> Option<AlertPayload> {
+        route.payload(alerts, &|name| self.rule(name).map(|r| r.description.clone()))
+    }
 }
 
 /// Keys of the `alerts` section.
-const ALERT_KEYS: &[&str] = &["enabled", "defaultRules", "packs", "lists", "disable", "limits", "rules"];
+const ALERT_KEYS: &[&str] =
+    &["enabled", "role", "aggregation", "defaultRules", "packs", "lists", "disable", "limits", "rules", "routes"];
+const AGGREGATION_KEYS: &[&str] = &["agentId", "flushEvery", "lateness", "perEventRules", "idleAfter"];
 const LIMIT_KEYS: &[&str] = &["maxGroups", "maxDistinct", "maxAuditIDs", "maxRegexBytes"];
 
 /// Decodes the config's `alerts` section.
@@ -87,6 +177,20 @@ pub fn decode_config(ctx: &mut Ctx, node: &Node, files: &dyn FileSource) -> Resu
     let mut cfg = AlertConfig::default();
     if let Some((_, v)) = get("enabled") {
         cfg.enabled = ctx.at("enabled", |c| c.bool(v))?;
+    }
+    if let Some((_, v)) = get("role") {
+        cfg.role = ctx.at("role", |c| {
+            let text = c.string(v)?;
+            match text.as_str() {
+                "single" => Ok(Role::Single),
+                "agent" => Ok(Role::Agent),
+                "aggregator" => Ok(Role::Aggregator),
+                _ => Err(c.error(v.pos, format!("expected one of {}, found {text:?}", Role::NAMES.join(", ")))),
+            }
+        })?;
+    }
+    if let Some((_, v)) = get("aggregation") {
+        cfg.aggregation = ctx.at("aggregation", |c| decode_aggregation(c, v))?;
     }
     if let Some((_, v)) = get("limits") {
         ctx.at("limits", |c| -> Result<(), Diagnostic> {
@@ -107,6 +211,9 @@ pub fn decode_config(ctx: &mut Ctx, node: &Node, files: &dyn FileSource) -> Resu
             }
             Ok(())
         })?;
+    }
+    if let Some((_, v)) = get("routes") {
+        cfg.routes = ctx.at("routes", |c| decode_routes(c, v))?;
     }
     let query_limits = QueryLimits { max_regex_bytes: cfg.limits.max_regex_bytes };
     // Lists first: the config's lists override a pack's lists of the same name.
@@ -176,6 +283,42 @@ pub fn decode_config(ctx: &mut Ctx, node: &Node, files: &dyn FileSource) -> Resu
     }
     cfg.rules = rules.into_iter().map(|(r, _)| Arc::new(r)).collect();
     Ok(cfg)
+}
+
+/// `alerts.aggregation`.
+fn decode_aggregation(c: &mut Ctx, node: &Node) -> Result<AggregationConfig, Diagnostic> {
+    let mut a = AggregationConfig::default();
+    for (k, v) in c.strict_map(node, AGGREGATION_KEYS)? {
+        c.at(&k.name, |c| -> Result<(), Diagnostic> {
+            let duration = |c: &Ctx| -> Result<i64, Diagnostic> {
+                let text = match &v.kind {
+                    Kind::Int(0) => "0".to_string(),
+                    _ => c.string(v)?,
+                };
+                crate::event::time::parse_duration(&text).map_err(|e| c.error(v.pos, e.to_string()))
+            };
+            match k.name.as_str() {
+                "agentId" => a.agent_id = c.string(v)?,
+                "flushEvery" => {
+                    a.flush_every = duration(c)?;
+                    if a.flush_every < 1_000_000 {
+                        return Err(c.error(v.pos, "must be at least 1s"));
+                    }
+                }
+                "lateness" => a.lateness = duration(c)?,
+                "idleAfter" => a.idle_after = duration(c)?,
+                _ => {
+                    a.per_event_to_aggregator = match c.string(v)?.as_str() {
+                        "local" => false,
+                        "aggregator" => true,
+                        other => return Err(c.error(v.pos, format!("expected local or aggregator, found {other:?}"))),
+                    }
+                }
+            }
+            Ok(())
+        })?;
+    }
+    Ok(a)
 }
 
 /// Adds a rule unless its name is taken.

@@ -1,10 +1,12 @@
 //! Decoding one rule from YAML (the config's `alerts.rules`, kaudit rule packs): every query,
 //! field path and duration is compiled here, and every error names the file, line and field.
 
-use super::lists::{expand_items, expand_query, Lists};
+use std::fmt;
+
+use super::lists::{expand_items, expand_query, ListError, Lists};
 use super::rule::*;
 use crate::event::time::parse_duration;
-use crate::query::{FieldPath, Query, QueryLimits};
+use crate::query::{FieldPath, Query, QueryError, QueryLimits};
 use crate::yaml::{Ctx, Diagnostic, Kind, Node};
 
 /// Keys of one rule in YAML.
@@ -29,15 +31,19 @@ pub const RULE_KEYS: &[&str] = &[
 /// Parses a query from a YAML string node, expanding lists; errors point at the node.
 pub fn compile_query(c: &Ctx, node: &Node, lists: &Lists, limits: QueryLimits) -> Result<Query, Diagnostic> {
     let text = c.string(node)?;
-    let expanded = expand_query(&text, lists).map_err(|e| c.error(node.pos, e))?;
+    let expanded = expand_query(&text, lists).map_err(|e| c.error(node.pos, e.to_string()))?;
     Query::parse_with(&expanded, limits).map_err(|e| c.error(node.pos, query_error_message(&expanded, &e)))
 }
 
-/// `invalid query: column N: message`, then the query and a caret under the column.
-fn query_error_message(query: &str, e: &crate::query::QueryError) -> String {
-    let line: String = query.chars().map(|ch| if ch.is_whitespace() { ' ' } else { ch }).collect();
-    let pad = " ".repeat(e.column.saturating_sub(1));
-    format!("invalid query: {e}\n    {line}\n    {pad}^")
+/// `invalid query: column N: message`, then [`QueryError::render`] (the query and a caret under
+/// the column), indented under the diagnostic's first line.
+fn query_error_message(query: &str, e: &QueryError) -> String {
+    let mut out = format!("invalid query: {e}");
+    for line in e.render(query).lines() {
+        out.push_str("\n    ");
+        out.push_str(line);
+    }
+    out
 }
 
 fn path_of(c: &Ctx, node: &Node) -> Result<FieldPath, Diagnostic> {
@@ -48,7 +54,7 @@ fn path_of(c: &Ctx, node: &Node) -> Result<FieldPath, Diagnostic> {
 fn duration_of(c: &Ctx, node: &Node) -> Result<i64, Diagnostic> {
     match &node.kind {
         Kind::Int(0) => Ok(0),
-        Kind::Str(s) => parse_duration(s).map_err(|e| c.error(node.pos, e)),
+        Kind::Str(s) => parse_duration(s).map_err(|e| c.error(node.pos, e.to_string())),
         _ => Err(c.error(node.pos, format!("expected a duration such as 30s, 5m or 1h, found {}", node.type_name()))),
     }
 }
@@ -226,7 +232,7 @@ fn decode_aggregation(
                         );
                     }
                     let text = c.string(v)?;
-                    let f = parse_agg_fn(&text, lists, limits).map_err(|e| c.error(v.pos, e))?;
+                    let f = parse_agg_fn(&text, lists, limits).map_err(|e| c.error(v.pos, e.to_string()))?;
                     if let Some(i) = Aggregation::BUILTINS.iter().position(|b| *b == k.name) {
                         // `count: count` is harmless; rebinding a built-in name is not.
                         let same =
@@ -273,8 +279,37 @@ fn decode_aggregation(
     Ok(Aggregation { window, aggregates: aggs, condition })
 }
 
+/// Why an aggregate (`aggregates:` of a windowed rule) does not parse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AggFnError {
+    /// A `${name}` in `countIf(...)` that cannot be expanded.
+    List(ListError),
+    /// The query of `countIf(...)` does not parse.
+    CountIf(QueryError),
+    /// The field path of `distinct(...)` does not parse.
+    Distinct(QueryError),
+    /// None of the aggregate functions.
+    Unknown(String),
+}
+
+impl fmt::Display for AggFnError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AggFnError::List(e) => e.fmt(f),
+            AggFnError::CountIf(e) => write!(f, "invalid countIf query: {e}"),
+            AggFnError::Distinct(e) => write!(f, "invalid distinct field path: {e}"),
+            AggFnError::Unknown(t) => write!(
+                f,
+                "unknown aggregate {t:?} (expected count, failures, failureRate, countIf(<query>) or distinct(<field>))"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for AggFnError {}
+
 /// `count`, `failures`, `failureRate`, `countIf(<query>)`, `distinct(<path>)`.
-pub fn parse_agg_fn(text: &str, lists: &Lists, limits: QueryLimits) -> Result<AggFn, String> {
+pub fn parse_agg_fn(text: &str, lists: &Lists, limits: QueryLimits) -> Result<AggFn, AggFnError> {
     let t = text.trim();
     match t {
         "count" | "count()" => return Ok(AggFn::Count),
@@ -286,17 +321,13 @@ pub fn parse_agg_fn(text: &str, lists: &Lists, limits: QueryLimits) -> Result<Ag
         t.strip_prefix(prefix).and_then(|r| r.trim_start().strip_prefix('(')).and_then(|r| r.strip_suffix(')'))
     };
     if let Some(inner) = call("countIf") {
-        let q = expand_query(inner, lists)?;
-        return Query::parse_with(&q, limits).map(AggFn::CountIf).map_err(|e| format!("invalid countIf query: {e}"));
+        let q = expand_query(inner, lists).map_err(AggFnError::List)?;
+        return Query::parse_with(&q, limits).map(AggFn::CountIf).map_err(AggFnError::CountIf);
     }
     if let Some(inner) = call("distinct") {
-        return FieldPath::parse(inner.trim())
-            .map(AggFn::Distinct)
-            .map_err(|e| format!("invalid distinct field path: {e}"));
+        return FieldPath::parse(inner.trim()).map(AggFn::Distinct).map_err(AggFnError::Distinct);
     }
-    Err(format!(
-        "unknown aggregate {t:?} (expected count, failures, failureRate, countIf(<query>) or distinct(<field>))"
-    ))
+    Err(AggFnError::Unknown(t.to_string()))
 }
 
 fn decode_unless_all(c: &mut Ctx, node: &Node, lists: &Lists) -> Result<UnlessAll, Diagnostic> {
@@ -320,7 +351,7 @@ fn decode_unless_all(c: &mut Ctx, node: &Node, lists: &Lists) -> Result<UnlessAl
                 }
                 _ => {
                     let items = c.strings(v)?;
-                    values = Some(expand_items(&items, lists).map_err(|e| c.error(v.pos, e))?);
+                    values = Some(expand_items(&items, lists).map_err(|e| c.error(v.pos, e.to_string()))?);
                 }
             }
             Ok(())
@@ -340,7 +371,7 @@ fn decode_json_contains(c: &mut Ctx, node: &Node, lists: &Lists) -> Result<JsonC
                 path = Some(path_of(c, v)?);
             } else {
                 let items = c.strings(v)?;
-                let items = expand_items(&items, lists).map_err(|e| c.error(v.pos, e))?;
+                let items = expand_items(&items, lists).map_err(|e| c.error(v.pos, e.to_string()))?;
                 if items.is_empty() || items.iter().any(String::is_empty) {
                     return Err(c.error(v.pos, "needs at least one non-empty string"));
                 }

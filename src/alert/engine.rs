@@ -11,8 +11,10 @@ use std::sync::Arc;
 use crate::event::Event;
 use crate::query::{Document, FieldPath, Value};
 
-use super::config::{AlertConfig, AlertLimits};
+use super::config::{AlertConfig, AlertLimits, Role};
+use super::merge::{MergeStats, Merger};
 use super::output::{value_text, write_alert, AggregateOutput};
+use super::partial::{self, Agent, AgentStats, Partial, StepDoc};
 use super::rule::{AggFn, Rule};
 use super::state::{AggState, DistinctAdd, GroupState, GroupStore, BUCKETS};
 
@@ -50,6 +52,8 @@ impl AlertStats {
 struct RuleRt {
     rule: Arc<Rule>,
     groups: GroupStore,
+    /// The paths a step of this rule keeps (agent and aggregator roles only).
+    paths: Vec<FieldPath>,
     /// Reused buffers: the group key, a value's text, aggregate values.
     key: String,
     text: String,
@@ -66,18 +70,27 @@ pub struct AlertEngine {
     stats: AlertStats,
     /// `responseStatus.code`, read by the failure count.
     code_path: Option<FieldPath>,
+    /// Agent role: steps of stateful rules go into partial records.
+    agent: Option<Agent>,
+    /// Aggregator role: partials from agents.
+    merger: Option<Merger>,
+    /// Partial and watermark records not yet taken by the host.
+    partials_out: Vec<String>,
 }
 
 impl AlertEngine {
     /// An engine for the config's rules (none when `enabled` is false).
     pub fn new(config: &AlertConfig) -> Self {
-        let rules = if config.enabled {
+        let code_path = FieldPath::from_segments(["responseStatus", "code"]);
+        let two_phase = config.role != Role::Single;
+        let rules: Vec<RuleRt> = if config.enabled {
             config
                 .rules
                 .iter()
                 .map(|r| RuleRt {
                     rule: r.clone(),
                     groups: GroupStore::new(config.limits.max_groups),
+                    paths: if two_phase { partial::step_paths(r, code_path.as_ref()) } else { Vec::new() },
                     key: String::new(),
                     text: String::new(),
                     values: Vec::new(),
@@ -86,13 +99,17 @@ impl AlertEngine {
         } else {
             Vec::new()
         };
-        let code_path = FieldPath::from_segments(["responseStatus", "code"]);
+        let retention = rules.iter().map(|r| r.rule.retention()).max().unwrap_or(0);
+        let cfg = &config.aggregation;
         AlertEngine {
+            agent: (config.role == Role::Agent).then(|| Agent::new(cfg.clone())),
+            merger: (config.role == Role::Aggregator).then(|| Merger::new(cfg.clone(), retention)),
             rules,
             limits: config.limits.clone(),
             watermark: i64::MIN,
             stats: AlertStats::default(),
             code_path,
+            partials_out: Vec::new(),
         }
     }
 
@@ -120,8 +137,10 @@ impl AlertEngine {
     }
 
     /// Evaluates every rule on one kept event; appends raised alerts (JSON objects) to `out`.
+    /// An agent keeps the matches of stateful rules for its partials instead; an aggregator
+    /// evaluates nothing on events (its alerts come from partials).
     pub fn observe(&mut self, event: &Event, doc: &dyn Document, out: &mut Vec<String>) {
-        if self.rules.is_empty() {
+        if self.rules.is_empty() || self.merger.is_some() {
             return;
         }
         self.stats.events += 1;
@@ -132,15 +151,148 @@ impl AlertEngine {
         };
         self.watermark = self.watermark.max(t);
         let now = self.watermark;
-        for rt in &mut self.rules {
+        for (i, rt) in self.rules.iter_mut().enumerate() {
             if !rt.rule.query.matches(doc) || !rt.rule.extra_checks_pass(event, doc) {
                 continue;
             }
             self.stats.matches += 1;
+            if let Some(agent) = &mut self.agent {
+                if rt.rule.stateful() || agent.per_event_to_aggregator() {
+                    build_key(&rt.rule.group_by, doc, &mut rt.key, &mut rt.text);
+                    agent.capture(i, &rt.rule, &rt.paths, &rt.key, t, &event.audit_id, &event.stage, doc);
+                    continue;
+                }
+            }
             let mut shared =
                 Shared { limits: &self.limits, code_path: self.code_path.as_ref(), stats: &mut self.stats };
-            rt.on_match(event, doc, t, now, &mut shared, out);
+            rt.on_match(&event.audit_id, doc, None, t, now, &mut shared, out);
         }
+        if self.agent.is_some() {
+            self.advance_clock(t);
+        }
+    }
+
+    /// `alerts.role`.
+    pub fn role(&self) -> Role {
+        match (&self.agent, &self.merger) {
+            (Some(_), _) => Role::Agent,
+            (_, Some(_)) => Role::Aggregator,
+            _ => Role::Single,
+        }
+    }
+
+    /// Agent role: moves the event-time clock (for events the rules do not see, e.g. those
+    /// the policy drops) and emits the partials of the periods that closed.
+    pub fn advance_clock(&mut self, t: i64) {
+        let Some(agent) = &mut self.agent else { return };
+        agent.advance(t);
+        if !agent.due() {
+            return;
+        }
+        let rules: Vec<(&Rule, &[FieldPath])> = self.rules.iter().map(|r| (&*r.rule, r.paths.as_slice())).collect();
+        agent.flush(&rules, self.limits.max_audit_ids, false, &mut self.partials_out);
+    }
+
+    /// The stream ended. An agent emits every open period; an aggregator replays every
+    /// partial it holds (alerts to `out`).
+    pub fn finish(&mut self, out: &mut Vec<String>) {
+        if let Some(agent) = &mut self.agent {
+            let rules: Vec<(&Rule, &[FieldPath])> = self.rules.iter().map(|r| (&*r.rule, r.paths.as_slice())).collect();
+            agent.flush(&rules, self.limits.max_audit_ids, true, &mut self.partials_out);
+        }
+        if let Some(m) = &mut self.merger {
+            let released = m.finish();
+            self.replay(released, out);
+        }
+    }
+
+    /// Partial and watermark records emitted since the last call (agent role).
+    pub fn take_partials(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.partials_out)
+    }
+
+    /// Aggregator role: takes one partial or watermark record (`agent` overrides the agent name
+    /// in it); alerts raised by the steps it releases go to `out`.
+    pub fn merge(
+        &mut self,
+        record: &serde_json::Value,
+        agent: Option<&str>,
+        out: &mut Vec<String>,
+    ) -> Result<(), String> {
+        let Some(m) = &mut self.merger else { return Err("alerts.role is not aggregator".into()) };
+        let decoded = match partial::decode_record(record, agent) {
+            Ok(r) => r,
+            Err(e) => {
+                m.stats.invalid += 1;
+                return Err(e);
+            }
+        };
+        let rules = &self.rules;
+        let released = m.add(decoded, |p| {
+            rules.iter().find(|r| r.rule.name == p.rule).is_some_and(|r| {
+                r.paths.len() == p.paths.len() && r.paths.iter().zip(&p.paths).all(|(a, b)| a.to_string() == *b)
+            })
+        });
+        self.replay(released, out);
+        Ok(())
+    }
+
+    /// Replays released partials: their steps in event-time order (arrival order for equal
+    /// times), each through the rule as if it were the event.
+    fn replay(&mut self, partials: Vec<Partial>, out: &mut Vec<String>) {
+        let mut steps: Vec<(i64, usize, usize, usize)> = Vec::new();
+        for (pi, p) in partials.iter().enumerate() {
+            let Some(ri) = self.rules.iter().position(|r| r.rule.name == p.rule) else { continue };
+            steps.extend(p.steps.iter().enumerate().map(|(si, s)| (s.t, pi, si, ri)));
+        }
+        steps.sort_by_key(|&(t, pi, si, _)| (t, pi, si));
+        for (t, pi, si, ri) in steps {
+            let p = &partials[pi];
+            let step = &p.steps[si];
+            let Some(values) = p.values.get(step.values) else { continue };
+            self.watermark = self.watermark.max(t);
+            let now = self.watermark;
+            self.stats.matches += 1;
+            let rt = &mut self.rules[ri];
+            // The paths move out for the call (on_match borrows the rule mutably).
+            let paths = std::mem::take(&mut rt.paths);
+            let doc = StepDoc { paths: &paths, values };
+            let mut shared =
+                Shared { limits: &self.limits, code_path: self.code_path.as_ref(), stats: &mut self.stats };
+            rt.on_match(&step.audit_id, &doc, Some(&step.hits), t, now, &mut shared, out);
+            rt.paths = paths;
+        }
+    }
+
+    /// The two-phase statistics as a JSON object (`null` in single role).
+    pub fn aggregation_json(&self) -> Option<String> {
+        #[derive(serde::Serialize)]
+        struct Agg<'a> {
+            role: &'static str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            agent: Option<&'a AgentStats>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            aggregator: Option<&'a MergeStats>,
+        }
+        if self.role() == Role::Single {
+            return None;
+        }
+        serde_json::to_string(&Agg {
+            role: self.role().as_str(),
+            agent: self.agent.as_ref().map(|a| &a.stats),
+            aggregator: self.merger.as_ref().map(|m| &m.stats),
+        })
+        .ok()
+    }
+
+    /// Agent role: what the agent has emitted.
+    pub fn agent_stats(&self) -> Option<&AgentStats> {
+        self.agent.as_ref().map(|a| &a.stats)
+    }
+
+    /// Aggregator role: what the aggregator has merged.
+    pub fn merge_stats(&self) -> Option<&MergeStats> {
+        self.merger.as_ref().map(|m| &m.stats)
     }
 }
 
@@ -152,10 +304,14 @@ struct Shared<'a> {
 }
 
 impl RuleRt {
+    /// One match. `hits` carries the `countIf` results of a replayed step (`None`: evaluate
+    /// the queries on `doc`).
+    #[allow(clippy::too_many_arguments)]
     fn on_match(
         &mut self,
-        event: &Event,
+        audit_id: &str,
         doc: &dyn Document,
+        hits: Option<&str>,
         t: i64,
         now: i64,
         shared: &mut Shared<'_>,
@@ -165,7 +321,7 @@ impl RuleRt {
         let rule: &Rule = &self.rule;
         if !rule.stateful() {
             stats.alerts += 1;
-            out.push(write_alert(rule, t, doc, None, std::iter::once(event.audit_id.as_ref())));
+            out.push(write_alert(rule, t, doc, None, std::iter::once(audit_id)));
             return;
         }
         build_key(&rule.group_by, doc, &mut self.key, &mut self.text);
@@ -182,7 +338,7 @@ impl RuleRt {
             }
             group.last_alert = Some(t);
             stats.alerts += 1;
-            out.push(write_alert(rule, t, doc, None, std::iter::once(event.audit_id.as_ref())));
+            out.push(write_alert(rule, t, doc, None, std::iter::once(audit_id)));
             return;
         };
         let Some(state) = group.agg.as_deref_mut() else { return };
@@ -193,12 +349,20 @@ impl RuleRt {
             return;
         }
         let failed = shared.code_path.is_some_and(|p| failed(doc, p));
-        let count_ifs = aggregation.aggregates.iter().filter_map(|(_, f)| match f {
-            AggFn::CountIf(q) => Some(q.matches(doc)),
-            _ => None,
-        });
+        let count_ifs = aggregation
+            .aggregates
+            .iter()
+            .filter_map(|(_, f)| match f {
+                AggFn::CountIf(q) => Some(q),
+                _ => None,
+            })
+            .enumerate()
+            .map(|(i, q)| match hits {
+                Some(h) => h.as_bytes().get(i) == Some(&b'1'),
+                None => q.matches(doc),
+            });
         state.add(bucket, failed, count_ifs);
-        state.remember(bucket, &event.audit_id, limits.max_audit_ids);
+        state.remember(bucket, audit_id, limits.max_audit_ids);
         let oldest = state.oldest_live();
         let mut d = 0;
         for (_, f) in &aggregation.aggregates {

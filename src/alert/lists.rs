@@ -2,15 +2,41 @@
 //! and in list-valued rule fields.
 
 use std::collections::HashMap;
+use std::fmt;
 
 use crate::yaml::{Ctx, Diagnostic, Kind, Node};
 
 /// Named lists that queries and checks refer to as `${name}` (Falco-style lists).
 pub type Lists = HashMap<String, Vec<String>>;
 
+/// Why a `${name}` reference cannot be expanded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListError {
+    /// `${` without its `}`.
+    Unterminated,
+    /// No list of that name (defined earlier in the config or pack).
+    Unknown(String),
+    /// The list has no items: an empty `in (...)` cannot match.
+    Empty(String),
+}
+
+impl fmt::Display for ListError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ListError::Unterminated => f.write_str("unterminated ${...} list reference"),
+            ListError::Unknown(name) => write!(f, "unknown list ${{{name}}}"),
+            ListError::Empty(name) => {
+                write!(f, "list ${{{name}}} is empty; an empty in (...) cannot match, remove it from the query")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ListError {}
+
 /// Expands `${name}` references in a query: each becomes the list's items, quoted and
 /// separated by `, ` (for use inside `in (...)`).
-pub fn expand_query(text: &str, lists: &Lists) -> Result<String, String> {
+pub fn expand_query(text: &str, lists: &Lists) -> Result<String, ListError> {
     if !text.contains("${") {
         return Ok(text.to_string());
     }
@@ -19,11 +45,11 @@ pub fn expand_query(text: &str, lists: &Lists) -> Result<String, String> {
     while let Some(i) = rest.find("${") {
         out.push_str(&rest[..i]);
         let after = &rest[i + 2..];
-        let end = after.find('}').ok_or_else(|| "unterminated ${...} list reference".to_string())?;
+        let end = after.find('}').ok_or(ListError::Unterminated)?;
         let name = &after[..end];
-        let items = lists.get(name).ok_or_else(|| format!("unknown list ${{{name}}}"))?;
+        let items = lists.get(name).ok_or_else(|| ListError::Unknown(name.to_string()))?;
         if items.is_empty() {
-            return Err(format!("list ${{{name}}} is empty; an empty in (...) cannot match, remove it from the query"));
+            return Err(ListError::Empty(name.to_string()));
         }
         for (k, item) in items.iter().enumerate() {
             if k > 0 {
@@ -45,12 +71,12 @@ pub fn expand_query(text: &str, lists: &Lists) -> Result<String, String> {
 }
 
 /// Expands list items: an item that is exactly `${name}` splices that list.
-pub fn expand_items(items: &[String], lists: &Lists) -> Result<Vec<String>, String> {
+pub fn expand_items(items: &[String], lists: &Lists) -> Result<Vec<String>, ListError> {
     let mut out = Vec::new();
     for item in items {
         match item.strip_prefix("${").and_then(|s| s.strip_suffix('}')) {
             Some(name) => {
-                out.extend(lists.get(name).ok_or_else(|| format!("unknown list ${{{name}}}"))?.iter().cloned())
+                out.extend(lists.get(name).ok_or_else(|| ListError::Unknown(name.to_string()))?.iter().cloned())
             }
             None => out.push(item.clone()),
         }
@@ -70,7 +96,7 @@ pub fn decode_lists(c: &mut Ctx, node: &Node, lists: &mut Lists) -> Result<(), D
                 return Err(c.error(k.pos, "invalid list name"));
             }
             let raw = c.strings(v)?;
-            let items = expand_items(&raw, lists).map_err(|e| c.error(v.pos, e))?;
+            let items = expand_items(&raw, lists).map_err(|e| c.error(v.pos, e.to_string()))?;
             lists.insert(k.name.clone(), items);
             Ok(())
         })?;
@@ -90,8 +116,11 @@ mod tests {
             expand_query("user.username in (${users})", &lists).unwrap(),
             r#"user.username in ("admin", "we\"ird")"#
         );
-        assert!(expand_query("x in (${nope})", &lists).unwrap_err().contains("unknown list"));
-        assert!(expand_query("x in (${users)", &lists).unwrap_err().contains("unterminated"));
+        assert_eq!(expand_query("x in (${nope})", &lists), Err(ListError::Unknown("nope".into())));
+        assert_eq!(expand_query("x in (${users)", &lists), Err(ListError::Unterminated));
+        lists.insert("none".into(), vec![]);
+        assert_eq!(expand_query("x in (${none})", &lists), Err(ListError::Empty("none".into())));
+        assert_eq!(ListError::Unknown("nope".into()).to_string(), "unknown list ${nope}");
         assert_eq!(expand_items(&["a".into(), "${users}".into()], &lists).unwrap(), ["a", "admin", "we\"ird"]);
     }
 }

@@ -7,7 +7,10 @@
 //! * `lists`: named lists and their `${name}` references;
 //! * `engine`: evaluation on kept events ([`AlertEngine::observe`]);
 //! * `state`: bounded per-group state (LRU groups, bucketed windows);
+//! * `partial`, `merge`: two-phase aggregation (`alerts.role`: agents emit partial records,
+//!   an aggregator merges them and raises the alerts; docs/SCALING.md);
 //! * `output`: the alert JSON object;
+//! * `route`: `alerts.routes` and the payload formats (JSON lines, Alertmanager, Slack, DingTalk);
 //! * `sigma`: the Sigma compiler.
 //!
 //! Reference: docs/ALERTS.md (rules, semantics, schema) and docs/CONFIG.md (`alerts:`).
@@ -16,8 +19,11 @@ mod config;
 mod decode;
 mod engine;
 mod lists;
+mod merge;
 mod output;
 mod pack;
+mod partial;
+mod route;
 mod rule;
 pub mod sigma;
 mod state;
@@ -25,8 +31,11 @@ mod state;
 #[cfg(test)]
 mod tests;
 
-pub use config::{decode_config, AlertConfig, AlertLimits};
+pub use config::{decode_config, AggregationConfig, AlertConfig, AlertLimits, Role};
 pub use engine::{AlertEngine, AlertStats};
 pub use lists::Lists;
+pub use merge::MergeStats;
 pub use pack::{load_pack_text, FALCO_PACK};
+pub use partial::{AgentStats, PARTIAL_KIND, WATERMARK_KIND};
+pub use route::{AlertFormat, AlertPayload, AlertRoute};
 pub use rule::{Rule, Severity};

@@ -15,6 +15,8 @@
 //! Each compiled rule raises at most one alert per request (grouped by auditID), since a
 //! request is logged once per stage.
 
+use std::fmt;
+
 use crate::query::{FieldPath, Query, QueryLimits};
 use crate::yaml::{Ctx, Diagnostic, Kind, Node};
 
@@ -183,12 +185,15 @@ fn detection_query(c: &mut Ctx, detection: &Node) -> Result<String, Diagnostic> 
         return Err(c.error(detection.pos, "the detection needs a condition"));
     };
     c.at("condition", |c| match &cond.kind {
-        Kind::Str(s) => condition_query(s, &selections).map_err(|e| c.error(cond.pos, e)),
+        Kind::Str(s) => condition_query(s, &selections).map_err(|e| c.error(cond.pos, e.to_string())),
         Kind::Seq(items) => {
             let mut parts = Vec::new();
             for (i, item) in items.iter().enumerate() {
                 let s = c.at_index(i, |c| c.string(item))?;
-                parts.push(condition_query(&s, &selections).map_err(|e| c.at_index(i, |c| c.error(item.pos, e)))?);
+                parts.push(
+                    condition_query(&s, &selections)
+                        .map_err(|e| c.at_index(i, |c| c.error(item.pos, e.to_string())))?,
+                );
             }
             Ok(format!("({})", parts.join(") or (")))
         }
@@ -390,18 +395,61 @@ fn wildcard_regex(value: &str) -> String {
     out
 }
 
+/// Why a Sigma `condition` does not compile. The rule's [`Diagnostic`] carries it as its message
+/// (kind `Value`, at the condition's node).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ConditionError {
+    /// `| count() ...`: Sigma aggregations are kaudit windows.
+    Aggregation,
+    /// A token where none fits (`and and`, a stray `)`).
+    Unexpected(String),
+    /// More than 32 nested `not`/parentheses.
+    TooDeep,
+    /// The text stops where an operand is needed.
+    EndedEarly,
+    /// `(` without its `)`.
+    MissingParen,
+    /// `1`/`all`/`any` not followed by `of`.
+    ExpectedOf(String),
+    /// `1 of` with nothing after it.
+    ExpectedTarget(String),
+    /// `N of` with N other than 1.
+    Quantifier(String),
+    /// `1 of x*` where no selection name matches.
+    NoMatch(String),
+    /// A name that is not a selection.
+    UnknownSelection(String),
+}
+
+impl fmt::Display for ConditionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConditionError::Aggregation => f.write_str(
+                "Sigma aggregation conditions (`| count() ...`) are not supported; use a kaudit rule with a window",
+            ),
+            ConditionError::Unexpected(tok) => write!(f, "unexpected {tok:?} in the condition"),
+            ConditionError::TooDeep => f.write_str("the condition nests too deeply"),
+            ConditionError::EndedEarly => f.write_str("the condition ended too early"),
+            ConditionError::MissingParen => f.write_str("missing ')' in the condition"),
+            ConditionError::ExpectedOf(tok) => write!(f, "expected 'of' after {tok:?}"),
+            ConditionError::ExpectedTarget(tok) => write!(f, "expected a selection name or 'them' after '{tok} of'"),
+            ConditionError::Quantifier(tok) => write!(f, "'{tok} of' is not supported; use '1 of' or 'all of'"),
+            ConditionError::NoMatch(target) => write!(f, "no selection matches {target:?}"),
+            ConditionError::UnknownSelection(tok) => write!(f, "unknown selection {tok:?} in the condition"),
+        }
+    }
+}
+
 /// The condition expression over the selections, as query text.
-fn condition_query(text: &str, selections: &[(String, String)]) -> Result<String, String> {
+fn condition_query(text: &str, selections: &[(String, String)]) -> Result<String, ConditionError> {
     if text.contains('|') {
-        return Err(
-            "Sigma aggregation conditions (`| count() ...`) are not supported; use a kaudit rule with a window".into(),
-        );
+        return Err(ConditionError::Aggregation);
     }
     let tokens = tokenize(text);
     let mut p = CondParser { tokens: &tokens, pos: 0, selections, depth: 0 };
     let q = p.or()?;
     if p.pos < tokens.len() {
-        return Err(format!("unexpected {:?} in the condition", tokens[p.pos]));
+        return Err(ConditionError::Unexpected(tokens[p.pos].clone()));
     }
     Ok(q)
 }
@@ -447,7 +495,7 @@ impl CondParser<'_> {
         self.peek().is_some_and(|t| t.eq_ignore_ascii_case(kw))
     }
 
-    fn or(&mut self) -> Result<String, String> {
+    fn or(&mut self) -> Result<String, ConditionError> {
         let mut parts = vec![self.and()?];
         while self.keyword("or") {
             self.pos += 1;
@@ -456,7 +504,7 @@ impl CondParser<'_> {
         Ok(if parts.len() == 1 { parts.remove(0) } else { format!("({})", parts.join(" or ")) })
     }
 
-    fn and(&mut self) -> Result<String, String> {
+    fn and(&mut self) -> Result<String, ConditionError> {
         let mut parts = vec![self.unary()?];
         while self.keyword("and") {
             self.pos += 1;
@@ -465,10 +513,10 @@ impl CondParser<'_> {
         Ok(if parts.len() == 1 { parts.remove(0) } else { format!("({})", parts.join(" and ")) })
     }
 
-    fn unary(&mut self) -> Result<String, String> {
+    fn unary(&mut self) -> Result<String, ConditionError> {
         self.depth += 1;
         if self.depth > 32 {
-            return Err("the condition nests too deeply".into());
+            return Err(ConditionError::TooDeep);
         }
         let out = if self.keyword("not") {
             self.pos += 1;
@@ -480,26 +528,26 @@ impl CondParser<'_> {
         out
     }
 
-    fn atom(&mut self) -> Result<String, String> {
+    fn atom(&mut self) -> Result<String, ConditionError> {
         let Some(tok) = self.peek().map(str::to_string) else {
-            return Err("the condition ended too early".into());
+            return Err(ConditionError::EndedEarly);
         };
         self.pos += 1;
         if tok == "(" {
             let inner = self.or()?;
             if self.peek() != Some(")") {
-                return Err("missing ')' in the condition".into());
+                return Err(ConditionError::MissingParen);
             }
             self.pos += 1;
             return Ok(inner);
         }
         if tok == "1" || tok.eq_ignore_ascii_case("all") || tok.eq_ignore_ascii_case("any") {
             if !self.keyword("of") {
-                return Err(format!("expected 'of' after {tok:?}"));
+                return Err(ConditionError::ExpectedOf(tok));
             }
             self.pos += 1;
             let Some(target) = self.peek().map(str::to_string) else {
-                return Err(format!("expected a selection name or 'them' after '{tok} of'"));
+                return Err(ConditionError::ExpectedTarget(tok));
             };
             self.pos += 1;
             let matched: Vec<&String> = self
@@ -509,23 +557,23 @@ impl CondParser<'_> {
                 .map(|(_, q)| q)
                 .collect();
             if matched.is_empty() {
-                return Err(format!("no selection matches {target:?}"));
+                return Err(ConditionError::NoMatch(target));
             }
             let joiner = if tok == "1" || tok.eq_ignore_ascii_case("any") { " or " } else { " and " };
             let parts: Vec<&str> = matched.iter().map(|s| s.as_str()).collect();
             return Ok(format!("({})", parts.join(joiner)));
         }
         if tok.chars().all(|ch| ch.is_ascii_digit()) {
-            return Err(format!("'{tok} of' is not supported; use '1 of' or 'all of'"));
+            return Err(ConditionError::Quantifier(tok));
         }
         if tok == ")" || ["and", "or"].iter().any(|k| tok.eq_ignore_ascii_case(k)) {
-            return Err(format!("unexpected {tok:?} in the condition"));
+            return Err(ConditionError::Unexpected(tok));
         }
         self.selections
             .iter()
             .find(|(name, _)| *name == tok)
             .map(|(_, q)| q.clone())
-            .ok_or_else(|| format!("unknown selection {tok:?} in the condition"))
+            .ok_or(ConditionError::UnknownSelection(tok))
     }
 }
 
@@ -572,8 +620,16 @@ mod tests {
         assert_eq!(condition_query("selection_a and not filter", &sels).unwrap(), "(A and (not F))");
         assert_eq!(condition_query("1 of selection_* and not filter", &sels).unwrap(), "((A or B) and (not F))");
         assert_eq!(condition_query("all of them", &sels).unwrap(), "(A and B and F)");
-        assert!(condition_query("selection_c", &sels).unwrap_err().contains("unknown selection"));
-        assert!(condition_query("selection_a | count() > 5", &sels).unwrap_err().contains("not supported"));
-        assert!(condition_query("(selection_a", &sels).unwrap_err().contains("missing ')'"));
+        let err = |text: &str| condition_query(text, &sels).unwrap_err();
+        assert_eq!(err("selection_c"), ConditionError::UnknownSelection("selection_c".into()));
+        assert_eq!(err("selection_c").to_string(), "unknown selection \"selection_c\" in the condition");
+        assert_eq!(err("selection_a | count() > 5"), ConditionError::Aggregation);
+        assert_eq!(err("(selection_a"), ConditionError::MissingParen);
+        assert_eq!(err("selection_a and"), ConditionError::EndedEarly);
+        assert_eq!(err("selection_a )"), ConditionError::Unexpected(")".into()));
+        assert_eq!(err("all filter"), ConditionError::ExpectedOf("all".into()));
+        assert_eq!(err("2 of them"), ConditionError::Quantifier("2".into()));
+        assert_eq!(err("1 of nope_*"), ConditionError::NoMatch("nope_*".into()));
+        assert_eq!(err(&"not ".repeat(40)), ConditionError::TooDeep);
     }
 }

@@ -14,6 +14,8 @@ pub enum DropReason {
     OmittedStage,
     /// Dropped by the pipeline's `filter` query.
     Filtered,
+    /// Collection is off (`enabled: false`): the pipeline consumes every record unread.
+    Disabled,
 }
 
 impl DropReason {
@@ -23,6 +25,7 @@ impl DropReason {
             DropReason::LevelNone => "level None",
             DropReason::OmittedStage => "omitted stage",
             DropReason::Filtered => "filtered",
+            DropReason::Disabled => "collection disabled",
         }
     }
 }

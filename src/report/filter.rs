@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Deserializer};
 
-use crate::event::time::parse_micros;
+use crate::event::time::{parse_duration, parse_micros};
 
 /// Report filters. Every field is optional; see `docs/REPORTS.md`.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -89,7 +89,8 @@ impl Filter {
         if last.eq_ignore_ascii_case("all") {
             return Ok(None);
         }
-        parse_duration(last).map(Some).ok_or_else(|| ReportError {
+        // The alerts' grammar (`event::time`); a range must be positive.
+        parse_duration(last).ok().filter(|m| *m > 0).map(Some).ok_or_else(|| ReportError {
             field: "last",
             message: format!("expected a duration like 15m, 24h, 7d, 2w or \"all\", found {last:?}"),
         })
@@ -106,24 +107,6 @@ impl Filter {
     pub(crate) fn query_text(&self) -> Option<&str> {
         self.query.as_deref().map(str::trim).filter(|q| !q.is_empty())
     }
-}
-
-/// Parses `<number><unit>` with unit `s`, `m`, `h`, `d` or `w` into microseconds (positive only).
-pub fn parse_duration(text: &str) -> Option<i64> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit())?;
-    let (num, unit) = text.split_at(split);
-    let n: i64 = num.parse().ok()?;
-    let secs: i64 = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        "w" => 604_800,
-        _ => return None,
-    };
-    let micros = n.checked_mul(secs)?.checked_mul(1_000_000)?;
-    (micros > 0).then_some(micros)
 }
 
 #[derive(Deserialize)]

@@ -31,7 +31,7 @@ mod model;
 mod tests;
 
 pub use builder::{BuilderOptions, ReportBuilder, ROW_BYTES};
-pub use filter::{parse_duration, Filter, ReportError};
+pub use filter::{Filter, ReportError};
 pub use model::*;
 
 /// Identifies the report JSON layout (bumped on incompatible changes).

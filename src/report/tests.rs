@@ -313,3 +313,22 @@ fn a_long_live_stream_stays_within_its_budgets() {
         b.memory_bytes()
     );
 }
+
+#[test]
+fn last_takes_the_shared_duration_grammar_and_must_be_positive() {
+    let last = |t: &str| Filter { last: Some(t.into()), ..Filter::default() }.last_micros();
+    // What reports accepted before the grammars were merged.
+    for (t, micros) in [("15m", 900), ("24h", 86_400), ("7d", 604_800), ("2w", 1_209_600), (" 30s ", 30)] {
+        assert_eq!(last(t), Ok(Some(micros * 1_000_000)), "{t}");
+    }
+    // Added by the alerts' grammar: compounds and milliseconds.
+    assert_eq!(last("1h30m"), Ok(Some(5_400_000_000)));
+    assert_eq!(last("1500ms"), Ok(Some(1_500_000)));
+    assert_eq!(last("all"), Ok(None));
+    // Still refused: zero (an empty range), no unit, unknown units.
+    for t in ["0", "0s", "5", "5y", "-1h", "soon"] {
+        let e = last(t).unwrap_err();
+        assert_eq!(e.field, "last", "{t}");
+        assert!(e.message.starts_with("expected a duration like 15m"), "{t}: {}", e.message);
+    }
+}

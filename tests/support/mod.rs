@@ -47,3 +47,40 @@ impl FileSource for Mem {
         self.0.get(path).cloned().ok_or_else(|| format!("{path}: not found"))
     }
 }
+
+/// The GeoIP databases of the seed alert tests (tests/fixtures/alerts): 203.0.113.0/24 and
+/// 47.96.0.0/16 in Hangzhou, 198.51.100.0/24 in the United States, one ASN.
+pub fn seed_geo_files() -> Mem {
+    let mut city = kaudit_testkit::mmdb::MmdbWriter::new("GeoIP2-City");
+    let hangzhou = kaudit_testkit::mmdb::DbValue::map(vec![
+        (
+            "country",
+            kaudit_testkit::mmdb::DbValue::map(vec![
+                ("iso_code", kaudit_testkit::mmdb::DbValue::str("CN")),
+                (
+                    "names",
+                    kaudit_testkit::mmdb::DbValue::map(vec![("en", kaudit_testkit::mmdb::DbValue::str("China"))]),
+                ),
+            ]),
+        ),
+        ("subdivisions", kaudit_testkit::mmdb::DbValue::Array(vec![kaudit_testkit::mmdb::DbValue::named("Zhejiang")])),
+        ("city", kaudit_testkit::mmdb::DbValue::named("Hangzhou")),
+    ]);
+    city.insert_str("203.0.113.0/24", &hangzhou).unwrap();
+    city.insert_str("47.96.0.0/16", &hangzhou).unwrap();
+    city.insert_str(
+        "198.51.100.0/24",
+        &kaudit_testkit::mmdb::DbValue::map(vec![("country", kaudit_testkit::mmdb::DbValue::named("United States"))]),
+    )
+    .unwrap();
+    let mut asn = kaudit_testkit::mmdb::MmdbWriter::new("GeoLite2-ASN");
+    asn.insert_str(
+        "203.0.113.0/24",
+        &kaudit_testkit::mmdb::DbValue::map(vec![
+            ("autonomous_system_number", kaudit_testkit::mmdb::DbValue::U32(64500)),
+            ("autonomous_system_organization", kaudit_testkit::mmdb::DbValue::str("Example Hosting Ltd.")),
+        ]),
+    )
+    .unwrap();
+    Mem(HashMap::from([("city.mmdb".to_string(), city.finish()), ("asn.mmdb".to_string(), asn.finish())]))
+}

@@ -1,4 +1,4 @@
-//! The WIT component (`kaudit-component.wasm`, world `kaudit:audit/audit@0.1.0` in wit/kaudit.wit)
+//! The WIT component (`kaudit-component.wasm`, world `kaudit:audit/audit@0.2.0` in wit/)
 //! and the wasmtime hosts: what `cargo xtask test` and `cargo xtask bench` need beyond
 //! `cargo test --workspace`.
 //!

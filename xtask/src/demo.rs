@@ -134,7 +134,7 @@ fn other_hosts(steps: &mut Steps, dir: &Path) -> Result<(), String> {
         eprintln!("xtask: wasmtime wrote the same events and alerts, byte for byte, as the native CLI");
         Ok(())
     })?;
-    match fluent_bit() {
+    match crate::util::shared_tool(&crate::util::FLUENT_BIT) {
         Some(fluent_bit) => {
             steps.step("build the Fluent Bit filter (kaudit-fluent-bit.wasm)", || {
                 crate::wasm::build(&["kaudit-fluent-bit.wasm"])
@@ -157,31 +157,6 @@ fn other_hosts(steps: &mut Steps, dir: &Path) -> Result<(), String> {
             .env("KAUDIT_DEMO_DIR", dir))
     })?;
     Ok(())
-}
-
-/// A Fluent Bit with `filter_wasm`, found as the real-host tests find it
-/// (plugins/envoy/tests/support/real_hosts.rs): `$FLUENT_BIT`, PATH, else
-/// `../shared/tools/fluent-bit/fluent-bit` beside the clone (or, for a git worktree, beside the
-/// main checkout).
-fn fluent_bit() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("FLUENT_BIT").map(PathBuf::from).filter(|p| p.is_file()) {
-        return Some(p);
-    }
-    if crate::util::have("fluent-bit") {
-        return Some(PathBuf::from("fluent-bit"));
-    }
-    let root = crate::util::root();
-    let mut roots = vec![root.clone()];
-    // A worktree's `.git` is a file: "gitdir: <main>/.git/worktrees/<name>".
-    if let Ok(text) = std::fs::read_to_string(root.join(".git")) {
-        if let Some(gitdir) = text.trim().strip_prefix("gitdir:") {
-            let gitdir = PathBuf::from(gitdir.trim());
-            if let Some(git) = gitdir.ancestors().find(|a| a.file_name().is_some_and(|n| n == ".git")) {
-                roots.extend(git.parent().map(Path::to_path_buf));
-            }
-        }
-    }
-    roots.into_iter().map(|r| r.join("../shared/tools/fluent-bit/fluent-bit")).find(|p| p.is_file())
 }
 
 /// The shipped pipeline (plugins/fluent-bit/fluent-bit.yaml: tail, the wasm filter, the grep and

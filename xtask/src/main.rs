@@ -5,13 +5,14 @@
 //!   job in the WASM hosts, installing their tools on the way; each step timed (demo.rs).
 //! - `cargo xtask test`: check formatting and lints, set up, build, run every test (core, CLI,
 //!   WASM hosts, browser).
-//! - `cargo xtask setup` / `build-wasm` / `bench` / `bless` / `memory` for the pieces, and
+//! - `cargo xtask setup` / `build-wasm` / `bench` / `bench-fluent-bit` / `bless` / `memory` for the pieces, and
 //!   `test-envoy` / `test-fluent-bit` / `test-real-hosts` / `test-js` / `test-component` for one host's tests.
 
 mod component;
 mod demo;
 mod envoy;
 mod fluentbit;
+mod fluentbit_bench;
 mod fuzz;
 mod js;
 mod lint;
@@ -34,6 +35,8 @@ fn main() -> ExitCode {
         Some("demo") => demo::demo(),
         Some("test") => test(),
         Some("bench") => bench(),
+        // The filter's CPU per record in the real Fluent Bit, next to a Lua filter (fluentbit_bench.rs).
+        Some("bench-fluent-bit") => fluentbit_bench::main(&args[1..]),
         Some("bless") => bless(),
         // `cargo fmt --check` and clippy with warnings denied (the first step of `test`).
         Some("lint") => lint::check(),
@@ -51,7 +54,7 @@ fn main() -> ExitCode {
         Some("memory") => memory::million(),
         Some("fuzz-wasm-memory") => fluentbit::cardinality(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <demo|test|lint|setup|setup-wasmtime|build-wasm|bench|bless|test-envoy|test-fluent-bit|test-real-hosts|test-js|test-component|fuzz|fuzz-replay-wasm|fuzz-wasm-memory|memory>");
+            eprintln!("usage: cargo xtask <demo|test|lint|setup|setup-wasmtime|build-wasm|bench|bench-fluent-bit|bless|test-envoy|test-fluent-bit|test-real-hosts|test-js|test-component|fuzz|fuzz-replay-wasm|fuzz-wasm-memory|memory>");
             return ExitCode::from(2);
         }
     };

@@ -75,3 +75,45 @@ pub fn output(program: &str, args: &[&str]) -> Option<String> {
 pub fn have(program: &str) -> bool {
     Command::new(program).arg("--version").output().is_ok_and(|o| o.status.success())
 }
+
+/// A real host or tool the project does not build: `env` names an override, `program` is looked
+/// up on PATH, `shared` is the path below `../shared/tools/` beside the clone.
+pub struct Tool {
+    pub env: &'static str,
+    pub program: &'static str,
+    pub shared: &'static str,
+}
+
+pub const FLUENT_BIT: Tool = Tool { env: "FLUENT_BIT", program: "fluent-bit", shared: "fluent-bit/fluent-bit" };
+/// WAMR's AOT compiler as Fluent Bit builds it (`-DFLB_WAMRC=On`).
+pub const FLB_WAMRC: Tool = Tool { env: "FLB_WAMRC", program: "flb-wamrc", shared: "fluent-bit/flb-wamrc" };
+
+/// The kube-apiserver audit harness (etcd, kube-apiserver, kubectl and a fixed workload).
+pub const KUBE_AUDIT: Tool =
+    Tool { env: "KAUDIT_KUBE_RUN_AUDIT", program: "kube-run-audit", shared: "kubernetes/run-audit.sh" };
+
+/// Finds a tool as the real-host tests do (plugins/envoy/tests/support/real_hosts.rs): `$ENV`,
+/// PATH, else `../shared/tools/<shared>` beside the clone (or, for a git worktree, beside the
+/// main checkout).
+pub fn shared_tool(tool: &Tool) -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os(tool.env).map(PathBuf::from).filter(|p| p.is_file()) {
+        return Some(p);
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        if let Some(p) = std::env::split_paths(&path).map(|d| d.join(tool.program)).find(|p| p.is_file()) {
+            return Some(p);
+        }
+    }
+    let root = root();
+    let mut roots = vec![root.clone()];
+    // A worktree's `.git` is a file: "gitdir: <main>/.git/worktrees/<name>".
+    if let Ok(text) = std::fs::read_to_string(root.join(".git")) {
+        if let Some(gitdir) = text.trim().strip_prefix("gitdir:") {
+            let gitdir = PathBuf::from(gitdir.trim());
+            if let Some(git) = gitdir.ancestors().find(|a| a.file_name().is_some_and(|n| n == ".git")) {
+                roots.extend(git.parent().map(Path::to_path_buf));
+            }
+        }
+    }
+    roots.into_iter().map(|r| r.join("../shared/tools").join(tool.shared)).find(|p| p.is_file())
+}

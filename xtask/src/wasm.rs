@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use crate::util::{artifacts_dir, cmd, run, target_dir};
+use crate::util::{artifacts_dir, cmd, run, shared_tool, target_dir, FLB_WAMRC};
 
 /// What a panic does in an artifact.
 #[derive(Clone, Copy, PartialEq)]
@@ -99,7 +99,52 @@ fn set_panics(c: &mut Command, panics: Panics) {
 }
 
 pub fn build_all() -> Result<(), String> {
-    build(&ARTIFACTS.iter().map(|a| a.name).collect::<Vec<_>>())
+    build(&ARTIFACTS.iter().map(|a| a.name).collect::<Vec<_>>())?;
+    aot().map(|_| ())
+}
+
+/// The AOT form of the Fluent Bit module, beside it in the artifacts folder.
+pub const FLUENT_BIT_AOT: &str = "kaudit-fluent-bit.aot";
+/// Portable x86-64 (any x86-64 CPU, no newer instruction sets): the `.aot` we ship and test.
+/// Without `--cpu` flb-wamrc compiles for the build machine's CPU only.
+const AOT_FLAGS: &[&str] = &["--target=x86_64", "--cpu=x86-64"];
+
+/// Compiles `kaudit-fluent-bit.wasm` with Fluent Bit's `flb-wamrc` (WAMR's AOT compiler, LLVM;
+/// about a minute of CPU) into `kaudit-fluent-bit.aot`, when flb-wamrc is found
+/// (`$FLB_WAMRC`, PATH, `../shared/tools/fluent-bit/`). Only when the module, the compiler or
+/// the flags changed since the last compile (a stamp beside the `.aot`), so a build or a CI run
+/// compiles it at most once. Returns the `.aot`'s path, or `None` without flb-wamrc (under
+/// `CI=true` that is an error: the real Fluent Bit tests run the `.aot`).
+pub fn aot() -> Result<Option<std::path::PathBuf>, String> {
+    let Some(wamrc) = shared_tool(&FLB_WAMRC) else {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            return Err("flb-wamrc not found ($FLB_WAMRC, PATH, ../shared/tools/fluent-bit/); CI needs the .aot".into());
+        }
+        eprintln!("xtask: {FLUENT_BIT_AOT}: skipped, no flb-wamrc ($FLB_WAMRC, PATH, ../shared/tools/fluent-bit/)");
+        return Ok(None);
+    };
+    let wasm = artifacts_dir().join("kaudit-fluent-bit.wasm");
+    let aot = artifacts_dir().join(FLUENT_BIT_AOT);
+    let stamp_path = artifacts_dir().join(format!("{FLUENT_BIT_AOT}.stamp"));
+    let stamp = {
+        use std::hash::{Hash, Hasher};
+        let module = std::fs::read(&wasm).map_err(|e| format!("{}: {e}", wasm.display()))?;
+        let compiler = std::fs::read(&wamrc).map_err(|e| format!("{}: {e}", wamrc.display()))?;
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (module, compiler, AOT_FLAGS).hash(&mut h);
+        format!("{:016x} {}\n", h.finish(), AOT_FLAGS.join(" "))
+    };
+    if aot.is_file() && std::fs::read_to_string(&stamp_path).is_ok_and(|s| s == stamp) {
+        eprintln!("xtask: {FLUENT_BIT_AOT}: up to date");
+        return Ok(Some(aot));
+    }
+    let _ = std::fs::remove_file(&stamp_path);
+    let started = std::time::Instant::now();
+    run(Command::new(&wamrc).args(AOT_FLAGS).arg("-o").arg(&aot).arg(&wasm))?;
+    std::fs::write(&stamp_path, stamp).map_err(|e| format!("{}: {e}", stamp_path.display()))?;
+    let size = std::fs::metadata(&aot).map(|m| m.len()).unwrap_or(0);
+    eprintln!("xtask: {FLUENT_BIT_AOT}: {size} bytes ({:.0} s)", started.elapsed().as_secs_f64());
+    Ok(Some(aot))
 }
 
 /// Builds the named artifacts (`kaudit-cli.wasm`, ...) and collects them under those names.

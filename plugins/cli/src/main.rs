@@ -269,6 +269,7 @@ pub fn print_summary(pipeline: &kaudit::Pipeline) {
             (c.bad_wrapper, "wrappers that did not decode"),
             (c.not_audit, "records that are not audit events (other log categories or services)"),
             (c.control_messages, "CloudWatch control messages consumed"),
+            (c.dropped_disabled, "records consumed while collection is off (enabled: false)"),
         ],
     );
     // Limit hits are worth a line only when they happened: each means something was not

@@ -1,5 +1,5 @@
 //! kaudit as a WebAssembly component: the thin adapter between the WIT world
-//! `kaudit:audit/audit@0.1.0` (`wit/kaudit.wit`) and the core [`kaudit::Pipeline`].
+//! `kaudit:audit/audit@0.2.0` (`wit/`: types, engine interfaces, worlds) and the core [`kaudit::Pipeline`].
 //!
 //! Built for `wasm32-wasip2` (`cargo build -p kaudit-component --target wasm32-wasip2 --profile
 //! wasm` -> `kaudit_component.wasm`). Everything here converts types; every decision is the
@@ -8,10 +8,10 @@
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 
-use ::kaudit::yaml::Diagnostic;
 use ::kaudit::DropReason;
 use ::kaudit::{explain_json, BatchSummary};
-use ::kaudit::{Config, Decision, Event, FileSource, Level, Outcome, Pipeline};
+use ::kaudit::{Config, Decision, Event, EventError, FileSource, Level, Outcome, Pipeline};
+use ::kaudit::{Diagnostic, DiagnosticKind};
 
 /// The generated bindings (in a module: the WIT namespace `kaudit` would shadow the core crate).
 mod bindings {
@@ -30,7 +30,7 @@ const CONFIG_NAME: &str = "config.yaml";
 
 struct Component;
 
-// Exported only from the wasm build: the export names (`kaudit:audit/lines@0.1.0#...`) are not
+// Exported only from the wasm build: the export names (`kaudit:audit/lines@0.2.0#...`) are not
 // valid symbol names for a native linker, and natively this crate is only type-checked.
 #[cfg(target_arch = "wasm32")]
 bindings::export!(Component with_types_in bindings);
@@ -68,6 +68,54 @@ fn config_error(d: &Diagnostic) -> t::ConfigError {
     }
 }
 
+fn error_kind(k: DiagnosticKind) -> t::ErrorKind {
+    match k {
+        DiagnosticKind::Syntax => t::ErrorKind::Syntax,
+        DiagnosticKind::UnknownKey => t::ErrorKind::UnknownKey,
+        DiagnosticKind::DuplicateKey => t::ErrorKind::DuplicateKey,
+        DiagnosticKind::Type => t::ErrorKind::WrongType,
+        DiagnosticKind::File => t::ErrorKind::File,
+        // `Value` and any kind the core adds later: a value that is not allowed.
+        _ => t::ErrorKind::InvalidValue,
+    }
+}
+
+/// A config problem as the one-shot functions report it.
+fn error_of(d: &Diagnostic) -> t::Error {
+    t::Error {
+        kind: error_kind(d.kind),
+        file: d.file.clone(),
+        line: u32_of(d.pos.line),
+        column: u32_of(d.pos.col),
+        field: d.field.clone(),
+        message: d.message.clone(),
+    }
+}
+
+/// A file the one-shot functions cannot read (the config or the input).
+fn file_error(path: &str, e: &std::io::Error) -> Vec<t::Error> {
+    vec![t::Error {
+        kind: t::ErrorKind::File,
+        file: path.to_string(),
+        line: 0,
+        column: 0,
+        field: String::new(),
+        message: e.to_string(),
+    }]
+}
+
+/// A record passed by value that is not an audit event.
+fn event_error(e: EventError) -> t::Error {
+    t::Error {
+        kind: t::ErrorKind::Event,
+        file: String::new(),
+        line: 0,
+        column: 0,
+        field: e.field.unwrap_or_default(),
+        message: e.message,
+    }
+}
+
 fn level(l: Level) -> t::Level {
     match l {
         Level::None => t::Level::None,
@@ -82,6 +130,7 @@ fn drop_reason(r: DropReason) -> t::DropReason {
         DropReason::LevelNone => t::DropReason::LevelNone,
         DropReason::OmittedStage => t::DropReason::OmittedStage,
         DropReason::Filtered => t::DropReason::Filtered,
+        DropReason::Disabled => t::DropReason::Disabled,
     }
 }
 
@@ -124,6 +173,7 @@ fn counters(c: &::kaudit::Counters) -> t::Counters {
         dropped_level_none: c.dropped_level_none,
         dropped_omitted_stage: c.dropped_omitted_stage,
         dropped_filtered: c.dropped_filtered,
+        dropped_disabled: c.dropped_disabled,
         bad: c.bad,
         oversized: c.oversized,
         oversized_batches: c.oversized_batches,
@@ -181,10 +231,11 @@ impl wit::GuestEngine for Engine {
         t::BatchResult { output: out, summary: summary(s) }
     }
 
-    fn explain(&self, event: Vec<u8>) -> Result<t::Decision, String> {
-        let text = std::str::from_utf8(&event)
-            .map_err(|e| format!("not UTF-8: invalid byte at offset {}", e.valid_up_to()))?;
-        let event = Event::parse(text).map_err(|e| e.to_string())?;
+    fn explain(&self, event: Vec<u8>) -> Result<t::Decision, t::Error> {
+        let text = std::str::from_utf8(&event).map_err(|e| {
+            event_error(EventError::from(format!("not UTF-8: invalid byte at offset {}", e.valid_up_to())))
+        })?;
+        let event = Event::parse(text).map_err(event_error)?;
         Ok(decision(&event, &self.pipeline.borrow().explain(&event)))
     }
 
@@ -231,23 +282,28 @@ impl wit::GuestEngine for Engine {
     }
 }
 
-/// A config text for the one-shot functions; `err` has one `file:line:column: field: message` per error.
-fn config_from_text(config: &str) -> Result<Config, String> {
-    Config::load(config, CONFIG_NAME, &WasiFiles { base: PathBuf::new() }).map(|(c, _)| c).map_err(|e| e.to_string())
+/// A config's errors, in file order.
+fn config_errors(e: ::kaudit::ConfigError) -> Vec<t::Error> {
+    e.errors.iter().map(error_of).collect()
+}
+
+/// A config text for the one-shot functions.
+fn config_from_text(config: &str) -> Result<Config, Vec<t::Error>> {
+    Config::load(config, CONFIG_NAME, &WasiFiles { base: PathBuf::new() }).map(|(c, _)| c).map_err(config_errors)
 }
 
 /// A config file (empty path: the embedded default), its references resolved next to it.
-fn config_from_file(path: &str) -> Result<Config, String> {
+fn config_from_file(path: &str) -> Result<Config, Vec<t::Error>> {
     if path.is_empty() {
         return Ok(Config::embedded_default());
     }
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+    let text = std::fs::read_to_string(path).map_err(|e| file_error(path, &e))?;
     let base = Path::new(path).parent().map(Path::to_path_buf).unwrap_or_default();
-    Config::load(&text, path, &WasiFiles { base }).map(|(c, _)| c).map_err(|e| e.to_string())
+    Config::load(&text, path, &WasiFiles { base }).map(|(c, _)| c).map_err(config_errors)
 }
 
-fn read_input(path: &str) -> Result<Vec<u8>, String> {
-    std::fs::read(path).map_err(|e| format!("{path}: {e}"))
+fn read_input(path: &str) -> Result<Vec<u8>, Vec<t::Error>> {
+    std::fs::read(path).map_err(|e| file_error(path, &e))
 }
 
 /// What `kaudit run` writes as events for `input` (the config's whole pipeline).
@@ -286,35 +342,35 @@ fn alert_output(config: Config, input: &[u8]) -> String {
 }
 
 impl lines::Guest for Component {
-    fn run_lines(config: String, input: String) -> Result<String, String> {
+    fn run_lines(config: String, input: String) -> Result<String, Vec<t::Error>> {
         Ok(run_output(config_from_text(&config)?, input.as_bytes()))
     }
 
-    fn filter_lines(config: String, input: String) -> Result<String, String> {
+    fn filter_lines(config: String, input: String) -> Result<String, Vec<t::Error>> {
         Ok(filter_output(config_from_text(&config)?, input.as_bytes()))
     }
 
-    fn explain_lines(config: String, input: String) -> Result<String, String> {
+    fn explain_lines(config: String, input: String) -> Result<String, Vec<t::Error>> {
         Ok(explain_output(config_from_text(&config)?, input.as_bytes()))
     }
 
-    fn alert_lines(config: String, input: String) -> Result<String, String> {
+    fn alert_lines(config: String, input: String) -> Result<String, Vec<t::Error>> {
         Ok(alert_output(config_from_text(&config)?, input.as_bytes()))
     }
 
-    fn run_file(config_path: String, input_path: String) -> Result<String, String> {
+    fn run_file(config_path: String, input_path: String) -> Result<String, Vec<t::Error>> {
         Ok(run_output(config_from_file(&config_path)?, &read_input(&input_path)?))
     }
 
-    fn filter_file(config_path: String, input_path: String) -> Result<String, String> {
+    fn filter_file(config_path: String, input_path: String) -> Result<String, Vec<t::Error>> {
         Ok(filter_output(config_from_file(&config_path)?, &read_input(&input_path)?))
     }
 
-    fn explain_file(config_path: String, input_path: String) -> Result<String, String> {
+    fn explain_file(config_path: String, input_path: String) -> Result<String, Vec<t::Error>> {
         Ok(explain_output(config_from_file(&config_path)?, &read_input(&input_path)?))
     }
 
-    fn alert_file(config_path: String, input_path: String) -> Result<String, String> {
+    fn alert_file(config_path: String, input_path: String) -> Result<String, Vec<t::Error>> {
         Ok(alert_output(config_from_file(&config_path)?, &read_input(&input_path)?))
     }
 }

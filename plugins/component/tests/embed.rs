@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use kaudit::explain_json;
 use kaudit::DropReason as NativeDrop;
 use kaudit::{Event, NoFiles, Outcome as NativeOutcome, Pipeline};
-use support::host::{ConfigError, DropReason, Explanation, Instance, Level, Loaded, Outcome};
+use support::host::{ConfigError, DropReason, ErrorKind, Explanation, Instance, Level, Loaded, Outcome};
 use support::{component_wasm, root, vectors};
 
 fn loaded() -> &'static Loaded {
@@ -39,6 +39,7 @@ fn assert_same_outcome(native: &NativeOutcome, native_out: &[u8], got: &Outcome,
                 NativeDrop::LevelNone => DropReason::LevelNone,
                 NativeDrop::OmittedStage => DropReason::OmittedStage,
                 NativeDrop::Filtered => DropReason::Filtered,
+                NativeDrop::Disabled => DropReason::Disabled,
             };
             assert_eq!(d.reason, want, "{what}: drop reason");
             assert_eq!(d.rule, rule.map(|r| r as u32), "{what}: rule");
@@ -135,7 +136,7 @@ fn counters_accumulate_across_many_calls_and_engines_are_independent() {
         (c.read, c.kept, c.stripped, c.dropped, c.bad, c.bytes_in, c.bytes_out),
         (n.read, n.kept, n.stripped, n.dropped, n.bad, n.bytes_in, n.bytes_out)
     );
-    assert_eq!(c.dropped, c.dropped_level_none + c.dropped_omitted_stage + c.dropped_filtered);
+    assert_eq!(c.dropped, c.dropped_level_none + c.dropped_omitted_stage + c.dropped_filtered + c.dropped_disabled);
     assert_eq!(
         (c.oversized, c.oversized_batches, c.alerts_dropped),
         (n.oversized, n.oversized_batches, n.alerts_dropped)
@@ -192,6 +193,33 @@ fn config_errors_are_typed_and_located_like_the_native_ones() {
     let unnamed = inst.create("policy: 3\n").err().expect("a scalar policy is an error");
     assert_eq!(unnamed[0].file, "config.yaml");
     assert_eq!((unnamed[0].line, unnamed[0].column), (1, 9));
+
+    // The one-shot functions fail with the same errors, typed by kind.
+    let native = Pipeline::from_config_text(bad, "config.yaml", &NoFiles).err().unwrap().errors;
+    let got = inst.run_lines(bad, "").unwrap_err();
+    let kind = |k: kaudit::DiagnosticKind| match k {
+        kaudit::DiagnosticKind::Syntax => ErrorKind::Syntax,
+        kaudit::DiagnosticKind::UnknownKey => ErrorKind::UnknownKey,
+        kaudit::DiagnosticKind::DuplicateKey => ErrorKind::DuplicateKey,
+        kaudit::DiagnosticKind::Type => ErrorKind::WrongType,
+        kaudit::DiagnosticKind::File => ErrorKind::File,
+        _ => ErrorKind::InvalidValue,
+    };
+    let want: Vec<_> = native
+        .iter()
+        .map(|d| {
+            (kind(d.kind), d.file.clone(), d.pos.line as u32, d.pos.col as u32, d.field.clone(), d.message.clone())
+        })
+        .collect();
+    let got: Vec<_> = got.into_iter().map(|e| (e.kind, e.file, e.line, e.column, e.field, e.message)).collect();
+    assert_eq!(got, want);
+    assert!(got.iter().any(|e| e.0 == ErrorKind::InvalidValue && e.4 == "badRecords"), "{got:?}");
+    let dup = inst.filter_lines("badRecords: pass\nbadRecords: drop\n", "").unwrap_err();
+    assert_eq!(
+        (dup[0].kind, dup[0].line, dup[0].field.as_str()),
+        (ErrorKind::DuplicateKey, 2, "badRecords"),
+        "{dup:?}"
+    );
 }
 
 #[test]
@@ -240,13 +268,26 @@ fn explain_returns_the_decision_and_the_explain_line() {
                 assert_eq!(level, d.level.as_str());
                 decided += 1;
             }
-            Err(e) => assert_eq!(got.unwrap_err(), e.to_string()),
+            Err(e) => {
+                let got = got.unwrap_err();
+                assert_eq!((got.kind, got.field.as_str()), (ErrorKind::Event, e.field.as_deref().unwrap_or("")));
+                assert_eq!(got.message, e.message);
+            }
         }
     }
     assert!(decided > 50);
     // explain does not count: only processing does.
     assert_eq!(inst.counters(engine).read, 0);
-    assert_eq!(inst.explain(engine, b"\xff{}").unwrap_err(), "not UTF-8: invalid byte at offset 0");
+    let not_utf8 = inst.explain(engine, b"\xff{}").unwrap_err();
+    assert_eq!((not_utf8.kind, not_utf8.field.as_str()), (ErrorKind::Event, ""));
+    assert_eq!(not_utf8.message, "not UTF-8: invalid byte at offset 0");
+    // The field at fault is its own member, not folded into the message; an event passed by
+    // value has no file or position.
+    let no_stage =
+        inst.explain(engine, br#"{"kind":"Event","apiVersion":"audit.k8s.io/v1","auditID":"a","verb":"get"}"#);
+    let e = no_stage.unwrap_err();
+    assert_eq!((e.kind, e.file.as_str(), e.line, e.column), (ErrorKind::Event, "", 0, 0));
+    assert_eq!((e.field.as_str(), e.message.as_str()), ("stage", "missing: not an audit event"));
     match &inst.explain_batch(engine, b"{\"kind\":\"EventList\",\"items\":[{\"kind\":0}]}\n")[..] {
         [Explanation::Bad(b)] => assert_eq!((b.line, b.item), (1, Some(0))),
         other => panic!("{other:?}"),

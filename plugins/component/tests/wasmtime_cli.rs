@@ -18,7 +18,7 @@ fn stderr(out: &std::process::Output) -> String {
 fn wave_strings_round_trip() {
     let s = "{\"a\":\"x\\\\y\"}\n\t\r\u{1}'caf\u{e9} \u{65e5}";
     assert_eq!(support::parse_wave_string(&wave_string(s)), s);
-    assert_eq!(parse_wave_result("err(\"bad\\nthing\")\n"), Err("bad\nthing".to_string()));
+    assert_eq!(parse_wave_result("err([{kind: file}])\n"), Err("[{kind: file}]".to_string()));
     assert_eq!(parse_wave_result("ok(\"\\u{7f}\\'\")\n"), Ok("\u{7f}'".to_string()));
 }
 
@@ -138,7 +138,7 @@ fn invoke_by_bare_and_qualified_name() {
         .to_string();
     let bare = invoke(&[], &format!("explain-lines(\"\", {})", wave_string(&event))).unwrap();
     let qualified =
-        invoke(&[], &format!("kaudit:audit/lines.explain-lines@0.1.0(\"\", {})", wave_string(&event))).unwrap();
+        invoke(&[], &format!("kaudit:audit/lines.explain-lines@0.2.0(\"\", {})", wave_string(&event))).unwrap();
     assert_eq!(bare, qualified);
     let native = kaudit::Pipeline::embedded_default();
     let parsed = kaudit::Event::parse(&event).unwrap();
@@ -148,12 +148,14 @@ fn invoke_by_bare_and_qualified_name() {
 #[test]
 fn invoke_reports_config_errors_as_err_with_exit_status_0() {
     let got = invoke(&[], "filter-lines(\"policy:\\n  rules: 5\\n\", \"\")");
-    let native = kaudit::Pipeline::from_config_text("policy:\n  rules: 5\n", "config.yaml", &kaudit::NoFiles)
-        .err()
-        .unwrap()
-        .to_string();
-    assert_eq!(got, Err(native.clone()));
-    assert!(native.starts_with("config.yaml:"), "{native}");
+    let native =
+        kaudit::Pipeline::from_config_text("policy:\n  rules: 5\n", "config.yaml", &kaudit::NoFiles).err().unwrap();
+    assert_eq!(got, Err(support::wave_errors(&native.errors)));
+    let got = got.unwrap_err();
+    assert!(
+        got.contains("{kind: wrong-type, file: \"config.yaml\", line: 2, column: 10, field: \"policy.rules\""),
+        "{got}"
+    );
 }
 
 #[test]
@@ -166,7 +168,10 @@ fn invoke_file_functions_read_only_preopened_dirs() {
     );
     // A policy file is not a kaudit config: its keys are reported, not silently ignored.
     let err = got.unwrap_err();
-    assert!(err.starts_with("/data/policies/k8s-website-audit-policy.yaml:"), "{err}");
+    assert!(
+        err.starts_with("[{kind: unknown-key, file: \"/data/policies/k8s-website-audit-policy.yaml\", line: "),
+        "{err}"
+    );
 
     let log = std::fs::read(fixtures.join("sample-audit.log")).unwrap();
     let out = invoke(&["--dir", &dir], "run-file(\"\", \"/data/sample-audit.log\")").unwrap();
@@ -184,5 +189,8 @@ fn invoke_file_functions_read_only_preopened_dirs() {
     assert_eq!(out, native);
 
     let err = invoke(&[], "filter-file(\"\", \"/data/sample-audit.log\")").unwrap_err();
-    assert!(err.starts_with("/data/sample-audit.log: "), "{err}");
+    assert!(
+        err.starts_with("[{kind: file, file: \"/data/sample-audit.log\", line: 0, column: 0, field: \"\", message: "),
+        "{err}"
+    );
 }

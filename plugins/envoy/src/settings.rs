@@ -10,6 +10,11 @@
 //!   path: /alerts
 //!   authority: kaudit-alerts
 //!   timeoutMs: 5000
+//!   routes:              # one target per route of the kaudit config's `alerts.routes`
+//!     alertmanager:      # each key as above; what is not given is taken from `alerts`
+//!       cluster: alertmanager
+//!       path: /api/v2/alerts
+//!       authority: alertmanager.monitoring.svc
 //! ```
 //!
 //! An empty configuration means the embedded default with default alert settings. Anything
@@ -26,7 +31,8 @@ pub const ENVELOPE_NAME: &str = "envoy plugin configuration";
 pub const CONFIG_NAME: &str = "kaudit config (plugin configuration `config`)";
 
 const ENVELOPE_KEYS: &[&str] = &["config", "alerts"];
-const ALERT_KEYS: &[&str] = &["cluster", "path", "authority", "timeoutMs"];
+const ALERT_KEYS: &[&str] = &["cluster", "path", "authority", "timeoutMs", "routes"];
+const TARGET_KEYS: &[&str] = &["cluster", "path", "authority", "timeoutMs"];
 
 /// Where alerts are POSTed: an Envoy cluster and the request's path and authority.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,7 +59,10 @@ impl Default for AlertTarget {
 pub struct Settings {
     /// The kaudit config text; `None` for the embedded default.
     pub config: Option<String>,
+    /// Where alerts go when the kaudit config has no `alerts.routes` (JSON lines).
     pub alerts: AlertTarget,
+    /// `alerts.routes`: the target of each route of the kaudit config, by route name.
+    pub routes: Vec<(String, AlertTarget)>,
 }
 
 impl Settings {
@@ -75,9 +84,32 @@ impl Settings {
             None => Ok((Config::embedded_default(), Vec::new())),
             Some(text) => {
                 let (config, warnings) = Config::load(text, CONFIG_NAME, &NoFiles).map_err(|e| e.to_string())?;
+                self.check_routes(&config)?;
                 Ok((config, warnings.iter().map(ToString::to_string).collect()))
             }
         }
+    }
+
+    /// Every route of the kaudit config has a target here, and every target a route: a route
+    /// without one would lose its alerts, a target without a route is a misspelt name.
+    fn check_routes(&self, config: &Config) -> Result<(), String> {
+        let names: Vec<&str> = config.alerts.routes.iter().map(|r| r.name.as_str()).collect();
+        if let Some(missing) = names.iter().find(|n| !self.routes.iter().any(|(t, _)| t == *n)) {
+            return Err(format!(
+                "{ENVELOPE_NAME}: alerts.routes: no target for the kaudit config's route {missing:?} (give its cluster and path under alerts.routes.{missing})"
+            ));
+        }
+        if let Some((extra, _)) = self.routes.iter().find(|(t, _)| !names.contains(&t.as_str())) {
+            return Err(format!(
+                "{ENVELOPE_NAME}: alerts.routes.{extra}: the kaudit config has no route named {extra:?} (its routes: {names:?})"
+            ));
+        }
+        Ok(())
+    }
+
+    /// The target of route `name` (the default target when the config has no routes).
+    pub fn target(&self, name: &str) -> &AlertTarget {
+        self.routes.iter().find(|(n, _)| n == name).map(|(_, t)| t).unwrap_or(&self.alerts)
     }
 
     /// The pipeline the settings describe (the config as given), with the config's warnings.
@@ -107,19 +139,44 @@ fn decode(node: &Node) -> Result<Settings, Diagnostic> {
                 })?;
                 settings.config = (!text.trim().is_empty()).then_some(text);
             }
-            "alerts" => ctx.at("alerts", |c| decode_alerts(c, value, &mut settings.alerts))?,
+            "alerts" => ctx.at("alerts", |c| decode_alerts(c, value, &mut settings))?,
             _ => {}
         }
     }
     Ok(settings)
 }
 
-fn decode_alerts(c: &mut Ctx<'_>, node: &Node, target: &mut AlertTarget) -> Result<(), Diagnostic> {
+fn decode_alerts(c: &mut Ctx<'_>, node: &Node, settings: &mut Settings) -> Result<(), Diagnostic> {
     if matches!(node.kind, Kind::Null) {
         return Ok(());
     }
     let entries = c.strict_map(node, ALERT_KEYS)?;
-    for (key, value) in entries {
+    let routes = entries.iter().find(|(k, _)| k.name == "routes").map(|(_, v)| *v);
+    let targets: Vec<_> = entries.into_iter().filter(|(k, _)| k.name != "routes").collect();
+    decode_target(c, &targets, &mut settings.alerts)?;
+    let Some(routes) = routes else { return Ok(()) };
+    c.at("routes", |c| -> Result<(), Diagnostic> {
+        let Kind::Map(items) = &routes.kind else {
+            return Err(c.type_error(routes, "a mapping of route name to target"));
+        };
+        for (name, value) in items {
+            c.at(&name.name, |c| -> Result<(), Diagnostic> {
+                if settings.routes.iter().any(|(n, _)| *n == name.name) {
+                    return Err(c.error(name.pos, "route given twice"));
+                }
+                let mut target = settings.alerts.clone();
+                let entries = c.strict_map(value, TARGET_KEYS)?;
+                decode_target(c, &entries, &mut target)?;
+                settings.routes.push((name.name.clone(), target));
+                Ok(())
+            })?;
+        }
+        Ok(())
+    })
+}
+
+fn decode_target(c: &mut Ctx<'_>, entries: &[(&yaml::Key, &Node)], target: &mut AlertTarget) -> Result<(), Diagnostic> {
+    for &(key, value) in entries {
         c.at(&key.name, |c| -> Result<(), Diagnostic> {
             match key.name.as_str() {
                 "cluster" => target.cluster = non_empty(c, value)?,
@@ -197,6 +254,53 @@ mod tests {
         let s = Settings::parse(b"config: 'policyFile: /etc/policy.yaml'").unwrap();
         let err = s.pipeline().err().expect("Envoy has no filesystem");
         assert!(err.contains("no file access"), "{err}");
+    }
+
+    #[test]
+    fn each_route_of_the_kaudit_config_needs_a_target_and_inherits_the_rest() {
+        let config =
+            "alerts:\n    routes:\n      - {name: am, format: alertmanager}\n      - {name: chat, format: slack}\n";
+        let text = format!(
+            "config: |\n  {config}alerts:\n  cluster: sink\n  timeoutMs: 250\n  routes:\n    am: {{cluster: alertmanager, path: /api/v2/alerts}}\n    chat: {{path: /services/T/B/x, authority: hooks.slack.com}}\n"
+        );
+        let s = Settings::parse(text.as_bytes()).unwrap();
+        assert_eq!(s.config().unwrap().0.alerts.routes.len(), 2);
+        assert_eq!(
+            s.target("am"),
+            &AlertTarget {
+                cluster: "alertmanager".into(),
+                path: "/api/v2/alerts".into(),
+                authority: "kaudit-alerts".into(),
+                timeout_ms: 250
+            }
+        );
+        assert_eq!(
+            s.target("chat"),
+            &AlertTarget {
+                cluster: "sink".into(),
+                path: "/services/T/B/x".into(),
+                authority: "hooks.slack.com".into(),
+                timeout_ms: 250
+            }
+        );
+        assert_eq!(s.target("").cluster, "sink", "no routes: the one target");
+        // A route without a target would lose its alerts; a target without a route is a typo.
+        let missing =
+            Settings::parse(format!("config: |\n  {config}alerts:\n  routes:\n    am: {{path: /a}}\n").as_bytes())
+                .unwrap();
+        let err = missing.config().unwrap_err();
+        assert!(err.contains("no target for the kaudit config's route \"chat\""), "{err}");
+        let extra = Settings::parse(
+            format!("config: |\n  {config}alerts:\n  routes:\n    am: {{}}\n    chat: {{}}\n    chatt: {{}}\n")
+                .as_bytes(),
+        )
+        .unwrap();
+        assert!(extra
+            .config()
+            .unwrap_err()
+            .contains("alerts.routes.chatt: the kaudit config has no route named \"chatt\""));
+        let bad = Settings::parse(b"alerts:\n  routes:\n    am: {path: api}\n").unwrap_err();
+        assert!(bad.contains("alerts.routes.am.path: must start with '/'"), "{bad}");
     }
 
     #[test]

@@ -633,3 +633,112 @@ fn envoy_reads_firehose_and_pubsub_deliveries() {
     assert_eq!(items.len(), 1);
     assert!(items[0].contains("\"kaudit/rebuilt-from\":\"gke-logentry\""), "{}", items[0]);
 }
+
+/// `alerts.routes` through the real Envoy: the consumer posts each route's payloads, rendered by
+/// the core, to the route's target (a cluster of its own for Alertmanager; the shipped
+/// `kaudit_alerts` cluster, another path, for Slack and DingTalk), with the format's
+/// content type, and each payload passes its receiver's schema.
+#[test]
+fn alert_routes_post_each_format_to_its_own_target() {
+    use kaudit_testkit::alert_schemas::{check_alertmanager, check_dingtalk, check_slack};
+    let (receiver, sink, alertmanager) = (Recorder::start(), Recorder::start(), Recorder::start());
+    let kaudit_config = "alerts:\n  routes:\n    - {name: am, format: alertmanager, labels: {cluster: test}}\n    \
+                         - {name: chat, format: slack, maxAlertsPerMessage: 2}\n    - {name: ding, format: dingtalk, keyword: kaudit}\n";
+    let envelope = json!({
+        "config": kaudit_config,
+        "alerts": {
+            "cluster": "kaudit_alerts", "path": "/alerts", "authority": "kaudit-alerts", "timeoutMs": 5000,
+            "routes": {
+                "am": { "cluster": "alertmanager", "path": "/api/v2/alerts", "authority": "alertmanager.local" },
+                "chat": { "path": "/services/T0/B0/x", "authority": "hooks.slack.com" },
+                "ding": { "path": "/robot/send?access_token=t", "authority": "oapi.dingtalk.com" }
+            }
+        }
+    });
+    let mut config =
+        test_config(receiver.port, sink.port, &[("routes".to_string(), Some(envelope.to_string()))], false);
+    let clusters = config["static_resources"]["clusters"].as_array_mut().expect("clusters");
+    let mut am_cluster = clusters.iter().find(|c| c["name"] == "kaudit_alerts").expect("kaudit_alerts").clone();
+    am_cluster["name"] = json!("alertmanager");
+    am_cluster["load_assignment"]["cluster_name"] = json!("alertmanager");
+    am_cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"] =
+        loopback(alertmanager.port);
+    clusters.push(am_cluster);
+    let envoy = Envoy::start(&config, Arc::new(TempDir::new("envoy-routes"))).unwrap_or_else(|e| panic!("{e}"));
+    let port = envoy.listener_port("routes");
+
+    let input = read(&support::workspace_root().join("tests/conformance/vectors/seed-alerts/input.jsonl"));
+    let items: Vec<&str> = input.lines().filter(|l| !l.trim().is_empty()).collect();
+    post(port, "/audit", event_list(&items).as_bytes(), &receiver);
+    // What the consumer's pipeline raises on the forwarded events (the oracle for the payloads).
+    let (loaded, _) = Config::load(kaudit_config, "kaudit.yaml", &kaudit::NoFiles).expect("config");
+    let mut worker_config = loaded.clone();
+    worker_config.alerts.enabled = false;
+    let mut worker = Pipeline::new(worker_config);
+    let mut consumer = Pipeline::new(loaded.clone());
+    let body = event_list(&items);
+    let filtered = filter_body(&mut worker, body.as_bytes());
+    if let Some(feed) = filtered.alert_feed(body.as_bytes()) {
+        for_each_item(feed, &mut |event| consumer.observe_for_alerts(event));
+    }
+    let alerts = consumer.take_alerts();
+    assert!(alerts.len() >= 5, "the vector raises alerts: {}", alerts.len());
+
+    let count = |path: &str, r: &Recorder, marker: &str| -> usize {
+        r.requests_to(path).iter().map(|q| String::from_utf8_lossy(&q.body).matches(marker).count()).sum()
+    };
+    let delivered = wait_for(30, || {
+        (count("/api/v2/alerts", &alertmanager, "\"alertname\"") >= alerts.len()
+            && count("/services/", &sink, "*[") >= alerts.len()
+            && count("/robot/send", &sink, "#### [") >= alerts.len())
+        .then_some(())
+    });
+    std::thread::sleep(std::time::Duration::from_millis(1_500));
+    assert!(delivered.is_some(), "not every route got every alert:\n{}", envoy.log_tail(30));
+
+    // Alertmanager: one array per drain; every alert once, as the core renders it.
+    let route = loaded.alerts.route("am").expect("am");
+    let want: Vec<Value> = loaded
+        .alerts
+        .payloads(route, &alerts)
+        .iter()
+        .flat_map(|p| serde_json::from_str::<Vec<Value>>(&p.body).expect("array"))
+        .collect();
+    let mut got = Vec::new();
+    for r in alertmanager.requests_to("/api/v2/alerts") {
+        let body = String::from_utf8(r.body.clone()).expect("utf-8");
+        assert!(check_alertmanager(&body).is_ok(), "{:?}: {body}", check_alertmanager(&body));
+        assert_eq!(r.header("content-type"), Some("application/json"));
+        assert_eq!(r.header(":authority").or(r.header("host")), Some("alertmanager.local"));
+        got.extend(serde_json::from_str::<Vec<Value>>(&body).expect("array"));
+    }
+    let key = |v: &Value| v.to_string();
+    let (mut got_keys, mut want_keys): (Vec<String>, Vec<String>) =
+        (got.iter().map(key).collect(), want.iter().map(key).collect());
+    got_keys.sort();
+    want_keys.sort();
+    assert_eq!(got_keys, want_keys, "Alertmanager got each alert once");
+    // Slack: at most 2 alerts a message; DingTalk: the keyword in every message.
+    for r in sink.requests_to("/services/") {
+        let body = String::from_utf8_lossy(&r.body).into_owned();
+        assert_eq!(check_slack(&body), Ok(1), "{body}");
+        assert!(body.matches("*[").count() <= 2, "{body}");
+        assert_eq!(r.header("content-type"), Some("application/json"));
+    }
+    for r in sink.requests_to("/robot/send") {
+        let body = String::from_utf8_lossy(&r.body).into_owned();
+        assert_eq!(check_dingtalk(&body, Some("kaudit")), Ok(1), "{body}");
+    }
+    assert_eq!(count("/services/", &sink, "*["), alerts.len());
+    assert_eq!(count("/robot/send", &sink, "#### ["), alerts.len());
+    assert!(sink.requests_to("/alerts").is_empty(), "with routes, the JSON-lines target gets nothing");
+    assert_eq!(metric(&envoy, "routes", "alerts_sent"), 3 * alerts.len() as u64, "each alert once per route");
+    assert_eq!(metric(&envoy, "routes", "alerts_failed"), 0);
+    eprintln!(
+        "alert routes (Envoy): {} alerts; requests: alertmanager {}, slack {}, dingtalk {}",
+        alerts.len(),
+        alertmanager.requests_to("/api/v2/alerts").len(),
+        sink.requests_to("/services/").len(),
+        sink.requests_to("/robot/send").len()
+    );
+}

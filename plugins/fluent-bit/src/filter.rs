@@ -13,6 +13,9 @@
 //! * alerts a record raised: appended as `"kaudit_alerts":[…]` plus `"kaudit_alert_count":"N"`
 //!   (a string, because Fluent Bit's `rewrite_tag` matches string values only); a dropped record
 //!   that raised alerts becomes `{"kaudit_alerts":[…],"kaudit_alert_count":"N","kaudit_dropped":"true"}`;
+//! * with `alerts.routes`: per route that has alerts, `"kaudit_route_<name>":{"body":…,"headers":{…}}`
+//!   (the payload the core rendered in the route's format, posted by an `http` output with
+//!   `body_key`/`headers_key`, see README.md "Alert routes");
 //! * a bad config: every record comes back unchanged plus `"kaudit_error":"config: …"`;
 //! * a NULL record pointer (Fluent Bit's heap copy failed): `{"kaudit_error":…,"record_len":N}`.
 
@@ -27,6 +30,8 @@ pub const ALERTS_KEY: &str = "kaudit_alerts";
 pub const ALERT_COUNT_KEY: &str = "kaudit_alert_count";
 /// Marks a record the policy dropped that is only there to carry its alerts.
 pub const DROPPED_KEY: &str = "kaudit_dropped";
+/// Prefix of the per-route payload keys (`kaudit_route_<route name>`).
+pub const ROUTE_KEY_PREFIX: &str = "kaudit_route_";
 /// Errors visible in the record.
 pub const ERROR_KEY: &str = "kaudit_error";
 
@@ -210,7 +215,35 @@ fn process(pipeline: &mut Pipeline, bytes: &[u8], out: &mut String, stats: &mut 
         out.clear();
         original_with(bytes, None, out, stats);
     }
-    attach_alerts(out, reply, &alerts, stats)
+    let reply = attach_alerts(out, reply, &alerts, stats);
+    attach_routes(out, &pipeline.config().alerts, &alerts);
+    reply
+}
+
+/// Adds, for each route of `alerts.routes` that has alerts in this record,
+/// `"kaudit_route_<name>":{"body":"<payload>","headers":{"Content-Type":"…"}}`: what Fluent Bit's
+/// `http` output posts as one request with `body_key`/`headers_key` (fluent/fluent-bit v5.1.1
+/// `plugins/out_http/http.c`, `send_all_requests`). The payload is rendered by the core.
+fn attach_routes(out: &mut String, config: &kaudit::AlertConfig, alerts: &[String]) {
+    if alerts.is_empty() || config.routes.is_empty() {
+        return;
+    }
+    let mut members = String::new();
+    for route in &config.routes {
+        let Some(payload) = config.payload(route, alerts) else { continue };
+        if !members.is_empty() {
+            members.push(',');
+        }
+        write_json_str(&mut members, &format!("{ROUTE_KEY_PREFIX}{}", route.name));
+        members.push_str(":{\"body\":");
+        write_json_str(&mut members, &payload.body);
+        members.push_str(",\"headers\":{\"Content-Type\":");
+        write_json_str(&mut members, payload.content_type);
+        members.push_str("}}");
+    }
+    if !members.is_empty() {
+        append_members(out, &members);
+    }
 }
 
 /// Adds the alerts a record raised to the reply in `out`; a dropped record with alerts becomes
@@ -462,6 +495,33 @@ mod tests {
         let mut out = String::new();
         assert_eq!(attach_alerts(&mut out, Reply::Drop, &[], &mut stats), Reply::Drop);
         assert_eq!(stats.alerts, 3);
+    }
+
+    #[test]
+    fn each_route_with_alerts_gets_its_payload_and_content_type() {
+        let config = "alerts:\n  routes:\n    - {name: am, format: alertmanager}\n    - {name: chat, format: slack, minSeverity: critical}\n    - {name: lines, format: jsonLines}\n";
+        let (pipeline, _) = Pipeline::from_config_text(config, "k.yaml", &kaudit::NoFiles).unwrap();
+        let mut f = Filter::new(Mode::Ready { pipeline: Box::new(pipeline), source: "k.yaml".into() });
+        let mut stats = Stats::ZERO;
+        let line = vector_line("seed-alerts", 0);
+        assert_eq!(f.handle(Input::Record(line.as_bytes()), &mut stats), Reply::Record);
+        let reply: serde_json::Value = serde_json::from_str(reply_text(&f)).unwrap();
+        let alerts = reply["kaudit_alerts"].as_array().unwrap();
+        assert!(!alerts.is_empty());
+        let am = &reply["kaudit_route_am"];
+        assert_eq!(am["headers"], serde_json::json!({"Content-Type": "application/json"}));
+        let posted: serde_json::Value = serde_json::from_str(am["body"].as_str().unwrap()).unwrap();
+        let names: Vec<&serde_json::Value> =
+            posted.as_array().unwrap().iter().map(|a| &a["labels"]["alertname"]).collect();
+        let rules: Vec<&serde_json::Value> = alerts.iter().map(|a| &a["rule"]).collect();
+        assert_eq!(names, rules);
+        let lines = &reply["kaudit_route_lines"];
+        assert_eq!(lines["headers"]["Content-Type"], "application/x-ndjson");
+        let path = format!("{}/../../tests/conformance/vectors/seed-alerts/alerts.jsonl", env!("CARGO_MANIFEST_DIR"));
+        let expected = std::fs::read_to_string(path).unwrap();
+        let want: String = expected.lines().take(alerts.len()).map(|a| format!("{a}\n")).collect();
+        assert_eq!(lines["body"].as_str().unwrap(), want);
+        assert!(reply.get("kaudit_route_chat").is_none(), "no critical alert: nothing for that route");
     }
 
     #[test]

@@ -3,9 +3,12 @@
 //!
 //! * [`corpus`]: a deterministic generator of realistic audit logs (benchmarks, load and
 //!   memory tests);
-//! * [`mmdb`]: a MaxMind DB writer, so tests build GeoIP databases of known content.
+//! * [`mmdb`]: a MaxMind DB writer, so tests build GeoIP databases of known content;
+//! * [`alert_schemas`]: strict checks of alert payloads as their receivers define them
+//!   (Alertmanager API v2, Slack and DingTalk webhooks), for the core's and the hosts' tests.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod alert_schemas;
 pub mod corpus;
 pub mod mmdb;

@@ -105,7 +105,7 @@ impl Instance {
         api.call_process_batch(&mut self.store, e.0, body).expect("engine.process-batch trapped")
     }
 
-    pub fn explain(&mut self, e: EngineRef, event: &[u8]) -> Result<Decision, String> {
+    pub fn explain(&mut self, e: EngineRef, event: &[u8]) -> Result<Decision, Error> {
         let api = self.audit.kaudit_audit_pipeline().engine();
         api.call_explain(&mut self.store, e.0, event).expect("engine.explain trapped")
     }
@@ -139,22 +139,22 @@ impl Instance {
         e.0.resource_drop(&mut self.store).expect("engine drop trapped");
     }
 
-    pub fn run_lines(&mut self, config: &str, input: &str) -> Result<String, String> {
+    pub fn run_lines(&mut self, config: &str, input: &str) -> Result<String, Vec<Error>> {
         let api = self.audit.kaudit_audit_lines();
         api.call_run_lines(&mut self.store, config, input).expect("run-lines trapped")
     }
 
-    pub fn filter_lines(&mut self, config: &str, input: &str) -> Result<String, String> {
+    pub fn filter_lines(&mut self, config: &str, input: &str) -> Result<String, Vec<Error>> {
         let api = self.audit.kaudit_audit_lines();
         api.call_filter_lines(&mut self.store, config, input).expect("filter-lines trapped")
     }
 
-    pub fn explain_lines(&mut self, config: &str, input: &str) -> Result<String, String> {
+    pub fn explain_lines(&mut self, config: &str, input: &str) -> Result<String, Vec<Error>> {
         let api = self.audit.kaudit_audit_lines();
         api.call_explain_lines(&mut self.store, config, input).expect("explain-lines trapped")
     }
 
-    pub fn alert_lines(&mut self, config: &str, input: &str) -> Result<String, String> {
+    pub fn alert_lines(&mut self, config: &str, input: &str) -> Result<String, Vec<Error>> {
         let api = self.audit.kaudit_audit_lines();
         api.call_alert_lines(&mut self.store, config, input).expect("alert-lines trapped")
     }

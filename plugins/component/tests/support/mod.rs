@@ -211,26 +211,50 @@ pub fn wave_string(s: &str) -> String {
     out
 }
 
-/// Parses what `wasmtime run --invoke` prints for a `result<string, string>`: `ok("...")` or
-/// `err("...")` (one line). Returns `Ok(text)` / `Err(text)`.
+/// Parses what `wasmtime run --invoke` prints for a `result<string, list<error>>` (one line):
+/// `ok("...")` gives the decoded text, `err(...)` the error list as printed, in WAVE
+/// (`[{kind: file, file: "/x", line: 0, ...}]`; [`wave_errors`] writes the expected one).
 pub fn parse_wave_result(stdout: &str) -> Result<String, String> {
     let line = stdout.trim_end_matches('\n');
-    let (is_ok, rest) = if let Some(r) = line.strip_prefix("ok(") {
-        (true, r)
+    let inner = |rest: &str| {
+        rest.strip_suffix(')')
+            .unwrap_or_else(|| panic!("unterminated WAVE result: {:?}", &line[..line.len().min(200)]))
+            .to_string()
+    };
+    if let Some(r) = line.strip_prefix("ok(") {
+        Ok(parse_wave_string(&inner(r)))
     } else if let Some(r) = line.strip_prefix("err(") {
-        (false, r)
+        Err(inner(r))
     } else {
         panic!("not a WAVE result: {:?}", &line[..line.len().min(200)]);
-    };
-    let body = rest
-        .strip_suffix(')')
-        .unwrap_or_else(|| panic!("unterminated WAVE result: {:?}", &line[..line.len().min(200)]));
-    let text = parse_wave_string(body);
-    if is_ok {
-        Ok(text)
-    } else {
-        Err(text)
     }
+}
+
+/// The WAVE text of the WIT `list<error>` a one-shot function returns for config diagnostics
+/// (`kind` as `wit/types.wit` names the core's kinds).
+pub fn wave_errors(errors: &[kaudit::Diagnostic]) -> String {
+    let items: Vec<String> = errors
+        .iter()
+        .map(|d| {
+            let kind = match d.kind {
+                kaudit::DiagnosticKind::Syntax => "syntax",
+                kaudit::DiagnosticKind::UnknownKey => "unknown-key",
+                kaudit::DiagnosticKind::DuplicateKey => "duplicate-key",
+                kaudit::DiagnosticKind::Type => "wrong-type",
+                kaudit::DiagnosticKind::File => "file",
+                _ => "invalid-value",
+            };
+            format!(
+                "{{kind: {kind}, file: {}, line: {}, column: {}, field: {}, message: {}}}",
+                wave_string(&d.file),
+                d.pos.line,
+                d.pos.col,
+                wave_string(&d.field),
+                wave_string(&d.message)
+            )
+        })
+        .collect();
+    format!("[{}]", items.join(", "))
 }
 
 /// Decodes one WAVE string literal (`"..."` with `\n`, `\"`, `\u{..}`, ... escapes).

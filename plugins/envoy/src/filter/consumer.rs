@@ -1,6 +1,7 @@
 //! The single alert consumer: the root context that holds the lease (see `lease`) drains the
 //! kept-events queue into its own pipeline's `observe_for_alerts` and POSTs `take_alerts()` to
-//! the alert cluster from the root context, which outlives the requests (a stream context is
+//! the alert cluster (or, with `alerts.routes` in the kaudit config, each route's payloads to
+//! that route's cluster) from the root context, which outlives the requests (a stream context is
 //! gone before a callout answers).
 
 use std::hash::{BuildHasher, Hasher};
@@ -109,29 +110,42 @@ impl Root {
         if alerts.is_empty() {
             return;
         }
-        let n = alerts.len() as u64;
-        let mut body = alerts.join("\n");
-        body.push('\n');
-        let target = &shared.settings.alerts;
-        let headers = vec![
-            (":method", "POST"),
-            (":path", target.path.as_str()),
-            (":authority", target.authority.as_str()),
-            ("content-type", "application/x-ndjson"),
-        ];
-        match self.dispatch_http_call(
-            &target.cluster,
-            headers,
-            Some(body.as_bytes()),
-            vec![],
-            Duration::from_millis(target.timeout_ms),
-        ) {
-            Ok(token) => {
-                self.in_flight.insert(token, n);
+        // Without routes: the alert objects as JSON lines to the one target, as always. With
+        // routes: each route's payloads (rendered by the core, split by its maxAlertsPerMessage).
+        let config = &consumer.pipeline.config().alerts;
+        let mut posts: Vec<(String, String, &'static str, u64)> = Vec::new();
+        if config.routes.is_empty() {
+            let mut body = alerts.join("\n");
+            body.push('\n');
+            posts.push((String::new(), body, "application/x-ndjson", alerts.len() as u64));
+        }
+        for route in &config.routes {
+            for p in config.payloads(route, &alerts) {
+                posts.push((route.name.clone(), p.body, p.content_type, p.alerts as u64));
             }
-            Err(e) => {
-                shared.metrics.add(Metric::AlertsFailed, n);
-                warn!("cannot send {n} alert(s) to cluster {:?}: {e:?}", target.cluster);
+        }
+        for (route, body, content_type, n) in posts {
+            let target = shared.settings.target(&route);
+            let headers = vec![
+                (":method", "POST"),
+                (":path", target.path.as_str()),
+                (":authority", target.authority.as_str()),
+                ("content-type", content_type),
+            ];
+            match self.dispatch_http_call(
+                &target.cluster,
+                headers,
+                Some(body.as_bytes()),
+                vec![],
+                Duration::from_millis(target.timeout_ms),
+            ) {
+                Ok(token) => {
+                    self.in_flight.insert(token, n);
+                }
+                Err(e) => {
+                    shared.metrics.add(Metric::AlertsFailed, n);
+                    warn!("cannot send {n} alert(s) to cluster {:?}: {e:?}", target.cluster);
+                }
             }
         }
     }

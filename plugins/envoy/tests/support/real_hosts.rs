@@ -15,6 +15,8 @@ pub struct Host {
 }
 
 pub const FLUENT_BIT: Host = Host { env: "FLUENT_BIT", program: "fluent-bit", shared: "fluent-bit/fluent-bit" };
+/// WAMR's AOT compiler as Fluent Bit builds it (`-DFLB_WAMRC=On`), beside the Fluent Bit binary.
+pub const FLB_WAMRC: Host = Host { env: "FLB_WAMRC", program: "flb-wamrc", shared: "fluent-bit/flb-wamrc" };
 pub const VECTOR: Host = Host { env: "VECTOR", program: "vector", shared: "vector/vector" };
 /// The kube-apiserver audit harness (etcd, kube-apiserver, kubectl and a fixed workload).
 pub const KUBE_AUDIT: Host =

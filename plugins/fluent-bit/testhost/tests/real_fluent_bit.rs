@@ -30,16 +30,16 @@ mod fluent_bit_run;
 #[path = "../../../envoy/tests/support/mod.rs"]
 mod support;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant};
 
 use fluent_bit_run::*;
 use serde_json::{json, Value};
 use support::real_hosts::{
-    self, kaudit_run as native, missing_and_duplicated, parse_tolerating_torn, repo_root, Native,
+    self, kaudit_run as native, missing_and_duplicated, multiset, parse_tolerating_torn, repo_root, Native,
 };
-use support::{wait_for, TempDir};
+use support::{wait_for, Recorder, TempDir};
 
 /// Two normal events with one padded to `padding` bytes between them, and what `kaudit run`
 /// writes for the two normal ones.
@@ -95,20 +95,18 @@ fn vectors() -> Vec<PathBuf> {
     dirs
 }
 
-#[test]
-fn conformance_vectors_through_the_shipped_config_equal_kaudit_run() {
-    let Some(bin) = fluent_bit("conformance vectors") else { return };
+/// Every conformance vector through the shipped config, with `extra` replacements (the module).
+fn conformance_vectors(bin: &Path, extra: &[(&str, &str)], what: &str) {
     let dirs = vectors();
     let carried: usize = std::thread::scope(|s| {
         let runs: Vec<_> = dirs
             .iter()
             .map(|dir| {
-                let bin = &bin;
                 s.spawn(move || {
                     let name = dir.file_name().expect("name").to_string_lossy().into_owned();
                     let input = std::fs::read(dir.join("input.jsonl")).expect("input");
                     let config = std::fs::read_to_string(dir.join("config.yaml")).ok();
-                    check_stream(bin, &name, &input, config.as_deref(), 10);
+                    check_stream_with(bin, &format!("{what}{name}"), &input, config.as_deref(), 10, extra);
                     carriers(&input, config.as_deref())
                 })
             })
@@ -117,8 +115,88 @@ fn conformance_vectors_through_the_shipped_config_equal_kaudit_run() {
     });
     // The grep on kaudit_dropped was exercised: events dropped by the policy raised alerts,
     // the alerts arrived (check_stream) and the carriers did not reach the audit log.
-    eprintln!("conformance vectors: {carried} kaudit_dropped carriers kept out of the audit log");
+    eprintln!("{what}conformance vectors: {carried} kaudit_dropped carriers kept out of the audit log");
     assert!(carried > 0, "no vector has an event that the policy drops and that raises alerts");
+}
+
+#[test]
+fn conformance_vectors_through_the_shipped_config_equal_kaudit_run() {
+    let Some(bin) = fluent_bit("conformance vectors") else { return };
+    conformance_vectors(&bin, &[], "");
+}
+
+/// `kaudit-fluent-bit.aot` (`cargo xtask build-wasm` writes it with flb-wamrc), or `None` after
+/// saying so; under `CI=true` a missing one fails.
+fn aot_artifact(test: &str) -> Option<PathBuf> {
+    let aot = artifact().with_extension("aot");
+    if aot.is_file() {
+        return Some(aot);
+    }
+    let msg =
+        format!("{test}: {} is missing (`cargo xtask build-wasm` writes it when flb-wamrc is found)", aot.display());
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{msg}; under CI=true the AOT module must be tested");
+    }
+    eprintln!("SKIPPED {msg}");
+    None
+}
+
+#[test]
+fn the_aot_module_runs_the_conformance_vectors_like_kaudit_run() {
+    let Some(bin) = fluent_bit("AOT conformance vectors") else { return };
+    let Some(aot) = aot_artifact("AOT conformance vectors") else { return };
+    let wasm = artifact().display().to_string();
+    let aot = aot.display().to_string();
+    conformance_vectors(&bin, &[(wasm.as_str(), aot.as_str())], "aot-");
+}
+
+#[test]
+fn an_aot_file_of_another_target_or_wamr_version_stops_fluent_bit_with_an_error_not_a_crash() {
+    let Some(bin) = fluent_bit("AOT ABI mismatch") else { return };
+    let Some(aot) = aot_artifact("AOT ABI mismatch") else { return };
+    let Some(wamrc) = real_hosts::require(&real_hosts::FLB_WAMRC, "AOT ABI mismatch") else { return };
+    let dir = TempDir::new("aot-abi");
+    // A module really compiled for another CPU architecture (an empty module: seconds, not the
+    // minute the filter takes). On an aarch64 machine, x86_64 is the other one.
+    let other = if cfg!(target_arch = "aarch64") { "x86_64" } else { "aarch64" };
+    std::fs::write(dir.0.join("empty.wasm"), b"\0asm\x01\0\0\0").expect("module");
+    let out = Command::new(&wamrc)
+        .arg(format!("--target={other}"))
+        .arg("-o")
+        .arg(dir.0.join("other-target.aot"))
+        .arg(dir.0.join("empty.wasm"))
+        .output()
+        .expect("flb-wamrc");
+    assert!(out.status.success(), "flb-wamrc --target={other}: {}", String::from_utf8_lossy(&out.stderr));
+    // The filter's own .aot as another WAMR would have written it: the AOT format version (the
+    // u32 after the magic `\0aot`, 5 in WAMR 2.4.1) changed; and the same file cut short.
+    let mut bytes = std::fs::read(&aot).expect("aot");
+    assert_eq!(&bytes[..4], b"\0aot", "an AOT file starts with the magic \\0aot");
+    let truncated = bytes[..bytes.len() / 2].to_vec();
+    bytes[4] = bytes[4].wrapping_sub(1);
+    std::fs::write(dir.0.join("other-version.aot"), &bytes).expect("write");
+    std::fs::write(dir.0.join("truncated.aot"), &truncated).expect("write");
+    let wasm = artifact().display().to_string();
+    for (file, error) in [
+        ("other-target.aot", format!("invalid target type, expected {} but got {other}", std::env::consts::ARCH)),
+        ("other-version.aot", "unknown binary version".to_string()),
+        ("truncated.aot", "unexpected end".to_string()),
+    ] {
+        let path = dir.0.join(file).display().to_string();
+        let mut run = Run::new(bin.clone(), file, None, &[(wasm.as_str(), path.as_str())]);
+        let status = run.start_expecting_failure();
+        let log = run.log();
+        // Refused at start-up with WAMR's reason, exit status 255: not a signal (no crash).
+        assert_eq!(status.code(), Some(255), "{file}: fluent-bit must exit with 255, not crash: {status}\n{log}");
+        let line = log
+            .lines()
+            .find(|l| l.contains("AOT module load failed"))
+            .unwrap_or_else(|| panic!("{file}: no load error in the log:\n{log}"));
+        assert!(line.contains(&error), "{file}: expected {error:?} in {line:?}");
+        assert!(log.contains("Failed initialize filter wasm"), "{file}: the filter's init failed:\n{log}");
+        assert!(!run.path("out/audit-filtered.log").exists(), "{file}: nothing was written");
+        eprintln!("{file}: exit status 255; {}", line.trim());
+    }
 }
 
 #[test]
@@ -324,4 +402,260 @@ fn wamr_stack_the_8k_default_stops_startup_and_16k_runs_kaudit() {
     assert_same_records(&parse_output(&run.output()), &want.events, "16K stack");
     assert_same_alerts(&run.alerts(), &want.alerts, "16K stack");
     assert!(!run.log().contains("Got exception"), "16K: a call trapped:\n{}", run.log());
+}
+
+/// The route sections of plugins/fluent-bit/README.md ("Alert routes"), for a route `name`
+/// posting to the run's plain-HTTP receiver at `uri`: (the `rewrite_tag` filter, the `http` output).
+/// Substituted: the route name, host, port, URI, and `tls: on` -> `tls: off` (the receiver is on
+/// loopback; the shipped route's TLS is `the_shipped_alert_route_posts_only_to_a_verified_webhook`).
+fn readme_route(name: &str, port: u16, uri: &str) -> (String, String) {
+    let readme = std::fs::read_to_string(repo_root().join("plugins/fluent-bit/README.md")).expect("README");
+    let marker =
+        readme.find("loaded by plugins/fluent-bit/testhost/tests/real_fluent_bit.rs").expect("the route block");
+    let start = readme[marker..].find("```yaml\n").expect("yaml block") + marker + "```yaml\n".len();
+    let block = &readme[start..start + readme[start..].find("```").expect("end of block")];
+    let mut text = block.replace("alertmanager", name);
+    for (from, to) in [
+        (format!("host: {name}.monitoring.svc"), "host: 127.0.0.1".to_string()),
+        ("port: 9093".to_string(), format!("port: {port}")),
+        ("uri: /api/v2/alerts".to_string(), format!("uri: {uri}")),
+        ("tls: on".to_string(), "tls: off".to_string()),
+    ] {
+        assert!(text.contains(&from), "the README's route block no longer has {from:?}");
+        text = text.replace(&from, &to);
+    }
+    let at = text.find("    - name: http").expect("the http output");
+    (text[..at].to_string(), text[at..].to_string())
+}
+
+/// What the core renders for each record of `input` that raises alerts, per route: the bodies
+/// the module must hand to Fluent Bit (one per record and route).
+fn expected_bodies(input: &[u8], config: &str, route: &str) -> Vec<String> {
+    let (mut p, _) = kaudit::Pipeline::from_config_text(config, "kaudit.yaml", &kaudit::NoFiles).expect("config");
+    let mut bodies = Vec::new();
+    for line in input.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        let mut out = Vec::new();
+        p.process_record(line, &mut out);
+        let alerts = p.take_alerts();
+        let cfg = &p.config().alerts;
+        if let Some(payload) = cfg.payload(cfg.route(route).expect("route"), &alerts) {
+            bodies.push(payload.body);
+        }
+    }
+    bodies
+}
+
+#[test]
+fn alert_routes_post_alertmanager_slack_and_dingtalk_payloads_one_per_record() {
+    use kaudit_testkit::alert_schemas::{check_alertmanager, check_dingtalk, check_slack};
+    let Some(bin) = fluent_bit("alert routes") else { return };
+    let config = "alerts:\n  routes:\n    - {name: am, format: alertmanager, endsAfter: 1h, labels: {cluster: test}}\n    \
+                  - {name: chat, format: slack, minSeverity: medium}\n    - {name: ding, format: dingtalk, keyword: kaudit}\n";
+    let receiver = Recorder::start();
+    let routes = [("am", "/api/v2/alerts"), ("chat", "/services/T0/B0/x"), ("ding", "/robot/send?access_token=t")];
+    let (mut filters, mut outputs) = (String::new(), String::new());
+    for (name, uri) in routes {
+        let (f, o) = readme_route(name, receiver.port, uri);
+        filters.push_str(&f);
+        outputs.push_str(&o);
+    }
+    let anchor = "    # A record the policy dropped but whose alerts must still go out";
+    let with_filters = format!("{filters}{anchor}");
+    let mut run = Run::new(bin, "routes", Some(config), &[(anchor, with_filters.as_str())]);
+    let rendered = std::fs::read_to_string(run.path("fluent-bit.yaml")).expect("config");
+    std::fs::write(run.path("fluent-bit.yaml"), format!("{rendered}\n{outputs}")).expect("config");
+    run.start();
+    let input = std::fs::read(repo_root().join("tests/conformance/vectors/seed-alerts/input.jsonl")).expect("input");
+    let want = native(&input, Some(config));
+    let lines: Vec<&[u8]> = input.split(|b| *b == b'\n').filter(|l| !l.is_empty()).collect();
+    run.stream(&lines, 5, Duration::from_millis(20));
+    let expected: Vec<(&str, &str, Vec<String>)> =
+        routes.iter().map(|(n, u)| (*n, *u, expected_bodies(&input, config, n))).collect();
+    run.wait_for_output(want.events.len(), want.alerts.len());
+    let all_posted = wait_for(30, || {
+        expected.iter().all(|(_, uri, bodies)| receiver.requests_to(uri).len() >= bodies.len()).then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(1_500));
+    assert!(run.stop().success());
+    assert!(all_posted.is_some(), "not every route's payloads arrived:\n{}", tail(&run.log(), 40));
+    let got = parse_output(&run.output());
+    assert_clean(&got, "routes");
+    assert_same_records(&got, &want.events, "routes");
+    assert_same_alerts(&run.alerts(), &want.alerts, "routes: the kaudit.alerts route");
+    for (name, uri, bodies) in &expected {
+        let requests = receiver.requests_to(uri);
+        assert!(!bodies.is_empty(), "{name}: the vector raises alerts for this route");
+        let posted: Vec<String> = requests.iter().map(|r| String::from_utf8(r.body.clone()).expect("utf-8")).collect();
+        // Byte for byte what the core renders, one request per record with alerts.
+        assert_eq!(
+            multiset(&posted.iter().map(|b| json!(b)).collect::<Vec<_>>()),
+            multiset(&bodies.iter().map(|b| json!(b)).collect::<Vec<_>>()),
+            "{name}"
+        );
+        for (r, body) in requests.iter().zip(&posted) {
+            assert_eq!(r.method, "POST", "{name}");
+            assert_eq!(r.header("content-type"), Some("application/json"), "{name}");
+            let checked = match *name {
+                "am" => check_alertmanager(body).map(|_| ()),
+                "chat" => check_slack(body).map(|_| ()),
+                _ => check_dingtalk(body, Some("kaudit")).map(|_| ()),
+            };
+            assert_eq!(checked, Ok(()), "{name}: {body}");
+        }
+    }
+    // Alertmanager got every alert, each with the rule's name and the event time.
+    let am: Vec<Value> = receiver
+        .requests_to("/api/v2/alerts")
+        .iter()
+        .flat_map(|r| serde_json::from_slice::<Vec<Value>>(&r.body).expect("array"))
+        .map(|a| json!([a["labels"]["alertname"], a["startsAt"]]))
+        .collect();
+    let native_am: Vec<Value> = want.alerts.iter().map(|a| json!([a["rule"], a["time"]])).collect();
+    assert_eq!(multiset(&am), multiset(&native_am));
+    let log = run.log();
+    // `body_key` problems are warnings (a record without the key, a body that is not a string).
+    let complaints: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("[error]") || (l.contains("[ warn]") && !l.contains("service will shutdown")))
+        .collect();
+    assert!(complaints.is_empty(), "Fluent Bit complained:\n{}", complaints.join("\n"));
+    eprintln!(
+        "alert routes: {} alerts; requests: alertmanager {}, slack {}, dingtalk {}",
+        want.alerts.len(),
+        expected[0].2.len(),
+        expected[1].2.len(),
+        expected[2].2.len()
+    );
+}
+
+impl Run {
+    /// Sends SIGHUP (the shipped `hot_reload: on`) and waits until the reloaded pipeline
+    /// watches the input again; returns how long that took.
+    fn hot_reload(&self) -> Duration {
+        let watching = format!("name={}", self.path("in.log").display());
+        let before = self.log().matches(&watching).count();
+        let started = Instant::now();
+        self.signal("-HUP");
+        let done = wait_for(60, || (self.log().matches(&watching).count() > before).then_some(()));
+        assert!(done.is_some(), "no reload within 60 s:\n{}", tail(&self.log(), 40));
+        assert!(self.log().contains("[reload] start everything"), "{}", tail(&self.log(), 40));
+        started.elapsed()
+    }
+}
+
+#[test]
+fn collection_turns_off_and_on_by_hot_reload_and_no_record_read_before_is_lost() {
+    let Some(bin) = fluent_bit("enable/disable") else { return };
+    // flush 5 instead of 1 (the one value changed): the records read before each switch are
+    // still buffered in Fluent Bit when the SIGHUP arrives.
+    let mut run = Run::new(bin, "switch", Some("enabled: true\n"), &[("flush: 1", "flush: 5")]);
+    run.start();
+    let a = kaudit_testkit::corpus::generate(300, 31);
+    let b = kaudit_testkit::corpus::generate(200, 32);
+    let c = kaudit_testkit::corpus::generate(300, 33);
+    let (want_a, want_c) = (native(&a, None), native(&c, None));
+    assert!(!want_a.alerts.is_empty() && !want_c.alerts.is_empty(), "both streams raise alerts");
+
+    // On: A is read and buffered (not yet flushed) when collection is switched off.
+    run.append(&a);
+    std::thread::sleep(Duration::from_millis(1_500));
+    let flushed_at_switch = run.output().len();
+    std::fs::write(run.path("kaudit.yaml"), "enabled: false\n").expect("kaudit.yaml");
+    let off_took = run.hot_reload();
+    run.wait_for_output(want_a.events.len(), want_a.alerts.len());
+
+    // Off: B is consumed; nothing reaches the audit log or the alert webhook.
+    run.append(&b);
+    std::thread::sleep(Duration::from_secs(7));
+    assert_same_records(&parse_output(&run.output()), &want_a.events, "collection off");
+    assert_same_alerts(&run.alerts(), &want_a.alerts, "collection off");
+
+    // On again: C is collected and alerted (alert windows start afresh with the new instance).
+    std::fs::write(run.path("kaudit.yaml"), "enabled: true\n").expect("kaudit.yaml");
+    let on_took = run.hot_reload();
+    run.append(&c);
+    let both = want_a.events.len() + want_c.events.len();
+    run.wait_for_output(both, want_a.alerts.len() + want_c.alerts.len());
+    std::thread::sleep(Duration::from_millis(1_500));
+    assert!(run.stop().success());
+    let got = parse_output(&run.output());
+    assert_clean(&got, "switch");
+    let want: Vec<String> = want_a.events.iter().chain(&want_c.events).cloned().collect();
+    assert_same_records(&got, &want, "A, then C after collection is back on");
+    let alerts: Vec<Value> = want_a.alerts.iter().chain(&want_c.alerts).cloned().collect();
+    assert_same_alerts(&run.alerts(), &alerts, "A and C");
+    let log = run.log();
+    assert!(!log.contains("[error]"), "Fluent Bit logged errors:\n{}", tail(&log, 40));
+    assert!(!log.contains("Got exception"), "a trap:\n{}", tail(&log, 40));
+    eprintln!(
+        "enable/disable: {} of A's {} records flushed at the switch-off, all {} after it; B ({} events) \
+         consumed while off; C's {} records and {} alerts after the switch-on; hot reload off {:.2} s, on {:.2} s",
+        flushed_at_switch,
+        want_a.events.len(),
+        want_a.events.len(),
+        b.split(|x| *x == b'\n').filter(|l| !l.is_empty()).count(),
+        want_c.events.len(),
+        want_c.alerts.len(),
+        off_took.as_secs_f64(),
+        on_took.as_secs_f64()
+    );
+}
+
+/// What a policy decided for an output record: (auditID, stage, level, has requestObject, has
+/// responseObject). The Lua filter's records come back through LuaJIT tables (an empty array may
+/// come back as a map), so decisions are compared, not whole records.
+fn decisions(records: &[Value]) -> Vec<(String, String, String, bool, bool)> {
+    records
+        .iter()
+        .map(|r| {
+            let s = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+            (s("auditID"), s("stage"), s("level"), r.get("requestObject").is_some(), r.get("responseObject").is_some())
+        })
+        .collect()
+}
+
+#[test]
+fn the_lua_policy_filter_of_the_benchmark_decides_like_kaudit() {
+    // plugins/fluent-bit/kaudit-policy.lua is what `cargo xtask bench-fluent-bit` compares the
+    // module with: it must do the same work (the seed's policy) for the comparison to be honest.
+    let Some(bin) = fluent_bit("Lua policy filter") else { return };
+    let dir = TempDir::new("lua");
+    let mut input = kaudit_testkit::corpus::generate(2_000, 16);
+    input.extend_from_slice(&std::fs::read(repo_root().join("tests/fixtures/sample-audit.log")).expect("sample log"));
+    std::fs::write(dir.0.join("in.log"), &input).expect("input");
+    let script = repo_root().join("plugins/fluent-bit/kaudit-policy.lua");
+    // The benchmark's pipeline: the shipped tail and parser settings, read once, to a file.
+    let config = format!(
+        "service:\n  flush: 1\n  grace: 1\n  log_level: warn\n  json.escape_unicode: off\nparsers:\n  - name: kaudit-audit-json\n    \
+         format: json\n    time_key: stageTimestamp\n    time_format: \"%Y-%m-%dT%H:%M:%S.%LZ\"\n    time_keep: on\npipeline:\n  \
+         inputs:\n    - name: tail\n      tag: kube.audit\n      path: {d}/in.log\n      parser: kaudit-audit-json\n      \
+         read_from_head: true\n      exit_on_eof: true\n      buffer_max_size: 4M\n  filters:\n    - name: lua\n      \
+         match: kube.audit\n      script: {script}\n      call: kaudit_policy\n  outputs:\n    - name: file\n      \
+         match: '*'\n      path: {d}\n      file: out.log\n      format: plain\n",
+        d = dir.0.display(),
+        script = script.display()
+    );
+    std::fs::write(dir.0.join("fluent-bit.yaml"), config).expect("config");
+    let out = Command::new(&bin).arg("-c").arg(dir.0.join("fluent-bit.yaml")).output().expect("fluent-bit");
+    let log = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "fluent-bit with the Lua filter: {}\n{}", out.status, tail(&log, 30));
+    assert!(!log.contains("[error]"), "Fluent Bit logged errors:\n{}", tail(&log, 30));
+    let lines: Vec<String> =
+        std::fs::read_to_string(dir.0.join("out.log")).unwrap_or_default().lines().map(String::from).collect();
+    let got = decisions(&parse_output(&lines));
+    let policy_only = "enrichment:\n  enabled: false\nalerts:\n  enabled: false\n";
+    let want: Vec<Value> = native(&input, Some(policy_only)).events.iter().map(|l| as_record(l)).collect();
+    let want = decisions(&want);
+    let events = input.split(|b| *b == b'\n').filter(|l| !l.is_empty()).count();
+    // The sample exercises every kind of decision: drops, and each level kept with its bodies.
+    assert!(want.len() < events, "the policy drops events of the sample");
+    for level in ["Metadata", "Request", "RequestResponse"] {
+        assert!(want.iter().any(|d| d.2 == level), "the sample has events kept at {level}");
+    }
+    assert!(want.iter().any(|d| d.2 == "Metadata" && !d.3 && !d.4), "bodies stripped at Metadata");
+    assert_eq!(got.len(), want.len(), "Lua kept {} events, kaudit {} (of {events})", got.len(), want.len());
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert_eq!(g, w, "record {i}: the Lua filter decided otherwise than kaudit");
+    }
+    eprintln!("Lua policy filter: {events} events in, {} kept, the same decisions as kaudit run", got.len());
 }

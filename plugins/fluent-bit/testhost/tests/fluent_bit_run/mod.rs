@@ -340,6 +340,8 @@ pub fn assert_clean(records: &[Value], what: &str) {
         for key in ["kaudit_alerts", "kaudit_alert_count", "kaudit_dropped"] {
             assert!(r.get(key).is_none(), "{what}: {key} reached the audit log: {r}");
         }
+        let route_key = r.as_object().and_then(|o| o.keys().find(|k| k.starts_with("kaudit_route_")));
+        assert!(route_key.is_none(), "{what}: {route_key:?} reached the audit log");
     }
 }
 
@@ -361,11 +363,23 @@ pub fn assert_same_alerts(got: &[Value], native: &[Value], what: &str) {
 /// Runs `input` through the shipped config (and `config` as kaudit.yaml) and checks it against
 /// `kaudit run`; returns how many records and alerts came out.
 pub fn check_stream(bin: &Path, tag: &str, input: &[u8], config: Option<&str>, batch: usize) -> (usize, usize) {
+    check_stream_with(bin, tag, input, config, batch, &[])
+}
+
+/// [`check_stream`] with `extra` replacements in the shipped config (see [`render_config`]).
+pub fn check_stream_with(
+    bin: &Path,
+    tag: &str,
+    input: &[u8],
+    config: Option<&str>,
+    batch: usize,
+    extra: &[(&str, &str)],
+) -> (usize, usize) {
     let started = Instant::now();
     let want = native(input, config);
     // The carriers of dropped events with alerts must exist for the check below to mean anything
     // on streams that have them; their count is the alerts of events the policy dropped.
-    let mut run = Run::new(bin.to_path_buf(), tag, config, &[]);
+    let mut run = Run::new(bin.to_path_buf(), tag, config, extra);
     run.start();
     let rss_start = run.rss_kib();
     let lines: Vec<&[u8]> = input.split(|b| *b == b'\n').filter(|l| !l.is_empty()).collect();

@@ -1,0 +1,323 @@
+//! Two-phase aggregation (`alerts.role`, docs/SCALING.md): a stream split round robin over
+//! three agents, their partial records merged by an aggregator, gives exactly the alerts one
+//! instance raises on the whole stream (the same JSON, rule by rule), while no agent alone
+//! raises the windowed alert. Re-sent partials (an agent restarted and re-reading its log)
+//! change nothing.
+
+use std::collections::BTreeMap;
+
+use kaudit::{AlertRole, Pipeline};
+
+mod support;
+
+use support::{repo_file, seed_geo_files};
+
+/// The seed alert tests' config (default policy and rules, GeoIP, a high-risk list), in `role`.
+fn config(role: &str, extra: &str) -> String {
+    format!(
+        "enrichment:\n  geoip: [city.mmdb, asn.mmdb]\n  highRiskIPs: [203.0.113.48/29]\nalerts:\n  role: {role}\n{extra}"
+    )
+}
+
+fn pipeline(text: &str) -> Pipeline {
+    Pipeline::from_config_text(text, "kaudit.yaml", &seed_geo_files()).unwrap().0
+}
+
+fn agent(id: &str, extra: &str) -> Pipeline {
+    pipeline(&config("agent", &format!("  aggregation:\n    agentId: {id}\n{extra}")))
+}
+
+/// The streams: the seed's Example 2 (two bursts from one Internet address amid near misses)
+/// followed by Example 1 (exec sessions, an Internet administrator) moved 1 h later.
+fn stream() -> Vec<Vec<u8>> {
+    let mut lines: Vec<Vec<u8>> = Vec::new();
+    for l in repo_file("tests/fixtures/alerts/seed-example2-internet.jsonl").split(|b| *b == b'\n') {
+        if !l.is_empty() {
+            lines.push(l.to_vec());
+        }
+    }
+    for l in repo_file("tests/fixtures/alerts/seed-example1-exec.jsonl").split(|b| *b == b'\n') {
+        if !l.is_empty() {
+            let text = String::from_utf8(l.to_vec()).unwrap().replace("2024-05-14T10:", "2024-05-14T11:");
+            lines.push(text.into_bytes());
+        }
+    }
+    lines
+}
+
+/// Runs lines through a pipeline; returns (alerts, partial records).
+fn feed(p: &mut Pipeline, lines: &[Vec<u8>], finish: bool) -> (Vec<String>, Vec<String>) {
+    let (mut alerts, mut partials) = (Vec::new(), Vec::new());
+    let mut out = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        out.clear();
+        p.process_document(l, i + 1, &mut out, &mut |_| {});
+        alerts.extend(p.take_alerts());
+        partials.extend(p.take_partials());
+    }
+    if finish {
+        p.finish_alerts();
+        alerts.extend(p.take_alerts());
+        partials.extend(p.take_partials());
+    }
+    (alerts, partials)
+}
+
+/// Alerts by rule, each rule's alerts sorted (the aggregator raises them in event-time order,
+/// a single instance in stream order).
+fn by_rule(alerts: &[String]) -> BTreeMap<String, Vec<String>> {
+    let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for a in alerts {
+        let v: serde_json::Value = serde_json::from_str(a).unwrap();
+        m.entry(v["rule"].as_str().unwrap().to_string()).or_default().push(a.clone());
+    }
+    m.values_mut().for_each(|v| v.sort());
+    m
+}
+
+fn round_robin(lines: &[Vec<u8>], n: usize) -> Vec<Vec<Vec<u8>>> {
+    let mut parts = vec![Vec::new(); n];
+    for (i, l) in lines.iter().enumerate() {
+        parts[i % n].push(l.clone());
+    }
+    parts
+}
+
+/// The event time a record is sent at: a partial when its period ends, a watermark at its time.
+fn sent_at(record: &str) -> i64 {
+    let v: serde_json::Value = serde_json::from_str(record).unwrap();
+    let t = v.get("end").or(v.get("time")).and_then(|t| t.as_str()).unwrap();
+    kaudit::parse_micros(t).unwrap()
+}
+
+/// The agents' records in the order an aggregator receives them when the agents read their
+/// logs side by side: by the event time they are sent at; a stream given with `from` was
+/// down until then and sends what it holds at that moment.
+fn arrival(streams: &[(Vec<String>, i64)]) -> Vec<String> {
+    let mut all: Vec<(i64, usize, usize, &String)> = Vec::new();
+    for (si, (records, from)) in streams.iter().enumerate() {
+        all.extend(records.iter().enumerate().map(|(i, r)| (sent_at(r).max(*from), si, i, r)));
+    }
+    all.sort_by_key(|&(t, si, i, _)| (t, si, i));
+    all.into_iter().map(|(_, _, _, r)| r.clone()).collect()
+}
+
+fn side_by_side(streams: &[Vec<String>]) -> Vec<String> {
+    arrival(&streams.iter().map(|s| (s.clone(), i64::MIN)).collect::<Vec<_>>())
+}
+
+fn aggregate(records: &[String]) -> (Vec<String>, Pipeline) {
+    let mut agg = pipeline(&config("aggregator", ""));
+    assert_eq!(agg.alert_role(), AlertRole::Aggregator);
+    let mut alerts = Vec::new();
+    for r in records {
+        agg.merge_partials(r.as_bytes()).unwrap();
+        alerts.extend(agg.take_alerts());
+    }
+    agg.finish_alerts();
+    alerts.extend(agg.take_alerts());
+    (alerts, agg)
+}
+
+fn single(lines: &[Vec<u8>]) -> Vec<String> {
+    let mut p = pipeline(&config("single", ""));
+    feed(&mut p, lines, true).0
+}
+
+const WINDOWED: &str = "internet-access-failures";
+
+#[test]
+fn three_agents_merged_equal_one_instance_rule_by_rule() {
+    let lines = stream();
+    let want = by_rule(&single(&lines));
+    assert_eq!(want.get(WINDOWED).map(Vec::len), Some(2), "{want:#?}");
+    assert!(want.len() >= 3, "the stream exercises several rules: {:?}", want.keys());
+
+    let thirds = round_robin(&lines, 3);
+    // Each third alone, in single role: the windowed rule never fires.
+    for (i, third) in thirds.iter().enumerate() {
+        let alone = by_rule(&single(third));
+        assert!(!alone.contains_key(WINDOWED), "agent {i} alone raised {WINDOWED}");
+    }
+    let mut local = Vec::new();
+    let mut streams = Vec::new();
+    for (i, third) in thirds.iter().enumerate() {
+        let mut a = agent(&format!("node-{i}"), "");
+        let (alerts, partials) = feed(&mut a, third, true);
+        assert!(!partials.is_empty());
+        // Agents raise only the rules without state (exec-into-container, resource-deletion).
+        for alert in &alerts {
+            let v: serde_json::Value = serde_json::from_str(alert).unwrap();
+            assert!(["exec-into-container", "resource-deletion"].contains(&v["rule"].as_str().unwrap()), "{alert}");
+        }
+        local.extend(alerts);
+        streams.push(partials);
+    }
+    let (merged, agg) = aggregate(&side_by_side(&streams));
+    let stats: serde_json::Value = serde_json::from_str(&agg.metrics_json()).unwrap();
+    local.extend(merged);
+    let got = by_rule(&local);
+    for (rule, alerts) in &want {
+        assert_eq!(got.get(rule), Some(alerts), "rule {rule}");
+    }
+    assert_eq!(got.len(), want.len(), "{:?} vs {:?}", got.keys(), want.keys());
+    let a = &stats["aggregation"];
+    assert_eq!(a["role"], "aggregator");
+    assert_eq!((a["aggregator"]["late"].as_u64(), a["aggregator"]["duplicates"].as_u64()), (Some(0), Some(0)), "{a}");
+}
+
+#[test]
+fn per_event_rules_at_the_aggregator_and_resent_partials_change_nothing() {
+    let lines = stream();
+    let want = by_rule(&single(&lines));
+    let extra = "    perEventRules: aggregator\n";
+    let thirds = round_robin(&lines, 3);
+    let mut streams = Vec::new();
+    for (i, third) in thirds.iter().enumerate() {
+        let mut a = agent(&format!("node-{i}"), extra);
+        let (alerts, partials) = feed(&mut a, third, true);
+        assert_eq!(alerts, Vec::<String>::new(), "an agent raises nothing itself");
+        streams.push(partials);
+    }
+    // Agent 1 is killed half way through its share (the periods it had not flushed are lost
+    // with it), restarted, and re-reads its log from the start: everything it sent before is
+    // sent again.
+    let half = thirds[1].len() / 2;
+    let mut killed = agent("node-1", extra);
+    let (_, before_kill) = feed(&mut killed, &thirds[1][..half], false);
+    assert!(!before_kill.is_empty());
+    // It is down for 5 minutes of event time while the others go on, then re-sends everything.
+    let killed_at = before_kill.last().map(|r| sent_at(r)).unwrap();
+    let records = arrival(&[
+        (streams[0].clone(), i64::MIN),
+        (before_kill.clone(), i64::MIN),
+        (streams[1].clone(), killed_at + 5 * 60_000_000),
+        (streams[2].clone(), i64::MIN),
+    ]);
+    let (merged, agg) = aggregate(&records);
+    assert_eq!(by_rule(&merged), want);
+    let stats: serde_json::Value = serde_json::from_str(&agg.metrics_json()).unwrap();
+    let a = &stats["aggregation"]["aggregator"];
+    let resent: usize = before_kill
+        .iter()
+        .filter(|r| r.contains("\"KauditPartial\""))
+        .map(|r| serde_json::from_str::<serde_json::Value>(r).unwrap()["steps"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(a["duplicateSteps"], resent as u64, "{a}");
+    assert_eq!(a["agents"], 3);
+    assert_eq!(a["late"], 0, "{a}");
+
+    // Restarted from a saved read position a little before the kill (as `tail` with a `db`
+    // resumes, plus what it had not flushed): its periods are cut differently, the steps it
+    // sends again are recognised one by one.
+    let mut resumed = agent("node-1", extra);
+    let (_, after) = feed(&mut resumed, &thirds[1][half - 30..], true);
+    let records = arrival(&[
+        (streams[0].clone(), i64::MIN),
+        (before_kill.clone(), i64::MIN),
+        (after, killed_at + 5 * 60_000_000),
+        (streams[2].clone(), i64::MIN),
+    ]);
+    let (merged, agg) = aggregate(&records);
+    assert_eq!(by_rule(&merged), want);
+    let stats: serde_json::Value = serde_json::from_str(&agg.metrics_json()).unwrap();
+    assert!(stats["aggregation"]["aggregator"]["duplicateSteps"].as_u64() > Some(0), "{stats}");
+
+    // The same partials twice, in any grouping: the same alerts.
+    let mut twice = side_by_side(&streams);
+    twice.extend(side_by_side(&streams));
+    assert_eq!(by_rule(&aggregate(&twice).0), want);
+}
+
+#[test]
+fn partial_records_are_small_and_say_what_they_hold() {
+    let lines = stream();
+    let mut a = agent("node-0", "");
+    let (_, partials) = feed(&mut a, &lines, true);
+    let bytes_in: usize = lines.iter().map(|l| l.len() + 1).sum();
+    let bytes_out: usize = partials.iter().map(|p| p.len() + 1).sum();
+    // This stream is mostly Internet traffic, which the stateful rules all match.
+    assert!(bytes_out < bytes_in, "{bytes_out} bytes of partials for {bytes_in} bytes of events");
+    let burst = partials
+        .iter()
+        .map(|p| serde_json::from_str::<serde_json::Value>(p).unwrap())
+        .filter(|v| v["rule"] == WINDOWED && v["key"] == "203.0.113.50")
+        .max_by_key(|v| v["count"].as_u64())
+        .unwrap();
+    assert_eq!(burst["kind"], "KauditPartial");
+    assert_eq!(burst["agent"], "node-0");
+    assert_eq!(burst["group"], serde_json::json!({"kaudit.sourceIP": "203.0.113.50"}));
+    let count = burst["count"].as_u64().unwrap();
+    assert_eq!(burst["steps"].as_array().unwrap().len() as u64, count);
+    assert!(burst["failures"].as_u64().unwrap() <= count);
+    assert!(burst["auditIDs"].as_array().unwrap().len() as u64 == count.min(10));
+    // Watermarks: event time, one per flush period the stream crossed.
+    let marks = partials.iter().filter(|p| p.contains("\"KauditWatermark\"")).count();
+    assert!(marks > 100, "{marks}");
+}
+
+#[test]
+fn a_bad_role_or_aggregation_setting_names_the_field() {
+    let text = config("leader", "");
+    let err = Pipeline::from_config_text(&text, "kaudit.yaml", &seed_geo_files()).err().unwrap().to_string();
+    assert!(err.contains("kaudit.yaml:5:9: alerts.role: expected one of single, agent, aggregator"), "{err}");
+    let text = config("agent", "  aggregation:\n    flushEvery: 10ms\n");
+    let err = Pipeline::from_config_text(&text, "kaudit.yaml", &seed_geo_files()).err().unwrap().to_string();
+    assert!(err.contains("alerts.aggregation.flushEvery: must be at least 1s"), "{err}");
+    // Records that are not partials are refused with a reason, and counted.
+    let mut agg = pipeline(&config("aggregator", ""));
+    assert!(agg.merge_partials(b"{\"kind\":\"Event\"}").is_err());
+    assert!(agg.merge_partials(b"not json").is_err());
+}
+
+/// A rule with every aggregate kind, `repeat` and a small `maxDistinct`.
+const BUSY: &str = r#"  limits:
+    maxDistinct: 3
+    maxAuditIDs: 4
+  rules:
+    - name: busy-account
+      query: "not stage: RequestReceived"
+      groupBy: [kaudit.account]
+      window: 1m
+      aggregates:
+        namespaces: distinct(objectRef.namespace)
+        writes: countIf(verb in (create, update, patch, delete))
+      condition: count > 4 and namespaces >= 2
+      repeat: 20s
+      fields:
+        account: kaudit.account
+        verb: verb
+"#;
+
+#[test]
+fn a_generated_day_of_traffic_merges_to_the_same_alerts() {
+    let text = kaudit_testkit::corpus::generate(4_000, 7);
+    let mut lines: Vec<Vec<u8>> = text.split(|b| *b == b'\n').filter(|l| !l.is_empty()).map(<[u8]>::to_vec).collect();
+    // In the order an apiserver writes them: each event at its stage's time (the generator
+    // writes a request's stages together).
+    lines.sort_by_cached_key(|l| {
+        let v: serde_json::Value = serde_json::from_slice(l).unwrap();
+        kaudit::parse_micros(v["stageTimestamp"].as_str().unwrap()).unwrap()
+    });
+    let mut single = pipeline(&config("single", BUSY));
+    let want = by_rule(&feed(&mut single, &lines, true).0);
+    let counts: Vec<(&str, usize)> = want.iter().map(|(k, v)| (k.as_str(), v.len())).collect();
+    assert!(want.get("busy-account").is_some_and(|a| a.len() >= 5), "{counts:?}");
+    assert!(want.len() >= 5, "{counts:?}");
+    let mut local = Vec::new();
+    let mut streams = Vec::new();
+    for (i, third) in round_robin(&lines, 3).iter().enumerate() {
+        let mut a = pipeline(&config("agent", &format!("  aggregation:\n    agentId: node-{i}\n{BUSY}")));
+        let (alerts, partials) = feed(&mut a, third, true);
+        local.extend(alerts);
+        streams.push(partials);
+    }
+    let mut agg = pipeline(&config("aggregator", BUSY));
+    for r in side_by_side(&streams) {
+        agg.merge_partials(r.as_bytes()).unwrap();
+        local.extend(agg.take_alerts());
+    }
+    agg.finish_alerts();
+    local.extend(agg.take_alerts());
+    assert_eq!(by_rule(&local), want);
+}
