@@ -296,12 +296,11 @@ fn print_nonzero(label: &str, counts: &[(u64, &str)]) {
 
 pub fn report_bad(name: &str, r: &RecordReport) {
     if let Outcome::Bad { error, passed } = &r.outcome {
-        let item = r.item.map(|i| format!(" item {i}")).unwrap_or_default();
         let action = if *passed { "passed through" } else { "dropped" };
         eprintln!(
-            "kaudit: {}:{}{item}: bad record ({action}): {}",
+            "kaudit: {}:{}: bad record ({action}): {}",
             term::field(name),
-            r.line,
+            r.pos,
             term::field(&error.to_string())
         );
     }
@@ -320,15 +319,10 @@ fn explain(args: ExplainArgs) -> Result<Status, String> {
             }
             None => {
                 bad += 1;
-                let item = e.item.map(|i| format!(" item {i}")).unwrap_or_default();
-                let error = e.result.err().unwrap_or_default();
-                // `e.line` counts from the record's first line.
-                eprintln!(
-                    "kaudit: {}:{}{item}: bad record: {}",
-                    term::field(input),
-                    record.line + e.line - 1,
-                    term::field(error)
-                );
+                let error = e.result.err().map(ToString::to_string).unwrap_or_default();
+                // `e.pos.line` counts from the record's first line.
+                let pos = kaudit::RecordPos { line: record.line + e.pos.line - 1, ..e.pos };
+                eprintln!("kaudit: {}:{pos}: bad record: {}", term::field(input), term::field(&error));
             }
         });
         out.flush_if_full()

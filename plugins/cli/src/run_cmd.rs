@@ -126,7 +126,7 @@ pub fn query(args: QueryArgs) -> Result<Status, String> {
     let max_event_bytes = pipeline.config().limits.max_event_bytes;
     input::for_each_record(&args.files, max_event_bytes, &mut |item| {
         let Item::Record { record, .. } = item else { return out.flush() };
-        for_each_event(record.bytes, &mut |_, _, parsed| {
+        for_each_event(record.bytes, &mut |_, parsed| {
             let Ok(event) = parsed else { return };
             let mut enrichment = String::new();
             enricher.enrich_json(&event, &mut enrichment);

@@ -124,11 +124,17 @@ impl Root {
                 posts.push((route.name.clone(), p.body, p.content_type, p.alerts as u64));
             }
         }
+        let now_ms = self.now_ms();
         for (route, body, content_type, n) in posts {
             let target = shared.settings.target(&route);
+            // A signed DingTalk robot: the signature covers the current time.
+            let path = match &target.dingtalk_secret {
+                Some(secret) => crate::dingtalk::signed_path(&target.path, secret, now_ms),
+                None => target.path.clone(),
+            };
             let headers = vec![
                 (":method", "POST"),
-                (":path", target.path.as_str()),
+                (":path", path.as_str()),
                 (":authority", target.authority.as_str()),
                 ("content-type", content_type),
             ];
