@@ -7,7 +7,7 @@ use clap::Args;
 use kaudit::for_each_event;
 use kaudit::query::Query;
 use kaudit::EventDoc;
-use kaudit::{BadRecords, Pipeline};
+use kaudit::{AlertRole, BadRecords, Pipeline};
 
 use crate::input::{self, Item};
 use crate::{print_summary, report_bad, Metrics, Output, Source, Status};
@@ -19,6 +19,10 @@ pub struct RunArgs {
     /// Where alerts go, one JSON object per line: `stderr` (default), `stdout`, or a file.
     #[arg(long, value_name = "stderr|stdout|FILE", default_value = "stderr")]
     alerts: String,
+    /// `alerts.role: agent`: where partial and watermark records go, one JSON object per line
+    /// (`stdout` or a file), for `kaudit aggregate` or an aggregator (docs/SCALING.md).
+    #[arg(long, value_name = "stdout|FILE")]
+    partials: Option<String>,
     /// Do not write events, only alerts.
     #[arg(long)]
     no_events: bool,
@@ -34,14 +38,23 @@ pub struct RunArgs {
     files: Vec<PathBuf>,
 }
 
-enum AlertSink {
+/// Where a stream of JSON lines (alerts, partial records) goes.
+pub(crate) enum AlertSink {
     Stderr,
     Stdout,
     File(std::fs::File),
 }
 
 impl AlertSink {
-    fn write(&mut self, alerts: Vec<String>, events: &mut Output) -> Result<(), String> {
+    pub(crate) fn open(target: &str) -> Result<AlertSink, String> {
+        Ok(match target {
+            "stderr" => AlertSink::Stderr,
+            "stdout" | "-" => AlertSink::Stdout,
+            path => AlertSink::File(std::fs::File::create(path).map_err(|e| format!("{path}: {e}"))?),
+        })
+    }
+
+    pub(crate) fn write(&mut self, alerts: Vec<String>, events: &mut Output) -> Result<(), String> {
         for a in alerts {
             match self {
                 AlertSink::Stderr => eprintln!("{}", crate::term::field(&a)),
@@ -62,10 +75,16 @@ pub fn run(args: RunArgs) -> Result<Status, String> {
         config.bad_records = BadRecords::Drop;
     }
     let mut pipeline = Pipeline::new(config);
-    let mut sink = match args.alerts.as_str() {
-        "stderr" => AlertSink::Stderr,
-        "stdout" | "-" => AlertSink::Stdout,
-        path => AlertSink::File(std::fs::File::create(path).map_err(|e| format!("{path}: {e}"))?),
+    let mut sink = AlertSink::open(&args.alerts)?;
+    let mut partials = match (&args.partials, pipeline.alert_role()) {
+        (Some(target), AlertRole::Agent) => Some(AlertSink::open(target)?),
+        (None, AlertRole::Agent) => {
+            return Err("alerts.role is agent: name where its partial records go with --partials FILE".into())
+        }
+        (Some(_), role) => {
+            return Err(format!("--partials: alerts.role is {}, only an agent writes partials", role.as_str()))
+        }
+        (None, _) => None,
     };
     let mut out = Output::new();
     let mut discard: Vec<u8> = Vec::new();
@@ -86,8 +105,20 @@ pub fn run(args: RunArgs) -> Result<Status, String> {
         let raised = pipeline.take_alerts();
         alerts += raised.len();
         sink.write(raised, &mut out)?;
+        if let Some(p) = &mut partials {
+            p.write(pipeline.take_partials(), &mut out)?;
+        }
         out.flush_if_full()
     })?;
+    // The input ended: an agent sends its open periods.
+    pipeline.finish_alerts();
+    let raised = pipeline.take_alerts();
+    alerts += raised.len();
+    sink.write(raised, &mut out)?;
+    if let Some(p) = &mut partials {
+        p.write(pipeline.take_partials(), &mut out)?;
+    }
+    out.flush()?;
     print_summary(&pipeline);
     guard.print_summary();
     let a = pipeline.alert_stats();
