@@ -7,29 +7,23 @@ use clap::Args;
 use kaudit::for_each_event;
 use kaudit::query::Query;
 use kaudit::EventDoc;
-use kaudit::{BadRecords, Pipeline};
+use kaudit::Pipeline;
 
+use crate::args::{RecordArgs, Source};
+use crate::exit::Status;
 use crate::input::{self, Item};
-use crate::{print_summary, report_bad, Metrics, Output, Source, Status};
+use crate::output::{print_summary, report_bad, Output};
 
 #[derive(Args)]
 pub struct RunArgs {
     #[command(flatten)]
-    source: Source,
+    records: RecordArgs,
     /// Where alerts go, one JSON object per line: `stderr` (default), `stdout`, or a file.
     #[arg(long, value_name = "stderr|stdout|FILE", default_value = "stderr")]
     alerts: String,
     /// Do not write events, only alerts.
     #[arg(long)]
     no_events: bool,
-    /// Drop records that are not valid audit events instead of passing them through.
-    #[arg(long)]
-    drop_bad: bool,
-    /// Do not report each bad record on stderr.
-    #[arg(long, short)]
-    quiet: bool,
-    #[command(flatten)]
-    metrics: Metrics,
     /// Audit logs; stdin when none or `-`.
     files: Vec<PathBuf>,
 }
@@ -57,11 +51,7 @@ impl AlertSink {
 }
 
 pub fn run(args: RunArgs) -> Result<Status, String> {
-    let mut config = input::load_config(&args.source)?;
-    if args.drop_bad {
-        config.bad_records = BadRecords::Drop;
-    }
-    let mut pipeline = Pipeline::new(config);
+    let mut pipeline = Pipeline::new(args.records.config()?);
     let mut sink = match args.alerts.as_str() {
         "stderr" => AlertSink::Stderr,
         "stdout" | "-" => AlertSink::Stdout,
@@ -77,7 +67,7 @@ pub fn run(args: RunArgs) -> Result<Status, String> {
         let target = if args.no_events { &mut discard } else { &mut out.buf };
         guard.record(input, &record, target, |buf| {
             pipeline.process_document(record.bytes, record.line, buf, &mut |r| {
-                if !args.quiet {
+                if !args.records.quiet {
                     report_bad(input, r);
                 }
             })
@@ -95,7 +85,7 @@ pub fn run(args: RunArgs) -> Result<Status, String> {
         "kaudit: {alerts} alerts ({} suppressed by throttle, {} late events ignored by windows)",
         a.suppressed, a.late_events
     );
-    args.metrics.write(&pipeline)?;
+    args.records.metrics.write(&pipeline)?;
     Ok(Status::Success)
 }
 
