@@ -9,6 +9,7 @@
 #[cfg(all(target_arch = "wasm32", panic = "unwind"))]
 core::arch::global_asm!(".globl __cpp_exception", ".tagtype __cpp_exception i32", "__cpp_exception:");
 
+mod aggregate_cmd;
 mod apiserver_cmd;
 mod args;
 mod demo_log;
@@ -49,6 +50,8 @@ enum Command {
     Run(run_cmd::RunArgs),
     /// Print the events that match a search-language query (see docs/QUERY.md).
     Query(run_cmd::QueryArgs),
+    /// Merge the partial records of `alerts.role: agent` runs and raise their alerts (docs/SCALING.md).
+    Aggregate(aggregate_cmd::AggregateArgs),
     /// Audit reports (overview, operations overview, operation details) as JSON or HTML.
     Report(Box<report_cmd::ReportArgs>),
     /// Check an audit policy, or measure what it would keep from recorded logs.
@@ -112,6 +115,7 @@ fn main() -> ExitCode {
         Command::Explain(args) => explain(args),
         Command::Run(args) => run_cmd::run(args),
         Command::Query(args) => run_cmd::query(args),
+        Command::Aggregate(args) => aggregate_cmd::aggregate(args),
         Command::Report(args) => report_cmd::report(*args),
         Command::Policy(PolicyCommand::Check { file }) => policy_cmd::check(&file),
         Command::Policy(PolicyCommand::Impact { policy, json, logs }) => policy_cmd::impact(&policy, &logs, json),

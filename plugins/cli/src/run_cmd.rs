@@ -7,7 +7,7 @@ use clap::Args;
 use kaudit::for_each_event;
 use kaudit::query::Query;
 use kaudit::EventDoc;
-use kaudit::Pipeline;
+use kaudit::{AlertRole, Pipeline};
 
 use crate::args::{RecordArgs, Source};
 use crate::exit::Status;
@@ -21,6 +21,10 @@ pub struct RunArgs {
     /// Where alerts go, one JSON object per line: `stderr` (default), `stdout`, or a file.
     #[arg(long, value_name = "stderr|stdout|FILE", default_value = "stderr")]
     alerts: String,
+    /// `alerts.role: agent`: where partial and watermark records go, one JSON object per line
+    /// (`stdout` or a file), for `kaudit aggregate` or an aggregator (docs/SCALING.md).
+    #[arg(long, value_name = "stdout|FILE")]
+    partials: Option<String>,
     /// Do not write events, only alerts.
     #[arg(long)]
     no_events: bool,
@@ -28,14 +32,23 @@ pub struct RunArgs {
     files: Vec<PathBuf>,
 }
 
-enum AlertSink {
+/// Where a stream of JSON lines (alerts, partial records) goes.
+pub(crate) enum AlertSink {
     Stderr,
     Stdout,
     File(std::fs::File),
 }
 
 impl AlertSink {
-    fn write(&mut self, alerts: Vec<String>, events: &mut Output) -> Result<(), String> {
+    pub(crate) fn open(target: &str) -> Result<AlertSink, String> {
+        Ok(match target {
+            "stderr" => AlertSink::Stderr,
+            "stdout" | "-" => AlertSink::Stdout,
+            path => AlertSink::File(std::fs::File::create(path).map_err(|e| format!("{path}: {e}"))?),
+        })
+    }
+
+    pub(crate) fn write(&mut self, alerts: Vec<String>, events: &mut Output) -> Result<(), String> {
         for a in alerts {
             match self {
                 AlertSink::Stderr => eprintln!("{}", crate::term::field(&a)),
@@ -52,10 +65,16 @@ impl AlertSink {
 
 pub fn run(args: RunArgs) -> Result<Status, String> {
     let mut pipeline = Pipeline::new(args.records.config()?);
-    let mut sink = match args.alerts.as_str() {
-        "stderr" => AlertSink::Stderr,
-        "stdout" | "-" => AlertSink::Stdout,
-        path => AlertSink::File(std::fs::File::create(path).map_err(|e| format!("{path}: {e}"))?),
+    let mut sink = AlertSink::open(&args.alerts)?;
+    let mut partials = match (&args.partials, pipeline.alert_role()) {
+        (Some(target), AlertRole::Agent) => Some(AlertSink::open(target)?),
+        (None, AlertRole::Agent) => {
+            return Err("alerts.role is agent: name where its partial records go with --partials FILE".into())
+        }
+        (Some(_), role) => {
+            return Err(format!("--partials: alerts.role is {}, only an agent writes partials", role.as_str()))
+        }
+        (None, _) => None,
     };
     let mut out = Output::new();
     let mut discard: Vec<u8> = Vec::new();
@@ -76,8 +95,20 @@ pub fn run(args: RunArgs) -> Result<Status, String> {
         let raised = pipeline.take_alerts();
         alerts += raised.len();
         sink.write(raised, &mut out)?;
+        if let Some(p) = &mut partials {
+            p.write(pipeline.take_partials(), &mut out)?;
+        }
         out.flush_if_full()
     })?;
+    // The input ended: an agent sends its open periods.
+    pipeline.finish_alerts();
+    let raised = pipeline.take_alerts();
+    alerts += raised.len();
+    sink.write(raised, &mut out)?;
+    if let Some(p) = &mut partials {
+        p.write(pipeline.take_partials(), &mut out)?;
+    }
+    out.flush()?;
     print_summary(&pipeline);
     guard.print_summary();
     let a = pipeline.alert_stats();

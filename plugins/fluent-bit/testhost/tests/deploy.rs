@@ -41,7 +41,7 @@ fn read(path: &Path) -> String {
 }
 
 /// The Secrets a user creates (docs/DEPLOY.md, "Certificates").
-const SECRETS: &[&str] = &["kaudit-alerts-ca", "kaudit-envoy-tls"];
+const SECRETS: &[&str] = &["kaudit-aggregator-tls", "kaudit-alerts-ca", "kaudit-envoy-tls"];
 
 /// The ConfigMaps and Secrets a pod template names (volumes, projected sources, envFrom).
 fn references(v: &Value, out: &mut Vec<(&'static str, String)>) {
@@ -102,12 +102,32 @@ fn check_configmap_file(key: &str, text: &str, topology: &str) -> bool {
     match key {
         "kaudit.yaml" => {
             load(text, "kaudit.yaml");
-            assert_eq!(text, read(&deploy().join("base/kaudit.yaml")), "{topology}: kaudit.yaml");
+            // The base config, or the base config plus a role (topologies/aggregated): agents and
+            // their aggregator must load the same rules (docs/SCALING.md).
+            let parse = |t: &str| yaml_to_json(&kaudit::yaml::parse(t, "kaudit.yaml").expect("kaudit.yaml"));
+            let mut got = parse(text);
+            if let Some(alerts) = got["alerts"].as_object_mut() {
+                alerts.remove("role");
+                alerts.remove("aggregation");
+            }
+            assert_eq!(
+                got,
+                parse(&read(&deploy().join("base/kaudit.yaml"))),
+                "{topology}: a kaudit.yaml that is not the base's"
+            );
             true
         }
         "fluent-bit.yaml" => {
-            let shipped = read(&repo_root().join("plugins/fluent-bit/fluent-bit.yaml"));
-            assert!(text == shipped, "{topology}: fluent-bit.yaml is not plugins/fluent-bit/fluent-bit.yaml");
+            let shipped: Vec<String> = ["fluent-bit.yaml", "fluent-bit-agent.yaml", "fluent-bit-aggregator.yaml"]
+                .iter()
+                .map(|f| repo_root().join("plugins/fluent-bit").join(f))
+                .filter(|p| p.is_file())
+                .map(|p| read(&p))
+                .collect();
+            assert!(
+                shipped.iter().any(|s| s == text),
+                "{topology}: a fluent-bit.yaml that is not one of plugins/fluent-bit/'s"
+            );
             false
         }
         "envoy.yaml" => {
@@ -134,10 +154,12 @@ fn kustomization_files(dir: &Path) -> (Vec<PathBuf>, Vec<PathBuf>) {
     let names = |v: &Value| v.as_array().cloned().unwrap_or_default();
     let resources =
         names(&k["resources"]).iter().filter_map(|r| r.as_str()).map(|r| dir.join(r)).filter(|p| p.is_file()).collect();
+    // Generator files (`key=path` or `path`) and patches are used, and validated as rendered.
     let sources = names(&k["configMapGenerator"])
         .iter()
         .flat_map(|g| names(&g["files"]))
-        .filter_map(|f| f.as_str().map(|f| dir.join(f)))
+        .chain(names(&k["patches"]).iter().map(|p| p["path"].clone()))
+        .filter_map(|f| f.as_str().map(|f| dir.join(f.rsplit('=').next().unwrap_or(f))))
         .collect();
     (resources, sources)
 }
@@ -166,6 +188,7 @@ fn every_manifest_validates_against_the_kubernetes_schemas_and_every_kaudit_conf
     let mut to_validate = Vec::new();
     let mut documents_total = 0;
     let mut kinds = BTreeSet::new();
+    let mut fluent_bit_configs = BTreeSet::new();
     for t in &topologies {
         let name = t.file_name().unwrap().to_string_lossy().into_owned();
         let out = Command::new(&kubectl).arg("kustomize").arg(t).output().expect("kubectl kustomize");
@@ -180,7 +203,11 @@ fn every_manifest_validates_against_the_kubernetes_schemas_and_every_kaudit_conf
             }
             if doc["kind"] == "ConfigMap" {
                 for (key, value) in doc["data"].as_object().into_iter().flatten() {
-                    configs += usize::from(check_configmap_file(key, value.as_str().unwrap_or_default(), &name));
+                    let text = value.as_str().unwrap_or_default();
+                    configs += usize::from(check_configmap_file(key, text, &name));
+                    if key == "fluent-bit.yaml" || key == "receiver.yaml" {
+                        fluent_bit_configs.insert(text.to_string());
+                    }
                 }
             }
         }
@@ -198,6 +225,22 @@ fn every_manifest_validates_against_the_kubernetes_schemas_and_every_kaudit_conf
                     "configMap" => assert!(configmaps.contains(target.as_str()), "{name}: no ConfigMap {target}"),
                     _ => assert!(SECRETS.contains(&target.as_str()), "{name}: Secret {target} is not documented"),
                 }
+            }
+        }
+        // Agents that send partials send them to the aggregator's Service.
+        for ds in docs.iter().filter(|d| d["kind"] == "DaemonSet") {
+            let env = ds["spec"]["template"]["spec"]["containers"][0]["env"].as_array().cloned().unwrap_or_default();
+            if let Some(host) = env.iter().find(|e| e["name"] == "KAUDIT_AGGREGATOR_HOST") {
+                let service =
+                    docs.iter().find(|d| d["kind"] == "Service" && d["metadata"]["name"] == "kaudit-aggregator");
+                let service =
+                    service.unwrap_or_else(|| panic!("{name}: agents forward to an aggregator that is not deployed"));
+                assert_eq!(
+                    host["value"],
+                    format!("kaudit-aggregator.{}.svc", service["metadata"]["namespace"].as_str().unwrap())
+                );
+                let port = env.iter().find(|e| e["name"] == "KAUDIT_AGGREGATOR_PORT").expect("the port");
+                assert_eq!(port["value"].as_str(), Some(service["spec"]["ports"][0]["port"].to_string().as_str()));
             }
         }
         documents_total += docs.len();
@@ -249,6 +292,34 @@ fn every_manifest_validates_against_the_kubernetes_schemas_and_every_kaudit_conf
     let other: Vec<&str> = report.lines().filter(|l| !l.starts_with("INFO ")).collect();
     assert!(other.is_empty(), "kubernetes-validate warned:\n{}", other.join("\n"));
     assert_eq!(passed, documents_total, "every document validated:\n{report}");
+    // Every Fluent Bit config a ConfigMap carries passes Fluent Bit's own check (`--dry-run`:
+    // every plugin's properties, the wasm filter's module), the module path being the artifact's.
+    if let Some(fluent_bit) = real_hosts::require(&real_hosts::FLUENT_BIT, "deploy: fluent-bit --dry-run") {
+        let wasm = fluent_bit_run::artifact().display().to_string();
+        for (i, text) in fluent_bit_configs.iter().enumerate() {
+            let file = work.0.join(format!("fluent-bit-{i}.yaml"));
+            std::fs::write(&file, text.replace("/usr/lib/kaudit/kaudit-fluent-bit.wasm", &wasm)).unwrap();
+            let out = Command::new(&fluent_bit)
+                .arg("--dry-run")
+                .arg("-c")
+                .arg(&file)
+                .current_dir(&work.0)
+                .envs([
+                    ("KAUDIT_ALERT_HOST", "alerts.example.com"),
+                    ("KAUDIT_ALERT_PORT", "443"),
+                    ("KAUDIT_ALERT_URI", "/"),
+                ])
+                .envs([("KAUDIT_AGGREGATOR_HOST", "kaudit-aggregator"), ("KAUDIT_AGGREGATOR_PORT", "24224")])
+                .output()
+                .expect("fluent-bit --dry-run");
+            let log = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+            assert!(
+                out.status.success() && log.contains("configuration test is successful"),
+                "fluent-bit --dry-run refuses a deployed config:\n{log}\n{text}"
+            );
+        }
+        assert!(fluent_bit_configs.len() >= 2, "the agent's and the receiver's configs at least");
+    }
     eprintln!(
         "deploy: {} topologies, {documents_total} documents valid against Kubernetes {KUBERNETES_VERSION}",
         topologies.len()
