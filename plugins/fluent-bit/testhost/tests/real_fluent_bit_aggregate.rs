@@ -288,7 +288,7 @@ fn three_agents_and_an_aggregator_raise_what_one_instance_raises_across_a_kill_9
     let first = stage_time(&lines[0]);
     let kill_at = first + 20 * 60_000_000;
     let restart_at = kill_at + 60_000_000;
-    let mut cursor = vec![0usize; 3];
+    let mut cursor = [0usize; 3];
     let mut until = first + step;
     let mut killed = false;
     while cursor.iter().zip(&thirds).any(|(c, t)| *c < t.len()) {
