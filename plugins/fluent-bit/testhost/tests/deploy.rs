@@ -106,6 +106,13 @@ fn check_configmap_file(key: &str, text: &str, topology: &str) -> bool {
             // their aggregator must load the same rules (docs/SCALING.md).
             let parse = |t: &str| yaml_to_json(&kaudit::yaml::parse(t, "kaudit.yaml").expect("kaudit.yaml"));
             let mut got = parse(text);
+            if let Some(role) = got["alerts"]["role"].as_str().map(str::to_string) {
+                // The role's keys as plugins/fluent-bit/kaudit-<role>.yaml sets them.
+                let shipped = parse(&read(&repo_root().join(format!("plugins/fluent-bit/kaudit-{role}.yaml"))));
+                for key in ["role", "aggregation"] {
+                    assert_eq!(got["alerts"][key], shipped["alerts"][key], "{topology}: alerts.{key} of the {role}");
+                }
+            }
             if let Some(alerts) = got["alerts"].as_object_mut() {
                 alerts.remove("role");
                 alerts.remove("aggregation");
@@ -341,6 +348,12 @@ fn the_module_image_and_the_init_containers_agree_with_the_host_configs() {
     // and the tail input reads it.
     assert!(fluent_bit.contains("path: /var/log/kubernetes/kubernetes.audit\n"));
     assert!(agent.contains("path: /var/log/kubernetes\n"));
+    let aggregator = read(&deploy().join("aggregator/deployment.yaml"));
+    assert!(aggregator
+        .contains(r#"command: ["cp", "/kaudit/kaudit-fluent-bit.wasm", "/usr/lib/kaudit/kaudit-fluent-bit.wasm"]"#));
+    let aggregator_config = read(&repo_root().join("plugins/fluent-bit/fluent-bit-aggregator.yaml"));
+    assert!(aggregator_config.contains("wasm_path: /usr/lib/kaudit/kaudit-fluent-bit.wasm\n"));
+    assert!(aggregator_config.contains("port: 24224\n"), "the aggregator Service's port");
     let envoy_deploy = read(&deploy().join("envoy/deployment.yaml"));
     assert!(envoy_deploy.contains(r#"command: ["cp", "/kaudit/kaudit-envoy.wasm", "/module/kaudit-envoy.wasm"]"#));
     assert!(expected_envoy_yaml().contains("filename: /etc/envoy/kaudit-envoy.wasm }"));
