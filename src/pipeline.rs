@@ -11,6 +11,7 @@ use crate::alert::{AlertEngine, AlertStats, Role};
 use crate::config::{BadRecords, Config};
 use crate::enrich::{add_member, Enricher};
 use crate::event::doc::EventDoc;
+use crate::event::framing::RecordPos;
 use crate::event::framing::{frame, Framed, Records};
 use crate::event::managed::{self, BadKind, DecodeLimits, Piece};
 use crate::event::raw::{self, Edit, OutBuf};
@@ -120,10 +121,8 @@ impl Counters {
 /// A per-record report for a stream (what the CLI prints for bad lines).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordReport {
-    /// 1-based line where the record starts in the input.
-    pub line: usize,
-    /// Index of the event inside an EventList/array on that line, if any.
-    pub item: Option<usize>,
+    /// Where the record is in the input.
+    pub pos: RecordPos,
     /// What happened to it.
     pub outcome: Outcome,
 }
@@ -562,7 +561,7 @@ impl Pipeline {
         if wrote {
             out.put("\n");
         }
-        report(&RecordReport { line, item, outcome });
+        report(&RecordReport { pos: RecordPos { line, item }, outcome });
     }
 
     /// Processes a webhook batch body and writes it back in the same framing: an EventList

@@ -135,7 +135,7 @@ fn enriched_documents_read_what_the_written_event_holds() {
     );
     let (mut events, mut checked) = (0, 0);
     for input in &inputs {
-        for_each_event(input, &mut |_, _, parsed| {
+        for_each_event(input, &mut |_, parsed| {
             let Ok(event) = parsed else { return };
             let Verdict::Keep(changes) = verdict(&evaluator.evaluate_event(&event), &event) else { return };
             let enrichment = enricher.enrich(&event);
