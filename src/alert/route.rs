@@ -128,7 +128,7 @@ const ROUTE_KEYS: &[&str] = &[
 ];
 
 /// Labels kaudit sets itself; `labels` may not name them.
-const RESERVED_LABELS: &[&str] = &["alertname", "severity", "source"];
+const RESERVED_LABELS: &[&str] = &["alertname", "severity", "source", "auditID"];
 
 /// Decodes `alerts.routes` (the context is at `routes`).
 pub fn decode_routes(c: &mut Ctx, node: &Node) -> Result<Vec<AlertRoute>, Diagnostic> {
@@ -237,9 +237,10 @@ fn decode_route(c: &mut Ctx, node: &Node) -> Result<AlertRoute, Diagnostic> {
                                 );
                             }
                             if RESERVED_LABELS.contains(&k.name.as_str()) {
-                                return Err(
-                                    c.error(k.pos, "set by kaudit from the alert (alertname, severity, source)")
-                                );
+                                return Err(c.error(
+                                    k.pos,
+                                    "set by kaudit from the alert (alertname, severity, source, auditID)",
+                                ));
                             }
                             let s = c.string(lv)?;
                             if s.is_empty() {
@@ -357,6 +358,13 @@ impl AlertRoute {
                     if !labels.iter().any(|(n, _)| *n == name) {
                         labels.push((name, text));
                     }
+                }
+            }
+            // Alertmanager merges alerts with equal labels. An ungrouped rule alerts per event,
+            // so the event's auditID keeps two events' alerts apart.
+            if v.group_key.is_empty() {
+                if let Some(id) = v.audit_ids.last() {
+                    labels.push(("auditID".into(), id.to_string()));
                 }
             }
             for (k, val) in &self.labels {

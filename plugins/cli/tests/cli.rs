@@ -228,6 +228,33 @@ fn query_is_grep_like() {
 }
 
 #[test]
+fn errors_exit_1_outside_query_and_the_statuses_are_in_the_help() {
+    let log = fixture("sample-audit.log");
+    let log = log.to_str().unwrap();
+    for args in [
+        vec!["filter", "--config", "/nonexistent/kaudit.yaml", log],
+        vec!["run", "--config", "/nonexistent/kaudit.yaml", log],
+        vec!["explain", "--config", "/nonexistent/kaudit.yaml", log],
+        vec!["filter", "/nonexistent/audit.log"],
+        vec!["run", "--drop-bad", "-q", "/nonexistent/audit.log"],
+    ] {
+        let out = kaudit(&args, None);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", text(&out.stderr));
+        assert!(text(&out.stderr).starts_with("kaudit: error: /nonexistent/"), "{args:?}: {}", text(&out.stderr));
+    }
+    let help = text(&kaudit(&["--help"], None).stdout);
+    assert!(help.contains("Exit status: 0 success; 1 a negative answer"), "{help}");
+    assert!(help.contains("2 for query and apiserver check"), "{help}");
+    // `filter` and `run` share their record options (one flattened RecordArgs).
+    for cmd in ["filter", "run"] {
+        let help = text(&kaudit(&[cmd, "--help"], None).stdout);
+        for flag in ["--config <FILE>", "--policy <FILE>", "--drop-bad", "-q, --quiet", "--metrics <FILE|stderr>"] {
+            assert!(help.contains(flag), "{cmd} --help lacks {flag}: {help}");
+        }
+    }
+}
+
+#[test]
 fn help_on_every_command_and_usage_errors() {
     for args in [
         vec!["--help"],

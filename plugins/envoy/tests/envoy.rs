@@ -828,3 +828,140 @@ fn collection_switches_off_and_on_through_a_listener_update_without_a_restart() 
         expected.len()
     );
 }
+
+/// A Prometheus Alertmanager this test started (killed when dropped).
+struct Alertmanager {
+    child: std::process::Child,
+    port: u16,
+    _dir: TempDir,
+}
+
+impl Alertmanager {
+    fn start(bin: &Path) -> Alertmanager {
+        let dir = TempDir::new("alertmanager");
+        std::fs::write(dir.0.join("am.yml"), "route:\n  receiver: none\nreceivers:\n  - name: none\n").expect("config");
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("addr").port();
+        let log = std::fs::File::create(dir.0.join("am.log")).expect("log");
+        let child = std::process::Command::new(bin)
+            .arg(format!("--config.file={}", dir.0.join("am.yml").display()))
+            .arg(format!("--storage.path={}", dir.0.join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--cluster.listen-address=") // no gossip: a single instance
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{}: {e}", bin.display()));
+        let am = Alertmanager { child, port, _dir: dir };
+        let ready = wait_for(30, || http(port, "GET", "/-/ready", &[], b"").ok().filter(|r| r.status == 200));
+        assert!(ready.is_some(), "Alertmanager not ready in 30 s");
+        am
+    }
+
+    /// The alerts Alertmanager holds (`GET /api/v2/alerts`).
+    fn alerts(&self) -> Vec<Value> {
+        let r = http(self.port, "GET", "/api/v2/alerts", &[], b"").expect("GET /api/v2/alerts");
+        serde_json::from_slice(&r.body).expect("alerts JSON")
+    }
+}
+
+impl Drop for Alertmanager {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The `alertmanager` format against the real receiver: Alertmanager (Debian's 0.25) accepts
+/// every POST of Envoy's consumer (it answers 400 to a payload its API v2 refuses, e.g. an
+/// invalid label name) and then holds exactly the alerts the core rendered, labels,
+/// annotations and start times included.
+#[test]
+fn a_real_alertmanager_accepts_and_holds_every_alert_of_the_route() {
+    let Some(bin) = support::real_hosts::require(&support::real_hosts::ALERTMANAGER, "Alertmanager route") else {
+        return;
+    };
+    let am = Alertmanager::start(&bin);
+    let (receiver, sink) = (Recorder::start(), Recorder::start());
+    let kaudit_config = "alerts:\n  routes:\n    - {name: am, format: alertmanager, labels: {cluster: test}}\n";
+    let envelope = json!({
+        "config": kaudit_config,
+        "alerts": { "routes": { "am": { "cluster": "alertmanager", "path": "/api/v2/alerts", "authority": "alertmanager.local" } } }
+    });
+    let mut config = test_config(receiver.port, sink.port, &[("am".to_string(), Some(envelope.to_string()))], false);
+    let clusters = config["static_resources"]["clusters"].as_array_mut().expect("clusters");
+    let mut am_cluster = clusters.iter().find(|c| c["name"] == "kaudit_alerts").expect("kaudit_alerts").clone();
+    am_cluster["name"] = json!("alertmanager");
+    am_cluster["load_assignment"]["cluster_name"] = json!("alertmanager");
+    am_cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"] = loopback(am.port);
+    clusters.push(am_cluster);
+    let envoy = Envoy::start(&config, Arc::new(TempDir::new("envoy-am"))).unwrap_or_else(|e| panic!("{e}"));
+
+    let input = read(&support::workspace_root().join("tests/conformance/vectors/seed-alerts/input.jsonl"));
+    let items: Vec<&str> = input.lines().filter(|l| !l.trim().is_empty()).collect();
+    let body = event_list(&items);
+    post(envoy.listener_port("am"), "/audit", body.as_bytes(), &receiver);
+    // The oracle: the consumer path natively, and the core's rendering of its alerts.
+    let (loaded, _) = Config::load(kaudit_config, "kaudit.yaml", &kaudit::NoFiles).expect("config");
+    let mut worker_config = loaded.clone();
+    worker_config.alerts.enabled = false;
+    let (mut worker, mut consumer) = (Pipeline::new(worker_config), Pipeline::new(loaded.clone()));
+    if let Some(feed) = filter_body(&mut worker, body.as_bytes()).alert_feed(body.as_bytes()) {
+        for_each_item(feed, &mut |event| consumer.observe_for_alerts(event));
+    }
+    let alerts = consumer.take_alerts();
+    let route = loaded.alerts.route("am").expect("route");
+    let rendered: Vec<Value> = loaded
+        .alerts
+        .payloads(route, &alerts)
+        .iter()
+        .flat_map(|p| serde_json::from_str::<Vec<Value>>(&p.body).expect("array"))
+        .collect();
+    // Alertmanager keeps one alert per label set (the last one posted).
+    let mut want: Vec<(String, Value, i64)> = Vec::new();
+    for a in &rendered {
+        let starts = kaudit::parse_micros(a["startsAt"].as_str().expect("startsAt")).expect("time");
+        let labels = a["labels"].to_string();
+        want.retain(|(l, _, _)| *l != labels);
+        want.push((labels, a["annotations"].clone(), starts / 1000));
+    }
+    let held = wait_for(30, || {
+        let got = am.alerts();
+        (got.len() >= want.len() && metric(&envoy, "am", "alerts_sent") == alerts.len() as u64).then_some(got)
+    });
+    let got = held.unwrap_or_else(|| {
+        panic!(
+            "Alertmanager holds {} of {} alerts; sent {}, failed {}:\n{}",
+            am.alerts().len(),
+            want.len(),
+            metric(&envoy, "am", "alerts_sent"),
+            metric(&envoy, "am", "alerts_failed"),
+            envoy.log_tail(20)
+        )
+    });
+    assert_eq!(metric(&envoy, "am", "alerts_failed"), 0, "Alertmanager refused a POST");
+    // Alertmanager keeps times in milliseconds.
+    let mut got: Vec<(String, Value, i64)> = got
+        .iter()
+        .map(|a| {
+            let starts = kaudit::parse_micros(a["startsAt"].as_str().expect("startsAt")).expect("time");
+            (a["labels"].to_string(), a["annotations"].clone(), starts / 1000)
+        })
+        .collect();
+    // Labels are compared as JSON objects (Alertmanager may order keys differently).
+    let norm = |v: &mut Vec<(String, Value, i64)>| {
+        for (l, _, _) in v.iter_mut() {
+            *l = serde_json::from_str::<Value>(l).expect("labels").to_string();
+        }
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+    };
+    norm(&mut got);
+    norm(&mut want);
+    assert_eq!(got, want, "Alertmanager holds what the route rendered");
+    assert!(got.iter().all(|(l, _, _)| l.contains("\"alertname\"") && l.contains("\"cluster\":\"test\"")));
+    eprintln!(
+        "Alertmanager: {} alerts posted by Envoy in {} request(s), accepted; {} held (one per label set)",
+        alerts.len(),
+        envoy.counters("cluster.alertmanager.upstream_rq_2xx").first().map(|(_, v)| *v).unwrap_or(0),
+        got.len()
+    );
+}

@@ -66,7 +66,11 @@ impl Root {
             };
             if config.alerts.role == AlertRole::Agent && config.alerts.aggregation.agent_id.is_empty() {
                 // Each replica is one agent to the aggregator: its Envoy node id names it.
-                let node = self.get_property(vec!["node", "id"]).unwrap_or_default();
+                // `xds.node.id` (Envoy's attribute since 1.20; `node.id` before).
+                let node = self
+                    .get_property(vec!["xds", "node", "id"])
+                    .or_else(|| self.get_property(vec!["node", "id"]))
+                    .unwrap_or_default();
                 config.alerts.aggregation.agent_id = String::from_utf8_lossy(&node).into_owned();
             }
             let pipeline = Pipeline::new(config);
