@@ -6,7 +6,8 @@
 //!   carry loaded by kaudit; the host configs they carry equal the shipped ones.
 //! * A real kube-apiserver started with what `kaudit apiserver` generates from the deployment's
 //!   kaudit config (the v1 policy, the log and webhook flags, the webhook kubeconfig with its CA
-//!   and client certificate): its log backend read by the real Fluent Bit with the deployed
+//!   and client certificate; a static-pod manifest patched with the same options checks clean
+//!   against those files): its log backend read by the real Fluent Bit with the deployed
 //!   fluent-bit.yaml, its webhook posted to the real Envoy with the deployed envoy.yaml, and both
 //!   outputs equal to native `kaudit run` on the same run's log (less the webhook events the
 //!   apiserver's own log lists as dropped at shutdown).
@@ -448,6 +449,13 @@ fn a_kube_apiserver_on_the_generated_flags_feeds_fluent_bit_and_envoy_as_native_
     std::fs::write(kdir.join("audit-policy.yaml"), with("policy")).unwrap();
     std::fs::write(kdir.join("webhook.kubeconfig"), with("webhook-kubeconfig")).unwrap();
     let flags: Vec<String> = with("flags").lines().map(String::from).collect();
+    // The static-pod manifest patched with the same options checks clean against these files.
+    let fixture = repo_root().join("plugins/cli/tests/fixtures/kube-apiserver.yaml").display().to_string();
+    let manifest = work.0.join("kube-apiserver.yaml");
+    std::fs::write(&manifest, cli_ok(&[&["apiserver", "manifest", &fixture][..], &common[..]].concat())).unwrap();
+    let manifest = manifest.display().to_string();
+    let check = cli(&[&["apiserver", "check", &manifest][..], &common[..]].concat());
+    assert_eq!(check.status.code(), Some(0), "kaudit apiserver check: {}", String::from_utf8_lossy(&check.stdout));
     assert!(flags.iter().all(|f| !f.contains(' ')), "run-audit.sh splits EXTRA_APISERVER_FLAGS on spaces");
 
     let out = Command::new("bash")
