@@ -311,7 +311,7 @@ mod tests {
     struct OnePolicy(&'static str);
 
     impl FileSource for OnePolicy {
-        fn read(&self, _: &str) -> Result<Vec<u8>, String> {
+        fn read(&self, _: &str) -> Result<Vec<u8>, crate::files::FileError> {
             Ok(self.0.as_bytes().to_vec())
         }
     }

@@ -2,21 +2,19 @@
 //! CLI's `explain`, the component's `explain-batch` and `explain-lines` and the npm package's
 //! `explain` show, from one loop.
 
-use crate::event::framing::for_each_event;
+use crate::event::framing::{for_each_event, RecordPos};
 use crate::event::raw;
-use crate::event::Event;
+use crate::event::{Event, EventError};
 use crate::pipeline::Pipeline;
 use crate::policy::Decision;
 
 /// One record of an input as [`Pipeline::explain_stream`] sees it.
 #[derive(Debug)]
 pub struct Explained<'e, 'a> {
-    /// 1-based line where the record starts in the input.
-    pub line: usize,
-    /// Index of the event inside an EventList or array on that line, if any.
-    pub item: Option<usize>,
+    /// Where the record is in the input.
+    pub pos: RecordPos,
     /// The event and the policy's decision, or why the record is not an audit event.
-    pub result: Result<(&'e Event<'a>, &'e Decision), &'e str>,
+    pub result: Result<(&'e Event<'a>, &'e Decision), &'e EventError>,
 }
 
 impl Explained<'_, '_> {
@@ -36,12 +34,12 @@ impl Pipeline {
     /// EventLists, arrays) and calls `f` with the policy's decision for every event, in order,
     /// or with why a record is not an audit event. Nothing is written and nothing is counted.
     pub fn explain_stream(&self, input: &[u8], f: &mut dyn FnMut(&Explained<'_, '_>)) {
-        for_each_event(input, &mut |line, item, parsed| match parsed {
+        for_each_event(input, &mut |pos, parsed| match parsed {
             Ok(event) => {
                 let decision = self.explain(&event);
-                f(&Explained { line, item, result: Ok((&event, &decision)) });
+                f(&Explained { pos, result: Ok((&event, &decision)) });
             }
-            Err(error) => f(&Explained { line, item, result: Err(&error) }),
+            Err(error) => f(&Explained { pos, result: Err(&error) }),
         });
     }
 }

@@ -2,17 +2,43 @@
 //! file, a GeoIP database, rule packs) are read through a [`FileSource`] the host provides.
 //! Loading code at every level takes it as a parameter (as jaq's `Loader::with_read` does).
 
+use std::fmt;
+
 use crate::yaml::{Ctx, Diagnostic, DiagnosticKind, Pos};
+
+/// Why a host could not read a file or list a directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileError {
+    /// The path as the host resolved it (what the user should look at).
+    pub path: String,
+    /// What went wrong: the host's I/O error, or that it has no such access.
+    pub message: String,
+}
+
+impl FileError {
+    /// A failure on `path`, e.g. `FileError::new(path, io_error)`.
+    pub fn new(path: impl Into<String>, message: impl fmt::Display) -> FileError {
+        FileError { path: path.into(), message: message.to_string() }
+    }
+}
+
+impl fmt::Display for FileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+impl std::error::Error for FileError {}
 
 /// Reads files a config refers to. Hosts implement it over their filesystem (or refuse);
 /// relative paths are resolved by the host.
 pub trait FileSource {
-    /// The bytes of the file at `path`, or a message naming it.
-    fn read(&self, path: &str) -> Result<Vec<u8>, String>;
+    /// The bytes of the file at `path`.
+    fn read(&self, path: &str) -> Result<Vec<u8>, FileError>;
     /// The file names (not paths) in directory `path`, sorted, for rule-pack directories.
     /// Hosts without directory access keep the default.
-    fn list(&self, path: &str) -> Result<Vec<String>, String> {
-        Err(format!("{path}: this host cannot list directories; name the files"))
+    fn list(&self, path: &str) -> Result<Vec<String>, FileError> {
+        Err(FileError::new(path, "this host cannot list directories; name the files"))
     }
 }
 
@@ -20,8 +46,8 @@ pub trait FileSource {
 pub struct NoFiles;
 
 impl FileSource for NoFiles {
-    fn read(&self, path: &str) -> Result<Vec<u8>, String> {
-        Err(format!("{path}: this host has no file access; inline the content in the config"))
+    fn read(&self, path: &str) -> Result<Vec<u8>, FileError> {
+        Err(FileError::new(path, "this host has no file access; inline the content in the config"))
     }
 }
 

@@ -63,7 +63,7 @@ pub use diagnostic::{Diagnostic, DiagnosticKind};
 pub use enrich::{parse_ip, EnrichConfig, EnrichError, Enricher, Enrichment, GeoDb, GeoInfo, IpScope, IpSet};
 pub use event::doc::EventDoc;
 pub use event::feed::Feed;
-pub use event::framing::{for_each_event, list_items, Record, Records};
+pub use event::framing::{for_each_event, list_items, Record, RecordPos, Records};
 pub use event::managed::compress::{is_gzip, GZIP_MAGIC};
 pub use event::managed::is_wrapped;
 pub use event::raw::{
@@ -72,7 +72,9 @@ pub use event::raw::{
 pub use event::time::{format_micros, parse_micros};
 pub use event::{Event, EventError, Level, ObjectRef, ResponseStatus, UserInfo};
 pub use explain::{explain_json, Explained};
-pub use files::{FileSource, NoFiles};
+pub use files::{FileError, FileSource, NoFiles};
+#[cfg(feature = "phase-marks")]
+pub use pipeline::set_phase_hook;
 pub use pipeline::{BatchSummary, Counters, Outcome, Pipeline, RecordReport, PARTIALS_AGENT_KEY, PARTIALS_KEY};
 pub use policy::{
     default_policy, verdict, write_event, Attributes, Changes, Decision, DropReason, Evaluator, GroupResources, Loaded,

@@ -9,8 +9,9 @@ use serde::Serialize;
 
 use crate::alert::{AlertEngine, AlertStats, Role};
 use crate::config::{BadRecords, Config};
-use crate::enrich::Enricher;
+use crate::enrich::{add_member, Enricher};
 use crate::event::doc::EventDoc;
+use crate::event::framing::RecordPos;
 use crate::event::framing::{frame, Framed, Records};
 use crate::event::managed::{self, BadKind, DecodeLimits, Piece};
 use crate::event::raw::{self, Edit, OutBuf};
@@ -120,10 +121,8 @@ impl Counters {
 /// A per-record report for a stream (what the CLI prints for bad lines).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordReport {
-    /// 1-based line where the record starts in the input.
-    pub line: usize,
-    /// Index of the event inside an EventList/array on that line, if any.
-    pub item: Option<usize>,
+    /// Where the record is in the input.
+    pub pos: RecordPos,
     /// What happened to it.
     pub outcome: Outcome,
 }
@@ -137,6 +136,8 @@ pub struct Pipeline {
     alerts: AlertEngine,
     counters: Counters,
     scratch: String,
+    /// The enrichment of the event being written, as JSON (reused across records).
+    enrichment_json: String,
     alerts_out: Vec<String>,
     /// The provider context of the managed-cluster event being written (JSON), if any.
     source: Option<String>,
@@ -159,6 +160,7 @@ impl Pipeline {
             alerts,
             counters: Counters::default(),
             scratch: String::new(),
+            enrichment_json: String::new(),
             alerts_out: Vec::new(),
             source: None,
         }
@@ -351,14 +353,19 @@ impl Pipeline {
     fn object_outcome<O: OutBuf + ?Sized>(&mut self, obj: RawObject<'_>, out: &mut O) -> Outcome {
         let text = obj.text;
         match Event::from_object(obj) {
-            Ok(event) => self.decide_and_write(&event, out),
+            Ok(event) => {
+                phase_mark(); // parsed
+                self.decide_and_write(&event, out)
+            }
             Err(e) => self.bad(text.as_bytes(), out, e),
         }
     }
 
     fn decide_and_write<O: OutBuf + ?Sized>(&mut self, event: &Event, out: &mut O) -> Outcome {
         let decision = self.evaluator.evaluate_event(event);
-        match apply::verdict(&decision, event) {
+        let verdict = apply::verdict(&decision, event);
+        phase_mark(); // decided
+        match verdict {
             Verdict::Drop(reason) => {
                 // An agent's event-time clock counts every event (its watermark must move even
                 // when the policy keeps nothing).
@@ -377,24 +384,31 @@ impl Pipeline {
     }
 
     fn write_kept<O: OutBuf + ?Sized>(&mut self, event: &Event, changes: &Changes, out: &mut O) {
-        let mut enrichment = String::new();
         let alerting = !self.alerts.is_empty();
-        // Alert rules read `kaudit.*` even when the enrichment is not written out.
-        if self.enricher.enabled() || alerting {
-            self.enricher.enrich_json(event, &mut enrichment);
+        let writing = self.enricher.enabled();
+        // Alert rules read `kaudit.*` even when the enrichment is not written out; they read
+        // the fields themselves, the JSON text is only for the output.
+        let enrichment = (writing || alerting).then(|| self.enricher.enrich(event));
+        self.enrichment_json.clear();
+        if let (true, Some(e)) = (writing, &enrichment) {
+            e.write_json(&mut self.enrichment_json);
             if let Some(source) = &self.source {
-                add_member(&mut enrichment, "source", source);
+                add_member(&mut self.enrichment_json, "source", source);
             }
         }
-        let write = self.enricher.enabled() && !enrichment.is_empty();
-        let append: &[(&str, &str)] =
-            if write { &[(self.enricher.config.key.as_str(), enrichment.as_str())] } else { &[] };
-        if alerting {
-            let extra: Option<serde_json::Value> = serde_json::from_str(&enrichment).ok();
-            let doc = EventDoc::new(event, &self.enricher.config.key, extra.as_ref()).with_changes(changes);
+        phase_mark(); // enriched
+        if let (true, Some(e)) = (alerting, &enrichment) {
+            let doc =
+                EventDoc::enriched(event, &self.enricher.config.key, e, self.source.as_deref()).with_changes(changes);
             self.alerts.observe(event, &doc, &mut self.alerts_out);
             cap_pending_alerts(&mut self.alerts_out, self.config.limits.max_pending_alerts, &mut self.counters);
         }
+        phase_mark(); // alerts evaluated
+        let append: &[(&str, &str)] = if self.enrichment_json.is_empty() {
+            &[]
+        } else {
+            &[(self.enricher.config.key.as_str(), self.enrichment_json.as_str())]
+        };
         if raw::has_line_break(event.obj.text) {
             // Pretty-printed input: emit one line per event.
             self.scratch.clear();
@@ -547,7 +561,7 @@ impl Pipeline {
         if wrote {
             out.put("\n");
         }
-        report(&RecordReport { line, item, outcome });
+        report(&RecordReport { pos: RecordPos { line, item }, outcome });
     }
 
     /// Processes a webhook batch body and writes it back in the same framing: an EventList
@@ -748,6 +762,29 @@ impl Pipeline {
     }
 }
 
+/// A phase boundary of one record, for the per-phase instruction breakdown: with the
+/// `phase-marks` feature (measurement builds), a call of the host's hook (the Fluent Bit module
+/// makes it a WASI `sched_yield`, which the fuel report timestamps); otherwise nothing. A kept
+/// event passes four (parsed, decided, enriched, alerts evaluated), a dropped one two.
+#[inline(always)]
+fn phase_mark() {
+    #[cfg(feature = "phase-marks")]
+    if let Some(hook) = PHASE_HOOK.get() {
+        hook();
+    }
+}
+
+#[cfg(feature = "phase-marks")]
+static PHASE_HOOK: std::sync::OnceLock<fn()> = std::sync::OnceLock::new();
+
+/// Sets the function called at each phase boundary of a record (feature `phase-marks`,
+/// measurement builds only; the first call wins).
+#[cfg(feature = "phase-marks")]
+#[doc(hidden)]
+pub fn set_phase_hook(hook: fn()) {
+    let _ = PHASE_HOOK.set(hook);
+}
+
 /// The member of a host's carrier record that holds partial and watermark records.
 pub const PARTIALS_KEY: &str = "kaudit_partials";
 /// The member of a carrier that names the agent (overrides `alerts.aggregation.agentId`).
@@ -782,21 +819,6 @@ fn write_event_list<O: OutBuf + ?Sized>(items: &[&[u8]], out: &mut O) {
         }
     }
     out.put("]}");
-}
-
-/// Adds `"key":value` (raw JSON) as the last member of the JSON object in `obj`.
-fn add_member(obj: &mut String, key: &str, value: &str) {
-    if !obj.ends_with('}') {
-        return;
-    }
-    obj.pop();
-    if !obj.ends_with('{') {
-        obj.push(',');
-    }
-    raw::write_json_str(obj, key);
-    obj.push(':');
-    obj.push_str(value);
-    obj.push('}');
 }
 
 /// Alerts the host has not taken stay bounded: beyond `limits.maxPendingAlerts` the newest are

@@ -88,6 +88,13 @@ fn alertmanager_payloads_follow_the_v2_schema_and_carry_the_alert() {
                 other => assert_eq!(labels[&name].as_str(), Some(other.to_string().as_str()), "{name}"),
             }
         }
+        // An ungrouped rule alerts per event: its auditID keeps the alerts apart in Alertmanager.
+        let id = alert["auditIDs"].as_array().unwrap().last().unwrap();
+        if alert["groupKey"].as_object().unwrap().is_empty() {
+            assert_eq!(&labels["auditID"], id);
+        } else {
+            assert!(labels.get("auditID").is_none());
+        }
         // Output fields are annotations, as text; nulls are left out.
         let annotations = &am["annotations"];
         for (name, v) in alert["fields"].as_object().unwrap() {
@@ -195,7 +202,7 @@ fn route_errors_name_file_line_and_field() {
         ("      format: slack\n      keyword: x\n", "kaudit.yaml:5:7: alerts.routes[0].keyword: only for format dingtalk; this route's format is slack"),
         ("      format: slack\n      labels: {a: b}\n", "kaudit.yaml:5:7: alerts.routes[0].labels: only for format alertmanager; this route's format is slack"),
         ("      format: jsonLines\n      maxAlertsPerMessage: 5\n", "kaudit.yaml:5:7: alerts.routes[0].maxAlertsPerMessage: not for format jsonLines (a payload holds every alert given)"),
-        ("      format: alertmanager\n      labels: {alertname: x}\n", "kaudit.yaml:5:16: alerts.routes[0].labels.alertname: set by kaudit from the alert (alertname, severity, source)"),
+        ("      format: alertmanager\n      labels: {alertname: x}\n", "kaudit.yaml:5:16: alerts.routes[0].labels.alertname: set by kaudit from the alert (alertname, severity, source, auditID)"),
         ("      format: alertmanager\n      labels: {kube.ns: x}\n", "kaudit.yaml:5:16: alerts.routes[0].labels.kube.ns: a label name is a letter or '_' then letters, digits or '_'"),
         ("      format: alertmanager\n      generatorURL: console/x\n", "kaudit.yaml:5:21: alerts.routes[0].generatorURL: \"console/x\": expected an http:// or https:// URL"),
         ("      format: alertmanager\n      endsAfter: 5\n", "kaudit.yaml:5:18: alerts.routes[0].endsAfter: expected a duration such as 30m or 1h, found an integer"),

@@ -263,7 +263,10 @@ fn a_bad_role_or_aggregation_setting_names_the_field() {
     assert!(err.contains("kaudit.yaml:5:9: alerts.role: expected one of single, agent, aggregator"), "{err}");
     let text = config("agent", "  aggregation:\n    flushEvery: 10ms\n");
     let err = Pipeline::from_config_text(&text, "kaudit.yaml", &seed_geo_files()).err().unwrap().to_string();
-    assert!(err.contains("alerts.aggregation.flushEvery: must be at least 1s"), "{err}");
+    assert!(
+        err.contains("alerts.aggregation.flushEvery: must be 0 (send every match at once) or at least 1s"),
+        "{err}"
+    );
     // Records that are not partials are refused with a reason, and counted.
     let mut agg = pipeline(&config("aggregator", ""));
     assert!(agg.merge_partials(b"{\"kind\":\"Event\"}").is_err());
@@ -320,4 +323,64 @@ fn a_generated_day_of_traffic_merges_to_the_same_alerts() {
     agg.finish_alerts();
     local.extend(agg.take_alerts());
     assert_eq!(by_rule(&local), want);
+}
+
+#[test]
+fn with_flush_every_0_an_agent_killed_and_resumed_where_it_stopped_loses_nothing() {
+    let lines = stream();
+    let want = by_rule(&single(&lines));
+    let extra = "    perEventRules: aggregator\n    flushEvery: 0\n";
+    let thirds = round_robin(&lines, 3);
+    let mut streams = Vec::new();
+    for (i, third) in thirds.iter().enumerate() {
+        streams.push(feed(&mut agent(&format!("node-{i}"), extra), third, false).1);
+    }
+    // Killed after `half` lines: every match it read has left with its record. Restarted at a
+    // saved read position 10 lines earlier (what `tail` re-reads after a kill -9), never finished.
+    let half = thirds[1].len() / 2;
+    let (_, before_kill) = feed(&mut agent("node-1", extra), &thirds[1][..half], false);
+    let (_, after) = feed(&mut agent("node-1", extra), &thirds[1][half - 10..], false);
+    let killed_at = before_kill.last().map(|r| sent_at(r)).unwrap();
+    let records = arrival(&[
+        (streams[0].clone(), i64::MIN),
+        (before_kill, i64::MIN),
+        (after, killed_at + 60_000_000),
+        (streams[2].clone(), i64::MIN),
+    ]);
+    let (merged, agg) = aggregate(&records);
+    assert_eq!(by_rule(&merged), want);
+    let stats: serde_json::Value = serde_json::from_str(&agg.metrics_json()).unwrap();
+    assert!(stats["aggregation"]["aggregator"]["duplicateSteps"].as_u64() > Some(0), "{stats}");
+}
+
+#[test]
+fn an_aggregator_expecting_three_agents_waits_for_those_it_has_not_heard_from() {
+    let lines = stream();
+    let want = by_rule(&single(&lines));
+    let mut streams = Vec::new();
+    for (i, third) in round_robin(&lines, 3).iter().enumerate() {
+        streams.push(feed(&mut agent(&format!("node-{i}"), ""), third, false).1);
+    }
+    let mut local = Vec::new();
+    for (i, third) in round_robin(&lines, 3).iter().enumerate() {
+        local.extend(feed(&mut agent(&format!("node-{i}"), ""), third, false).0);
+    }
+    // Agent 0's records all arrive before the first record of the others.
+    let records: Vec<String> = streams.concat();
+    let merge = |expect: &str| {
+        // Agent 0 runs 70 minutes of event time ahead: idleAfter must cover that.
+        let mut agg =
+            pipeline(&config("aggregator", &format!("  aggregation:\n    agents: {expect}\n    idleAfter: 2h\n")));
+        let mut alerts = local.clone();
+        for r in &records {
+            agg.merge_partials(r.as_bytes()).unwrap();
+            alerts.extend(agg.take_alerts());
+        }
+        agg.finish_alerts();
+        alerts.extend(agg.take_alerts());
+        by_rule(&alerts)
+    };
+    assert_eq!(merge("3"), want);
+    // Not told, it cannot wait for agents it does not know: the windowed alert is missed.
+    assert_ne!(merge("0").get(WINDOWED), want.get(WINDOWED));
 }

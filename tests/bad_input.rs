@@ -21,7 +21,7 @@ fn bad_errors(reports: &[RecordReport]) -> Vec<(usize, String)> {
     reports
         .iter()
         .filter_map(|r| match &r.outcome {
-            Outcome::Bad { error, .. } => Some((r.line, error.to_string())),
+            Outcome::Bad { error, .. } => Some((r.pos.line, error.to_string())),
             _ => None,
         })
         .collect()
@@ -137,7 +137,7 @@ fn event_list_and_array_framing() {
     let list = format!("{{\"kind\":\"EventList\",\"apiVersion\":\"audit.k8s.io/v1\",\"metadata\":{{}},\"items\":[{GOOD},{{\"kind\":0}}]}}\n[{GOOD}]\n");
     let (out, reports, _) = run(list.as_bytes(), BadRecords::Pass);
     assert_eq!(
-        reports.iter().map(|r| (r.line, r.item)).collect::<Vec<_>>(),
+        reports.iter().map(|r| (r.pos.line, r.pos.item)).collect::<Vec<_>>(),
         [(1, Some(0)), (1, Some(1)), (2, Some(0))]
     );
     assert_eq!(String::from_utf8(out).unwrap().lines().count(), 3);

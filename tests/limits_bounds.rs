@@ -108,7 +108,7 @@ fn limit_values_are_checked() {
 fn policy_file_warnings_stay_warnings_next_to_other_sections() {
     struct Policy;
     impl kaudit::FileSource for Policy {
-        fn read(&self, _: &str) -> Result<Vec<u8>, String> {
+        fn read(&self, _: &str) -> Result<Vec<u8>, kaudit::FileError> {
             Ok(b"apiVersion: audit.k8s.io/v1\nkind: Policy\nfoo: 1\nrules:\n- level: Metadata\n".to_vec())
         }
     }

@@ -15,7 +15,7 @@ use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use kaudit::{FileSource, Pipeline};
+use kaudit::{FileError, FileSource, Pipeline};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -191,9 +191,9 @@ fn the_core_depends_only_on_reviewed_crates() {
 struct Recorder(RefCell<Vec<String>>);
 
 impl FileSource for Recorder {
-    fn read(&self, path: &str) -> Result<Vec<u8>, String> {
+    fn read(&self, path: &str) -> Result<Vec<u8>, FileError> {
         self.0.borrow_mut().push(path.to_string());
-        Err(format!("{path}: refused by the test"))
+        Err(FileError::new(path, "refused by the test"))
     }
 }
 

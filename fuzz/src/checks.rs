@@ -136,8 +136,8 @@ pub fn pipeline_stream(data: &[u8]) {
     let mut last_line = 0usize;
     p.process_stream(data, &mut out, &mut |r| {
         reports += 1;
-        assert!(r.line >= last_line.max(1), "report lines go backwards: {} after {}", r.line, last_line);
-        last_line = r.line;
+        assert!(r.pos.line >= last_line.max(1), "report lines go backwards: {} after {}", r.pos.line, last_line);
+        last_line = r.pos.line;
         if let Outcome::Bad { passed, .. } = &r.outcome {
             assert!(*passed, "the default config passes bad records through");
         }

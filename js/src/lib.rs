@@ -263,7 +263,7 @@ impl Engine {
         let mut result: Option<Result<String, String>> = None;
         self.pipeline.explain_stream(&bytes, &mut |e| {
             if result.is_none() {
-                result = Some(e.to_json().ok_or_else(|| e.result.err().unwrap_or_default().to_string()));
+                result = Some(e.to_json().ok_or_else(|| e.result.err().map(ToString::to_string).unwrap_or_default()));
             }
         });
         let text = result.ok_or_else(|| JsError::new("no event in the input"))?.map_err(js_err)?;

@@ -80,6 +80,13 @@ pub struct AggregationConfig {
     /// `idleAfter`: an agent whose watermark is more than this (event time) behind the newest
     /// agent's is not waited for.
     pub idle_after: i64,
+    /// `allowedLateness`: the aggregator closes a period this long (event time) after every
+    /// live agent's watermark passed it, for partials that a transport delivers out of order
+    /// (a retried chunk). What comes later still is merged as late (counted).
+    pub allowed_lateness: i64,
+    /// `agents`: how many agents the aggregator expects; one not heard from yet counts as
+    /// being at the earliest watermark received (0: wait only for the agents heard from).
+    pub agents: usize,
 }
 
 impl Default for AggregationConfig {
@@ -90,6 +97,8 @@ impl Default for AggregationConfig {
             lateness: 5_000_000,
             per_event_to_aggregator: false,
             idle_after: 15 * 60_000_000,
+            allowed_lateness: 30_000_000,
+            agents: 0,
         }
     }
 }
@@ -164,7 +173,8 @@ impl AlertConfig {
 /// Keys of the `alerts` section.
 const ALERT_KEYS: &[&str] =
     &["enabled", "role", "aggregation", "defaultRules", "packs", "lists", "disable", "limits", "rules", "routes"];
-const AGGREGATION_KEYS: &[&str] = &["agentId", "flushEvery", "lateness", "perEventRules", "idleAfter"];
+const AGGREGATION_KEYS: &[&str] =
+    &["agentId", "flushEvery", "lateness", "perEventRules", "idleAfter", "allowedLateness", "agents"];
 const LIMIT_KEYS: &[&str] = &["maxGroups", "maxDistinct", "maxAuditIDs", "maxRegexBytes"];
 
 /// Decodes the config's `alerts` section.
@@ -301,12 +311,19 @@ fn decode_aggregation(c: &mut Ctx, node: &Node) -> Result<AggregationConfig, Dia
                 "agentId" => a.agent_id = c.string(v)?,
                 "flushEvery" => {
                     a.flush_every = duration(c)?;
-                    if a.flush_every < 1_000_000 {
-                        return Err(c.error(v.pos, "must be at least 1s"));
+                    if a.flush_every != 0 && a.flush_every < 1_000_000 {
+                        return Err(c.error(v.pos, "must be 0 (send every match at once) or at least 1s"));
                     }
                 }
                 "lateness" => a.lateness = duration(c)?,
                 "idleAfter" => a.idle_after = duration(c)?,
+                "allowedLateness" => a.allowed_lateness = duration(c)?,
+                "agents" => {
+                    a.agents = match c.u64(v)? {
+                        n @ 0..=10_000 => n as usize,
+                        _ => return Err(c.error(v.pos, "expected a number of agents from 0 to 10000")),
+                    }
+                }
                 _ => {
                     a.per_event_to_aggregator = match c.string(v)?.as_str() {
                         "local" => false,

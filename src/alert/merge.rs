@@ -39,7 +39,8 @@ pub struct MergeStats {
     pub invalid: u64,
     /// Agents known (by their records).
     pub agents: u64,
-    /// Agents currently waited for (watermark within `idleAfter` of the newest).
+    /// Agents currently waited for (watermark within `idleAfter` of the newest; agents expected
+    /// by `aggregation.agents` but not heard from yet count as one).
     pub live_agents: u64,
     /// Partials held, waiting for every live agent's watermark.
     pub pending: u64,
@@ -69,6 +70,8 @@ pub struct Merger {
     seen: HashMap<u64, i64>,
     /// Steps before this event time have been released.
     closed: i64,
+    /// The earliest watermark received: where an expected agent not heard from yet stands.
+    earliest: i64,
     /// How long after its period closed a partial still counts (the longest rule retention
     /// plus `idleAfter` and one period).
     horizon: i64,
@@ -77,13 +80,17 @@ pub struct Merger {
 
 impl Merger {
     pub fn new(cfg: AggregationConfig, retention: i64) -> Merger {
-        let horizon = retention.saturating_add(cfg.idle_after).saturating_add(cfg.flush_every);
+        let horizon = retention
+            .saturating_add(cfg.idle_after)
+            .saturating_add(cfg.allowed_lateness)
+            .saturating_add(cfg.flush_every.max(1_000_000));
         Merger {
             cfg,
             agents: BTreeMap::new(),
             pending: Vec::new(),
             seen: HashMap::new(),
             closed: i64::MIN,
+            earliest: i64::MAX,
             horizon,
             stats: MergeStats::default(),
         }
@@ -95,6 +102,7 @@ impl Merger {
         match record {
             Record::Watermark { agent, time } => {
                 self.stats.watermarks += 1;
+                self.earliest = self.earliest.min(time);
                 self.advance(agent, time);
             }
             Record::Partial(mut p) => {
@@ -148,9 +156,14 @@ impl Merger {
     /// Releases the partials whose period ended before every live agent's watermark.
     fn release(&mut self, all: bool) -> Vec<Partial> {
         let newest = self.agents.values().copied().max().unwrap_or(i64::MIN);
-        let live = self.agents.values().copied().filter(|w| *w >= newest.saturating_sub(self.cfg.idle_after));
+        // Expected agents not heard from yet stand at the earliest watermark received.
+        let unheard = self.cfg.agents.saturating_sub(self.agents.len()).min(1);
+        let waiting = std::iter::repeat_n(self.earliest, unheard);
+        let live =
+            self.agents.values().copied().chain(waiting).filter(|w| *w >= newest.saturating_sub(self.cfg.idle_after));
         self.stats.live_agents = live.clone().count() as u64;
-        let until = if all { i64::MAX } else { live.min().unwrap_or(i64::MIN) };
+        let until =
+            if all { i64::MAX } else { live.min().unwrap_or(i64::MIN).saturating_sub(self.cfg.allowed_lateness) };
         if until <= self.closed && !all {
             return Vec::new();
         }

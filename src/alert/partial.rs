@@ -232,7 +232,7 @@ impl Agent {
         stage: &str,
         doc: &dyn Document,
     ) {
-        let period = t.div_euclid(self.cfg.flush_every);
+        let period = t.div_euclid(self.width());
         let buf = self.open.entry(period).or_default();
         let i = match buf.index.get(&(rule_index, key.to_string())) {
             Some(&i) => i,
@@ -276,10 +276,26 @@ impl Agent {
         if self.clock == i64::MIN {
             return false;
         }
-        let every = self.cfg.flush_every;
+        let every = self.width();
         let boundary = self.clock.saturating_sub(self.cfg.lateness).div_euclid(every).saturating_mul(every);
         boundary > self.flushed
+            || (self.immediate() && !self.open.is_empty())
             || self.open.keys().next().is_some_and(|p| (p + 1).saturating_mul(every) <= self.flushed)
+    }
+
+    /// `flushEvery: 0`: every step leaves with the record that matched (nothing is held, so
+    /// nothing is lost when the host is killed); periods and watermarks are then 1 s.
+    fn immediate(&self) -> bool {
+        self.cfg.flush_every == 0
+    }
+
+    /// The length of a period.
+    fn width(&self) -> i64 {
+        if self.immediate() {
+            1_000_000
+        } else {
+            self.cfg.flush_every
+        }
     }
 
     /// Emits the partials of every period that ended `lateness` ago (all of them with `all`:
@@ -288,16 +304,17 @@ impl Agent {
         if self.clock == i64::MIN && self.open.is_empty() {
             return;
         }
-        let every = self.cfg.flush_every;
+        let every = self.width();
         let mut boundary = if all {
             self.open.keys().next_back().map_or(i64::MIN, |p| (p + 1).saturating_mul(every))
         } else {
             self.clock.saturating_sub(self.cfg.lateness).div_euclid(every).saturating_mul(every)
         };
         boundary = boundary.max(self.flushed);
+        let send_until = if self.immediate() { i64::MAX } else { boundary };
         while let Some(entry) = self.open.first_entry() {
             let period = *entry.key();
-            if (period + 1).saturating_mul(every) > boundary {
+            if (period + 1).saturating_mul(every) > send_until {
                 break;
             }
             let buf = entry.remove();

@@ -91,7 +91,7 @@ pub struct AlertRoute {
     pub max_alerts_per_message: usize,
     /// Alertmanager: `labels` added to every alert (the rule's labels win on a clash).
     pub labels: Vec<(String, String)>,
-    /// Alertmanager: `generatorURL`, with `{rule}` and `{auditID}` replaced (URL-encoded).
+    /// Alertmanager: `generatorURL`, with `{rule}` and `{auditID}` replaced (form-encoded).
     pub generator_url: Option<String>,
     /// Alertmanager: `endsAfter`: `endsAt` = `startsAt` + this (microseconds); none: Alertmanager's `resolve_timeout`.
     pub ends_after: Option<i64>,
@@ -128,7 +128,7 @@ const ROUTE_KEYS: &[&str] = &[
 ];
 
 /// Labels kaudit sets itself; `labels` may not name them.
-const RESERVED_LABELS: &[&str] = &["alertname", "severity", "source"];
+const RESERVED_LABELS: &[&str] = &["alertname", "severity", "source", "auditID"];
 
 /// Decodes `alerts.routes` (the context is at `routes`).
 pub fn decode_routes(c: &mut Ctx, node: &Node) -> Result<Vec<AlertRoute>, Diagnostic> {
@@ -237,9 +237,10 @@ fn decode_route(c: &mut Ctx, node: &Node) -> Result<AlertRoute, Diagnostic> {
                                 );
                             }
                             if RESERVED_LABELS.contains(&k.name.as_str()) {
-                                return Err(
-                                    c.error(k.pos, "set by kaudit from the alert (alertname, severity, source)")
-                                );
+                                return Err(c.error(
+                                    k.pos,
+                                    "set by kaudit from the alert (alertname, severity, source, auditID)",
+                                ));
                             }
                             let s = c.string(lv)?;
                             if s.is_empty() {
@@ -309,7 +310,8 @@ impl AlertRoute {
     pub fn payloads(&self, alerts: &[String], describe: &dyn Fn(&str) -> Option<String>) -> Vec<AlertPayload> {
         let views: Vec<AlertView<'_>> =
             alerts.iter().filter_map(|a| AlertView::parse(a)).filter(|v| v.severity >= self.min_severity).collect();
-        views.chunks(self.max_alerts_per_message).map(|chunk| self.render(chunk, describe)).collect()
+        // `max(1)`: the field is public; a route built by hand must not panic here.
+        views.chunks(self.max_alerts_per_message.max(1)).map(|chunk| self.render(chunk, describe)).collect()
     }
 
     /// All of `alerts` (those at or above `minSeverity`) in one payload, whatever
@@ -358,6 +360,13 @@ impl AlertRoute {
                     }
                 }
             }
+            // Alertmanager merges alerts with equal labels. An ungrouped rule alerts per event,
+            // so the event's auditID keeps two events' alerts apart.
+            if v.group_key.is_empty() {
+                if let Some(id) = v.audit_ids.last() {
+                    labels.push(("auditID".into(), id.to_string()));
+                }
+            }
             for (k, val) in &self.labels {
                 if !labels.iter().any(|(n, _)| n == k) {
                     labels.push((k.clone(), val.clone()));
@@ -400,7 +409,7 @@ impl AlertRoute {
             }
             if let Some(url) = &self.generator_url {
                 let first_id = v.audit_ids.last().map(|s| s.as_ref()).unwrap_or("");
-                let url = url.replace("{rule}", &url_encode(&v.rule)).replace("{auditID}", &url_encode(first_id));
+                let url = url.replace("{rule}", &form_encode(&v.rule)).replace("{auditID}", &form_encode(first_id));
                 out.push_str(",\"generatorURL\":");
                 write_json_str(&mut out, &url);
             }
@@ -537,6 +546,11 @@ fn value_text(v: &Value) -> Option<String> {
     }
 }
 
+/// `s` encoded for a URL query (application/x-www-form-urlencoded: a space is `+`).
+fn form_encode(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
 fn write_string_map(out: &mut String, entries: &[(String, String)]) {
     out.push('{');
     for (i, (k, v)) in entries.iter().enumerate() {
@@ -548,19 +562,6 @@ fn write_string_map(out: &mut String, entries: &[(String, String)]) {
         write_json_str(out, v);
     }
     out.push('}');
-}
-
-/// Percent-encodes everything but RFC 3986 unreserved characters.
-fn url_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// An alert object read back (members in the order kaudit wrote them).

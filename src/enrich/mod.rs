@@ -284,8 +284,23 @@ impl Enrichment {
     }
 }
 
+/// Adds `"key":value` (raw JSON) as the last member of the JSON object in `obj`.
+pub(crate) fn add_member(obj: &mut String, key: &str, value: &str) {
+    if !obj.ends_with('}') {
+        return;
+    }
+    obj.pop();
+    if !obj.ends_with('{') {
+        obj.push(',');
+    }
+    write_json_str(obj, key);
+    obj.push(':');
+    obj.push_str(value);
+    obj.push('}');
+}
+
 /// Milliseconds with at most 3 decimals, no trailing zeros (`35.798`, `250`).
-fn format_ms(v: f64) -> String {
+pub(crate) fn format_ms(v: f64) -> String {
     let s = format!("{v:.3}");
     let s = s.trim_end_matches('0').trim_end_matches('.');
     if s.is_empty() || s == "-" {

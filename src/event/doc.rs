@@ -1,6 +1,14 @@
-//! An event as a query [`Document`]: top-level members are decoded to JSON values only when a
-//! query reads them (a rule on `verb` never parses `responseObject`), and the enrichment is
-//! visible under its key (e.g. `kaudit.ipScope`).
+//! An event as a query [`Document`]: what a query reads is looked up in the fields the event
+//! parse already decoded (`verb`, `objectRef.resource`, `responseStatus.code`, ...) or, for a
+//! string member, sliced from the raw text; only other paths decode a member to a JSON value,
+//! once, when a query first reads it (a rule on `verb` never parses `responseObject`). The
+//! enrichment is visible under its key (e.g. `kaudit.ipScope`), read from the [`Enrichment`]
+//! fields directly (no JSON text in between).
+//!
+//! Every path gives exactly the values a JSON traversal of the written event gives
+//! ([`crate::query::lookup_json`]'s rules), with one licence: a `null` may be left out where the
+//! traversal would visit it, because no query test, group key or alert field tells a `null`
+//! from an absent value (both are "no value").
 
 use std::cell::RefCell;
 use std::ops::ControlFlow;
@@ -9,23 +17,54 @@ use serde_json::Value as Json;
 
 use super::edit::{strip_managed_fields, Changes};
 use super::Event;
+use crate::enrich::{format_ms, Enrichment};
 use crate::query::{lookup_json_from, visit_all_json, Document, FieldPath, Value};
+
+/// The enrichment a document shows under its key.
+enum Extra<'e> {
+    /// None given: one already written into the event (a forwarded event) is read.
+    None,
+    /// As JSON (a report row's stored enrichment).
+    Json(&'e Json),
+    /// The fields, fresh from the enricher; `source` is the managed-cluster provider context
+    /// (JSON text) the pipeline writes as the last member. `json` is the written JSON, made
+    /// only for what the fields do not answer directly (full-text terms, `source`).
+    Fields { fields: &'e Enrichment, source: Option<&'e str>, json: RefCell<Option<Option<Json>>> },
+}
 
 /// A lazily decoded view of one event (plus its enrichment) for query evaluation.
 pub struct EventDoc<'e, 'a> {
     event: &'e Event<'a>,
     extra_key: &'e str,
-    extra: Option<&'e Json>,
-    /// Decoded members, by member index (`None` = not decoded yet; `Some(None)` = invalid).
+    extra: Extra<'e>,
+    /// Decoded members, by member index (`None` = not decoded yet; `Some(None)` = invalid);
+    /// empty until a path first needs a decoded member.
     cache: RefCell<Vec<Option<Option<Json>>>>,
     /// The policy's edits, so queries see the event as it is written out.
     changes: Option<&'e Changes>,
 }
 
 impl<'e, 'a> EventDoc<'e, 'a> {
-    /// A view of `event` with `extra` (a fresh enrichment) visible under `extra_key`; without it, an enrichment already in the event is read.
+    /// A view of `event` with `extra` (a fresh enrichment as JSON) visible under `extra_key`; without it, an enrichment already in the event is read.
     pub fn new(event: &'e Event<'a>, extra_key: &'e str, extra: Option<&'e Json>) -> Self {
-        EventDoc { event, extra_key, extra, cache: RefCell::new(vec![None; event.obj.members.len()]), changes: None }
+        let extra = match extra {
+            Some(json) => Extra::Json(json),
+            None => Extra::None,
+        };
+        EventDoc { event, extra_key, extra, cache: RefCell::new(Vec::new()), changes: None }
+    }
+
+    /// A view of `event` with the fresh `enrichment` visible under `extra_key`, as
+    /// [`Enrichment::write_json`] writes it, plus a `"source"` member with the JSON text
+    /// `source` when given (the managed-cluster provider context).
+    pub fn enriched(
+        event: &'e Event<'a>,
+        extra_key: &'e str,
+        enrichment: &'e Enrichment,
+        source: Option<&'e str>,
+    ) -> Self {
+        let extra = Extra::Fields { fields: enrichment, source, json: RefCell::new(None) };
+        EventDoc { event, extra_key, extra, cache: RefCell::new(Vec::new()), changes: None }
     }
 
     /// Shows the event as written after the policy's `changes` (level, bodies, managedFields).
@@ -52,6 +91,9 @@ impl<'e, 'a> EventDoc<'e, 'a> {
     fn with_member<R>(&self, index: usize, f: impl FnOnce(&Json) -> R) -> Option<R> {
         {
             let mut cache = self.cache.borrow_mut();
+            if cache.is_empty() {
+                cache.resize(self.event.obj.members.len(), None);
+            }
             if cache[index].is_none() {
                 cache[index] = Some(self.decode(index));
             }
@@ -59,25 +101,274 @@ impl<'e, 'a> EventDoc<'e, 'a> {
         let cache = self.cache.borrow();
         cache[index].as_ref().and_then(|v| v.as_ref()).map(f)
     }
+
+    /// Whether the policy's edits change member `key` (then it is read through [`Self::decode`]).
+    fn edited(&self, key: &str) -> bool {
+        let Some(c) = self.changes else { return false };
+        match key {
+            "level" => c.new_level.is_some(),
+            "requestObject" | "responseObject" => {
+                c.remove_request_object || c.remove_response_object || c.strip_managed_fields
+            }
+            _ => false,
+        }
+    }
+
+    /// Answers `path` (whose first segment names member `index`) from the decoded event or the
+    /// raw text; `false` when it needs the member decoded as JSON.
+    fn visit_fast(&self, index: usize, path: &FieldPath, visit: &mut dyn FnMut(Value<'_>) -> ControlFlow<()>) -> bool {
+        let member = &self.event.obj.members[index];
+        let key = member.key.as_ref();
+        if self.edited(key) {
+            return false;
+        }
+        if path.len() == 1 {
+            return match scalar(member.value) {
+                Some(v) => {
+                    let _ = visit(v);
+                    true
+                }
+                None => false,
+            };
+        }
+        let ev = self.event;
+        let sub = path.segment(1).unwrap_or_default();
+        let one = |v: Option<&str>, visit: &mut dyn FnMut(Value<'_>) -> ControlFlow<()>| {
+            if let Some(s) = v {
+                let _ = visit(Value::Str(s));
+            }
+            true
+        };
+        match key {
+            "annotations" => {
+                // Longest dotted key first (`authorization.k8s.io/decision`); annotation values
+                // are strings, so only a key that ends the path yields a value.
+                if let Some(v) = ev.annotation(path.dotted(1, path.len()).unwrap_or_default()) {
+                    let _ = visit(Value::Str(v));
+                }
+                true
+            }
+            _ if path.len() > 2 => false,
+            "objectRef" => {
+                let Some(o) = &ev.object_ref else { return true };
+                let field = match sub {
+                    "resource" => &o.resource,
+                    "namespace" => &o.namespace,
+                    "name" => &o.name,
+                    "apiGroup" => &o.api_group,
+                    "apiVersion" => &o.api_version,
+                    "subresource" => &o.subresource,
+                    _ => return false,
+                };
+                one(field.as_deref(), visit)
+            }
+            "responseStatus" => {
+                let Some(r) = &ev.response_status else { return true };
+                match sub {
+                    "code" => {
+                        if let Some(code) = r.code {
+                            let _ = visit(Value::Num(code as f64));
+                        }
+                        true
+                    }
+                    "status" => one(r.status.as_deref(), visit),
+                    "reason" => one(r.reason.as_deref(), visit),
+                    "message" => one(r.message.as_deref(), visit),
+                    _ => false,
+                }
+            }
+            "user" | "impersonatedUser" => {
+                let user = if key == "user" { Some(&ev.user) } else { ev.impersonated_user.as_ref() };
+                let Some(u) = user else { return true };
+                match sub {
+                    "username" => one(u.username.as_deref(), visit),
+                    "uid" => one(u.uid.as_deref(), visit),
+                    "groups" => {
+                        for g in u.groups() {
+                            if visit(Value::Str(g)).is_break() {
+                                break;
+                            }
+                        }
+                        true
+                    }
+                    _ => false,
+                }
+            }
+            _ => false,
+        }
+    }
+}
+
+/// A scalar member read from its raw text without decoding: a string without escapes, a
+/// literal, an object (which a path ending there only sees as "an object"). `None`: decode it.
+fn scalar(raw: &str) -> Option<Value<'_>> {
+    let b = raw.as_bytes();
+    match b.first()? {
+        b'"' if b.len() >= 2 && !b.contains(&b'\\') => raw.get(1..raw.len() - 1).map(Value::Str),
+        b'n' => Some(Value::Null),
+        b't' => Some(Value::Bool(true)),
+        b'f' => Some(Value::Bool(false)),
+        b'{' => Some(Value::Object),
+        _ => None,
+    }
+}
+
+/// Visits the values at `path` (from segment 1) in the enrichment `e` as written by
+/// [`Enrichment::write_json`]; `false` for what needs the JSON (`source`).
+fn visit_enrichment(e: &Enrichment, path: &FieldPath, visit: &mut dyn FnMut(Value<'_>) -> ControlFlow<()>) -> bool {
+    let Some(key) = path.segment(1) else {
+        let _ = visit(Value::Object);
+        return true;
+    };
+    let leaf = path.len() == 2;
+    let s = |v: Option<&str>, visit: &mut dyn FnMut(Value<'_>) -> ControlFlow<()>| {
+        if let (Some(v), true) = (v, leaf) {
+            let _ = visit(Value::Str(v));
+        }
+        true
+    };
+    let b = |v: Option<bool>, visit: &mut dyn FnMut(Value<'_>) -> ControlFlow<()>| {
+        if let (Some(v), true) = (v, leaf) {
+            let _ = visit(Value::Bool(v));
+        }
+        true
+    };
+    match key {
+        "sourceIP" => s(e.source_ip.as_deref(), visit),
+        "peerIP" => s(e.peer_ip.as_deref(), visit),
+        "ipScope" => s(e.ip_scope.map(|v| v.as_str()), visit),
+        "highRiskIP" => b(e.high_risk, visit),
+        "account" => s(e.account.as_deref(), visit),
+        "impersonatedUser" => s(e.impersonated_user.as_deref(), visit),
+        "userKind" => s(e.user_kind, visit),
+        "resourceType" => s(e.resource_type.as_deref(), visit),
+        "resourceCategory" => s(e.resource_category, visit),
+        "success" => b(e.success, visit),
+        "operation" => s(e.operation, visit),
+        "latencyMs" => {
+            // The value as written (3 decimals at most), read back.
+            if let (Some(ms), true) = (e.latency_ms, leaf) {
+                if let Ok(n) = format_ms(ms).parse::<f64>() {
+                    let _ = visit(Value::Num(n));
+                }
+            }
+            true
+        }
+        "tags" => {
+            if leaf {
+                for t in &e.tags {
+                    if visit(Value::Str(t)).is_break() {
+                        break;
+                    }
+                }
+            }
+            true
+        }
+        "geo" => {
+            let Some(g) = &e.geo else { return true };
+            match path.segment(2) {
+                None => {
+                    let _ = visit(Value::Object);
+                }
+                Some(field) if path.len() == 3 => {
+                    let v = match field {
+                        "country" => &g.country,
+                        "countryCode" => &g.country_code,
+                        "province" => &g.province,
+                        "city" => &g.city,
+                        "isp" => &g.isp,
+                        "asn" => {
+                            if let Some(asn) = g.asn {
+                                let _ = visit(Value::Num(f64::from(asn)));
+                            }
+                            return true;
+                        }
+                        _ => return true,
+                    };
+                    if let Some(v) = v {
+                        let _ = visit(Value::Str(v));
+                    }
+                }
+                Some(_) => {}
+            }
+            true
+        }
+        "source" => false,
+        k => {
+            let Some(x) = e.exec.as_ref().filter(|x| x.kind == k) else { return true };
+            match path.segment(2) {
+                None => {
+                    let _ = visit(Value::Object);
+                }
+                Some(field) if path.len() == 3 => {
+                    let interactive = x.kind != "portForward";
+                    let _ = match field {
+                        "pod" => visit(Value::Str(&x.pod)),
+                        "container" => {
+                            x.container.as_deref().map_or(ControlFlow::Continue(()), |c| visit(Value::Str(c)))
+                        }
+                        "command" => x.command.as_deref().map_or(ControlFlow::Continue(()), |c| visit(Value::Str(c))),
+                        "ports" if !x.ports.is_empty() => visit(Value::Str(&x.ports.join(","))),
+                        "tty" if interactive => visit(Value::Bool(x.tty)),
+                        "stdin" if interactive => visit(Value::Bool(x.stdin)),
+                        _ => ControlFlow::Continue(()),
+                    };
+                }
+                Some(_) => {}
+            }
+            true
+        }
+    }
+}
+
+impl Extra<'_> {
+    /// The enrichment as written (JSON), decoded once.
+    fn with_json<R>(&self, f: impl FnOnce(&Json) -> R) -> Option<R> {
+        match self {
+            Extra::None => None,
+            Extra::Json(json) => Some(f(json)),
+            Extra::Fields { fields, source, json } => {
+                if json.borrow().is_none() {
+                    let mut text = String::new();
+                    fields.write_json(&mut text);
+                    if let Some(source) = source {
+                        crate::enrich::add_member(&mut text, "source", source);
+                    }
+                    *json.borrow_mut() = Some(serde_json::from_str(&text).ok());
+                }
+                let json = json.borrow();
+                json.as_ref().and_then(|j| j.as_ref()).map(f)
+            }
+        }
+    }
 }
 
 impl Document for EventDoc<'_, '_> {
     fn visit(&self, path: &FieldPath, visit: &mut dyn FnMut(Value<'_>) -> ControlFlow<()>) {
         let Some(first) = path.segment(0) else { return };
-        if let (true, Some(extra)) = (first == self.extra_key, self.extra) {
-            let _ = lookup_json_from(extra, path, 1, &mut *visit);
-            return;
+        if first == self.extra_key {
+            match &self.extra {
+                Extra::None => {}
+                Extra::Fields { fields, .. } if visit_enrichment(fields, path, &mut *visit) => return,
+                extra => {
+                    let _ = extra.with_json(|json| lookup_json_from(json, path, 1, &mut *visit));
+                    return;
+                }
+            }
         }
         // Top-level keys of audit events have no dots, so only the first segment names a member;
         // without a fresh enrichment, one already written into the event (a forwarded event) is read.
         if let Some(index) = self.event.obj.index_of(first) {
-            self.with_member(index, |json| lookup_json_from(json, path, 1, &mut *visit));
+            if !self.visit_fast(index, path, &mut *visit) {
+                self.with_member(index, |json| lookup_json_from(json, path, 1, &mut *visit));
+            }
         }
     }
 
     fn visit_all(&self, visit: &mut dyn FnMut(Value<'_>) -> ControlFlow<()>) {
+        let fresh = !matches!(self.extra, Extra::None);
         for index in 0..self.event.obj.members.len() {
-            if self.extra.is_some() && self.event.obj.members[index].key == self.extra_key {
+            if fresh && self.event.obj.members[index].key == self.extra_key {
                 continue;
             }
             let flow = self.with_member(index, |json| visit_all_json(json, &mut *visit));
@@ -85,9 +376,7 @@ impl Document for EventDoc<'_, '_> {
                 return;
             }
         }
-        if let Some(extra) = self.extra {
-            let _ = visit_all_json(extra, &mut *visit);
-        }
+        let _ = self.extra.with_json(|json| visit_all_json(json, &mut *visit));
     }
 }
 
@@ -118,7 +407,7 @@ mod tests {
         assert!(Query::parse("annotations.authorization.k8s.io/decision: allow").unwrap().matches(&doc));
         // responseObject was never needed, so never decoded.
         let idx = ev.obj.index_of("responseObject").unwrap();
-        assert!(doc.cache.borrow()[idx].is_none());
+        assert!(doc.cache.borrow().get(idx).is_none_or(Option::is_none));
         assert!(Query::parse("ResponseStarted").unwrap().matches(&doc));
         assert!(!Query::parse("nothere").unwrap().matches(&doc));
     }

@@ -5,6 +5,8 @@
 //! with the following lines until the brackets balance; if they never do, the line alone is the
 //! record (and will fail to parse, so it is reported and passed through).
 
+use super::EventError;
+
 /// One record of the input.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record<'a> {
@@ -183,10 +185,32 @@ pub fn list_items(bytes: &[u8]) -> Option<Vec<&str>> {
     }
 }
 
-/// What [`for_each_event`] calls: `(line, item within the line, the event or why it is not one)`.
-pub type EventSink<'f> = dyn FnMut(usize, Option<usize>, Result<super::Event<'_>, String>) + 'f;
+/// Where a record is in an input: the line it starts on and, for an event inside an EventList,
+/// a JSON array or a managed-cluster wrapper on that line, its index. What [`for_each_event`],
+/// the pipeline's per-record reports and `explain` use to point at a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordPos {
+    /// 1-based line where the record starts in the input.
+    pub line: usize,
+    /// 0-based index of the event inside a list on that line; `None` for a record of its own.
+    pub item: Option<usize>,
+}
 
-/// Frames `input` and parses every event in it, calling `f(line, item, event or error)`.
+impl std::fmt::Display for RecordPos {
+    /// `12` or `12 item 3` (after the input's name: `audit.log:12 item 3`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.line)?;
+        match self.item {
+            Some(i) => write!(f, " item {i}"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// What [`for_each_event`] calls: where the record is, and the event or why it is not one.
+pub type EventSink<'f> = dyn FnMut(RecordPos, Result<super::Event<'_>, EventError>) + 'f;
+
+/// Frames `input` and parses every event in it, calling `f(position, event or error)`.
 /// Managed-cluster wrappers (EKS, GKE, AKS; see [`super::managed`]) are unwrapped: their events
 /// are the items of their line. For read-only commands (explain, query, report); the pipeline
 /// has its own loop.
@@ -205,7 +229,7 @@ pub fn for_each_event(input: &[u8], f: &mut EventSink) {
             Ok(t) => t,
             Err(e) => {
                 if !managed_events(line, f, |l, g| managed::decode_loose(record.bytes, l, g)) {
-                    f(line, None, Err(format!("not UTF-8: invalid byte at offset {}", e.valid_up_to())));
+                    f(RecordPos { line, item: None }, Err(not_utf8(e)));
                 }
                 continue;
             }
@@ -218,26 +242,31 @@ pub fn for_each_event(input: &[u8], f: &mut EventSink) {
                     true
                 });
             }
-            None => f(line, item, super::Event::from_object(obj).map_err(|e| e.to_string())),
+            None => f(RecordPos { line, item }, super::Event::from_object(obj)),
         };
         match frame(text) {
             Framed::List(items, _) => {
                 for (i, item) in items.into_iter().enumerate() {
                     match super::raw::parse_object(item) {
                         Ok(obj) => object(obj, Some(i), f),
-                        Err(e) => f(line, Some(i), Err(super::EventError::from(e).to_string())),
+                        Err(e) => f(RecordPos { line, item: Some(i) }, Err(EventError::from(e))),
                     }
                 }
             }
             Framed::Object(obj) => object(obj, None, f),
-            Framed::NotContainer(why) => f(line, None, Err(why.to_string())),
+            Framed::NotContainer(why) => f(RecordPos { line, item: None }, Err(EventError::from(why))),
             Framed::Invalid(e) => {
                 if !managed_events(line, f, |l, g| managed::decode_loose(record.bytes, l, g)) {
-                    f(line, None, Err(super::EventError::from(e).to_string()));
+                    f(RecordPos { line, item: None }, Err(EventError::from(e)));
                 }
             }
         }
     }
+}
+
+/// A record whose bytes are not UTF-8.
+fn not_utf8(e: std::str::Utf8Error) -> EventError {
+    EventError::from(format!("not UTF-8: invalid byte at offset {}", e.valid_up_to()))
 }
 
 /// The events of a managed-cluster record, each an item of `line`. Returns `decode`'s answer.
@@ -252,14 +281,14 @@ fn managed_events(
     decode(limits, &mut |piece| {
         let parsed = match piece {
             Piece::Event { text, .. } => match std::str::from_utf8(text) {
-                Ok(t) => super::Event::parse(t).map_err(|e| e.to_string()),
-                Err(e) => Err(format!("not UTF-8: invalid byte at offset {}", e.valid_up_to())),
+                Ok(t) => super::Event::parse(t),
+                Err(e) => Err(not_utf8(e)),
             },
-            Piece::Bad { reason, .. } => Err(reason),
-            Piece::NotAudit { what, .. } => Err(what),
+            Piece::Bad { reason, .. } => Err(EventError::from(reason)),
+            Piece::NotAudit { what, .. } => Err(EventError::from(what)),
             Piece::Control => return,
         };
-        f(line, Some(item), parsed);
+        f(RecordPos { line, item: Some(item) }, parsed);
         item += 1;
     })
 }

@@ -10,6 +10,7 @@ pub mod feed;
 pub mod framing;
 pub mod managed;
 pub mod raw;
+mod scan;
 pub mod time;
 
 use std::borrow::Cow;

@@ -200,6 +200,14 @@ fn offset_in(outer: &str, inner: &str) -> usize {
 /// Splits a JSON object into members. Fails on anything that is not exactly one valid JSON object
 /// (surrounding whitespace allowed).
 pub fn parse_object(text: &str) -> Result<RawObject<'_>, JsonError> {
+    match super::scan::scan_object(text) {
+        Some(obj) => Ok(obj),
+        None => parse_object_with_serde(text),
+    }
+}
+
+/// [`parse_object`] by serde_json alone: what the fast scanner declines (and every error).
+pub(crate) fn parse_object_with_serde(text: &str) -> Result<RawObject<'_>, JsonError> {
     struct Members<'a>(&'a str);
     impl<'de> Visitor<'de> for Members<'de> {
         type Value = Vec<Member<'de>>;
@@ -258,6 +266,9 @@ pub fn decode<'a, T: serde::Deserialize<'a>>(raw: &'a str) -> Result<T, JsonErro
 
 /// Decodes a raw JSON string value.
 pub fn decode_str(raw: &str) -> Result<Cow<'_, str>, JsonError> {
+    if let Some(plain) = super::scan::plain_string(raw) {
+        return Ok(Cow::Borrowed(plain));
+    }
     let s: CowStr<'_> = decode(raw)?;
     Ok(s.0)
 }

@@ -363,7 +363,7 @@ impl ReportBuilder {
     /// event with `enricher` and pushes it; counts the rest as bad. Returns (events, bad).
     pub fn push_input(&mut self, input: &[u8], enricher: &Enricher) -> (u64, u64) {
         let (mut events, mut bad) = (0, 0);
-        for_each_event(input, &mut |_, _, parsed| match parsed {
+        for_each_event(input, &mut |_, parsed| match parsed {
             Ok(event) => {
                 let enrichment = enricher.enrich(&event);
                 self.push(&event, &enrichment);

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use kaudit::FileSource;
+use kaudit::{FileError, FileSource};
 
 /// The repository root (the core's package directory).
 pub fn root() -> PathBuf {
@@ -23,13 +23,13 @@ pub fn repo_file(path: &str) -> Vec<u8> {
 pub struct Dir(pub PathBuf);
 
 impl FileSource for Dir {
-    fn read(&self, path: &str) -> Result<Vec<u8>, String> {
-        std::fs::read(self.0.join(path)).map_err(|e| format!("{path}: {e}"))
+    fn read(&self, path: &str) -> Result<Vec<u8>, FileError> {
+        std::fs::read(self.0.join(path)).map_err(|e| FileError::new(path, e))
     }
 
-    fn list(&self, path: &str) -> Result<Vec<String>, String> {
+    fn list(&self, path: &str) -> Result<Vec<String>, FileError> {
         let mut names: Vec<String> = std::fs::read_dir(self.0.join(path))
-            .map_err(|e| format!("{path}: {e}"))?
+            .map_err(|e| FileError::new(path, e))?
             .filter_map(|e| e.ok())
             .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
             .filter_map(|e| e.file_name().into_string().ok())
@@ -43,8 +43,8 @@ impl FileSource for Dir {
 pub struct Mem(pub HashMap<String, Vec<u8>>);
 
 impl FileSource for Mem {
-    fn read(&self, path: &str) -> Result<Vec<u8>, String> {
-        self.0.get(path).cloned().ok_or_else(|| format!("{path}: not found"))
+    fn read(&self, path: &str) -> Result<Vec<u8>, FileError> {
+        self.0.get(path).cloned().ok_or_else(|| FileError::new(path, "not found"))
     }
 }
 

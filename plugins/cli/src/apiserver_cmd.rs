@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand, ValueEnum};
 use kaudit::yaml::{Kind, Node};
 
-use crate::Status;
+use crate::exit::Status;
 
 /// `buffer_max_size` of the shipped Fluent Bit `tail` input: a longer line is skipped whole.
 pub const TAIL_BUFFER_MAX: u64 = 4 * 1024 * 1024;
@@ -83,7 +83,7 @@ pub enum KubeadmApi {
 #[derive(Args)]
 pub struct Common {
     #[command(flatten)]
-    source: crate::Source,
+    source: crate::args::Source,
     /// Directory on the control-plane nodes for the policy, the webhook kubeconfig and its
     /// certificates (mounted read-only into the apiserver).
     #[arg(long, value_name = "DIR", default_value = "/etc/kubernetes/kaudit")]

@@ -60,7 +60,7 @@ pub struct DemoLogArgs {
     format: String,
 }
 
-pub fn demo_log(args: DemoLogArgs) -> Result<crate::Status, String> {
+pub fn demo_log(args: DemoLogArgs) -> Result<crate::exit::Status, String> {
     let start = parse_micros(&format!("{}T00:00:00Z", args.date))
         .ok_or_else(|| format!("--date: not a date like 2026-05-04: {:?}", args.date))?;
     let log = match args.format.as_str() {
@@ -72,7 +72,7 @@ pub fn demo_log(args: DemoLogArgs) -> Result<crate::Status, String> {
         Some(path) => std::fs::write(path, &log).map_err(|e| format!("{}: {e}", path.display()))?,
         None => std::io::stdout().lock().write_all(&log).map_err(|e| format!("stdout: {e}"))?,
     }
-    Ok(crate::Status::Success)
+    Ok(crate::exit::Status::Success)
 }
 
 /// EKS: the events as CloudWatch Logs delivers them to a subscription (log group

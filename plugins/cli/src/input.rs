@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use kaudit::Feed;
 use kaudit::Record;
-use kaudit::{Config, FileSource};
+use kaudit::{Config, FileError, FileSource};
 
 /// One input: a file name (or `-` for stdin) and its bytes.
 pub struct Input {
@@ -132,20 +132,20 @@ impl RelativeFiles {
 }
 
 impl FileSource for RelativeFiles {
-    fn read(&self, path: &str) -> Result<Vec<u8>, String> {
+    fn read(&self, path: &str) -> Result<Vec<u8>, FileError> {
         let full = self.resolve(path);
-        std::fs::read(&full).map_err(|e| format!("{}: {e}", full.display()))
+        std::fs::read(&full).map_err(|e| FileError::new(full.display().to_string(), e))
     }
 
-    fn list(&self, path: &str) -> Result<Vec<String>, String> {
+    fn list(&self, path: &str) -> Result<Vec<String>, FileError> {
         list_dir_files(&self.resolve(path))
     }
 }
 
 /// The regular files of a directory, sorted by name.
-pub fn list_dir_files(dir: &Path) -> Result<Vec<String>, String> {
+pub fn list_dir_files(dir: &Path) -> Result<Vec<String>, FileError> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .map_err(|e| FileError::new(dir.display().to_string(), e))?
         .filter_map(|e| e.ok())
         .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
         .filter_map(|e| e.file_name().into_string().ok())
@@ -155,7 +155,7 @@ pub fn list_dir_files(dir: &Path) -> Result<Vec<String>, String> {
 }
 
 /// The config of `--config FILE` and `--policy FILE` (see [`load_config_files`]).
-pub fn load_config(source: &crate::Source) -> Result<Config, String> {
+pub fn load_config(source: &crate::args::Source) -> Result<Config, String> {
     load_config_files(source.config.as_deref(), source.policy.as_deref())
 }
 

@@ -1,6 +1,6 @@
 //! `kaudit policy check` and `kaudit policy impact`.
 
-use crate::Status;
+use crate::exit::Status;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -72,7 +72,7 @@ pub fn impact(policy_file: &Path, logs: &[PathBuf], json: bool) -> Result<Status
     let mut out = String::new();
     for log in logs {
         let bytes = std::fs::read(log).map_err(|e| format!("{}: {e}", log.display()))?;
-        for_each_event(&bytes, &mut |_, _, parsed| {
+        for_each_event(&bytes, &mut |_, parsed| {
             let Ok(event) = parsed else {
                 bad += 1;
                 return;

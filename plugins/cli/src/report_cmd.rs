@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use crate::Status;
+use crate::exit::Status;
 use clap::Args;
 use kaudit::query::Query;
 use kaudit::report::{BuilderOptions, Filter, Report, ReportBuilder};

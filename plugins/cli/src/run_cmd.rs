@@ -7,41 +7,48 @@ use clap::Args;
 use kaudit::for_each_event;
 use kaudit::query::Query;
 use kaudit::EventDoc;
-use kaudit::{BadRecords, Pipeline};
+use kaudit::{AlertRole, Pipeline};
 
+use crate::args::{RecordArgs, Source};
+use crate::exit::Status;
 use crate::input::{self, Item};
-use crate::{print_summary, report_bad, Metrics, Output, Source, Status};
+use crate::output::{print_summary, report_bad, Output};
 
 #[derive(Args)]
 pub struct RunArgs {
     #[command(flatten)]
-    source: Source,
+    records: RecordArgs,
     /// Where alerts go, one JSON object per line: `stderr` (default), `stdout`, or a file.
     #[arg(long, value_name = "stderr|stdout|FILE", default_value = "stderr")]
     alerts: String,
+    /// `alerts.role: agent`: where partial and watermark records go, one JSON object per line
+    /// (`stdout` or a file), for `kaudit aggregate` or an aggregator (docs/SCALING.md).
+    #[arg(long, value_name = "stdout|FILE")]
+    partials: Option<String>,
     /// Do not write events, only alerts.
     #[arg(long)]
     no_events: bool,
-    /// Drop records that are not valid audit events instead of passing them through.
-    #[arg(long)]
-    drop_bad: bool,
-    /// Do not report each bad record on stderr.
-    #[arg(long, short)]
-    quiet: bool,
-    #[command(flatten)]
-    metrics: Metrics,
     /// Audit logs; stdin when none or `-`.
     files: Vec<PathBuf>,
 }
 
-enum AlertSink {
+/// Where a stream of JSON lines (alerts, partial records) goes.
+pub(crate) enum AlertSink {
     Stderr,
     Stdout,
     File(std::fs::File),
 }
 
 impl AlertSink {
-    fn write(&mut self, alerts: Vec<String>, events: &mut Output) -> Result<(), String> {
+    pub(crate) fn open(target: &str) -> Result<AlertSink, String> {
+        Ok(match target {
+            "stderr" => AlertSink::Stderr,
+            "stdout" | "-" => AlertSink::Stdout,
+            path => AlertSink::File(std::fs::File::create(path).map_err(|e| format!("{path}: {e}"))?),
+        })
+    }
+
+    pub(crate) fn write(&mut self, alerts: Vec<String>, events: &mut Output) -> Result<(), String> {
         for a in alerts {
             match self {
                 AlertSink::Stderr => eprintln!("{}", crate::term::field(&a)),
@@ -57,15 +64,17 @@ impl AlertSink {
 }
 
 pub fn run(args: RunArgs) -> Result<Status, String> {
-    let mut config = input::load_config(&args.source)?;
-    if args.drop_bad {
-        config.bad_records = BadRecords::Drop;
-    }
-    let mut pipeline = Pipeline::new(config);
-    let mut sink = match args.alerts.as_str() {
-        "stderr" => AlertSink::Stderr,
-        "stdout" | "-" => AlertSink::Stdout,
-        path => AlertSink::File(std::fs::File::create(path).map_err(|e| format!("{path}: {e}"))?),
+    let mut pipeline = Pipeline::new(args.records.config()?);
+    let mut sink = AlertSink::open(&args.alerts)?;
+    let mut partials = match (&args.partials, pipeline.alert_role()) {
+        (Some(target), AlertRole::Agent) => Some(AlertSink::open(target)?),
+        (None, AlertRole::Agent) => {
+            return Err("alerts.role is agent: name where its partial records go with --partials FILE".into())
+        }
+        (Some(_), role) => {
+            return Err(format!("--partials: alerts.role is {}, only an agent writes partials", role.as_str()))
+        }
+        (None, _) => None,
     };
     let mut out = Output::new();
     let mut discard: Vec<u8> = Vec::new();
@@ -77,7 +86,7 @@ pub fn run(args: RunArgs) -> Result<Status, String> {
         let target = if args.no_events { &mut discard } else { &mut out.buf };
         guard.record(input, &record, target, |buf| {
             pipeline.process_document(record.bytes, record.line, buf, &mut |r| {
-                if !args.quiet {
+                if !args.records.quiet {
                     report_bad(input, r);
                 }
             })
@@ -86,8 +95,20 @@ pub fn run(args: RunArgs) -> Result<Status, String> {
         let raised = pipeline.take_alerts();
         alerts += raised.len();
         sink.write(raised, &mut out)?;
+        if let Some(p) = &mut partials {
+            p.write(pipeline.take_partials(), &mut out)?;
+        }
         out.flush_if_full()
     })?;
+    // The input ended: an agent sends its open periods.
+    pipeline.finish_alerts();
+    let raised = pipeline.take_alerts();
+    alerts += raised.len();
+    sink.write(raised, &mut out)?;
+    if let Some(p) = &mut partials {
+        p.write(pipeline.take_partials(), &mut out)?;
+    }
+    out.flush()?;
     print_summary(&pipeline);
     guard.print_summary();
     let a = pipeline.alert_stats();
@@ -95,7 +116,7 @@ pub fn run(args: RunArgs) -> Result<Status, String> {
         "kaudit: {alerts} alerts ({} suppressed by throttle, {} late events ignored by windows)",
         a.suppressed, a.late_events
     );
-    args.metrics.write(&pipeline)?;
+    args.records.metrics.write(&pipeline)?;
     Ok(Status::Success)
 }
 
@@ -126,7 +147,7 @@ pub fn query(args: QueryArgs) -> Result<Status, String> {
     let max_event_bytes = pipeline.config().limits.max_event_bytes;
     input::for_each_record(&args.files, max_event_bytes, &mut |item| {
         let Item::Record { record, .. } = item else { return out.flush() };
-        for_each_event(record.bytes, &mut |_, _, parsed| {
+        for_each_event(record.bytes, &mut |_, parsed| {
             let Ok(event) = parsed else { return };
             let mut enrichment = String::new();
             enricher.enrich_json(&event, &mut enrichment);

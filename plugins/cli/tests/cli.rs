@@ -228,6 +228,33 @@ fn query_is_grep_like() {
 }
 
 #[test]
+fn errors_exit_1_outside_query_and_the_statuses_are_in_the_help() {
+    let log = fixture("sample-audit.log");
+    let log = log.to_str().unwrap();
+    for args in [
+        vec!["filter", "--config", "/nonexistent/kaudit.yaml", log],
+        vec!["run", "--config", "/nonexistent/kaudit.yaml", log],
+        vec!["explain", "--config", "/nonexistent/kaudit.yaml", log],
+        vec!["filter", "/nonexistent/audit.log"],
+        vec!["run", "--drop-bad", "-q", "/nonexistent/audit.log"],
+    ] {
+        let out = kaudit(&args, None);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", text(&out.stderr));
+        assert!(text(&out.stderr).starts_with("kaudit: error: /nonexistent/"), "{args:?}: {}", text(&out.stderr));
+    }
+    let help = text(&kaudit(&["--help"], None).stdout);
+    assert!(help.contains("Exit status: 0 success; 1 a negative answer"), "{help}");
+    assert!(help.contains("2 for query and apiserver check"), "{help}");
+    // `filter` and `run` share their record options (one flattened RecordArgs).
+    for cmd in ["filter", "run"] {
+        let help = text(&kaudit(&[cmd, "--help"], None).stdout);
+        for flag in ["--config <FILE>", "--policy <FILE>", "--drop-bad", "-q, --quiet", "--metrics <FILE|stderr>"] {
+            assert!(help.contains(flag), "{cmd} --help lacks {flag}: {help}");
+        }
+    }
+}
+
+#[test]
 fn help_on_every_command_and_usage_errors() {
     for args in [
         vec!["--help"],
@@ -519,4 +546,61 @@ fn event_data_reaches_no_terminal_unescaped() {
         assert!(shown.contains("\\u001b[31m"), "{args}: {shown}");
         assert_inert(&format!("{args} on a terminal"), shown.as_bytes());
     }
+}
+
+#[test]
+fn three_agent_runs_aggregated_raise_what_one_run_raises() {
+    let dir = tempdir();
+    let log = std::fs::read_to_string(fixture("alerts/seed-example2-internet.jsonl")).unwrap();
+    let lines: Vec<&str> = log.lines().collect();
+    let single = kaudit(&["run", "--quiet", "--no-events", "--alerts", "stdout", "-"], Some(log.as_bytes()));
+    assert!(single.status.success(), "{}", text(&single.stderr));
+    let mut want: Vec<String> = text(&single.stdout).lines().map(String::from).collect();
+    assert!(want.iter().filter(|a| a.contains("\"rule\":\"internet-access-failures\"")).count() == 2);
+    let mut partial_files = Vec::new();
+    for i in 0..3 {
+        let third: String = lines.iter().skip(i).step_by(3).map(|l| format!("{l}\n")).collect();
+        let config = dir.join(format!("agent{i}.yaml"));
+        std::fs::write(
+            &config,
+            format!("alerts:\n  role: agent\n  aggregation:\n    agentId: node-{i}\n    perEventRules: aggregator\n"),
+        )
+        .unwrap();
+        let partials = dir.join(format!("partials{i}.jsonl"));
+        let out = kaudit(
+            &[
+                "run",
+                "--quiet",
+                "--no-events",
+                "--config",
+                config.to_str().unwrap(),
+                "--alerts",
+                "stdout",
+                "--partials",
+                partials.to_str().unwrap(),
+                "-",
+            ],
+            Some(third.as_bytes()),
+        );
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert_eq!(text(&out.stdout), "", "an agent raises nothing itself");
+        partial_files.push(partials.to_str().unwrap().to_string());
+    }
+    let mut args = vec!["aggregate"];
+    args.extend(partial_files.iter().map(String::as_str));
+    let merged = kaudit(&args, None);
+    assert!(merged.status.success(), "{}", text(&merged.stderr));
+    assert!(text(&merged.stderr).contains("from 3 agents"), "{}", text(&merged.stderr));
+    let mut got: Vec<String> = text(&merged.stdout).lines().map(String::from).collect();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want);
+    // A file that is not partials is refused line by line (exit 1), the rest still merged.
+    let bad = kaudit(&["aggregate", fixture("alerts/seed-example1-exec.jsonl").to_str().unwrap()], None);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(text(&bad.stderr).contains("seed-example1-exec.jsonl:1: "), "{}", text(&bad.stderr));
+    // `--partials` needs the agent role, and the agent role needs `--partials`.
+    let wrong = kaudit(&["run", "--partials", "x.jsonl", "-"], Some(b""));
+    assert!(text(&wrong.stderr).contains("only an agent writes partials"), "{}", text(&wrong.stderr));
+    std::fs::remove_dir_all(&dir).ok();
 }

@@ -42,9 +42,9 @@ struct WasiFiles {
 }
 
 impl FileSource for WasiFiles {
-    fn read(&self, path: &str) -> Result<Vec<u8>, String> {
+    fn read(&self, path: &str) -> Result<Vec<u8>, ::kaudit::FileError> {
         let full = self.base.join(path); // an absolute `path` replaces `base`
-        std::fs::read(&full).map_err(|e| format!("{}: {e}", full.display()))
+        std::fs::read(&full).map_err(|e| ::kaudit::FileError::new(full.display().to_string(), e))
     }
 }
 
@@ -246,9 +246,9 @@ impl wit::GuestEngine for Engine {
             all.push(match e.result {
                 Ok((event, d)) => t::Explanation::Decision(decision(event, d)),
                 Err(error) => t::Explanation::Bad(t::BadInput {
-                    line: u32_of(e.line),
-                    item: e.item.map(u32_of),
-                    error: error.into(),
+                    line: u32_of(e.pos.line),
+                    item: e.pos.item.map(u32_of),
+                    error: error.to_string(),
                 }),
             });
         });

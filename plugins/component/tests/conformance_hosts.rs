@@ -19,7 +19,7 @@ use support::{
 /// Records of the input that are not audit events (`kaudit explain` exits 1 when there are any).
 fn bad_records(input: &[u8]) -> usize {
     let mut bad = 0;
-    kaudit::for_each_event(input, &mut |_, _, parsed| bad += usize::from(parsed.is_err()));
+    kaudit::for_each_event(input, &mut |_, parsed| bad += usize::from(parsed.is_err()));
     bad
 }
 

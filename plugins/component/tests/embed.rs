@@ -58,8 +58,8 @@ fn every_outcome_equals_the_native_engine_record_by_record() {
     /// The vector's folder, for files its config refers to (the component sees it as `/`).
     struct Dir<'a>(&'a std::path::Path);
     impl kaudit::FileSource for Dir<'_> {
-        fn read(&self, path: &str) -> Result<Vec<u8>, String> {
-            std::fs::read(self.0.join(path)).map_err(|e| format!("{path}: {e}"))
+        fn read(&self, path: &str) -> Result<Vec<u8>, kaudit::FileError> {
+            std::fs::read(self.0.join(path)).map_err(|e| kaudit::FileError::new(path, e))
         }
     }
     let mut checked = 0;

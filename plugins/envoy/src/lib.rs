@@ -8,6 +8,7 @@
 //!
 //! - [`settings`]: the plugin configuration envelope (kaudit config inline + alert target);
 //! - [`batch`]: one body through the pipeline and what to forward;
+//! - [`dingtalk`]: signing a DingTalk robot's webhook path at send time;
 //! - [`firehose`]: the answer an Amazon Data Firehose HTTP-endpoint delivery needs;
 //! - [`lease`]: electing the single alert consumer with shared data + CAS;
 //! - `filter` (wasm32 only): the proxy-wasm glue, with `filter/consumer.rs` (the alert
@@ -25,6 +26,7 @@
 core::arch::global_asm!(".globl __cpp_exception", ".tagtype __cpp_exception i32", "__cpp_exception:");
 
 pub mod batch;
+pub mod dingtalk;
 pub mod firehose;
 pub mod lease;
 pub mod settings;

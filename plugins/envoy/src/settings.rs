@@ -32,7 +32,7 @@ pub const CONFIG_NAME: &str = "kaudit config (plugin configuration `config`)";
 
 const ENVELOPE_KEYS: &[&str] = &["config", "alerts"];
 const ALERT_KEYS: &[&str] = &["cluster", "path", "authority", "timeoutMs", "routes"];
-const TARGET_KEYS: &[&str] = &["cluster", "path", "authority", "timeoutMs"];
+const TARGET_KEYS: &[&str] = &["cluster", "path", "authority", "timeoutMs", "dingtalkSecret"];
 
 /// Where alerts are POSTed: an Envoy cluster and the request's path and authority.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +41,8 @@ pub struct AlertTarget {
     pub path: String,
     pub authority: String,
     pub timeout_ms: u64,
+    /// A route's `dingtalkSecret`: the path is signed when sent (`dingtalk::signed_path`).
+    pub dingtalk_secret: Option<String>,
 }
 
 impl Default for AlertTarget {
@@ -50,6 +52,7 @@ impl Default for AlertTarget {
             path: "/alerts".into(),
             authority: "kaudit-alerts".into(),
             timeout_ms: 5000,
+            dingtalk_secret: None,
         }
     }
 }
@@ -98,6 +101,14 @@ impl Settings {
             return Err(format!(
                 "{ENVELOPE_NAME}: alerts.routes: no target for the kaudit config's route {missing:?} (give its cluster and path under alerts.routes.{missing})"
             ));
+        }
+        for (name, target) in &self.routes {
+            let format = config.alerts.route(name).map(|r| r.format);
+            if target.dingtalk_secret.is_some() && format != Some(kaudit::AlertFormat::DingTalk) {
+                return Err(format!(
+                    "{ENVELOPE_NAME}: alerts.routes.{name}.dingtalkSecret: only for a route of format dingtalk"
+                ));
+            }
         }
         if let Some((extra, _)) = self.routes.iter().find(|(t, _)| !names.contains(&t.as_str())) {
             return Err(format!(
@@ -188,6 +199,7 @@ fn decode_target(c: &mut Ctx<'_>, entries: &[(&yaml::Key, &Node)], target: &mut 
                     target.path = path;
                 }
                 "authority" => target.authority = non_empty(c, value)?,
+                "dingtalkSecret" => target.dingtalk_secret = Some(non_empty(c, value)?),
                 "timeoutMs" => {
                     let ms = c.u64(value)?;
                     if ms == 0 {
@@ -236,7 +248,13 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(
             a.alerts,
-            AlertTarget { cluster: "sink".into(), path: "/a".into(), authority: "a.local".into(), timeout_ms: 250 }
+            AlertTarget {
+                cluster: "sink".into(),
+                path: "/a".into(),
+                authority: "a.local".into(),
+                timeout_ms: 250,
+                dingtalk_secret: None
+            }
         );
         assert_eq!(a.pipeline().unwrap().0.config().policy_source, CONFIG_NAME);
     }
@@ -271,7 +289,8 @@ mod tests {
                 cluster: "alertmanager".into(),
                 path: "/api/v2/alerts".into(),
                 authority: "kaudit-alerts".into(),
-                timeout_ms: 250
+                timeout_ms: 250,
+                dingtalk_secret: None
             }
         );
         assert_eq!(
@@ -280,7 +299,8 @@ mod tests {
                 cluster: "sink".into(),
                 path: "/services/T/B/x".into(),
                 authority: "hooks.slack.com".into(),
-                timeout_ms: 250
+                timeout_ms: 250,
+                dingtalk_secret: None
             }
         );
         assert_eq!(s.target("").cluster, "sink", "no routes: the one target");
@@ -299,6 +319,20 @@ mod tests {
             .config()
             .unwrap_err()
             .contains("alerts.routes.chatt: the kaudit config has no route named \"chatt\""));
+        // A DingTalk route's secret; no secret on another format.
+        let ding = "alerts:\n    routes:\n      - {name: d, format: dingtalk}\n      - {name: s, format: slack}\n";
+        let signed = Settings::parse(
+            format!("config: |\n  {ding}alerts:\n  routes:\n    d: {{dingtalkSecret: SECx}}\n    s: {{}}\n").as_bytes(),
+        )
+        .unwrap();
+        assert!(signed.config().is_ok());
+        assert_eq!(signed.target("d").dingtalk_secret.as_deref(), Some("SECx"));
+        let misplaced = Settings::parse(
+            format!("config: |\n  {ding}alerts:\n  routes:\n    d: {{}}\n    s: {{dingtalkSecret: SECx}}\n").as_bytes(),
+        )
+        .unwrap();
+        let err = misplaced.config().unwrap_err();
+        assert!(err.contains("alerts.routes.s.dingtalkSecret: only for a route of format dingtalk"), "{err}");
         let bad = Settings::parse(b"alerts:\n  routes:\n    am: {path: api}\n").unwrap_err();
         assert!(bad.contains("alerts.routes.am.path: must start with '/'"), "{bad}");
     }

@@ -61,8 +61,8 @@ impl Vector {
     fn config(&self) -> Config {
         struct Dir(PathBuf);
         impl FileSource for Dir {
-            fn read(&self, path: &str) -> Result<Vec<u8>, String> {
-                std::fs::read(self.0.join(path)).map_err(|e| format!("{path}: {e}"))
+            fn read(&self, path: &str) -> Result<Vec<u8>, kaudit::FileError> {
+                std::fs::read(self.0.join(path)).map_err(|e| kaudit::FileError::new(path, e))
             }
         }
         match &self.config {
@@ -651,7 +651,7 @@ fn alert_routes_post_each_format_to_its_own_target() {
             "routes": {
                 "am": { "cluster": "alertmanager", "path": "/api/v2/alerts", "authority": "alertmanager.local" },
                 "chat": { "path": "/services/T0/B0/x", "authority": "hooks.slack.com" },
-                "ding": { "path": "/robot/send?access_token=t", "authority": "oapi.dingtalk.com" }
+                "ding": { "path": "/robot/send?access_token=t", "authority": "oapi.dingtalk.com", "dingtalkSecret": "SECtest" }
             }
         }
     });
@@ -725,9 +725,20 @@ fn alert_routes_post_each_format_to_its_own_target() {
         assert!(body.matches("*[").count() <= 2, "{body}");
         assert_eq!(r.header("content-type"), Some("application/json"));
     }
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as u64;
     for r in sink.requests_to("/robot/send") {
         let body = String::from_utf8_lossy(&r.body).into_owned();
         assert_eq!(check_dingtalk(&body, Some("kaudit")), Ok(1), "{body}");
+        // Signed with the secret over Envoy's clock at send time (DingTalk allows one hour).
+        let ts: u64 = r
+            .path
+            .split("&timestamp=")
+            .nth(1)
+            .and_then(|t| t.split('&').next())
+            .and_then(|t| t.parse().ok())
+            .unwrap_or_else(|| panic!("no timestamp in {}", r.path));
+        assert!(now_ms.abs_diff(ts) < 120_000, "timestamp {ts} is not Envoy's clock ({now_ms})");
+        assert_eq!(r.path, kaudit_envoy::dingtalk::signed_path("/robot/send?access_token=t", "SECtest", ts));
     }
     assert_eq!(count("/services/", &sink, "*["), alerts.len());
     assert_eq!(count("/robot/send", &sink, "#### ["), alerts.len());
@@ -740,5 +751,217 @@ fn alert_routes_post_each_format_to_its_own_target() {
         alertmanager.requests_to("/api/v2/alerts").len(),
         sink.requests_to("/services/").len(),
         sink.requests_to("/robot/send").len()
+    );
+}
+
+/// The collection switch (`enabled: false` / `true`, docs/ENABLE.md) reaching a running Envoy
+/// without a restart: the listener comes from a file Envoy watches (LDS); writing the plugin
+/// configuration with the new kaudit config and moving the file into place updates it.
+#[test]
+fn collection_switches_off_and_on_through_a_listener_update_without_a_restart() {
+    let receiver = Recorder::start();
+    let sink = Recorder::start();
+    let on = envelope(Some("enabled: true\n"), "/alerts/switch");
+    let off = envelope(Some("enabled: false\n"), "/alerts/switch");
+    let mut config = test_config(receiver.port, sink.port, &[("switch".to_string(), Some(on.clone()))], false);
+    // A fixed port: an updated listener keeps its socket only when the address is the same.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("addr").port();
+    let mut listener = config["static_resources"]["listeners"][0].clone();
+    listener["address"] = loopback(port);
+    config["static_resources"].as_object_mut().expect("static").remove("listeners");
+    let dir = Arc::new(TempDir::new("envoy-switch"));
+    let lds = dir.0.join("lds.json");
+    let write_lds = |plugin_configuration: &str| {
+        let mut l = listener.clone();
+        wasm_filter(&mut l)["configuration"]["value"] = json!(plugin_configuration);
+        let resources = json!({ "resources": [
+            { "@type": "type.googleapis.com/envoy.config.listener.v3.Listener" }
+        ]});
+        let mut resources = resources;
+        for (k, v) in l.as_object().expect("listener") {
+            resources["resources"][0][k] = v.clone();
+        }
+        // Envoy watches the path for moves: write aside, then rename into place.
+        let tmp = dir.0.join("lds.json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(&resources).expect("json")).expect("lds");
+        std::fs::rename(&tmp, &lds).expect("rename");
+    };
+    write_lds(&on);
+    config["node"] = json!({ "id": "kaudit-switch-test", "cluster": "kaudit" });
+    config["dynamic_resources"] =
+        json!({ "lds_config": { "path_config_source": { "path": lds }, "resource_api_version": "V3" } });
+    let envoy = Envoy::start(&config, dir.clone()).unwrap_or_else(|e| panic!("{e}"));
+    let updates = || envoy.counter("listener_manager.lds.update_success");
+    let switch = |plugin_configuration: &str| {
+        let before = updates();
+        let started = Instant::now();
+        write_lds(plugin_configuration);
+        let applied = wait_for(60, || {
+            (updates() > before && envoy.counter("listener_manager.total_listeners_warming") == 0).then_some(())
+        });
+        assert!(applied.is_some(), "the listener update was not applied:\n{}", envoy.log_tail(30));
+        started.elapsed()
+    };
+
+    let vector = support::workspace_root().join("tests/conformance/vectors/seed-default");
+    let items: Vec<String> =
+        read(&vector.join("input.jsonl")).lines().filter(|l| !l.is_empty()).map(String::from).collect();
+    let body = event_list(&items);
+    let expected: Vec<String> = read(&vector.join("expected.jsonl")).lines().map(String::from).collect();
+    let forwarded_items = |forwarded: &[u8]| -> Vec<String> {
+        list_items(forwarded).expect("an EventList").into_iter().map(String::from).collect()
+    };
+
+    // On: the batch's kept events go upstream.
+    assert_eq!(forwarded_items(&post(port, "/audit", body.as_bytes(), &receiver)), expected, "on");
+    let off_took = switch(&off);
+    // Off: the batch is received, answered 200 and forwarded without events.
+    let forwarded = post(port, "/audit", body.as_bytes(), &receiver);
+    assert!(forwarded_items(&forwarded).is_empty(), "off: {}", String::from_utf8_lossy(&forwarded));
+    let on_took = switch(&on);
+    assert_eq!(forwarded_items(&post(port, "/audit", body.as_bytes(), &receiver)), expected, "on again");
+    assert_eq!(envoy.counter("listener_manager.lds.update_rejected"), 0);
+    eprintln!(
+        "collection switch (Envoy, file-based LDS): off applied in {:.2} s, on in {:.2} s; {} events forwarded on, none off",
+        off_took.as_secs_f64(),
+        on_took.as_secs_f64(),
+        expected.len()
+    );
+}
+
+/// A Prometheus Alertmanager this test started (killed when dropped).
+struct Alertmanager {
+    child: std::process::Child,
+    port: u16,
+    _dir: TempDir,
+}
+
+impl Alertmanager {
+    fn start(bin: &Path) -> Alertmanager {
+        let dir = TempDir::new("alertmanager");
+        std::fs::write(dir.0.join("am.yml"), "route:\n  receiver: none\nreceivers:\n  - name: none\n").expect("config");
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("addr").port();
+        let log = std::fs::File::create(dir.0.join("am.log")).expect("log");
+        let child = std::process::Command::new(bin)
+            .arg(format!("--config.file={}", dir.0.join("am.yml").display()))
+            .arg(format!("--storage.path={}", dir.0.join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--cluster.listen-address=") // no gossip: a single instance
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{}: {e}", bin.display()));
+        let am = Alertmanager { child, port, _dir: dir };
+        let ready = wait_for(30, || http(port, "GET", "/-/ready", &[], b"").ok().filter(|r| r.status == 200));
+        assert!(ready.is_some(), "Alertmanager not ready in 30 s");
+        am
+    }
+
+    /// The alerts Alertmanager holds (`GET /api/v2/alerts`).
+    fn alerts(&self) -> Vec<Value> {
+        let r = http(self.port, "GET", "/api/v2/alerts", &[], b"").expect("GET /api/v2/alerts");
+        serde_json::from_slice(&r.body).expect("alerts JSON")
+    }
+}
+
+impl Drop for Alertmanager {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The `alertmanager` format against the real receiver: Alertmanager (Debian's 0.25) accepts
+/// every POST of Envoy's consumer (it answers 400 to a payload its API v2 refuses, e.g. an
+/// invalid label name) and then holds exactly the alerts the core rendered, labels,
+/// annotations and start times included.
+#[test]
+fn a_real_alertmanager_accepts_and_holds_every_alert_of_the_route() {
+    let Some(bin) = support::real_hosts::require(&support::real_hosts::ALERTMANAGER, "Alertmanager route") else {
+        return;
+    };
+    let am = Alertmanager::start(&bin);
+    let (receiver, sink) = (Recorder::start(), Recorder::start());
+    let kaudit_config = "alerts:\n  routes:\n    - {name: am, format: alertmanager, labels: {cluster: test}}\n";
+    let envelope = json!({
+        "config": kaudit_config,
+        "alerts": { "routes": { "am": { "cluster": "alertmanager", "path": "/api/v2/alerts", "authority": "alertmanager.local" } } }
+    });
+    let mut config = test_config(receiver.port, sink.port, &[("am".to_string(), Some(envelope.to_string()))], false);
+    let clusters = config["static_resources"]["clusters"].as_array_mut().expect("clusters");
+    let mut am_cluster = clusters.iter().find(|c| c["name"] == "kaudit_alerts").expect("kaudit_alerts").clone();
+    am_cluster["name"] = json!("alertmanager");
+    am_cluster["load_assignment"]["cluster_name"] = json!("alertmanager");
+    am_cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"] = loopback(am.port);
+    clusters.push(am_cluster);
+    let envoy = Envoy::start(&config, Arc::new(TempDir::new("envoy-am"))).unwrap_or_else(|e| panic!("{e}"));
+
+    let input = read(&support::workspace_root().join("tests/conformance/vectors/seed-alerts/input.jsonl"));
+    let items: Vec<&str> = input.lines().filter(|l| !l.trim().is_empty()).collect();
+    let body = event_list(&items);
+    post(envoy.listener_port("am"), "/audit", body.as_bytes(), &receiver);
+    // The oracle: the consumer path natively, and the core's rendering of its alerts.
+    let (loaded, _) = Config::load(kaudit_config, "kaudit.yaml", &kaudit::NoFiles).expect("config");
+    let mut worker_config = loaded.clone();
+    worker_config.alerts.enabled = false;
+    let (mut worker, mut consumer) = (Pipeline::new(worker_config), Pipeline::new(loaded.clone()));
+    if let Some(feed) = filter_body(&mut worker, body.as_bytes()).alert_feed(body.as_bytes()) {
+        for_each_item(feed, &mut |event| consumer.observe_for_alerts(event));
+    }
+    let alerts = consumer.take_alerts();
+    let route = loaded.alerts.route("am").expect("route");
+    let rendered: Vec<Value> = loaded
+        .alerts
+        .payloads(route, &alerts)
+        .iter()
+        .flat_map(|p| serde_json::from_str::<Vec<Value>>(&p.body).expect("array"))
+        .collect();
+    // Alertmanager keeps one alert per label set (the last one posted).
+    let mut want: Vec<(String, Value, i64)> = Vec::new();
+    for a in &rendered {
+        let starts = kaudit::parse_micros(a["startsAt"].as_str().expect("startsAt")).expect("time");
+        let labels = a["labels"].to_string();
+        want.retain(|(l, _, _)| *l != labels);
+        want.push((labels, a["annotations"].clone(), starts / 1000));
+    }
+    let held = wait_for(30, || {
+        let got = am.alerts();
+        (got.len() >= want.len() && metric(&envoy, "am", "alerts_sent") == alerts.len() as u64).then_some(got)
+    });
+    let got = held.unwrap_or_else(|| {
+        panic!(
+            "Alertmanager holds {} of {} alerts; sent {}, failed {}:\n{}",
+            am.alerts().len(),
+            want.len(),
+            metric(&envoy, "am", "alerts_sent"),
+            metric(&envoy, "am", "alerts_failed"),
+            envoy.log_tail(20)
+        )
+    });
+    assert_eq!(metric(&envoy, "am", "alerts_failed"), 0, "Alertmanager refused a POST");
+    // Alertmanager keeps times in milliseconds.
+    let mut got: Vec<(String, Value, i64)> = got
+        .iter()
+        .map(|a| {
+            let starts = kaudit::parse_micros(a["startsAt"].as_str().expect("startsAt")).expect("time");
+            (a["labels"].to_string(), a["annotations"].clone(), starts / 1000)
+        })
+        .collect();
+    // Labels are compared as JSON objects (Alertmanager may order keys differently).
+    let norm = |v: &mut Vec<(String, Value, i64)>| {
+        for (l, _, _) in v.iter_mut() {
+            *l = serde_json::from_str::<Value>(l).expect("labels").to_string();
+        }
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+    };
+    norm(&mut got);
+    norm(&mut want);
+    assert_eq!(got, want, "Alertmanager holds what the route rendered");
+    assert!(got.iter().all(|(l, _, _)| l.contains("\"alertname\"") && l.contains("\"cluster\":\"test\"")));
+    eprintln!(
+        "Alertmanager: {} alerts posted by Envoy in {} request(s), accepted; {} held (one per label set)",
+        alerts.len(),
+        envoy.counters("cluster.alertmanager.upstream_rq_2xx").first().map(|(_, v)| *v).unwrap_or(0),
+        got.len()
     );
 }

@@ -85,7 +85,7 @@ struct NextTo<'a> {
 }
 
 impl FileSource for NextTo<'_> {
-    fn read(&self, path: &str) -> Result<Vec<u8>, String> {
+    fn read(&self, path: &str) -> Result<Vec<u8>, kaudit::FileError> {
         let full = if path.starts_with('/') || self.dir.is_empty() {
             path.to_string()
         } else if self.dir.ends_with('/') {
@@ -93,7 +93,7 @@ impl FileSource for NextTo<'_> {
         } else {
             format!("{}/{path}", self.dir)
         };
-        (self.read)(&full).map_err(|e| format!("{full}: {e}"))
+        (self.read)(&full).map_err(|e| kaudit::FileError::new(full, e))
     }
 }
 

@@ -13,6 +13,10 @@
 //! * alerts a record raised: appended as `"kaudit_alerts":[…]` plus `"kaudit_alert_count":"N"`
 //!   (a string, because Fluent Bit's `rewrite_tag` matches string values only); a dropped record
 //!   that raised alerts becomes `{"kaudit_alerts":[…],"kaudit_alert_count":"N","kaudit_dropped":"true"}`;
+//! * `alerts.role: agent`: partial and watermark records ride on the record the same way, as
+//!   `"kaudit_partials":[…]` plus `"kaudit_partial_count":"N"` (docs/SCALING.md);
+//! * `alerts.role: aggregator`: a record carrying partials (`kaudit_partials`, from agents
+//!   through `forward`) is merged and dropped; the alerts it completes come back as a carrier;
 //! * with `alerts.routes`: per route that has alerts, `"kaudit_route_<name>":{"body":…,"headers":{…}}`
 //!   (the payload the core rendered in the route's format, posted by an `http` output with
 //!   `body_key`/`headers_key`, see README.md "Alert routes");
@@ -22,12 +26,14 @@
 use std::fmt::Write as _;
 
 use kaudit::{parse_object, write_json_str};
-use kaudit::{Outcome, Pipeline};
+use kaudit::{AlertRole, Outcome, Pipeline, PARTIALS_KEY};
 
 /// The key alerts land under in the returned record.
 pub const ALERTS_KEY: &str = "kaudit_alerts";
 /// The alert count as a string (what `rewrite_tag` routes on).
 pub const ALERT_COUNT_KEY: &str = "kaudit_alert_count";
+/// Partial records as a string count (what `rewrite_tag` routes on).
+pub const PARTIAL_COUNT_KEY: &str = "kaudit_partial_count";
 /// Marks a record the policy dropped that is only there to carry its alerts.
 pub const DROPPED_KEY: &str = "kaudit_dropped";
 /// Prefix of the per-route payload keys (`kaudit_route_<route name>`).
@@ -193,8 +199,12 @@ impl Filter {
 
 /// One record through the pipeline; the reply is left in `out`.
 fn process(pipeline: &mut Pipeline, bytes: &[u8], out: &mut String, stats: &mut Stats) -> Reply {
+    if pipeline.alert_role() == AlertRole::Aggregator && carries_partials(bytes) {
+        return merge(pipeline, bytes, out, stats);
+    }
     let outcome = pipeline.process_record(bytes, out);
     let alerts = pipeline.take_alerts();
+    let partials = pipeline.take_partials();
     let reply = match outcome {
         Outcome::Dropped { .. } | Outcome::Bad { passed: false, .. } => Reply::Drop,
         // Spliced from a validated parse: one object by construction; the cheap check below guards it.
@@ -217,7 +227,7 @@ fn process(pipeline: &mut Pipeline, bytes: &[u8], out: &mut String, stats: &mut 
     }
     let reply = attach_alerts(out, reply, &alerts, stats);
     attach_routes(out, &pipeline.config().alerts, &alerts);
-    reply
+    attach_list(out, reply, PARTIALS_KEY, PARTIAL_COUNT_KEY, &partials)
 }
 
 /// Adds, for each route of `alerts.routes` that has alerts in this record,
@@ -246,23 +256,51 @@ fn attach_routes(out: &mut String, config: &kaudit::AlertConfig, alerts: &[Strin
     }
 }
 
+/// Whether an aggregator's record is an agent's partials (anything else goes through the
+/// pipeline as usual).
+fn carries_partials(bytes: &[u8]) -> bool {
+    let needle = PARTIALS_KEY.as_bytes();
+    bytes.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Aggregator: merges an agent's partials; the record is dropped, the alerts it completed come
+/// back as a carrier. A record that does not merge comes back with the reason in `kaudit_error`.
+fn merge(pipeline: &mut Pipeline, bytes: &[u8], out: &mut String, stats: &mut Stats) -> Reply {
+    let merged = pipeline.merge_partials(bytes);
+    let alerts = pipeline.take_alerts();
+    let reply = match merged {
+        Err(e) => {
+            original_with(bytes, Some(&format!("partials: {e}")), out, stats);
+            attach_alerts(out, Reply::Record, &alerts, stats)
+        }
+        Ok(_) => attach_alerts(out, Reply::Drop, &alerts, stats),
+    };
+    attach_routes(out, &pipeline.config().alerts, &alerts);
+    reply
+}
+
 /// Adds the alerts a record raised to the reply in `out`; a dropped record with alerts becomes
 /// an alert carrier (`kaudit_dropped`), so the alerts still reach the alert route.
-fn attach_alerts(out: &mut String, mut reply: Reply, alerts: &[String], stats: &mut Stats) -> Reply {
-    if alerts.is_empty() {
+fn attach_alerts(out: &mut String, reply: Reply, alerts: &[String], stats: &mut Stats) -> Reply {
+    stats.alerts += alerts.len() as u64;
+    attach_list(out, reply, ALERTS_KEY, ALERT_COUNT_KEY, alerts)
+}
+
+/// Adds `"key":[items…],"count_key":"N"` to the reply; a dropped record becomes a carrier.
+fn attach_list(out: &mut String, mut reply: Reply, key: &str, count_key: &str, items: &[String]) -> Reply {
+    if items.is_empty() {
         return reply;
     }
-    stats.alerts += alerts.len() as u64;
     if reply == Reply::Drop {
         out.clear();
         out.push_str("{}");
     }
-    let mut members = String::with_capacity(64 + alerts.iter().map(String::len).sum::<usize>());
+    let mut members = String::with_capacity(64 + items.iter().map(String::len).sum::<usize>());
     members.push('"');
-    members.push_str(ALERTS_KEY);
+    members.push_str(key);
     members.push_str("\":[");
-    members.push_str(&alerts.join(","));
-    let _ = write!(members, "],\"{ALERT_COUNT_KEY}\":\"{}\"", alerts.len());
+    members.push_str(&items.join(","));
+    let _ = write!(members, "],\"{count_key}\":\"{}\"", items.len());
     if reply == Reply::Drop {
         let _ = write!(members, ",\"{DROPPED_KEY}\":\"true\"");
         reply = Reply::Record;

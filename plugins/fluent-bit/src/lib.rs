@@ -152,6 +152,9 @@ fn load_mode() -> Mode {
         log(&format!("kaudit: {message}; records pass through with a kaudit_error key"));
         return Mode::ConfigError(message);
     }
+    // Measurement builds: each phase boundary becomes a WASI `sched_yield` the fuel report times.
+    #[cfg(feature = "phase-marks")]
+    kaudit::set_phase_hook(std::thread::yield_now);
     let mode = match config::load() {
         config::Loaded::Ready { pipeline, source, warnings } => {
             for w in &warnings {

@@ -2,7 +2,9 @@
 //! kept-events queue into its own pipeline's `observe_for_alerts` and POSTs `take_alerts()` to
 //! the alert cluster (or, with `alerts.routes` in the kaudit config, each route's payloads to
 //! that route's cluster) from the root context, which outlives the requests (a stream context is
-//! gone before a callout answers).
+//! gone before a callout answers). With `alerts.role: agent` (several Envoy replicas behind the
+//! webhook) the replica's partial and watermark records go to the alert cluster as JSON lines
+//! for the aggregator (docs/SCALING.md), named by the Envoy node id unless the config gives `agentId`.
 
 use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
@@ -15,7 +17,7 @@ use super::Root;
 use crate::batch;
 use crate::lease::{self, Lease, Step};
 use crate::metrics::{Metric, Mirror};
-use kaudit::Pipeline;
+use kaudit::{AlertRole, Pipeline};
 
 /// Most queue messages handled in one callback, so one callback never runs unbounded.
 const DRAIN_LIMIT: usize = 1_000;
@@ -55,13 +57,23 @@ impl Root {
     fn become_consumer(&mut self, until_ms: u64) {
         let Some(shared) = self.shared.clone() else { return };
         if self.consumer.is_none() {
-            let pipeline = match shared.settings.pipeline() {
-                Ok((p, _)) => p,
+            let mut config = match shared.settings.config() {
+                Ok((c, _)) => c,
                 Err(e) => {
                     error!("alert consumer cannot build its pipeline: {e}");
                     return;
                 }
             };
+            if config.alerts.role == AlertRole::Agent && config.alerts.aggregation.agent_id.is_empty() {
+                // Each replica is one agent to the aggregator: its Envoy node id names it.
+                // `xds.node.id` (Envoy's attribute since 1.20; `node.id` before).
+                let node = self
+                    .get_property(vec!["xds", "node", "id"])
+                    .or_else(|| self.get_property(vec!["node", "id"]))
+                    .unwrap_or_default();
+                config.alerts.aggregation.agent_id = String::from_utf8_lossy(&node).into_owned();
+            }
+            let pipeline = Pipeline::new(config);
             info!("this VM (root context {}) is now the alert consumer", self.context_id);
             self.consumer = Some(Consumer { pipeline, mirror: Mirror::default(), until_ms });
         }
@@ -106,29 +118,43 @@ impl Root {
             }
         }
         let alerts = consumer.pipeline.take_alerts();
+        let partials = consumer.pipeline.take_partials();
         consumer.mirror.sync(&consumer.pipeline, &shared.metrics);
-        if alerts.is_empty() {
+        if alerts.is_empty() && partials.is_empty() {
             return;
         }
         // Without routes: the alert objects as JSON lines to the one target, as always. With
         // routes: each route's payloads (rendered by the core, split by its maxAlertsPerMessage).
         let config = &consumer.pipeline.config().alerts;
         let mut posts: Vec<(String, String, &'static str, u64)> = Vec::new();
-        if config.routes.is_empty() {
+        if config.routes.is_empty() && !alerts.is_empty() {
             let mut body = alerts.join("\n");
             body.push('\n');
             posts.push((String::new(), body, "application/x-ndjson", alerts.len() as u64));
+        }
+        // Agent role: partial and watermark records, as JSON lines to the alert cluster (the
+        // aggregator tells them from alerts by `kind`); not counted as alerts.
+        if !partials.is_empty() {
+            let mut body = partials.join("\n");
+            body.push('\n');
+            posts.push((String::new(), body, "application/x-ndjson", 0));
         }
         for route in &config.routes {
             for p in config.payloads(route, &alerts) {
                 posts.push((route.name.clone(), p.body, p.content_type, p.alerts as u64));
             }
         }
+        let now_ms = self.now_ms();
         for (route, body, content_type, n) in posts {
             let target = shared.settings.target(&route);
+            // A signed DingTalk robot: the signature covers the current time.
+            let path = match &target.dingtalk_secret {
+                Some(secret) => crate::dingtalk::signed_path(&target.path, secret, now_ms),
+                None => target.path.clone(),
+            };
             let headers = vec![
                 (":method", "POST"),
-                (":path", target.path.as_str()),
+                (":path", path.as_str()),
                 (":authority", target.authority.as_str()),
                 ("content-type", content_type),
             ];

@@ -21,6 +21,11 @@ pub const VECTOR: Host = Host { env: "VECTOR", program: "vector", shared: "vecto
 /// The kube-apiserver audit harness (etcd, kube-apiserver, kubectl and a fixed workload).
 pub const KUBE_AUDIT: Host =
     Host { env: "KAUDIT_KUBE_RUN_AUDIT", program: "kube-run-audit", shared: "kubernetes/run-audit.sh" };
+/// Prometheus Alertmanager (`cargo xtask setup` installs Debian's `prometheus-alertmanager`).
+pub const ALERTMANAGER: Host =
+    Host { env: "ALERTMANAGER", program: "prometheus-alertmanager", shared: "alertmanager/alertmanager" };
+/// kubectl (its built-in kustomize renders deploy/'s topologies).
+pub const KUBECTL: Host = Host { env: "KUBECTL", program: "kubectl", shared: "kubernetes/bin/kubectl" };
 
 /// The host's executable, or `None` (after saying so) when it is missing outside CI.
 pub fn require(host: &Host, test: &str) -> Option<PathBuf> {

@@ -19,12 +19,15 @@
 //!
 //! Fuel (wasmtime's count of executed wasm instructions, roughly one per instruction) gives a
 //! deterministic per-record cost for an interpreter host like WAMR, where CPU time scales with it.
+//! With fuel on, a module built with the `phase-marks` feature calls WASI `sched_yield` at each
+//! phase boundary of a record; this host answers it (instead of WASI) by noting the fuel used so
+//! far in the call ([`FluentBit::last_marks`]), which gives the per-phase breakdown.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use wasmtime::{Config, Engine, Linker, Memory, Module, Store, TypedFunc};
+use wasmtime::{Caller, Config, Engine, Linker, Memory, Module, Store, TypedFunc};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
@@ -90,6 +93,9 @@ pub struct FluentBit {
     last_fuel: u64,
     /// Fuel `_initialize` used (with `Options::fuel`).
     init_fuel: u64,
+    /// Fuel left at each phase mark of the current call (`sched_yield`, see the module docs).
+    marks: Arc<Mutex<Vec<u64>>>,
+    last_marks: Vec<u64>,
 }
 
 /// The fuel given when counting (never runs out in practice).
@@ -121,6 +127,20 @@ impl FluentBit {
         }
         let mut linker: Linker<WasiP1Ctx> = Linker::new(&engine);
         wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |cx| cx).map_err(|e| format!("{e:#}"))?;
+        let marks: Arc<Mutex<Vec<u64>>> = Arc::default();
+        if options.fuel {
+            // Phase marks (a no-op yield for the module): note the fuel left.
+            let seen = marks.clone();
+            linker.allow_shadowing(true);
+            linker
+                .func_wrap("wasi_snapshot_preview1", "sched_yield", move |caller: Caller<'_, WasiP1Ctx>| -> i32 {
+                    if let (Ok(fuel), Ok(mut seen)) = (caller.get_fuel(), seen.lock()) {
+                        seen.push(fuel);
+                    }
+                    0
+                })
+                .map_err(|e| format!("{e:#}"))?;
+        }
         let instance = linker.instantiate(&mut store, &module).map_err(|e| format!("instantiate: {e:#}"))?;
         let memory = instance.get_memory(&mut store, "memory").ok_or("the module exports no memory")?;
         let filter = instance
@@ -160,6 +180,8 @@ impl FluentBit {
             fuel: options.fuel,
             last_fuel: 0,
             init_fuel,
+            marks,
+            last_marks: Vec::new(),
         })
     }
 
@@ -181,8 +203,15 @@ impl FluentBit {
         let record_ptr = record.map_or(0, |r| self.dup(r, &mut used));
         let (sec, nsec) = (1_795_556_685u32, 712_443_375u32);
         let fuel_before = self.fuel_left();
+        if let Ok(mut marks) = self.marks.lock() {
+            marks.clear();
+        }
         let result = self.filter.call(&mut self.store, (tag_ptr, tag.len() as u32, sec, nsec, record_ptr, record_len));
         self.last_fuel = fuel_before.saturating_sub(self.fuel_left());
+        self.last_marks = match self.marks.lock() {
+            Ok(marks) => marks.iter().map(|left| fuel_before.saturating_sub(*left)).collect(),
+            Err(_) => Vec::new(),
+        };
         // wasm_runtime_module_free: the copies are gone after the call.
         let heap = &mut self.memory.data_mut(&mut self.store)[self.heap_base..self.heap_base + used];
         heap.fill(0xA5);
@@ -244,6 +273,12 @@ impl FluentBit {
     /// Fuel (≈ wasm instructions) the last call consumed (0 unless [`Options::fuel`]).
     pub fn last_fuel(&self) -> u64 {
         self.last_fuel
+    }
+
+    /// Fuel used by the last call up to each of its phase marks (empty unless [`Options::fuel`]
+    /// and a module built with the `phase-marks` feature).
+    pub fn last_marks(&self) -> &[u64] {
+        &self.last_marks
     }
 
     /// Current linear memory size in bytes (never shrinks).

@@ -6,6 +6,10 @@
 //!
 //! Every line of the log is one record, passed the way Fluent Bit passes it. `config-dir` is
 //! preopened as `/etc/kaudit` (Accessible_Paths); without it the embedded default serves.
+//!
+//! A module built with `--features phase-marks` also gets the per-phase breakdown (framing and
+//! parse, policy, enrichment, alerts, output); the marks cost a few instructions each, so the
+//! totals are quoted from the shipped build.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -46,11 +50,24 @@ fn run(wasm: &str, log: &str, config_dir: Option<&String>) -> Result<(), String>
     let null_call = fb.last_fuel();
 
     let (mut kept, mut dropped) = (Vec::new(), Vec::new());
+    let mut phases = Phases::default();
+    let mut raw: std::collections::BTreeMap<usize, (u64, Vec<u64>)> = Default::default();
     let mut bytes = 0usize;
     let started = Instant::now();
     for line in &lines {
         let reply = fb.call("kube.audit", line)?;
         bytes += line.len();
+        phases.add(fb.last_marks(), fb.last_fuel());
+        if std::env::var_os("KAUDIT_FUEL_RAW").is_some() {
+            let m = fb.last_marks();
+            let e = raw.entry(m.len()).or_insert_with(|| (0u64, vec![0u64; m.len() + 1]));
+            e.0 += 1;
+            let mut at = 0;
+            for (i, &x) in m.iter().chain(std::iter::once(&fb.last_fuel())).enumerate() {
+                e.1[i] += x - at;
+                at = x;
+            }
+        }
         match reply {
             Reply::Drop => dropped.push(fb.last_fuel()),
             Reply::Record(_) => kept.push(fb.last_fuel()),
@@ -72,6 +89,11 @@ fn run(wasm: &str, log: &str, config_dir: Option<&String>) -> Result<(), String>
     row("all", &all);
     row("kept (returned)", &kept);
     row("dropped (\"\")", &dropped);
+    phases.print(lines.len());
+    for (marks, (n, sums)) in &raw {
+        let means: Vec<u64> = sums.iter().map(|s| s / n).collect();
+        println!("records with {marks} marks: {n}; mean instructions between marks: {means:?}");
+    }
     println!("instructions per input byte: {:.1}", total as f64 / bytes.max(1) as f64);
     println!("total instructions: {total} (mean {} per record)", total / n);
     println!(
@@ -81,6 +103,64 @@ fn run(wasm: &str, log: &str, config_dir: Option<&String>) -> Result<(), String>
     println!("linear memory at the end: {} bytes", fb.memory_bytes());
     println!("counters: {}", fb.counters()?);
     Ok(())
+}
+
+/// Instructions per phase, summed over the records: a kept event passes four marks (parsed,
+/// decided, enriched, alerts evaluated), a dropped one two; what follows the last mark is output
+/// (the reply built and returned, `""` for a drop).
+#[derive(Default)]
+struct Phases {
+    sums: [u64; 5],
+    other: u64,
+    marked: bool,
+}
+
+const PHASES: [&str; 5] = ["framing and parse", "policy", "enrichment", "alerts", "output"];
+
+impl Phases {
+    fn add(&mut self, marks: &[u64], total: u64) {
+        let phases: &[usize] = match marks.len() {
+            4 => &[0, 1, 2, 3],
+            2 => &[0, 1],
+            0 => {
+                self.other += total;
+                return;
+            }
+            _ => {
+                self.marked = true;
+                self.other += total;
+                return;
+            }
+        };
+        self.marked = true;
+        let mut at = 0;
+        for (&phase, &mark) in phases.iter().zip(marks) {
+            self.sums[phase] += mark - at;
+            at = mark;
+        }
+        self.sums[4] += total - at;
+    }
+
+    fn print(&self, records: usize) {
+        if !self.marked {
+            println!("(no phase marks: build the module with --features phase-marks for the per-phase breakdown)");
+            return;
+        }
+        let n = records.max(1) as u64;
+        let total: u64 = self.sums.iter().sum::<u64>() + self.other;
+        println!("| phase | mean instr/record | share |");
+        println!("|---|---|---|");
+        for (name, sum) in PHASES.iter().zip(self.sums) {
+            println!("| {name} | {} | {:.1}% |", sum / n, sum as f64 * 100.0 / total.max(1) as f64);
+        }
+        if self.other > 0 {
+            println!(
+                "| records without the usual marks (bad, wrapped) | {} | {:.1}% |",
+                self.other / n,
+                self.other as f64 * 100.0 / total.max(1) as f64
+            );
+        }
+    }
 }
 
 fn row(name: &str, values: &[u64]) {

@@ -1,0 +1,344 @@
+//! Two-phase aggregation in the real Fluent Bit 5.1.1 (docs/SCALING.md): three agents running
+//! the shipped plugins/fluent-bit/fluent-bit-agent.yaml (kaudit-agent.yaml as their kaudit
+//! config), each tailing its own third of a stream (round robin), forward their partial records
+//! to one aggregator running the shipped fluent-bit-aggregator.yaml (kaudit-aggregator.yaml),
+//! which posts the alerts to a webhook. Only paths, ports and the test PKI are substituted; the
+//! forward hop is TLS (the aggregator presents a certificate for localhost from the test CA).
+//!
+//! The oracle is the native CLI, `kaudit run`, in single role on the whole stream: the
+//! aggregator's alerts must equal its alerts as JSON values, rule by rule and count by count,
+//! although no third alone raises the seed's Example 2. Agent 1 is killed with SIGKILL half way
+//! and restarted while the others go on: no alert is lost and none arrives twice.
+//!
+//! The stream is appended to the three logs in lockstep, a few seconds of event time at a time,
+//! as three apiservers write theirs: the agents stay within `idleAfter` of each other, so the
+//! aggregator waits for each (docs/SCALING.md, "The guarantee, and its conditions").
+
+#[path = "../../../envoy/tests/support/mod.rs"]
+mod support;
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::pki::{tls_webhook, Pki};
+use support::real_hosts::{self, kaudit_run as native, multiset, repo_root};
+use support::{wait_for, Recorder, TempDir};
+
+const ALERT_URI: &str = "/kaudit/alerts";
+const AGENT_ALERT_URI: &str = "/kaudit/agent-alerts";
+const WINDOWED: &str = "internet-access-failures";
+
+fn artifact() -> PathBuf {
+    let dir = std::env::var_os("KAUDIT_ARTIFACTS")
+        .expect("KAUDIT_ARTIFACTS is not set: run through `cargo xtask test` (it builds kaudit-fluent-bit.wasm)");
+    let wasm = PathBuf::from(dir).join("kaudit-fluent-bit.wasm");
+    assert!(wasm.is_file(), "{} is missing: run `cargo xtask build-wasm`", wasm.display());
+    wasm
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// A shipped file with `subs` applied (each must still be in it).
+fn render(shipped: &str, subs: &[(&str, String)]) -> String {
+    let mut text = std::fs::read_to_string(repo_root().join("plugins/fluent-bit").join(shipped)).expect("shipped");
+    for (from, to) in subs {
+        assert!(text.contains(from), "the shipped {shipped} no longer contains {from:?}");
+        text = text.replace(from, to);
+    }
+    text
+}
+
+/// One Fluent Bit in its own folder (config `fluent-bit.yaml` and `kaudit.yaml` there).
+struct Fb {
+    bin: PathBuf,
+    dir: TempDir,
+    env: Vec<(&'static str, String)>,
+    child: Option<Child>,
+    starts: usize,
+}
+
+impl Fb {
+    fn new(bin: &Path, tag: &str, config: String, kaudit: String, env: Vec<(&'static str, String)>) -> Fb {
+        let dir = TempDir::new(&format!("fb-agg-{tag}"));
+        std::fs::create_dir_all(dir.0.join("out")).expect("out");
+        std::fs::write(dir.0.join("in.log"), b"").expect("in.log");
+        let config = config.replace("@DIR@", &dir.0.display().to_string());
+        std::fs::write(dir.0.join("fluent-bit.yaml"), config).expect("config");
+        std::fs::write(dir.0.join("kaudit.yaml"), kaudit).expect("kaudit.yaml");
+        Fb { bin: bin.to_path_buf(), dir, env, child: None, starts: 0 }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.0.join(name)
+    }
+
+    fn log(&self) -> String {
+        (0..self.starts)
+            .map(|n| std::fs::read_to_string(self.path(&format!("fluent-bit.{n}.log"))).unwrap_or_default())
+            .collect()
+    }
+
+    /// Starts it and waits for `ready` in its log.
+    fn start(&mut self, ready: &str) {
+        let log = std::fs::File::create(self.path(&format!("fluent-bit.{}.log", self.starts))).expect("log");
+        let n = self.starts;
+        self.starts += 1;
+        let mut c = Command::new(&self.bin);
+        c.arg("-c").arg(self.path("fluent-bit.yaml")).current_dir(&self.dir.0);
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+        let mut child = c
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{}: {e}", self.bin.display()));
+        let up = wait_for(60, || {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("fluent-bit exited with {status} during start-up:\n{}", self.log());
+            }
+            let log = std::fs::read_to_string(self.path(&format!("fluent-bit.{n}.log"))).unwrap_or_default();
+            log.contains(ready).then_some(())
+        });
+        if up.is_none() {
+            let _ = child.kill();
+            panic!("fluent-bit did not log {ready:?} within 60 s:\n{}", self.log());
+        }
+        self.child = Some(child);
+    }
+
+    fn append(&self, lines: &[&[u8]]) {
+        let mut buf = Vec::new();
+        for l in lines {
+            buf.extend_from_slice(l);
+            buf.push(b'\n');
+        }
+        let mut f = std::fs::OpenOptions::new().append(true).open(self.path("in.log")).expect("in.log");
+        f.write_all(&buf).expect("append");
+    }
+
+    fn kill9(&mut self) {
+        let mut child = self.child.take().expect("running");
+        child.kill().expect("SIGKILL");
+        let _ = child.wait();
+    }
+}
+
+impl Drop for Fb {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if std::thread::panicking() {
+            let log = self.log();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect();
+            eprintln!("--- fluent-bit log ({}) ---\n{}", self.dir.0.display(), tail.join("\n"));
+        }
+    }
+}
+
+/// The seed's Example 2 log (two bursts from one Internet address, near misses) followed by
+/// Example 1 (exec sessions) moved to start when Example 2 ends, plus one event per agent 15
+/// minutes after the end that no rule matches: an apiserver keeps logging, and those events
+/// move every agent's watermark past the last period (a streaming agent never sees an end).
+fn stream() -> Vec<Vec<u8>> {
+    let mut lines: Vec<Vec<u8>> = Vec::new();
+    let fixtures = repo_root().join("tests/fixtures/alerts");
+    let read = |name: &str| std::fs::read_to_string(fixtures.join(name)).expect("fixture");
+    lines.extend(read("seed-example2-internet.jsonl").lines().map(|l| l.as_bytes().to_vec()));
+    lines.extend(
+        read("seed-example1-exec.jsonl").lines().map(|l| l.replace("2024-05-14T10:0", "2024-05-14T10:4").into_bytes()),
+    );
+    for i in 0..3 {
+        lines.push(format!(
+            r#"{{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"clock-{i}","stage":"ResponseComplete","requestURI":"/api/v1/namespaces/default/configmaps/app","verb":"get","user":{{"username":"alice","groups":["system:authenticated"]}},"sourceIPs":["10.0.8.21"],"userAgent":"kubectl/v1.30.1","objectRef":{{"resource":"configmaps","namespace":"default","name":"app","apiVersion":"v1"}},"responseStatus":{{"metadata":{{}},"code":200}},"requestReceivedTimestamp":"2024-05-14T11:05:0{i}.000000Z","stageTimestamp":"2024-05-14T11:05:0{i}.100000Z"}}"#
+        ).into_bytes());
+    }
+    lines.retain(|l| !l.is_empty());
+    lines
+}
+
+fn stage_time(line: &[u8]) -> i64 {
+    let v: Value = serde_json::from_slice(line).expect("event");
+    kaudit::parse_micros(v["stageTimestamp"].as_str().expect("stageTimestamp")).expect("time")
+}
+
+fn by_rule(alerts: &[Value]) -> BTreeMap<String, BTreeMap<String, usize>> {
+    let mut m: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for a in alerts {
+        m.entry(a["rule"].as_str().unwrap_or("?").to_string()).or_default().push(a.clone());
+    }
+    m.into_iter().map(|(k, v)| (k, multiset(&v))).collect()
+}
+
+/// Every alert the webhook received under `uri`, in order of arrival.
+fn received(receiver: &Recorder, uri: &str) -> Vec<Value> {
+    let mut all = Vec::new();
+    for r in receiver.requests_to(uri) {
+        let body: Value = serde_json::from_slice(&r.body).expect("a JSON body");
+        for record in body.as_array().expect("format json: an array of records") {
+            let obj = record.as_object().expect("a record is an object");
+            assert_eq!(obj.keys().collect::<Vec<_>>(), ["kaudit_alerts"], "the alert route sends kaudit_alerts only");
+            all.extend(obj["kaudit_alerts"].as_array().expect("kaudit_alerts").iter().cloned());
+        }
+    }
+    all
+}
+
+#[test]
+fn three_agents_and_an_aggregator_raise_what_one_instance_raises_across_a_kill_9() {
+    let Some(bin) = real_hosts::require(&real_hosts::FLUENT_BIT, "real_fluent_bit_aggregate") else { return };
+    let started = Instant::now();
+    let lines = stream();
+    let whole: Vec<u8> = lines.iter().flat_map(|l| l.iter().copied().chain([b'\n'])).collect();
+    let want = native(&whole, None).alerts;
+    let want_by_rule = by_rule(&want);
+    assert_eq!(want_by_rule.get(WINDOWED).map(|m| m.values().sum::<usize>()), Some(2), "{want_by_rule:#?}");
+
+    let mut thirds: Vec<Vec<&[u8]>> = vec![Vec::new(); 3];
+    for (i, l) in lines.iter().enumerate() {
+        thirds[i % 3].push(l);
+    }
+    // No third alone raises the windowed alert.
+    for (i, third) in thirds.iter().enumerate() {
+        let text: Vec<u8> = third.iter().flat_map(|l| l.iter().copied().chain([b'\n'])).collect();
+        let alone = by_rule(&native(&text, None).alerts);
+        assert!(!alone.contains_key(WINDOWED), "the third of agent {i} alone raised {WINDOWED}");
+    }
+
+    let pki = Pki::new();
+    let receiver = Recorder::start();
+    let webhook = tls_webhook(&pki, &[("alerts", "envoy")], receiver.port);
+    let wasm = artifact().display().to_string();
+    let ca = pki.path("server-ca.crt").display().to_string();
+    let forward_port = free_port();
+    let alert_env = |uri: &str| {
+        vec![
+            ("KAUDIT_ALERT_HOST", "localhost".to_string()),
+            ("KAUDIT_ALERT_PORT", webhook.listener_port("alerts").to_string()),
+            ("KAUDIT_ALERT_URI", uri.to_string()),
+        ]
+    };
+    let common = |d: &str| {
+        vec![
+            ("/var/lib/fluent-bit/storage", format!("{d}/storage")),
+            ("/usr/lib/kaudit/kaudit-fluent-bit.wasm", wasm.clone()),
+            ("accessible_paths: /etc/kaudit", "accessible_paths: .".to_string()),
+            ("/etc/kaudit/tls/alerts-ca.crt", ca.clone()),
+        ]
+    };
+    let mut subs = common("@DIR@");
+    subs.extend([
+        ("port: 24224", format!("port: {forward_port}")),
+        ("/etc/kaudit/tls/aggregator.crt", pki.path("envoy.crt").display().to_string()),
+        ("/etc/kaudit/tls/aggregator.key", pki.path("envoy.key").display().to_string()),
+    ]);
+    let mut aggregator = Fb::new(
+        &bin,
+        "aggregator",
+        render("fluent-bit-aggregator.yaml", &subs),
+        // The one value changed: the test replays 70 minutes of event time in about 15 s, so a
+        // delay of one second in a Fluent Bit is five minutes of event time (live, 1 s is 1 s).
+        render("kaudit-aggregator.yaml", &[("allowedLateness: 30s", "allowedLateness: 10m".to_string())]),
+        alert_env(ALERT_URI),
+    );
+    aggregator.start(&format!("listening on 0.0.0.0:{forward_port}"));
+
+    let mut agents: Vec<Fb> = (0..3)
+        .map(|i| {
+            let mut subs = common("@DIR@");
+            subs.extend([
+                ("/var/log/kubernetes/kubernetes.audit", "@DIR@/in.log".to_string()),
+                ("/var/lib/fluent-bit/kaudit-tail.db", "@DIR@/tail.db".to_string()),
+                ("path: /var/log/kaudit", "path: @DIR@/out".to_string()),
+                ("/etc/kaudit/tls/aggregator-ca.crt", ca.clone()),
+            ]);
+            let mut env = alert_env(AGENT_ALERT_URI);
+            env.extend([
+                ("HOSTNAME", format!("node-{i}")),
+                ("KAUDIT_AGGREGATOR_HOST", "localhost".to_string()),
+                ("KAUDIT_AGGREGATOR_PORT", forward_port.to_string()),
+            ]);
+            Fb::new(
+                &bin,
+                &format!("agent{i}"),
+                render("fluent-bit-agent.yaml", &subs),
+                render("kaudit-agent.yaml", &[]),
+                env,
+            )
+        })
+        .collect();
+    for a in &mut agents {
+        let watching = format!("name={}", a.path("in.log").display());
+        a.start(&watching);
+    }
+
+    // Lockstep: 20 s of event time every 60 ms of real time (the agents stay well within
+    // idleAfter, 15 min, of each other). Agent 1 is killed when its log reaches 10:20 and
+    // restarted a minute of event time later; meanwhile the others (and its own log) go on.
+    let step = 20_000_000;
+    let first = stage_time(&lines[0]);
+    let kill_at = first + 20 * 60_000_000;
+    let restart_at = kill_at + 60_000_000;
+    let mut cursor = [0usize; 3];
+    let mut until = first + step;
+    let mut killed = false;
+    while cursor.iter().zip(&thirds).any(|(c, t)| *c < t.len()) {
+        for (i, third) in thirds.iter().enumerate() {
+            let end = cursor[i] + third[cursor[i]..].iter().take_while(|l| stage_time(l) < until).count();
+            agents[i].append(&third[cursor[i]..end]);
+            cursor[i] = end;
+        }
+        std::thread::sleep(Duration::from_millis(60));
+        if !killed && until >= kill_at {
+            // Let the agent pass on what it read, as a running one does, then kill it.
+            std::thread::sleep(Duration::from_millis(1_500));
+            agents[1].kill9();
+            killed = true;
+        }
+        if killed && agents[1].child.is_none() && until >= restart_at {
+            let watching = format!("name={}", agents[1].path("in.log").display());
+            agents[1].start(&watching);
+        }
+        until += step;
+    }
+
+    let done = wait_for(120, || (received(&receiver, ALERT_URI).len() >= want.len()).then_some(()));
+    // Nothing more arrives late (two more flush intervals).
+    std::thread::sleep(Duration::from_millis(2_500));
+    let got = received(&receiver, ALERT_URI);
+    assert!(done.is_some(), "after 120 s: {} of {} alerts\n{}", got.len(), want.len(), aggregator.log());
+    let got_by_rule = by_rule(&got);
+    if got_by_rule != want_by_rule {
+        let (have, wanted) = (multiset(&got), multiset(&want));
+        let missing: Vec<&String> = wanted.keys().filter(|k| have.get(*k) < wanted.get(*k)).collect();
+        let extra: Vec<&String> = have.keys().filter(|k| have.get(*k) > wanted.get(*k)).collect();
+        panic!(
+            "the aggregator's alerts differ from kaudit run's:\nmissing or fewer: {missing:#?}\nextra or more: {extra:#?}\n{}",
+            aggregator.log()
+        );
+    }
+    assert_eq!(received(&receiver, AGENT_ALERT_URI), Vec::<Value>::new(), "agents raise nothing themselves");
+    for fb in agents.iter().chain([&aggregator]) {
+        let log = fb.log();
+        assert!(!log.contains("Got exception running wasm code"), "the module trapped:\n{log}");
+        assert!(!log.contains("\"kaudit_error\""), "a record did not merge:\n{log}");
+    }
+    assert!(agents[1].starts == 2, "agent 1 was restarted");
+    eprintln!(
+        "3 agents + aggregator: {} lines in, {} alerts out ({} {WINDOWED}), equal to kaudit run, agent 1 killed \
+         and restarted ({:.1} s)",
+        lines.len(),
+        got.len(),
+        want_by_rule[WINDOWED].values().sum::<usize>(),
+        started.elapsed().as_secs_f64()
+    );
+}
