@@ -7,7 +7,7 @@
 
 use serde::Serialize;
 
-use crate::alert::{AlertEngine, AlertStats, Role};
+use crate::alert::{AlertEngine, AlertStats, PartialError, Role};
 use crate::config::{BadRecords, Config};
 use crate::enrich::{add_member, Enricher};
 use crate::event::doc::EventDoc;
@@ -712,9 +712,9 @@ impl Pipeline {
     /// of several (`{"kaudit_partials":[…],"kaudit_agent":"…"}`, the agent name overriding the
     /// records' own). Alerts it completes are queued for [`Pipeline::take_alerts`]. Returns
     /// the number of records merged, or why the record is not one.
-    pub fn merge_partials(&mut self, record: &[u8]) -> Result<usize, String> {
+    pub fn merge_partials(&mut self, record: &[u8]) -> Result<usize, PartialError> {
         let value: serde_json::Value =
-            serde_json::from_slice(record).map_err(|e| format!("not a JSON partial record: {e}"))?;
+            serde_json::from_slice(record).map_err(|e| PartialError::NotJson(e.to_string()))?;
         let agent = value.get(PARTIALS_AGENT_KEY).and_then(|a| a.as_str()).filter(|a| !a.is_empty());
         let result = match value.get(PARTIALS_KEY) {
             Some(serde_json::Value::Array(items)) => {
@@ -728,7 +728,7 @@ impl Pipeline {
                 }
                 first_error.map_or(Ok(merged), Err)
             }
-            Some(_) => Err(format!("{PARTIALS_KEY} is not a list")),
+            Some(_) => Err(PartialError::Invalid(format!("{PARTIALS_KEY} is not a list"))),
             None => self.alerts.merge(&value, agent, &mut self.alerts_out).map(|()| 1),
         };
         cap_pending_alerts(&mut self.alerts_out, self.config.limits.max_pending_alerts, &mut self.counters);

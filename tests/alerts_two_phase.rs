@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use kaudit::{AlertRole, Pipeline};
+use kaudit::{AlertRole, PartialError, Pipeline};
 
 mod support;
 
@@ -269,8 +269,13 @@ fn a_bad_role_or_aggregation_setting_names_the_field() {
     );
     // Records that are not partials are refused with a reason, and counted.
     let mut agg = pipeline(&config("aggregator", ""));
-    assert!(agg.merge_partials(b"{\"kind\":\"Event\"}").is_err());
-    assert!(agg.merge_partials(b"not json").is_err());
+    let not_partial = agg.merge_partials(b"{\"kind\":\"Event\"}").unwrap_err();
+    assert!(matches!(not_partial, PartialError::Invalid(_)), "{not_partial:?}");
+    let not_json = agg.merge_partials(b"not json").unwrap_err();
+    assert!(matches!(not_json, PartialError::NotJson(_)), "{not_json:?}");
+    assert!(not_json.to_string().starts_with("not a JSON partial record: "), "{not_json}");
+    let mut agent = pipeline(&config("agent", ""));
+    assert_eq!(agent.merge_partials(b"{}").unwrap_err(), PartialError::NotAggregator);
 }
 
 /// A rule with every aggregate kind, `repeat` and a small `maxDistinct`.

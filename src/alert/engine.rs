@@ -14,7 +14,7 @@ use crate::query::{Document, FieldPath, Value};
 use super::config::{AlertConfig, AlertLimits, Role};
 use super::merge::{MergeStats, Merger};
 use super::output::{value_text, write_alert, AggregateOutput};
-use super::partial::{self, Agent, AgentStats, Partial, StepDoc};
+use super::partial::{self, Agent, AgentStats, Partial, PartialError, StepDoc};
 use super::rule::{AggFn, Rule};
 use super::state::{AggState, DistinctAdd, GroupState, GroupStore, BUCKETS};
 
@@ -218,8 +218,8 @@ impl AlertEngine {
         record: &serde_json::Value,
         agent: Option<&str>,
         out: &mut Vec<String>,
-    ) -> Result<(), String> {
-        let Some(m) = &mut self.merger else { return Err("alerts.role is not aggregator".into()) };
+    ) -> Result<(), PartialError> {
+        let Some(m) = &mut self.merger else { return Err(PartialError::NotAggregator) };
         let decoded = match partial::decode_record(record, agent) {
             Ok(r) => r,
             Err(e) => {

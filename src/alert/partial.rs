@@ -522,6 +522,29 @@ pub struct Partial {
     pub steps: Vec<Step>,
 }
 
+/// Why a record does not merge into an aggregator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PartialError {
+    /// This pipeline's `alerts.role` is not `aggregator`.
+    NotAggregator,
+    /// The record is not JSON (serde_json's message).
+    NotJson(String),
+    /// JSON, but not a partial or watermark record of this format version: what is wrong.
+    Invalid(String),
+}
+
+impl std::fmt::Display for PartialError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PartialError::NotAggregator => f.write_str("alerts.role is not aggregator"),
+            PartialError::NotJson(e) => write!(f, "not a JSON partial record: {e}"),
+            PartialError::Invalid(e) => f.write_str(e),
+        }
+    }
+}
+
+impl std::error::Error for PartialError {}
+
 /// A record the aggregator reads.
 #[derive(Debug, Clone)]
 pub enum Record {
@@ -535,7 +558,11 @@ pub enum Record {
 
 /// Decodes a partial or watermark record; `agent` (a host's per-record agent name) overrides
 /// the record's own.
-pub fn decode_record(v: &serde_json::Value, agent: Option<&str>) -> Result<Record, String> {
+pub fn decode_record(v: &serde_json::Value, agent: Option<&str>) -> Result<Record, PartialError> {
+    decode_fields(v, agent).map_err(PartialError::Invalid)
+}
+
+fn decode_fields(v: &serde_json::Value, agent: Option<&str>) -> Result<Record, String> {
     let obj = v.as_object().ok_or("not a JSON object")?;
     let str_of = |k: &str| obj.get(k).and_then(|x| x.as_str()).ok_or_else(|| format!("missing string {k:?}"));
     let time_of = |k: &str| -> Result<i64, String> {

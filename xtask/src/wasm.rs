@@ -22,6 +22,9 @@ struct Artifact {
     target: &'static str,
     profile: &'static str,
     panics: Panics,
+    /// `-Ctarget-feature=+simd128`: for hosts that run 128-bit SIMD (wasmtime, V8 in Envoy, Node
+    /// and browsers). Fluent Bit's WAMR has no SIMD: a module using it does not load there.
+    simd: bool,
     /// `--features <package>/fault-injection`: the fault tests' builds (a marked input panics).
     /// They have their own profile, so they and the shipped builds do not rebuild each other.
     fault: bool,
@@ -29,73 +32,93 @@ struct Artifact {
     name: &'static str,
 }
 
-const fn artifact(
-    package: &'static str,
-    target: &'static str,
-    profile: &'static str,
-    panics: Panics,
-    fault: bool,
-    built: &'static str,
-    name: &'static str,
-) -> Artifact {
-    Artifact { package, target, profile, panics, fault, built, name }
-}
-
 const ARTIFACTS: &[Artifact] = &[
-    artifact("kaudit-cli", "wasm32-wasip2", "wasm", Panics::UnwindExnref, false, "kaudit.wasm", "kaudit-cli.wasm"),
-    artifact(
-        "kaudit-cli",
-        "wasm32-wasip2",
-        "wasm-fault",
-        Panics::UnwindExnref,
-        true,
-        "kaudit.wasm",
-        "kaudit-cli-fault.wasm",
-    ),
-    // wasm-fast: +12% size (1.97 -> 2.20 MB) for 6-21% more events/s in wasmtime (plugins/component/README.md).
+    // The WASI command, for the wasmtime CLI: opt-level 3 and SIMD (docs/PERFORMANCE.md, "WASM hosts").
+    Artifact {
+        package: "kaudit-cli",
+        target: "wasm32-wasip2",
+        profile: "wasm",
+        panics: Panics::UnwindExnref,
+        simd: true,
+        fault: false,
+        built: "kaudit.wasm",
+        name: "kaudit-cli.wasm",
+    },
+    Artifact {
+        package: "kaudit-cli",
+        target: "wasm32-wasip2",
+        profile: "wasm-fault",
+        panics: Panics::UnwindExnref,
+        simd: true,
+        fault: true,
+        built: "kaudit.wasm",
+        name: "kaudit-cli-fault.wasm",
+    },
     // Aborting, so it loads in every component host (plugins/component/README.md, "Panics").
-    artifact(
-        "kaudit-component",
-        "wasm32-wasip2",
-        "wasm-fast",
-        Panics::Abort,
-        false,
-        "kaudit_component.wasm",
-        "kaudit-component.wasm",
-    ),
-    artifact("kaudit-envoy", "wasm32-wasip1", "wasm", Panics::Unwind, false, "kaudit_envoy.wasm", "kaudit-envoy.wasm"),
-    artifact(
-        "kaudit-envoy",
-        "wasm32-wasip1",
-        "wasm-fault",
-        Panics::Unwind,
-        true,
-        "kaudit_envoy.wasm",
-        "kaudit-envoy-fault.wasm",
-    ),
-    // Fluent Bit's WAMR has no exception handling: a module that uses it does not load.
-    artifact(
-        "kaudit-fluent-bit",
-        "wasm32-wasip1",
-        "wasm-fast",
-        Panics::Abort,
-        false,
-        "kaudit_fluent_bit.wasm",
-        "kaudit-fluent-bit.wasm",
-    ),
+    Artifact {
+        package: "kaudit-component",
+        target: "wasm32-wasip2",
+        profile: "wasm-fast",
+        panics: Panics::Abort,
+        simd: true,
+        fault: false,
+        built: "kaudit_component.wasm",
+        name: "kaudit-component.wasm",
+    },
+    // Envoy's V8.
+    Artifact {
+        package: "kaudit-envoy",
+        target: "wasm32-wasip1",
+        profile: "wasm",
+        panics: Panics::Unwind,
+        simd: true,
+        fault: false,
+        built: "kaudit_envoy.wasm",
+        name: "kaudit-envoy.wasm",
+    },
+    Artifact {
+        package: "kaudit-envoy",
+        target: "wasm32-wasip1",
+        profile: "wasm-fault",
+        panics: Panics::Unwind,
+        simd: true,
+        fault: true,
+        built: "kaudit_envoy.wasm",
+        name: "kaudit-envoy-fault.wasm",
+    },
+    // Fluent Bit's WAMR: no exception handling (a module that uses it does not load), no SIMD.
+    Artifact {
+        package: "kaudit-fluent-bit",
+        target: "wasm32-wasip1",
+        profile: "wasm-fast",
+        panics: Panics::Abort,
+        simd: false,
+        fault: false,
+        built: "kaudit_fluent_bit.wasm",
+        name: "kaudit-fluent-bit.wasm",
+    },
 ];
 
+/// The RUSTFLAGS of a build (set only when there are any: they replace the user's own).
 /// `-Zbuild-std` is unstable; the pinned stable toolchain accepts it with RUSTC_BOOTSTRAP=1
 /// (as cargo-fuzz's flags, see fuzz/README.md) and needs the rust-src component.
-fn set_panics(c: &mut Command, panics: Panics) {
-    let flags = match panics {
-        Panics::Abort => return,
-        Panics::Unwind => "-Cpanic=unwind -Ctarget-feature=+exception-handling",
+fn set_flags(c: &mut Command, panics: Panics, simd: bool) {
+    let mut flags = match panics {
+        Panics::Abort => String::new(),
+        Panics::Unwind => "-Cpanic=unwind -Ctarget-feature=+exception-handling".to_string(),
         Panics::UnwindExnref => {
-            "-Cpanic=unwind -Ctarget-feature=+exception-handling -Cllvm-args=-wasm-use-legacy-eh=false"
+            "-Cpanic=unwind -Ctarget-feature=+exception-handling -Cllvm-args=-wasm-use-legacy-eh=false".to_string()
         }
     };
-    c.env("RUSTC_BOOTSTRAP", "1").env("RUSTFLAGS", flags).args(["-Zbuild-std=std,panic_unwind"]);
+    if panics != Panics::Abort {
+        c.env("RUSTC_BOOTSTRAP", "1").args(["-Zbuild-std=std,panic_unwind"]);
+    }
+    if simd {
+        flags.push_str(" -Ctarget-feature=+simd128");
+    }
+    if !flags.is_empty() {
+        c.env("RUSTFLAGS", flags.trim());
+    }
 }
 
 pub fn build_all() -> Result<(), String> {
@@ -155,20 +178,20 @@ pub fn build(names: &[&str]) -> Result<(), String> {
     }
     std::fs::create_dir_all(artifacts_dir()).map_err(|e| e.to_string())?;
     // One cargo invocation per (target, profile), so those crates build in parallel.
-    let mut groups: Vec<(&str, &str, Panics, bool)> =
-        wanted.iter().map(|a| (a.target, a.profile, a.panics, a.fault)).collect();
+    let mut groups: Vec<(&str, &str, Panics, bool, bool)> =
+        wanted.iter().map(|a| (a.target, a.profile, a.panics, a.simd, a.fault)).collect();
     groups.dedup();
     for group in groups {
-        let (target, profile, panics, fault) = group;
+        let (target, profile, panics, simd, fault) = group;
         let mut c = cmd("cargo");
         c.args(["build", "--profile", profile, "--target", target]);
-        for a in wanted.iter().filter(|a| (a.target, a.profile, a.panics, a.fault) == group) {
+        for a in wanted.iter().filter(|a| (a.target, a.profile, a.panics, a.simd, a.fault) == group) {
             c.args(["-p", a.package]);
             if fault {
                 c.args(["--features", &format!("{}/fault-injection", a.package)]);
             }
         }
-        set_panics(&mut c, panics);
+        set_flags(&mut c, panics, simd);
         run(&mut c)?;
     }
     for Artifact { target, profile, built, name, .. } in wanted {

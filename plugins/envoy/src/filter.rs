@@ -46,16 +46,22 @@ struct Shared {
     mirror: RefCell<Mirror>,
     metrics: Metrics,
     queue: Option<u32>,
+    /// Whether the config raises alerts at all; if not, kept events are not queued for the
+    /// consumer (a copy into the queue and a second parse there, for nothing).
+    alerts: bool,
 }
 
 impl Shared {
-    fn worker_pipeline(settings: &Settings) -> Result<Pipeline, String> {
+    /// The worker pipeline (alerts off: they are evaluated once, by the consumer) and whether
+    /// the config raises alerts.
+    fn worker_pipeline(settings: &Settings) -> Result<(Pipeline, bool), String> {
         let (mut config, warnings) = settings.config()?;
         for w in warnings {
             warn!("{w}");
         }
+        let alerts = config.enabled && config.alerts.enabled && !config.alerts.rules.is_empty();
         config.alerts.enabled = false;
-        Ok(Pipeline::new(config))
+        Ok((Pipeline::new(config), alerts))
     }
 }
 
@@ -119,7 +125,7 @@ impl RootContext for Root {
                 return false;
             }
         };
-        let pipeline = match Shared::worker_pipeline(&settings) {
+        let (pipeline, alerts) = match Shared::worker_pipeline(&settings) {
             Ok(p) => p,
             Err(e) => {
                 error!("invalid kaudit config: {e}");
@@ -146,6 +152,7 @@ impl RootContext for Root {
             mirror: RefCell::default(),
             settings,
             queue,
+            alerts,
         }));
         self.consumer = None;
         self.set_tick_period(Duration::from_millis(lease::TICK_MS));
@@ -225,7 +232,7 @@ impl Webhook {
             Filtered::Untouched(Untouched::InternalError(msg)) => {
                 error!("internal error, batch forwarded untouched: {msg}");
                 // The pipeline may be half-updated after a panic: start from a fresh one.
-                if let (Ok(fresh), Ok(mut p), Ok(mut mirror)) = (
+                if let (Ok((fresh, _)), Ok(mut p), Ok(mut mirror)) = (
                     Shared::worker_pipeline(&self.shared.settings),
                     self.shared.pipeline.try_borrow_mut(),
                     self.shared.mirror.try_borrow_mut(),
@@ -235,7 +242,7 @@ impl Webhook {
                 }
             }
         }
-        if let Some(feed) = result.alert_feed(&body) {
+        if let Some(feed) = result.alert_feed(&body).filter(|_| self.shared.alerts) {
             self.enqueue(feed);
         }
     }

@@ -330,6 +330,11 @@ impl Envoy {
         }
     }
 
+    /// The Envoy process's id (its CPU time in /proc: plugins/envoy/benches/envoy_cpu.rs).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The port of listener `name` (listeners are configured on port 0).
     pub fn listener_port(&self, name: &str) -> u16 {
         let r = http(self.admin_port, "GET", "/listeners?format=json", &[], b"").expect("admin /listeners");
