@@ -409,7 +409,7 @@ impl Pipeline {
         } else {
             &[(self.enricher.config.key.as_str(), self.enrichment_json.as_str())]
         };
-        if raw::has_line_break(event.obj.text) {
+        if event.obj.has_line_break() {
             // Pretty-printed input: emit one line per event.
             self.scratch.clear();
             apply::write_event(event, changes, append, &mut self.scratch);

@@ -257,7 +257,7 @@ impl<'a> Event<'a> {
     /// Builds the view from an already split object.
     pub fn from_object(obj: RawObject<'a>) -> Result<Event<'a>, EventError> {
         let mut ev = Event {
-            obj: RawObject { text: obj.text, members: Vec::new() },
+            obj: RawObject { text: obj.text, members: Vec::new(), line_break: obj.line_break },
             api_version: None,
             level: None,
             audit_id: Cow::Borrowed(""),

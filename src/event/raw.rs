@@ -96,6 +96,9 @@ pub struct RawObject<'a> {
     pub text: &'a str,
     /// The members, in input order.
     pub members: Vec<Member<'a>>,
+    /// Whether `text` holds a raw line break (a pretty-printed event), when the split already
+    /// found out; `None`: ask [`has_line_break`].
+    pub line_break: Option<bool>,
 }
 
 impl<'a> RawObject<'a> {
@@ -234,7 +237,7 @@ pub(crate) fn parse_object_with_serde(text: &str) -> Result<RawObject<'_>, JsonE
     let mut de = serde_json::Deserializer::from_str(text);
     let members = de.deserialize_map(Members(text))?;
     de.end()?;
-    Ok(RawObject { text, members })
+    Ok(RawObject { text, members, line_break: None })
 }
 
 /// Splits a JSON array into its raw items with their offsets.
@@ -332,6 +335,13 @@ pub fn compact_into<O: OutBuf + ?Sized>(text: &str, out: &mut O) {
 /// Whether a JSON text contains a raw line break (outside strings it's whitespace; inside, JSON forbids it).
 pub fn has_line_break(text: &str) -> bool {
     memchr::memchr2(b'\n', b'\r', text.as_bytes()).is_some()
+}
+
+impl RawObject<'_> {
+    /// Whether the object's text holds a raw line break (see [`RawObject::line_break`]).
+    pub fn has_line_break(&self) -> bool {
+        self.line_break.unwrap_or_else(|| has_line_break(self.text))
+    }
 }
 
 #[cfg(test)]

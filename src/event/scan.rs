@@ -35,12 +35,19 @@ fn special(chunk: u64) -> u64 {
 struct Scanner<'a> {
     b: &'a [u8],
     i: usize,
+    /// A line feed or carriage return was seen (they can only be whitespace in valid JSON).
+    line_break: bool,
 }
 
 impl Scanner<'_> {
     #[inline(always)]
     fn ws(&mut self) {
-        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.b.get(self.i) {
+        while let Some(&c) = self.b.get(self.i) {
+            match c {
+                b' ' | b'\t' => {}
+                b'\n' | b'\r' => self.line_break = true,
+                _ => return,
+            }
             self.i += 1;
         }
     }
@@ -201,7 +208,7 @@ impl Scanner<'_> {
 /// The content of `raw` when it is exactly one JSON string without escapes (then it needs no
 /// decoding); `None` otherwise.
 pub(crate) fn plain_string(raw: &str) -> Option<&str> {
-    let mut s = Scanner { b: raw.as_bytes(), i: 0 };
+    let mut s = Scanner { b: raw.as_bytes(), i: 0, line_break: false };
     match s.string() {
         Some(false) if s.i == raw.len() => raw.get(1..raw.len() - 1),
         _ => None,
@@ -211,7 +218,7 @@ pub(crate) fn plain_string(raw: &str) -> Option<&str> {
 /// Splits `text` into members when it is exactly one JSON object (surrounding whitespace
 /// allowed) that this scanner handles; `None` otherwise (the caller asks serde_json).
 pub(crate) fn scan_object(text: &str) -> Option<RawObject<'_>> {
-    let mut s = Scanner { b: text.as_bytes(), i: 0 };
+    let mut s = Scanner { b: text.as_bytes(), i: 0, line_break: false };
     s.ws();
     s.eat(b'{')?;
     let mut members = Vec::with_capacity(24);
@@ -245,7 +252,7 @@ pub(crate) fn scan_object(text: &str) -> Option<RawObject<'_>> {
         }
     }
     s.ws();
-    (s.i == s.b.len()).then_some(RawObject { text, members })
+    (s.i == s.b.len()).then_some(RawObject { text, members, line_break: Some(s.line_break) })
 }
 
 #[cfg(test)]
@@ -334,6 +341,13 @@ mod tests {
             assert_eq!(plain_string(raw), None, "{raw}");
         }
         assert_eq!(plain_string("\"raw\ttab\""), None);
+    }
+
+    #[test]
+    fn line_breaks_are_noticed_on_the_way() {
+        assert_eq!(scan_object("{\"a\":[1,\n2]}").unwrap().line_break, Some(true));
+        assert_eq!(scan_object("{\r\"a\":1}").unwrap().line_break, Some(true));
+        assert_eq!(scan_object(" {\"a\":\"x\\ny\"}\t").unwrap().line_break, Some(false));
     }
 
     #[test]
