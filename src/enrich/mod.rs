@@ -301,12 +301,58 @@ pub(crate) fn add_member(obj: &mut String, key: &str, value: &str) {
 
 /// Milliseconds with at most 3 decimals, no trailing zeros (`35.798`, `250`).
 pub(crate) fn format_ms(v: f64) -> String {
+    // A whole number of microseconds (what the pipeline computes) is written with integer
+    // arithmetic: float formatting costs thousands of instructions in an interpreter. Up to
+    // 2^40 µs the double nearest to d/1000 rounds back to d/1000 at 3 decimals, so the text is
+    // the same; anything else takes the float path.
+    let micros = (v * 1000.0).round();
+    if micros.abs() < (1u64 << 40) as f64 && micros / 1000.0 == v && micros != 0.0 {
+        let d = micros as i64;
+        let (whole, frac) = (d.unsigned_abs() / 1000, d.unsigned_abs() % 1000);
+        let sign = if d < 0 { "-" } else { "" };
+        return match frac {
+            0 => format!("{sign}{whole}"),
+            f if f % 100 == 0 => format!("{sign}{whole}.{}", f / 100),
+            f if f % 10 == 0 => format!("{sign}{whole}.{:02}", f / 10),
+            f => format!("{sign}{whole}.{f:03}"),
+        };
+    }
     let s = format!("{v:.3}");
     let s = s.trim_end_matches('0').trim_end_matches('.');
     if s.is_empty() || s == "-" {
         "0".into()
     } else {
         s.to_string()
+    }
+}
+
+#[cfg(test)]
+#[test]
+fn whole_microseconds_format_as_the_float_path_does() {
+    fn float_path(v: f64) -> String {
+        let s = format!("{v:.3}");
+        let s = s.trim_end_matches('0').trim_end_matches('.');
+        if s.is_empty() || s == "-" {
+            "0".into()
+        } else {
+            s.to_string()
+        }
+    }
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut samples: Vec<i64> = (-3000..3000).collect();
+    for _ in 0..200_000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        samples.push((x % (1u64 << 41)) as i64 - (1i64 << 40));
+    }
+    samples.extend([(1i64 << 40) - 1, -(1i64 << 40) + 1, 1 << 40, 86_400_000_000, 35_798, 250_000]);
+    for d in samples {
+        let v = d as f64 / 1000.0;
+        assert_eq!(format_ms(v), float_path(v), "{d} µs");
+    }
+    for v in [0.0, -0.0, 0.0004, 1e300, f64::NAN, 1.23456] {
+        assert_eq!(format_ms(v), float_path(v), "{v}");
     }
 }
 
