@@ -29,7 +29,7 @@ use std::time::Duration;
 use kaudit::Pipeline;
 use kaudit_envoy::batch::{filter_body, for_each_item};
 use serde_json::{json, Value};
-use support::{event_list, http, loopback, shipped_config, wait_for, wasm_filter, Envoy, Recorder, TempDir};
+use support::{event_list, http, plain_loopback_config, wait_for, wasm_filter, Envoy, Recorder, TempDir};
 
 const BATCH: usize = 400;
 const PLUGIN: &str = "kaudit";
@@ -38,11 +38,8 @@ const POLICY_ONLY: &str = "enrichment:\n  enabled: false\nalerts:\n  enabled: fa
 /// The shipped config, plain HTTP, the receiver and alert sink on the recorders' ports; without
 /// the wasm filter when `module` is `None`.
 fn config(module: Option<&PathBuf>, kaudit_config: Option<&str>, receiver: u16, alerts: u16) -> Value {
-    let mut config = shipped_config();
-    config["admin"]["address"] = loopback(0);
+    let mut config = plain_loopback_config(receiver, alerts);
     let listener = &mut config["static_resources"]["listeners"][0];
-    listener["filter_chains"][0].as_object_mut().expect("filter chain").remove("transport_socket");
-    listener["address"] = loopback(0);
     match module {
         Some(wasm) => {
             let plugin = wasm_filter(listener);
@@ -59,12 +56,6 @@ fn config(module: Option<&PathBuf>, kaudit_config: Option<&str>, receiver: u16, 
                 .expect("http_filters");
             filters.retain(|f| f["name"] != "envoy.filters.http.wasm");
         }
-    }
-    for cluster in config["static_resources"]["clusters"].as_array_mut().expect("clusters") {
-        let port = if cluster["name"] == "audit_receiver" { receiver } else { alerts };
-        cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"] = loopback(port);
-        cluster["type"] = json!("STATIC");
-        cluster.as_object_mut().expect("cluster").remove("transport_socket");
     }
     config
 }

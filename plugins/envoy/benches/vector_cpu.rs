@@ -28,7 +28,7 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 use support::real_hosts::{self, kaudit_run};
-use support::{loopback, shipped_config, wait_for, wasm_filter, Envoy, Recorder, TempDir};
+use support::{plain_loopback_config, wait_for, wasm_filter, Envoy, Recorder, TempDir};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
@@ -41,18 +41,9 @@ fn cpu_seconds(pid: u32) -> f64 {
 }
 
 fn envoy_config(receiver: u16, alerts: u16) -> Value {
-    let mut config = shipped_config();
-    config["admin"]["address"] = loopback(0);
+    let mut config = plain_loopback_config(receiver, alerts);
     let listener = &mut config["static_resources"]["listeners"][0];
-    listener["filter_chains"][0].as_object_mut().expect("filter chain").remove("transport_socket");
-    listener["address"] = loopback(0);
     wasm_filter(listener)["vm_config"]["code"]["local"]["filename"] = json!(support::artifact());
-    for cluster in config["static_resources"]["clusters"].as_array_mut().expect("clusters") {
-        let port = if cluster["name"] == "audit_receiver" { receiver } else { alerts };
-        cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"] = loopback(port);
-        cluster["type"] = json!("STATIC");
-        cluster.as_object_mut().expect("cluster").remove("transport_socket");
-    }
     config
 }
 

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use kaudit::Pipeline;
 use serde_json::{json, Value};
-use support::{event_list, http, loopback, shipped_config, wait_for, wasm_filter, Envoy, Recorder, TempDir};
+use support::{event_list, http, plain_loopback_config, wait_for, wasm_filter, Envoy, Recorder, TempDir};
 
 const ALERT_PATH: &str = "/kaudit/alerts";
 const REPLICAS: usize = 3;
@@ -24,12 +24,9 @@ const AGENT_CONFIG: &str = "alerts:\n  role: agent\n  aggregation:\n    perEvent
 
 /// The shipped config for one replica: plain HTTP, the receiver and alert sink on loopback.
 fn replica_config(node: &str, receiver: u16, alerts: u16) -> Value {
-    let mut config = shipped_config();
+    let mut config = plain_loopback_config(receiver, alerts);
     config["node"] = json!({ "id": node, "cluster": "kaudit" });
-    config["admin"]["address"] = loopback(0);
     let listener = &mut config["static_resources"]["listeners"][0];
-    listener["filter_chains"][0].as_object_mut().expect("filter chain").remove("transport_socket");
-    listener["address"] = loopback(0);
     let filter = wasm_filter(listener);
     filter["vm_config"]["code"]["local"]["filename"] = json!(support::artifact());
     filter["configuration"]["value"] = json!(json!({
@@ -37,12 +34,6 @@ fn replica_config(node: &str, receiver: u16, alerts: u16) -> Value {
         "alerts": { "cluster": "kaudit_alerts", "path": ALERT_PATH, "authority": "kaudit-aggregator", "timeoutMs": 5000 }
     })
     .to_string());
-    for cluster in config["static_resources"]["clusters"].as_array_mut().expect("clusters") {
-        let port = if cluster["name"] == "audit_receiver" { receiver } else { alerts };
-        cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"] = loopback(port);
-        cluster["type"] = json!("STATIC");
-        cluster.as_object_mut().expect("cluster").remove("transport_socket");
-    }
     config
 }
 

@@ -444,6 +444,24 @@ pub fn wasm_filter(listener: &mut Value) -> &mut Value {
     &mut wasm["typed_config"]["config"]
 }
 
+/// The shipped config as plain HTTP on loopback: no TLS on the listener or the clusters, admin and
+/// listener on ephemeral ports, the audit receiver's cluster on `receiver`, every other cluster
+/// (the alert route) on `alerts`.
+pub fn plain_loopback_config(receiver: u16, alerts: u16) -> Value {
+    let mut config = shipped_config();
+    config["admin"]["address"] = loopback(0);
+    let listener = &mut config["static_resources"]["listeners"][0];
+    listener["filter_chains"][0].as_object_mut().expect("filter chain").remove("transport_socket");
+    listener["address"] = loopback(0);
+    for cluster in config["static_resources"]["clusters"].as_array_mut().expect("clusters") {
+        let port = if cluster["name"] == "audit_receiver" { receiver } else { alerts };
+        cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"] = loopback(port);
+        cluster["type"] = json!("STATIC");
+        cluster.as_object_mut().expect("cluster").remove("transport_socket");
+    }
+    config
+}
+
 pub fn loopback(port: u16) -> Value {
     json!({ "socket_address": { "address": "127.0.0.1", "port_value": port } })
 }
