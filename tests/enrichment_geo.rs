@@ -56,7 +56,7 @@ fn exec_event_fields() {
     assert_eq!(x.command.as_deref(), Some("sh -c cat /etc/shadow"));
     assert_eq!(e.latency_ms, Some(35.798));
     assert_eq!(e.operation, Some("create"));
-    assert_eq!(e.tags, ["internet-access", "command-execution"]);
+    assert_eq!(e.tags.iter().copied().collect::<Vec<_>>(), ["internet-access", "command-execution"]);
     let mut out = String::new();
     e.write_json(&mut out);
     assert_eq!(

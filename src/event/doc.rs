@@ -29,7 +29,7 @@ enum Extra<'e> {
     /// The fields, fresh from the enricher; `source` is the managed-cluster provider context
     /// (JSON text) the pipeline writes as the last member. `json` is the written JSON, made
     /// only for what the fields do not answer directly (full-text terms, `source`).
-    Fields { fields: &'e Enrichment, source: Option<&'e str>, json: RefCell<Option<Option<Json>>> },
+    Fields { fields: &'e Enrichment<'e>, source: Option<&'e str>, json: RefCell<Option<Option<Json>>> },
 }
 
 /// A lazily decoded view of one event (plus its enrichment) for query evaluation.
