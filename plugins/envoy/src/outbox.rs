@@ -187,12 +187,12 @@ mod tests {
     fn requests_are_bounded_and_the_oldest_are_dropped_beyond_the_cap() {
         let mut o = Outbox::default();
         let big = format!("{{\"n\":0,\"pad\":\"{}\"}}", "x".repeat(300_000));
-        o.push(std::iter::repeat(big.clone()).take(5));
+        o.push(std::iter::repeat_n(big.clone(), 5));
         let r = o.next(0).expect("a request");
         assert_eq!(r.records, 3, "at most MAX_BODY_BYTES of records (and at least one)");
         assert!(r.body.len() <= MAX_BODY_BYTES + 64);
         o.sent(1, r.records);
-        o.push(std::iter::repeat(big).take(MAX_PENDING_BYTES / 300_000 + 10));
+        o.push(std::iter::repeat_n(big, MAX_PENDING_BYTES / 300_000 + 10));
         assert!(o.pending_bytes <= MAX_PENDING_BYTES);
         assert!(o.take_dropped() > 0);
         assert_eq!(o.take_dropped(), 0);
