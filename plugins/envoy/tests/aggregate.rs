@@ -265,7 +265,12 @@ fn two_envoy_replicas_and_the_aggregator_raise_what_one_instance_raises_across_a
             replicas[1] = None; // SIGKILL (Envoy's Drop)
             killed = true;
         } else if killed && replicas[1].is_none() && until >= restart_at {
-            replicas[1] = Some(start(1));
+            let replica = start(1);
+            // Its consumer takes over within about 2 s (README, "Alerts across workers"); at this
+            // pace that is minutes of event time, so wait for it (live, 2 s is 2 s).
+            let elected = wait_for(60, || replica.log_tail(400).contains("is now the alert consumer").then_some(()));
+            assert!(elected.is_some(), "replica 1 has no alert consumer:\n{}", replica.log_tail(40));
+            replicas[1] = Some(replica);
         }
         until += step;
     }
