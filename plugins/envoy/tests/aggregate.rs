@@ -308,11 +308,12 @@ fn two_envoy_replicas_and_the_aggregator_raise_what_one_instance_raises_across_a
     assert_eq!(counter(r0, "partials_queued"), sent, "replica 0 delivered every record");
     eprintln!(
         "{REPLICAS} Envoy replicas + aggregator Fluent Bit: {} events in, {} alerts out ({} {WINDOWED}), equal to \
-         kaudit run; replica 0 sent {sent} partial records ({failed} failed requests resent), replica 1 killed and \
-         restarted ({:.1} s)",
+         kaudit run; replica 0 took {} events and sent {sent} partial and watermark records ({failed} failed \
+         requests resent), replica 1 killed and restarted ({:.1} s)",
         lines.len(),
         got.len(),
         want_by_rule[WINDOWED].values().sum::<usize>(),
+        counter(r0, "events_in"),
         started.elapsed().as_secs_f64()
     );
 }
