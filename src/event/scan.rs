@@ -468,7 +468,11 @@ mod tests {
             ]
         );
         let mut items = Vec::new();
-        assert_eq!(for_each_item(r#"[ "a" ,"b\u0063",null]"#, |v, e| Some(items.push((v.to_string(), e)))), Some(()));
+        let walked = for_each_item(r#"[ "a" ,"b\u0063",null]"#, |v, e| {
+            items.push((v.to_string(), e));
+            Some(())
+        });
+        assert_eq!(walked, Some(()));
         assert_eq!(items, [(r#""a""#.into(), false), (r#""b\u0063""#.into(), true), ("null".into(), false)]);
         assert_eq!(for_each_item("[]", |_, _| None), Some(()));
         assert_eq!(for_each_member("{}", |_, _, _| None), Some(()));
