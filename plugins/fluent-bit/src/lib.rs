@@ -146,6 +146,16 @@ fn with_filter<R>(f: impl FnOnce(&mut Filter, &mut Stats) -> R) -> R {
 }
 
 /// Loads the config once, logging what was used (or the error) to stderr once.
+/// This run's id for an agent's sequence numbers: the wall clock (WASI `clock_time_get`) and a
+/// random nonce (std's `RandomState` draws its keys from WASI `random_get`).
+fn incarnation() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(now);
+    kaudit::incarnation_id(now, h.finish())
+}
+
 fn load_mode() -> Mode {
     if LOADING.replace(true) {
         let message = "loading the config trapped (see the earlier stderr output)".to_string();
@@ -156,7 +166,9 @@ fn load_mode() -> Mode {
     #[cfg(feature = "phase-marks")]
     kaudit::set_phase_hook(std::thread::yield_now);
     let mode = match config::load() {
-        config::Loaded::Ready { pipeline, source, warnings } => {
+        config::Loaded::Ready { mut pipeline, source, warnings } => {
+            // Agent role: every (re)build of the state is a new run of the agent.
+            pipeline.set_agent_incarnation(&incarnation());
             for w in &warnings {
                 log(&format!("kaudit: warning: {w}"));
             }
