@@ -608,3 +608,55 @@ fn duplicates_and_a_restart_as_a_new_run_merge_once() {
     assert_eq!((stats["missing"].as_u64(), stats["late"].as_u64()), (Some(0), Some(0)), "{stats}");
     assert!(stats["duplicateSteps"].as_u64() > Some(0), "{stats}");
 }
+
+/// Which of `n` aggregators a record goes to when partials are partitioned by their group key
+/// (`rule` + `key`, hashed as Kafka's default partitioner hashes a message key; FNV-1a here):
+/// `None` for a watermark, which goes to every aggregator.
+fn partition(record: &str, n: u64) -> Option<u64> {
+    let v: serde_json::Value = serde_json::from_str(record).unwrap();
+    if v["kind"] == "KauditWatermark" {
+        return None;
+    }
+    let key = format!("{}\u{0}{}", v["rule"].as_str().unwrap(), v["key"].as_str().unwrap());
+    let h = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    Some(h % n)
+}
+
+/// Scale-out (docs/SCALING.md, "Scaling the aggregator out"): two aggregators, each fed the
+/// partials of a disjoint half of the group keys and every agent's watermarks, raise together
+/// exactly the alerts of one instance on the whole stream.
+#[test]
+fn aggregators_partitioned_by_group_key_raise_together_what_one_raises() {
+    let text = kaudit_testkit::corpus::generate(4_000, 11);
+    let mut lines: Vec<Vec<u8>> = text.split(|b| *b == b'\n').filter(|l| !l.is_empty()).map(<[u8]>::to_vec).collect();
+    lines.sort_by_cached_key(|l| {
+        let v: serde_json::Value = serde_json::from_slice(l).unwrap();
+        kaudit::parse_micros(v["stageTimestamp"].as_str().unwrap()).unwrap()
+    });
+    let mut single = pipeline(&config("single", BUSY));
+    let want = by_rule(&feed(&mut single, &lines, true).0);
+    assert!(want.len() >= 5, "{:?}", want.keys());
+    let extra = format!("    perEventRules: aggregator\n{BUSY}");
+    let streams: Vec<Vec<String>> = round_robin(&lines, 3)
+        .iter()
+        .enumerate()
+        .map(|(i, third)| {
+            let mut a = pipeline(&config("agent", &format!("  aggregation:\n    agentId: node-{i}\n{extra}")));
+            a.set_agent_incarnation(&kaudit::incarnation_id(0, i as u64));
+            feed(&mut a, third, true).1
+        })
+        .collect();
+    let records = side_by_side(&streams);
+    let mut together = Vec::new();
+    let mut raised_by = Vec::new();
+    for i in 0..2 {
+        let mine: Vec<String> = records.iter().filter(|r| partition(r, 2).is_none_or(|p| p == i)).cloned().collect();
+        let (alerts, stats) = aggregate_with(&format!("  aggregation:\n    partitioned: true\n{BUSY}"), &mine);
+        assert!(stats["partials"].as_u64() > Some(100), "aggregator {i}: {stats}");
+        assert_eq!((stats["late"].as_u64(), stats["missing"].as_u64()), (Some(0), Some(0)), "aggregator {i}: {stats}");
+        raised_by.push(alerts.values().map(Vec::len).sum::<usize>());
+        together.extend(alerts.into_values().flatten());
+    }
+    assert!(raised_by.iter().all(|n| *n > 0), "{raised_by:?}");
+    assert_eq!(by_rule(&together), want);
+}

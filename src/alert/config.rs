@@ -88,6 +88,10 @@ pub struct AggregationConfig {
     /// waits for earlier-numbered records before the missing ones are given up (counted
     /// `missing`) and the watermark moves the agent.
     pub gap_timeout: i64,
+    /// `partitioned`: this aggregator gets the partials of some group keys only (partitioned
+    /// by the transport, with every agent's watermarks): the agents' sequence numbers have gaps
+    /// by design and are not waited for; order is the transport's within a partition.
+    pub partitioned: bool,
     /// `agents`: how many agents the aggregator expects; one not heard from yet counts as
     /// being at the earliest watermark received (0: wait only for the agents heard from).
     pub agents: usize,
@@ -103,6 +107,7 @@ impl Default for AggregationConfig {
             idle_after: 15 * 60_000_000,
             allowed_lateness: 30_000_000,
             gap_timeout: 5 * 60_000_000,
+            partitioned: false,
             agents: 0,
         }
     }
@@ -178,8 +183,17 @@ impl AlertConfig {
 /// Keys of the `alerts` section.
 const ALERT_KEYS: &[&str] =
     &["enabled", "role", "aggregation", "defaultRules", "packs", "lists", "disable", "limits", "rules", "routes"];
-const AGGREGATION_KEYS: &[&str] =
-    &["agentId", "flushEvery", "lateness", "perEventRules", "idleAfter", "allowedLateness", "gapTimeout", "agents"];
+const AGGREGATION_KEYS: &[&str] = &[
+    "agentId",
+    "flushEvery",
+    "lateness",
+    "perEventRules",
+    "idleAfter",
+    "allowedLateness",
+    "gapTimeout",
+    "partitioned",
+    "agents",
+];
 const LIMIT_KEYS: &[&str] = &["maxGroups", "maxDistinct", "maxAuditIDs", "maxRegexBytes"];
 
 /// Decodes the config's `alerts` section.
@@ -324,6 +338,7 @@ fn decode_aggregation(c: &mut Ctx, node: &Node) -> Result<AggregationConfig, Dia
                 "idleAfter" => a.idle_after = duration(c)?,
                 "allowedLateness" => a.allowed_lateness = duration(c)?,
                 "gapTimeout" => a.gap_timeout = duration(c)?,
+                "partitioned" => a.partitioned = c.bool(v)?,
                 "agents" => {
                     a.agents = match c.u64(v)? {
                         n @ 0..=10_000 => n as usize,

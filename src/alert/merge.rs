@@ -68,6 +68,8 @@ pub struct MergeStats {
     pub held_watermarks: u64,
     /// Agent runs seen (an agent's restart is a new run).
     pub runs: u64,
+    /// Step fingerprints held (the steps of the idempotency horizon).
+    pub fingerprints: u64,
 }
 
 /// One run (incarnation) of an agent: which of its numbered records came.
@@ -177,7 +179,14 @@ impl Merger {
 
     /// Takes one record; returns the partials released by it, to replay in the order given
     /// (the caller sorts their steps by event time).
-    pub fn add(&mut self, record: Record, accept: impl Fn(&Partial) -> bool) -> Vec<Partial> {
+    pub fn add(&mut self, mut record: Record, accept: impl Fn(&Partial) -> bool) -> Vec<Partial> {
+        if self.cfg.partitioned {
+            // Only some of each agent's partials come here: their numbers have gaps by design.
+            match &mut record {
+                Record::Watermark { seq, .. } => *seq = None,
+                Record::Partial(p) => p.seq = None,
+            }
+        }
         match record {
             Record::Watermark { agent, seq, time } => {
                 self.stats.watermarks += 1;
@@ -337,6 +346,8 @@ impl Merger {
         let until =
             if all { i64::MAX } else { live.min().unwrap_or(i64::MIN).saturating_sub(self.cfg.allowed_lateness) };
         if until <= self.closed && !all {
+            self.stats.pending = self.pending.len() as u64;
+            self.stats.fingerprints = self.seen.len() as u64;
             return Vec::new();
         }
         let (out, keep): (Vec<Partial>, Vec<Partial>) =
@@ -348,6 +359,7 @@ impl Merger {
             let oldest = until.saturating_sub(self.horizon);
             self.seen.retain(|_, t| *t >= oldest);
         }
+        self.stats.fingerprints = self.seen.len() as u64;
         out
     }
 }

@@ -28,8 +28,8 @@ pub const WATERMARK_KIND: &str = "KauditWatermark";
 pub const FORMAT_VERSION: u64 = 1;
 
 /// An agent run's id (`inc`) from what a host knows at start-up: its wall-clock start time
-/// (µs since the Unix epoch) and a random nonce: `<start hex>-<nonce hex>`. For
-/// [`crate::Pipeline::set_agent_incarnation`].
+/// (µs since the Unix epoch; 0 for a host without a clock) and a random nonce:
+/// `<start hex>-<nonce hex>`. For [`crate::Pipeline::set_agent_incarnation`].
 pub fn incarnation_id(start_micros: u64, nonce: u64) -> String {
     format!("{start_micros:x}-{nonce:016x}")
 }
