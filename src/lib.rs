@@ -77,7 +77,7 @@ pub use files::{FileError, FileSource, NoFiles};
 pub use pipeline::set_phase_hook;
 pub use pipeline::{BatchSummary, Counters, Outcome, Pipeline, RecordReport, PARTIALS_AGENT_KEY, PARTIALS_KEY};
 pub use policy::{
-    default_policy, verdict, write_event, Attributes, Changes, Decision, DropReason, Evaluator, GroupResources, Loaded,
-    Policy, PolicyError, PolicyRule, Verdict,
+    default_policy, verdict, write_event, Attributes, Changes, Decision, DropReason, Evaluator, GroupResources, Groups,
+    Loaded, Policy, PolicyError, PolicyRule, Verdict,
 };
 pub use policy::{policy_differences, to_v1_yaml};

@@ -265,7 +265,12 @@ fn two_envoy_replicas_and_the_aggregator_raise_what_one_instance_raises_across_a
             replicas[1] = None; // SIGKILL (Envoy's Drop)
             killed = true;
         } else if killed && replicas[1].is_none() && until >= restart_at {
-            replicas[1] = Some(start(1));
+            let replica = start(1);
+            // Its consumer takes over within about 2 s (README, "Alerts across workers"); at this
+            // pace that is minutes of event time, so wait for it (live, 2 s is 2 s).
+            let elected = wait_for(60, || replica.log_tail(400).contains("is now the alert consumer").then_some(()));
+            assert!(elected.is_some(), "replica 1 has no alert consumer:\n{}", replica.log_tail(40));
+            replicas[1] = Some(replica);
         }
         until += step;
     }
@@ -289,6 +294,13 @@ fn two_envoy_replicas_and_the_aggregator_raise_what_one_instance_raises_across_a
     let log = aggregator.log();
     assert!(!log.contains("Got exception running wasm code"), "the module trapped:\n{log}");
     assert!(!log.contains("\"kaudit_error\""), "a record did not merge:\n{log}");
+    // Mutual TLS: only a client with a certificate of the agents' CA may post partials.
+    let empty = "{\"kaudit_partials\":[]}";
+    assert!(post_partials(&pki, http_port, Some("replica"), empty).starts_with("HTTP/1.1 201"));
+    for client in [None, Some("intruder")] {
+        let answer = post_partials(&pki, http_port, client, empty);
+        assert!(!answer.contains("HTTP/1.1"), "the aggregator answered a client with {client:?}: {answer}");
+    }
     let r0 = replicas[0].as_ref().expect("running");
     let (sent, failed) = (counter(r0, "partials_sent"), counter(r0, "partial_requests_failed"));
     assert!(failed > 0, "replica 0's requests before the aggregator was up failed and were resent");
@@ -296,11 +308,53 @@ fn two_envoy_replicas_and_the_aggregator_raise_what_one_instance_raises_across_a
     assert_eq!(counter(r0, "partials_queued"), sent, "replica 0 delivered every record");
     eprintln!(
         "{REPLICAS} Envoy replicas + aggregator Fluent Bit: {} events in, {} alerts out ({} {WINDOWED}), equal to \
-         kaudit run; replica 0 sent {sent} partial records ({failed} failed requests resent), replica 1 killed and \
-         restarted ({:.1} s)",
+         kaudit run; replica 0 took {} events and sent {sent} partial and watermark records ({failed} failed \
+         requests resent), replica 1 killed and restarted ({:.1} s)",
         lines.len(),
         got.len(),
         want_by_rule[WINDOWED].values().sum::<usize>(),
+        counter(r0, "events_in"),
         started.elapsed().as_secs_f64()
     );
+}
+
+/// POSTs `body` to the aggregator's http input with openssl's TLS client (verifying the
+/// aggregator's certificate and name), presenting `<client>.crt` if given; returns what came back.
+fn post_partials(pki: &Pki, port: u16, client: Option<&str>, body: &str) -> String {
+    let mut c = std::process::Command::new("openssl");
+    c.current_dir(&pki.dir.0).args(["s_client", "-quiet", "-verify_return_error", "-CAfile", "server-ca.crt"]);
+    c.args(["-connect", &format!("127.0.0.1:{port}"), "-servername", AGGREGATOR_HOST]);
+    c.args(["-verify_hostname", AGGREGATOR_HOST]);
+    if let Some(name) = client {
+        c.args(["-cert", &format!("{name}.crt"), "-key", &format!("{name}.key")]);
+    }
+    let mut child = c
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("openssl s_client");
+    let request = format!(
+        "POST /kaudit.partials HTTP/1.1\r\nHost: {AGGREGATOR_HOST}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    use std::io::Write as _;
+    let _ = child.stdin.take().expect("stdin").write_all(request.as_bytes());
+    let mut stdout = child.stdout.take().expect("stdout");
+    let reader = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut stdout, &mut out);
+        out
+    });
+    // The server closes after its answer (or the handshake fails); never wait for ever.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().expect("openssl s_client").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    String::from_utf8_lossy(&reader.join().expect("reader")).into_owned()
 }
