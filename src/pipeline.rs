@@ -603,6 +603,14 @@ impl Pipeline {
         // One parse of the top level; an EventList keeps its envelope around the kept items.
         let framed = std::str::from_utf8(body).ok().map(frame);
         if framed.is_none() && managed::compress::is_gzip(body) {
+            let limit = self.config.limits.max_batch_bytes;
+            if let Some(decoded) =
+                managed::compress::single_member(body, limit).filter(|d| !managed::compress::is_gzip(d))
+            {
+                // A compressed batch (an HTTP client's `Content-Encoding: gzip`, e.g. Vector's http
+                // sink): its events keep their framing, JSON lines stay lines. One level only.
+                return self.process_batch(&decoded, out);
+            }
             self.batch_pieces(body, out, &mut summary, |l, f| {
                 managed::decode_gzip_input(body, l, f);
                 true

@@ -41,8 +41,8 @@ fn exec_event_fields() {
         ..EnrichConfig::default()
     };
     let e = Enricher::new(config, Some(geo_db())).enrich(&ev);
-    assert_eq!(e.source_ip.as_deref(), Some("203.0.113.7"));
-    assert_eq!(e.peer_ip.as_deref(), Some("192.168.99.1"));
+    assert_eq!(e.source_ip, Some("203.0.113.7"));
+    assert_eq!(e.peer_ip, Some("192.168.99.1"));
     assert_eq!(e.ip_scope, Some(IpScope::Internet));
     let geo = e.geo.clone().unwrap();
     assert_eq!(
@@ -56,7 +56,7 @@ fn exec_event_fields() {
     assert_eq!(x.command.as_deref(), Some("sh -c cat /etc/shadow"));
     assert_eq!(e.latency_ms, Some(35.798));
     assert_eq!(e.operation, Some("create"));
-    assert_eq!(e.tags, ["internet-access", "command-execution"]);
+    assert_eq!(e.tags.iter().copied().collect::<Vec<_>>(), ["internet-access", "command-execution"]);
     let mut out = String::new();
     e.write_json(&mut out);
     assert_eq!(

@@ -420,6 +420,41 @@ fn gzip_bombs_are_bounded_by_max_batch_bytes() {
     assert_eq!(p.counters().bad_wrapper, 1);
 }
 
+/// An HTTP client's `Content-Encoding: gzip` batch (Vector's http sink with `compression: gzip`)
+/// comes out plain in the framing it was compressed in: JSON lines stay lines (they came out as
+/// one EventList before, which a receiver decoding JSON lines reads as one event).
+#[test]
+fn compressed_batches_keep_their_framing() {
+    use std::io::Write;
+    let gz = |data: &[u8]| {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    };
+    let lines =
+        std::fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sample-audit.log")).unwrap();
+    let items: Vec<&str> = std::str::from_utf8(&lines).unwrap().lines().collect();
+    let list = format!(
+        r#"{{"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{{}},"items":[{}]}}"#,
+        items.join(",")
+    );
+    let array = format!("[{}]", items.join(","));
+    for (name, body) in [("lines", lines.clone()), ("EventList", list.into_bytes()), ("array", array.into_bytes())] {
+        let (mut plain, mut packed) = (Vec::new(), Vec::new());
+        let want = Pipeline::embedded_default().process_batch(&body, &mut plain);
+        let got = Pipeline::embedded_default().process_batch(&gz(&body), &mut packed);
+        assert!(!plain.is_empty() && want.kept > 0, "{name}");
+        assert_eq!(String::from_utf8_lossy(&packed), String::from_utf8_lossy(&plain), "{name}");
+        assert_eq!((got.kept, got.dropped), (want.kept, want.dropped), "{name}");
+    }
+    // Still bounded: a member over maxBatchBytes is forwarded as it came.
+    let (config, _) = Config::load("limits:\n  maxBatchBytes: 1048576\n", "c.yaml", &kaudit::NoFiles).unwrap();
+    let bomb = gz(&vec![b' '; 2 << 20]);
+    let mut out = Vec::new();
+    Pipeline::new(config).process_batch(&bomb, &mut out);
+    assert_eq!(out, bomb);
+}
+
 #[test]
 fn arrays_that_are_not_lists_of_events_are_one_record() {
     for input in ["[]", "[[{\"kind\":\"Event\"}]]", "[1,2]"] {

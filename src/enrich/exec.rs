@@ -1,25 +1,28 @@
 //! What ran in `kubectl exec`/`attach` (container and command from the request URI) and which
 //! ports a `port-forward` opened — the seed's `regexp_extract(requestURI, ...)`, URL-decoded.
 
+use std::borrow::Cow;
+
 use crate::event::Event;
 
 use super::ObjWriter;
 
 /// Details of an exec, attach or port-forward request.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExecInfo {
+pub struct ExecInfo<'e> {
     /// `exec`, `attach` or `portForward` (also the JSON key).
     pub kind: &'static str,
-    pub pod: String,
-    pub container: Option<String>,
+    pub pod: &'e str,
+    /// URL-decoded (borrowed from the request URI when nothing needed decoding).
+    pub container: Option<Cow<'e, str>>,
     /// All `command=` values, URL-decoded, joined with spaces.
-    pub command: Option<String>,
+    pub command: Option<Cow<'e, str>>,
     pub ports: Vec<String>,
     pub tty: bool,
     pub stdin: bool,
 }
 
-pub fn from_event(ev: &Event) -> Option<ExecInfo> {
+pub fn from_event<'e>(ev: &'e Event) -> Option<ExecInfo<'e>> {
     let oref = ev.object_ref.as_ref()?;
     if oref.resource() != "pods" {
         return None;
@@ -31,48 +34,44 @@ pub fn from_event(ev: &Event) -> Option<ExecInfo> {
         _ => return None,
     };
     let query = ev.request_uri.split_once('?').map_or("", |(_, q)| q);
-    let mut info = ExecInfo {
-        kind,
-        pod: oref.name().to_string(),
-        container: None,
-        command: None,
-        ports: vec![],
-        tty: false,
-        stdin: false,
-    };
-    let mut command: Vec<String> = Vec::new();
+    let mut info =
+        ExecInfo { kind, pod: oref.name(), container: None, command: None, ports: vec![], tty: false, stdin: false };
     for (k, v) in form_urlencoded::parse(query.as_bytes()) {
         match k.as_ref() {
-            "command" => command.push(v.into_owned()),
-            "container" if info.container.is_none() => info.container = Some(v.into_owned()),
+            "command" => match &mut info.command {
+                None => info.command = Some(v),
+                Some(c) => {
+                    let c = c.to_mut();
+                    c.push(' ');
+                    c.push_str(&v);
+                }
+            },
+            "container" if info.container.is_none() => info.container = Some(v),
             "ports" => info.ports.extend(v.split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty())),
             "tty" => info.tty = v == "true" || v == "1",
             "stdin" => info.stdin = v == "true" || v == "1",
             _ => {}
         }
     }
-    if !command.is_empty() {
-        info.command = Some(command.join(" "));
-    }
     Some(info)
 }
 
-impl ExecInfo {
+impl ExecInfo<'_> {
     pub fn write_json(&self, out: &mut String) {
         let mut w = ObjWriter::new(out);
-        w.str("pod", &self.pod);
+        w.str_at(",\"pod\":", self.pod);
         if let Some(c) = &self.container {
-            w.str("container", c);
+            w.str_at(",\"container\":", c);
         }
         if let Some(c) = &self.command {
-            w.str("command", c);
+            w.str_at(",\"command\":", c);
         }
         if !self.ports.is_empty() {
-            w.str("ports", &self.ports.join(","));
+            w.str_at(",\"ports\":", &self.ports.join(","));
         }
         if self.kind != "portForward" {
-            w.bool("tty", self.tty);
-            w.bool("stdin", self.stdin);
+            w.bool_at(",\"tty\":", self.tty);
+            w.bool_at(",\"stdin\":", self.stdin);
         }
         w.end();
     }

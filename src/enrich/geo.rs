@@ -48,7 +48,7 @@ impl GeoInfo {
             }
         }
         if let Some(asn) = self.asn {
-            w.num("asn", asn);
+            w.num("asn", u64::from(asn));
         }
         w.end();
     }

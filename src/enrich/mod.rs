@@ -87,13 +87,14 @@ impl Default for EnrichConfig {
     }
 }
 
-/// The derived fields of one event.
+/// The derived fields of one event. Text fields borrow from the event (`'e`): enriching
+/// allocates nothing unless a GeoIP database answers or an exec command needs decoding.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Enrichment {
+pub struct Enrichment<'e> {
     /// First of `sourceIPs` (client-supplied, e.g. X-Forwarded-For).
-    pub source_ip: Option<String>,
+    pub source_ip: Option<&'e str>,
     /// Last of `sourceIPs` (the connection's peer).
-    pub peer_ip: Option<String>,
+    pub peer_ip: Option<&'e str>,
     /// The source address's scope (internet or intranet).
     pub ip_scope: Option<IpScope>,
     /// What the GeoIP databases know about the source address.
@@ -102,17 +103,17 @@ pub struct Enrichment {
     pub high_risk: Option<bool>,
     /// The account name as the seed resolves it: the username, or for the shared `kubernetes-admin`
     /// certificate the user its RoleBinding names.
-    pub account: Option<String>,
+    pub account: Option<&'e str>,
     /// The impersonated user, if any.
-    pub impersonated_user: Option<String>,
+    pub impersonated_user: Option<&'e str>,
     /// What kind of user acted (`anonymous`, `node`, `serviceaccount`, `system`, `human`).
     pub user_kind: Option<&'static str>,
     /// `resource/subresource`, or the non-resource path.
-    pub resource_type: Option<String>,
+    pub resource_type: Option<&'e str>,
     /// The resource's category (`compute`, `network`, `storage`, `other`).
     pub resource_category: Option<&'static str>,
     /// The command run by `kubectl exec`.
-    pub exec: Option<exec::ExecInfo>,
+    pub exec: Option<exec::ExecInfo<'e>>,
     /// Milliseconds from request received to the stage.
     pub latency_ms: Option<f64>,
     /// Whether the response code is below 400.
@@ -120,7 +121,66 @@ pub struct Enrichment {
     /// create, update, delete or access.
     pub operation: Option<&'static str>,
     /// The tags that apply.
-    pub tags: Vec<&'static str>,
+    pub tags: Tags,
+}
+
+/// The tags of one event: a set of [`TAG_INTERNET`], [`TAG_EXEC`], [`TAG_DELETE`] and
+/// [`TAG_SECRET`], iterated in that order (the order they are written in).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tags(u8);
+
+static ALL_TAGS: [&str; 4] = [TAG_INTERNET, TAG_EXEC, TAG_DELETE, TAG_SECRET];
+
+impl Tags {
+    fn insert(&mut self, tag: &str) {
+        if let Some(i) = ALL_TAGS.iter().position(|t| *t == tag) {
+            self.0 |= 1 << i;
+        }
+    }
+
+    /// Whether no tag applies.
+    pub fn is_empty(&self) -> bool {
+        self.0 == 0
+    }
+
+    /// Whether `tag` applies.
+    pub fn contains(&self, tag: &str) -> bool {
+        ALL_TAGS.iter().position(|t| *t == tag).is_some_and(|i| self.0 & (1 << i) != 0)
+    }
+
+    /// The tags that apply, in written order.
+    pub fn iter(&self) -> TagIter {
+        TagIter { bits: self.0, next: 0 }
+    }
+}
+
+/// The tags of a [`Tags`], in written order.
+#[derive(Debug, Clone)]
+pub struct TagIter {
+    bits: u8,
+    next: usize,
+}
+
+impl Iterator for TagIter {
+    type Item = &'static &'static str;
+    fn next(&mut self) -> Option<Self::Item> {
+        while self.next < ALL_TAGS.len() {
+            let i = self.next;
+            self.next += 1;
+            if self.bits & (1 << i) != 0 {
+                return ALL_TAGS.get(i);
+            }
+        }
+        None
+    }
+}
+
+impl IntoIterator for &Tags {
+    type Item = &'static &'static str;
+    type IntoIter = TagIter;
+    fn into_iter(self) -> TagIter {
+        self.iter()
+    }
 }
 
 /// Tags for the seed's important operations.
@@ -150,15 +210,16 @@ impl Enricher {
     }
 
     /// Derives every enabled field from `ev`.
-    pub fn enrich(&self, ev: &Event) -> Enrichment {
+    pub fn enrich<'e>(&self, ev: &'e Event) -> Enrichment<'e> {
         let c = &self.config;
         let mut e = Enrichment::default();
         let first_ip = ev.source_ips.first().map(|s| s.as_ref());
+        let parsed: Option<IpAddr> = first_ip.and_then(ip::parse_ip);
+        let scope = first_ip.map(|_| parsed.map_or(IpScope::Invalid, ip::scope));
         if c.source_ip {
-            e.source_ip = first_ip.map(str::to_string);
-            e.peer_ip = ev.source_ips.last().map(|s| s.to_string());
-            let parsed: Option<IpAddr> = first_ip.and_then(ip::parse_ip);
-            e.ip_scope = first_ip.map(|_| parsed.map_or(IpScope::Invalid, ip::scope));
+            e.source_ip = first_ip;
+            e.peer_ip = ev.source_ips.last().map(|s| s.as_ref());
+            e.ip_scope = scope;
             if let (Some(addr), Some(db)) = (parsed, &self.geo) {
                 e.geo = db.lookup(addr);
             }
@@ -167,8 +228,8 @@ impl Enricher {
             }
         }
         if c.account {
-            e.account = Some(account::acting_account(ev).to_string());
-            e.impersonated_user = ev.impersonated_user.as_ref().and_then(|u| u.username.as_deref()).map(str::to_string);
+            e.account = Some(account::acting_account(ev));
+            e.impersonated_user = ev.impersonated_user.as_ref().and_then(|u| u.username.as_deref());
         }
         if c.user_kind {
             e.user_kind = Some(account::user_kind(ev));
@@ -177,7 +238,7 @@ impl Enricher {
             if let Some(oref) = &ev.object_ref {
                 let r = oref.resource();
                 if !r.is_empty() {
-                    e.resource_type = Some(r.to_string());
+                    e.resource_type = Some(r);
                     e.resource_category = Some(resource::category(r));
                 }
             }
@@ -193,22 +254,20 @@ impl Enricher {
             e.success = ev.code().map(|code| code < 400);
         }
         if c.tags {
-            if e.ip_scope.unwrap_or_else(|| first_ip.and_then(ip::parse_ip).map_or(IpScope::Invalid, ip::scope))
-                == IpScope::Internet
-            {
-                e.tags.push(TAG_INTERNET);
+            if scope == Some(IpScope::Internet) {
+                e.tags.insert(TAG_INTERNET);
             }
             let oref = ev.object_ref.as_ref();
             let sub = oref.map_or("", |o| o.subresource());
             let res = oref.map_or("", |o| o.resource());
             if res == "pods" && matches!(sub, "exec" | "attach") {
-                e.tags.push(TAG_EXEC);
+                e.tags.insert(TAG_EXEC);
             }
             if matches!(ev.verb.as_ref(), "delete" | "deletecollection") {
-                e.tags.push(TAG_DELETE);
+                e.tags.insert(TAG_DELETE);
             }
             if res == "secrets" && sub.is_empty() && matches!(ev.verb.as_ref(), "get" | "list" | "watch") {
-                e.tags.push(TAG_SECRET);
+                e.tags.insert(TAG_SECRET);
             }
         }
         e
@@ -220,63 +279,66 @@ impl Enricher {
     }
 }
 
-impl Enrichment {
-    /// Writes the fields as a JSON object; absent fields are left out.
+impl Enrichment<'_> {
+    /// Writes the fields as a JSON object; absent fields are left out. Keys are written as
+    /// constant text with their separators (one copy each), values in one copy unless they
+    /// need escaping: an interpreter pays per call and per byte examined.
     pub fn write_json(&self, out: &mut String) {
+        out.reserve(384);
         let mut w = ObjWriter::new(out);
-        if let Some(v) = &self.source_ip {
-            w.str("sourceIP", v);
+        if let Some(v) = self.source_ip {
+            w.str_at(",\"sourceIP\":", v);
         }
-        if let Some(v) = &self.peer_ip {
-            w.str("peerIP", v);
+        if let Some(v) = self.peer_ip {
+            w.str_at(",\"peerIP\":", v);
         }
         if let Some(v) = self.ip_scope {
-            w.str("ipScope", v.as_str());
+            w.str_at(",\"ipScope\":", v.as_str());
         }
         if let Some(g) = &self.geo {
-            w.key("geo");
+            w.key_at(",\"geo\":");
             g.write_json(w.out);
         }
         if let Some(v) = self.high_risk {
-            w.bool("highRiskIP", v);
+            w.bool_at(",\"highRiskIP\":", v);
         }
-        if let Some(v) = &self.account {
-            w.str("account", v);
+        if let Some(v) = self.account {
+            w.str_at(",\"account\":", v);
         }
-        if let Some(v) = &self.impersonated_user {
-            w.str("impersonatedUser", v);
+        if let Some(v) = self.impersonated_user {
+            w.str_at(",\"impersonatedUser\":", v);
         }
         if let Some(v) = self.user_kind {
-            w.str("userKind", v);
+            w.str_at(",\"userKind\":", v);
         }
-        if let Some(v) = &self.resource_type {
-            w.str("resourceType", v);
+        if let Some(v) = self.resource_type {
+            w.str_at(",\"resourceType\":", v);
         }
         if let Some(v) = self.resource_category {
-            w.str("resourceCategory", v);
+            w.str_at(",\"resourceCategory\":", v);
         }
         if let Some(x) = &self.exec {
             w.key(x.kind);
             x.write_json(w.out);
         }
         if let Some(v) = self.latency_ms {
-            w.key("latencyMs");
-            w.out.push_str(&format_ms(v));
+            w.key_at(",\"latencyMs\":");
+            write_ms(w.out, v);
         }
         if let Some(v) = self.success {
-            w.bool("success", v);
+            w.bool_at(",\"success\":", v);
         }
         if let Some(v) = self.operation {
-            w.str("operation", v);
+            w.str_at(",\"operation\":", v);
         }
         if !self.tags.is_empty() {
-            w.key("tags");
+            w.key_at(",\"tags\":");
             w.out.push('[');
             for (i, t) in self.tags.iter().enumerate() {
                 if i > 0 {
                     w.out.push(',');
                 }
-                write_json_str(w.out, t);
+                push_json_str(w.out, t);
             }
             w.out.push(']');
         }
@@ -301,6 +363,13 @@ pub(crate) fn add_member(obj: &mut String, key: &str, value: &str) {
 
 /// Milliseconds with at most 3 decimals, no trailing zeros (`35.798`, `250`).
 pub(crate) fn format_ms(v: f64) -> String {
+    let mut s = String::new();
+    write_ms(&mut s, v);
+    s
+}
+
+/// Appends [`format_ms`]'s text.
+pub(crate) fn write_ms(out: &mut String, v: f64) {
     // A whole number of microseconds (what the pipeline computes) is written with integer
     // arithmetic: float formatting costs thousands of instructions in an interpreter. Up to
     // 2^40 µs the double nearest to d/1000 rounds back to d/1000 at 3 decimals, so the text is
@@ -308,22 +377,68 @@ pub(crate) fn format_ms(v: f64) -> String {
     let micros = (v * 1000.0).round();
     if micros.abs() < (1u64 << 40) as f64 && micros / 1000.0 == v && micros != 0.0 {
         let d = micros as i64;
-        let (whole, frac) = (d.unsigned_abs() / 1000, d.unsigned_abs() % 1000);
-        let sign = if d < 0 { "-" } else { "" };
-        return match frac {
-            0 => format!("{sign}{whole}"),
-            f if f % 100 == 0 => format!("{sign}{whole}.{}", f / 100),
-            f if f % 10 == 0 => format!("{sign}{whole}.{:02}", f / 10),
-            f => format!("{sign}{whole}.{f:03}"),
-        };
+        let (whole, mut frac) = (d.unsigned_abs() / 1000, d.unsigned_abs() % 1000);
+        if d < 0 {
+            out.push('-');
+        }
+        push_u64(out, whole);
+        if frac != 0 {
+            out.push('.');
+            let mut digits = 3;
+            while frac % 10 == 0 {
+                frac /= 10;
+                digits -= 1;
+            }
+            // Leading zeros of the fraction (`.05`, `.007`).
+            let shown = if frac >= 100 {
+                3
+            } else if frac >= 10 {
+                2
+            } else {
+                1
+            };
+            for _ in shown..digits {
+                out.push('0');
+            }
+            push_u64(out, frac);
+        }
+        return;
     }
     let s = format!("{v:.3}");
     let s = s.trim_end_matches('0').trim_end_matches('.');
     if s.is_empty() || s == "-" {
-        "0".into()
+        out.push('0');
     } else {
-        s.to_string()
+        out.push_str(s);
     }
+}
+
+/// Appends the decimal digits of `n` (no `fmt` machinery: it is costly in an interpreter).
+pub(crate) fn push_u64(out: &mut String, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or_default());
+}
+
+/// Appends `s` as a JSON string literal: in one copy when nothing needs escaping (the common
+/// case), else as [`write_json_str`] does.
+pub(crate) fn push_json_str(out: &mut String, s: &str) {
+    if s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        write_json_str(out, s);
+        return;
+    }
+    out.reserve(s.len() + 2);
+    out.push('"');
+    out.push_str(s);
+    out.push('"');
 }
 
 #[cfg(test)]
@@ -372,20 +487,30 @@ impl<'o> ObjWriter<'o> {
             self.out.push(',');
         }
         self.first = false;
-        write_json_str(self.out, k);
+        push_json_str(self.out, k);
         self.out.push(':');
+    }
+    /// A key given as constant text `,"key":` (the comma is left out for the first member).
+    pub fn key_at(&mut self, comma_key_colon: &str) {
+        let text = if self.first { comma_key_colon.get(1..).unwrap_or_default() } else { comma_key_colon };
+        self.first = false;
+        self.out.push_str(text);
     }
     pub fn str(&mut self, k: &str, v: &str) {
         self.key(k);
-        write_json_str(self.out, v);
+        push_json_str(self.out, v);
     }
-    pub fn bool(&mut self, k: &str, v: bool) {
-        self.key(k);
+    pub fn str_at(&mut self, comma_key_colon: &str, v: &str) {
+        self.key_at(comma_key_colon);
+        push_json_str(self.out, v);
+    }
+    pub fn bool_at(&mut self, comma_key_colon: &str, v: bool) {
+        self.key_at(comma_key_colon);
         self.out.push_str(if v { "true" } else { "false" });
     }
-    pub fn num(&mut self, k: &str, v: impl std::fmt::Display) {
+    pub fn num(&mut self, k: &str, v: u64) {
         self.key(k);
-        self.out.push_str(&v.to_string());
+        push_u64(self.out, v);
     }
     pub fn end(self) {
         self.out.push('}');

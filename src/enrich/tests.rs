@@ -27,7 +27,8 @@ fn user_kinds_on_real_users() {
 #[test]
 fn port_forward_and_categories() {
     let text = r#"{"stage":"ResponseStarted","verb":"create","requestURI":"/api/v1/namespaces/default/pods/db-0/portforward?ports=5432&ports=8080","objectRef":{"resource":"pods","name":"db-0","subresource":"portforward"}}"#;
-    let e = Enricher::default().enrich(&Event::parse(text).unwrap());
+    let ev = Event::parse(text).unwrap();
+    let e = Enricher::default().enrich(&ev);
     assert_eq!(e.exec.unwrap().ports, ["5432", "8080"]);
     assert_eq!(resource::category("cronjobs"), "compute");
     assert_eq!(resource::category("ingresses"), "network");

@@ -29,7 +29,7 @@ enum Extra<'e> {
     /// The fields, fresh from the enricher; `source` is the managed-cluster provider context
     /// (JSON text) the pipeline writes as the last member. `json` is the written JSON, made
     /// only for what the fields do not answer directly (full-text terms, `source`).
-    Fields { fields: &'e Enrichment, source: Option<&'e str>, json: RefCell<Option<Option<Json>>> },
+    Fields { fields: &'e Enrichment<'e>, source: Option<&'e str>, json: RefCell<Option<Option<Json>>> },
 }
 
 /// A lazily decoded view of one event (plus its enrichment) for query evaluation.
@@ -234,14 +234,14 @@ fn visit_enrichment(e: &Enrichment, path: &FieldPath, visit: &mut dyn FnMut(Valu
         true
     };
     match key {
-        "sourceIP" => s(e.source_ip.as_deref(), visit),
-        "peerIP" => s(e.peer_ip.as_deref(), visit),
+        "sourceIP" => s(e.source_ip, visit),
+        "peerIP" => s(e.peer_ip, visit),
         "ipScope" => s(e.ip_scope.map(|v| v.as_str()), visit),
         "highRiskIP" => b(e.high_risk, visit),
-        "account" => s(e.account.as_deref(), visit),
-        "impersonatedUser" => s(e.impersonated_user.as_deref(), visit),
+        "account" => s(e.account, visit),
+        "impersonatedUser" => s(e.impersonated_user, visit),
         "userKind" => s(e.user_kind, visit),
-        "resourceType" => s(e.resource_type.as_deref(), visit),
+        "resourceType" => s(e.resource_type, visit),
         "resourceCategory" => s(e.resource_category, visit),
         "success" => b(e.success, visit),
         "operation" => s(e.operation, visit),
@@ -303,7 +303,7 @@ fn visit_enrichment(e: &Enrichment, path: &FieldPath, visit: &mut dyn FnMut(Valu
                 Some(field) if path.len() == 3 => {
                     let interactive = x.kind != "portForward";
                     let _ = match field {
-                        "pod" => visit(Value::Str(&x.pod)),
+                        "pod" => visit(Value::Str(x.pod)),
                         "container" => {
                             x.container.as_deref().map_or(ControlFlow::Continue(()), |c| visit(Value::Str(c)))
                         }

@@ -26,30 +26,105 @@ impl Changes {
 }
 
 /// Writes `event` with `changes` (and `append`ed members) applied into `out`.
-/// An event without changes is copied byte for byte.
+/// An event without changes is copied byte for byte. Otherwise the object is rewritten member
+/// by member as [`RawObject::rebuild`] does (members joined by `,`, each member's own text kept),
+/// but consecutive kept members already joined by a bare `,` are copied as one slice: an
+/// interpreter host pays per call, and a typical event is two or three slices.
 pub fn write_event<O: OutBuf + ?Sized>(event: &Event, changes: &Changes, append: &[(&str, &str)], out: &mut O) {
+    let obj = &event.obj;
     if changes.is_empty() && append.is_empty() {
-        out.put(event.obj.text.trim());
+        out.put(obj.text.trim());
         return;
     }
-    let append_keys: Vec<&str> = append.iter().map(|(k, _)| *k).collect();
-    event.obj.rebuild(
-        out,
-        |_, m| match m.key.as_ref() {
+    let text = obj.text;
+    let mut w = Splice { text, out, first: true, run: None };
+    w.out.put("{");
+    for m in &obj.members {
+        let key = m.key.as_ref();
+        if append.iter().any(|(k, _)| *k == key) {
+            continue;
+        }
+        if changes.is_empty() {
+            w.keep(m.key_start, m.end);
+            continue;
+        }
+        match key {
             "level" if changes.new_level.is_some() => {
-                Edit::Replace(format!("\"{}\"", changes.new_level.map_or("", Level::as_str)))
+                let level = changes.new_level.map_or("", Level::as_str);
+                w.replace(m.key_start, m.start, &["\"", level, "\""]);
             }
-            "requestObject" if changes.remove_request_object => Edit::Remove,
-            "responseObject" if changes.remove_response_object => Edit::Remove,
+            "requestObject" if changes.remove_request_object => {}
+            "responseObject" if changes.remove_response_object => {}
             "requestObject" | "responseObject" if changes.strip_managed_fields => match strip_managed_fields(m.value) {
-                Some(v) => Edit::Replace(v),
-                None => Edit::Keep,
+                Some(v) => w.replace(m.key_start, m.start, &[&v]),
+                None => w.keep(m.key_start, m.end),
             },
-            k if append_keys.contains(&k) => Edit::Remove,
-            _ => Edit::Keep,
-        },
-        append,
-    );
+            _ => w.keep(m.key_start, m.end),
+        }
+    }
+    w.flush();
+    for (key, value) in append {
+        w.separator();
+        if key.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+            let mut k = String::with_capacity(key.len() + 2);
+            raw::write_json_str(&mut k, key);
+            w.out.put(&k);
+        } else {
+            w.out.put("\"");
+            w.out.put(key);
+            w.out.put("\"");
+        }
+        w.out.put(":");
+        w.out.put(value);
+    }
+    w.out.put("}");
+}
+
+/// The writer of [`write_event`]: a pending run of kept member text, flushed as one slice.
+struct Splice<'t, 'o, O: OutBuf + ?Sized> {
+    text: &'t str,
+    out: &'o mut O,
+    first: bool,
+    /// `text[start..end]`: kept members not yet written.
+    run: Option<(usize, usize)>,
+}
+
+impl<O: OutBuf + ?Sized> Splice<'_, '_, O> {
+    /// Keeps the member whose text is `text[start..end]`.
+    fn keep(&mut self, start: usize, end: usize) {
+        match self.run {
+            Some((s, e)) if self.text.get(e..start) == Some(",") => self.run = Some((s, end)),
+            _ => {
+                self.flush();
+                self.run = Some((start, end));
+            }
+        }
+    }
+
+    /// Writes the member whose key text (up to its value) is `text[start..value_start]` with
+    /// the concatenation of `value` as its value.
+    fn replace(&mut self, start: usize, value_start: usize, value: &[&str]) {
+        self.flush();
+        self.separator();
+        self.out.put(self.text.get(start..value_start).unwrap_or_default());
+        for v in value {
+            self.out.put(v);
+        }
+    }
+
+    fn flush(&mut self) {
+        if let Some((s, e)) = self.run.take() {
+            self.separator();
+            self.out.put(self.text.get(s..e).unwrap_or_default());
+        }
+    }
+
+    fn separator(&mut self) {
+        if !self.first {
+            self.out.put(",");
+        }
+        self.first = false;
+    }
 }
 
 /// Clears `metadata.managedFields` on an object, on every item of a list and on every row
@@ -130,4 +205,64 @@ fn map_array(value: &str, f: fn(&str) -> Option<String>) -> Option<String> {
     }
     out.push(']');
     changed.then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `write_event` wrote before it copied runs of members: `RawObject::rebuild`.
+    fn by_rebuild(event: &Event, changes: &Changes, append: &[(&str, &str)]) -> String {
+        let mut out = String::new();
+        event.obj.rebuild(
+            &mut out,
+            |_, m| match m.key.as_ref() {
+                "level" if changes.new_level.is_some() => {
+                    Edit::Replace(format!("\"{}\"", changes.new_level.map_or("", Level::as_str)))
+                }
+                "requestObject" if changes.remove_request_object => Edit::Remove,
+                "responseObject" if changes.remove_response_object => Edit::Remove,
+                "requestObject" | "responseObject" if changes.strip_managed_fields => {
+                    strip_managed_fields(m.value).map_or(Edit::Keep, Edit::Replace)
+                }
+                k if append.iter().any(|(a, _)| *a == k) => Edit::Remove,
+                _ => Edit::Keep,
+            },
+            append,
+        );
+        out
+    }
+
+    #[test]
+    fn spliced_runs_write_what_a_member_by_member_rebuild_writes() {
+        let texts = [
+            r#"{"kind":"Event","level":"RequestResponse","stage":"ResponseComplete","verb":"create","requestObject":{"metadata":{"name":"a","managedFields":[{"x":1}]}},"responseObject":{"metadata":{"managedFields":[]}},"kaudit":{"old":true},"user":{"username":"u"}}"#,
+            "{ \"level\" : \"Request\" ,\"stage\":\"ResponseComplete\",  \"verb\":\"get\",\n \"requestObject\": {\"a\":1},\"responseObject\":null ,\"kaudit\":1}",
+            "{\n  \"kaudit\": {},\n  \"level\": \"Metadata\",\n  \"stage\": \"ResponseComplete\",\n  \"verb\": \"get\"\n}",
+            r#"{"responseObject":{"kind":"Table","rows":[{"object":{"metadata":{"managedFields":[1]}}}]},"stage":"ResponseComplete","verb":"list","level":"Metadata"}"#,
+        ];
+        let levels = [None, Some(Level::Metadata), Some(Level::Request)];
+        for text in texts {
+            let event = Event::parse(text).unwrap();
+            for new_level in levels {
+                for bits in 0..8u8 {
+                    let changes = Changes {
+                        new_level,
+                        remove_request_object: bits & 1 != 0,
+                        remove_response_object: bits & 2 != 0,
+                        strip_managed_fields: bits & 4 != 0,
+                    };
+                    for append in [&[][..], &[("kaudit", "{\"a\":1}")][..], &[("k\"ey", "2"), ("x", "3")][..]] {
+                        let mut out = String::new();
+                        write_event(&event, &changes, append, &mut out);
+                        if changes.is_empty() && append.is_empty() {
+                            assert_eq!(out, text.trim());
+                        } else {
+                            assert_eq!(out, by_rebuild(&event, &changes, append), "{text} {changes:?} {append:?}");
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

@@ -249,9 +249,17 @@ fn failed(row: &Row) -> bool {
     row.flags & F_SUCCESS_KNOWN != 0 && row.flags & F_SUCCESS == 0
 }
 
+/// Success in percent, one decimal, rounded half up, except that a rate is never shown as 100%
+/// while anything failed nor as 0% while anything succeeded (99.98% reads 99.9, not 100).
 fn rate(success: u64, failure: u64) -> Option<f64> {
     let n = success + failure;
-    (n > 0).then(|| ((success * 1000 + n / 2) / n) as f64 / 10.0)
+    let permille = (success * 1000 + n / 2).checked_div(n)?;
+    let permille = match permille {
+        1000 if failure > 0 => 999,
+        0 if success > 0 => 1,
+        p => p,
+    };
+    Some(permille as f64 / 10.0)
 }
 
 fn op_counts(c: &[u64; 5]) -> OpCounts {
@@ -626,5 +634,21 @@ fn scope_distribution(counts: &[u64; 4]) -> Distribution {
         distinct: v.len() as u64,
         entries: v.into_iter().map(|(k, c)| Entry { key: k.to_string(), count: c }).collect(),
         others: 0,
+    }
+}
+
+#[cfg(test)]
+mod rate_tests {
+    use super::rate;
+
+    #[test]
+    fn rates_round_to_one_decimal_but_never_hide_a_failure_or_a_success() {
+        assert_eq!(rate(0, 0), None);
+        assert_eq!(rate(5, 0), Some(100.0));
+        assert_eq!(rate(0, 5), Some(0.0));
+        assert_eq!(rate(2, 1), Some(66.7));
+        assert_eq!(rate(1, 2), Some(33.3));
+        assert_eq!(rate(4999, 1), Some(99.9), "99.98% is not 100%");
+        assert_eq!(rate(1, 4999), Some(0.1), "0.02% is not 0%");
     }
 }

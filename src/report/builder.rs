@@ -389,8 +389,8 @@ impl ReportBuilder {
         let oref = ev.object_ref.as_ref();
         let s = &mut self.strings;
         let namespace = s.intern(oref.map_or("", |o| o.namespace()));
-        let account = s.intern(enr.account.as_deref().unwrap_or(""));
-        let resource = s.intern(enr.resource_type.as_deref().unwrap_or(""));
+        let account = s.intern(enr.account.unwrap_or(""));
+        let resource = s.intern(enr.resource_type.unwrap_or(""));
         let code = ev.code().filter(|c| (1..=65535).contains(c)).map_or(0, |c| c as u16);
         let mut flags = 0;
         if let Some(ok) = enr.success {
@@ -414,7 +414,7 @@ impl ReportBuilder {
             verb: s.intern(&ev.verb),
             resource,
             subresource: s.intern(oref.map_or("", |o| o.subresource())),
-            source_ip: s.intern(enr.source_ip.as_deref().unwrap_or("")),
+            source_ip: s.intern(enr.source_ip.unwrap_or("")),
             region: s.intern(&region(enr)),
             user_agent: s.intern(ev.user_agent.as_deref().unwrap_or("")),
             queries: self.standing_bits(ev, enr),

@@ -16,7 +16,8 @@
 //! subtracted (Vector idles at well under 1% of a core).
 //! Run: `cargo xtask build-wasm`, then
 //! `KAUDIT_ARTIFACTS=$CARGO_TARGET_DIR/kaudit-artifacts cargo bench -p kaudit-envoy --bench vector_cpu`
-//! (`KAUDIT_BENCH_EVENTS`, default 20,000; `KAUDIT_BENCH_BATCH_EVENTS`, default 1000).
+//! (`KAUDIT_BENCH_EVENTS`, default 20,000; `KAUDIT_BENCH_BATCH_EVENTS`, default 1000;
+//! `KAUDIT_BENCH_VARIANTS`, default `shipped,lines,lines+gzip`).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -128,7 +129,8 @@ fn main() {
     println!("{n} events ({:.1} MB, kaudit_testkit::corpus seed 42), {kept} kept; batches of up to {batch_events} events or 8 MB", input.len() as f64 / 1e6);
     println!("\n| Vector http sink | Vector CPU µs/event | Envoy CPU µs/event | wall s |");
     println!("|---|---|---|---|");
-    for variant in ["shipped", "lines", "lines+gzip"] {
+    let variants = std::env::var("KAUDIT_BENCH_VARIANTS").unwrap_or_else(|_| "shipped,lines,lines+gzip".into());
+    for variant in variants.split(',') {
         let (v, e, _, wall) = run(&bin, variant, &input, kept, batch_events);
         println!("| {variant} | {:.1} | {:.1} | {wall:.1} |", v / n as f64 * 1e6, e / n as f64 * 1e6);
     }

@@ -630,6 +630,36 @@ fn envoy_reads_firehose_and_pubsub_deliveries() {
     assert!(items[0].contains("\"kaudit/rebuilt-from\":\"gke-logentry\""), "{}", items[0]);
 }
 
+/// Vector's http sink with `compression: gzip` posts gzip of JSON lines: Envoy forwards the kept
+/// events as plain JSON lines, what a JSON-lines receiver reads (they were one EventList before,
+/// which Vector's http_server source read as one event per batch).
+#[test]
+fn envoy_forwards_gzip_json_lines_as_lines() {
+    use std::io::Write;
+    let receiver = Recorder::start();
+    let sink = Recorder::start();
+    let envoy = Envoy::start(
+        &test_config(receiver.port, sink.port, &[(SHIPPED.to_string(), None)], false),
+        Arc::new(TempDir::new("gzip-lines")),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let port = envoy.listener_port(SHIPPED);
+    let lines = std::fs::read(support::workspace_root().join("tests/fixtures/sample-audit.log")).unwrap();
+    let (want, _) = native(&mut Pipeline::embedded_default(), &lines);
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(&lines).unwrap();
+    let gzipped = e.finish().unwrap();
+    let headers = [("content-type", "application/x-ndjson"), ("content-encoding", "gzip")];
+    let r = http(port, "POST", "/vector", &headers, &gzipped).unwrap_or_else(|e| panic!("POST: {e}"));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let got = receiver.requests_to("/vector");
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].header("content-encoding"), None, "the forwarded body is plain");
+    assert_eq!(String::from_utf8_lossy(&got[0].body), String::from_utf8_lossy(&want));
+    let kept = got[0].body.split(|&b| b == b'\n').filter(|l| !l.is_empty()).count();
+    assert!(kept > 80 && got[0].body.starts_with(b"{\"kind\":\"Event\""), "{kept} lines");
+}
+
 /// `alerts.routes` through the real Envoy: the consumer posts each route's payloads, rendered by
 /// the core, to the route's target (a cluster of its own for Alertmanager; the shipped
 /// `kaudit_alerts` cluster, another path, for Slack and DingTalk), with the format's

@@ -77,6 +77,14 @@ impl Iterator for GzMembers<'_> {
     }
 }
 
+/// The decoded bytes of `data` when it is exactly one gzip member that decodes within `limit`
+/// (what an HTTP client's `Content-Encoding: gzip` sends); `None` otherwise.
+pub fn single_member(data: &[u8], limit: usize) -> Option<Vec<u8>> {
+    let mut members = GzMembers::new(data, limit);
+    let first = members.next()?.ok()?;
+    members.next().is_none().then_some(first)
+}
+
 /// Decodes every member of `data` (see [`GzMembers`]), calling `member` with each; the first
 /// error is returned after the members before it were handed over.
 #[cfg(test)]
