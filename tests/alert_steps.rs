@@ -131,7 +131,7 @@ fn every_vector_raises_its_alerts_through_steps() {
 
 #[test]
 fn a_generated_corpus_raises_the_same_alerts_through_steps() {
-    let corpus = String::from_utf8(kaudit_testkit::corpus::generate(3_000, 42)).unwrap();
+    let corpus = String::from_utf8(kaudit_testkit::corpus::generate(1_500, 42)).unwrap();
     let lines = lines(&corpus);
     for (name, config) in [
         ("embedded default", Config::embedded_default()),
@@ -141,7 +141,7 @@ fn a_generated_corpus_raises_the_same_alerts_through_steps() {
         let (out, alerts, _) = direct(&config, &lines, 400);
         let (out2, alerts2, _, applied) = through_steps(&config, &lines, 400);
         assert_eq!(out, out2, "{name}: written bytes");
-        assert!(applied > 1_000, "{name}: {applied} kept events applied");
+        assert!(applied > 500, "{name}: {applied} kept events applied");
         assert!(!alerts.is_empty(), "{name}: the corpus raises alerts");
         assert_eq!(alerts, alerts2, "{name}: alerts");
     }
@@ -180,8 +180,7 @@ fn buffers_of_other_rules_foreign_bytes_and_truncations_are_refused() {
         assert_eq!(consumer.apply_alert_steps(foreign), Err(StepsError::NotSteps));
     }
     for cut in 12..steps.len() {
-        let mut c = Pipeline::embedded_default();
-        match c.apply_alert_steps(&steps[..cut]) {
+        match consumer.apply_alert_steps(&steps[..cut]) {
             Ok(_) | Err(StepsError::Corrupt(_)) => {}
             Err(e) => panic!("cut at {cut}: {e}"),
         }

@@ -405,6 +405,7 @@ fn envoy_filters_webhook_batches_and_feeds_one_alert_consumer() {
     // equal to the native engine's on the same path.
     let limited_config = || Config::load(LIMITS_CONFIG, "config.yaml", &kaudit::NoFiles).expect("limits config").0;
     let limited = || Pipeline::new(limited_config());
+    let mut worker = Pipeline::alert_worker(limited_config());
     let mut consumer = limited();
     let port = envoy.listener_port("limits");
     let log = read(&support::workspace_root().join("tests/fixtures/alerts/seed-example2-internet.jsonl"));
@@ -413,7 +414,10 @@ fn envoy_filters_webhook_batches_and_feeds_one_alert_consumer() {
     let items: Vec<String> = log.lines().map(String::from).chain(seed_in.iter().cloned()).collect();
     let body = event_list(&items);
     let got = post(port, "/audit/limits", body.as_bytes(), &receiver);
-    consume(limited_config(), body.as_bytes(), &mut consumer);
+    let filtered = filter_body(&mut worker, body.as_bytes());
+    if let Some(steps) = alert_steps(&mut worker, &filtered) {
+        consumer.apply_alert_steps(&steps).expect("steps of the same config");
+    }
     let (want, _) = native(&mut limited(), body.as_bytes());
     assert_eq!(got, want, "limits listener: differs from the native engine");
     let got = post(port, "/audit/limits-big", big.as_bytes(), &receiver);
