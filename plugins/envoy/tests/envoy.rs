@@ -51,11 +51,7 @@ impl Vector {
         Pipeline::new(self.config())
     }
 
-    /// A worker's pipeline: the config with alerts off (the consumer evaluates them).
-    fn worker(&self) -> Pipeline {
-        Pipeline::alert_worker(self.config())
-    }
-
+    /// The vector's config (its config.yaml, or the embedded default).
     fn config(&self) -> Config {
         struct Dir(PathBuf);
         impl FileSource for Dir {
