@@ -13,7 +13,8 @@ pub fn envoy_binary() -> std::path::PathBuf {
 }
 
 /// Checks that Envoy 1.40 from the venv runs and that the filter artifacts (the shipped one and
-/// the fault test's) were built.
+/// the fault test's) were built, and the Fluent Bit module the replicas' aggregator runs
+/// (plugins/envoy/tests/aggregate.rs).
 pub fn preflight() -> Result<(), String> {
     let envoy = envoy_binary();
     let out = std::process::Command::new(&envoy)
@@ -24,7 +25,7 @@ pub fn preflight() -> Result<(), String> {
     if !out.status.success() || !version.contains(&format!("/{ENVOY_VERSION}/")) {
         return Err(format!("{} does not report Envoy {ENVOY_VERSION}: {}", envoy.display(), version.trim()));
     }
-    for name in ["kaudit-envoy.wasm", "kaudit-envoy-fault.wasm"] {
+    for name in ["kaudit-envoy.wasm", "kaudit-envoy-fault.wasm", "kaudit-fluent-bit.wasm"] {
         let wasm = artifacts_dir().join(name);
         if !wasm.is_file() {
             return Err(format!("{} is missing (run `cargo xtask build-wasm`)", wasm.display()));

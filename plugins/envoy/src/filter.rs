@@ -30,6 +30,7 @@ use crate::batch::{self, BatchCounts, Filtered, Untouched};
 use crate::firehose;
 use crate::lease;
 use crate::metrics::{Metric, Metrics, Mirror};
+use crate::outbox::Outbox;
 use crate::settings::Settings;
 use consumer::{queue_name, random_owner, Consumer};
 use kaudit::Pipeline;
@@ -73,11 +74,22 @@ struct Root {
     consumer: Option<Consumer>,
     /// Alert callouts in flight: token -> number of alerts in the request.
     in_flight: HashMap<u32, u64>,
+    /// Agent role: partial records on their way to the aggregator (kept across consumer
+    /// changes of this root: what it took, it delivers).
+    outbox: Outbox,
 }
 
 impl Root {
     fn new(context_id: u32) -> Root {
-        Root { context_id, plugin: "kaudit".into(), owner: 0, shared: None, consumer: None, in_flight: HashMap::new() }
+        Root {
+            context_id,
+            plugin: "kaudit".into(),
+            owner: 0,
+            shared: None,
+            consumer: None,
+            in_flight: HashMap::new(),
+            outbox: Outbox::default(),
+        }
     }
 
     fn now_ms(&self) -> u64 {
@@ -102,10 +114,15 @@ fn sanitize(name: &str) -> String {
 
 impl Context for Root {
     fn on_http_call_response(&mut self, token_id: u32, num_headers: usize, _body_size: usize, _num_trailers: usize) {
+        let status = if num_headers == 0 { None } else { self.get_http_call_response_header(":status") };
+        let code = status.as_deref().and_then(|s| s.parse::<u16>().ok());
+        if self.outbox.owns(token_id) {
+            self.partials_answered(code);
+            return;
+        }
         let Some(n) = self.in_flight.remove(&token_id) else { return };
         let Some(shared) = self.shared.clone() else { return };
-        let status = if num_headers == 0 { None } else { self.get_http_call_response_header(":status") };
-        match status.as_deref().and_then(|s| s.parse::<u16>().ok()) {
+        match code {
             Some(code) if (200..300).contains(&code) => shared.metrics.add(Metric::AlertsSent, n),
             other => {
                 shared.metrics.add(Metric::AlertsFailed, n);
@@ -170,6 +187,8 @@ impl RootContext for Root {
         } else if self.consumer.take().is_some() {
             info!("this VM is no longer the alert consumer");
         }
+        // Retries after a failure (the backoff is checked against the clock at each tick).
+        self.send_partials();
     }
 
     fn on_queue_ready(&mut self, _queue_id: u32) {

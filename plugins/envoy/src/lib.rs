@@ -11,6 +11,7 @@
 //! - [`dingtalk`]: signing a DingTalk robot's webhook path at send time;
 //! - [`firehose`]: the answer an Amazon Data Firehose HTTP-endpoint delivery needs;
 //! - [`lease`]: electing the single alert consumer with shared data + CAS;
+//! - [`outbox`]: an agent's partial records on their way to the aggregator, in order, resent;
 //! - `filter` (wasm32 only): the proxy-wasm glue, with `filter/consumer.rs` (the alert
 //!   consumer) and `metrics` (the Envoy counters).
 //!
@@ -29,6 +30,7 @@ pub mod batch;
 pub mod dingtalk;
 pub mod firehose;
 pub mod lease;
+pub mod outbox;
 pub mod settings;
 
 #[cfg(target_arch = "wasm32")]

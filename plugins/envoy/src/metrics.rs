@@ -28,11 +28,15 @@ pub enum Metric {
     AlertGroupsEvicted,
     AlertDistinctOverflow,
     AlertLateEvents,
+    PartialsQueued,
+    PartialsSent,
+    PartialRequestsFailed,
+    PartialsDropped,
 }
 
 impl Metric {
     /// Every counter, defined at configure time.
-    const ALL: [Metric; 17] = [
+    const ALL: [Metric; 21] = [
         Metric::Batches,
         Metric::BatchesUntouched,
         Metric::EventsIn,
@@ -50,6 +54,10 @@ impl Metric {
         Metric::AlertGroupsEvicted,
         Metric::AlertDistinctOverflow,
         Metric::AlertLateEvents,
+        Metric::PartialsQueued,
+        Metric::PartialsSent,
+        Metric::PartialRequestsFailed,
+        Metric::PartialsDropped,
     ];
 
     fn name(self) -> &'static str {
@@ -71,6 +79,10 @@ impl Metric {
             Metric::AlertGroupsEvicted => "alert_groups_evicted",
             Metric::AlertDistinctOverflow => "alert_distinct_overflow",
             Metric::AlertLateEvents => "alert_late_events",
+            Metric::PartialsQueued => "partials_queued",
+            Metric::PartialsSent => "partials_sent",
+            Metric::PartialRequestsFailed => "partial_requests_failed",
+            Metric::PartialsDropped => "partials_dropped",
         }
     }
 }

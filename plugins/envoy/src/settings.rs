@@ -10,6 +10,8 @@
 //!   path: /alerts
 //!   authority: kaudit-alerts
 //!   timeoutMs: 5000
+//!   partials:            # alerts.role agent: where partial records go (default: the above)
+//!     path: /kaudit.partials
 //!   routes:              # one target per route of the kaudit config's `alerts.routes`
 //!     alertmanager:      # each key as above; what is not given is taken from `alerts`
 //!       cluster: alertmanager
@@ -31,7 +33,8 @@ pub const ENVELOPE_NAME: &str = "envoy plugin configuration";
 pub const CONFIG_NAME: &str = "kaudit config (plugin configuration `config`)";
 
 const ENVELOPE_KEYS: &[&str] = &["config", "alerts"];
-const ALERT_KEYS: &[&str] = &["cluster", "path", "authority", "timeoutMs", "routes"];
+const ALERT_KEYS: &[&str] = &["cluster", "path", "authority", "timeoutMs", "partials", "routes"];
+const PARTIALS_KEYS: &[&str] = &["cluster", "path", "authority", "timeoutMs"];
 const TARGET_KEYS: &[&str] = &["cluster", "path", "authority", "timeoutMs", "dingtalkSecret"];
 
 /// Where alerts are POSTed: an Envoy cluster and the request's path and authority.
@@ -66,6 +69,9 @@ pub struct Settings {
     pub alerts: AlertTarget,
     /// `alerts.routes`: the target of each route of the kaudit config, by route name.
     pub routes: Vec<(String, AlertTarget)>,
+    /// `alerts.partials`: where an agent's partial records go (the aggregator); `None`: the
+    /// `alerts` target.
+    pub partials: Option<AlertTarget>,
 }
 
 impl Settings {
@@ -123,6 +129,11 @@ impl Settings {
         self.routes.iter().find(|(n, _)| n == name).map(|(_, t)| t).unwrap_or(&self.alerts)
     }
 
+    /// Where an agent's partial records go (`alerts.partials`, else the `alerts` target).
+    pub fn partials_target(&self) -> &AlertTarget {
+        self.partials.as_ref().unwrap_or(&self.alerts)
+    }
+
     /// The pipeline the settings describe (the config as given), with the config's warnings.
     pub fn pipeline(&self) -> Result<(Pipeline, Vec<String>), String> {
         self.config().map(|(config, warnings)| (Pipeline::new(config), warnings))
@@ -163,8 +174,18 @@ fn decode_alerts(c: &mut Ctx<'_>, node: &Node, settings: &mut Settings) -> Resul
     }
     let entries = c.strict_map(node, ALERT_KEYS)?;
     let routes = entries.iter().find(|(k, _)| k.name == "routes").map(|(_, v)| *v);
-    let targets: Vec<_> = entries.into_iter().filter(|(k, _)| k.name != "routes").collect();
+    let partials = entries.iter().find(|(k, _)| k.name == "partials").map(|(_, v)| *v);
+    let targets: Vec<_> = entries.into_iter().filter(|(k, _)| k.name != "routes" && k.name != "partials").collect();
     decode_target(c, &targets, &mut settings.alerts)?;
+    if let Some(partials) = partials {
+        c.at("partials", |c| -> Result<(), Diagnostic> {
+            let mut target = settings.alerts.clone();
+            let entries = c.strict_map(partials, PARTIALS_KEYS)?;
+            decode_target(c, &entries, &mut target)?;
+            settings.partials = Some(target);
+            Ok(())
+        })?;
+    }
     let Some(routes) = routes else { return Ok(()) };
     c.at("routes", |c| -> Result<(), Diagnostic> {
         let Kind::Map(items) = &routes.kind else {
@@ -335,6 +356,29 @@ mod tests {
         assert!(err.contains("alerts.routes.s.dingtalkSecret: only for a route of format dingtalk"), "{err}");
         let bad = Settings::parse(b"alerts:\n  routes:\n    am: {path: api}\n").unwrap_err();
         assert!(bad.contains("alerts.routes.am.path: must start with '/'"), "{bad}");
+    }
+
+    #[test]
+    fn partials_go_to_their_own_target_or_the_alerts_one() {
+        let s = Settings::parse(b"alerts:\n  cluster: sink\n  timeoutMs: 250\n").unwrap();
+        assert_eq!(s.partials_target(), &s.alerts);
+        let s = Settings::parse(
+            b"alerts:\n  cluster: sink\n  timeoutMs: 250\n  partials: {cluster: kaudit_aggregator, path: /kaudit.partials}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            s.partials_target(),
+            &AlertTarget {
+                cluster: "kaudit_aggregator".into(),
+                path: "/kaudit.partials".into(),
+                authority: "kaudit-alerts".into(),
+                timeout_ms: 250,
+                dingtalk_secret: None
+            }
+        );
+        assert_eq!(s.alerts.cluster, "sink");
+        let err = Settings::parse(b"alerts:\n  partials: {dingtalkSecret: x}\n").unwrap_err();
+        assert!(err.contains("alerts.partials.dingtalkSecret: unknown key"), "{err}");
     }
 
     #[test]

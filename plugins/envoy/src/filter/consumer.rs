@@ -5,8 +5,9 @@
 //! the alert cluster (or, with `alerts.routes` in the kaudit config, each route's payloads to
 //! that route's cluster) from the root context, which outlives the requests (a stream context is
 //! gone before a callout answers). With `alerts.role: agent` (several Envoy replicas behind the
-//! webhook) the replica's partial and watermark records go to the alert cluster as JSON lines
-//! for the aggregator (docs/SCALING.md), named by the Envoy node id unless the config gives `agentId`.
+//! webhook) the replica's partial and watermark records go to the aggregator (`alerts.partials`,
+//! else the alert cluster) through the `outbox`: in order, one request at a time, resent until
+//! taken (docs/SCALING.md); they are named by the Envoy node id unless the config gives `agentId`.
 
 use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
@@ -130,9 +131,18 @@ impl Root {
             }
         }
         let alerts = consumer.pipeline.take_alerts();
+        // Agent role: partial and watermark records go to the aggregator through the outbox (in
+        // order, one request at a time, resent until taken); they are not alerts.
         let partials = consumer.pipeline.take_partials();
         consumer.mirror.sync(&consumer.pipeline, &shared.metrics);
-        if alerts.is_empty() && partials.is_empty() {
+        if !partials.is_empty() {
+            shared.metrics.add(Metric::PartialsQueued, partials.len() as u64);
+            self.outbox.push(partials);
+            shared.metrics.add(Metric::PartialsDropped, self.outbox.take_dropped());
+            self.send_partials();
+        }
+        let Some(consumer) = self.consumer.as_ref() else { return };
+        if alerts.is_empty() {
             return;
         }
         // Without routes: the alert objects as JSON lines to the one target, as always. With
@@ -143,13 +153,6 @@ impl Root {
             let mut body = alerts.join("\n");
             body.push('\n');
             posts.push((String::new(), body, "application/x-ndjson", alerts.len() as u64));
-        }
-        // Agent role: partial and watermark records, as JSON lines to the alert cluster (the
-        // aggregator tells them from alerts by `kind`); not counted as alerts.
-        if !partials.is_empty() {
-            let mut body = partials.join("\n");
-            body.push('\n');
-            posts.push((String::new(), body, "application/x-ndjson", 0));
         }
         for route in &config.routes {
             for p in config.payloads(route, &alerts) {
@@ -185,6 +188,59 @@ impl Root {
                     warn!("cannot send {n} alert(s) to cluster {:?}: {e:?}", target.cluster);
                 }
             }
+        }
+    }
+}
+
+impl Root {
+    /// Sends the outbox's next request to the partials target (`alerts.partials`, else the
+    /// alert cluster) when none is in flight and no backoff runs (outbox.rs says why).
+    pub(super) fn send_partials(&mut self) {
+        let Some(shared) = self.shared.clone() else { return };
+        let now_ms = self.now_ms();
+        let Some(request) = self.outbox.next(now_ms) else { return };
+        let target = shared.settings.partials_target();
+        let headers = vec![
+            (":method", "POST"),
+            (":path", target.path.as_str()),
+            (":authority", target.authority.as_str()),
+            ("content-type", "application/json"),
+        ];
+        match self.dispatch_http_call(
+            &target.cluster,
+            headers,
+            Some(request.body.as_bytes()),
+            vec![],
+            Duration::from_millis(target.timeout_ms),
+        ) {
+            Ok(token) => self.outbox.sent(token, request.records),
+            Err(e) => {
+                self.outbox.answered(false, now_ms);
+                shared.metrics.add(Metric::PartialRequestsFailed, 1);
+                warn!(
+                    "cannot send {} partial record(s) to cluster {:?}: {e:?}; retrying",
+                    request.records, target.cluster
+                );
+            }
+        }
+    }
+
+    /// The aggregator's answer to the outbox's request.
+    pub(super) fn partials_answered(&mut self, status: Option<u16>) {
+        let Some(shared) = self.shared.clone() else { return };
+        let ok = status.is_some_and(|code| (200..300).contains(&code));
+        let delivered = self.outbox.answered(ok, self.now_ms());
+        if ok {
+            shared.metrics.add(Metric::PartialsSent, delivered as u64);
+            // Whatever piled up meanwhile goes at once.
+            self.send_partials();
+        } else {
+            shared.metrics.add(Metric::PartialRequestsFailed, 1);
+            warn!(
+                "the aggregator answered {status:?} (cluster {:?}); {} partial record(s) wait for a retry",
+                shared.settings.partials_target().cluster,
+                self.outbox.len()
+            );
         }
     }
 }

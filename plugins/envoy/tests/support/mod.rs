@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod fluent_bit;
 pub mod pki;
 pub mod real_hosts;
 

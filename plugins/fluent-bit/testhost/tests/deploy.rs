@@ -42,7 +42,8 @@ fn read(path: &Path) -> String {
 }
 
 /// The Secrets a user creates (docs/DEPLOY.md, "Certificates").
-const SECRETS: &[&str] = &["kaudit-aggregator-tls", "kaudit-alerts-ca", "kaudit-envoy-tls"];
+const SECRETS: &[&str] =
+    &["kaudit-aggregator-tls", "kaudit-aggregator-agents-ca", "kaudit-alerts-ca", "kaudit-envoy-tls"];
 
 /// The ConfigMaps and Secrets a pod template names (volumes, projected sources, envFrom).
 fn references(v: &Value, out: &mut Vec<(&'static str, String)>) {

@@ -17,133 +17,17 @@
 #[path = "../../../envoy/tests/support/mod.rs"]
 mod support;
 
-use std::collections::BTreeMap;
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::fluent_bit::{alerts_received as received, by_rule, free_port, module, render, stage_time, Fb};
 use support::pki::{tls_webhook, Pki};
 use support::real_hosts::{self, kaudit_run as native, multiset, repo_root};
-use support::{wait_for, Recorder, TempDir};
+use support::{wait_for, Recorder};
 
 const ALERT_URI: &str = "/kaudit/alerts";
 const AGENT_ALERT_URI: &str = "/kaudit/agent-alerts";
 const WINDOWED: &str = "internet-access-failures";
-
-fn artifact() -> PathBuf {
-    let dir = std::env::var_os("KAUDIT_ARTIFACTS")
-        .expect("KAUDIT_ARTIFACTS is not set: run through `cargo xtask test` (it builds kaudit-fluent-bit.wasm)");
-    let wasm = PathBuf::from(dir).join("kaudit-fluent-bit.wasm");
-    assert!(wasm.is_file(), "{} is missing: run `cargo xtask build-wasm`", wasm.display());
-    wasm
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
-
-/// A shipped file with `subs` applied (each must still be in it).
-fn render(shipped: &str, subs: &[(&str, String)]) -> String {
-    let mut text = std::fs::read_to_string(repo_root().join("plugins/fluent-bit").join(shipped)).expect("shipped");
-    for (from, to) in subs {
-        assert!(text.contains(from), "the shipped {shipped} no longer contains {from:?}");
-        text = text.replace(from, to);
-    }
-    text
-}
-
-/// One Fluent Bit in its own folder (config `fluent-bit.yaml` and `kaudit.yaml` there).
-struct Fb {
-    bin: PathBuf,
-    dir: TempDir,
-    env: Vec<(&'static str, String)>,
-    child: Option<Child>,
-    starts: usize,
-}
-
-impl Fb {
-    fn new(bin: &Path, tag: &str, config: String, kaudit: String, env: Vec<(&'static str, String)>) -> Fb {
-        let dir = TempDir::new(&format!("fb-agg-{tag}"));
-        std::fs::create_dir_all(dir.0.join("out")).expect("out");
-        std::fs::write(dir.0.join("in.log"), b"").expect("in.log");
-        let config = config.replace("@DIR@", &dir.0.display().to_string());
-        std::fs::write(dir.0.join("fluent-bit.yaml"), config).expect("config");
-        std::fs::write(dir.0.join("kaudit.yaml"), kaudit).expect("kaudit.yaml");
-        Fb { bin: bin.to_path_buf(), dir, env, child: None, starts: 0 }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.0.join(name)
-    }
-
-    fn log(&self) -> String {
-        (0..self.starts)
-            .map(|n| std::fs::read_to_string(self.path(&format!("fluent-bit.{n}.log"))).unwrap_or_default())
-            .collect()
-    }
-
-    /// Starts it and waits for `ready` in its log.
-    fn start(&mut self, ready: &str) {
-        let log = std::fs::File::create(self.path(&format!("fluent-bit.{}.log", self.starts))).expect("log");
-        let n = self.starts;
-        self.starts += 1;
-        let mut c = Command::new(&self.bin);
-        c.arg("-c").arg(self.path("fluent-bit.yaml")).current_dir(&self.dir.0);
-        for (k, v) in &self.env {
-            c.env(k, v);
-        }
-        let mut child = c
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("{}: {e}", self.bin.display()));
-        let up = wait_for(60, || {
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("fluent-bit exited with {status} during start-up:\n{}", self.log());
-            }
-            let log = std::fs::read_to_string(self.path(&format!("fluent-bit.{n}.log"))).unwrap_or_default();
-            log.contains(ready).then_some(())
-        });
-        if up.is_none() {
-            let _ = child.kill();
-            panic!("fluent-bit did not log {ready:?} within 60 s:\n{}", self.log());
-        }
-        self.child = Some(child);
-    }
-
-    fn append(&self, lines: &[&[u8]]) {
-        let mut buf = Vec::new();
-        for l in lines {
-            buf.extend_from_slice(l);
-            buf.push(b'\n');
-        }
-        let mut f = std::fs::OpenOptions::new().append(true).open(self.path("in.log")).expect("in.log");
-        f.write_all(&buf).expect("append");
-    }
-
-    fn kill9(&mut self) {
-        let mut child = self.child.take().expect("running");
-        child.kill().expect("SIGKILL");
-        let _ = child.wait();
-    }
-}
-
-impl Drop for Fb {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        if std::thread::panicking() {
-            let log = self.log();
-            let tail: Vec<&str> = log.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect();
-            eprintln!("--- fluent-bit log ({}) ---\n{}", self.dir.0.display(), tail.join("\n"));
-        }
-    }
-}
 
 /// The seed's Example 2 log (two bursts from one Internet address, near misses) followed by
 /// Example 1 (exec sessions) moved to start when Example 2 ends, plus one event per agent 15
@@ -164,33 +48,6 @@ fn stream() -> Vec<Vec<u8>> {
     }
     lines.retain(|l| !l.is_empty());
     lines
-}
-
-fn stage_time(line: &[u8]) -> i64 {
-    let v: Value = serde_json::from_slice(line).expect("event");
-    kaudit::parse_micros(v["stageTimestamp"].as_str().expect("stageTimestamp")).expect("time")
-}
-
-fn by_rule(alerts: &[Value]) -> BTreeMap<String, BTreeMap<String, usize>> {
-    let mut m: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-    for a in alerts {
-        m.entry(a["rule"].as_str().unwrap_or("?").to_string()).or_default().push(a.clone());
-    }
-    m.into_iter().map(|(k, v)| (k, multiset(&v))).collect()
-}
-
-/// Every alert the webhook received under `uri`, in order of arrival.
-fn received(receiver: &Recorder, uri: &str) -> Vec<Value> {
-    let mut all = Vec::new();
-    for r in receiver.requests_to(uri) {
-        let body: Value = serde_json::from_slice(&r.body).expect("a JSON body");
-        for record in body.as_array().expect("format json: an array of records") {
-            let obj = record.as_object().expect("a record is an object");
-            assert_eq!(obj.keys().collect::<Vec<_>>(), ["kaudit_alerts"], "the alert route sends kaudit_alerts only");
-            all.extend(obj["kaudit_alerts"].as_array().expect("kaudit_alerts").iter().cloned());
-        }
-    }
-    all
 }
 
 #[test]
@@ -217,7 +74,7 @@ fn three_agents_and_an_aggregator_raise_what_one_instance_raises_across_a_kill_9
     let pki = Pki::new();
     let receiver = Recorder::start();
     let webhook = tls_webhook(&pki, &[("alerts", "envoy")], receiver.port);
-    let wasm = artifact().display().to_string();
+    let wasm = module().display().to_string();
     let ca = pki.path("server-ca.crt").display().to_string();
     let forward_port = free_port();
     let alert_env = |uri: &str| {
@@ -238,6 +95,9 @@ fn three_agents_and_an_aggregator_raise_what_one_instance_raises_across_a_kill_9
     let mut subs = common("@DIR@");
     subs.extend([
         ("port: 24224", format!("port: {forward_port}")),
+        // The Envoy replicas' http input (plugins/envoy/tests/aggregate.rs posts to it).
+        ("port: 8443", format!("port: {}", free_port())),
+        ("/etc/kaudit/tls/agents-ca.crt", pki.path("client-ca.crt").display().to_string()),
         ("/etc/kaudit/tls/aggregator.crt", pki.path("envoy.crt").display().to_string()),
         ("/etc/kaudit/tls/aggregator.key", pki.path("envoy.key").display().to_string()),
     ]);
