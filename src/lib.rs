@@ -54,9 +54,9 @@ pub mod report;
 pub mod yaml;
 
 pub use alert::{
-    load_pack_text, AgentStats, AggregationConfig, AlertConfig, AlertEngine, AlertFormat, AlertLimits, AlertPayload,
-    AlertRoute, AlertStats, Lists, MergeStats, PartialError, Role as AlertRole, Rule, Severity as AlertSeverity,
-    StepsError, FALCO_PACK, PARTIAL_KIND, WATERMARK_KIND,
+    incarnation_id, load_pack_text, AgentStats, AggregationConfig, AlertConfig, AlertEngine, AlertFormat, AlertLimits,
+    AlertPayload, AlertRoute, AlertStats, Lists, MergeStats, PartialError, Role as AlertRole, Rule,
+    Severity as AlertSeverity, StepsError, FALCO_PACK, PARTIAL_KIND, WATERMARK_KIND,
 };
 pub use config::{BadRecords, Config, ConfigError, Limits};
 pub use diagnostic::{Diagnostic, DiagnosticKind};
@@ -77,7 +77,7 @@ pub use files::{FileError, FileSource, NoFiles};
 pub use pipeline::set_phase_hook;
 pub use pipeline::{BatchSummary, Counters, Outcome, Pipeline, RecordReport, PARTIALS_AGENT_KEY, PARTIALS_KEY};
 pub use policy::{
-    default_policy, verdict, write_event, Attributes, Changes, Decision, DropReason, Evaluator, GroupResources, Loaded,
-    Policy, PolicyError, PolicyRule, Verdict,
+    default_policy, verdict, write_event, Attributes, Changes, Decision, DropReason, Evaluator, GroupResources, Groups,
+    Loaded, Policy, PolicyError, PolicyRule, Verdict,
 };
 pub use policy::{policy_differences, to_v1_yaml};

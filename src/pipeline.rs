@@ -732,6 +732,15 @@ impl Pipeline {
         self.alerts.take_partials()
     }
 
+    /// Agent role: names this run of the agent, sent as `inc` with every record's sequence
+    /// number `seq` (docs/SCALING.md, "Order per agent"). A host calls it once, before the
+    /// first event, with something that differs at every start of the process: its start time
+    /// and a random nonce (the core has neither clock nor entropy). Without it the run is
+    /// named by the first event time the agent reads.
+    pub fn set_agent_incarnation(&mut self, id: &str) {
+        self.alerts.set_agent_incarnation(id);
+    }
+
     /// Aggregator role: merges one record: a partial or watermark record, or a host's carrier
     /// of several (`{"kaudit_partials":[…],"kaudit_agent":"…"}`, the agent name overriding the
     /// records' own). Alerts it completes are queued for [`Pipeline::take_alerts`]. Returns

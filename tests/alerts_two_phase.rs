@@ -389,3 +389,274 @@ fn an_aggregator_expecting_three_agents_waits_for_those_it_has_not_heard_from() 
     // Not told, it cannot wait for agents it does not know: the windowed alert is missed.
     assert_ne!(merge("0").get(WINDOWED), want.get(WINDOWED));
 }
+
+/// A small deterministic generator (xorshift64*): shuffles without a dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 33) as usize % n.max(1)
+    }
+}
+
+/// Each agent's records shuffled within consecutive windows of at most `window` records sent
+/// within one minute of event time, every watermark of a window moved ahead of the window's
+/// partials (sent before it), and the agents interleaved side by side. A record is only ever
+/// delayed (by less than a minute): a window's records arrive when its last one was sent.
+fn shuffled_arrival(streams: &[Vec<String>], window: usize, seed: u64) -> Vec<String> {
+    let mut rng = Rng(seed);
+    let mut all: Vec<(i64, usize, usize, String)> = Vec::new();
+    for (si, records) in streams.iter().enumerate() {
+        let mut chunks: Vec<Vec<String>> = Vec::new();
+        for r in records {
+            match chunks.last_mut() {
+                Some(c) if c.len() < window && sent_at(r) < sent_at(&c[0]) + 60_000_000 => c.push(r.clone()),
+                _ => chunks.push(vec![r.clone()]),
+            }
+        }
+        for chunk in chunks {
+            let at = chunk.iter().map(|r| sent_at(r)).max().unwrap();
+            let (mut marks, mut parts): (Vec<String>, Vec<String>) =
+                chunk.into_iter().partition(|r| r.contains("\"KauditWatermark\""));
+            for i in (1..parts.len()).rev() {
+                parts.swap(i, rng.below(i + 1));
+            }
+            marks.reverse();
+            let base = all.len();
+            all.extend(marks.into_iter().chain(parts).enumerate().map(|(i, r)| (at, si, base + i, r)));
+        }
+    }
+    all.sort_by_key(|&(t, si, i, _)| (t, si, i));
+    all.into_iter().map(|(_, _, _, r)| r).collect()
+}
+
+/// A record as an agent before sequence numbers wrote it (no `inc`, no `seq`).
+fn unnumbered(record: &str) -> String {
+    let mut v: serde_json::Value = serde_json::from_str(record).unwrap();
+    let o = v.as_object_mut().unwrap();
+    o.remove("inc");
+    o.remove("seq");
+    v.to_string()
+}
+
+fn aggregate_with(extra: &str, records: &[String]) -> (BTreeMap<String, Vec<String>>, serde_json::Value) {
+    let mut agg = pipeline(&config("aggregator", extra));
+    let mut alerts = Vec::new();
+    for r in records {
+        agg.merge_partials(r.as_bytes()).unwrap();
+        alerts.extend(agg.take_alerts());
+    }
+    let before_end: serde_json::Value = serde_json::from_str(&agg.metrics_json()).unwrap();
+    agg.finish_alerts();
+    alerts.extend(agg.take_alerts());
+    let mut stats: serde_json::Value = serde_json::from_str(&agg.metrics_json()).unwrap();
+    stats["beforeEnd"] = before_end["aggregation"]["aggregator"].clone();
+    (
+        by_rule(&alerts),
+        stats["aggregation"]["aggregator"].clone().as_object().cloned().map_or(stats.clone(), |mut o| {
+            o.insert("beforeEnd".into(), stats["beforeEnd"].clone());
+            serde_json::Value::Object(o)
+        }),
+    )
+}
+
+#[test]
+fn records_are_numbered_per_agent_run() {
+    let lines = stream();
+    let mut a = agent("node-0", "");
+    a.set_agent_incarnation("18c3a5e2f1-0000000000000001");
+    let (_, records) = feed(&mut a, &lines, true);
+    for (i, r) in records.iter().enumerate() {
+        let v: serde_json::Value = serde_json::from_str(r).unwrap();
+        assert_eq!(
+            (v["inc"].as_str(), v["seq"].as_u64()),
+            (Some("18c3a5e2f1-0000000000000001"), Some(i as u64)),
+            "{r}"
+        );
+    }
+    // Without an id from the host: the first event time the agent read names the run.
+    let (_, records) = feed(&mut agent("node-0", ""), &lines, true);
+    let v: serde_json::Value = serde_json::from_str(&records[0]).unwrap();
+    let first = lines[0].clone();
+    let ev: serde_json::Value = serde_json::from_slice(&first).unwrap();
+    let t = kaudit::parse_micros(ev["stageTimestamp"].as_str().unwrap()).unwrap();
+    assert_eq!(v["inc"], format!("t{t}"));
+    // An id given after the first record is ignored: numbers stay within one run.
+    let mut late = agent("node-0", "");
+    let (_, first_records) = feed(&mut late, &lines[..40], false);
+    assert!(!first_records.is_empty());
+    late.set_agent_incarnation("other");
+    let (_, rest) = feed(&mut late, &lines[40..], true);
+    assert!(rest.iter().all(|r| r.contains(&format!("\"inc\":\"t{t}\""))), "{}", rest[0]);
+}
+
+/// Watermarks overtaking the partials sent before them by more than `allowedLateness`
+/// (10 s here) of event time: numbered records still merge to exactly the single instance's
+/// alerts; the same records without numbers (an agent before sequence numbers) are merged late.
+#[test]
+fn watermarks_overtaking_partials_wait_for_them() {
+    let lines = stream();
+    let want = by_rule(&single(&lines));
+    let extra = "    perEventRules: aggregator\n";
+    let thirds = round_robin(&lines, 3);
+    let streams: Vec<Vec<String>> = thirds
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let mut a = agent(&format!("node-{i}"), extra);
+            a.set_agent_incarnation(&kaudit::incarnation_id(1_700_000_000_000_000 + i as u64, 7));
+            feed(&mut a, t, true).1
+        })
+        .collect();
+    let agg = "  aggregation:\n    allowedLateness: 10s\n";
+    // In the order each agent sent them: a few partials are late already (steps of events the
+    // agent read more than `lateness` out of order, sent after its watermark passed them).
+    let (got, in_order) = aggregate_with(agg, &shuffled_arrival(&streams, 1, 0));
+    assert_eq!(got, want);
+    assert_eq!(in_order["reordered"], 0, "{in_order}");
+    let late = in_order["late"].as_u64();
+    for (window, seed) in [(6, 1), (12, 2), (25, 3)] {
+        let records = shuffled_arrival(&streams, window, seed);
+        assert_ne!(records, side_by_side(&streams));
+        let (got, stats) = aggregate_with(agg, &records);
+        assert_eq!(got, want, "window {window}: {stats}");
+        assert!(stats["reordered"].as_u64() > Some(0), "{stats}");
+        assert_eq!((stats["late"].as_u64(), stats["missing"].as_u64()), (late, Some(0)), "window {window}: {stats}");
+        assert_eq!(stats["runs"], 3, "{stats}");
+        assert_eq!(stats["heldWatermarks"], 0, "{stats}");
+    }
+    // Old records (no numbers) are accepted as before: order is then only what allowedLateness
+    // covers, and here it does not.
+    let old: Vec<String> = shuffled_arrival(&streams, 25, 3).iter().map(|r| unnumbered(r)).collect();
+    let (got, stats) = aggregate_with(agg, &old);
+    assert!(stats["late"].as_u64() > late, "{stats}");
+    assert_eq!(stats["runs"], 0, "{stats}");
+    assert_ne!(got, want);
+}
+
+/// A record that never comes is counted, and not waited for longer than `gapTimeout` of the
+/// agent's own event time.
+#[test]
+fn a_missing_record_is_counted_not_waited_for() {
+    let lines = stream();
+    let extra = "    perEventRules: aggregator\n";
+    let mut streams: Vec<Vec<String>> = round_robin(&lines, 3)
+        .iter()
+        .enumerate()
+        .map(|(i, t)| feed(&mut agent(&format!("node-{i}"), extra), t, false).1)
+        .collect();
+    // Agent 1 loses its 20th record (a partial), early in the stream.
+    let lost_at = streams[1].iter().enumerate().filter(|(_, r)| r.contains("\"KauditPartial\"")).nth(20).unwrap().0;
+    let lost = streams[1].remove(lost_at);
+    let lost_end = sent_at(&lost);
+    let records = side_by_side(&streams);
+    let (_, stats) = aggregate_with("  aggregation:\n    gapTimeout: 2m\n", &records);
+    // Counted once, before the input ended (the aggregator went on without it).
+    assert_eq!(stats["beforeEnd"]["missing"], 1, "{stats}");
+    assert_eq!(stats["missing"], 1, "{stats}");
+    assert_eq!(stats["beforeEnd"]["heldWatermarks"], 0, "{stats}");
+    // Periods kept closing: what is pending at the end is the last minutes, not everything
+    // since the loss.
+    let total: u64 = stats["partials"].as_u64().unwrap();
+    assert!(stats["beforeEnd"]["pending"].as_u64().unwrap() < total / 4, "{stats}");
+    // Until gapTimeout has passed the aggregator holds the agent back: cut the input 1 min of
+    // event time after the lost partial and nothing has been given up yet.
+    let cut: Vec<String> = records.iter().filter(|r| sent_at(r) <= lost_end + 60_000_000).cloned().collect();
+    let (_, stats) = aggregate_with("  aggregation:\n    gapTimeout: 2m\n", &cut);
+    assert_eq!(stats["beforeEnd"]["missing"], 0, "{stats}");
+    assert!(stats["beforeEnd"]["heldWatermarks"].as_u64() > Some(0), "{stats}");
+    // At the end of a finite input it is counted.
+    assert_eq!(stats["missing"], 1, "{stats}");
+}
+
+/// Records sent again (a retry, or a restarted agent re-reading its log as a new run) are
+/// merged once, and the new run's numbers start again at 0 without being taken for duplicates.
+#[test]
+fn duplicates_and_a_restart_as_a_new_run_merge_once() {
+    let lines = stream();
+    let want = by_rule(&single(&lines));
+    let extra = "    perEventRules: aggregator\n    flushEvery: 0\n";
+    let thirds = round_robin(&lines, 3);
+    let run = |i: usize, part: &[Vec<u8>], inc: &str, finish: bool| {
+        let mut a = agent(&format!("node-{i}"), extra);
+        a.set_agent_incarnation(inc);
+        feed(&mut a, part, finish).1
+    };
+    let s0 = run(0, &thirds[0], "a0", false);
+    let s2 = run(2, &thirds[2], "a2", false);
+    // Agent 1 killed half way (run "a1"), restarted as run "b1" from 10 lines before the kill.
+    let half = thirds[1].len() / 2;
+    let before_kill = run(1, &thirds[1][..half], "a1", false);
+    let after = run(1, &thirds[1][half - 10..], "b1", false);
+    let killed_at = before_kill.last().map(|r| sent_at(r)).unwrap();
+    // Every record of agent 0 also delivered twice (a retried chunk), the copy 5 records later.
+    let mut s0_twice = Vec::new();
+    for (i, r) in s0.iter().enumerate() {
+        s0_twice.push(r.clone());
+        if i >= 5 {
+            s0_twice.push(s0[i - 5].clone());
+        }
+    }
+    let records =
+        arrival(&[(s0_twice, i64::MIN), (before_kill, i64::MIN), (after, killed_at + 60_000_000), (s2, i64::MIN)]);
+    let (got, stats) = aggregate_with("", &records);
+    assert_eq!(got, want, "{stats}");
+    assert_eq!(stats["runs"], 4, "{stats}");
+    assert_eq!((stats["missing"].as_u64(), stats["late"].as_u64()), (Some(0), Some(0)), "{stats}");
+    assert!(stats["duplicateSteps"].as_u64() > Some(0), "{stats}");
+}
+
+/// Which of `n` aggregators a record goes to when partials are partitioned by their group key
+/// (`rule` + `key`, hashed as Kafka's default partitioner hashes a message key; FNV-1a here):
+/// `None` for a watermark, which goes to every aggregator.
+fn partition(record: &str, n: u64) -> Option<u64> {
+    let v: serde_json::Value = serde_json::from_str(record).unwrap();
+    if v["kind"] == "KauditWatermark" {
+        return None;
+    }
+    let key = format!("{}\u{0}{}", v["rule"].as_str().unwrap(), v["key"].as_str().unwrap());
+    let h = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    Some(h % n)
+}
+
+/// Scale-out (docs/SCALING.md, "Scaling the aggregator out"): two aggregators, each fed the
+/// partials of a disjoint half of the group keys and every agent's watermarks, raise together
+/// exactly the alerts of one instance on the whole stream.
+#[test]
+fn aggregators_partitioned_by_group_key_raise_together_what_one_raises() {
+    let text = kaudit_testkit::corpus::generate(4_000, 11);
+    let mut lines: Vec<Vec<u8>> = text.split(|b| *b == b'\n').filter(|l| !l.is_empty()).map(<[u8]>::to_vec).collect();
+    lines.sort_by_cached_key(|l| {
+        let v: serde_json::Value = serde_json::from_slice(l).unwrap();
+        kaudit::parse_micros(v["stageTimestamp"].as_str().unwrap()).unwrap()
+    });
+    let mut single = pipeline(&config("single", BUSY));
+    let want = by_rule(&feed(&mut single, &lines, true).0);
+    assert!(want.len() >= 5, "{:?}", want.keys());
+    let extra = format!("    perEventRules: aggregator\n{BUSY}");
+    let streams: Vec<Vec<String>> = round_robin(&lines, 3)
+        .iter()
+        .enumerate()
+        .map(|(i, third)| {
+            let mut a = pipeline(&config("agent", &format!("  aggregation:\n    agentId: node-{i}\n{extra}")));
+            a.set_agent_incarnation(&kaudit::incarnation_id(0, i as u64));
+            feed(&mut a, third, true).1
+        })
+        .collect();
+    let records = side_by_side(&streams);
+    let mut together = Vec::new();
+    let mut raised_by = Vec::new();
+    for i in 0..2 {
+        let mine: Vec<String> = records.iter().filter(|r| partition(r, 2).is_none_or(|p| p == i)).cloned().collect();
+        let (alerts, stats) = aggregate_with(&format!("  aggregation:\n    partitioned: true\n{BUSY}"), &mine);
+        assert!(stats["partials"].as_u64() > Some(100), "aggregator {i}: {stats}");
+        assert_eq!((stats["late"].as_u64(), stats["missing"].as_u64()), (Some(0), Some(0)), "aggregator {i}: {stats}");
+        raised_by.push(alerts.values().map(Vec::len).sum::<usize>());
+        together.extend(alerts.into_values().flatten());
+    }
+    assert!(raised_by.iter().all(|n| *n > 0), "{raised_by:?}");
+    assert_eq!(by_rule(&together), want);
+}

@@ -43,7 +43,7 @@ fn decisions_on_falco_traces() {
         let ev = Event::parse(text.trim()).unwrap();
         let d = e.evaluate_event(&ev);
         assert_eq!((d.rule, d.level), (Some(*rule), *level), "{file}: {}", explain_json(&ev, &d));
-        assert_eq!(d.omit_stages, ["RequestReceived"]);
+        assert_eq!(*d.omit_stages, ["RequestReceived"]);
     }
 }
 

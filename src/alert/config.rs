@@ -84,6 +84,14 @@ pub struct AggregationConfig {
     /// live agent's watermark passed it, for partials that a transport delivers out of order
     /// (a retried chunk). What comes later still is merged as late (counted).
     pub allowed_lateness: i64,
+    /// `gapTimeout`: how far (event time) an agent run's own watermarks may move past one that
+    /// waits for earlier-numbered records before the missing ones are given up (counted
+    /// `missing`) and the watermark moves the agent.
+    pub gap_timeout: i64,
+    /// `partitioned`: this aggregator gets the partials of some group keys only (partitioned
+    /// by the transport, with every agent's watermarks): the agents' sequence numbers have gaps
+    /// by design and are not waited for; order is the transport's within a partition.
+    pub partitioned: bool,
     /// `agents`: how many agents the aggregator expects; one not heard from yet counts as
     /// being at the earliest watermark received (0: wait only for the agents heard from).
     pub agents: usize,
@@ -98,6 +106,8 @@ impl Default for AggregationConfig {
             per_event_to_aggregator: false,
             idle_after: 15 * 60_000_000,
             allowed_lateness: 30_000_000,
+            gap_timeout: 5 * 60_000_000,
+            partitioned: false,
             agents: 0,
         }
     }
@@ -173,8 +183,17 @@ impl AlertConfig {
 /// Keys of the `alerts` section.
 const ALERT_KEYS: &[&str] =
     &["enabled", "role", "aggregation", "defaultRules", "packs", "lists", "disable", "limits", "rules", "routes"];
-const AGGREGATION_KEYS: &[&str] =
-    &["agentId", "flushEvery", "lateness", "perEventRules", "idleAfter", "allowedLateness", "agents"];
+const AGGREGATION_KEYS: &[&str] = &[
+    "agentId",
+    "flushEvery",
+    "lateness",
+    "perEventRules",
+    "idleAfter",
+    "allowedLateness",
+    "gapTimeout",
+    "partitioned",
+    "agents",
+];
 const LIMIT_KEYS: &[&str] = &["maxGroups", "maxDistinct", "maxAuditIDs", "maxRegexBytes"];
 
 /// Decodes the config's `alerts` section.
@@ -318,6 +337,8 @@ fn decode_aggregation(c: &mut Ctx, node: &Node) -> Result<AggregationConfig, Dia
                 "lateness" => a.lateness = duration(c)?,
                 "idleAfter" => a.idle_after = duration(c)?,
                 "allowedLateness" => a.allowed_lateness = duration(c)?,
+                "gapTimeout" => a.gap_timeout = duration(c)?,
+                "partitioned" => a.partitioned = c.bool(v)?,
                 "agents" => {
                     a.agents = match c.u64(v)? {
                         n @ 0..=10_000 => n as usize,

@@ -281,6 +281,14 @@ impl AlertEngine {
         }
     }
 
+    /// Agent role: names this run of the agent (`inc` in its records; see
+    /// [`Agent::set_incarnation`]). No effect in other roles or once a record was sent.
+    pub fn set_agent_incarnation(&mut self, id: &str) {
+        if let Some(agent) = &mut self.agent {
+            agent.set_incarnation(id);
+        }
+    }
+
     /// Partial and watermark records emitted since the last call (agent role).
     pub fn take_partials(&mut self) -> Vec<String> {
         std::mem::take(&mut self.partials_out)

@@ -39,7 +39,7 @@ pub use engine::{AlertEngine, AlertStats};
 pub use lists::Lists;
 pub use merge::MergeStats;
 pub use pack::{load_pack_text, FALCO_PACK};
-pub use partial::{AgentStats, PartialError, PARTIAL_KIND, WATERMARK_KIND};
+pub use partial::{incarnation_id, AgentStats, PartialError, PARTIAL_KIND, WATERMARK_KIND};
 pub use route::{AlertFormat, AlertPayload, AlertRoute};
 pub use rule::{Rule, Severity};
 pub use steps::StepsError;

@@ -27,6 +27,13 @@ pub const WATERMARK_KIND: &str = "KauditWatermark";
 /// Version of the record format.
 pub const FORMAT_VERSION: u64 = 1;
 
+/// An agent run's id (`inc`) from what a host knows at start-up: its wall-clock start time
+/// (µs since the Unix epoch; 0 for a host without a clock) and a random nonce:
+/// `<start hex>-<nonce hex>`. For [`crate::Pipeline::set_agent_incarnation`].
+pub fn incarnation_id(start_micros: u64, nonce: u64) -> String {
+    format!("{start_micros:x}-{nonce:016x}")
+}
+
 /// The paths a stateful rule reads from an event, in a fixed order: groupBy, output fields,
 /// `distinct` paths, `responseStatus.code` (duplicates removed).
 pub fn step_paths(rule: &Rule, code: Option<&FieldPath>) -> Vec<FieldPath> {
@@ -193,6 +200,11 @@ pub struct Agent {
     clock: i64,
     /// Event time up to which every period has been flushed (the last watermark sent).
     flushed: i64,
+    /// This run's id (`inc`): given by the host ([`Agent::set_incarnation`]), else the first
+    /// event time it read.
+    incarnation: Option<String>,
+    /// The next record's number within this incarnation (`seq`).
+    seq: u64,
     pub stats: AgentStats,
     scratch: String,
 }
@@ -204,6 +216,8 @@ impl Agent {
             open: BTreeMap::new(),
             clock: i64::MIN,
             flushed: i64::MIN,
+            incarnation: None,
+            seq: 0,
             stats: AgentStats::default(),
             scratch: String::new(),
         }
@@ -214,9 +228,33 @@ impl Agent {
         self.cfg.per_event_to_aggregator
     }
 
+    /// Names this run of the agent (`inc` in its records): a host sets it once, before the
+    /// first record, from what tells one start of the process from another (its start time and
+    /// a random nonce). Ignored once a record has been numbered.
+    pub fn set_incarnation(&mut self, id: &str) {
+        if self.seq == 0 && !id.is_empty() {
+            self.incarnation = Some(id.to_string());
+        }
+    }
+
     /// Moves the agent's event-time clock (any parsed event, also those the policy drops).
     pub fn advance(&mut self, t: i64) {
+        if self.incarnation.is_none() && t != i64::MIN {
+            // No id from the host: the start event time (a restart that reads again from the
+            // same place numbers the same records the same way).
+            self.incarnation = Some(format!("t{t}"));
+        }
         self.clock = self.clock.max(t);
+    }
+
+    /// The `"agent":…,"inc":…,"seq":N` members of the next record (its number taken).
+    fn write_origin(&mut self, out: &mut String) {
+        out.push_str(",\"agent\":");
+        write_json_str(out, &self.cfg.agent_id);
+        out.push_str(",\"inc\":");
+        write_json_str(out, self.incarnation.as_deref().unwrap_or("t0"));
+        let _ = write!(out, ",\"seq\":{}", self.seq);
+        self.seq += 1;
     }
 
     /// Keeps one match of rule `rule` (index), group `key`, at event time `t`; `hits` are the
@@ -325,7 +363,10 @@ impl Agent {
             let buf = entry.remove();
             for p in buf.partials {
                 let (rule, paths) = rules[p.rule];
-                let record = write_partial(&self.cfg.agent_id, rule, paths, &p, period, every, max_audit_ids);
+                let mut record = String::with_capacity(256 + p.steps.len() * 64);
+                let _ = write!(record, "{{\"kind\":\"{PARTIAL_KIND}\",\"v\":{FORMAT_VERSION}");
+                self.write_origin(&mut record);
+                write_partial(&mut record, rule, paths, &p, period, every, max_audit_ids);
                 self.stats.partials += 1;
                 self.stats.steps += p.steps.len() as u64;
                 self.stats.bytes += record.len() as u64;
@@ -334,9 +375,9 @@ impl Agent {
         }
         if boundary > self.flushed {
             self.flushed = boundary;
-            let mut w = String::with_capacity(96);
-            let _ = write!(w, "{{\"kind\":\"{WATERMARK_KIND}\",\"v\":{FORMAT_VERSION},\"agent\":");
-            write_json_str(&mut w, &self.cfg.agent_id);
+            let mut w = String::with_capacity(128);
+            let _ = write!(w, "{{\"kind\":\"{WATERMARK_KIND}\",\"v\":{FORMAT_VERSION}");
+            self.write_origin(&mut w);
             w.push_str(",\"time\":");
             write_json_str(&mut w, &format_micros(boundary));
             w.push('}');
@@ -347,28 +388,24 @@ impl Agent {
     }
 }
 
-/// One partial record (schema in docs/SCALING.md).
-#[allow(clippy::too_many_arguments)]
+/// The rest of a partial record after its origin (schema in docs/SCALING.md).
 fn write_partial(
-    agent: &str,
+    out: &mut String,
     rule: &Rule,
     paths: &[FieldPath],
     p: &PartialBuf,
     period: i64,
     every: i64,
     max_audit_ids: usize,
-) -> String {
-    let mut out = String::with_capacity(256 + p.steps.len() * 64);
-    let _ = write!(out, "{{\"kind\":\"{PARTIAL_KIND}\",\"v\":{FORMAT_VERSION},\"agent\":");
-    write_json_str(&mut out, agent);
+) {
     out.push_str(",\"rule\":");
-    write_json_str(&mut out, &rule.name);
+    write_json_str(out, &rule.name);
     out.push_str(",\"key\":");
-    write_json_str(&mut out, &p.key);
+    write_json_str(out, &p.key);
     out.push_str(",\"start\":");
-    write_json_str(&mut out, &format_micros(period.saturating_mul(every)));
+    write_json_str(out, &format_micros(period.saturating_mul(every)));
     out.push_str(",\"end\":");
-    write_json_str(&mut out, &format_micros((period + 1).saturating_mul(every)));
+    write_json_str(out, &format_micros((period + 1).saturating_mul(every)));
     // The summary (for people and dashboards; the aggregator replays the steps).
     let tables: Vec<Vec<Vec<Scalar>>> = p.values.iter().map(|v| parse_values(v).unwrap_or_default()).collect();
     let doc_of = |s: &StepRec| StepDoc { paths, values: tables.get(s.values).map_or(&[][..], |v| v.as_slice()) };
@@ -379,9 +416,9 @@ fn write_partial(
             if i > 0 {
                 out.push(',');
             }
-            write_json_str(&mut out, &g.to_string());
+            write_json_str(out, &g.to_string());
             out.push(':');
-            write_path_value(&mut out, &doc, g);
+            write_path_value(out, &doc, g);
         }
     }
     out.push('}');
@@ -412,7 +449,7 @@ fn write_partial(
                     out.push(',');
                 }
                 first = false;
-                write_json_str(&mut out, name);
+                write_json_str(out, name);
                 let _ = write!(out, ":{n}");
                 ci += 1;
             }
@@ -436,13 +473,13 @@ fn write_partial(
                     out.push(',');
                 }
                 first = false;
-                write_json_str(&mut out, name);
+                write_json_str(out, name);
                 out.push_str(":[");
                 for (i, v) in seen.iter().enumerate() {
                     if i > 0 {
                         out.push(',');
                     }
-                    write_json_str(&mut out, v);
+                    write_json_str(out, v);
                 }
                 out.push(']');
             }
@@ -452,23 +489,23 @@ fn write_partial(
     let first = p.steps.iter().map(|s| s.t).min().unwrap_or(0);
     let last = p.steps.iter().map(|s| s.t).max().unwrap_or(0);
     out.push_str(",\"first\":");
-    write_json_str(&mut out, &format_micros(first));
+    write_json_str(out, &format_micros(first));
     out.push_str(",\"last\":");
-    write_json_str(&mut out, &format_micros(last));
+    write_json_str(out, &format_micros(last));
     out.push_str(",\"auditIDs\":[");
     let skip = p.steps.len().saturating_sub(max_audit_ids);
     for (i, s) in p.steps.iter().skip(skip).enumerate() {
         if i > 0 {
             out.push(',');
         }
-        write_json_str(&mut out, &s.audit_id);
+        write_json_str(out, &s.audit_id);
     }
     out.push_str("],\"paths\":[");
     for (i, path) in paths.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
-        write_json_str(&mut out, &path.to_string());
+        write_json_str(out, &path.to_string());
     }
     out.push_str("],\"values\":[");
     out.push_str(&p.values.join(","));
@@ -478,20 +515,19 @@ fn write_partial(
             out.push(',');
         }
         let _ = write!(out, "[{},", s.t);
-        write_json_str(&mut out, &s.audit_id);
+        write_json_str(out, &s.audit_id);
         let _ = write!(out, ",{},\"{}\",", s.values, s.hits);
         match STAGES.iter().position(|x| *x == s.stage) {
             Some(code) => {
                 let _ = write!(out, "{code}]");
             }
             None => {
-                write_json_str(&mut out, &s.stage);
+                write_json_str(out, &s.stage);
                 out.push(']');
             }
         }
     }
     out.push_str("]}");
-    out
 }
 
 fn parse_values(text: &str) -> Option<Vec<Vec<Scalar>>> {
@@ -515,10 +551,19 @@ pub struct Step {
     pub stage: String,
 }
 
+/// Where a record stands in its agent's sequence: the agent's run (`inc`) and the record's
+/// number in it (`seq`, from 0). Records of agents before sequence numbers have none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seq {
+    pub inc: String,
+    pub n: u64,
+}
+
 /// A decoded partial record.
 #[derive(Debug, Clone)]
 pub struct Partial {
     pub agent: String,
+    pub seq: Option<Seq>,
     pub rule: String,
     pub start: i64,
     pub end: i64,
@@ -554,9 +599,11 @@ impl std::error::Error for PartialError {}
 #[derive(Debug, Clone)]
 pub enum Record {
     Partial(Partial),
-    /// The agent flushed every period that ends at or before `time`.
+    /// The agent flushed every period that ends at or before `time`, in records numbered
+    /// before this one.
     Watermark {
         agent: String,
+        seq: Option<Seq>,
         time: i64,
     },
 }
@@ -582,8 +629,15 @@ fn decode_fields(v: &serde_json::Value, agent: Option<&str>) -> Result<Record, S
         Some(a) => a.to_string(),
         None => str_of("agent")?.to_string(),
     };
+    let seq = match (obj.get("inc"), obj.get("seq")) {
+        (None, None) => None,
+        (Some(serde_json::Value::String(inc)), Some(n)) => {
+            Some(Seq { inc: inc.clone(), n: n.as_u64().ok_or("\"seq\": expected a number from 0")? })
+        }
+        _ => return Err("\"inc\" (a string) and \"seq\" (a number) go together".to_string()),
+    };
     match str_of("kind")? {
-        WATERMARK_KIND => Ok(Record::Watermark { agent, time: time_of("time")? }),
+        WATERMARK_KIND => Ok(Record::Watermark { agent, seq, time: time_of("time")? }),
         PARTIAL_KIND => {
             let values = obj
                 .get("values")
@@ -625,6 +679,7 @@ fn decode_fields(v: &serde_json::Value, agent: Option<&str>) -> Result<Record, S
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(Record::Partial(Partial {
                 agent,
+                seq,
                 rule: str_of("rule")?.to_string(),
                 start: time_of("start")?,
                 end: time_of("end")?,

@@ -132,11 +132,10 @@ pub struct Tags(u8);
 static ALL_TAGS: [&str; 4] = [TAG_INTERNET, TAG_EXEC, TAG_DELETE, TAG_SECRET];
 
 impl Tags {
-    fn insert(&mut self, tag: &str) {
-        if let Some(i) = ALL_TAGS.iter().position(|t| *t == tag) {
-            self.0 |= 1 << i;
-        }
-    }
+    const INTERNET: u8 = 1;
+    const EXEC: u8 = 2;
+    const DELETE: u8 = 4;
+    const SECRET: u8 = 8;
 
     /// Whether no tag applies.
     pub fn is_empty(&self) -> bool {
@@ -255,19 +254,19 @@ impl Enricher {
         }
         if c.tags {
             if scope == Some(IpScope::Internet) {
-                e.tags.insert(TAG_INTERNET);
+                e.tags.0 |= Tags::INTERNET;
             }
             let oref = ev.object_ref.as_ref();
             let sub = oref.map_or("", |o| o.subresource());
             let res = oref.map_or("", |o| o.resource());
             if res == "pods" && matches!(sub, "exec" | "attach") {
-                e.tags.insert(TAG_EXEC);
+                e.tags.0 |= Tags::EXEC;
             }
             if matches!(ev.verb.as_ref(), "delete" | "deletecollection") {
-                e.tags.insert(TAG_DELETE);
+                e.tags.0 |= Tags::DELETE;
             }
             if res == "secrets" && sub.is_empty() && matches!(ev.verb.as_ref(), "get" | "list" | "watch") {
-                e.tags.insert(TAG_SECRET);
+                e.tags.0 |= Tags::SECRET;
             }
         }
         e
@@ -293,7 +292,7 @@ impl Enrichment<'_> {
             w.str_at(",\"peerIP\":", v);
         }
         if let Some(v) = self.ip_scope {
-            w.str_at(",\"ipScope\":", v.as_str());
+            w.plain_at(",\"ipScope\":\"", v.as_str());
         }
         if let Some(g) = &self.geo {
             w.key_at(",\"geo\":");
@@ -309,13 +308,13 @@ impl Enrichment<'_> {
             w.str_at(",\"impersonatedUser\":", v);
         }
         if let Some(v) = self.user_kind {
-            w.str_at(",\"userKind\":", v);
+            w.plain_at(",\"userKind\":\"", v);
         }
         if let Some(v) = self.resource_type {
             w.str_at(",\"resourceType\":", v);
         }
         if let Some(v) = self.resource_category {
-            w.str_at(",\"resourceCategory\":", v);
+            w.plain_at(",\"resourceCategory\":\"", v);
         }
         if let Some(x) = &self.exec {
             w.key(x.kind);
@@ -329,7 +328,7 @@ impl Enrichment<'_> {
             w.bool_at(",\"success\":", v);
         }
         if let Some(v) = self.operation {
-            w.str_at(",\"operation\":", v);
+            w.plain_at(",\"operation\":\"", v);
         }
         if !self.tags.is_empty() {
             w.key_at(",\"tags\":");
@@ -503,6 +502,12 @@ impl<'o> ObjWriter<'o> {
     pub fn str_at(&mut self, comma_key_colon: &str, v: &str) {
         self.key_at(comma_key_colon);
         push_json_str(self.out, v);
+    }
+    /// A member whose value is text that needs no escaping (a constant of this module).
+    pub fn plain_at(&mut self, comma_key_colon_quote: &str, v: &str) {
+        self.key_at(comma_key_colon_quote);
+        self.out.push_str(v);
+        self.out.push('"');
     }
     pub fn bool_at(&mut self, comma_key_colon: &str, v: bool) {
         self.key_at(comma_key_colon);

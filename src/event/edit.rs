@@ -39,12 +39,13 @@ pub fn write_event<O: OutBuf + ?Sized>(event: &Event, changes: &Changes, append:
     let text = obj.text;
     let mut w = Splice { text, out, first: true, run: None };
     w.out.put("{");
+    let unchanged = changes.is_empty();
     for m in &obj.members {
         let key = m.key.as_ref();
         if append.iter().any(|(k, _)| *k == key) {
             continue;
         }
-        if changes.is_empty() {
+        if unchanged {
             w.keep(m.key_start, m.end);
             continue;
         }
@@ -93,7 +94,7 @@ impl<O: OutBuf + ?Sized> Splice<'_, '_, O> {
     /// Keeps the member whose text is `text[start..end]`.
     fn keep(&mut self, start: usize, end: usize) {
         match self.run {
-            Some((s, e)) if self.text.get(e..start) == Some(",") => self.run = Some((s, end)),
+            Some((s, e)) if start == e + 1 && self.text.as_bytes().get(e) == Some(&b',') => self.run = Some((s, end)),
             _ => {
                 self.flush();
                 self.run = Some((start, end));

@@ -4,6 +4,7 @@
 //! response objects stay raw slices, and every member keeps its position so the writer can
 //! splice edits into the original bytes.
 
+mod decode;
 pub mod doc;
 pub mod edit;
 pub mod feed;
@@ -247,6 +248,19 @@ fn field_err(field: &str, e: JsonError) -> EventError {
     EventError { field: Some(field.to_string()), message: e.message }
 }
 
+/// A member decoded by `fast`, or by serde when `fast` declines it.
+#[inline]
+fn fast_or_serde<'a, T: Deserialize<'a>>(
+    raw: &'a str,
+    fast: fn(&'a str) -> Option<T>,
+    key: &str,
+) -> Result<T, EventError> {
+    match fast(raw) {
+        Some(v) => Ok(v),
+        None => raw::decode(raw).map_err(|e| field_err(key, e)),
+    }
+}
+
 impl<'a> Event<'a> {
     /// Parses one event. `text` must be exactly one JSON object.
     pub fn parse(text: &'a str) -> Result<Event<'a>, EventError> {
@@ -319,21 +333,26 @@ impl<'a> Event<'a> {
                     ev.verb = s()?;
                     has_verb = true;
                 }
-                "user" => {
-                    ev.user = raw::decode::<Option<UserInfo>>(raw).map_err(|e| field_err(key, e))?.unwrap_or_default()
-                }
-                "impersonatedUser" => ev.impersonated_user = raw::decode(raw).map_err(|e| field_err(key, e))?,
+                // The small objects: decoded from the scanner's slices, or by serde (exact
+                // results and errors) for whatever the fast path declines.
+                "user" => ev.user = fast_or_serde(raw, decode::user, key)?.unwrap_or_default(),
+                "impersonatedUser" => ev.impersonated_user = fast_or_serde(raw, decode::user, key)?,
                 "sourceIPs" => {
-                    let ips: Option<Vec<CowStr>> = raw::decode(raw).map_err(|e| field_err(key, e))?;
+                    let ips: Option<Vec<CowStr>> = fast_or_serde(raw, decode::strings, key)?;
                     ev.source_ips = ips.unwrap_or_default().into_iter().map(|c| c.0).collect();
                 }
                 "userAgent" => ev.user_agent = opt_s()?,
-                "objectRef" => ev.object_ref = raw::decode(raw).map_err(|e| field_err(key, e))?,
-                "responseStatus" => ev.response_status = raw::decode(raw).map_err(|e| field_err(key, e))?,
+                "objectRef" => ev.object_ref = fast_or_serde(raw, decode::object_ref, key)?,
+                "responseStatus" => ev.response_status = fast_or_serde(raw, decode::response_status, key)?,
                 "annotations" => {
-                    let map: Option<Vec<(CowStr, CowStr)>> =
-                        raw::decode::<Option<AnnotationMap>>(raw).map_err(|e| field_err(key, e))?.map(|m| m.0);
-                    ev.annotations = map.unwrap_or_default().into_iter().map(|(k, v)| (k.0, v.0)).collect();
+                    ev.annotations = match decode::annotations(raw) {
+                        Some(a) => a,
+                        None => {
+                            let map: Option<Vec<(CowStr, CowStr)>> =
+                                raw::decode::<Option<AnnotationMap>>(raw).map_err(|e| field_err(key, e))?.map(|m| m.0);
+                            map.unwrap_or_default().into_iter().map(|(k, v)| (k.0, v.0)).collect()
+                        }
+                    }
                 }
                 "requestReceivedTimestamp" => ev.request_received_timestamp = opt_s()?,
                 "stageTimestamp" => ev.stage_timestamp = opt_s()?,

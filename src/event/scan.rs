@@ -32,175 +32,263 @@ fn special(chunk: u64) -> u64 {
     (ctrl | quote | slash) & HIGH
 }
 
-struct Scanner<'a> {
-    b: &'a [u8],
-    i: usize,
-    /// A line feed or carriage return was seen (they can only be whitespace in valid JSON).
-    line_break: bool,
+/// Whitespace from `i`: the offset of the next other byte. A line feed or carriage return sets
+/// `line_break` (they can only be whitespace in valid JSON). Compact JSON has none, so the
+/// common case is one comparison.
+#[inline(always)]
+fn ws(b: &[u8], mut i: usize, line_break: &mut bool) -> usize {
+    while let Some(&c) = b.get(i) {
+        if c > b' ' {
+            break;
+        }
+        match c {
+            b' ' | b'\t' => {}
+            b'\n' | b'\r' => *line_break = true,
+            _ => break,
+        }
+        i += 1;
+    }
+    i
 }
 
-impl Scanner<'_> {
-    #[inline(always)]
-    fn ws(&mut self) {
-        while let Some(&c) = self.b.get(self.i) {
-            match c {
-                b' ' | b'\t' => {}
-                b'\n' | b'\r' => self.line_break = true,
-                _ => return,
+/// The string opening at `b[i]` (which must be `"`): the offset after its closing quote, and
+/// whether it has escapes.
+#[inline(always)]
+fn string(b: &[u8], mut i: usize) -> Option<(usize, bool)> {
+    if b.get(i) != Some(&b'"') {
+        return None;
+    }
+    i += 1;
+    let mut escaped = false;
+    loop {
+        // To the next `"`, `\` or control character: 8 bytes at a time, then byte by byte.
+        while let Some(word) = b.get(i..).and_then(<[u8]>::first_chunk::<8>) {
+            let found = special(u64::from_le_bytes(*word));
+            if found != 0 {
+                i += (found.trailing_zeros() / 8) as usize;
+                break;
             }
-            self.i += 1;
+            i += 8;
         }
-    }
-
-    #[inline(always)]
-    fn eat(&mut self, c: u8) -> Option<()> {
-        (self.b.get(self.i) == Some(&c)).then(|| self.i += 1)
-    }
-
-    /// A string starting at the opening quote; returns whether it has escapes.
-    fn string(&mut self) -> Option<bool> {
-        self.eat(b'"')?;
-        let mut escaped = false;
-        loop {
-            // To the next `"`, `\` or control character: 8 bytes at a time, then byte by byte.
-            loop {
-                match self.b.get(self.i..self.i + 8).map(<[u8; 8]>::try_from) {
-                    Some(Ok(word)) => {
-                        let found = special(u64::from_le_bytes(word));
-                        if found != 0 {
-                            self.i += (found.trailing_zeros() / 8) as usize;
-                            break;
+        match *b.get(i)? {
+            b'"' => return Some((i + 1, escaped)),
+            b'\\' => {
+                escaped = true;
+                match *b.get(i + 1)? {
+                    b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => i += 2,
+                    b'u' => {
+                        let hex = b.get(i + 2..i + 6)?;
+                        if !hex.iter().all(u8::is_ascii_hexdigit) {
+                            return None;
                         }
-                        self.i += 8;
+                        i += 6;
                     }
-                    _ => {
-                        while self.b.get(self.i).is_some_and(|&c| c != b'"' && c != b'\\' && c >= 0x20) {
-                            self.i += 1;
-                        }
-                        break;
-                    }
+                    _ => return None,
                 }
             }
-            match *self.b.get(self.i)? {
-                b'"' => {
-                    self.i += 1;
-                    return Some(escaped);
+            0..=0x1f => return None,
+            _ => i += 1,
+        }
+    }
+}
+
+/// An object member's key and colon from `b[i]`: the offset of its value.
+#[inline(always)]
+fn key(b: &[u8], i: usize, line_break: &mut bool) -> Option<usize> {
+    let (i, _) = string(b, i)?;
+    let i = ws(b, i, line_break);
+    if b.get(i) != Some(&b':') {
+        return None;
+    }
+    Some(ws(b, i + 1, line_break))
+}
+
+/// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?` from `b[i]`: the offset after it.
+fn number(b: &[u8], mut i: usize) -> Option<usize> {
+    fn digits(b: &[u8], mut i: usize) -> Option<usize> {
+        let start = i;
+        while b.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+        (i > start).then_some(i)
+    }
+    if b.get(i) == Some(&b'-') {
+        i += 1;
+    }
+    match *b.get(i)? {
+        b'0' => i += 1,
+        b'1'..=b'9' => i = digits(b, i)?,
+        _ => return None,
+    }
+    if b.get(i) == Some(&b'.') {
+        i = digits(b, i + 1)?;
+    }
+    if let Some(b'e' | b'E') = b.get(i) {
+        i += 1;
+        if let Some(b'+' | b'-') = b.get(i) {
+            i += 1;
+        }
+        i = digits(b, i)?;
+    }
+    Some(i)
+}
+
+/// The literal `word` at `b[i]`: the offset after it.
+#[inline(always)]
+fn literal<const N: usize>(b: &[u8], i: usize, word: &[u8; N]) -> Option<usize> {
+    (b.get(i..)?.first_chunk::<N>()? == word).then_some(i + N)
+}
+
+/// Validates the value starting at `b[i]` (no leading whitespace) and returns the offset after
+/// it and, for a string, whether it has escapes. One loop with the open containers on a bit
+/// stack, no recursion: in an interpreter the position stays in a local.
+fn value(b: &[u8], mut i: usize, line_break: &mut bool) -> Option<(usize, bool)> {
+    // Bit d set: the container at depth d + 1 is an object (else an array).
+    let mut objects: u64 = 0;
+    let mut depth: u32 = 0;
+    'value: loop {
+        match *b.get(i)? {
+            b'"' => {
+                let (end, escaped) = string(b, i)?;
+                if depth == 0 {
+                    return Some((end, escaped));
                 }
-                b'\\' => {
-                    escaped = true;
-                    match *self.b.get(self.i + 1)? {
-                        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => self.i += 2,
-                        b'u' => {
-                            let hex = self.b.get(self.i + 2..self.i + 6)?;
-                            if !hex.iter().all(u8::is_ascii_hexdigit) {
-                                return None;
-                            }
-                            self.i += 6;
-                        }
-                        _ => return None,
-                    }
-                }
-                0..=0x1f => return None,
-                _ => self.i += 1,
+                i = end;
             }
+            open @ (b'{' | b'[') => {
+                if depth + 1 >= MAX_DEPTH {
+                    return None;
+                }
+                i = ws(b, i + 1, line_break);
+                let close = if open == b'{' { b'}' } else { b']' };
+                if b.get(i) == Some(&close) {
+                    i += 1;
+                } else {
+                    if open == b'{' {
+                        objects |= 1 << depth;
+                        i = key(b, i, line_break)?;
+                    } else {
+                        objects &= !(1 << depth);
+                    }
+                    depth += 1;
+                    continue 'value;
+                }
+            }
+            b't' => i = literal(b, i, b"true")?,
+            b'f' => i = literal(b, i, b"false")?,
+            b'n' => i = literal(b, i, b"null")?,
+            _ => i = number(b, i)?,
         }
-    }
-
-    fn digits(&mut self) -> Option<()> {
-        let start = self.i;
-        while self.b.get(self.i).is_some_and(u8::is_ascii_digit) {
-            self.i += 1;
+        // After a value: close containers until a `,` leads to the next value.
+        while depth > 0 {
+            i = ws(b, i, line_break);
+            let in_object = objects & (1 << (depth - 1)) != 0;
+            match *b.get(i)? {
+                b',' => {
+                    i = ws(b, i + 1, line_break);
+                    if in_object {
+                        i = key(b, i, line_break)?;
+                    }
+                    continue 'value;
+                }
+                b'}' if in_object => i += 1,
+                b']' if !in_object => i += 1,
+                _ => return None,
+            }
+            depth -= 1;
         }
-        (self.i > start).then_some(())
+        return Some((i, false));
     }
+}
 
-    /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`
-    fn number(&mut self) -> Option<()> {
-        let _ = self.eat(b'-');
-        match *self.b.get(self.i)? {
-            b'0' => self.i += 1,
-            b'1'..=b'9' => self.digits()?,
+/// Calls `f(key offset, key, value offset, raw value, escaped)` for each member of the object
+/// opening at `text[i]`; returns the offset after the object. Keys with escapes answer `None`.
+#[inline(always)]
+fn members<'a>(
+    text: &'a str,
+    i: usize,
+    line_break: &mut bool,
+    mut f: impl FnMut(usize, &'a str, usize, &'a str, bool) -> Option<()>,
+) -> Option<usize> {
+    let b = text.as_bytes();
+    if b.get(i) != Some(&b'{') {
+        return None;
+    }
+    let mut i = ws(b, i + 1, line_break);
+    if b.get(i) == Some(&b'}') {
+        return Some(i + 1);
+    }
+    loop {
+        let key_start = i;
+        let (key_end, escaped_key) = string(b, i)?;
+        if escaped_key {
+            return None; // serde_json decodes it
+        }
+        let key = text.get(key_start + 1..key_end - 1)?;
+        i = ws(b, key_end, line_break);
+        if b.get(i) != Some(&b':') {
+            return None;
+        }
+        let start = ws(b, i + 1, line_break);
+        let (end, escaped) = value(b, start, line_break)?;
+        f(key_start, key, start, text.get(start..end)?, escaped)?;
+        i = ws(b, end, line_break);
+        match *b.get(i)? {
+            b',' => i = ws(b, i + 1, line_break),
+            b'}' => return Some(i + 1),
             _ => return None,
         }
-        if self.eat(b'.').is_some() {
-            self.digits()?;
-        }
-        if let Some(b'e' | b'E') = self.b.get(self.i) {
-            self.i += 1;
-            if let Some(b'+' | b'-') = self.b.get(self.i) {
-                self.i += 1;
-            }
-            self.digits()?;
-        }
+    }
+}
+
+/// Splits `text` into members when it is exactly one JSON object (surrounding whitespace
+/// allowed) that this scanner handles; `None` otherwise (the caller asks serde_json).
+pub(crate) fn scan_object(text: &str) -> Option<RawObject<'_>> {
+    let b = text.as_bytes();
+    let mut line_break = false;
+    let mut list = Vec::with_capacity(24);
+    let start = ws(b, 0, &mut line_break);
+    let end = members(text, start, &mut line_break, |key_start, key, start, value, _| {
+        list.push(Member { key: Cow::Borrowed(key), value, key_start, start, end: start + value.len() });
         Some(())
-    }
+    })?;
+    (ws(b, end, &mut line_break) == b.len()).then_some(RawObject { text, members: list, line_break: Some(line_break) })
+}
 
-    fn literal(&mut self, word: &[u8]) -> Option<()> {
-        (self.b.get(self.i..self.i + word.len())? == word).then(|| self.i += word.len())
-    }
+/// Calls `f(key, raw value, escaped)` for each member of `text`, which must be exactly one JSON
+/// object starting at its first byte (a member's raw value, as the top-level split gives it);
+/// `escaped` says a string value has escapes. Nothing is allocated. `None` when the object is
+/// not one this scanner handles (escaped keys, deep nesting, any syntax error) or when `f`
+/// answers `None`: the caller then decodes the object with serde_json, for its exact result
+/// or error.
+pub(crate) fn for_each_member<'a>(
+    text: &'a str,
+    mut f: impl FnMut(&'a str, &'a str, bool) -> Option<()>,
+) -> Option<()> {
+    let end = members(text, 0, &mut false, |_, key, _, value, escaped| f(key, value, escaped))?;
+    (end == text.len()).then_some(())
+}
 
-    /// Any value starting at the current byte (no leading whitespace).
-    fn value(&mut self, depth: u32) -> Option<()> {
-        match *self.b.get(self.i)? {
-            b'"' => self.string().map(drop),
-            b'{' => {
-                if depth >= MAX_DEPTH {
-                    return None;
-                }
-                self.i += 1;
-                self.ws();
-                if self.eat(b'}').is_some() {
-                    return Some(());
-                }
-                loop {
-                    self.string()?;
-                    self.ws();
-                    self.eat(b':')?;
-                    self.ws();
-                    self.value(depth + 1)?;
-                    self.ws();
-                    match *self.b.get(self.i)? {
-                        b',' => {
-                            self.i += 1;
-                            self.ws();
-                        }
-                        b'}' => {
-                            self.i += 1;
-                            return Some(());
-                        }
-                        _ => return None,
-                    }
-                }
-            }
-            b'[' => {
-                if depth >= MAX_DEPTH {
-                    return None;
-                }
-                self.i += 1;
-                self.ws();
-                if self.eat(b']').is_some() {
-                    return Some(());
-                }
-                loop {
-                    self.value(depth + 1)?;
-                    self.ws();
-                    match *self.b.get(self.i)? {
-                        b',' => {
-                            self.i += 1;
-                            self.ws();
-                        }
-                        b']' => {
-                            self.i += 1;
-                            return Some(());
-                        }
-                        _ => return None,
-                    }
-                }
-            }
-            b't' => self.literal(b"true"),
-            b'f' => self.literal(b"false"),
-            b'n' => self.literal(b"null"),
-            _ => self.number(),
+/// Calls `f(raw item, escaped)` for each item of `text`, exactly one JSON array starting at its
+/// first byte; otherwise as [`for_each_member`].
+pub(crate) fn for_each_item<'a>(text: &'a str, mut f: impl FnMut(&'a str, bool) -> Option<()>) -> Option<()> {
+    let b = text.as_bytes();
+    let line_break = &mut false;
+    if b.first() != Some(&b'[') {
+        return None;
+    }
+    let mut i = ws(b, 1, line_break);
+    if b.get(i) == Some(&b']') {
+        return (i + 1 == b.len()).then_some(());
+    }
+    loop {
+        let (end, escaped) = value(b, i, line_break)?;
+        f(text.get(i..end)?, escaped)?;
+        i = ws(b, end, line_break);
+        match *b.get(i)? {
+            b',' => i = ws(b, i + 1, line_break),
+            b']' => return (i + 1 == b.len()).then_some(()),
+            _ => return None,
         }
     }
 }
@@ -208,51 +296,10 @@ impl Scanner<'_> {
 /// The content of `raw` when it is exactly one JSON string without escapes (then it needs no
 /// decoding); `None` otherwise.
 pub(crate) fn plain_string(raw: &str) -> Option<&str> {
-    let mut s = Scanner { b: raw.as_bytes(), i: 0, line_break: false };
-    match s.string() {
-        Some(false) if s.i == raw.len() => raw.get(1..raw.len() - 1),
+    match string(raw.as_bytes(), 0) {
+        Some((end, false)) if end == raw.len() => raw.get(1..raw.len() - 1),
         _ => None,
     }
-}
-
-/// Splits `text` into members when it is exactly one JSON object (surrounding whitespace
-/// allowed) that this scanner handles; `None` otherwise (the caller asks serde_json).
-pub(crate) fn scan_object(text: &str) -> Option<RawObject<'_>> {
-    let mut s = Scanner { b: text.as_bytes(), i: 0, line_break: false };
-    s.ws();
-    s.eat(b'{')?;
-    let mut members = Vec::with_capacity(24);
-    s.ws();
-    if s.eat(b'}').is_none() {
-        loop {
-            let key_start = s.i;
-            if s.string()? {
-                return None; // an escaped key: serde_json decodes it
-            }
-            let key = text.get(key_start + 1..s.i - 1)?;
-            s.ws();
-            s.eat(b':')?;
-            s.ws();
-            let start = s.i;
-            s.value(1)?;
-            let end = s.i;
-            members.push(Member { key: Cow::Borrowed(key), value: text.get(start..end)?, key_start, start, end });
-            s.ws();
-            match *s.b.get(s.i)? {
-                b',' => {
-                    s.i += 1;
-                    s.ws();
-                }
-                b'}' => {
-                    s.i += 1;
-                    break;
-                }
-                _ => return None,
-            }
-        }
-    }
-    s.ws();
-    (s.i == s.b.len()).then_some(RawObject { text, members, line_break: Some(s.line_break) })
 }
 
 #[cfg(test)]
@@ -355,6 +402,87 @@ mod tests {
         let deep = format!("{{\"a\":{}1{}}}", "[".repeat(10_000), "]".repeat(10_000));
         assert!(scan_object(&deep).is_none());
         assert!(parse_object(&deep).is_ok());
+    }
+
+    #[test]
+    fn nested_values_escapes_and_truncations_split_as_serde_json_does() {
+        let text = concat!(
+            r#"{"a":[{"b":[[],{},[{"c":"x\"y"}],-1.5e-3,"\u00e9\ud83d\ude00"]},[true,false,null]],"#,
+            r#""long":"0123456789abcdef\\0123456789\/abcdef\u20ac","lone":"\udc00","#,
+            "\"ws\" : [ 1 , { \"d\" : [ ] } ] ,\"e\":{\"f\":{\"g\":{\"h\":\"日本\"}}}}"
+        );
+        assert!(fast_split(text).is_some());
+        assert_eq!(fast_split(text), serde_split(text));
+        // Every prefix (truncated input) and every one-byte corruption is rejected or split
+        // exactly as serde_json splits it.
+        for cut in 0..text.len() {
+            if text.is_char_boundary(cut) {
+                assert!(fast_split(&text[..cut]).is_none(), "{cut}");
+            }
+        }
+        for (i, c) in text.char_indices() {
+            for bad in ['"', '\\', ']', '}', ',', ':', '\u{1}', 'x'] {
+                if bad == c {
+                    continue;
+                }
+                let mut t = String::from(&text[..i]);
+                t.push(bad);
+                t.push_str(&text[i + c.len_utf8()..]);
+                if let Some(fast) = fast_split(&t) {
+                    assert_eq!(Some(fast), serde_split(&t), "{t}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn nesting_up_to_the_bound_is_scanned() {
+        let nested = |n: usize| format!("{{\"a\":{}1{}}}", "[".repeat(n), "]".repeat(n));
+        let objects = |n: usize| format!("{{\"a\":{}1{}}}", "{\"b\":".repeat(n), "}".repeat(n));
+        for n in [1, MAX_DEPTH as usize - 2, MAX_DEPTH as usize - 1] {
+            assert_eq!(fast_split(&nested(n)), serde_split(&nested(n)), "{n}");
+            assert_eq!(fast_split(&objects(n)), serde_split(&objects(n)), "{n}");
+        }
+        assert!(fast_split(&nested(MAX_DEPTH as usize)).is_none());
+        assert!(parse_object(&nested(MAX_DEPTH as usize)).is_ok());
+        // Mixed objects and arrays close in the right order only.
+        assert!(fast_split(r#"{"a":[{"b":1]}"#).is_none());
+        assert!(fast_split(r#"{"a":{"b":[1}]}"#).is_none());
+        assert!(fast_split(r#"{"a":[{"b":[1]},{"c":{}}]}"#).is_some());
+    }
+
+    #[test]
+    fn members_and_items_are_visited_in_order() {
+        let mut seen = Vec::new();
+        let r = for_each_member(r#"{"a":"x\ny","b" : [1,{"c":2}],"c":"plain"}"#, |k, v, e| {
+            seen.push((k.to_string(), v.to_string(), e));
+            Some(())
+        });
+        assert_eq!(r, Some(()));
+        assert_eq!(
+            seen,
+            [
+                ("a".into(), r#""x\ny""#.into(), true),
+                ("b".into(), r#"[1,{"c":2}]"#.into(), false),
+                ("c".into(), r#""plain""#.into(), false)
+            ]
+        );
+        let mut items = Vec::new();
+        let walked = for_each_item(r#"[ "a" ,"b\u0063",null]"#, |v, e| {
+            items.push((v.to_string(), e));
+            Some(())
+        });
+        assert_eq!(walked, Some(()));
+        assert_eq!(items, [(r#""a""#.into(), false), (r#""b\u0063""#.into(), true), ("null".into(), false)]);
+        assert_eq!(for_each_item("[]", |_, _| None), Some(()));
+        assert_eq!(for_each_member("{}", |_, _, _| None), Some(()));
+        for bad in ["[1,]", "[1", "[1] ", " [1]", "{\"a\":1} ", "{\"a\"}", "{\"\\u0061\":1}"] {
+            assert!(
+                for_each_item(bad, |_, _| Some(())).is_none() && for_each_member(bad, |_, _, _| Some(())).is_none()
+            );
+        }
+        // The visitor's `None` stops the walk.
+        assert!(for_each_item("[1,2]", |_, _| None).is_none());
     }
 
     #[test]

@@ -2,9 +2,10 @@
 //! and the request attributes it needs, rebuilt from a logged event (requestinfo.go).
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use super::model::{GroupResources, Policy, PolicyRule};
-use crate::event::{Event, Level};
+use crate::event::{CowStr, Event, Level};
 
 /// The authorizer attributes the apiserver evaluated the policy with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,7 +13,7 @@ pub struct Attributes<'a> {
     /// `None` on the failed-authentication path (the event's user is empty).
     pub user: Option<&'a str>,
     /// The user's groups.
-    pub groups: Vec<&'a str>,
+    pub groups: Groups<'a>,
     /// The request verb (`get`, `list`, `watch`, `create`, ...).
     pub verb: &'a str,
     /// Whether the request is for a resource (else a non-resource URL such as `/healthz`).
@@ -31,13 +32,25 @@ pub struct Attributes<'a> {
     pub path: &'a str,
 }
 
+/// The groups of the request's user, borrowed from the event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Groups<'a>(&'a [CowStr<'a>]);
+
+impl<'a> Groups<'a> {
+    /// The group names, in logged order.
+    pub fn iter(&self) -> impl Iterator<Item = &'a str> + 'a {
+        self.0.iter().map(|g| g.0.as_ref())
+    }
+}
+
 /// What the policy decided for a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
     /// The level the policy decides.
     pub level: Level,
-    /// Policy ∪ rule omitStages, sorted, without duplicates.
-    pub omit_stages: Vec<String>,
+    /// Policy ∪ rule omitStages, sorted, without duplicates (shared with the evaluator: a
+    /// decision allocates nothing).
+    pub omit_stages: Arc<[String]>,
     /// Whether managedFields are omitted (`omitManagedFields`, the rule's or the policy's).
     pub omit_managed_fields: bool,
     /// Index of the matching rule, `None` when nothing matched.
@@ -55,15 +68,15 @@ impl Decision {
 #[derive(Debug, Clone)]
 pub struct Evaluator {
     policy: Policy,
-    rule_omit_stages: Vec<Vec<String>>,
-    default_omit_stages: Vec<String>,
+    rule_omit_stages: Vec<Arc<[String]>>,
+    default_omit_stages: Arc<[String]>,
 }
 
-fn union(a: &[String], b: &[String]) -> Vec<String> {
+fn union(a: &[String], b: &[String]) -> Arc<[String]> {
     let mut out: Vec<String> = a.iter().chain(b).cloned().collect();
     out.sort();
     out.dedup();
-    out
+    out.into()
 }
 
 impl Evaluator {
@@ -208,35 +221,49 @@ pub struct UrlInfo<'a> {
 /// Parses a resource request path like k8s.io/apiserver's `RequestInfoFactory` (prefixes `api`, `apis`).
 pub fn parse_resource_path<'a>(path: &'a str, verb: &str) -> Option<UrlInfo<'a>> {
     let trimmed = path.trim_matches('/');
-    let mut parts: Vec<&'a str> = trimmed.split('/').collect();
-    match parts.first() {
-        Some(&"api") => parts.drain(..2.min(parts.len())),
-        Some(&"apis") => parts.drain(..3.min(parts.len())),
+    let mut split = trimmed.split('/');
+    let prefix = match split.next() {
+        Some("api") => 1,
+        Some("apis") => 2,
         _ => return None,
     };
-    if parts.is_empty() || parts[0].is_empty() {
+    // The parts after the prefix: the first few (no more are ever read) and how many there are.
+    // Only the front is ever removed, so `start` moves instead.
+    const KEPT: usize = 6;
+    let mut kept = [""; KEPT];
+    let mut len = 0;
+    for part in split.skip(prefix) {
+        if let Some(slot) = kept.get_mut(len) {
+            *slot = part;
+        }
+        len += 1;
+    }
+    let mut start = 0;
+    let part = |start: usize, i: usize| kept.get(start + i).copied().unwrap_or_default();
+    if len == 0 || part(start, 0).is_empty() {
         return None;
     }
-    if matches!(parts[0], "watch" | "proxy") {
-        parts.remove(0);
+    if matches!(part(start, 0), "watch" | "proxy") {
+        start += 1;
     }
+    let count = |start: usize| len - start;
     let mut info = UrlInfo::default();
-    if parts.first() == Some(&"namespaces") && parts.len() > 1 {
-        info.namespace = parts[1];
+    if part(start, 0) == "namespaces" && count(start) > 1 {
+        info.namespace = part(start, 1);
         // `namespaces/{ns}/{resource}`: the resource is the next part, unless it is one of the
         // namespace's own subresources (status, finalize).
-        if parts.len() > 2 && !matches!(parts[2], "status" | "finalize") {
-            parts.drain(..2);
+        if count(start) > 2 && !matches!(part(start, 2), "status" | "finalize") {
+            start += 2;
         }
     }
-    if parts.len() >= 3 && verb != "proxy" {
-        info.subresource = parts[2];
+    if count(start) >= 3 && verb != "proxy" {
+        info.subresource = part(start, 2);
     }
-    if parts.len() >= 2 {
-        info.name = parts[1];
+    if count(start) >= 2 {
+        info.name = part(start, 1);
     }
-    if !parts.is_empty() {
-        info.resource = parts[0];
+    if count(start) > 0 {
+        info.resource = part(start, 0);
     }
     Some(info)
 }
@@ -265,7 +292,7 @@ impl<'a> Attributes<'a> {
             "" => None,
             name => Some(name),
         };
-        let groups = ev.user.groups().collect();
+        let groups = Groups(ev.user.groups.as_deref().unwrap_or_default());
         let path = ev.path();
         let verb = ev.verb.as_ref();
         let Some(oref) = ev.object_ref.as_ref() else {
@@ -306,6 +333,86 @@ impl<'a> Attributes<'a> {
             namespace,
             name,
             path,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `parse_resource_path` as it was written with a `Vec` of the parts.
+    fn by_vec<'a>(path: &'a str, verb: &str) -> Option<UrlInfo<'a>> {
+        let trimmed = path.trim_matches('/');
+        let mut parts: Vec<&'a str> = trimmed.split('/').collect();
+        match parts.first() {
+            Some(&"api") => parts.drain(..2.min(parts.len())),
+            Some(&"apis") => parts.drain(..3.min(parts.len())),
+            _ => return None,
+        };
+        if parts.is_empty() || parts[0].is_empty() {
+            return None;
+        }
+        if matches!(parts[0], "watch" | "proxy") {
+            parts.remove(0);
+        }
+        let mut info = UrlInfo::default();
+        if parts.first() == Some(&"namespaces") && parts.len() > 1 {
+            info.namespace = parts[1];
+            if parts.len() > 2 && !matches!(parts[2], "status" | "finalize") {
+                parts.drain(..2);
+            }
+        }
+        if parts.len() >= 3 && verb != "proxy" {
+            info.subresource = parts[2];
+        }
+        if parts.len() >= 2 {
+            info.name = parts[1];
+        }
+        if !parts.is_empty() {
+            info.resource = parts[0];
+        }
+        Some(info)
+    }
+
+    #[test]
+    fn resource_paths_parse_as_with_a_vec_of_parts() {
+        let words = [
+            "api",
+            "apis",
+            "v1",
+            "apps",
+            "watch",
+            "proxy",
+            "namespaces",
+            "ns",
+            "status",
+            "finalize",
+            "pods",
+            "p",
+            "exec",
+            "",
+            "x",
+        ];
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = |m: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % m
+        };
+        for i in 0..200_000 {
+            let n = next(10) as usize;
+            let mut path: String =
+                (0..n).map(|_| words[next(words.len() as u64) as usize]).collect::<Vec<_>>().join("/");
+            if i % 3 == 0 {
+                path.insert(0, '/');
+            }
+            if i % 5 == 0 {
+                path.push('/');
+            }
+            let verb = if i % 7 == 0 { "proxy" } else { "get" };
+            assert_eq!(parse_resource_path(&path, verb), by_vec(&path, verb), "{path} {verb}");
         }
     }
 }

@@ -8,7 +8,7 @@ pub mod model;
 pub mod v1;
 
 pub use apply::{verdict, write_event, Changes, DropReason, Verdict};
-pub use eval::{Attributes, Decision, Evaluator};
+pub use eval::{Attributes, Decision, Evaluator, Groups};
 pub use model::{GroupResources, Loaded, Policy, PolicyError, PolicyRule};
 pub use v1::{differences as policy_differences, to_v1_yaml};
 

@@ -73,8 +73,8 @@ pub fn aggregate(args: AggregateArgs) -> Result<Status, String> {
     let a = &v["aggregation"]["aggregator"];
     eprintln!(
         "kaudit: {merged} records merged from {} agents ({} steps; {} duplicate steps, {} late and {} too-late \
-         partials), {invalid} not partials; {alerts} alerts",
-        a["agents"], a["steps"], a["duplicateSteps"], a["late"], a["tooLate"]
+         partials, {} missing records), {invalid} not partials; {alerts} alerts",
+        a["agents"], a["steps"], a["duplicateSteps"], a["late"], a["tooLate"], a["missing"]
     );
     args.metrics.write(&pipeline)?;
     Ok(if invalid > 0 { Status::Negative } else { Status::Success })

@@ -157,7 +157,7 @@ fn decision(event: &Event, d: &Decision) -> t::Decision {
         audit_id: event.audit_id.to_string(),
         stage: event.stage.to_string(),
         level: level(d.level),
-        omit_stages: d.omit_stages.clone(),
+        omit_stages: d.omit_stages.to_vec(),
         omit_managed_fields: d.omit_managed_fields,
         rule: d.rule.map(u32_of),
         json: explain_json(event, d),

@@ -257,7 +257,7 @@ fn explain_returns_the_decision_and_the_explain_line() {
                 assert_eq!(got.audit_id, event.audit_id);
                 assert_eq!(got.stage, event.stage);
                 assert_eq!(got.rule, d.rule.map(|r| r as u32));
-                assert_eq!(got.omit_stages, d.omit_stages);
+                assert_eq!(*got.omit_stages, *d.omit_stages);
                 assert_eq!(got.omit_managed_fields, d.omit_managed_fields);
                 let level = match got.level {
                     Level::None => "None",

@@ -146,6 +146,13 @@ fn with_filter<R>(f: impl FnOnce(&mut Filter, &mut Stats) -> R) -> R {
 }
 
 /// Loads the config once, logging what was used (or the error) to stderr once.
+/// This run's id for an agent's sequence numbers: a random nonce (std's `RandomState` draws its
+/// keys from WASI `random_get`). No wall clock: the module imports none (tests/limits_capabilities.rs).
+fn incarnation() -> String {
+    use std::hash::BuildHasher;
+    kaudit::incarnation_id(0, std::collections::hash_map::RandomState::new().hash_one(0x6b61_7564_6974_u64))
+}
+
 fn load_mode() -> Mode {
     if LOADING.replace(true) {
         let message = "loading the config trapped (see the earlier stderr output)".to_string();
@@ -156,7 +163,9 @@ fn load_mode() -> Mode {
     #[cfg(feature = "phase-marks")]
     kaudit::set_phase_hook(std::thread::yield_now);
     let mode = match config::load() {
-        config::Loaded::Ready { pipeline, source, warnings } => {
+        config::Loaded::Ready { mut pipeline, source, warnings } => {
+            // Agent role: every (re)build of the state is a new run of the agent.
+            pipeline.set_agent_incarnation(&incarnation());
             for w in &warnings {
                 log(&format!("kaudit: warning: {w}"));
             }

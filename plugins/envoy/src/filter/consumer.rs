@@ -76,7 +76,14 @@ impl Root {
                     .unwrap_or_default();
                 config.alerts.aggregation.agent_id = String::from_utf8_lossy(&node).into_owned();
             }
-            let pipeline = Pipeline::new(config);
+            let mut pipeline = Pipeline::new(config);
+            // Agent role: each consumer pipeline is a new run of the agent (sequence numbers
+            // restart), named by the wall clock and a random nonce.
+            let now_ms = self.now_ms();
+            pipeline.set_agent_incarnation(&kaudit::incarnation_id(
+                now_ms.saturating_mul(1000),
+                random_owner(self.context_id, now_ms),
+            ));
             info!("this VM (root context {}) is now the alert consumer", self.context_id);
             self.consumer = Some(Consumer { pipeline, mirror: Mirror::default(), until_ms });
         }
