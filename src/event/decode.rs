@@ -1,5 +1,5 @@
 //! The small members decisions read (`user`, `impersonatedUser`, `objectRef`, `responseStatus`,
-//! `annotations`, `sourceIPs`) decoded straight from the scanner's slices: no member list, no
+//! `annotations`, `sourceIPs`, v1beta1's `metadata`) decoded straight from the scanner's slices: no member list, no
 //! allocation beyond the `Vec`s of the decoded types, strings borrowed unless escaped. In an
 //! interpreter (Fluent Bit's WAMR) this costs a fraction of serde's generic decoding.
 //!
@@ -12,7 +12,7 @@ use std::borrow::Cow;
 
 use super::raw::{self, CowStr};
 use super::scan::{for_each_item, for_each_member};
-use super::{ObjectRef, ResponseStatus, UserInfo};
+use super::{LegacyMeta, ObjectRef, ResponseStatus, UserInfo};
 
 /// A string value: borrowed when it has no escapes, else decoded (`None`: not a string, or an
 /// escape serde_json rejects).
@@ -163,6 +163,23 @@ pub(super) fn response_status(raw: &str) -> Option<Option<ResponseStatus<'_>>> {
     Some(Some(r))
 }
 
+/// v1beta1/v1alpha1 `metadata` as `Option<LegacyMeta>` (only `creationTimestamp` is read).
+pub(super) fn legacy_meta(raw: &str) -> Option<Option<LegacyMeta<'_>>> {
+    if raw == "null" {
+        return Some(None);
+    }
+    let mut m = LegacyMeta::default();
+    let mut seen = 0u8;
+    for_each_member(raw, |key, value, escaped| {
+        if key == "creationTimestamp" {
+            first(&mut seen, 1)?;
+            m.creation_timestamp = opt_string(value, escaped)?;
+        }
+        Some(())
+    })?;
+    Some(Some(m))
+}
+
 /// `annotations`: `null` or an object of strings, in input order (duplicates kept).
 pub(super) fn annotations(raw: &str) -> Option<Vec<(Cow<'_, str>, Cow<'_, str>)>> {
     let mut out = Vec::new();
@@ -230,6 +247,12 @@ mod tests {
                 if let Some(fast) = response_status(raw) {
                     let serde = decode::<Option<ResponseStatus>>(raw).ok();
                     assert_eq!(Some(status_tuple(&fast)), serde.map(|r| status_tuple(&r)), "{raw}");
+                }
+            }
+            "metadata" => {
+                if let Some(fast) = legacy_meta(raw) {
+                    let time = |m: Option<LegacyMeta>| m.map(|m| m.creation_timestamp.map(|t| t.into_owned()));
+                    assert_eq!(Some(time(fast)), decode::<Option<LegacyMeta>>(raw).ok().map(time), "{raw}");
                 }
             }
             "sourceIPs" => {
@@ -320,6 +343,15 @@ mod tests {
         assert_eq!(ips.iter().map(|c| c.0.as_ref()).collect::<Vec<_>>(), ["10.0.0.1", "::1"]);
         assert!(strings(r#"["10.0.0.1",null]"#).is_none());
         assert!(strings(r#"{}"#).is_none());
+        for raw in
+            [r#"{"creationTimestamp":"2017-09-11T19:55:05Z","uid":"x"}"#, r#"{"creationTimestamp":null}"#, "{}", "null"]
+        {
+            assert!(legacy_meta(raw).is_some(), "{raw}");
+            check_same("metadata", raw);
+        }
+        for raw in [r#"{"creationTimestamp":1}"#, r#"{"creationTimestamp":"a","creationTimestamp":"b"}"#, "[]"] {
+            assert!(legacy_meta(raw).is_none(), "{raw}");
+        }
     }
 
     #[test]
@@ -337,6 +369,7 @@ mod tests {
                     "responseStatus" => response_status(m.value).is_some(),
                     "sourceIPs" => strings(m.value).is_some(),
                     "annotations" => annotations(m.value).is_some(),
+                    "metadata" => legacy_meta(m.value).is_some(),
                     _ => false,
                 });
             }

@@ -358,7 +358,7 @@ impl<'a> Event<'a> {
                 "stageTimestamp" => ev.stage_timestamp = opt_s()?,
                 "timestamp" => ev.legacy_timestamp = opt_s()?,
                 "metadata" => {
-                    let meta: Option<LegacyMeta> = raw::decode(raw).map_err(|e| field_err(key, e))?;
+                    let meta = fast_or_serde(raw, decode::legacy_meta, key)?;
                     ev.legacy_stage_timestamp = meta.and_then(|m| m.creation_timestamp);
                 }
                 _ => {}
