@@ -56,7 +56,7 @@ pub mod yaml;
 pub use alert::{
     incarnation_id, load_pack_text, AgentStats, AggregationConfig, AlertConfig, AlertEngine, AlertFormat, AlertLimits,
     AlertPayload, AlertRoute, AlertStats, Lists, MergeStats, PartialError, Role as AlertRole, Rule,
-    Severity as AlertSeverity, FALCO_PACK, PARTIAL_KIND, WATERMARK_KIND,
+    Severity as AlertSeverity, StepsError, FALCO_PACK, PARTIAL_KIND, WATERMARK_KIND,
 };
 pub use config::{BadRecords, Config, ConfigError, Limits};
 pub use diagnostic::{Diagnostic, DiagnosticKind};

@@ -7,7 +7,7 @@
 
 use serde::Serialize;
 
-use crate::alert::{AlertEngine, AlertStats, PartialError, Role};
+use crate::alert::{AlertEngine, AlertStats, PartialError, Role, StepsError};
 use crate::config::{BadRecords, Config};
 use crate::enrich::{add_member, Enricher};
 use crate::event::doc::EventDoc;
@@ -147,12 +147,28 @@ impl Pipeline {
     /// Builds the engine for `config`. Every setting (bad records, enrichment and alerts on or
     /// off, limits) is decided on the [`Config`] before this; a built pipeline does not change them.
     /// A host that evaluates alerts in one central place (Envoy's single queue consumer) builds
-    /// its workers with `config.alerts.enabled = false` and feeds the central pipeline with
-    /// [`Pipeline::observe_for_alerts`].
+    /// its workers with [`Pipeline::alert_worker`] instead.
     pub fn new(config: Config) -> Pipeline {
+        let alerts = AlertEngine::new(&config.alerts);
+        Pipeline::with_alerts(config, alerts)
+    }
+
+    /// A worker of a central alert consumer (Envoy's workers and their single elected
+    /// consumer): it filters and writes like [`Pipeline::new`] but raises no alert; instead,
+    /// for every kept event, it writes what the alert rules take from it (the event time and,
+    /// per matching rule, the values the rule reads: a few dozen bytes instead of the event),
+    /// taken with [`Pipeline::take_alert_steps`]. The consumer, a [`Pipeline::new`] of the
+    /// same config, applies them with [`Pipeline::apply_alert_steps`] without parsing the
+    /// events again, and raises the alerts (or, with `alerts.role: agent`, the partials) a
+    /// pipeline that saw the events would.
+    pub fn alert_worker(config: Config) -> Pipeline {
+        let alerts = AlertEngine::step_writer(&config.alerts);
+        Pipeline::with_alerts(config, alerts)
+    }
+
+    fn with_alerts(config: Config, alerts: AlertEngine) -> Pipeline {
         let evaluator = Evaluator::new(config.policy.clone());
         let enricher = Enricher::new(config.enrichment.clone(), config.open_geoip());
-        let alerts = AlertEngine::new(&config.alerts);
         Pipeline {
             config,
             evaluator,
@@ -764,6 +780,25 @@ impl Pipeline {
     /// consumer skip the forwarding when it has none).
     pub fn alerts_configured(&self) -> bool {
         !self.alerts.is_empty()
+    }
+
+    /// An [`Pipeline::alert_worker`]'s alert steps since the last call, for the central
+    /// consumer (empty when nothing was kept, or the config raises no alerts).
+    pub fn take_alert_steps(&mut self) -> Vec<u8> {
+        self.alerts.take_steps()
+    }
+
+    /// The central consumer: applies the alert steps of an [`Pipeline::alert_worker`] of the
+    /// same config, in the order the worker kept the events. Returns the number of events
+    /// applied; a buffer of other alert rules (a worker of an older config) or not a steps
+    /// buffer is refused whole.
+    pub fn apply_alert_steps(&mut self, steps: &[u8]) -> Result<u64, StepsError> {
+        if !self.config.enabled {
+            return Ok(0);
+        }
+        let applied = self.alerts.apply_steps(steps, &mut self.alerts_out);
+        cap_pending_alerts(&mut self.alerts_out, self.config.limits.max_pending_alerts, &mut self.counters);
+        applied
     }
 
     /// Feeds one already processed (kept) event to the alert rules only; nothing is written.

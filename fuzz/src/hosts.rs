@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 
 use kaudit::parse_object;
 use kaudit::Pipeline;
-use kaudit_envoy::batch::{filter_body, for_each_item, Filtered, Untouched};
+use kaudit_envoy::batch::{alert_steps, filter_body, for_each_item, Filtered, Untouched};
 use kaudit_envoy::settings::Settings;
 use kaudit_fluent_bit::config::{load_from, Loaded};
 use kaudit_fluent_bit::filter::{Filter, Input, Mode, Reply, Stats};
@@ -81,11 +81,10 @@ fn check_fluent_bit_reply(filter: &Filter, reply: Reply, record: &[u8]) {
     }
 }
 
-/// Envoy: input = request body; the forwarded body, then the consumer's split for alerts.
+/// Envoy: input = request body; the forwarded body, then the consumer: the worker's alert
+/// steps, and the split of a forwarded body (what VMs of earlier kaudit versions queue).
 pub fn envoy_batch(data: &[u8]) {
-    let mut config = default_config();
-    config.alerts.enabled = false;
-    let mut worker = Pipeline::new(config);
+    let mut worker = Pipeline::alert_worker(default_config());
     let filtered = filter_body(&mut worker, data);
     match &filtered {
         Filtered::Untouched(Untouched::InternalError(e)) => panic!("internal error (caught panic): {e}"),
@@ -100,11 +99,19 @@ pub fn envoy_batch(data: &[u8]) {
         }
     }
     let mut consumer = default_pipeline();
-    if let Some(feed) = filtered.alert_feed(data) {
-        for_each_item(feed, &mut |item| consumer.observe_for_alerts(item));
-        for a in consumer.take_alerts() {
-            assert!(matches!(is_json(a.as_bytes()), Some(Json::Object(_))), "alert is not one JSON object: {a}");
-        }
+    if let Some(steps) = alert_steps(&mut worker, &filtered) {
+        let applied = consumer.apply_alert_steps(&steps).expect("a worker's steps apply");
+        let kept = match &filtered {
+            Filtered::Processed { summary, .. } => summary.kept,
+            Filtered::Untouched(_) => 0,
+        };
+        assert!(applied <= kept, "{applied} events applied, {kept} kept");
+    }
+    if let Filtered::Processed { body, .. } = &filtered {
+        for_each_item(body.as_deref().map_or(data, str::as_bytes), &mut |item| consumer.observe_for_alerts(item));
+    }
+    for a in consumer.take_alerts() {
+        assert!(matches!(is_json(a.as_bytes()), Some(Json::Object(_))), "alert is not one JSON object: {a}");
     }
 }
 

@@ -14,9 +14,10 @@ use crate::query::{Document, FieldPath, Value};
 use super::config::{AlertConfig, AlertLimits, Role};
 use super::merge::{MergeStats, Merger};
 use super::output::{value_text, write_alert, AggregateOutput};
-use super::partial::{self, Agent, AgentStats, Partial, PartialError, StepDoc};
+use super::partial::{self, Agent, AgentStats, Partial, PartialError, Scalar, StepDoc};
 use super::rule::{AggFn, Rule};
 use super::state::{AggState, DistinctAdd, GroupState, GroupStore, BUCKETS};
+use super::steps::{self, StepReader, StepWriter, StepsError};
 
 /// Running totals of the alert engine (for every host's metrics).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -52,7 +53,7 @@ impl AlertStats {
 struct RuleRt {
     rule: Arc<Rule>,
     groups: GroupStore,
-    /// The paths a step of this rule keeps (agent and aggregator roles only).
+    /// The paths a step of this rule keeps (two-phase roles and alert steps).
     paths: Vec<FieldPath>,
     /// Reused buffers: the group key, a value's text, aggregate values.
     key: String,
@@ -76,13 +77,16 @@ pub struct AlertEngine {
     merger: Option<Merger>,
     /// Partial and watermark records not yet taken by the host.
     partials_out: Vec<String>,
+    /// A worker of a central consumer: kept events become steps instead of alerts.
+    steps: Option<StepWriter>,
+    /// What a steps buffer must have been written for (`steps::fingerprint`).
+    fingerprint: u64,
 }
 
 impl AlertEngine {
     /// An engine for the config's rules (none when `enabled` is false).
     pub fn new(config: &AlertConfig) -> Self {
         let code_path = FieldPath::from_segments(["responseStatus", "code"]);
-        let two_phase = config.role != Role::Single;
         let rules: Vec<RuleRt> = if config.enabled {
             config
                 .rules
@@ -90,7 +94,7 @@ impl AlertEngine {
                 .map(|r| RuleRt {
                     rule: r.clone(),
                     groups: GroupStore::new(config.limits.max_groups),
-                    paths: if two_phase { partial::step_paths(r, code_path.as_ref()) } else { Vec::new() },
+                    paths: partial::step_paths(r, code_path.as_ref()),
                     key: String::new(),
                     text: String::new(),
                     values: Vec::new(),
@@ -101,6 +105,7 @@ impl AlertEngine {
         };
         let retention = rules.iter().map(|r| r.rule.retention()).max().unwrap_or(0);
         let cfg = &config.aggregation;
+        let fingerprint = steps::fingerprint(rules.iter().map(|r| (&*r.rule, r.paths.as_slice())));
         AlertEngine {
             agent: (config.role == Role::Agent).then(|| Agent::new(cfg.clone())),
             merger: (config.role == Role::Aggregator).then(|| Merger::new(cfg.clone(), retention)),
@@ -110,7 +115,24 @@ impl AlertEngine {
             stats: AlertStats::default(),
             code_path,
             partials_out: Vec::new(),
+            steps: None,
+            fingerprint,
         }
+    }
+
+    /// An engine that raises nothing itself: each kept event's rule inputs are written as
+    /// steps ([`AlertEngine::take_steps`]) for a central consumer built from the same rules,
+    /// which applies them with [`AlertEngine::apply_steps`]. Any `role` is the consumer's.
+    pub fn step_writer(config: &AlertConfig) -> Self {
+        let single = AlertConfig { role: Role::Single, ..config.clone() };
+        let mut engine = AlertEngine::new(&single);
+        engine.steps = Some(StepWriter::new(engine.fingerprint));
+        engine
+    }
+
+    /// The steps written since the last call (empty when no event was kept).
+    pub fn take_steps(&mut self) -> Vec<u8> {
+        self.steps.as_mut().map(StepWriter::take).unwrap_or_default()
     }
 
     /// Whether there is no rule to evaluate.
@@ -143,6 +165,10 @@ impl AlertEngine {
         if self.rules.is_empty() || self.merger.is_some() {
             return;
         }
+        if let Some(w) = &mut self.steps {
+            w.capture(self.rules.iter().map(|r| (&*r.rule, r.paths.as_slice())), event, doc);
+            return;
+        }
         self.stats.events += 1;
         let t = match event.stage_time_micros() {
             Some(t) => t,
@@ -159,7 +185,7 @@ impl AlertEngine {
             if let Some(agent) = &mut self.agent {
                 if rt.rule.stateful() || agent.per_event_to_aggregator() {
                     build_key(&rt.rule.group_by, doc, &mut rt.key, &mut rt.text);
-                    agent.capture(i, &rt.rule, &rt.paths, &rt.key, t, &event.audit_id, &event.stage, doc);
+                    agent.capture(i, &rt.rule, &rt.paths, &rt.key, t, &event.audit_id, &event.stage, doc, None);
                     continue;
                 }
             }
@@ -170,6 +196,55 @@ impl AlertEngine {
         if self.agent.is_some() {
             self.advance_clock(t);
         }
+    }
+
+    /// Applies a steps buffer of a [`AlertEngine::step_writer`] built from the same rules:
+    /// every event in it as [`AlertEngine::observe`] would have seen it (alerts to `out`).
+    /// Returns the number of events applied. A corrupt buffer stops at the fault (the events
+    /// before it stay applied).
+    pub fn apply_steps(&mut self, buf: &[u8], out: &mut Vec<String>) -> Result<u64, StepsError> {
+        let mut reader = StepReader::new(buf, self.fingerprint)?;
+        if self.rules.is_empty() || self.merger.is_some() {
+            return Ok(0);
+        }
+        let mut values: Vec<Vec<Scalar>> = Vec::new();
+        let mut events = 0;
+        while let Some((time, matches)) = reader.next_event()? {
+            events += 1;
+            self.stats.events += 1;
+            let t = match time {
+                Some(t) => t,
+                None if self.watermark == i64::MIN => 0,
+                None => self.watermark,
+            };
+            self.watermark = self.watermark.max(t);
+            let now = self.watermark;
+            for _ in 0..matches {
+                let rules = &self.rules;
+                let m = reader.next_match(|i| rules.get(i).map(|r| r.paths.len()), &mut values)?;
+                self.stats.matches += 1;
+                let rt = &mut self.rules[m.rule];
+                // The paths move out for the calls (on_match borrows the rule mutably).
+                let paths = std::mem::take(&mut rt.paths);
+                let doc = StepDoc { paths: &paths, values: &values };
+                match &mut self.agent {
+                    Some(agent) if rt.rule.stateful() || agent.per_event_to_aggregator() => {
+                        build_key(&rt.rule.group_by, &doc, &mut rt.key, &mut rt.text);
+                        agent.capture(m.rule, &rt.rule, &paths, &rt.key, t, m.audit_id, m.stage, &doc, Some(m.hits));
+                    }
+                    _ => {
+                        let mut shared =
+                            Shared { limits: &self.limits, code_path: self.code_path.as_ref(), stats: &mut self.stats };
+                        rt.on_match(m.audit_id, &doc, Some(m.hits), t, now, &mut shared, out);
+                    }
+                }
+                rt.paths = paths;
+            }
+            if self.agent.is_some() {
+                self.advance_clock(t);
+            }
+        }
+        Ok(events)
     }
 
     /// `alerts.role`.

@@ -9,6 +9,8 @@
 //! * `state`: bounded per-group state (LRU groups, bucketed windows);
 //! * `partial`, `merge`: two-phase aggregation (`alerts.role`: agents emit partial records,
 //!   an aggregator merges them and raises the alerts; docs/SCALING.md);
+//! * `steps`: alert steps, a worker's rule inputs per kept event for a central consumer
+//!   (Envoy's workers and its single alert consumer);
 //! * `output`: the alert JSON object;
 //! * `route`: `alerts.routes` and the payload formats (JSON lines, Alertmanager, Slack, DingTalk);
 //! * `sigma`: the Sigma compiler.
@@ -27,6 +29,7 @@ mod route;
 mod rule;
 pub mod sigma;
 mod state;
+mod steps;
 
 #[cfg(test)]
 mod tests;
@@ -39,3 +42,4 @@ pub use pack::{load_pack_text, FALCO_PACK};
 pub use partial::{incarnation_id, AgentStats, PartialError, PARTIAL_KIND, WATERMARK_KIND};
 pub use route::{AlertFormat, AlertPayload, AlertRoute};
 pub use rule::{Rule, Severity};
+pub use steps::StepsError;

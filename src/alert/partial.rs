@@ -257,7 +257,8 @@ impl Agent {
         self.seq += 1;
     }
 
-    /// Keeps one match of rule `rule` (index), group `key`, at event time `t`.
+    /// Keeps one match of rule `rule` (index), group `key`, at event time `t`; `hits` are the
+    /// `countIf` results when already evaluated (a step), else they are evaluated on `doc`.
     #[allow(clippy::too_many_arguments)]
     pub fn capture(
         &mut self,
@@ -269,6 +270,7 @@ impl Agent {
         audit_id: &str,
         stage: &str,
         doc: &dyn Document,
+        hits: Option<&str>,
     ) {
         let period = t.div_euclid(self.width());
         let buf = self.open.entry(period).or_default();
@@ -297,15 +299,18 @@ impl Agent {
                 p.values.len() - 1
             }
         };
-        let hits = rule
-            .aggregation
-            .iter()
-            .flat_map(|a| a.aggregates.iter())
-            .filter_map(|(_, f)| match f {
-                AggFn::CountIf(q) => Some(if q.matches(doc) { '1' } else { '0' }),
-                _ => None,
-            })
-            .collect();
+        let hits = match hits {
+            Some(h) => h.to_string(),
+            None => rule
+                .aggregation
+                .iter()
+                .flat_map(|a| a.aggregates.iter())
+                .filter_map(|(_, f)| match f {
+                    AggFn::CountIf(q) => Some(if q.matches(doc) { '1' } else { '0' }),
+                    _ => None,
+                })
+                .collect(),
+        };
         p.steps.push(StepRec { t, audit_id: audit_id.to_string(), stage: stage.to_string(), values, hits });
     }
 

@@ -10,9 +10,10 @@
 //! - Envoy with kaudit, policy only (`enrichment.enabled: false`, `alerts.enabled: false`);
 //! - Envoy with kaudit, embedded default (policy, enrichment, the seed's alert rules): the worker
 //!   filters, the kept events go through the shared queue to the alert consumer;
-//! - native, in this process (its CPU time, before any helper thread starts): `filter_body` + the consumer's `for_each_item` +
-//!   `observe_for_alerts` on the same batches (what the module does, without V8 and Envoy), and
-//!   `kaudit run`'s own path (`process_batch` with alerts on), per event.
+//! - native, in this process (its CPU time, before any helper thread starts): the worker's
+//!   `filter_body` + `alert_steps` and the consumer's `apply_alert_steps` on the same batches
+//!   (what the module does, without V8 and Envoy), and `kaudit run`'s own path
+//!   (`process_batch` with alerts on), per event.
 //!
 //! Run: `cargo xtask build-wasm`, then
 //! `KAUDIT_ARTIFACTS=$CARGO_TARGET_DIR/kaudit-artifacts cargo bench -p kaudit-envoy --bench envoy_cpu`;
@@ -26,8 +27,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use kaudit::Config;
 use kaudit::Pipeline;
-use kaudit_envoy::batch::{filter_body, for_each_item};
+use kaudit_envoy::batch::{alert_steps, filter_body};
 use serde_json::{json, Value};
 use support::{event_list, http, plain_loopback_config, wait_for, wasm_filter, Envoy, Recorder, TempDir};
 
@@ -107,20 +109,17 @@ fn main() {
     let batches: Vec<String> = lines.chunks(BATCH).map(event_list).collect();
     let n = lines.len() as f64;
 
-    // Native, the module's work: worker filter + the consumer's split and observe.
+    // Native, the module's work: worker filter + its alert steps applied by the consumer.
     let mut kept = 0u64;
     let native_module = || {
-        let mut worker = Pipeline::embedded_default();
+        let mut worker = Pipeline::alert_worker(Config::embedded_default());
         let mut consumer = Pipeline::embedded_default();
         let mut fed = 0u64;
         let start = cpu_seconds(std::process::id());
         for b in &batches {
             let filtered = filter_body(&mut worker, b.as_bytes());
-            if let Some(feed) = filtered.alert_feed(b.as_bytes()) {
-                for_each_item(feed, &mut |event| {
-                    consumer.observe_for_alerts(event);
-                    fed += 1;
-                });
+            if let Some(steps) = alert_steps(&mut worker, &filtered) {
+                fed += consumer.apply_alert_steps(&steps).expect("steps");
             }
             std::hint::black_box(consumer.take_alerts());
         }
@@ -181,7 +180,7 @@ fn main() {
         us(best[2] - best[0])
     );
     println!(
-        "| native: the module's work (filter_body, then for_each_item + observe_for_alerts) | {:.1} | - |",
+        "| native: the module's work (worker filter_body + alert steps, consumer apply_alert_steps) | {:.1} | - |",
         us(best_module)
     );
     println!("| native: `kaudit run`'s path (process_batch, alerts on) | {:.1} | - |", us(best_run));

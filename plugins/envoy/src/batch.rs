@@ -4,8 +4,9 @@
 //! no audit event in it (not JSON, a truncated EventList, an array of non-events) and any
 //! internal error (a caught panic) forward the original bytes untouched; the host counts them.
 //!
-//! Also here: splitting a forwarded body back into its events for the alert consumer (the
-//! queue carries whole forwarded bodies; see the README's "Alerts across workers").
+//! Also here: what a filtered body gives the alert consumer (the worker's alert steps; see the
+//! README's "Alerts across workers"), and splitting a forwarded body back into its events (what
+//! VMs of kaudit before alert steps queued).
 
 use kaudit::BatchSummary;
 use kaudit::Pipeline;
@@ -35,17 +36,12 @@ pub enum Filtered {
     Untouched(Untouched),
 }
 
-impl Filtered {
-    /// The events kept in this batch, as the forwarded body (the original when unchanged), for
-    /// the alert consumer; `None` when there is nothing to observe.
-    pub fn alert_feed<'a>(&'a self, original: &'a [u8]) -> Option<&'a [u8]> {
-        match self {
-            Filtered::Processed { summary, body } if summary.kept > 0 => {
-                Some(body.as_deref().map_or(original, str::as_bytes))
-            }
-            _ => None,
-        }
-    }
+/// What the filter queues for the alert consumer after [`filter_body`] ran `result` on `worker`
+/// (a `Pipeline::alert_worker`): the kept events' alert steps, `None` when there are none. Steps
+/// of a batch forwarded untouched (an internal error half-way) are dropped with it.
+pub fn alert_steps(worker: &mut Pipeline, result: &Filtered) -> Option<Vec<u8>> {
+    let steps = worker.take_alert_steps();
+    (matches!(result, Filtered::Processed { .. }) && !steps.is_empty()).then_some(steps)
 }
 
 /// With the `fault-injection` feature (test builds), a body containing this panics in the
@@ -170,7 +166,7 @@ mod tests {
         let (mut p, _) = Pipeline::from_config_text(&config, "kaudit.yaml", &kaudit::NoFiles).unwrap();
         let filtered = filter_body(&mut p, body.as_bytes());
         assert_eq!(filtered, Filtered::Untouched(Untouched::Oversized));
-        assert_eq!(filtered.alert_feed(body.as_bytes()), None);
+        assert_eq!(alert_steps(&mut p, &filtered), None);
         assert_eq!((p.counters().oversized_batches, p.counters().read), (1, 0));
     }
 
@@ -193,18 +189,15 @@ mod tests {
 
     #[test]
     fn the_embedded_default_drops_request_received_and_keeps_the_framing() {
-        let mut p = Pipeline::embedded_default();
+        let mut p = Pipeline::alert_worker(kaudit::Config::embedded_default());
         let body = event_list(&[STAGE_RECEIVED, EVENT]);
         let f = filter_body(&mut p, body.as_bytes());
         let Filtered::Processed { summary, body: Some(out) } = &f else { panic!("{f:?}") };
         assert_eq!((summary.events, summary.kept, summary.dropped), (2, 1, 1));
         assert!(out.starts_with(r#"{"kind":"EventList""#), "{out}");
-        let mut seen = Vec::new();
-        for_each_item(f.alert_feed(body.as_bytes()).unwrap(), &mut |e| {
-            seen.push(String::from_utf8(e.to_vec()).unwrap())
-        });
-        assert_eq!(seen.len(), 1);
-        assert!(seen[0].contains("\"auditID\":\"a1\""));
+        // The kept event, and only it, reaches the consumer.
+        let steps = alert_steps(&mut p, &f).expect("steps of the kept event");
+        assert_eq!(Pipeline::embedded_default().apply_alert_steps(&steps), Ok(1));
     }
 
     #[test]
@@ -212,23 +205,22 @@ mod tests {
         for body in [format!("{EVENT}\n"), event_list(&[EVENT]), format!("[{EVENT}]")] {
             let mut direct = String::new();
             Pipeline::embedded_default().process_batch(body.as_bytes(), &mut direct);
-            let f = filter_body(&mut Pipeline::embedded_default(), body.as_bytes());
+            let f = filter_body(&mut Pipeline::alert_worker(kaudit::Config::embedded_default()), body.as_bytes());
             let Filtered::Processed { body: replaced, .. } = &f else { panic!("{f:?}") };
             assert_eq!(replaced.is_some(), direct != body, "{body}");
-            // What is forwarded is exactly what the engine wrote, and it feeds the alerts.
+            // What is forwarded is exactly what the engine wrote.
             let forwarded = replaced.as_deref().unwrap_or(&body);
             assert_eq!(forwarded, direct);
-            assert_eq!(f.alert_feed(body.as_bytes()), Some(direct.as_bytes()));
         }
     }
 
     #[test]
-    fn nothing_kept_means_no_alert_feed() {
-        let mut p = Pipeline::embedded_default();
+    fn nothing_kept_means_no_alert_steps() {
+        let mut p = Pipeline::alert_worker(kaudit::Config::embedded_default());
         let body = format!("[{STAGE_RECEIVED}]");
         let f = filter_body(&mut p, body.as_bytes());
         assert!(matches!(&f, Filtered::Processed { summary, .. } if summary.dropped == 1), "{f:?}");
-        assert_eq!(f.alert_feed(body.as_bytes()), None);
+        assert_eq!(alert_steps(&mut p, &f), None);
     }
 
     #[test]

@@ -7,10 +7,12 @@
 //! - the root context parses the plugin configuration (`on_configure`, false = Envoy refuses
 //!   to start), defines the metrics, registers the alert queue and ticks every second;
 //! - HTTP contexts buffer the request body (Pause until end of stream), run the worker
-//!   pipeline (alerts off), rewrite the body and enqueue what was kept on the alert queue;
-//! - the root that holds the lease (see `lease`) drains the queue into its own pipeline's
-//!   `observe_for_alerts` and POSTs `take_alerts()` to the alert cluster from the root context,
-//!   which outlives the requests (a stream context is gone before a callout answers).
+//!   pipeline (`Pipeline::alert_worker`: it raises no alert), rewrite the body and enqueue the
+//!   kept events' alert steps (what the rules read of them, not the events) on the alert queue;
+//! - the root that holds the lease (see `lease`) applies the queued steps to its own pipeline
+//!   (`apply_alert_steps`, no second parse of the events) and POSTs `take_alerts()` to the
+//!   alert cluster from the root context, which outlives the requests (a stream context is
+//!   gone before a callout answers).
 
 mod consumer;
 
@@ -41,28 +43,26 @@ proxy_wasm::main! {{
 /// What a root context shares with its HTTP contexts (same VM, same thread).
 struct Shared {
     settings: Settings,
-    /// The worker pipeline: alerts off (they are evaluated once, by the consumer).
+    /// The worker pipeline: it raises no alert, it writes alert steps for the consumer.
     pipeline: RefCell<Pipeline>,
     /// The worker pipeline's totals already in the metrics.
     mirror: RefCell<Mirror>,
     metrics: Metrics,
     queue: Option<u32>,
-    /// Whether the config raises alerts at all; if not, kept events are not queued for the
-    /// consumer (a copy into the queue and a second parse there, for nothing).
+    /// Whether the config raises alerts at all; if not, nothing is queued for the consumer.
     alerts: bool,
 }
 
 impl Shared {
-    /// The worker pipeline (alerts off: they are evaluated once, by the consumer) and whether
-    /// the config raises alerts.
+    /// The worker pipeline (it raises no alert: they are evaluated once, by the consumer, from
+    /// the steps the worker writes) and whether the config raises alerts.
     fn worker_pipeline(settings: &Settings) -> Result<(Pipeline, bool), String> {
-        let (mut config, warnings) = settings.config()?;
+        let (config, warnings) = settings.config()?;
         for w in warnings {
             warn!("{w}");
         }
         let alerts = config.enabled && config.alerts.enabled && !config.alerts.rules.is_empty();
-        config.alerts.enabled = false;
-        Ok((Pipeline::new(config), alerts))
+        Ok((Pipeline::alert_worker(config), alerts))
     }
 }
 
@@ -231,15 +231,16 @@ impl Webhook {
                 return;
             }
         };
-        let result = match self.shared.pipeline.try_borrow_mut() {
+        let (result, steps) = match self.shared.pipeline.try_borrow_mut() {
             Ok(mut p) => {
                 let result = batch::filter_body(&mut p, &body);
                 if let Ok(mut mirror) = self.shared.mirror.try_borrow_mut() {
                     mirror.sync(&p, m);
                 }
-                result
+                let steps = batch::alert_steps(&mut p, &result);
+                (result, steps)
             }
-            Err(_) => Filtered::Untouched(Untouched::InternalError("pipeline busy".into())),
+            Err(_) => (Filtered::Untouched(Untouched::InternalError("pipeline busy".into())), None),
         };
         m.add_batch(&BatchCounts::of(&result));
         match &result {
@@ -261,8 +262,8 @@ impl Webhook {
                 }
             }
         }
-        if let Some(feed) = result.alert_feed(&body).filter(|_| self.shared.alerts) {
-            self.enqueue(feed);
+        if let Some(steps) = steps.filter(|_| self.shared.alerts) {
+            self.enqueue(&steps);
         }
     }
 

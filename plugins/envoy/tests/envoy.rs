@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use kaudit::list_items;
 use kaudit::{Config, FileSource, Pipeline};
-use kaudit_envoy::batch::{filter_body, for_each_item};
+use kaudit_envoy::batch::{alert_steps, filter_body};
 use serde_json::{json, Value};
 use support::{event_list, http, loopback, shipped_config, wait_for, wasm_filter, Envoy, Recorder, TempDir};
 
@@ -51,13 +51,7 @@ impl Vector {
         Pipeline::new(self.config())
     }
 
-    /// A worker's pipeline: the config with alerts off (the consumer evaluates them).
-    fn worker(&self) -> Pipeline {
-        let mut config = self.config();
-        config.alerts.enabled = false;
-        Pipeline::new(config)
-    }
-
+    /// The vector's config (its config.yaml, or the embedded default).
     fn config(&self) -> Config {
         struct Dir(PathBuf);
         impl FileSource for Dir {
@@ -169,19 +163,28 @@ fn envelope(config: Option<&str>, alert_path: &str) -> String {
     v.to_string()
 }
 
-/// What the native engine forwards for `body` under `pipeline`, and how many events that
-/// feeds to the alert consumer.
+/// What the native engine forwards for `body` under `pipeline`, and how many events the
+/// filter's worker feeds to the alert consumer (the events in its alert steps).
 fn native(pipeline: &mut Pipeline, body: &[u8]) -> (Vec<u8>, u64) {
     let filtered = filter_body(pipeline, body);
-    let mut fed = 0;
-    if let Some(feed) = filtered.alert_feed(body) {
-        for_each_item(feed, &mut |_| fed += 1);
-    }
+    let fed = consume(pipeline.config().clone(), body, &mut Pipeline::new(pipeline.config().clone()));
     let forwarded = match &filtered {
         kaudit_envoy::batch::Filtered::Processed { body: Some(b), .. } => b.as_bytes().to_vec(),
         _ => body.to_vec(),
     };
     (forwarded, fed)
+}
+
+/// The filter's alert path natively: a worker of `config` filters `body`, `consumer` applies
+/// its alert steps; returns the number of events applied.
+fn consume(config: Config, body: &[u8], consumer: &mut Pipeline) -> u64 {
+    let mut worker = Pipeline::alert_worker(config);
+    let filtered = filter_body(&mut worker, body);
+    assert!(worker.take_alerts().is_empty(), "a worker raises no alerts");
+    match alert_steps(&mut worker, &filtered) {
+        Some(steps) => consumer.apply_alert_steps(&steps).expect("steps of the same config"),
+        None => 0,
+    }
 }
 
 /// POSTs `body` to `path` on `port`, asserts 200, returns what the receiver got for it.
@@ -398,10 +401,8 @@ fn envoy_filters_webhook_batches_and_feeds_one_alert_consumer() {
     // equal to the native engine's on the same path.
     let limited_config = || Config::load(LIMITS_CONFIG, "config.yaml", &kaudit::NoFiles).expect("limits config").0;
     let limited = || Pipeline::new(limited_config());
+    let mut worker = Pipeline::alert_worker(limited_config());
     let mut consumer = limited();
-    let mut worker_config = limited_config();
-    worker_config.alerts.enabled = false;
-    let mut worker = Pipeline::new(worker_config);
     let port = envoy.listener_port("limits");
     let log = read(&support::workspace_root().join("tests/fixtures/alerts/seed-example2-internet.jsonl"));
     // Seed example 2 (many Internet addresses: groups to evict) and seed-default's events (some
@@ -410,8 +411,8 @@ fn envoy_filters_webhook_batches_and_feeds_one_alert_consumer() {
     let body = event_list(&items);
     let got = post(port, "/audit/limits", body.as_bytes(), &receiver);
     let filtered = filter_body(&mut worker, body.as_bytes());
-    if let Some(feed) = filtered.alert_feed(body.as_bytes()) {
-        for_each_item(feed, &mut |event| consumer.observe_for_alerts(event));
+    if let Some(steps) = alert_steps(&mut worker, &filtered) {
+        consumer.apply_alert_steps(&steps).expect("steps of the same config");
     }
     let (want, _) = native(&mut limited(), body.as_bytes());
     assert_eq!(got, want, "limits listener: differs from the native engine");
@@ -454,13 +455,8 @@ fn envoy_filters_webhook_batches_and_feeds_one_alert_consumer() {
 /// The filter's alert path run natively: a worker pipeline (alerts off) filters `body`, a
 /// consumer pipeline observes what it forwarded; the alerts as JSON lines.
 fn consumer_path_alerts(v: &Vector, body: &[u8]) -> String {
-    let mut worker = v.worker();
     let mut consumer = v.pipeline();
-    let filtered = filter_body(&mut worker, body);
-    assert!(worker.take_alerts().is_empty(), "{}: a worker raises no alerts", v.name);
-    if let Some(feed) = filtered.alert_feed(body) {
-        for_each_item(feed, &mut |event| consumer.observe_for_alerts(event));
-    }
+    consume(v.config(), body, &mut consumer);
     consumer.take_alerts().into_iter().map(|a| a + "\n").collect()
 }
 
@@ -702,15 +698,9 @@ fn alert_routes_post_each_format_to_its_own_target() {
     post(port, "/audit", event_list(&items).as_bytes(), &receiver);
     // What the consumer's pipeline raises on the forwarded events (the oracle for the payloads).
     let (loaded, _) = Config::load(kaudit_config, "kaudit.yaml", &kaudit::NoFiles).expect("config");
-    let mut worker_config = loaded.clone();
-    worker_config.alerts.enabled = false;
-    let mut worker = Pipeline::new(worker_config);
     let mut consumer = Pipeline::new(loaded.clone());
     let body = event_list(&items);
-    let filtered = filter_body(&mut worker, body.as_bytes());
-    if let Some(feed) = filtered.alert_feed(body.as_bytes()) {
-        for_each_item(feed, &mut |event| consumer.observe_for_alerts(event));
-    }
+    consume(loaded.clone(), body.as_bytes(), &mut consumer);
     let alerts = consumer.take_alerts();
     assert!(alerts.len() >= 5, "the vector raises alerts: {}", alerts.len());
 
@@ -932,12 +922,8 @@ fn a_real_alertmanager_accepts_and_holds_every_alert_of_the_route() {
     post(envoy.listener_port("am"), "/audit", body.as_bytes(), &receiver);
     // The oracle: the consumer path natively, and the core's rendering of its alerts.
     let (loaded, _) = Config::load(kaudit_config, "kaudit.yaml", &kaudit::NoFiles).expect("config");
-    let mut worker_config = loaded.clone();
-    worker_config.alerts.enabled = false;
-    let (mut worker, mut consumer) = (Pipeline::new(worker_config), Pipeline::new(loaded.clone()));
-    if let Some(feed) = filter_body(&mut worker, body.as_bytes()).alert_feed(body.as_bytes()) {
-        for_each_item(feed, &mut |event| consumer.observe_for_alerts(event));
-    }
+    let mut consumer = Pipeline::new(loaded.clone());
+    consume(loaded.clone(), body.as_bytes(), &mut consumer);
     let alerts = consumer.take_alerts();
     let route = loaded.alerts.route("am").expect("route");
     let rendered: Vec<Value> = loaded

@@ -17,7 +17,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use kaudit::{Config, Pipeline};
-use kaudit_envoy::batch::{filter_body, for_each_item};
+use kaudit_envoy::batch::{alert_steps, filter_body};
 use serde_json::{json, Value};
 use support::pki::{tls_webhook_sni, Pki, ALERT_HOST};
 use support::{http, loopback, shipped_config, wait_for, wasm_filter, Envoy, Recorder, TempDir};
@@ -162,13 +162,11 @@ fn shipped_with(pki: &Pki, receiver: u16, webhook: &Envoy) -> Value {
 
 /// The alerts the shipped plugin configuration raises for `body` (the embedded default config).
 fn native_alerts(body: &[u8]) -> Vec<String> {
-    let mut config = Config::embedded_default();
-    config.alerts.enabled = false;
-    let mut worker = Pipeline::new(config);
+    let mut worker = Pipeline::alert_worker(Config::embedded_default());
     let mut consumer = Pipeline::embedded_default();
     let filtered = filter_body(&mut worker, body);
-    if let Some(feed) = filtered.alert_feed(body) {
-        for_each_item(feed, &mut |event| consumer.observe_for_alerts(event));
+    if let Some(steps) = alert_steps(&mut worker, &filtered) {
+        consumer.apply_alert_steps(&steps).expect("steps of the same config");
     }
     consumer.take_alerts()
 }

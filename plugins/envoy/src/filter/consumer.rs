@@ -1,5 +1,7 @@
 //! The single alert consumer: the root context that holds the lease (see `lease`) drains the
-//! kept-events queue into its own pipeline's `observe_for_alerts` and POSTs `take_alerts()` to
+//! queue of the workers' alert steps into its own pipeline (`apply_alert_steps`; a forwarded
+//! body queued by a VM of an earlier kaudit goes through `observe_for_alerts`, event by event)
+//! and POSTs `take_alerts()` to
 //! the alert cluster (or, with `alerts.routes` in the kaudit config, each route's payloads to
 //! that route's cluster) from the root context, which outlives the requests (a stream context is
 //! gone before a callout answers). With `alerts.role: agent` (several Envoy replicas behind the
@@ -18,7 +20,7 @@ use super::Root;
 use crate::batch;
 use crate::lease::{self, Lease, Step};
 use crate::metrics::{Metric, Mirror};
-use kaudit::{AlertRole, Pipeline};
+use kaudit::{AlertRole, Pipeline, StepsError};
 
 /// Most queue messages handled in one callback, so one callback never runs unbounded.
 const DRAIN_LIMIT: usize = 1_000;
@@ -102,13 +104,23 @@ impl Root {
         if let Some(queue) = shared.queue {
             for _ in 0..DRAIN_LIMIT {
                 match hostcalls::dequeue_shared_queue(queue) {
-                    Ok(Some(body)) => {
+                    Ok(Some(message)) => {
                         let mut n = 0;
                         let observed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                            batch::for_each_item(&body, &mut |event| {
-                                consumer.pipeline.observe_for_alerts(event);
-                                n += 1;
-                            });
+                            match consumer.pipeline.apply_alert_steps(&message) {
+                                Ok(events) => n = events,
+                                Err(StepsError::NotSteps) => {
+                                    // A forwarded body, queued by a VM of an earlier kaudit.
+                                    batch::for_each_item(&message, &mut |event| {
+                                        consumer.pipeline.observe_for_alerts(event);
+                                        n += 1;
+                                    });
+                                }
+                                Err(e) => {
+                                    shared.metrics.add(Metric::Errors, 1);
+                                    warn!("queued alert steps skipped: {e} (a worker of another config?)");
+                                }
+                            }
                         }));
                         shared.metrics.add(Metric::AlertEventsObserved, n);
                         if observed.is_err() {
