@@ -51,6 +51,8 @@ mod pipeline;
 mod policy;
 pub mod query;
 pub mod report;
+#[cfg(test)]
+mod test_rng;
 pub mod yaml;
 
 pub use alert::{

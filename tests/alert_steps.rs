@@ -25,24 +25,8 @@ fn seed_config(extra: &str) -> Config {
     config_of(&text, &seed_geo_files())
 }
 
-/// A rule with every aggregate kind, `repeat` and small limits (as tests/alerts_two_phase.rs).
-const BUSY: &str = r#"  limits:
-    maxDistinct: 3
-    maxAuditIDs: 4
-  rules:
-    - name: busy-account
-      query: "not stage: RequestReceived"
-      groupBy: [kaudit.account]
-      window: 1m
-      aggregates:
-        namespaces: distinct(objectRef.namespace)
-        writes: countIf(verb in (create, update, patch, delete))
-      condition: count > 4 and namespaces >= 2
-      repeat: 20s
-      fields:
-        account: kaudit.account
-        verb: verb
-"#;
+/// A rule with every aggregate kind, `repeat` and small limits (shared with tests/alerts_two_phase.rs).
+const BUSY: &str = include_str!("fixtures/alerts/busy-account-rules.yaml");
 
 /// The stream cut into batches of `batch` lines; returns (written bytes, alerts, partials)
 /// of one plain pipeline.

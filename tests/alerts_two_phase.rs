@@ -279,23 +279,7 @@ fn a_bad_role_or_aggregation_setting_names_the_field() {
 }
 
 /// A rule with every aggregate kind, `repeat` and a small `maxDistinct`.
-const BUSY: &str = r#"  limits:
-    maxDistinct: 3
-    maxAuditIDs: 4
-  rules:
-    - name: busy-account
-      query: "not stage: RequestReceived"
-      groupBy: [kaudit.account]
-      window: 1m
-      aggregates:
-        namespaces: distinct(objectRef.namespace)
-        writes: countIf(verb in (create, update, patch, delete))
-      condition: count > 4 and namespaces >= 2
-      repeat: 20s
-      fields:
-        account: kaudit.account
-        verb: verb
-"#;
+const BUSY: &str = include_str!("fixtures/alerts/busy-account-rules.yaml");
 
 #[test]
 fn a_generated_day_of_traffic_merges_to_the_same_alerts() {

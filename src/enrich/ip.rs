@@ -165,13 +165,8 @@ mod tests {
 
     #[test]
     fn dotted_quads_parse_as_std_does() {
-        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut next = |m: u64| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x % m
-        };
+        let mut rng = crate::test_rng::XorShift::new(0x9e37_79b9_7f4a_7c15);
+        let mut next = |m: u64| rng.below(m);
         let alphabet = b"0123456789.0123456789.2:a ";
         let mut fast = 0;
         for i in 0..300_000 {

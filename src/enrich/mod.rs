@@ -452,13 +452,10 @@ fn whole_microseconds_format_as_the_float_path_does() {
             s.to_string()
         }
     }
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut rng = crate::test_rng::XorShift::new(0x9e37_79b9_7f4a_7c15);
     let mut samples: Vec<i64> = (-3000..3000).collect();
     for _ in 0..200_000 {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        samples.push((x % (1u64 << 41)) as i64 - (1i64 << 40));
+        samples.push(rng.below(1u64 << 41) as i64 - (1i64 << 40));
     }
     samples.extend([(1i64 << 40) - 1, -(1i64 << 40) + 1, 1 << 40, 86_400_000_000, 35_798, 250_000]);
     for d in samples {

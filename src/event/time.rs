@@ -221,14 +221,11 @@ mod tests {
             Ok(ts) => format!("{}", ts.strftime("%Y-%m-%dT%H:%M:%S%.6fZ")),
             Err(_) => String::new(),
         };
-        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut rng = crate::test_rng::XorShift::new(0x9e37_79b9_7f4a_7c15);
         let mut samples: Vec<i64> = vec![0, 1, 999_999, 1_000_000, 86_399_999_999, 86_400_000_000, 951_782_400_000_000];
         samples.extend([253_370_764_799_999_999, 253_370_764_800_000_000, -1, i64::MIN, i64::MAX]);
         for _ in 0..200_000 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            samples.push((x % 260_000_000_000_000_000) as i64 - 1_000_000_000_000_000);
+            samples.push(rng.below(260_000_000_000_000_000) as i64 - 1_000_000_000_000_000);
         }
         for m in samples {
             let ours = format_micros(m);
@@ -242,13 +239,8 @@ mod tests {
     #[test]
     fn utc_fast_path_agrees_with_jiff() {
         let jiff = |t: &str| t.parse::<jiff::Timestamp>().ok().map(|ts| ts.as_microsecond());
-        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
-        let mut next = |m: u64| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x % m
-        };
+        let mut rng = crate::test_rng::XorShift::new(0x2545_f491_4f6c_dd1d);
+        let mut next = |m: u64| rng.below(m);
         let mut fast = 0;
         for i in 0..200_000 {
             let (y, mo, d) = (1960 + next(100), 1 + next(13), 1 + next(32));
