@@ -19,6 +19,9 @@
 
 use std::collections::VecDeque;
 
+// The key the records travel under: the Fluent Bit agents' carrier key.
+use kaudit::PARTIALS_KEY as KEY;
+
 /// Most bytes of records in one request (a record is about 100 B to a few KB).
 pub const MAX_BODY_BYTES: usize = 1 << 20;
 /// Most bytes of records held while the aggregator does not take them; beyond it the oldest
@@ -27,9 +30,6 @@ pub const MAX_PENDING_BYTES: usize = 32 << 20;
 /// The first retry waits this long; each failure doubles it up to [`MAX_BACKOFF_MS`].
 pub const FIRST_BACKOFF_MS: u64 = 500;
 pub const MAX_BACKOFF_MS: u64 = 8_000;
-
-/// The key the records travel under (the Fluent Bit agents' carrier key; `kaudit::PARTIALS_KEY`).
-const KEY: &str = "kaudit_partials";
 
 /// Partial and watermark records waiting for the aggregator.
 #[derive(Debug, Default)]
