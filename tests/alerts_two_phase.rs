@@ -281,16 +281,21 @@ fn a_bad_role_or_aggregation_setting_names_the_field() {
 /// A rule with every aggregate kind, `repeat` and a small `maxDistinct`.
 const BUSY: &str = include_str!("fixtures/alerts/busy-account-rules.yaml");
 
-#[test]
-fn a_generated_day_of_traffic_merges_to_the_same_alerts() {
-    let text = kaudit_testkit::corpus::generate(4_000, 7);
+/// 4,000 generated events in the order an apiserver writes them: each event at its stage's
+/// time (the generator writes a request's stages together).
+fn generated_in_stage_order(seed: u64) -> Vec<Vec<u8>> {
+    let text = kaudit_testkit::corpus::generate(4_000, seed);
     let mut lines: Vec<Vec<u8>> = text.split(|b| *b == b'\n').filter(|l| !l.is_empty()).map(<[u8]>::to_vec).collect();
-    // In the order an apiserver writes them: each event at its stage's time (the generator
-    // writes a request's stages together).
     lines.sort_by_cached_key(|l| {
         let v: serde_json::Value = serde_json::from_slice(l).unwrap();
         kaudit::parse_micros(v["stageTimestamp"].as_str().unwrap()).unwrap()
     });
+    lines
+}
+
+#[test]
+fn a_generated_day_of_traffic_merges_to_the_same_alerts() {
+    let lines = generated_in_stage_order(7);
     let mut single = pipeline(&config("single", BUSY));
     let want = by_rule(&feed(&mut single, &lines, true).0);
     let counts: Vec<(&str, usize)> = want.iter().map(|(k, v)| (k.as_str(), v.len())).collect();
@@ -611,12 +616,7 @@ fn partition(record: &str, n: u64) -> Option<u64> {
 /// exactly the alerts of one instance on the whole stream.
 #[test]
 fn aggregators_partitioned_by_group_key_raise_together_what_one_raises() {
-    let text = kaudit_testkit::corpus::generate(4_000, 11);
-    let mut lines: Vec<Vec<u8>> = text.split(|b| *b == b'\n').filter(|l| !l.is_empty()).map(<[u8]>::to_vec).collect();
-    lines.sort_by_cached_key(|l| {
-        let v: serde_json::Value = serde_json::from_slice(l).unwrap();
-        kaudit::parse_micros(v["stageTimestamp"].as_str().unwrap()).unwrap()
-    });
+    let lines = generated_in_stage_order(11);
     let mut single = pipeline(&config("single", BUSY));
     let want = by_rule(&feed(&mut single, &lines, true).0);
     assert!(want.len() >= 5, "{:?}", want.keys());
