@@ -29,9 +29,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::fluent_bit::{alerts_received, by_rule, free_port, module, render, stage_time, Fb};
+use support::fluent_bit::{by_rule, free_port, module, render, stage_time, wait_for_the_same_alerts, Fb};
 use support::pki::{tls_webhook, Pki};
-use support::real_hosts::{self, kaudit_run as native, multiset, repo_root};
+use support::real_hosts::{self, kaudit_run as native, repo_root};
 use support::{event_list, http, loopback, wait_for, wasm_filter, yaml_to_json, Envoy, Recorder, TempDir};
 
 const REPLICAS: usize = 2;
@@ -275,21 +275,7 @@ fn two_envoy_replicas_and_the_aggregator_raise_what_one_instance_raises_across_a
         until += step;
     }
 
-    let done = wait_for(120, || (alerts_received(&sink, ALERT_URI).len() >= want.len()).then_some(()));
-    // Nothing more arrives late (two more flush intervals).
-    std::thread::sleep(Duration::from_millis(2_500));
-    let got = alerts_received(&sink, ALERT_URI);
-    assert!(done.is_some(), "after 120 s: {} of {} alerts\n{}", got.len(), want.len(), aggregator.log());
-    let got_by_rule = by_rule(&got);
-    if got_by_rule != want_by_rule {
-        let (have, wanted) = (multiset(&got), multiset(&want));
-        let missing: Vec<&String> = wanted.keys().filter(|k| have.get(*k) < wanted.get(*k)).collect();
-        let extra: Vec<&String> = have.keys().filter(|k| have.get(*k) > wanted.get(*k)).collect();
-        panic!(
-            "the aggregator's alerts differ from kaudit run's:\nmissing or fewer: {missing:#?}\nextra or more: {extra:#?}\n{}",
-            aggregator.log()
-        );
-    }
+    let got = wait_for_the_same_alerts(&sink, ALERT_URI, &want, &aggregator);
     assert!(agent_sink.requests().is_empty(), "replicas in agent role raise nothing themselves");
     let log = aggregator.log();
     assert!(!log.contains("Got exception running wasm code"), "the module trapped:\n{log}");

@@ -159,3 +159,24 @@ pub fn alerts_received(receiver: &Recorder, uri: &str) -> Vec<Value> {
     }
     all
 }
+
+/// Waits (up to 120 s, then two more flush intervals) for the aggregator's alerts at `uri` and
+/// checks they are `want` (what `kaudit run` raises on the whole stream), rule by rule and count
+/// by count; panics with what is missing or extra and the aggregator's log. Returns them.
+pub fn wait_for_the_same_alerts(receiver: &Recorder, uri: &str, want: &[Value], aggregator: &Fb) -> Vec<Value> {
+    let done = wait_for(120, || (alerts_received(receiver, uri).len() >= want.len()).then_some(()));
+    // Nothing more arrives late (two more flush intervals).
+    std::thread::sleep(std::time::Duration::from_millis(2_500));
+    let got = alerts_received(receiver, uri);
+    assert!(done.is_some(), "after 120 s: {} of {} alerts\n{}", got.len(), want.len(), aggregator.log());
+    if by_rule(&got) != by_rule(want) {
+        let (have, wanted) = (multiset(&got), multiset(want));
+        let missing: Vec<&String> = wanted.keys().filter(|k| have.get(*k) < wanted.get(*k)).collect();
+        let extra: Vec<&String> = have.keys().filter(|k| have.get(*k) > wanted.get(*k)).collect();
+        panic!(
+            "the aggregator's alerts differ from kaudit run's:\nmissing or fewer: {missing:#?}\nextra or more: {extra:#?}\n{}",
+            aggregator.log()
+        );
+    }
+    got
+}

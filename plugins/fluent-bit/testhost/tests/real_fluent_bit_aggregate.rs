@@ -20,10 +20,12 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::fluent_bit::{alerts_received as received, by_rule, free_port, module, render, stage_time, Fb};
+use support::fluent_bit::{
+    alerts_received as received, by_rule, free_port, module, render, stage_time, wait_for_the_same_alerts, Fb,
+};
 use support::pki::{tls_webhook, Pki};
-use support::real_hosts::{self, kaudit_run as native, multiset, repo_root};
-use support::{wait_for, Recorder};
+use support::real_hosts::{self, kaudit_run as native, repo_root};
+use support::Recorder;
 
 const ALERT_URI: &str = "/kaudit/alerts";
 const AGENT_ALERT_URI: &str = "/kaudit/agent-alerts";
@@ -173,21 +175,7 @@ fn three_agents_and_an_aggregator_raise_what_one_instance_raises_across_a_kill_9
         until += step;
     }
 
-    let done = wait_for(120, || (received(&receiver, ALERT_URI).len() >= want.len()).then_some(()));
-    // Nothing more arrives late (two more flush intervals).
-    std::thread::sleep(Duration::from_millis(2_500));
-    let got = received(&receiver, ALERT_URI);
-    assert!(done.is_some(), "after 120 s: {} of {} alerts\n{}", got.len(), want.len(), aggregator.log());
-    let got_by_rule = by_rule(&got);
-    if got_by_rule != want_by_rule {
-        let (have, wanted) = (multiset(&got), multiset(&want));
-        let missing: Vec<&String> = wanted.keys().filter(|k| have.get(*k) < wanted.get(*k)).collect();
-        let extra: Vec<&String> = have.keys().filter(|k| have.get(*k) > wanted.get(*k)).collect();
-        panic!(
-            "the aggregator's alerts differ from kaudit run's:\nmissing or fewer: {missing:#?}\nextra or more: {extra:#?}\n{}",
-            aggregator.log()
-        );
-    }
+    let got = wait_for_the_same_alerts(&receiver, ALERT_URI, &want, &aggregator);
     assert_eq!(received(&receiver, AGENT_ALERT_URI), Vec::<Value>::new(), "agents raise nothing themselves");
     for fb in agents.iter().chain([&aggregator]) {
         let log = fb.log();
