@@ -27,7 +27,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use wasmtime::{Caller, Config, Engine, Linker, Memory, Module, Store, TypedFunc};
+use wasmtime::{Caller, Config, Engine, Instance, Linker, Memory, Module, Store, TypedFunc};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
@@ -83,6 +83,7 @@ pub enum Reply {
 /// One loaded filter instance.
 pub struct FluentBit {
     store: Store<WasiP1Ctx>,
+    instance: Instance,
     memory: Memory,
     filter: TypedFunc<(u32, u32, u32, u32, u32, u32), u32>,
     counters: TypedFunc<(), u32>,
@@ -171,6 +172,7 @@ impl FluentBit {
         }
         Ok(FluentBit {
             store,
+            instance,
             memory,
             filter,
             counters,
@@ -266,6 +268,12 @@ impl FluentBit {
     }
 
     /// Fuel (≈ wasm instructions) `_initialize` consumed at load (0 unless [`Options::fuel`]).
+    /// The value of an exported `i64` global (the `profile` binary's counters).
+    pub fn global_i64(&mut self, name: &str) -> Result<i64, String> {
+        let global = self.instance.get_global(&mut self.store, name).ok_or_else(|| format!("no global {name}"))?;
+        global.get(&mut self.store).i64().ok_or_else(|| format!("{name} is not an i64"))
+    }
+
     pub fn init_fuel(&self) -> u64 {
         self.init_fuel
     }
