@@ -294,7 +294,12 @@ impl<'a> Event<'a> {
         for m in &obj.members {
             let raw = m.value;
             let key = m.key.as_ref();
-            let s = || raw::decode_str(raw).map_err(|e| field_err(key, e));
+            let s = || -> Result<Cow<'a, str>, EventError> {
+                if m.plain {
+                    return Ok(Cow::Borrowed(raw.get(1..raw.len() - 1).unwrap_or_default()));
+                }
+                raw::decode_str(raw).map_err(|e| field_err(key, e))
+            };
             let opt_s = || -> Result<Option<Cow<'a, str>>, EventError> {
                 if raw == "null" {
                     Ok(None)

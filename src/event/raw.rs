@@ -87,6 +87,9 @@ pub struct Member<'a> {
     pub start: usize,
     /// Byte offset just after the value in the object's text.
     pub end: usize,
+    /// The value is a JSON string without escapes (its content is `value[1..value.len() - 1]`),
+    /// as the scanner found on its way; `false` also when nobody looked (decode it).
+    pub plain: bool,
 }
 
 /// A JSON object split into its members.
@@ -229,7 +232,7 @@ pub(crate) fn parse_object_with_serde(text: &str) -> Result<RawObject<'_>, JsonE
                 let from = prev_end.unwrap_or(0);
                 let key_start = memchr::memchr(b'"', &self.0.as_bytes()[from..start]).map_or(start, |i| from + i);
                 prev_end = Some(end);
-                out.push(Member { key: key.0, value: raw, key_start, start, end });
+                out.push(Member { key: key.0, value: raw, key_start, start, end, plain: false });
             }
             Ok(out)
         }
