@@ -1,39 +1,137 @@
 //! The small members decisions read (`user`, `impersonatedUser`, `objectRef`, `responseStatus`,
-//! `annotations`, `sourceIPs`, v1beta1's `metadata`) decoded straight from the scanner's slices: no member list, no
-//! allocation beyond the `Vec`s of the decoded types, strings borrowed unless escaped. In an
-//! interpreter (Fluent Bit's WAMR) this costs a fraction of serde's generic decoding.
+//! `annotations`, `sourceIPs`, v1beta1's `metadata`) decoded while the scanner validates them:
+//! their bytes are walked once, no member list, no allocation beyond the `Vec`s of the decoded
+//! types, strings borrowed unless escaped. In an interpreter (Fluent Bit's WAMR) this costs a
+//! fraction of serde's generic decoding.
 //!
-//! Each function answers `None` for anything outside the common shape (escaped keys, a
-//! duplicate field, a value of an unexpected type, a negative or non-integer `code`, lone
-//! surrogates): the caller then decodes the member with serde, so results and error messages
-//! are exactly serde's.
+//! Each decoder validates the JSON it reads exactly as the scanner does, and answers `None` for
+//! anything outside the common shape (escaped keys, a duplicate field, a value of an unexpected
+//! type, a negative or non-integer `code`, lone surrogates): the scanner then validates the
+//! member as any other value and the event decodes it with serde, so results and error
+//! messages are exactly serde's.
 
 use std::borrow::Cow;
 
-use super::raw::{self, CowStr};
-use super::scan::{for_each_item, for_each_member};
+use super::raw::CowStr;
+use super::scan::{array_at, null_at, object_at, skip_value, string_at};
 use super::{LegacyMeta, ObjectRef, ResponseStatus, UserInfo};
 
-/// A string value: borrowed when it has no escapes, else decoded (`None`: not a string, or an
-/// escape serde_json rejects).
-#[inline]
-fn string(raw: &str, escaped: bool) -> Option<Cow<'_, str>> {
-    if !raw.starts_with('"') {
-        return None;
+/// What a decoder answers: the value and the offset after its JSON.
+type At<T> = Option<(T, usize)>;
+
+/// The members decoded during the split of an event, each with the index of the member it
+/// came from (the last of duplicates; the others are decoded again when the event reads them).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Decoded<'a> {
+    user: Option<(usize, Option<UserInfo<'a>>)>,
+    impersonated_user: Option<(usize, Option<UserInfo<'a>>)>,
+    object_ref: Option<(usize, Option<ObjectRef<'a>>)>,
+    response_status: Option<(usize, Option<ResponseStatus<'a>>)>,
+    legacy_meta: Option<(usize, Option<LegacyMeta<'a>>)>,
+    annotations: Option<(usize, Vec<(Cow<'a, str>, Cow<'a, str>)>)>,
+    source_ips: Option<(usize, Option<Vec<CowStr<'a>>>)>,
+}
+
+/// The value decoded for member `index`, taken out of its slot.
+fn take<T>(slot: &mut Option<(usize, T)>, index: usize) -> Option<T> {
+    match slot {
+        Some((i, _)) if *i == index => slot.take().map(|(_, v)| v),
+        _ => None,
     }
-    if escaped {
-        return raw::decode_str(raw).ok();
+}
+
+/// Stores a decoder's answer for member `index`; the offset after the value.
+#[inline(always)]
+fn put<T>(slot: &mut Option<(usize, T)>, index: usize, at: At<T>) -> Option<usize> {
+    let (v, end) = at?;
+    *slot = Some((index, v));
+    Some(end)
+}
+
+impl<'a> Decoded<'a> {
+    /// Decodes member `index` (named `key`, its value at `text[start]`) when it is one of the
+    /// members decisions read: the offset after the value; `None` for other members and for
+    /// whatever the decoder declines (the caller then validates the value itself).
+    #[inline(always)]
+    pub(crate) fn decode(
+        &mut self,
+        index: usize,
+        key: &str,
+        text: &'a str,
+        start: usize,
+        line_break: &mut bool,
+    ) -> Option<usize> {
+        match key {
+            "user" => put(&mut self.user, index, user_at(text, start, line_break)),
+            "impersonatedUser" => put(&mut self.impersonated_user, index, user_at(text, start, line_break)),
+            "objectRef" => put(&mut self.object_ref, index, object_ref_at(text, start, line_break)),
+            "responseStatus" => put(&mut self.response_status, index, response_status_at(text, start, line_break)),
+            "metadata" => put(&mut self.legacy_meta, index, legacy_meta_at(text, start, line_break)),
+            "annotations" => put(&mut self.annotations, index, annotations_at(text, start, line_break)),
+            "sourceIPs" => put(&mut self.source_ips, index, strings_at(text, start, line_break)),
+            _ => None,
+        }
     }
-    raw.get(1..raw.len() - 1).map(Cow::Borrowed)
+
+    /// Nothing was decoded.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.user.is_none()
+            && self.impersonated_user.is_none()
+            && self.object_ref.is_none()
+            && self.response_status.is_none()
+            && self.legacy_meta.is_none()
+            && self.annotations.is_none()
+            && self.source_ips.is_none()
+    }
+
+    /// `user` or `impersonatedUser` of member `index`, if decoded.
+    pub(super) fn user(&mut self, index: usize, impersonated: bool) -> Option<Option<UserInfo<'a>>> {
+        take(if impersonated { &mut self.impersonated_user } else { &mut self.user }, index)
+    }
+    /// `objectRef` of member `index`, if decoded.
+    pub(super) fn object_ref(&mut self, index: usize) -> Option<Option<ObjectRef<'a>>> {
+        take(&mut self.object_ref, index)
+    }
+    /// `responseStatus` of member `index`, if decoded.
+    pub(super) fn response_status(&mut self, index: usize) -> Option<Option<ResponseStatus<'a>>> {
+        take(&mut self.response_status, index)
+    }
+    /// v1beta1 `metadata` of member `index`, if decoded.
+    pub(super) fn legacy_meta(&mut self, index: usize) -> Option<Option<LegacyMeta<'a>>> {
+        take(&mut self.legacy_meta, index)
+    }
+    /// `annotations` of member `index`, if decoded.
+    pub(super) fn annotations(&mut self, index: usize) -> Option<Vec<(Cow<'a, str>, Cow<'a, str>)>> {
+        take(&mut self.annotations, index)
+    }
+    /// `sourceIPs` of member `index`, if decoded.
+    pub(super) fn source_ips(&mut self, index: usize) -> Option<Option<Vec<CowStr<'a>>>> {
+        take(&mut self.source_ips, index)
+    }
+}
+
+/// Runs a decoder on `raw`, which must be exactly the value (a member's raw text).
+fn whole<'a, T>(raw: &'a str, at: impl FnOnce(&'a str, usize, &mut bool) -> At<T>) -> Option<T> {
+    match at(raw, 0, &mut false)? {
+        (v, end) if end == raw.len() => Some(v),
+        _ => None,
+    }
+}
+
+/// `null` at `text[i]`.
+#[inline(always)]
+fn is_null(text: &str, i: usize) -> bool {
+    text.as_bytes().get(i) == Some(&b'n')
 }
 
 /// An `Option<Cow<str>>` field: `null` or a string.
-#[inline]
-fn opt_string(raw: &str, escaped: bool) -> Option<Option<Cow<'_, str>>> {
-    if raw == "null" {
-        return Some(None);
+#[inline(always)]
+fn opt_string_at(text: &str, i: usize) -> At<Option<Cow<'_, str>>> {
+    if is_null(text, i) {
+        return Some((None, null_at(text.as_bytes(), i)?));
     }
-    string(raw, escaped).map(Some)
+    let (s, end) = string_at(text, i)?;
+    Some((Some(s), end))
 }
 
 /// Marks field `bit` seen; `None` on a duplicate (serde's derive rejects those).
@@ -47,54 +145,58 @@ fn first(seen: &mut u8, bit: u8) -> Option<()> {
 }
 
 /// An `Option<Vec<CowStr>>`: `null` or an array of strings.
-pub(super) fn strings(raw: &str) -> Option<Option<Vec<CowStr<'_>>>> {
-    if raw == "null" {
-        return Some(None);
+fn strings_at<'a>(text: &'a str, i: usize, line_break: &mut bool) -> At<Option<Vec<CowStr<'a>>>> {
+    if is_null(text, i) {
+        return Some((None, null_at(text.as_bytes(), i)?));
     }
     let mut out = Vec::new();
-    for_each_item(raw, |item, escaped| {
-        out.push(CowStr(string(item, escaped)?));
-        Some(())
+    let end = array_at(text, i, line_break, |start, _| {
+        let (s, end) = string_at(text, start)?;
+        out.push(CowStr(s));
+        Some(end)
     })?;
-    Some(Some(out))
+    Some((Some(out), end))
 }
 
 /// `user` / `impersonatedUser` as `Option<UserInfo>`.
-pub(super) fn user(raw: &str) -> Option<Option<UserInfo<'_>>> {
-    if raw == "null" {
-        return Some(None);
+fn user_at<'a>(text: &'a str, i: usize, line_break: &mut bool) -> At<Option<UserInfo<'a>>> {
+    if is_null(text, i) {
+        return Some((None, null_at(text.as_bytes(), i)?));
     }
     let mut u = UserInfo::default();
     let mut seen = 0u8;
-    for_each_member(raw, |key, value, escaped| {
-        match key {
-            "username" => {
-                first(&mut seen, 1)?;
-                u.username = opt_string(value, escaped)?;
-            }
-            "uid" => {
-                first(&mut seen, 2)?;
-                u.uid = opt_string(value, escaped)?;
-            }
-            "groups" => {
-                first(&mut seen, 4)?;
-                u.groups = strings(value)?;
-            }
-            _ => {}
+    let end = object_at(text, i, line_break, |key, start, line_break| match key {
+        "username" => {
+            first(&mut seen, 1)?;
+            let (v, end) = opt_string_at(text, start)?;
+            u.username = v;
+            Some(end)
         }
-        Some(())
+        "uid" => {
+            first(&mut seen, 2)?;
+            let (v, end) = opt_string_at(text, start)?;
+            u.uid = v;
+            Some(end)
+        }
+        "groups" => {
+            first(&mut seen, 4)?;
+            let (v, end) = strings_at(text, start, line_break)?;
+            u.groups = v;
+            Some(end)
+        }
+        _ => skip_value(text.as_bytes(), start, line_break),
     })?;
-    Some(Some(u))
+    Some((Some(u), end))
 }
 
 /// `objectRef` as `Option<ObjectRef>`.
-pub(super) fn object_ref(raw: &str) -> Option<Option<ObjectRef<'_>>> {
-    if raw == "null" {
-        return Some(None);
+fn object_ref_at<'a>(text: &'a str, i: usize, line_break: &mut bool) -> At<Option<ObjectRef<'a>>> {
+    if is_null(text, i) {
+        return Some((None, null_at(text.as_bytes(), i)?));
     }
     let mut o = ObjectRef::default();
     let mut seen = 0u8;
-    for_each_member(raw, |key, value, escaped| {
+    let end = object_at(text, i, line_break, |key, start, line_break| {
         let (bit, field) = match key {
             "resource" => (1, &mut o.resource),
             "namespace" => (2, &mut o.namespace),
@@ -102,101 +204,133 @@ pub(super) fn object_ref(raw: &str) -> Option<Option<ObjectRef<'_>>> {
             "apiGroup" => (8, &mut o.api_group),
             "apiVersion" => (16, &mut o.api_version),
             "subresource" => (32, &mut o.subresource),
-            _ => return Some(()),
+            _ => return skip_value(text.as_bytes(), start, line_break),
         };
         first(&mut seen, bit)?;
-        *field = opt_string(value, escaped)?;
-        Some(())
+        let (v, end) = opt_string_at(text, start)?;
+        *field = v;
+        Some(end)
     })?;
-    Some(Some(o))
+    Some((Some(o), end))
 }
 
 /// A non-negative JSON integer that fits an `i64` (`-0`, negatives, fractions and exponents go
 /// to serde_json, which has its own rules for them).
-fn code(raw: &str) -> Option<Option<i64>> {
-    if raw == "null" {
-        return Some(None);
+fn code_at(text: &str, i: usize) -> At<Option<i64>> {
+    let b = text.as_bytes();
+    if is_null(text, i) {
+        return Some((None, null_at(b, i)?));
     }
-    let b = raw.as_bytes();
-    if b.is_empty() || b.len() > 18 {
+    let end = super::scan::number_at(b, i)?;
+    let digits = b.get(i..end)?;
+    if digits.len() > 18 {
         return None;
     }
     let mut n: i64 = 0;
-    for &c in b {
+    for &c in digits {
         if !c.is_ascii_digit() {
             return None;
         }
         n = n * 10 + i64::from(c - b'0');
     }
-    Some(Some(n))
+    Some((Some(n), end))
 }
 
 /// `responseStatus` as `Option<ResponseStatus>`.
-pub(super) fn response_status(raw: &str) -> Option<Option<ResponseStatus<'_>>> {
-    if raw == "null" {
-        return Some(None);
+fn response_status_at<'a>(text: &'a str, i: usize, line_break: &mut bool) -> At<Option<ResponseStatus<'a>>> {
+    if is_null(text, i) {
+        return Some((None, null_at(text.as_bytes(), i)?));
     }
     let mut r = ResponseStatus::default();
     let mut seen = 0u8;
-    for_each_member(raw, |key, value, escaped| {
-        match key {
+    let end = object_at(text, i, line_break, |key, start, line_break| {
+        let (bit, field) = match key {
             "code" => {
                 first(&mut seen, 1)?;
-                r.code = code(value)?;
+                let (v, end) = code_at(text, start)?;
+                r.code = v;
+                return Some(end);
             }
-            "status" => {
-                first(&mut seen, 2)?;
-                r.status = opt_string(value, escaped)?;
-            }
-            "reason" => {
-                first(&mut seen, 4)?;
-                r.reason = opt_string(value, escaped)?;
-            }
-            "message" => {
-                first(&mut seen, 8)?;
-                r.message = opt_string(value, escaped)?;
-            }
-            _ => {}
-        }
-        Some(())
+            "status" => (2, &mut r.status),
+            "reason" => (4, &mut r.reason),
+            "message" => (8, &mut r.message),
+            _ => return skip_value(text.as_bytes(), start, line_break),
+        };
+        first(&mut seen, bit)?;
+        let (v, end) = opt_string_at(text, start)?;
+        *field = v;
+        Some(end)
     })?;
-    Some(Some(r))
+    Some((Some(r), end))
 }
 
 /// v1beta1/v1alpha1 `metadata` as `Option<LegacyMeta>` (only `creationTimestamp` is read).
-pub(super) fn legacy_meta(raw: &str) -> Option<Option<LegacyMeta<'_>>> {
-    if raw == "null" {
-        return Some(None);
+fn legacy_meta_at<'a>(text: &'a str, i: usize, line_break: &mut bool) -> At<Option<LegacyMeta<'a>>> {
+    if is_null(text, i) {
+        return Some((None, null_at(text.as_bytes(), i)?));
     }
     let mut m = LegacyMeta::default();
     let mut seen = 0u8;
-    for_each_member(raw, |key, value, escaped| {
-        if key == "creationTimestamp" {
-            first(&mut seen, 1)?;
-            m.creation_timestamp = opt_string(value, escaped)?;
+    let end = object_at(text, i, line_break, |key, start, line_break| {
+        if key != "creationTimestamp" {
+            return skip_value(text.as_bytes(), start, line_break);
         }
-        Some(())
+        first(&mut seen, 1)?;
+        let (v, end) = opt_string_at(text, start)?;
+        m.creation_timestamp = v;
+        Some(end)
     })?;
-    Some(Some(m))
+    Some((Some(m), end))
 }
 
 /// `annotations`: `null` or an object of strings, in input order (duplicates kept).
-pub(super) fn annotations(raw: &str) -> Option<Vec<(Cow<'_, str>, Cow<'_, str>)>> {
+fn annotations_at<'a>(text: &'a str, i: usize, line_break: &mut bool) -> At<Vec<(Cow<'a, str>, Cow<'a, str>)>> {
     let mut out = Vec::new();
-    if raw == "null" {
-        return Some(out);
+    if is_null(text, i) {
+        return Some((out, null_at(text.as_bytes(), i)?));
     }
-    for_each_member(raw, |key, value, escaped| {
-        out.push((Cow::Borrowed(key), string(value, escaped)?));
-        Some(())
+    let end = object_at(text, i, line_break, |key, start, _| {
+        let (v, end) = string_at(text, start)?;
+        out.push((Cow::Borrowed(key), v));
+        Some(end)
     })?;
-    Some(out)
+    Some((out, end))
+}
+
+/// `sourceIPs` (exactly `raw`), for a member the split did not decode.
+pub(super) fn strings(raw: &str) -> Option<Option<Vec<CowStr<'_>>>> {
+    whole(raw, strings_at)
+}
+
+/// `user` / `impersonatedUser` (exactly `raw`), for a member the split did not decode.
+pub(super) fn user(raw: &str) -> Option<Option<UserInfo<'_>>> {
+    whole(raw, user_at)
+}
+
+/// `objectRef` (exactly `raw`), for a member the split did not decode.
+pub(super) fn object_ref(raw: &str) -> Option<Option<ObjectRef<'_>>> {
+    whole(raw, object_ref_at)
+}
+
+/// `responseStatus` (exactly `raw`), for a member the split did not decode.
+pub(super) fn response_status(raw: &str) -> Option<Option<ResponseStatus<'_>>> {
+    whole(raw, response_status_at)
+}
+
+/// v1beta1 `metadata` (exactly `raw`), for a member the split did not decode.
+pub(super) fn legacy_meta(raw: &str) -> Option<Option<LegacyMeta<'_>>> {
+    whole(raw, legacy_meta_at)
+}
+
+/// `annotations` (exactly `raw`), for a member the split did not decode.
+pub(super) fn annotations(raw: &str) -> Option<Vec<(Cow<'_, str>, Cow<'_, str>)>> {
+    whole(raw, annotations_at)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::raw::decode;
+    use crate::event::raw::{self, decode};
 
     type UserTuple = (Option<String>, Option<String>, Option<Vec<String>>);
     fn user_tuple(u: &Option<UserInfo>) -> Option<UserTuple> {

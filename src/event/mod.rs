@@ -248,14 +248,15 @@ fn field_err(field: &str, e: JsonError) -> EventError {
     EventError { field: Some(field.to_string()), message: e.message }
 }
 
-/// A member decoded by `fast`, or by serde when `fast` declines it.
+/// A member decoded by `fast` (unless `serde_only`), or by serde when `fast` declines it.
 #[inline]
 fn fast_or_serde<'a, T: Deserialize<'a>>(
     raw: &'a str,
     fast: fn(&'a str) -> Option<T>,
     key: &str,
+    serde_only: bool,
 ) -> Result<T, EventError> {
-    match fast(raw) {
+    match if serde_only { None } else { fast(raw) } {
         Some(v) => Ok(v),
         None => raw::decode(raw).map_err(|e| field_err(key, e)),
     }
@@ -270,8 +271,15 @@ impl<'a> Event<'a> {
 
     /// Builds the view from an already split object.
     pub fn from_object(obj: RawObject<'a>) -> Result<Event<'a>, EventError> {
+        Event::decode_members(obj, false)
+    }
+
+    /// [`Event::from_object`]; `serde_only` decodes the small objects with serde alone (the
+    /// tests' reference for the fast paths).
+    fn decode_members(mut obj: RawObject<'a>, serde_only: bool) -> Result<Event<'a>, EventError> {
+        let mut pre = obj.decoded.take().filter(|_| !serde_only).unwrap_or_default();
         let mut ev = Event {
-            obj: RawObject { text: obj.text, members: Vec::new(), line_break: obj.line_break },
+            obj: RawObject { text: obj.text, members: Vec::new(), line_break: obj.line_break, decoded: None },
             api_version: None,
             level: None,
             audit_id: Cow::Borrowed(""),
@@ -291,7 +299,7 @@ impl<'a> Event<'a> {
             legacy_stage_timestamp: None,
         };
         let (mut has_stage, mut has_verb) = (false, false);
-        for m in &obj.members {
+        for (index, m) in obj.members.iter().enumerate() {
             let raw = m.value;
             let key = m.key.as_ref();
             let s = || -> Result<Cow<'a, str>, EventError> {
@@ -340,30 +348,62 @@ impl<'a> Event<'a> {
                 }
                 // The small objects: decoded from the scanner's slices, or by serde (exact
                 // results and errors) for whatever the fast path declines.
-                "user" => ev.user = fast_or_serde(raw, decode::user, key)?.unwrap_or_default(),
-                "impersonatedUser" => ev.impersonated_user = fast_or_serde(raw, decode::user, key)?,
+                "user" => {
+                    ev.user = match pre.user(index, false) {
+                        Some(u) => u,
+                        None => fast_or_serde(raw, decode::user, key, serde_only)?,
+                    }
+                    .unwrap_or_default()
+                }
+                "impersonatedUser" => {
+                    ev.impersonated_user = match pre.user(index, true) {
+                        Some(u) => u,
+                        None => fast_or_serde(raw, decode::user, key, serde_only)?,
+                    }
+                }
                 "sourceIPs" => {
-                    let ips: Option<Vec<CowStr>> = fast_or_serde(raw, decode::strings, key)?;
+                    let ips: Option<Vec<CowStr>> = match pre.source_ips(index) {
+                        Some(ips) => ips,
+                        None => fast_or_serde(raw, decode::strings, key, serde_only)?,
+                    };
                     ev.source_ips = ips.unwrap_or_default().into_iter().map(|c| c.0).collect();
                 }
                 "userAgent" => ev.user_agent = opt_s()?,
-                "objectRef" => ev.object_ref = fast_or_serde(raw, decode::object_ref, key)?,
-                "responseStatus" => ev.response_status = fast_or_serde(raw, decode::response_status, key)?,
-                "annotations" => {
-                    ev.annotations = match decode::annotations(raw) {
-                        Some(a) => a,
-                        None => {
-                            let map: Option<Vec<(CowStr, CowStr)>> =
-                                raw::decode::<Option<AnnotationMap>>(raw).map_err(|e| field_err(key, e))?.map(|m| m.0);
-                            map.unwrap_or_default().into_iter().map(|(k, v)| (k.0, v.0)).collect()
-                        }
+                "objectRef" => {
+                    ev.object_ref = match pre.object_ref(index) {
+                        Some(o) => o,
+                        None => fast_or_serde(raw, decode::object_ref, key, serde_only)?,
                     }
+                }
+                "responseStatus" => {
+                    ev.response_status = match pre.response_status(index) {
+                        Some(r) => r,
+                        None => fast_or_serde(raw, decode::response_status, key, serde_only)?,
+                    }
+                }
+                "annotations" => {
+                    ev.annotations =
+                        match pre
+                            .annotations(index)
+                            .or_else(|| if serde_only { None } else { decode::annotations(raw) })
+                        {
+                            Some(a) => a,
+                            None => {
+                                let map: Option<Vec<(CowStr, CowStr)>> = raw::decode::<Option<AnnotationMap>>(raw)
+                                    .map_err(|e| field_err(key, e))?
+                                    .map(|m| m.0);
+                                map.unwrap_or_default().into_iter().map(|(k, v)| (k.0, v.0)).collect()
+                            }
+                        }
                 }
                 "requestReceivedTimestamp" => ev.request_received_timestamp = opt_s()?,
                 "stageTimestamp" => ev.stage_timestamp = opt_s()?,
                 "timestamp" => ev.legacy_timestamp = opt_s()?,
                 "metadata" => {
-                    let meta = fast_or_serde(raw, decode::legacy_meta, key)?;
+                    let meta = match pre.legacy_meta(index) {
+                        Some(m) => m,
+                        None => fast_or_serde(raw, decode::legacy_meta, key, serde_only)?,
+                    };
                     ev.legacy_stage_timestamp = meta.and_then(|m| m.creation_timestamp);
                 }
                 _ => {}
@@ -462,6 +502,97 @@ mod tests {
         assert_eq!(ev.path(), "/api/v1/namespaces/default/pods/nginx/exec");
         assert!(matches!(ev.verb, Cow::Borrowed(_)));
         assert_eq!(ev.stage_time_micros().unwrap() - ev.received_time_micros().unwrap(), 35_798);
+    }
+
+    /// Everything the view decodes, for comparing two ways of decoding it.
+    fn summary(ev: &Result<Event, EventError>) -> String {
+        match ev {
+            Ok(e) => format!(
+                "{:?}",
+                (
+                    (&e.api_version, &e.level, &e.audit_id, &e.stage, &e.request_uri, &e.verb, &e.user_agent),
+                    (&e.user, &e.impersonated_user, &e.source_ips, &e.object_ref, &e.response_status, &e.annotations),
+                    (&e.request_received_timestamp, &e.stage_timestamp, &e.legacy_timestamp, &e.legacy_stage_timestamp),
+                    e.obj.members.iter().map(|m| (&m.key, m.value, m.key_start, m.start, m.end)).collect::<Vec<_>>(),
+                )
+            ),
+            Err(e) => format!("error {e:?}"),
+        }
+    }
+
+    /// The view from the scanner's split (members decoded while validated) equals the one
+    /// from serde_json's split with every small object decoded by serde; errors included.
+    fn check_against_serde(text: &str) {
+        let reference = raw::parse_object_with_serde(text)
+            .map_err(EventError::from)
+            .and_then(|obj| Event::decode_members(obj, true));
+        assert_eq!(summary(&Event::parse(text)), summary(&reference), "{text}");
+    }
+
+    #[test]
+    fn members_decoded_during_the_split_equal_serde() {
+        let corpus = String::from_utf8(kaudit_testkit::corpus::generate(300, 11)).unwrap();
+        let sample = include_str!("../../tests/fixtures/sample-audit.log");
+        let mut decoded = 0;
+        for line in corpus.lines().chain(sample.lines()).chain([EXEC]) {
+            check_against_serde(line);
+            decoded += usize::from(raw::parse_object(line).unwrap().decoded.is_some());
+        }
+        assert!(decoded > 350, "{decoded}");
+        // Shapes the decoders decline or read specially: duplicates, nulls, odd types, escapes,
+        // whitespace and line breaks inside the decoded members.
+        for text in [
+            r#"{"stage":"a","verb":"b","user":{"username":"x"},"user":{"username":"y","groups":null}}"#,
+            r#"{"stage":"a","verb":"b","user":null,"impersonatedUser":null,"objectRef":null,"responseStatus":null,"annotations":null,"sourceIPs":null,"metadata":null}"#,
+            r#"{"stage":"a","verb":"b","user":{"username":"a","username":"b"}}"#,
+            r#"{"stage":"a","verb":"b","user":{"groups":["a",1]}}"#,
+            r#"{"stage":"a","verb":"b","user":{"username":"\ud800"}}"#,
+            r#"{"stage":"a","verb":"b","user":{"user\u006eame":"a"}}"#,
+            "{\"stage\":\"a\",\"verb\":\"b\",\"user\" : {\n \"username\" : \"a\\\"b\" ,\r\n\"groups\":[ \"g\" , \"h\\u00e9\" ] , \"extra\":{\"k\":[1,{}]} } }",
+            r#"{"stage":"a","verb":"b","responseStatus":{"code":0123}}"#,
+            r#"{"stage":"a","verb":"b","responseStatus":{"code":-0}}"#,
+            r#"{"stage":"a","verb":"b","responseStatus":{"code":2e2,"status":"x"}}"#,
+            r#"{"stage":"a","verb":"b","responseStatus":{"code":1.5}}"#,
+            r#"{"stage":"a","verb":"b","responseStatus":{"code":9999999999999999999}}"#,
+            r#"{"stage":"a","verb":"b","responseStatus":{"code":"200"}}"#,
+            r#"{"stage":"a","verb":"b","responseStatus":{"code":200,"code":201}}"#,
+            r#"{"stage":"a","verb":"b","annotations":{"a":"1","a":"2","b":"x\ny"}}"#,
+            r#"{"stage":"a","verb":"b","annotations":{"a":1}}"#,
+            r#"{"stage":"a","verb":"b","sourceIPs":["1.2.3.4",null]}"#,
+            r#"{"stage":"a","verb":"b","sourceIPs":"1.2.3.4"}"#,
+            r#"{"stage":"a","verb":"b","objectRef":{"name":true}}"#,
+            r#"{"stage":"a","verb":"b","objectRef":[]}"#,
+            r#"{"stage":"a","verb":"b","metadata":{"creationTimestamp":1}}"#,
+            r#"{"stage":"a","verb":"b","metadata":{"creationTimestamp":"t","creationTimestamp":"u"}}"#,
+            r#"{"stage":"a","verb":"b","user":nul}"#,
+            r#"{"stage":"a","verb":"b","user":{"username":nulL}}"#,
+        ] {
+            check_against_serde(text);
+        }
+        // Every truncation and every one-byte corruption of an event with all of them.
+        let text = concat!(
+            r#"{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Request","auditID":"a-1","stage":"ResponseComplete","#,
+            r#""requestURI":"/api/v1/x?y=1","verb":"create","user":{"username":"u\u00e9","uid":"9","groups":["g1","g2"],"extra":{"k":["v"]}},"#,
+            r#""impersonatedUser":{"username":"bob","groups":null},"sourceIPs":["10.0.0.1","::1"],"userAgent":"kubectl/v1 (linux)","#,
+            r#""objectRef":{"resource":"pods","namespace":"ns","name":"n","apiGroup":"","apiVersion":"v1","subresource":"exec"},"#,
+            r#""responseStatus":{"metadata":{},"status":"Failure","reason":"Forbidden","message":"no \"way\"","code":403},"#,
+            r#""metadata":{"creationTimestamp":"2017-09-11T19:55:05Z"},"annotations":{"a/b":"allow","c":""},"#,
+            r#""requestReceivedTimestamp":"2024-01-01T00:00:00.000001Z","stageTimestamp":"2024-01-01T00:00:00.5Z"}"#
+        );
+        check_against_serde(text);
+        for cut in 0..text.len() {
+            check_against_serde(&text[..cut]);
+        }
+        for (i, c) in text.char_indices() {
+            for bad in ['"', '\\', ']', '}', '[', '{', ',', ':', ' ', '\n', '\u{1}', 'x', '0', '-', 'n'] {
+                if bad != c {
+                    let mut t = String::from(&text[..i]);
+                    t.push(bad);
+                    t.push_str(&text[i + c.len_utf8()..]);
+                    check_against_serde(&t);
+                }
+            }
+        }
     }
 
     #[test]

@@ -102,6 +102,9 @@ pub struct RawObject<'a> {
     /// Whether `text` holds a raw line break (a pretty-printed event), when the split already
     /// found out; `None`: ask [`has_line_break`].
     pub line_break: Option<bool>,
+    /// The members an event's decisions read, decoded by the scanner while it validated them
+    /// (read by [`super::Event::from_object`]); `None` when there were none.
+    pub(crate) decoded: Option<Box<super::decode::Decoded<'a>>>,
 }
 
 impl<'a> RawObject<'a> {
@@ -240,7 +243,7 @@ pub(crate) fn parse_object_with_serde(text: &str) -> Result<RawObject<'_>, JsonE
     let mut de = serde_json::Deserializer::from_str(text);
     let members = de.deserialize_map(Members(text))?;
     de.end()?;
-    Ok(RawObject { text, members, line_break: None })
+    Ok(RawObject { text, members, line_break: None, decoded: None })
 }
 
 /// Splits a JSON array into its raw items with their offsets.

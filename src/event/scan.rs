@@ -17,6 +17,7 @@
 
 use std::borrow::Cow;
 
+use super::decode::Decoded;
 use super::raw::{Member, RawObject};
 
 /// Deeper nesting goes to serde_json (whose skipping is not recursive); this bounds the stack.
@@ -136,6 +137,11 @@ fn key(b: &[u8], i: usize, line_break: &mut bool) -> Option<(usize, usize)> {
     Some((key_end, start))
 }
 
+/// A JSON number at `b[i]` (for the decoders): the offset after it.
+pub(super) fn number_at(b: &[u8], i: usize) -> Option<usize> {
+    number(b, i)
+}
+
 /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?` from `b[i]`: the offset after it.
 fn number(b: &[u8], mut i: usize) -> Option<usize> {
     fn digits(b: &[u8], mut i: usize) -> Option<usize> {
@@ -240,14 +246,15 @@ fn value(b: &[u8], mut i: usize, line_break: &mut bool) -> Option<(usize, bool)>
     }
 }
 
-/// Calls `f(key offset, key, value offset, raw value, escaped)` for each member of the object
-/// opening at `text[i]`; returns the offset after the object. Keys with escapes answer `None`.
+/// Walks the members of the object opening at `text[i]`: for each, `f(key offset, key, value
+/// offset, line_break)` consumes the value (no whitespace before it) and returns the offset after
+/// it. Returns the offset after the object. Keys with escapes answer `None`.
 #[inline(always)]
 fn members<'a>(
     text: &'a str,
     i: usize,
     line_break: &mut bool,
-    mut f: impl FnMut(usize, &'a str, usize, &'a str, bool) -> Option<()>,
+    mut f: impl FnMut(usize, &'a str, usize, &mut bool) -> Option<usize>,
 ) -> Option<usize> {
     let b = text.as_bytes();
     if b.get(i) != Some(&b'{') {
@@ -271,8 +278,7 @@ fn members<'a>(
             return None;
         }
         let (start, _) = next(b, colon + 1, line_break)?;
-        let (end, escaped) = value(b, start, line_break)?;
-        f(key_start, text.get(key_start + 1..key_end - 1)?, start, text.get(start..end)?, escaped)?;
+        let end = f(key_start, text.get(key_start + 1..key_end - 1)?, start, line_break)?;
         let (at, sep) = next(b, end, line_break)?;
         match sep {
             b',' => (i, c) = next(b, at + 1, line_break)?,
@@ -282,19 +288,64 @@ fn members<'a>(
     }
 }
 
+/// Walks the items of the array opening at `text[i]`: `f(item offset, line_break)` consumes each
+/// item and returns the offset after it. Returns the offset after the array.
+#[inline(always)]
+fn items(
+    text: &str,
+    i: usize,
+    line_break: &mut bool,
+    mut f: impl FnMut(usize, &mut bool) -> Option<usize>,
+) -> Option<usize> {
+    let b = text.as_bytes();
+    if b.get(i) != Some(&b'[') {
+        return None;
+    }
+    let (mut i, c) = next(b, i + 1, line_break)?;
+    if c == b']' {
+        return Some(i + 1);
+    }
+    loop {
+        let end = f(i, line_break)?;
+        let (at, sep) = next(b, end, line_break)?;
+        match sep {
+            b',' => (i, _) = next(b, at + 1, line_break)?,
+            b']' => return Some(at + 1),
+            _ => return None,
+        }
+    }
+}
+
 /// Splits `text` into members when it is exactly one JSON object (surrounding whitespace
 /// allowed) that this scanner handles; `None` otherwise (the caller asks serde_json).
+///
+/// The members an event's decisions read (`user`, `objectRef`, ...; see [`super::decode`]) are
+/// decoded on the way, each while it is validated, so their bytes are walked once; what that
+/// declines is validated as any other value and decoded later (by serde when need be).
 pub(crate) fn scan_object(text: &str) -> Option<RawObject<'_>> {
     let b = text.as_bytes();
     let mut line_break = false;
     let mut list = Vec::with_capacity(24);
+    let mut decoded = Decoded::default();
     let start = ws(b, 0, &mut line_break);
-    let end = members(text, start, &mut line_break, |key_start, key, start, value, escaped| {
-        let plain = !escaped && value.starts_with('"');
-        list.push(Member { key: Cow::Borrowed(key), value, key_start, start, end: start + value.len(), plain });
-        Some(())
+    let end = members(text, start, &mut line_break, |key_start, key, start, line_break| {
+        let (end, plain) = match decoded.decode(list.len(), key, text, start, line_break) {
+            Some(end) => (end, false),
+            None => {
+                let (end, escaped) = value(b, start, line_break)?;
+                (end, !escaped && b.get(start) == Some(&b'"'))
+            }
+        };
+        list.push(Member { key: Cow::Borrowed(key), value: text.get(start..end)?, key_start, start, end, plain });
+        Some(end)
     })?;
-    (ws(b, end, &mut line_break) == b.len()).then_some(RawObject { text, members: list, line_break: Some(line_break) })
+    let decoded = (!decoded.is_empty()).then(|| Box::new(decoded));
+    (ws(b, end, &mut line_break) == b.len()).then_some(RawObject {
+        text,
+        members: list,
+        line_break: Some(line_break),
+        decoded,
+    })
 }
 
 /// Calls `f(key, raw value, escaped)` for each member of `text`, which must be exactly one JSON
@@ -303,36 +354,77 @@ pub(crate) fn scan_object(text: &str) -> Option<RawObject<'_>> {
 /// not one this scanner handles (escaped keys, deep nesting, any syntax error) or when `f`
 /// answers `None`: the caller then decodes the object with serde_json, for its exact result
 /// or error.
+#[cfg(test)]
 pub(crate) fn for_each_member<'a>(
     text: &'a str,
     mut f: impl FnMut(&'a str, &'a str, bool) -> Option<()>,
 ) -> Option<()> {
-    let end = members(text, 0, &mut false, |_, key, _, value, escaped| f(key, value, escaped))?;
+    let b = text.as_bytes();
+    let end = members(text, 0, &mut false, |_, key, start, line_break| {
+        let (end, escaped) = value(b, start, line_break)?;
+        f(key, text.get(start..end)?, escaped)?;
+        Some(end)
+    })?;
     (end == text.len()).then_some(())
 }
 
 /// Calls `f(raw item, escaped)` for each item of `text`, exactly one JSON array starting at its
 /// first byte; otherwise as [`for_each_member`].
+#[cfg(test)]
 pub(crate) fn for_each_item<'a>(text: &'a str, mut f: impl FnMut(&'a str, bool) -> Option<()>) -> Option<()> {
     let b = text.as_bytes();
-    let line_break = &mut false;
-    if b.first() != Some(&b'[') {
-        return None;
-    }
-    let (mut i, c) = next(b, 1, line_break)?;
-    if c == b']' {
-        return (i + 1 == b.len()).then_some(());
-    }
-    loop {
-        let (end, escaped) = value(b, i, line_break)?;
-        f(text.get(i..end)?, escaped)?;
-        let (at, sep) = next(b, end, line_break)?;
-        match sep {
-            b',' => (i, _) = next(b, at + 1, line_break)?,
-            b']' => return (at + 1 == b.len()).then_some(()),
-            _ => return None,
-        }
-    }
+    let end = items(text, 0, &mut false, |start, line_break| {
+        let (end, escaped) = value(b, start, line_break)?;
+        f(text.get(start..end)?, escaped)?;
+        Some(end)
+    })?;
+    (end == text.len()).then_some(())
+}
+
+/// The members of the object opening at `text[i]`, for the decoders: `f(key, value offset,
+/// line_break)` consumes each value (see [`members`]). Returns the offset after the object.
+#[inline(always)]
+pub(super) fn object_at<'a>(
+    text: &'a str,
+    i: usize,
+    line_break: &mut bool,
+    mut f: impl FnMut(&'a str, usize, &mut bool) -> Option<usize>,
+) -> Option<usize> {
+    members(text, i, line_break, |_, key, start, line_break| f(key, start, line_break))
+}
+
+/// The items of the array opening at `text[i]`, for the decoders (see [`items`]).
+#[inline(always)]
+pub(super) fn array_at(
+    text: &str,
+    i: usize,
+    line_break: &mut bool,
+    f: impl FnMut(usize, &mut bool) -> Option<usize>,
+) -> Option<usize> {
+    items(text, i, line_break, f)
+}
+
+/// Any JSON value at `b[i]` (validated, not decoded): the offset after it.
+#[inline(always)]
+pub(super) fn skip_value(b: &[u8], i: usize, line_break: &mut bool) -> Option<usize> {
+    value(b, i, line_break).map(|(end, _)| end)
+}
+
+/// The string at `b[i]`: its content (borrowed when it has no escapes, else decoded) and the
+/// offset after it. `None` when there is no string there, or an escape serde_json rejects (a
+/// lone surrogate).
+#[inline(always)]
+pub(super) fn string_at(text: &str, i: usize) -> Option<(Cow<'_, str>, usize)> {
+    let (end, escaped) = string(text.as_bytes(), i)?;
+    let raw = text.get(i..end)?;
+    let s = if escaped { super::raw::decode_str(raw).ok()? } else { Cow::Borrowed(raw.get(1..raw.len() - 1)?) };
+    Some((s, end))
+}
+
+/// `null` at `b[i]`: the offset after it.
+#[inline(always)]
+pub(super) fn null_at(b: &[u8], i: usize) -> Option<usize> {
+    literal(b, i, b"null")
 }
 
 /// The content of `raw` when it is exactly one JSON string without escapes (then it needs no

@@ -295,7 +295,7 @@ pub fn rebuild(entry: &raw::RawObject) -> Result<(String, Source), NotRebuilt> {
             |_, m| if m.key == REBUILT_ANNOTATION { Edit::Remove } else { Edit::Keep },
             &append,
         ),
-        _ => raw::RawObject { text: "{}", members: Vec::new(), line_break: Some(false) }.rebuild(
+        _ => raw::RawObject { text: "{}", members: Vec::new(), line_break: Some(false), decoded: None }.rebuild(
             &mut out,
             |_, _| Edit::Keep,
             &append,
