@@ -19,6 +19,9 @@ use super::{LegacyMeta, ObjectRef, ResponseStatus, UserInfo};
 /// What a decoder answers: the value and the offset after its JSON.
 type At<T> = Option<(T, usize)>;
 
+/// Decoded `annotations`, in input order.
+type Annotations<'a> = Vec<(Cow<'a, str>, Cow<'a, str>)>;
+
 /// The members decoded during the split of an event, each with the index of the member it
 /// came from (the last of duplicates; the others are decoded again when the event reads them).
 #[derive(Debug, Clone, Default)]
@@ -28,7 +31,7 @@ pub(crate) struct Decoded<'a> {
     object_ref: Option<(usize, Option<ObjectRef<'a>>)>,
     response_status: Option<(usize, Option<ResponseStatus<'a>>)>,
     legacy_meta: Option<(usize, Option<LegacyMeta<'a>>)>,
-    annotations: Option<(usize, Vec<(Cow<'a, str>, Cow<'a, str>)>)>,
+    annotations: Option<(usize, Annotations<'a>)>,
     source_ips: Option<(usize, Option<Vec<CowStr<'a>>>)>,
 }
 
@@ -101,7 +104,7 @@ impl<'a> Decoded<'a> {
         take(&mut self.legacy_meta, index)
     }
     /// `annotations` of member `index`, if decoded.
-    pub(super) fn annotations(&mut self, index: usize) -> Option<Vec<(Cow<'a, str>, Cow<'a, str>)>> {
+    pub(super) fn annotations(&mut self, index: usize) -> Option<Annotations<'a>> {
         take(&mut self.annotations, index)
     }
     /// `sourceIPs` of member `index`, if decoded.
@@ -284,7 +287,7 @@ fn legacy_meta_at<'a>(text: &'a str, i: usize, line_break: &mut bool) -> At<Opti
 }
 
 /// `annotations`: `null` or an object of strings, in input order (duplicates kept).
-fn annotations_at<'a>(text: &'a str, i: usize, line_break: &mut bool) -> At<Vec<(Cow<'a, str>, Cow<'a, str>)>> {
+fn annotations_at<'a>(text: &'a str, i: usize, line_break: &mut bool) -> At<Annotations<'a>> {
     let mut out = Vec::new();
     if is_null(text, i) {
         return Some((out, null_at(text.as_bytes(), i)?));
@@ -323,7 +326,7 @@ pub(super) fn legacy_meta(raw: &str) -> Option<Option<LegacyMeta<'_>>> {
 }
 
 /// `annotations` (exactly `raw`), for a member the split did not decode.
-pub(super) fn annotations(raw: &str) -> Option<Vec<(Cow<'_, str>, Cow<'_, str>)>> {
+pub(super) fn annotations(raw: &str) -> Option<Annotations<'_>> {
     whole(raw, annotations_at)
 }
 
