@@ -6,7 +6,7 @@
 
 use std::ops::ControlFlow;
 
-use kaudit::query::{Document, FieldPath, Value};
+use kaudit::query::{Document, FieldPath, KnownPath, Lookup, Value};
 use kaudit::{
     default_policy, for_each_event, verdict, write_event, EnrichConfig, Enricher, Evaluator, EventDoc, GeoDb, IpSet,
     Verdict,
@@ -133,7 +133,7 @@ fn enriched_documents_read_what_the_written_event_holds() {
 "#
         .to_vec(),
     );
-    let (mut events, mut checked) = (0, 0);
+    let (mut events, mut checked, mut compiled) = (0, 0, 0);
     for input in &inputs {
         for_each_event(input, &mut |_, parsed| {
             let Ok(event) = parsed else { return };
@@ -149,11 +149,24 @@ fn enriched_documents_read_what_the_written_event_holds() {
             paths_of(&reference, &mut Vec::new(), &mut paths);
             paths.extend(ODD_PATHS.iter().map(|p| FieldPath::parse(p).unwrap()));
             for path in &paths {
-                assert_eq!(values(&doc, path), values(&reference, path), "{path} in {written}");
+                let got = values(&doc, path);
+                assert_eq!(got, values(&reference, path), "{path} in {written}");
+                // The field accessors compiled into the path (`FieldPath::known`) give what
+                // the lookup by name gives, by visit and by `lookup`.
+                assert_eq!(got, values(&doc, &path.by_name()), "{path} by name in {written}");
+                match doc.lookup(path) {
+                    Lookup::Visit => {}
+                    Lookup::Absent => assert!(got.is_empty(), "{path} absent in {written}"),
+                    Lookup::One(v) => assert_eq!(got, [format!("{v:?}")], "{path} one value in {written}"),
+                }
+                compiled += usize::from(path.known() != KnownPath::Other);
                 checked += 1;
             }
             events += 1;
         });
     }
-    assert!(events > 1500 && checked > 100_000, "{events} events, {checked} paths");
+    assert!(
+        events > 1500 && checked > 100_000 && compiled > 20_000,
+        "{events} events, {checked} paths, {compiled} known"
+    );
 }

@@ -18,7 +18,10 @@ use serde_json::Value as Json;
 use super::edit::{strip_managed_fields, Changes};
 use super::Event;
 use crate::enrich::{format_ms, Enrichment};
-use crate::query::{lookup_json_from, visit_all_json, Document, FieldPath, Value};
+use crate::query::{
+    lookup_json_from, visit_all_json, Document, EnrichmentField, FieldPath, GeoField, KnownPath, Lookup,
+    ObjectRefField, StatusField, UserField, Value, ENRICHMENT_KEY,
+};
 
 /// The enrichment a document shows under its key.
 enum Extra<'e> {
@@ -42,6 +45,9 @@ pub struct EventDoc<'e, 'a> {
     cache: RefCell<Vec<Option<Option<Json>>>>,
     /// The policy's edits, so queries see the event as it is written out.
     changes: Option<&'e Changes>,
+    /// Whether the enrichment is under [`ENRICHMENT_KEY`], the key the `kaudit.*` tags of
+    /// [`FieldPath::known`] were recognised under (then no path needs a name compared).
+    default_key: bool,
 }
 
 impl<'e, 'a> EventDoc<'e, 'a> {
@@ -51,7 +57,12 @@ impl<'e, 'a> EventDoc<'e, 'a> {
             Some(json) => Extra::Json(json),
             None => Extra::None,
         };
-        EventDoc { event, extra_key, extra, cache: RefCell::new(Vec::new()), changes: None }
+        EventDoc::with_extra(event, extra_key, extra)
+    }
+
+    fn with_extra(event: &'e Event<'a>, extra_key: &'e str, extra: Extra<'e>) -> Self {
+        let default_key = extra_key == ENRICHMENT_KEY;
+        EventDoc { event, extra_key, extra, cache: RefCell::new(Vec::new()), changes: None, default_key }
     }
 
     /// A view of `event` with the fresh `enrichment` visible under `extra_key`, as
@@ -64,7 +75,7 @@ impl<'e, 'a> EventDoc<'e, 'a> {
         source: Option<&'e str>,
     ) -> Self {
         let extra = Extra::Fields { fields: enrichment, source, json: RefCell::new(None) };
-        EventDoc { event, extra_key, extra, cache: RefCell::new(Vec::new()), changes: None }
+        EventDoc::with_extra(event, extra_key, extra)
     }
 
     /// Shows the event as written after the policy's `changes` (level, bodies, managedFields).
@@ -131,70 +142,85 @@ impl<'e, 'a> EventDoc<'e, 'a> {
                 None => false,
             };
         }
-        let ev = self.event;
-        let sub = path.segment(1).unwrap_or_default();
-        let one = |v: Option<&str>, visit: &mut dyn FnMut(Value<'_>) -> ControlFlow<()>| {
-            if let Some(s) = v {
-                let _ = visit(Value::Str(s));
+        if !matches!(path.known(), KnownPath::Other | KnownPath::Enrichment(_)) {
+            visit_event_field(self.event, path.known(), visit);
+            return true;
+        }
+        if key == "annotations" {
+            // Longest dotted key first (`authorization.k8s.io/decision`); annotation values
+            // are strings, so only a key that ends the path yields a value.
+            if let Some(v) = self.event.annotation(path.dotted(1, path.len()).unwrap_or_default()) {
+                let _ = visit(Value::Str(v));
             }
-            true
-        };
-        match key {
-            "annotations" => {
-                // Longest dotted key first (`authorization.k8s.io/decision`); annotation values
-                // are strings, so only a key that ends the path yields a value.
-                if let Some(v) = ev.annotation(path.dotted(1, path.len()).unwrap_or_default()) {
-                    let _ = visit(Value::Str(v));
+            return true;
+        }
+        // `objectRef.uid`, `user.extra`, ...: decoded.
+        false
+    }
+}
+
+/// The value of one of the decoded event's fields (what a JSON traversal of the event finds
+/// there, a `null` absent); `Visit` for the groups, which are several.
+fn event_value<'v>(ev: &'v Event, field: KnownPath) -> Lookup<'v> {
+    let one = |v: Option<&'v str>| v.map_or(Lookup::Absent, |s| Lookup::One(Value::Str(s)));
+    match field {
+        KnownPath::Verb => Lookup::One(Value::Str(&ev.verb)),
+        KnownPath::Stage => Lookup::One(Value::Str(&ev.stage)),
+        KnownPath::UserAgent => one(ev.user_agent.as_deref()),
+        KnownPath::ObjectRef(f) => {
+            let Some(o) = &ev.object_ref else { return Lookup::Absent };
+            one(match f {
+                ObjectRefField::Resource => o.resource.as_deref(),
+                ObjectRefField::Namespace => o.namespace.as_deref(),
+                ObjectRefField::Name => o.name.as_deref(),
+                ObjectRefField::ApiGroup => o.api_group.as_deref(),
+                ObjectRefField::ApiVersion => o.api_version.as_deref(),
+                ObjectRefField::Subresource => o.subresource.as_deref(),
+            })
+        }
+        KnownPath::ResponseStatus(f) => {
+            let Some(r) = &ev.response_status else { return Lookup::Absent };
+            match f {
+                StatusField::Code => r.code.map_or(Lookup::Absent, |c| Lookup::One(Value::Num(c as f64))),
+                StatusField::Status => one(r.status.as_deref()),
+                StatusField::Reason => one(r.reason.as_deref()),
+                StatusField::Message => one(r.message.as_deref()),
+            }
+        }
+        KnownPath::User(f) => user_value(Some(&ev.user), f),
+        KnownPath::ImpersonatedUser(f) => user_value(ev.impersonated_user.as_ref(), f),
+        KnownPath::Enrichment(_) | KnownPath::Other => Lookup::Visit,
+    }
+}
+
+fn user_value<'v>(user: Option<&'v super::UserInfo>, f: UserField) -> Lookup<'v> {
+    let Some(u) = user else { return Lookup::Absent };
+    let v = match f {
+        UserField::Username => u.username.as_deref(),
+        UserField::Uid => u.uid.as_deref(),
+        UserField::Groups => return Lookup::Visit,
+    };
+    v.map_or(Lookup::Absent, |s| Lookup::One(Value::Str(s)))
+}
+
+/// Visits the values of one of the decoded event's fields ([`event_value`], and the groups).
+fn visit_event_field(ev: &Event, field: KnownPath, visit: &mut dyn FnMut(Value<'_>) -> ControlFlow<()>) {
+    match event_value(ev, field) {
+        Lookup::One(v) => {
+            let _ = visit(v);
+        }
+        Lookup::Absent => {}
+        Lookup::Visit => {
+            let user = match field {
+                KnownPath::User(UserField::Groups) => Some(&ev.user),
+                KnownPath::ImpersonatedUser(UserField::Groups) => ev.impersonated_user.as_ref(),
+                _ => None,
+            };
+            for g in user.into_iter().flat_map(|u| u.groups()) {
+                if visit(Value::Str(g)).is_break() {
+                    break;
                 }
-                true
             }
-            _ if path.len() > 2 => false,
-            "objectRef" => {
-                let Some(o) = &ev.object_ref else { return true };
-                let field = match sub {
-                    "resource" => &o.resource,
-                    "namespace" => &o.namespace,
-                    "name" => &o.name,
-                    "apiGroup" => &o.api_group,
-                    "apiVersion" => &o.api_version,
-                    "subresource" => &o.subresource,
-                    _ => return false,
-                };
-                one(field.as_deref(), visit)
-            }
-            "responseStatus" => {
-                let Some(r) = &ev.response_status else { return true };
-                match sub {
-                    "code" => {
-                        if let Some(code) = r.code {
-                            let _ = visit(Value::Num(code as f64));
-                        }
-                        true
-                    }
-                    "status" => one(r.status.as_deref(), visit),
-                    "reason" => one(r.reason.as_deref(), visit),
-                    "message" => one(r.message.as_deref(), visit),
-                    _ => false,
-                }
-            }
-            "user" | "impersonatedUser" => {
-                let user = if key == "user" { Some(&ev.user) } else { ev.impersonated_user.as_ref() };
-                let Some(u) = user else { return true };
-                match sub {
-                    "username" => one(u.username.as_deref(), visit),
-                    "uid" => one(u.uid.as_deref(), visit),
-                    "groups" => {
-                        for g in u.groups() {
-                            if visit(Value::Str(g)).is_break() {
-                                break;
-                            }
-                        }
-                        true
-                    }
-                    _ => false,
-                }
-            }
-            _ => false,
         }
     }
 }
@@ -220,76 +246,23 @@ fn visit_enrichment(e: &Enrichment, path: &FieldPath, visit: &mut dyn FnMut(Valu
         let _ = visit(Value::Object);
         return true;
     };
-    let leaf = path.len() == 2;
-    let s = |v: Option<&str>, visit: &mut dyn FnMut(Value<'_>) -> ControlFlow<()>| {
-        if let (Some(v), true) = (v, leaf) {
-            let _ = visit(Value::Str(v));
+    if let Some(field) = EnrichmentField::from_name(key) {
+        // A leaf: nothing below it.
+        if path.len() == 2 {
+            visit_enrichment_field(e, field, visit);
         }
-        true
-    };
-    let b = |v: Option<bool>, visit: &mut dyn FnMut(Value<'_>) -> ControlFlow<()>| {
-        if let (Some(v), true) = (v, leaf) {
-            let _ = visit(Value::Bool(v));
-        }
-        true
-    };
+        return true;
+    }
     match key {
-        "sourceIP" => s(e.source_ip, visit),
-        "peerIP" => s(e.peer_ip, visit),
-        "ipScope" => s(e.ip_scope.map(|v| v.as_str()), visit),
-        "highRiskIP" => b(e.high_risk, visit),
-        "account" => s(e.account, visit),
-        "impersonatedUser" => s(e.impersonated_user, visit),
-        "userKind" => s(e.user_kind, visit),
-        "resourceType" => s(e.resource_type, visit),
-        "resourceCategory" => s(e.resource_category, visit),
-        "success" => b(e.success, visit),
-        "operation" => s(e.operation, visit),
-        "latencyMs" => {
-            // The value as written (3 decimals at most), read back.
-            if let (Some(ms), true) = (e.latency_ms, leaf) {
-                if let Ok(n) = format_ms(ms).parse::<f64>() {
-                    let _ = visit(Value::Num(n));
-                }
-            }
-            true
-        }
-        "tags" => {
-            if leaf {
-                for t in &e.tags {
-                    if visit(Value::Str(t)).is_break() {
-                        break;
-                    }
-                }
-            }
-            true
-        }
         "geo" => {
-            let Some(g) = &e.geo else { return true };
-            match path.segment(2) {
-                None => {
-                    let _ = visit(Value::Object);
-                }
-                Some(field) if path.len() == 3 => {
-                    let v = match field {
-                        "country" => &g.country,
-                        "countryCode" => &g.country_code,
-                        "province" => &g.province,
-                        "city" => &g.city,
-                        "isp" => &g.isp,
-                        "asn" => {
-                            if let Some(asn) = g.asn {
-                                let _ = visit(Value::Num(f64::from(asn)));
-                            }
-                            return true;
-                        }
-                        _ => return true,
-                    };
-                    if let Some(v) = v {
-                        let _ = visit(Value::Str(v));
+            if e.geo.is_some() {
+                match (path.len(), path.segment(2).and_then(GeoField::from_name)) {
+                    (2, _) => {
+                        let _ = visit(Value::Object);
                     }
+                    (3, Some(g)) => visit_enrichment_field(e, EnrichmentField::Geo(g), visit),
+                    _ => {}
                 }
-                Some(_) => {}
             }
             true
         }
@@ -321,6 +294,71 @@ fn visit_enrichment(e: &Enrichment, path: &FieldPath, visit: &mut dyn FnMut(Valu
     }
 }
 
+/// The value of one enrichment leaf field, as [`Enrichment::write_json`] writes it; `Visit`
+/// for the tags, which are several.
+fn enrichment_value<'v>(e: &'v Enrichment, field: EnrichmentField) -> Lookup<'v> {
+    let s = |v: Option<&'v str>| v.map_or(Lookup::Absent, |v| Lookup::One(Value::Str(v)));
+    let b = |v: Option<bool>| v.map_or(Lookup::Absent, |v| Lookup::One(Value::Bool(v)));
+    match field {
+        EnrichmentField::SourceIp => s(e.source_ip),
+        EnrichmentField::PeerIp => s(e.peer_ip),
+        EnrichmentField::IpScope => s(e.ip_scope.map(|v| v.as_str())),
+        EnrichmentField::HighRiskIp => b(e.high_risk),
+        EnrichmentField::Account => s(e.account),
+        EnrichmentField::ImpersonatedUser => s(e.impersonated_user),
+        EnrichmentField::UserKind => s(e.user_kind),
+        EnrichmentField::ResourceType => s(e.resource_type),
+        EnrichmentField::ResourceCategory => s(e.resource_category),
+        EnrichmentField::Success => b(e.success),
+        EnrichmentField::Operation => s(e.operation),
+        // The value as written (3 decimals at most), read back.
+        EnrichmentField::LatencyMs => match e.latency_ms.map(|ms| format_ms(ms).parse::<f64>()) {
+            Some(Ok(n)) => Lookup::One(Value::Num(n)),
+            _ => Lookup::Absent,
+        },
+        EnrichmentField::Tags => Lookup::Visit,
+        EnrichmentField::Geo(field) => {
+            let Some(g) = &e.geo else { return Lookup::Absent };
+            let v = match field {
+                GeoField::Country => &g.country,
+                GeoField::CountryCode => &g.country_code,
+                GeoField::Province => &g.province,
+                GeoField::City => &g.city,
+                GeoField::Isp => &g.isp,
+                GeoField::Asn => return g.asn.map_or(Lookup::Absent, |n| Lookup::One(Value::Num(f64::from(n)))),
+            };
+            s(v.as_deref())
+        }
+    }
+}
+
+/// Visits the values of one enrichment leaf field ([`enrichment_value`], and the tags).
+fn visit_enrichment_field(e: &Enrichment, field: EnrichmentField, visit: &mut dyn FnMut(Value<'_>) -> ControlFlow<()>) {
+    match enrichment_value(e, field) {
+        Lookup::One(v) => {
+            let _ = visit(v);
+        }
+        Lookup::Absent => {}
+        Lookup::Visit => {
+            if field == EnrichmentField::Tags {
+                for t in &e.tags {
+                    if visit(Value::Str(t)).is_break() {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Where a path [`FieldPath::known`] names is answered without its name compared.
+enum Known<'s> {
+    /// The decoded event.
+    Event(KnownPath),
+    /// The fresh enrichment's fields.
+    Enrichment(&'s Enrichment<'s>, EnrichmentField),
+}
+
 impl Extra<'_> {
     /// The enrichment as written (JSON), decoded once.
     fn with_json<R>(&self, f: impl FnOnce(&Json) -> R) -> Option<R> {
@@ -343,8 +381,38 @@ impl Extra<'_> {
     }
 }
 
+impl EventDoc<'_, '_> {
+    /// Where `path` is answered when [`FieldPath::known`] names a field (no name compared);
+    /// `None`: look it up by name.
+    #[inline]
+    fn known(&self, path: &FieldPath) -> Option<Known<'_>> {
+        match path.known() {
+            KnownPath::Other => None,
+            KnownPath::Enrichment(field) => match (&self.extra, self.default_key) {
+                (Extra::Fields { fields, .. }, true) => Some(Known::Enrichment(fields, field)),
+                _ => None,
+            },
+            // Under another enrichment key, a member of that name is the enrichment.
+            field => (self.default_key || path.segment(0) != Some(self.extra_key)).then_some(Known::Event(field)),
+        }
+    }
+}
+
 impl Document for EventDoc<'_, '_> {
+    fn lookup(&self, path: &FieldPath) -> Lookup<'_> {
+        match self.known(path) {
+            Some(Known::Event(field)) => event_value(self.event, field),
+            Some(Known::Enrichment(e, field)) => enrichment_value(e, field),
+            None => Lookup::Visit,
+        }
+    }
+
     fn visit(&self, path: &FieldPath, visit: &mut dyn FnMut(Value<'_>) -> ControlFlow<()>) {
+        match self.known(path) {
+            Some(Known::Event(field)) => return visit_event_field(self.event, field, visit),
+            Some(Known::Enrichment(e, field)) => return visit_enrichment_field(e, field, visit),
+            None => {}
+        }
         let Some(first) = path.segment(0) else { return };
         if first == self.extra_key {
             match &self.extra {
@@ -393,6 +461,22 @@ mod tests {
         let fresh: Json = serde_json::json!({"ipScope": "intranet"});
         let doc = EventDoc::new(&ev, "kaudit", Some(&fresh));
         assert!(!Query::parse("kaudit.ipScope: internet").unwrap().matches(&doc));
+    }
+
+    #[test]
+    fn under_another_enrichment_key_paths_are_looked_up_by_name() {
+        // `kaudit.*` paths name the event's own `kaudit` member when the fresh enrichment is
+        // under another key; a member named like an event field is then the enrichment.
+        let text = r#"{"stage":"ResponseComplete","verb":"get","sourceIPs":["8.8.8.8"],"kaudit":{"ipScope":"old"}}"#;
+        let ev = Event::parse(text).unwrap();
+        let enricher = crate::enrich::Enricher::new(crate::enrich::EnrichConfig::default(), None);
+        let fields = enricher.enrich(&ev);
+        let matches =
+            |key: &str, query: &str| Query::parse(query).unwrap().matches(&EventDoc::enriched(&ev, key, &fields, None));
+        assert!(matches("kaudit", "kaudit.ipScope: internet and verb: get"));
+        assert!(matches("enrichment", "enrichment.ipScope: internet and kaudit.ipScope: old and verb = get"));
+        assert!(!matches("enrichment", "kaudit.ipScope: internet"));
+        assert!(matches("verb", "verb.ipScope = internet and not verb = get"));
     }
 
     #[test]

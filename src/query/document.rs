@@ -50,6 +50,17 @@ impl<'a> From<&'a Json> for Value<'a> {
     }
 }
 
+/// The answer of [`Document::lookup`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Lookup<'a> {
+    /// Not answered this way: [`Document::visit`] the path.
+    Visit,
+    /// No value at the path.
+    Absent,
+    /// Exactly one value at the path.
+    One(Value<'a>),
+}
+
 /// What a query is evaluated against. Object-safe; implemented by the pipeline over a lazily
 /// decoded event and here for `serde_json::Value`.
 pub trait Document {
@@ -57,6 +68,14 @@ pub trait Document {
     /// empty array yields nothing); stops early when `visit` returns `ControlFlow::Break`.
     /// Implementations should follow [`lookup_json_from`]'s rules (arrays, dotted keys).
     fn visit(&self, path: &FieldPath, visit: &mut dyn FnMut(Value<'_>) -> ControlFlow<()>);
+
+    /// The value at `path` when the document holds at most one there and answers it without
+    /// a visit (a field already decoded, named by [`FieldPath::known`]); [`Lookup::Visit`]
+    /// otherwise, the default. Must agree with [`Document::visit`] (a `null` may be absent).
+    fn lookup(&self, path: &FieldPath) -> Lookup<'_> {
+        let _ = path;
+        Lookup::Visit
+    }
 
     /// Calls `visit` for every string, number and boolean leaf anywhere in the document
     /// (for bare full-text terms); stops early on `Break`.

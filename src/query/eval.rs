@@ -10,7 +10,7 @@ use std::ops::ControlFlow;
 
 use regex::Regex;
 
-use super::document::{Document, Value};
+use super::document::{Document, Lookup, Value};
 use super::text::{parse_number, with_number_text, TextQuery};
 use super::FieldPath;
 
@@ -62,9 +62,11 @@ pub(crate) enum Literal {
 
 impl Literal {
     /// Equality with one visited value (`Null` is handled by the callers).
+    #[inline]
     fn equals(&self, v: Value<'_>) -> bool {
         match (self, v) {
-            (Literal::Str { text, .. }, Value::Str(s)) => s == text,
+            // First and apart: the common case, a length check before any byte compared.
+            (Literal::Str { text, .. }, Value::Str(s)) => s.len() == text.len() && s == text,
             (Literal::Str { num: Some(x), .. }, Value::Num(n)) => n == *x,
             (Literal::Str { text, .. }, Value::Bool(b)) => text == bool_text(b),
             (Literal::Num(x), Value::Num(n)) => n == *x,
@@ -125,6 +127,11 @@ impl Bound {
 
 /// Whether some value visited at `path` satisfies `pred`; stops at the first.
 fn any_value(doc: &dyn Document, path: &FieldPath, mut pred: impl FnMut(Value<'_>) -> bool) -> bool {
+    match doc.lookup(path) {
+        Lookup::One(v) => return pred(v),
+        Lookup::Absent => return false,
+        Lookup::Visit => {}
+    }
     let mut hit = false;
     doc.visit(path, &mut |v| {
         if pred(v) {

@@ -28,6 +28,7 @@
 
 mod document;
 mod eval;
+mod known;
 mod lexer;
 mod parser;
 mod path;
@@ -39,7 +40,8 @@ mod tests;
 use std::fmt;
 use std::str::FromStr;
 
-pub use document::{lookup_json, lookup_json_from, visit_all_json, Document, Value};
+pub use document::{lookup_json, lookup_json_from, visit_all_json, Document, Lookup, Value};
+pub use known::{EnrichmentField, GeoField, KnownPath, ObjectRefField, StatusField, UserField, ENRICHMENT_KEY};
 pub use path::FieldPath;
 
 /// Deepest nesting of parentheses and `not` a query may use. Parsing and evaluation recurse

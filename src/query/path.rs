@@ -10,6 +10,7 @@
 
 use std::fmt::{self, Write as _};
 
+use super::known::KnownPath;
 use super::lexer;
 use super::QueryError;
 
@@ -22,6 +23,8 @@ pub struct FieldPath {
     joined: String,
     /// Byte range of each segment within `joined`; never empty.
     bounds: Vec<(usize, usize)>,
+    /// The event or enrichment field the path names, recognised once here.
+    known: KnownPath,
 }
 
 impl FieldPath {
@@ -53,10 +56,19 @@ impl FieldPath {
             bounds.push((start, joined.len()));
         }
         if bounds.is_empty() {
-            None
-        } else {
-            Some(FieldPath { joined, bounds })
+            return None;
         }
+        let known = match bounds.len() {
+            n @ 1..=3 => {
+                let mut segments = [""; 3];
+                for (slot, &(s, e)) in segments.iter_mut().zip(&bounds) {
+                    *slot = joined.get(s..e).unwrap_or_default();
+                }
+                KnownPath::of(&segments[..n])
+            }
+            _ => KnownPath::Other,
+        };
+        Some(FieldPath { joined, bounds, known })
     }
 
     /// Parses `src[start..end]` as a path; errors carry columns within the whole of `src`.
@@ -118,6 +130,20 @@ impl FieldPath {
     /// Always false: a path has at least one segment. Present for API symmetry with `len`.
     pub fn is_empty(&self) -> bool {
         self.bounds.is_empty()
+    }
+
+    /// The audit-event or enrichment field this path names ([`KnownPath::Other`] for the rest),
+    /// so a document can answer it without comparing names.
+    pub fn known(&self) -> KnownPath {
+        self.known
+    }
+
+    /// The same path without its [`KnownPath`], so a document looks it up by name: for tests
+    /// that compare both ways of answering it. Not equal to `self` when `self` names a field.
+    #[doc(hidden)]
+    #[must_use]
+    pub fn by_name(&self) -> FieldPath {
+        FieldPath { known: KnownPath::Other, ..self.clone() }
     }
 
     /// Segment `i`, unquoted.

@@ -985,3 +985,28 @@ fn arbitrary_input_never_panics() {
     }
     assert!(parsed > 1_000, "the generator should produce valid queries too ({parsed})");
 }
+
+#[test]
+fn one_ascii_word_matches_as_the_general_token_match() {
+    // The byte-wise path for a query of one ASCII word against the definition (some field
+    // token equals the word, char by char, folded), on generated texts of delimiters, ASCII
+    // letters and chars whose lower case is ASCII (Kelvin sign), two chars (U+0130) or neither.
+    let alphabet = ["a", "k", "K", "b", "\u{212a}", "\u{130}", "é", " ", ":", "/", "?", "-", "1"];
+    let words = ["k", "ka", "Ab", "kak", "b1", "a-b", "k?"];
+    let mut rng = crate::test_rng::XorShift::new(0x5eed_cafe);
+    let (mut checked, mut hits) = (0, 0);
+    for word in words {
+        let query = text::TextQuery::new(word, true).unwrap();
+        let folded: Vec<String> = text::Tokens::field(word).map(|t| t.chars().map(text::fold).collect()).collect();
+        for _ in 0..4000 {
+            let len = rng.below(9) as usize;
+            let t: String = (0..len).map(|_| alphabet[rng.below(alphabet.len() as u64) as usize]).collect();
+            let field: Vec<String> = text::Tokens::field(&t).map(|t| t.chars().map(text::fold).collect()).collect();
+            let expected = field.windows(folded.len()).any(|w| w == folded.as_slice());
+            assert_eq!(query.matches_text(&t), expected, "{word:?} in {t:?}");
+            checked += 1;
+            hits += usize::from(expected);
+        }
+    }
+    assert!(checked == 28_000 && hits > 1_000, "{hits} matches");
+}

@@ -218,6 +218,9 @@ impl TextQuery {
         let Some((first, rest)) = self.tokens.split_first() else {
             return false;
         };
+        if let (TokenPattern::Literal { folded, ascii: true }, []) = (first, rest) {
+            return matches_ascii_word(folded.as_bytes(), text);
+        }
         let mut field = Tokens::field(text);
         while let Some(token) = field.next() {
             if first.matches(token) {
@@ -243,6 +246,42 @@ impl TextQuery {
             Value::Null | Value::Object | Value::Array => false,
         }
     }
+}
+
+/// [`TextQuery::matches_text`] for the common query of one ASCII word (`ipScope: internet`),
+/// `word` already folded: compares bytes, no chars decoded. The same answer as the general
+/// path: a token of another length than `word` can only match when it is longer and not ASCII
+/// (a char that folds to an ASCII one, such as the Kelvin sign), which that path decides.
+fn matches_ascii_word(word: &[u8], text: &str) -> bool {
+    let bytes = text.as_bytes();
+    if bytes.len() <= word.len() {
+        // Every token but the whole text is shorter than `word`; the whole text, as long,
+        // matches exactly when it equals `word` (which holds no delimiter).
+        return bytes.len() == word.len() && bytes.iter().zip(word).all(|(t, w)| t.to_ascii_lowercase() == *w);
+    }
+    let mut i = 0;
+    while i < bytes.len() {
+        if FIELD_DELIMS[bytes[i] as usize] {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < bytes.len() && !FIELD_DELIMS[bytes[i] as usize] {
+            i += 1;
+        }
+        let token = &bytes[start..i];
+        let hit = if token.len() == word.len() {
+            token.iter().zip(word).all(|(t, w)| t.to_ascii_lowercase() == *w)
+        } else {
+            token.len() > word.len()
+                && !token.is_ascii()
+                && text.get(start..i).is_some_and(|t| t.chars().map(fold).eq(word.iter().map(|&b| char::from(b))))
+        };
+        if hit {
+            return true;
+        }
+    }
+    false
 }
 
 /// Parses a plain decimal number: `-?digits[.digits][e[+-]digits]`. Stricter than
