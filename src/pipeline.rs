@@ -212,10 +212,24 @@ impl Pipeline {
     /// `Kept` when any was written.
     pub fn process_record<O: OutBuf + ?Sized>(&mut self, bytes: &[u8], out: &mut O) -> Outcome {
         let before = out.out_len();
-        match self.record_outcome(bytes, out, true) {
+        match self.record_outcome(bytes, None, out, true) {
             Counted::Already(outcome) => outcome,
             Counted::Not(outcome) => {
                 self.account(bytes.len(), before, out, &outcome);
+                outcome
+            }
+        }
+    }
+
+    /// [`Pipeline::process_record`] of a record the host already holds as text (the same
+    /// outcome and bytes): an interpreting host that checked it cheaply (Fluent Bit's records are
+    /// ASCII JSON almost always) spares the general UTF-8 validation of every byte.
+    pub fn process_text<O: OutBuf + ?Sized>(&mut self, text: &str, out: &mut O) -> Outcome {
+        let before = out.out_len();
+        match self.record_outcome(text.as_bytes(), Some(text), out, true) {
+            Counted::Already(outcome) => outcome,
+            Counted::Not(outcome) => {
+                self.account(text.len(), before, out, &outcome);
                 outcome
             }
         }
@@ -228,15 +242,22 @@ impl Pipeline {
     }
 
     /// One record's outcome; with `unwrap`, managed-cluster wrappers are decoded (their events
-    /// are counted one by one, so the result says whether counting is done).
-    fn record_outcome<O: OutBuf + ?Sized>(&mut self, bytes: &[u8], out: &mut O, unwrap: bool) -> Counted {
+    /// are counted one by one, so the result says whether counting is done). `text` is `bytes`
+    /// when the caller already knows they are UTF-8.
+    fn record_outcome<O: OutBuf + ?Sized>(
+        &mut self,
+        bytes: &[u8],
+        text: Option<&str>,
+        out: &mut O,
+        unwrap: bool,
+    ) -> Counted {
         if !self.config.enabled {
             return Counted::Not(DISABLED);
         }
         if bytes.len() > self.config.limits.max_event_bytes {
             return Counted::Not(self.oversized(bytes, out));
         }
-        let text = match std::str::from_utf8(bytes) {
+        let text = match text.map_or_else(|| std::str::from_utf8(bytes), Ok) {
             Ok(t) => t,
             Err(e) => {
                 if unwrap {
@@ -293,7 +314,7 @@ impl Pipeline {
             let outcome = match piece {
                 Piece::Event { text, source } => {
                     self.source = (!source.is_empty()).then(|| source.to_json());
-                    let outcome = match self.record_outcome(text, &mut buf, false) {
+                    let outcome = match self.record_outcome(text, None, &mut buf, false) {
                         Counted::Already(o) | Counted::Not(o) => o,
                     };
                     self.source = None;

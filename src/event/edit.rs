@@ -37,9 +37,19 @@ pub fn write_event<O: OutBuf + ?Sized>(event: &Event, changes: &Changes, append:
         return;
     }
     let text = obj.text;
+    let unchanged = changes.is_empty();
+    if unchanged {
+        if let Some(body) = one_run(obj, append) {
+            // The common case: members joined by bare commas, none named like an appended
+            // one. One copy of them, then the appended members.
+            out.put("{");
+            out.put(body);
+            write_appended(out, append, body.is_empty());
+            return;
+        }
+    }
     let mut w = Splice { text, out, first: true, run: None };
     w.out.put("{");
-    let unchanged = changes.is_empty();
     for m in &obj.members {
         let key = m.key.as_ref();
         if append.iter().any(|(k, _)| *k == key) {
@@ -64,21 +74,51 @@ pub fn write_event<O: OutBuf + ?Sized>(event: &Event, changes: &Changes, append:
         }
     }
     w.flush();
+    write_appended(w.out, append, w.first);
+}
+
+/// The text of all of `obj`'s members when they are joined by bare commas and none is named
+/// like an `append`ed member (what a compact event is): what [`Splice`] would copy as one run.
+fn one_run<'t>(obj: &RawObject<'t>, append: &[(&str, &str)]) -> Option<&'t str> {
+    let (first, last) = match (obj.members.first(), obj.members.last()) {
+        (Some(f), Some(l)) => (f, l),
+        _ => return Some(""),
+    };
+    // Consecutive members of a parsed object are at least a comma apart, so their texts
+    // cover all but `members - 1` bytes of the span only when each gap is that one comma.
+    let mut covered = 0;
+    for m in &obj.members {
+        covered += m.end.saturating_sub(m.key_start);
+        let key = m.key.as_ref();
+        for (k, _) in append {
+            if k.len() == key.len() && *k == key {
+                return None;
+            }
+        }
+    }
+    let span = last.end.checked_sub(first.key_start)?;
+    if covered + (obj.members.len() - 1) != span {
+        return None;
+    }
+    obj.text.get(first.key_start..last.end)
+}
+
+/// Writes the `append`ed members and the closing brace (`first`: nothing was written before them).
+fn write_appended<O: OutBuf + ?Sized>(out: &mut O, append: &[(&str, &str)], mut first: bool) {
     for (key, value) in append {
-        w.separator();
+        out.put(if first { "\"" } else { ",\"" });
+        first = false;
         if key.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
             let mut k = String::with_capacity(key.len() + 2);
             raw::write_json_str(&mut k, key);
-            w.out.put(&k);
+            out.put(k.get(1..k.len() - 1).unwrap_or_default());
         } else {
-            w.out.put("\"");
-            w.out.put(key);
-            w.out.put("\"");
+            out.put(key);
         }
-        w.out.put(":");
-        w.out.put(value);
+        out.put("\":");
+        out.put(value);
     }
-    w.out.put("}");
+    out.put("}");
 }
 
 /// The writer of [`write_event`]: a pending run of kept member text, flushed as one slice.
@@ -232,6 +272,32 @@ mod tests {
             append,
         );
         out
+    }
+
+    #[test]
+    fn compact_events_with_appended_members_write_what_a_rebuild_writes() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/sample-audit.log");
+        let log = std::fs::read_to_string(path).unwrap();
+        let mut lines: Vec<String> = log.lines().map(str::to_string).collect();
+        // Whitespace between members, a member named like the appended one, an empty object.
+        lines.extend(log.lines().take(5).map(|l| l.replacen(",\"", ", \"", 3)));
+        lines.extend(log.lines().take(5).map(|l| l.replacen("\"auditID\"", "\"kaudit\"", 1)));
+        lines.push("{ }".into());
+        let appends: [&[(&str, &str)]; 3] =
+            [&[("kaudit", "{\"account\":\"a\"}")], &[("k\"ey", "2"), ("x", "3")], &[("kind", "1")]];
+        for line in &lines {
+            let Ok(event) = Event::parse(line) else {
+                assert_eq!(line, "{ }");
+                let obj = raw::parse_object(line).unwrap();
+                assert_eq!(one_run(&obj, &[]), Some(""));
+                continue;
+            };
+            for append in appends {
+                let mut out = String::new();
+                write_event(&event, &Changes::default(), append, &mut out);
+                assert_eq!(out, by_rebuild(&event, &Changes::default(), append), "{line} {append:?}");
+            }
+        }
     }
 
     #[test]

@@ -53,17 +53,86 @@ pub fn verdict(decision: &Decision, event: &Event) -> Verdict {
         Some(r) if r < decision.level => r,
         _ => decision.level,
     };
+    // Both bodies in one pass over the members (the last duplicate wins, as in `RawObject::get`).
+    let (mut request, mut response) = (None, None);
+    for m in &event.obj.members {
+        match m.key.len() {
+            13 if m.key == "requestObject" => request = Some(m.value),
+            14 if m.key == "responseObject" => response = Some(m.value),
+            _ => {}
+        }
+    }
     let mut changes = Changes {
         new_level: (recorded != Some(level)).then_some(level),
-        remove_request_object: level < Level::Request && event.obj.get("requestObject").is_some(),
-        remove_response_object: level < Level::RequestResponse && event.obj.get("responseObject").is_some(),
+        remove_request_object: level < Level::Request && request.is_some(),
+        remove_response_object: level < Level::RequestResponse && response.is_some(),
         strip_managed_fields: false,
     };
     if decision.omit_managed_fields {
-        let has_managed =
-            |key: &str, removed: bool| !removed && event.raw(key).is_some_and(|r| r.contains("\"managedFields\""));
-        changes.strip_managed_fields = has_managed("requestObject", changes.remove_request_object)
-            || has_managed("responseObject", changes.remove_response_object);
+        let has_managed = |body: Option<&str>, removed: bool| !removed && body.is_some_and(mentions_managed_fields);
+        changes.strip_managed_fields = has_managed(request, changes.remove_request_object)
+            || has_managed(response, changes.remove_response_object);
     }
     Verdict::Keep(changes)
+}
+
+/// Whether `text` holds `"managedFields"` (what decides that a body is rewritten without them).
+/// A Horspool search: most bytes are skipped, where a general substring search examines each
+/// one, and bodies run to kilobytes (`managed_fields_search_agrees_with_contains`).
+fn mentions_managed_fields(text: &str) -> bool {
+    const NEEDLE: &[u8; 15] = b"\"managedFields\"";
+    const SKIP: [u8; 256] = {
+        let mut skip = [NEEDLE.len() as u8; 256];
+        let mut i = 0;
+        while i < NEEDLE.len() - 1 {
+            skip[NEEDLE[i] as usize] = (NEEDLE.len() - 1 - i) as u8;
+            i += 1;
+        }
+        skip
+    };
+    let h = text.as_bytes();
+    let mut at = NEEDLE.len() - 1;
+    while let Some(&last) = h.get(at) {
+        if last == b'"' && h.get(at + 1 - NEEDLE.len()..=at) == Some(&NEEDLE[..]) {
+            return true;
+        }
+        at += usize::from(SKIP[usize::from(last)]);
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn managed_fields_search_agrees_with_contains() {
+        let pieces = [
+            "\"managedFields\"",
+            "managedFields",
+            "\"managed",
+            "Fields\"",
+            "\"",
+            "a",
+            "d",
+            "s",
+            "e",
+            "{}",
+            "é",
+            "\\\"",
+        ];
+        let mut rng = crate::test_rng::XorShift::new(0x9e37_79b9_7f4a_7c15);
+        let mut found = 0;
+        for _ in 0..100_000 {
+            let n = rng.below(12);
+            let text: String = (0..n).map(|_| pieces[rng.below(pieces.len() as u64) as usize]).collect();
+            let want = text.contains("\"managedFields\"");
+            found += usize::from(want);
+            assert_eq!(mentions_managed_fields(&text), want, "{text:?}");
+        }
+        assert!(found > 10_000, "{found}");
+        let body = r#"{"metadata":{"name":"x","managedFields":[{"manager":"kubectl"}]},"spec":{}}"#;
+        assert!(mentions_managed_fields(body));
+        assert!(!mentions_managed_fields(&body.replace("managedFields", "managedField")));
+    }
 }

@@ -218,29 +218,94 @@ pub struct UrlInfo<'a> {
     pub subresource: &'a str,
 }
 
-/// Parses a resource request path like k8s.io/apiserver's `RequestInfoFactory` (prefixes `api`, `apis`).
-pub fn parse_resource_path<'a>(path: &'a str, verb: &str) -> Option<UrlInfo<'a>> {
-    let trimmed = path.trim_matches('/');
-    let mut split = trimmed.split('/');
-    let prefix = match split.next() {
-        Some("api") => 1,
-        Some("apis") => 2,
+/// The parts of a path as `path.trim_matches('/').split('/')` gives them, found in one pass
+/// over the bytes (an interpreter pays per call of a searcher, and a path has half a dozen
+/// parts): the positions of the first few slashes (no more parts are ever read) and the count.
+struct PathParts<'a> {
+    text: &'a str,
+    /// The trimmed path is `text[from..to]`.
+    from: usize,
+    to: usize,
+    /// Positions of the first slashes inside it.
+    slashes: [usize; PathParts::KEPT],
+    /// How many slashes there are inside it (the parts are one more).
+    inner: usize,
+    /// Where the query's `?` is (else the text's length).
+    end: usize,
+}
+
+impl<'a> PathParts<'a> {
+    const KEPT: usize = 9;
+
+    /// Splits `text` (with `at_query`, a request URI: only what precedes its first `?`, the
+    /// query being returned too).
+    fn split(text: &'a str, at_query: bool) -> (PathParts<'a>, Option<&'a str>) {
+        let b = text.as_bytes();
+        let mut from = 0;
+        while b.get(from) == Some(&b'/') {
+            from += 1;
+        }
+        let mut slashes = [0; PathParts::KEPT];
+        let mut inner = 0;
+        let (mut end, mut query) = (b.len(), None);
+        let mut i = from;
+        while let Some(&c) = b.get(i) {
+            if c == b'/' {
+                if let Some(slot) = slashes.get_mut(inner) {
+                    *slot = i;
+                }
+                inner += 1;
+            } else if c == b'?' && at_query {
+                (end, query) = (i, text.get(i + 1..));
+                break;
+            }
+            i += 1;
+        }
+        // Trailing slashes were counted: they are not inside the trimmed path.
+        let mut to = end;
+        while to > from && b.get(to - 1) == Some(&b'/') {
+            to -= 1;
+            inner -= 1;
+        }
+        (PathParts { text, from, to, slashes, inner, end }, query)
+    }
+
+    /// The text up to the query.
+    fn path(&self) -> &'a str {
+        self.text.get(..self.end).unwrap_or_default()
+    }
+
+    /// How many parts there are.
+    fn len(&self) -> usize {
+        self.inner + 1
+    }
+
+    /// The `k`th part (`""` past the end or past the kept ones).
+    fn part(&self, k: usize) -> &'a str {
+        if k > self.inner || k >= PathParts::KEPT {
+            return "";
+        }
+        let start = match k.checked_sub(1) {
+            None => self.from,
+            Some(j) => self.slashes.get(j).map_or(self.to, |s| s + 1),
+        };
+        let end = if k < self.inner { self.slashes.get(k).copied().unwrap_or(self.to) } else { self.to };
+        self.text.get(start..end).unwrap_or_default()
+    }
+}
+
+/// What k8s.io/apiserver's `RequestInfoFactory` reads from a resource request path (prefixes
+/// `api`, `apis`), from its parts.
+fn resource_info<'a>(parts: &PathParts<'a>, verb: &str) -> Option<UrlInfo<'a>> {
+    // Only the front is ever removed, so `start` moves instead.
+    let mut start = match parts.part(0) {
+        "api" => 2,
+        "apis" => 3,
         _ => return None,
     };
-    // The parts after the prefix: the first few (no more are ever read) and how many there are.
-    // Only the front is ever removed, so `start` moves instead.
-    const KEPT: usize = 6;
-    let mut kept = [""; KEPT];
-    let mut len = 0;
-    for part in split.skip(prefix) {
-        if let Some(slot) = kept.get_mut(len) {
-            *slot = part;
-        }
-        len += 1;
-    }
-    let mut start = 0;
-    let part = |start: usize, i: usize| kept.get(start + i).copied().unwrap_or_default();
-    if len == 0 || part(start, 0).is_empty() {
+    let len = parts.len().max(start);
+    let part = |start: usize, i: usize| parts.part(start + i);
+    if len == start || part(start, 0).is_empty() {
         return None;
     }
     if matches!(part(start, 0), "watch" | "proxy") {
@@ -269,8 +334,8 @@ pub fn parse_resource_path<'a>(path: &'a str, verb: &str) -> Option<UrlInfo<'a>>
 }
 
 /// `fieldSelector=metadata.name=X` on a list/watch sets the name attribute.
-fn field_selector_name(uri: &str) -> Option<Cow<'_, str>> {
-    let query = uri.split_once('?')?.1;
+fn field_selector_name(query: Option<&str>) -> Option<Cow<'_, str>> {
+    let query = query?;
     for (k, v) in form_urlencoded::parse(query.as_bytes()) {
         if k == "fieldSelector" {
             for term in v.split(',') {
@@ -293,7 +358,8 @@ impl<'a> Attributes<'a> {
             name => Some(name),
         };
         let groups = Groups(ev.user.groups.as_deref().unwrap_or_default());
-        let path = ev.path();
+        let (parts, query) = PathParts::split(&ev.request_uri, true);
+        let path = parts.path();
         let verb = ev.verb.as_ref();
         let Some(oref) = ev.object_ref.as_ref() else {
             return Attributes {
@@ -311,10 +377,10 @@ impl<'a> Attributes<'a> {
         };
         // objectRef.namespace/name may have been back-filled from the request body after the
         // policy ran (a create's name comes from its body); the URL says what the apiserver saw.
-        let (namespace, name) = match parse_resource_path(path, verb) {
+        let (namespace, name) = match resource_info(&parts, verb) {
             Some(url) => {
                 let name = if url.name.is_empty() && matches!(verb, "list" | "watch") {
-                    field_selector_name(&ev.request_uri).unwrap_or(Cow::Borrowed(""))
+                    field_selector_name(query).unwrap_or(Cow::Borrowed(""))
                 } else {
                     Cow::Borrowed(url.name)
                 };
@@ -340,6 +406,10 @@ impl<'a> Attributes<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse_resource_path<'a>(path: &'a str, verb: &str) -> Option<UrlInfo<'a>> {
+        resource_info(&PathParts::split(path, false).0, verb)
+    }
 
     /// `parse_resource_path` as it was written with a `Vec` of the parts.
     fn by_vec<'a>(path: &'a str, verb: &str) -> Option<UrlInfo<'a>> {
@@ -373,6 +443,26 @@ mod tests {
             info.resource = parts[0];
         }
         Some(info)
+    }
+
+    #[test]
+    fn request_uris_split_as_find_and_split_once_do() {
+        let pieces = ["/", "?", "api", "v1", "namespaces", "a", "=", "&", "//", "é"];
+        let mut rng = crate::test_rng::XorShift::new(0x9e37_79b9_7f4a_7c15);
+        for _ in 0..100_000 {
+            let uri: String = (0..rng.below(12)).map(|_| pieces[rng.below(pieces.len() as u64) as usize]).collect();
+            let (parts, query) = PathParts::split(&uri, true);
+            let path = uri.find('?').map_or(uri.as_str(), |i| &uri[..i]);
+            assert_eq!(parts.path(), path, "{uri}");
+            assert_eq!(query, uri.split_once('?').map(|(_, q)| q), "{uri}");
+            let want: Vec<&str> = path.trim_matches('/').split('/').collect();
+            assert_eq!(parts.len(), want.len(), "{uri}");
+            for (k, w) in want.iter().enumerate().take(PathParts::KEPT) {
+                assert_eq!(parts.part(k), *w, "{uri} {k}");
+            }
+            assert_eq!(parts.part(want.len()), "", "{uri}");
+            assert_eq!(resource_info(&parts, "get"), by_vec(path, "get"), "{uri}");
+        }
     }
 
     #[test]

@@ -202,7 +202,10 @@ fn process(pipeline: &mut Pipeline, bytes: &[u8], out: &mut String, stats: &mut 
     if pipeline.alert_role() == AlertRole::Aggregator && carries_partials(bytes) {
         return merge(pipeline, bytes, out, stats);
     }
-    let outcome = pipeline.process_record(bytes, out);
+    let outcome = match crate::ascii_text(bytes) {
+        Some(text) => pipeline.process_text(text, out),
+        None => pipeline.process_record(bytes, out),
+    };
     let alerts = pipeline.take_alerts();
     let partials = pipeline.take_partials();
     let reply = match outcome {
@@ -467,6 +470,45 @@ mod tests {
         parse_object(reply_text(&f)).unwrap();
         assert_eq!(reply_text(&f), "{\"log\":\"caf\u{fffd}\"}");
         assert_eq!(stats.wrapped, 0);
+    }
+
+    #[test]
+    fn ascii_records_are_text_and_others_are_not() {
+        let mut rng = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = |m: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % m
+        };
+        for _ in 0..100_000 {
+            let len = next(70) as usize;
+            let mut bytes: Vec<u8> = (0..len).map(|_| next(128) as u8).collect();
+            if len > 0 && next(2) == 0 {
+                let at = next(len as u64) as usize;
+                bytes[at] = 0x80 | next(128) as u8;
+            }
+            let want = bytes.is_ascii().then(|| std::str::from_utf8(&bytes).unwrap());
+            assert_eq!(crate::ascii_text(&bytes), want, "{bytes:?}");
+        }
+        assert_eq!(crate::ascii_text("caf\u{e9}".as_bytes()), None);
+    }
+
+    #[test]
+    fn text_and_bytes_give_the_same_outcome_and_reply() {
+        // Kept, stripped, bad and wrapped records; the vector's every line.
+        let path = format!("{}/../../tests/conformance/vectors/seed-default/input.jsonl", env!("CARGO_MANIFEST_DIR"));
+        let input = std::fs::read_to_string(path).unwrap();
+        let mut lines: Vec<&str> = input.lines().collect();
+        lines.extend(["{\"kind\": 0}", "not json", "{\"a\":1"]);
+        let (mut by_text, mut by_bytes) = (Pipeline::embedded_default(), Pipeline::embedded_default());
+        for line in lines {
+            let (mut a, mut b) = (String::new(), String::new());
+            assert_eq!(by_text.process_text(line, &mut a), by_bytes.process_record(line.as_bytes(), &mut b));
+            assert_eq!(a, b);
+            assert_eq!(by_text.take_alerts(), by_bytes.take_alerts());
+        }
+        assert_eq!(by_text.metrics_json(), by_bytes.metrics_json());
     }
 
     #[test]

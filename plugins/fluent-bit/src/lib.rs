@@ -20,7 +20,8 @@
 //! finds it missing, counts the trap and rebuilds it instead of trapping forever on a
 //! half-updated state.
 //!
-//! This file holds the only `unsafe` code: turning the host's raw record pointer into a slice.
+//! This file holds the only `unsafe` code: turning the host's raw record pointer into a slice,
+//! and an ASCII slice into text.
 
 pub mod config;
 pub mod filter;
@@ -127,6 +128,28 @@ unsafe fn record_input<'a>(ptr: *const u8, len: u32) -> Input<'a> {
     // SAFETY: non-NULL and (on wasm32) inside linear memory; the caller guarantees the bytes
     // are the record's and are not written during the call. `len` fits in usize (u32 -> usize).
     Input::Record(unsafe { std::slice::from_raw_parts(ptr, len as usize) })
+}
+
+/// The record as text when every byte is ASCII (what Fluent Bit's JSON records almost always
+/// are), checked eight bytes at a time: a third of the instructions of the general UTF-8
+/// validation, which an interpreter pays for every byte of every record. `None` otherwise
+/// (the pipeline then validates the bytes itself).
+pub(crate) fn ascii_text(bytes: &[u8]) -> Option<&str> {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut chunks = bytes.chunks_exact(32);
+    for chunk in &mut chunks {
+        let Ok(c) = <&[u8; 32]>::try_from(chunk) else { return None };
+        let word =
+            |i: usize| u64::from_le_bytes([c[i], c[i + 1], c[i + 2], c[i + 3], c[i + 4], c[i + 5], c[i + 6], c[i + 7]]);
+        if (word(0) | word(8) | word(16) | word(24)) & HIGH != 0 {
+            return None;
+        }
+    }
+    if !chunks.remainder().is_ascii() {
+        return None;
+    }
+    // SAFETY: every byte is below 0x80, and ASCII text is valid UTF-8.
+    Some(unsafe { std::str::from_utf8_unchecked(bytes) })
 }
 
 /// Runs `f` on the process-wide filter, creating it at the first call (or after a trap).
