@@ -13,7 +13,7 @@ use crate::query::{Document, FieldPath, Value};
 
 use super::config::{AlertConfig, AlertLimits, Role};
 use super::merge::{MergeStats, Merger};
-use super::output::{value_text, write_alert, AggregateOutput};
+use super::output::{value_text, write_alert, AggregateOutput, AlertTemplate};
 use super::partial::{self, Agent, AgentStats, Partial, PartialError, Scalar, StepDoc};
 use super::rule::{AggFn, Rule};
 use super::state::{AggState, DistinctAdd, GroupState, GroupStore, BUCKETS};
@@ -55,6 +55,8 @@ struct RuleRt {
     groups: GroupStore,
     /// The paths a step of this rule keeps (two-phase roles and alert steps).
     paths: Vec<FieldPath>,
+    /// The text every alert of the rule shares.
+    template: AlertTemplate,
     /// Reused buffers: the group key, a value's text, aggregate values.
     key: String,
     text: String,
@@ -95,6 +97,7 @@ impl AlertEngine {
                     rule: r.clone(),
                     groups: GroupStore::new(config.limits.max_groups),
                     paths: partial::step_paths(r, code_path.as_ref()),
+                    template: AlertTemplate::new(r),
                     key: String::new(),
                     text: String::new(),
                     values: Vec::new(),
@@ -404,7 +407,7 @@ impl RuleRt {
         let rule: &Rule = &self.rule;
         if !rule.stateful() {
             stats.alerts += 1;
-            out.push(write_alert(rule, t, doc, None, std::iter::once(audit_id)));
+            out.push(write_alert(rule, &self.template, t, doc, None, std::iter::once(audit_id)));
             return;
         }
         build_key(&rule.group_by, doc, &mut self.key, &mut self.text);
@@ -421,7 +424,7 @@ impl RuleRt {
             }
             group.last_alert = Some(t);
             stats.alerts += 1;
-            out.push(write_alert(rule, t, doc, None, std::iter::once(audit_id)));
+            out.push(write_alert(rule, &self.template, t, doc, None, std::iter::once(audit_id)));
             return;
         };
         let Some(state) = group.agg.as_deref_mut() else { return };
@@ -507,13 +510,8 @@ impl RuleRt {
         group.last_alert = Some(t);
         stats.alerts += 1;
         let window_start = oldest.saturating_mul(width);
-        let agg = AggregateOutput {
-            names: &aggregation.aggregates,
-            values: &self.values,
-            window_start,
-            window_end: t.max(window_start),
-        };
-        out.push(write_alert(rule, t, doc, Some(agg), state.live_audit_ids()));
+        let agg = AggregateOutput { values: &self.values, window_start, window_end: t.max(window_start) };
+        out.push(write_alert(rule, &self.template, t, doc, Some(agg), state.live_audit_ids()));
     }
 }
 

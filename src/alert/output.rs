@@ -7,7 +7,7 @@ use std::ops::ControlFlow;
 
 use crate::event::raw::write_json_str;
 use crate::event::time::format_micros;
-use crate::query::{Document, FieldPath, Value};
+use crate::query::{Document, FieldPath, Lookup, Value};
 
 use super::rule::Rule;
 
@@ -47,6 +47,11 @@ fn write_value(out: &mut String, v: Value<'_>) {
 /// one, an array when the path crosses arrays. Objects and arrays are not rendered (fields
 /// name leaf values).
 pub fn write_path_value(out: &mut String, doc: &dyn Document, path: &FieldPath) {
+    match doc.lookup(path) {
+        Lookup::One(v) if !matches!(v, Value::Null | Value::Object | Value::Array) => return write_value(out, v),
+        Lookup::One(_) | Lookup::Absent => return out.push_str("null"),
+        Lookup::Visit => {}
+    }
     let mut n = 0usize;
     let start = out.len();
     doc.visit(path, &mut |v| {
@@ -70,63 +75,92 @@ pub fn write_path_value(out: &mut String, doc: &dyn Document, path: &FieldPath) 
 
 /// What an aggregated alert adds.
 pub struct AggregateOutput<'a> {
-    pub names: &'a [(String, super::rule::AggFn)],
     pub values: &'a [f64],
     pub window_start: i64,
     pub window_end: i64,
 }
 
-/// Writes one alert.
+/// The text of a rule's alerts that is the same for every alert (the rule's name, severity,
+/// source and tags; the keys of its group key, fields and aggregates as JSON), written once
+/// when the engine is built instead of per alert.
+#[derive(Debug, Clone, Default)]
+pub struct AlertTemplate {
+    /// `{"kind":"Alert","rule":...,"tags":[...],"time":`.
+    head: String,
+    /// `"path":` for each `groupBy` path, `,` before all but the first.
+    group_keys: Vec<String>,
+    /// `"name":` for each output field, `,` before all but the first.
+    field_keys: Vec<String>,
+    /// `"name":` for each aggregate, `,` before all but the first.
+    aggregate_keys: Vec<String>,
+}
+
+impl AlertTemplate {
+    /// The template of `rule`'s alerts.
+    pub fn new(rule: &Rule) -> Self {
+        let mut head = String::from("{\"kind\":\"Alert\",\"rule\":");
+        write_json_str(&mut head, &rule.name);
+        head.push_str(",\"severity\":\"");
+        head.push_str(rule.severity.as_str());
+        head.push_str("\",\"source\":");
+        write_json_str(&mut head, &rule.source);
+        head.push_str(",\"tags\":[");
+        for (i, t) in rule.tags.iter().enumerate() {
+            if i > 0 {
+                head.push(',');
+            }
+            write_json_str(&mut head, t);
+        }
+        head.push_str("],\"time\":");
+        let keys = |names: &mut dyn Iterator<Item = String>| -> Vec<String> {
+            names
+                .enumerate()
+                .map(|(i, name)| {
+                    let mut key = String::from(if i > 0 { "," } else { "" });
+                    write_json_str(&mut key, &name);
+                    key.push(':');
+                    key
+                })
+                .collect()
+        };
+        AlertTemplate {
+            head,
+            group_keys: keys(&mut rule.group_by.iter().map(ToString::to_string)),
+            field_keys: keys(&mut rule.fields.iter().map(|(name, _)| name.clone())),
+            aggregate_keys: keys(
+                &mut rule.aggregation.iter().flat_map(|a| a.aggregates.iter().map(|(n, _)| n.clone())),
+            ),
+        }
+    }
+}
+
+/// Writes one alert of `rule`, whose `template` it is.
 pub fn write_alert<'i>(
     rule: &Rule,
+    template: &AlertTemplate,
     time: i64,
     doc: &dyn Document,
     agg: Option<AggregateOutput<'_>>,
     audit_ids: impl Iterator<Item = &'i str>,
 ) -> String {
     let mut out = String::with_capacity(256);
-    out.push_str("{\"kind\":\"Alert\",\"rule\":");
-    write_json_str(&mut out, &rule.name);
-    out.push_str(",\"severity\":\"");
-    out.push_str(rule.severity.as_str());
-    out.push_str("\",\"source\":");
-    write_json_str(&mut out, &rule.source);
-    out.push_str(",\"tags\":[");
-    for (i, t) in rule.tags.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        write_json_str(&mut out, t);
-    }
-    out.push_str("],\"time\":");
+    out.push_str(&template.head);
     write_json_str(&mut out, &format_micros(time));
     out.push_str(",\"groupKey\":{");
-    for (i, p) in rule.group_by.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        write_json_str(&mut out, &p.to_string());
-        out.push(':');
+    for (key, p) in template.group_keys.iter().zip(&rule.group_by) {
+        out.push_str(key);
         write_path_value(&mut out, doc, p);
     }
     out.push_str("},\"fields\":{");
-    for (i, (name, p)) in rule.fields.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        write_json_str(&mut out, name);
-        out.push(':');
+    for (key, (_, p)) in template.field_keys.iter().zip(&rule.fields) {
+        out.push_str(key);
         write_path_value(&mut out, doc, p);
     }
     out.push('}');
     if let Some(a) = agg {
         out.push_str(",\"aggregates\":{");
-        for (i, ((name, _), v)) in a.names.iter().zip(a.values).enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            write_json_str(&mut out, name);
-            out.push(':');
+        for (key, v) in template.aggregate_keys.iter().zip(a.values) {
+            out.push_str(key);
             write_num(&mut out, *v);
         }
         out.push_str("},\"window\":{\"start\":");
