@@ -123,9 +123,12 @@ impl Vector {
         std::fs::read_to_string(self.dir.0.join("vector.log")).unwrap_or_default()
     }
 
-    /// What the console sink printed, line by line.
+    /// What the console sink printed, line by line: complete lines only (a poll can catch Vector
+    /// in the middle of writing a long one).
     fn lines(&self) -> Vec<String> {
-        std::fs::read_to_string(self.dir.0.join("vector.out")).unwrap_or_default().lines().map(String::from).collect()
+        let out = std::fs::read_to_string(self.dir.0.join("vector.out")).unwrap_or_default();
+        let complete = out.rfind('\n').map_or("", |end| &out[..end]);
+        complete.lines().map(String::from).collect()
     }
 
     /// What the console sink printed, one event per line.
