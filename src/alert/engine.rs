@@ -165,15 +165,21 @@ impl AlertEngine {
     /// An agent keeps the matches of stateful rules for its partials instead; an aggregator
     /// evaluates nothing on events (its alerts come from partials).
     pub fn observe(&mut self, event: &Event, doc: &dyn Document, out: &mut Vec<String>) {
+        self.observe_at(event, event.stage_time_micros(), doc, out);
+    }
+
+    /// [`AlertEngine::observe`] with the event's time already read
+    /// ([`Event::stage_time_micros`]; the pipeline reads it once per record).
+    pub fn observe_at(&mut self, event: &Event, time: Option<i64>, doc: &dyn Document, out: &mut Vec<String>) {
         if self.rules.is_empty() || self.merger.is_some() {
             return;
         }
         if let Some(w) = &mut self.steps {
-            w.capture(self.rules.iter().map(|r| (&*r.rule, r.paths.as_slice())), event, doc);
+            w.capture(self.rules.iter().map(|r| (&*r.rule, r.paths.as_slice())), event, time, doc);
             return;
         }
         self.stats.events += 1;
-        let t = match event.stage_time_micros() {
+        let t = match time {
             Some(t) => t,
             None if self.watermark == i64::MIN => 0,
             None => self.watermark,

@@ -12,6 +12,7 @@ pub mod resource;
 use std::net::IpAddr;
 
 use crate::event::raw::write_json_str;
+use crate::event::time::EventTimes;
 use crate::event::Event;
 
 pub use geo::{GeoDb, GeoInfo};
@@ -213,6 +214,14 @@ impl Enricher {
 
     /// Derives every enabled field from `ev`.
     pub fn enrich<'e>(&self, ev: &'e Event) -> Enrichment<'e> {
+        let times = if self.config.timing { EventTimes::read(ev, true) } else { EventTimes::default() };
+        self.enrich_at(ev, times)
+    }
+
+    /// [`Enricher::enrich`] with the event's times already read ([`EventTimes::read`] with
+    /// the received time when `timing` is on): the pipeline reads them once per record for the
+    /// enrichment and the alert rules.
+    pub fn enrich_at<'e>(&self, ev: &'e Event, times: EventTimes) -> Enrichment<'e> {
         let c = &self.config;
         let mut e = Enrichment::default();
         let first_ip = ev.source_ips.first().map(|s| s.as_ref());
@@ -250,7 +259,7 @@ impl Enricher {
             e.exec = exec::from_event(ev);
         }
         if c.timing {
-            if let (Some(stage), Some(received)) = (ev.stage_time_micros(), ev.received_time_micros()) {
+            if let (Some(stage), Some(received)) = (times.stage, times.received) {
                 e.latency_ms = Some((stage - received) as f64 / 1000.0);
             }
             e.success = ev.code().map(|code| code < 400);
@@ -433,40 +442,6 @@ pub(crate) fn push_u64(out: &mut String, mut n: u64) {
     out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or_default());
 }
 
-/// Appends `s` as a JSON string literal: in one copy when nothing needs escaping (the common
-/// case), else as [`write_json_str`] does.
-pub(crate) fn push_json_str(out: &mut String, s: &str) {
-    if needs_escape(s) {
-        write_json_str(out, s);
-        return;
-    }
-    out.reserve(s.len() + 2);
-    out.push('"');
-    out.push_str(s);
-    out.push('"');
-}
-
-/// Whether `s` holds a byte that a JSON string escapes (a control character, `"` or `\`).
-/// Eight bytes at a time: an interpreter pays per instruction, and this is about a third of
-/// the byte-by-byte loop's (`needs_escape_agrees_with_the_byte_loop`).
-pub(crate) fn needs_escape(s: &str) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    // Whether some byte of `x` is zero / below 0x20 (exact as a whole: the borrows this
-    // can make only ever follow a byte that is).
-    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH != 0;
-    let below_space = |x: u64| x.wrapping_sub(ONES * 0x20) & !x & HIGH != 0;
-    let mut chunks = s.as_bytes().chunks_exact(8);
-    for chunk in &mut chunks {
-        let Ok(bytes) = <[u8; 8]>::try_from(chunk) else { return true };
-        let x = u64::from_le_bytes(bytes);
-        if below_space(x) || zero(x ^ (ONES * u64::from(b'"'))) || zero(x ^ (ONES * u64::from(b'\\'))) {
-            return true;
-        }
-    }
-    chunks.remainder().iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\')
-}
-
 #[cfg(test)]
 #[test]
 fn whole_microseconds_format_as_the_float_path_does() {
@@ -510,7 +485,7 @@ impl<'o> ObjWriter<'o> {
             self.out.push(',');
         }
         self.first = false;
-        push_json_str(self.out, k);
+        write_json_str(self.out, k);
         self.out.push(':');
     }
     /// A key given as constant text `,"key":` (the comma is left out for the first member).
@@ -521,11 +496,11 @@ impl<'o> ObjWriter<'o> {
     }
     pub fn str(&mut self, k: &str, v: &str) {
         self.key(k);
-        push_json_str(self.out, v);
+        write_json_str(self.out, v);
     }
     pub fn str_at(&mut self, comma_key_colon: &str, v: &str) {
         self.key_at(comma_key_colon);
-        push_json_str(self.out, v);
+        write_json_str(self.out, v);
     }
     /// A member whose value is text that needs no escaping (a constant of this module).
     pub fn plain_at(&mut self, comma_key_colon_quote: &str, v: &str) {
