@@ -304,7 +304,7 @@ impl<'a> Event<'a> {
             let key = m.key.as_ref();
             let s = || -> Result<Cow<'a, str>, EventError> {
                 if m.plain {
-                    return Ok(Cow::Borrowed(raw.get(1..raw.len() - 1).unwrap_or_default()));
+                    return Ok(Cow::Borrowed(scan::slice(raw, 1, raw.len().saturating_sub(1)).unwrap_or_default()));
                 }
                 raw::decode_str(raw).map_err(|e| field_err(key, e))
             };
