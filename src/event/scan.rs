@@ -330,7 +330,7 @@ pub(crate) fn scan_object(text: &str) -> Option<RawObject<'_>> {
     let start = ws(b, 0, &mut line_break);
     let end = members(text, start, &mut line_break, |key_start, key, start, line_break| {
         let (end, plain) = match decoded.decode(list.len(), key, text, start, line_break) {
-            Some(end) => (end, false),
+            Some(decoded) => decoded,
             None => {
                 let (end, escaped) = value(b, start, line_break)?;
                 (end, !escaped && b.get(start) == Some(&b'"'))
@@ -432,6 +432,12 @@ pub(super) fn string_at(text: &str, i: usize) -> Option<(Cow<'_, str>, usize)> {
         Cow::Borrowed(slice(text, i + 1, end - 1)?)
     };
     Some((s, end))
+}
+
+/// The string opening at `b[i]`: the offset after it and whether it has escapes.
+#[inline(always)]
+pub(super) fn string_end(b: &[u8], i: usize) -> Option<(usize, bool)> {
+    string(b, i)
 }
 
 /// `null` at `b[i]`: the offset after it.
