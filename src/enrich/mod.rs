@@ -388,6 +388,11 @@ pub(crate) fn write_ms(out: &mut String, v: f64) {
     // arithmetic: float formatting costs thousands of instructions in an interpreter. Up to
     // 2^40 µs the double nearest to d/1000 rounds back to d/1000 at 3 decimals, so the text is
     // the same; anything else takes the float path.
+    if v == 0.0 && v.is_sign_positive() {
+        // What the float path writes for a zero latency (a `RequestReceived` stage).
+        out.push('0');
+        return;
+    }
     let micros = (v * 1000.0).round();
     if micros.abs() < (1u64 << 40) as f64 && micros / 1000.0 == v && micros != 0.0 {
         let d = micros as i64;
@@ -428,18 +433,36 @@ pub(crate) fn write_ms(out: &mut String, v: f64) {
 }
 
 /// Appends the decimal digits of `n` (no `fmt` machinery: it is costly in an interpreter).
-pub(crate) fn push_u64(out: &mut String, mut n: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
+pub(crate) fn push_u64(out: &mut String, n: u64) {
+    // Most significant digit first, one char each (no UTF-8 check of a digit buffer).
+    let mut scale = 1;
+    while n / scale >= 10 {
+        scale *= 10;
+    }
     loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
+        out.push(char::from(b'0' + (n / scale % 10) as u8));
+        if scale == 1 {
             break;
         }
+        scale /= 10;
     }
-    out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or_default());
+}
+
+#[cfg(test)]
+#[test]
+fn digits_are_the_display_of_the_number() {
+    let mut rng = crate::test_rng::XorShift::new(0x9e37_79b9_7f4a_7c15);
+    let mut samples: Vec<u64> = (0..2000).collect();
+    samples.extend((0..20).flat_map(|e| [10u64.pow(e) - 1, 10u64.pow(e), 10u64.pow(e) + 1]));
+    samples.extend([u64::MAX, u64::MAX - 1, 10_000_000_000_000_000_000]);
+    for _ in 0..100_000 {
+        samples.push(rng.below(u64::MAX) >> rng.below(64));
+    }
+    for n in samples {
+        let mut s = String::from("x");
+        push_u64(&mut s, n);
+        assert_eq!(s, format!("x{n}"));
+    }
 }
 
 #[cfg(test)]
@@ -490,7 +513,8 @@ impl<'o> ObjWriter<'o> {
     }
     /// A key given as constant text `,"key":` (the comma is left out for the first member).
     pub fn key_at(&mut self, comma_key_colon: &str) {
-        let text = if self.first { comma_key_colon.get(1..).unwrap_or_default() } else { comma_key_colon };
+        let text =
+            if self.first { comma_key_colon.strip_prefix(',').unwrap_or(comma_key_colon) } else { comma_key_colon };
         self.first = false;
         self.out.push_str(text);
     }
