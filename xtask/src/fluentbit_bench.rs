@@ -21,7 +21,8 @@
 //! kube-apiserver v1.32's audit log (its audit harness, `run-audit.sh` beside Fluent Bit in
 //! `../shared/tools/kubernetes/`, everything at RequestResponse; about 1,200 events of 1.3 KB, run
 //! once and kept, repeated to `--events`); `--input FILE`: any audit log; `--runs N` (default 3);
-//! `--output file|null`.
+//! `--output file|null`; `--compare MODULE`: also runs another build of the module (interpreted,
+//! both configs) in the same round-robin, so before and after compare within one run.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -38,10 +39,12 @@ struct Options {
     input: Option<PathBuf>,
     kube_apiserver: bool,
     null_output: bool,
+    compare: Option<PathBuf>,
 }
 
 fn options(args: &[String]) -> Result<Options, String> {
-    let mut o = Options { events: 20_000, runs: 3, input: None, kube_apiserver: false, null_output: false };
+    let mut o =
+        Options { events: 20_000, runs: 3, input: None, kube_apiserver: false, null_output: false, compare: None };
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{a} needs a value"));
@@ -50,6 +53,7 @@ fn options(args: &[String]) -> Result<Options, String> {
             "--runs" => o.runs = value()?.parse().map_err(|e| format!("--runs: {e}"))?,
             "--input" => o.input = Some(PathBuf::from(value()?)),
             "--kube-apiserver" => o.kube_apiserver = true,
+            "--compare" => o.compare = Some(PathBuf::from(value()?)),
             "--output" => {
                 o.null_output = match value()?.as_str() {
                     "file" => false,
@@ -60,7 +64,7 @@ fn options(args: &[String]) -> Result<Options, String> {
             other => {
                 return Err(format!(
                     "bench-fluent-bit: unknown argument {other:?} \
-                     (--events N, --kube-apiserver | --input FILE, --runs N, --output file|null)"
+                     (--events N, --kube-apiserver | --input FILE, --runs N, --output file|null, --compare MODULE)"
                 ))
             }
         }
@@ -73,7 +77,7 @@ fn options(args: &[String]) -> Result<Options, String> {
 
 /// One filter under test.
 struct Variant {
-    name: &'static str,
+    name: String,
     /// The `filters:` entry (YAML, indented for the pipeline), or empty for none.
     filter: String,
     /// `kaudit.yaml` in the run's folder (the module's relative config lookup).
@@ -88,25 +92,35 @@ fn wasm_filter(module: &Path) -> String {
     )
 }
 
-fn variants(aot: Option<&Path>) -> Vec<Variant> {
+fn variants(aot: Option<&Path>, compare: Option<&Path>) -> Vec<Variant> {
     let wasm = artifacts_dir().join("kaudit-fluent-bit.wasm");
     let lua = root().join("plugins/fluent-bit/kaudit-policy.lua");
     let mut v = vec![
-        Variant { name: "pass-through (no filter)", filter: String::new(), config: None },
+        Variant { name: "pass-through (no filter)".into(), filter: String::new(), config: None },
         Variant {
-            name: "Lua: the seed's policy (kaudit-policy.lua)",
+            name: "Lua: the seed's policy (kaudit-policy.lua)".into(),
             filter: format!(
                 "  filters:\n    - name: lua\n      match: kube.audit\n      script: {}\n      call: kaudit_policy\n",
                 lua.display()
             ),
             config: None,
         },
-        Variant { name: "kaudit interpreted, default config", filter: wasm_filter(&wasm), config: None },
-        Variant { name: "kaudit interpreted, policy only", filter: wasm_filter(&wasm), config: Some(POLICY_ONLY) },
+        Variant { name: "kaudit interpreted, default config".into(), filter: wasm_filter(&wasm), config: None },
+        Variant {
+            name: "kaudit interpreted, policy only".into(),
+            filter: wasm_filter(&wasm),
+            config: Some(POLICY_ONLY),
+        },
     ];
+    if let Some(other) = compare {
+        let file = other.file_name().map_or_else(|| other.display().to_string(), |f| f.to_string_lossy().into_owned());
+        for (config, label) in [(None, "default config"), (Some(POLICY_ONLY), "policy only")] {
+            v.push(Variant { name: format!("{file} interpreted, {label}"), filter: wasm_filter(other), config });
+        }
+    }
     if let Some(aot) = aot {
-        v.push(Variant { name: "kaudit AOT, default config", filter: wasm_filter(aot), config: None });
-        v.push(Variant { name: "kaudit AOT, policy only", filter: wasm_filter(aot), config: Some(POLICY_ONLY) });
+        v.push(Variant { name: "kaudit AOT, default config".into(), filter: wasm_filter(aot), config: None });
+        v.push(Variant { name: "kaudit AOT, policy only".into(), filter: wasm_filter(aot), config: Some(POLICY_ONLY) });
     }
     v
 }
@@ -309,7 +323,7 @@ pub fn main(args: &[String]) -> Result<(), String> {
         bytes.len() / records,
         opts.runs
     );
-    let variants = variants(aot.as_deref());
+    let variants = variants(aot.as_deref(), opts.compare.as_deref());
     // best[v] = (CPU on the input, CPU on the empty file, records out)
     let mut best = vec![(f64::INFINITY, f64::INFINITY, 0usize); variants.len()];
     for run in 0..opts.runs {
