@@ -1003,7 +1003,7 @@ mod tests {
         if g.below(4) != 0 {
             let mut fields = Vec::new();
             let resource = g.pick(RESOURCES);
-            let resource = if g.below(3) == 0 { resource } else { resource.replace('*', "").replace('/', "") };
+            let resource = if g.below(3) == 0 { resource } else { resource.replace(['*', '/'], "") };
             fields.push(format!("\"resource\":{}", json(&resource)));
             if g.below(2) == 0 {
                 fields.push(format!("\"subresource\":{}", json(&g.pick(&["status", "log", "scale", "", "*", "a/b"]))));
