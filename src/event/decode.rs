@@ -9,12 +9,19 @@
 //! type, a negative or non-integer `code`, lone surrogates): the scanner then validates the
 //! member as any other value and the event decodes it with serde, so results and error
 //! messages are exactly serde's.
+//!
+//! The top-level strings (`stage`, `verb`, `auditID`, the timestamps, ...) are taken here too
+//! when plain. An event whose members were all taken here, once each, is built from
+//! [`Decoded`] alone ([`Decoded::into_event`]); anything else (a duplicate, an escaped or
+//! `null` string where the event reads one, a wrong `kind`, a declined member) makes the event
+//! decode its members one by one, in order, as before.
 
 use std::borrow::Cow;
 
 use super::raw::CowStr;
-use super::scan::{array_at, null_at, object_at, skip_value, string_at};
-use super::{LegacyMeta, ObjectRef, ResponseStatus, UserInfo};
+use super::raw::RawObject;
+use super::scan::{array_at, null_at, object_at, skip_value, slice, string_at, string_end};
+use super::{Event, EventError, LegacyMeta, ObjectRef, ResponseStatus, UserInfo};
 
 /// What a decoder answers: the value and the offset after its JSON.
 type At<T> = Option<(T, usize)>;
@@ -24,6 +31,10 @@ type Annotations<'a> = Vec<(Cow<'a, str>, Cow<'a, str>)>;
 
 /// The members decoded during the split of an event, each with the index of the member it
 /// came from (the last of duplicates; the others are decoded again when the event reads them).
+///
+/// When every member the event reads was decoded here, once each, with nothing declined
+/// ([`Decoded::complete`]), the event is built from these alone, without a second walk of
+/// the members (see [`super::Event::from_object`]).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Decoded<'a> {
     user: Option<(usize, Option<UserInfo<'a>>)>,
@@ -33,6 +44,28 @@ pub(crate) struct Decoded<'a> {
     legacy_meta: Option<(usize, Option<LegacyMeta<'a>>)>,
     annotations: Option<(usize, Annotations<'a>)>,
     source_ips: Option<(usize, Option<Vec<CowStr<'a>>>)>,
+    /// The top-level strings (plain, so borrowed), valid when `complete`.
+    pub(super) strings: Strings<'a>,
+    /// The members seen, one bit per name ([`Decoded::seen`]).
+    seen: u32,
+    /// Something was declined or seen twice: the event decodes the members one by one.
+    declined: bool,
+}
+
+/// The top-level strings of an event, as the split found them (plain strings; `null` where the
+/// event allows it).
+#[derive(Debug, Clone, Default)]
+pub(super) struct Strings<'a> {
+    pub(super) api_version: Option<Cow<'a, str>>,
+    pub(super) level: Option<Cow<'a, str>>,
+    pub(super) audit_id: Option<Cow<'a, str>>,
+    pub(super) stage: Option<Cow<'a, str>>,
+    pub(super) request_uri: Option<Cow<'a, str>>,
+    pub(super) verb: Option<Cow<'a, str>>,
+    pub(super) user_agent: Option<Cow<'a, str>>,
+    pub(super) request_received_timestamp: Option<Cow<'a, str>>,
+    pub(super) stage_timestamp: Option<Cow<'a, str>>,
+    pub(super) legacy_timestamp: Option<Cow<'a, str>>,
 }
 
 /// The value decoded for member `index`, taken out of its slot.
@@ -43,6 +76,11 @@ fn take<T>(slot: &mut Option<(usize, T)>, index: usize) -> Option<T> {
     }
 }
 
+/// A decoded member's value.
+fn value<T>(slot: Option<(usize, Option<T>)>) -> Option<T> {
+    slot.and_then(|(_, v)| v)
+}
+
 /// Stores a decoder's answer for member `index`; the offset after the value.
 #[inline(always)]
 fn put<T>(slot: &mut Option<(usize, T)>, index: usize, at: At<T>) -> Option<usize> {
@@ -51,10 +89,30 @@ fn put<T>(slot: &mut Option<(usize, T)>, index: usize, at: At<T>) -> Option<usiz
     Some(end)
 }
 
+/// Marks the member named by `bit` seen; a second one makes the event decode its members one
+/// by one (the last duplicate wins there, and errors are reported in order).
+#[inline(always)]
+fn first_of(seen: &mut u32, declined: &mut bool, bit: u32) {
+    if *seen & bit != 0 {
+        *declined = true;
+    }
+    *seen |= bit;
+}
+
+/// What a string member may hold besides a plain string.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Str {
+    /// A string only (`null` is an error the event reports).
+    Required,
+    /// A string or `null`.
+    Nullable,
+}
+
 impl<'a> Decoded<'a> {
     /// Decodes member `index` (named `key`, its value at `text[start]`) when it is one of the
-    /// members decisions read: the offset after the value; `None` for other members and for
-    /// whatever the decoder declines (the caller then validates the value itself).
+    /// members decisions read: the offset after the value and whether it is a plain string;
+    /// `None` for other members and for whatever the decoder declines (the caller then
+    /// validates the value itself).
     #[inline(always)]
     pub(crate) fn decode(
         &mut self,
@@ -63,28 +121,112 @@ impl<'a> Decoded<'a> {
         text: &'a str,
         start: usize,
         line_break: &mut bool,
-    ) -> Option<usize> {
-        match key {
-            "user" => put(&mut self.user, index, user_at(text, start, line_break)),
-            "impersonatedUser" => put(&mut self.impersonated_user, index, user_at(text, start, line_break)),
-            "objectRef" => put(&mut self.object_ref, index, object_ref_at(text, start, line_break)),
-            "responseStatus" => put(&mut self.response_status, index, response_status_at(text, start, line_break)),
-            "metadata" => put(&mut self.legacy_meta, index, legacy_meta_at(text, start, line_break)),
-            "annotations" => put(&mut self.annotations, index, annotations_at(text, start, line_break)),
-            "sourceIPs" => put(&mut self.source_ips, index, strings_at(text, start, line_break)),
-            _ => None,
+    ) -> Option<(usize, bool)> {
+        use Str::{Nullable, Required};
+        let strings = &mut self.strings;
+        let (bit, field, kind) = match key {
+            "kind" => (1 << 0, None, Required),
+            "apiVersion" => (1 << 1, Some(&mut strings.api_version), Required),
+            "level" => (1 << 2, Some(&mut strings.level), Nullable),
+            "auditID" => (1 << 3, Some(&mut strings.audit_id), Nullable),
+            "stage" => (1 << 4, Some(&mut strings.stage), Required),
+            "requestURI" => (1 << 5, Some(&mut strings.request_uri), Nullable),
+            "verb" => (1 << 6, Some(&mut strings.verb), Required),
+            "userAgent" => (1 << 7, Some(&mut strings.user_agent), Nullable),
+            "requestReceivedTimestamp" => (1 << 8, Some(&mut strings.request_received_timestamp), Nullable),
+            "stageTimestamp" => (1 << 9, Some(&mut strings.stage_timestamp), Nullable),
+            "timestamp" => (1 << 10, Some(&mut strings.legacy_timestamp), Nullable),
+            _ => {
+                let (bit, end) = match key {
+                    "user" => (1 << 11, put(&mut self.user, index, user_at(text, start, line_break))),
+                    "impersonatedUser" => {
+                        (1 << 12, put(&mut self.impersonated_user, index, user_at(text, start, line_break)))
+                    }
+                    "objectRef" => (1 << 13, put(&mut self.object_ref, index, object_ref_at(text, start, line_break))),
+                    "responseStatus" => {
+                        (1 << 14, put(&mut self.response_status, index, response_status_at(text, start, line_break)))
+                    }
+                    "metadata" => (1 << 15, put(&mut self.legacy_meta, index, legacy_meta_at(text, start, line_break))),
+                    "annotations" => {
+                        (1 << 16, put(&mut self.annotations, index, annotations_at(text, start, line_break)))
+                    }
+                    "sourceIPs" => (1 << 17, put(&mut self.source_ips, index, strings_at(text, start, line_break))),
+                    _ => return None,
+                };
+                first_of(&mut self.seen, &mut self.declined, bit);
+                if end.is_none() {
+                    self.declined = true;
+                }
+                return end.map(|end| (end, false));
+            }
+        };
+        first_of(&mut self.seen, &mut self.declined, bit);
+        // A plain string: borrowed. Anything else (escapes, `null`, other types) is validated
+        // by the caller and decoded by the event, member by member.
+        let b = text.as_bytes();
+        if b.get(start) == Some(&b'"') {
+            if let Some((end, false)) = string_end(b, start) {
+                let Some(s) = slice(text, start + 1, end - 1) else {
+                    self.declined = true;
+                    return None;
+                };
+                let fits = match bit {
+                    1 => s == "Event",
+                    2 => s.starts_with("audit.k8s.io/"),
+                    _ => true,
+                };
+                match field {
+                    Some(field) if fits => *field = Some(Cow::Borrowed(s)),
+                    None if fits => {}
+                    _ => self.declined = true,
+                }
+                return Some((end, true));
+            }
+        } else if kind == Nullable && b.get(start) == Some(&b'n') {
+            let end = null_at(b, start)?;
+            return Some((end, false));
         }
+        self.declined = true;
+        None
     }
 
-    /// Nothing was decoded.
+    /// Every member the event reads was decoded here, once each: the event needs nothing else.
+    pub(crate) fn complete(&self) -> bool {
+        !self.declined
+    }
+
+    /// The event of `obj` from what was decoded here (when [`Decoded::complete`]): what
+    /// decoding its members one by one gives, without walking them again.
+    pub(super) fn into_event(self: Box<Self>, obj: RawObject<'a>) -> Result<Event<'a>, EventError> {
+        let d = *self;
+        let s = d.strings;
+        let Some(stage) = s.stage else { return Err(super::missing("stage")) };
+        let Some(verb) = s.verb else { return Err(super::missing("verb")) };
+        Ok(Event {
+            obj,
+            api_version: s.api_version,
+            level: s.level,
+            audit_id: s.audit_id.unwrap_or(Cow::Borrowed("")),
+            stage,
+            request_uri: s.request_uri.unwrap_or(Cow::Borrowed("")),
+            verb,
+            user: value(d.user).unwrap_or_default(),
+            impersonated_user: value(d.impersonated_user),
+            source_ips: value(d.source_ips).unwrap_or_default().into_iter().map(|c| c.0).collect(),
+            user_agent: s.user_agent,
+            object_ref: value(d.object_ref),
+            response_status: value(d.response_status),
+            annotations: d.annotations.map(|(_, a)| a).unwrap_or_default(),
+            request_received_timestamp: s.request_received_timestamp,
+            stage_timestamp: s.stage_timestamp,
+            legacy_timestamp: s.legacy_timestamp,
+            legacy_stage_timestamp: value(d.legacy_meta).and_then(|m| m.creation_timestamp),
+        })
+    }
+
+    /// No member an event reads was seen.
     pub(crate) fn is_empty(&self) -> bool {
-        self.user.is_none()
-            && self.impersonated_user.is_none()
-            && self.object_ref.is_none()
-            && self.response_status.is_none()
-            && self.legacy_meta.is_none()
-            && self.annotations.is_none()
-            && self.source_ips.is_none()
+        self.seen == 0
     }
 
     /// `user` or `impersonatedUser` of member `index`, if decoded.

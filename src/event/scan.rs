@@ -278,7 +278,7 @@ fn members<'a>(
             return None;
         }
         let (start, _) = next(b, colon + 1, line_break)?;
-        let end = f(key_start, text.get(key_start + 1..key_end - 1)?, start, line_break)?;
+        let end = f(key_start, slice(text, key_start + 1, key_end - 1)?, start, line_break)?;
         let (at, sep) = next(b, end, line_break)?;
         match sep {
             b',' => (i, c) = next(b, at + 1, line_break)?,
@@ -330,13 +330,13 @@ pub(crate) fn scan_object(text: &str) -> Option<RawObject<'_>> {
     let start = ws(b, 0, &mut line_break);
     let end = members(text, start, &mut line_break, |key_start, key, start, line_break| {
         let (end, plain) = match decoded.decode(list.len(), key, text, start, line_break) {
-            Some(end) => (end, false),
+            Some(decoded) => decoded,
             None => {
                 let (end, escaped) = value(b, start, line_break)?;
                 (end, !escaped && b.get(start) == Some(&b'"'))
             }
         };
-        list.push(Member { key: Cow::Borrowed(key), value: text.get(start..end)?, key_start, start, end, plain });
+        list.push(Member { key: Cow::Borrowed(key), value: slice(text, start, end)?, key_start, start, end, plain });
         Some(end)
     })?;
     let decoded = (!decoded.is_empty()).then(|| Box::new(decoded));
@@ -404,6 +404,16 @@ pub(super) fn array_at(
     items(text, i, line_break, f)
 }
 
+/// `text[start..end]`, `None` when that is out of range or not on character boundaries: what
+/// `str::get` answers, in two splits that inline (WASM builds call `str::get` out of line, at
+/// several times the cost).
+#[inline(always)]
+pub(crate) fn slice(text: &str, start: usize, end: usize) -> Option<&str> {
+    let (_, rest) = text.split_at_checked(start)?;
+    let (s, _) = rest.split_at_checked(end.checked_sub(start)?)?;
+    Some(s)
+}
+
 /// Any JSON value at `b[i]` (validated, not decoded): the offset after it.
 #[inline(always)]
 pub(super) fn skip_value(b: &[u8], i: usize, line_break: &mut bool) -> Option<usize> {
@@ -416,9 +426,18 @@ pub(super) fn skip_value(b: &[u8], i: usize, line_break: &mut bool) -> Option<us
 #[inline(always)]
 pub(super) fn string_at(text: &str, i: usize) -> Option<(Cow<'_, str>, usize)> {
     let (end, escaped) = string(text.as_bytes(), i)?;
-    let raw = text.get(i..end)?;
-    let s = if escaped { super::raw::decode_str(raw).ok()? } else { Cow::Borrowed(raw.get(1..raw.len() - 1)?) };
+    let s = if escaped {
+        super::raw::decode_str(slice(text, i, end)?).ok()?
+    } else {
+        Cow::Borrowed(slice(text, i + 1, end - 1)?)
+    };
     Some((s, end))
+}
+
+/// The string opening at `b[i]`: the offset after it and whether it has escapes.
+#[inline(always)]
+pub(super) fn string_end(b: &[u8], i: usize) -> Option<(usize, bool)> {
+    string(b, i)
 }
 
 /// `null` at `b[i]`: the offset after it.
@@ -431,7 +450,7 @@ pub(super) fn null_at(b: &[u8], i: usize) -> Option<usize> {
 /// decoding); `None` otherwise.
 pub(crate) fn plain_string(raw: &str) -> Option<&str> {
     match string(raw.as_bytes(), 0) {
-        Some((end, false)) if end == raw.len() => raw.get(1..raw.len() - 1),
+        Some((end, false)) if end == raw.len() => slice(raw, 1, end - 1),
         _ => None,
     }
 }
@@ -525,6 +544,18 @@ mod tests {
             assert_eq!(plain_string(raw), None, "{raw}");
         }
         assert_eq!(plain_string("\"raw\ttab\""), None);
+    }
+
+    #[test]
+    fn slices_answer_as_str_get() {
+        let text = "a\"é日本\\x😀";
+        for start in 0..text.len() + 3 {
+            for end in 0..text.len() + 3 {
+                assert_eq!(slice(text, start, end), text.get(start..end), "{start}..{end}");
+            }
+        }
+        assert_eq!(slice(text, usize::MAX, 1), None);
+        assert_eq!(slice(text, 1, usize::MAX), None);
     }
 
     #[test]

@@ -6,6 +6,9 @@
 //! `file` (or `null`), run once per filter and input size, round-robin, `--runs` times:
 //! - no filter at all: the pass-through baseline;
 //! - `plugins/fluent-bit/kaudit-policy.lua`: the seed's policy as a Lua filter (LuaJIT);
+//! - a 66-byte module whose filter returns the record it is given ([`ECHO_MODULE`]): what
+//!   `filter_wasm` itself costs (msgpack to JSON, the copy into the module, the JSON read back),
+//!   the floor under any WASM filter;
 //! - the module interpreted (WAMR's fast interpreter), embedded default config and policy only
 //!   (`enrichment.enabled: false`, `alerts.enabled: false`);
 //! - the same two with `kaudit-fluent-bit.aot` (`cargo xtask build-wasm` writes it).
@@ -30,6 +33,21 @@ use std::time::Duration;
 
 use crate::util::{artifacts_dir, cmd, root, shared_tool, target_dir, FLUENT_BIT, KUBE_AUDIT};
 use crate::wasm;
+
+/// `(module (memory (export "memory") 2) (func (export "kaudit_filter") (param i32 i32 i32 i32
+/// i32 i32) (result i32) local.get 4))`: returns the record, which Fluent Bit hands over
+/// NUL-terminated (`flb_wasm_call_function_format_json`, src/wasm/flb_wasm.c, fluent/fluent-bit v5.1.1).
+const ECHO_MODULE: &[u8] = &[
+    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version
+    0x01, 0x0b, 0x01, 0x60, 0x06, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0x01, 0x7f, // type: (6 x i32) -> i32
+    0x03, 0x02, 0x01, 0x00, // function 0 has type 0
+    0x05, 0x03, 0x01, 0x00, 0x02, // memory: 2 pages
+    0x07, 0x1a, 0x02, // exports:
+    0x06, b'm', b'e', b'm', b'o', b'r', b'y', 0x02, 0x00, // "memory"
+    0x0d, b'k', b'a', b'u', b'd', b'i', b't', b'_', b'f', b'i', b'l', b't', b'e', b'r', 0x00,
+    0x00, // "kaudit_filter"
+    0x0a, 0x06, 0x01, 0x04, 0x00, 0x20, 0x04, 0x0b, // code: local.get 4
+];
 
 const POLICY_ONLY: &str = "enrichment:\n  enabled: false\nalerts:\n  enabled: false\n";
 
@@ -92,7 +110,7 @@ fn wasm_filter(module: &Path) -> String {
     )
 }
 
-fn variants(aot: Option<&Path>, compare: Option<&Path>) -> Vec<Variant> {
+fn variants(echo: &Path, aot: Option<&Path>, compare: Option<&Path>) -> Vec<Variant> {
     let wasm = artifacts_dir().join("kaudit-fluent-bit.wasm");
     let lua = root().join("plugins/fluent-bit/kaudit-policy.lua");
     let mut v = vec![
@@ -105,6 +123,7 @@ fn variants(aot: Option<&Path>, compare: Option<&Path>) -> Vec<Variant> {
             ),
             config: None,
         },
+        Variant { name: "WASM echo module (filter_wasm's own cost)".into(), filter: wasm_filter(echo), config: None },
         Variant { name: "kaudit interpreted, default config".into(), filter: wasm_filter(&wasm), config: None },
         Variant {
             name: "kaudit interpreted, policy only".into(),
@@ -323,7 +342,9 @@ pub fn main(args: &[String]) -> Result<(), String> {
         bytes.len() / records,
         opts.runs
     );
-    let variants = variants(aot.as_deref(), opts.compare.as_deref());
+    let echo = dir.join("echo.wasm");
+    std::fs::write(&echo, ECHO_MODULE).map_err(|e| format!("{}: {e}", echo.display()))?;
+    let variants = variants(&echo, aot.as_deref(), opts.compare.as_deref());
     // best[v] = (CPU on the input, CPU on the empty file, records out)
     let mut best = vec![(f64::INFINITY, f64::INFINITY, 0usize); variants.len()];
     for run in 0..opts.runs {
