@@ -59,15 +59,15 @@ pub fn from_event<'e>(ev: &'e Event) -> Option<ExecInfo<'e>> {
 impl ExecInfo<'_> {
     pub fn write_json(&self, out: &mut String) {
         let mut w = ObjWriter::new(out);
-        w.str_at(",\"pod\":", self.pod);
+        w.str_at(",\"pod\":\"", self.pod);
         if let Some(c) = &self.container {
-            w.str_at(",\"container\":", c);
+            w.str_at(",\"container\":\"", c);
         }
         if let Some(c) = &self.command {
-            w.str_at(",\"command\":", c);
+            w.str_at(",\"command\":\"", c);
         }
         if !self.ports.is_empty() {
-            w.str_at(",\"ports\":", &self.ports.join(","));
+            w.str_at(",\"ports\":\"", &self.ports.join(","));
         }
         if self.kind != "portForward" {
             w.bool_at(",\"tty\":", self.tty);

@@ -51,3 +51,45 @@ fn tags_are_written_as_their_json_strings() {
     e.write_json(&mut out);
     assert_eq!(out, r#"{"tags":["internet-access","resource-deletion","secret-access"]}"#);
 }
+
+#[test]
+fn string_members_are_escaped_only_when_needed() {
+    // Every string field plain and with characters JSON escapes: the text parses back to
+    // the same values.
+    for odd in ["plain", "quo\"te", "back\\slash", "line\nbreak", "\u{1}", "", "é and \u{2028}"] {
+        let exec = exec::ExecInfo {
+            kind: "exec",
+            pod: odd,
+            container: Some(odd.into()),
+            command: Some(odd.into()),
+            ports: vec![odd.to_string()],
+            tty: true,
+            stdin: false,
+        };
+        let e = Enrichment {
+            source_ip: Some(odd),
+            peer_ip: Some(odd),
+            account: Some(odd),
+            impersonated_user: Some(odd),
+            resource_type: Some(odd),
+            exec: Some(exec),
+            ..Enrichment::default()
+        };
+        let mut out = String::new();
+        e.write_json(&mut out);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|err| panic!("{out}: {err}"));
+        for key in ["sourceIP", "peerIP", "account", "impersonatedUser", "resourceType"] {
+            assert_eq!(v[key], odd, "{out}");
+        }
+        for key in ["pod", "container", "command", "ports"] {
+            assert_eq!(v["exec"][key], odd, "{out}");
+        }
+        assert_eq!(v.as_object().unwrap().len(), 6, "{out}");
+        if odd == "plain" {
+            assert_eq!(
+                out,
+                r#"{"sourceIP":"plain","peerIP":"plain","account":"plain","impersonatedUser":"plain","resourceType":"plain","exec":{"pod":"plain","container":"plain","command":"plain","ports":"plain","tty":true,"stdin":false}}"#
+            );
+        }
+    }
+}
