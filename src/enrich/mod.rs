@@ -388,11 +388,6 @@ pub(crate) fn write_ms(out: &mut String, v: f64) {
     // arithmetic: float formatting costs thousands of instructions in an interpreter. Up to
     // 2^40 µs the double nearest to d/1000 rounds back to d/1000 at 3 decimals, so the text is
     // the same; anything else takes the float path.
-    if v == 0.0 && v.is_sign_positive() {
-        // What the float path writes for a zero latency (a `RequestReceived` stage).
-        out.push('0');
-        return;
-    }
     let micros = (v * 1000.0).round();
     if micros.abs() < (1u64 << 40) as f64 && micros / 1000.0 == v && micros != 0.0 {
         let d = micros as i64;
