@@ -198,7 +198,7 @@ impl<'a> Decoded<'a> {
     /// The event of `obj` from what was decoded here (when [`Decoded::complete`]): what
     /// decoding its members one by one gives, without walking them again.
     pub(super) fn into_event(self: Box<Self>, obj: RawObject<'a>) -> Result<Event<'a>, EventError> {
-        let d = *self;
+        let d = self;
         let s = d.strings;
         let Some(stage) = s.stage else { return Err(super::missing("stage")) };
         let Some(verb) = s.verb else { return Err(super::missing("verb")) };
