@@ -2,7 +2,9 @@
 //! this policy been in force (never more than the event already holds).
 
 use super::eval::Decision;
+use super::matcher::same;
 pub use crate::event::edit::{write_event, Changes};
+use crate::event::raw::Member;
 use crate::event::{Event, Level};
 
 /// Why an event was dropped.
@@ -53,15 +55,10 @@ pub fn verdict(decision: &Decision, event: &Event) -> Verdict {
         Some(r) if r < decision.level => r,
         _ => decision.level,
     };
-    // Both bodies in one pass over the members (the last duplicate wins, as in `RawObject::get`).
-    let (mut request, mut response) = (None, None);
-    for m in &event.obj.members {
-        match m.key.len() {
-            13 if m.key == "requestObject" => request = Some(m.value),
-            14 if m.key == "responseObject" => response = Some(m.value),
-            _ => {}
-        }
-    }
+    // A body is looked for only when the level removes it or its managedFields may go.
+    let strip = decision.omit_managed_fields;
+    let (request, response) =
+        bodies(&event.obj.members, level < Level::Request || strip, level < Level::RequestResponse || strip);
     let mut changes = Changes {
         new_level: (recorded != Some(level)).then_some(level),
         remove_request_object: level < Level::Request && request.is_some(),
@@ -74,6 +71,27 @@ pub fn verdict(decision: &Decision, event: &Event) -> Verdict {
             || has_managed(response, changes.remove_response_object);
     }
     Verdict::Keep(changes)
+}
+
+/// The values of `requestObject` and `responseObject`, each only if asked for: the last of
+/// duplicates, as `RawObject::get` reads them. From the end, where kube-apiserver writes them,
+/// so the walk usually stops after a few members.
+fn bodies<'a>(members: &[Member<'a>], mut request: bool, mut response: bool) -> (Option<&'a str>, Option<&'a str>) {
+    let mut found = (None, None);
+    for m in members.iter().rev() {
+        if !request && !response {
+            break;
+        }
+        let key = m.key.as_bytes();
+        if request && key.len() == 13 && same(key, b"requestObject") {
+            found.0 = Some(m.value);
+            request = false;
+        } else if response && key.len() == 14 && same(key, b"responseObject") {
+            found.1 = Some(m.value);
+            response = false;
+        }
+    }
+    found
 }
 
 /// Whether `text` holds `"managedFields"` (what decides that a body is rewritten without them).
@@ -104,6 +122,94 @@ fn mentions_managed_fields(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+
+    /// `verdict` as written before bodies were looked for only when needed: one pass over
+    /// every member.
+    fn verdict_reference(decision: &Decision, event: &Event) -> Verdict {
+        if decision.level == Level::None {
+            return Verdict::Drop(DropReason::LevelNone);
+        }
+        if decision.omits(&event.stage) {
+            return Verdict::Drop(DropReason::OmittedStage);
+        }
+        let recorded = event.level.as_deref().and_then(Level::parse);
+        let level = match recorded {
+            Some(r) if r < decision.level => r,
+            _ => decision.level,
+        };
+        let (mut request, mut response) = (None, None);
+        for m in &event.obj.members {
+            match m.key.len() {
+                13 if m.key == "requestObject" => request = Some(m.value),
+                14 if m.key == "responseObject" => response = Some(m.value),
+                _ => {}
+            }
+        }
+        let mut changes = Changes {
+            new_level: (recorded != Some(level)).then_some(level),
+            remove_request_object: level < Level::Request && request.is_some(),
+            remove_response_object: level < Level::RequestResponse && response.is_some(),
+            strip_managed_fields: false,
+        };
+        if decision.omit_managed_fields {
+            let has_managed = |body: Option<&str>, removed: bool| !removed && body.is_some_and(mentions_managed_fields);
+            changes.strip_managed_fields = has_managed(request, changes.remove_request_object)
+                || has_managed(response, changes.remove_response_object);
+        }
+        Verdict::Keep(changes)
+    }
+
+    #[test]
+    fn verdict_agrees_with_one_pass_over_every_member() {
+        let levels = [Level::None, Level::Metadata, Level::Request, Level::RequestResponse];
+        let recorded = [
+            "",
+            "\"level\":\"None\",",
+            "\"level\":\"Metadata\",",
+            "\"level\":\"Request\",",
+            "\"level\":\"RequestResponse\",",
+            "\"level\":\"Foo\",",
+            "\"level\":null,",
+        ];
+        let bodies = [
+            "",
+            "\"requestObject\":{\"a\":1},",
+            "\"requestObject\":{\"metadata\":{\"managedFields\":[]}},",
+            "\"requestObject\":null,",
+            "\"responseObject\":{\"b\":2},",
+            "\"responseObject\":{\"metadata\":{\"managedFields\":[]}},",
+            "\"requestObjecT\":{\"metadata\":{\"managedFields\":[]}},",
+            "\"responseObjectX\":{\"metadata\":{\"managedFields\":[]}},",
+            "\"stageTimestamp\":\"2024-01-01T00:00:00Z\",",
+        ];
+        let stages = ["RequestReceived", "ResponseStarted", "ResponseComplete", "Panic"];
+        let mut rng = crate::test_rng::XorShift::new(0x9e37_79b9_7f4a_7c15);
+        let mut kinds = std::collections::BTreeSet::new();
+        for _ in 0..50_000 {
+            let mut text = format!(
+                "{{\"kind\":\"Event\",\"apiVersion\":\"audit.k8s.io/v1\",{}\"stage\":\"{}\",",
+                recorded[rng.below(recorded.len() as u64) as usize],
+                stages[rng.below(4) as usize]
+            );
+            for _ in 0..rng.below(6) {
+                text.push_str(bodies[rng.below(bodies.len() as u64) as usize]);
+            }
+            text.push_str("\"verb\":\"get\"}");
+            let event = Event::parse(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+            let omit: Vec<String> = stages.iter().filter(|_| rng.below(3) == 0).map(|s| s.to_string()).collect();
+            let decision = Decision {
+                level: levels[rng.below(4) as usize],
+                omit_stages: Arc::from(omit),
+                omit_managed_fields: rng.below(2) == 0,
+                rule: None,
+            };
+            let want = verdict_reference(&decision, &event);
+            assert_eq!(verdict(&decision, &event), want, "{text} {decision:?}");
+            kinds.insert(format!("{want:?}"));
+        }
+        assert!(kinds.len() >= 18, "{kinds:?}");
+    }
 
     #[test]
     fn managed_fields_search_agrees_with_contains() {

@@ -4,8 +4,11 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use super::model::{GroupResources, Policy, PolicyRule};
-use crate::event::{CowStr, Event, Level};
+use super::matcher::{Compiled, Request};
+use super::model::Policy;
+#[cfg(test)]
+use super::model::{GroupResources, PolicyRule};
+use crate::event::{CowStr, Event, Level, ObjectRef};
 
 /// The authorizer attributes the apiserver evaluated the policy with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +40,14 @@ pub struct Attributes<'a> {
 pub struct Groups<'a>(&'a [CowStr<'a>]);
 
 impl<'a> Groups<'a> {
+    pub(crate) fn of(groups: &'a [CowStr<'a>]) -> Self {
+        Groups(groups)
+    }
+
+    pub(crate) fn as_slice(&self) -> &'a [CowStr<'a>] {
+        self.0
+    }
+
     /// The group names, in logged order.
     pub fn iter(&self) -> impl Iterator<Item = &'a str> + 'a {
         self.0.iter().map(|g| g.0.as_ref())
@@ -64,10 +75,12 @@ impl Decision {
     }
 }
 
-/// A policy prepared for evaluation (omitStages unions computed once).
+/// A policy prepared for evaluation: the rules compiled (`matcher`), the omitStages unions
+/// computed once.
 #[derive(Debug, Clone)]
 pub struct Evaluator {
     policy: Policy,
+    compiled: Compiled,
     rule_omit_stages: Vec<Arc<[String]>>,
     default_omit_stages: Arc<[String]>,
 }
@@ -84,7 +97,8 @@ impl Evaluator {
     pub fn new(policy: Policy) -> Self {
         let rule_omit_stages = policy.rules.iter().map(|r| union(&policy.omit_stages, &r.omit_stages)).collect();
         let default_omit_stages = union(&policy.omit_stages, &[]);
-        Evaluator { policy, rule_omit_stages, default_omit_stages }
+        let compiled = Compiled::new(&policy.rules);
+        Evaluator { policy, compiled, rule_omit_stages, default_omit_stages }
     }
 
     /// The policy it evaluates.
@@ -94,30 +108,41 @@ impl Evaluator {
 
     /// `EvaluatePolicyRule`: the first matching rule wins; no match is `None` with the policy's omitStages.
     pub fn evaluate(&self, attrs: &Attributes) -> Decision {
-        for (i, rule) in self.policy.rules.iter().enumerate() {
-            if rule_matches(rule, attrs) {
-                return Decision {
-                    level: rule.level,
-                    omit_stages: self.rule_omit_stages[i].clone(),
-                    omit_managed_fields: rule.omit_managed_fields.unwrap_or(self.policy.omit_managed_fields),
-                    rule: Some(i),
-                };
-            }
-        }
-        Decision {
-            level: Level::None,
-            omit_stages: self.default_omit_stages.clone(),
-            omit_managed_fields: self.policy.omit_managed_fields,
-            rule: None,
+        self.decision(self.compiled.first_match(&mut Request::of_attributes(attrs)))
+    }
+
+    /// Evaluates the policy for a logged event (what [`Evaluator::evaluate`] decides on the
+    /// event's [`Attributes::from_event`], reading only what the rules reached ask for).
+    pub fn evaluate_event(&self, event: &Event) -> Decision {
+        self.decision(self.compiled.first_match(&mut Request::of_event(event)))
+    }
+
+    fn decision(&self, rule: Option<usize>) -> Decision {
+        match rule.and_then(|i| Some((i, self.policy.rules.get(i)?, self.rule_omit_stages.get(i)?))) {
+            Some((i, rule, omit_stages)) => Decision {
+                level: rule.level,
+                omit_stages: omit_stages.clone(),
+                omit_managed_fields: rule.omit_managed_fields.unwrap_or(self.policy.omit_managed_fields),
+                rule: Some(i),
+            },
+            None => Decision {
+                level: Level::None,
+                omit_stages: self.default_omit_stages.clone(),
+                omit_managed_fields: self.policy.omit_managed_fields,
+                rule: None,
+            },
         }
     }
 
-    /// Evaluates the policy for a logged event.
-    pub fn evaluate_event(&self, event: &Event) -> Decision {
-        self.evaluate(&Attributes::from_event(event))
+    /// The reference: `checker.go`'s loops over the rules' strings, as written before the
+    /// rules were compiled.
+    #[cfg(test)]
+    pub(crate) fn evaluate_reference(&self, attrs: &Attributes) -> Option<usize> {
+        self.policy.rules.iter().position(|rule| rule_matches(rule, attrs))
     }
 }
 
+#[cfg(test)]
 fn rule_matches(rule: &PolicyRule, a: &Attributes) -> bool {
     if !rule.users.is_empty() {
         match a.user {
@@ -142,6 +167,7 @@ fn rule_matches(rule: &PolicyRule, a: &Attributes) -> bool {
     true
 }
 
+#[cfg(test)]
 fn rule_matches_resource(rule: &PolicyRule, a: &Attributes) -> bool {
     if !a.resource_request {
         return false;
@@ -155,6 +181,7 @@ fn rule_matches_resource(rule: &PolicyRule, a: &Attributes) -> bool {
     rule.resources.iter().any(|gr| group_resources_match(gr, a))
 }
 
+#[cfg(test)]
 fn group_resources_match(gr: &GroupResources, a: &Attributes) -> bool {
     if gr.group != a.api_group && gr.group != "*" {
         return false;
@@ -194,6 +221,7 @@ fn group_resources_match(gr: &GroupResources, a: &Attributes) -> bool {
     false
 }
 
+#[cfg(test)]
 fn rule_matches_non_resource(rule: &PolicyRule, a: &Attributes) -> bool {
     if a.resource_request {
         return false;
@@ -350,6 +378,25 @@ fn field_selector_name(query: Option<&str>) -> Option<Cow<'_, str>> {
     None
 }
 
+/// The namespace and name of the resource request an event logged. objectRef.namespace/name
+/// may have been back-filled from the request body after the policy ran (a create's name comes
+/// from its body); the URL says what the apiserver saw.
+pub(crate) fn url_scope<'a>(ev: &'a Event<'a>, oref: &'a ObjectRef<'a>) -> (Cow<'a, str>, Cow<'a, str>) {
+    let (parts, query) = PathParts::split(&ev.request_uri, true);
+    let verb = ev.verb.as_ref();
+    match resource_info(&parts, verb) {
+        Some(url) => {
+            let name = if url.name.is_empty() && matches!(verb, "list" | "watch") {
+                field_selector_name(query).unwrap_or(Cow::Borrowed(""))
+            } else {
+                Cow::Borrowed(url.name)
+            };
+            (Cow::Borrowed(url.namespace), name)
+        }
+        None => (Cow::Borrowed(oref.namespace()), Cow::Borrowed(if verb == "create" { "" } else { oref.name() })),
+    }
+}
+
 impl<'a> Attributes<'a> {
     /// Rebuilds the policy attributes of the request an event logged.
     pub fn from_event(ev: &'a Event<'a>) -> Attributes<'a> {
@@ -358,8 +405,7 @@ impl<'a> Attributes<'a> {
             name => Some(name),
         };
         let groups = Groups(ev.user.groups.as_deref().unwrap_or_default());
-        let (parts, query) = PathParts::split(&ev.request_uri, true);
-        let path = parts.path();
+        let path = PathParts::split(&ev.request_uri, true).0.path();
         let verb = ev.verb.as_ref();
         let Some(oref) = ev.object_ref.as_ref() else {
             return Attributes {
@@ -375,19 +421,7 @@ impl<'a> Attributes<'a> {
                 path,
             };
         };
-        // objectRef.namespace/name may have been back-filled from the request body after the
-        // policy ran (a create's name comes from its body); the URL says what the apiserver saw.
-        let (namespace, name) = match resource_info(&parts, verb) {
-            Some(url) => {
-                let name = if url.name.is_empty() && matches!(verb, "list" | "watch") {
-                    field_selector_name(query).unwrap_or(Cow::Borrowed(""))
-                } else {
-                    Cow::Borrowed(url.name)
-                };
-                (Cow::Borrowed(url.namespace), name)
-            }
-            None => (Cow::Borrowed(oref.namespace()), Cow::Borrowed(if verb == "create" { "" } else { oref.name() })),
-        };
+        let (namespace, name) = url_scope(ev, oref);
         Attributes {
             user,
             groups,

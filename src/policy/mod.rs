@@ -4,6 +4,7 @@
 
 pub mod apply;
 pub mod eval;
+mod matcher;
 pub mod model;
 pub mod v1;
 
