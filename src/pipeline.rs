@@ -15,6 +15,7 @@ use crate::event::framing::RecordPos;
 use crate::event::framing::{frame, Framed, Records};
 use crate::event::managed::{self, BadKind, DecodeLimits, Piece};
 use crate::event::raw::{self, Edit, OutBuf};
+use crate::event::time::EventTimes;
 use crate::event::RawObject;
 use crate::event::{Event, EventError};
 use crate::policy::apply::{self, Changes, DropReason, Verdict};
@@ -425,7 +426,11 @@ impl Pipeline {
         let writing = self.enricher.enabled();
         // Alert rules read `kaudit.*` even when the enrichment is not written out; they read
         // the fields themselves, the JSON text is only for the output.
-        let enrichment = (writing || alerting).then(|| self.enricher.enrich(event));
+        // The event's times are read once, for the enrichment and the alert rules.
+        let timing = self.enricher.config.timing;
+        let times =
+            if alerting || (writing && timing) { EventTimes::read(event, timing) } else { EventTimes::default() };
+        let enrichment = (writing || alerting).then(|| self.enricher.enrich_at(event, times));
         self.enrichment_json.clear();
         if let (true, Some(e)) = (writing, &enrichment) {
             e.write_json(&mut self.enrichment_json);
@@ -437,7 +442,7 @@ impl Pipeline {
         if let (true, Some(e)) = (alerting, &enrichment) {
             let doc =
                 EventDoc::enriched(event, &self.enricher.config.key, e, self.source.as_deref()).with_changes(changes);
-            self.alerts.observe(event, &doc, &mut self.alerts_out);
+            self.alerts.observe_at(event, times.stage, &doc, &mut self.alerts_out);
             cap_pending_alerts(&mut self.alerts_out, self.config.limits.max_pending_alerts, &mut self.counters);
         }
         phase_mark(); // alerts evaluated

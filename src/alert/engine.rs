@@ -61,6 +61,8 @@ struct RuleRt {
     key: String,
     text: String,
     values: Vec<f64>,
+    /// An earlier rule (among the first 64) with the same query, whose answer this one takes.
+    same_query_as: Option<usize>,
 }
 
 /// Evaluates the rules on kept events, in event time.
@@ -101,11 +103,17 @@ impl AlertEngine {
                     key: String::new(),
                     text: String::new(),
                     values: Vec::new(),
+                    same_query_as: None,
                 })
                 .collect()
         } else {
             Vec::new()
         };
+        let mut rules = rules;
+        for i in 1..rules.len() {
+            let (earlier, rest) = rules.split_at_mut(i);
+            rest[0].same_query_as = earlier.iter().take(64).position(|e| e.rule.query.same_tree(&rest[0].rule.query));
+        }
         let retention = rules.iter().map(|r| r.rule.retention()).max().unwrap_or(0);
         let cfg = &config.aggregation;
         let fingerprint = steps::fingerprint(rules.iter().map(|r| (&*r.rule, r.paths.as_slice())));
@@ -156,6 +164,12 @@ impl AlertEngine {
         self.rules.iter().find(|r| r.rule.name == name).map(|r| r.groups.len())
     }
 
+    /// For each rule, the earlier rule whose query answer it takes (for tests).
+    #[cfg(test)]
+    pub(crate) fn shared_queries(&self) -> Vec<Option<usize>> {
+        self.rules.iter().map(|r| r.same_query_as).collect()
+    }
+
     /// The names of the active rules, in evaluation order.
     pub fn rule_names(&self) -> impl Iterator<Item = &str> {
         self.rules.iter().map(|r| r.rule.name.as_str())
@@ -165,23 +179,38 @@ impl AlertEngine {
     /// An agent keeps the matches of stateful rules for its partials instead; an aggregator
     /// evaluates nothing on events (its alerts come from partials).
     pub fn observe(&mut self, event: &Event, doc: &dyn Document, out: &mut Vec<String>) {
+        self.observe_at(event, event.stage_time_micros(), doc, out);
+    }
+
+    /// [`AlertEngine::observe`] with the event's time already read
+    /// ([`Event::stage_time_micros`]; the pipeline reads it once per record).
+    pub fn observe_at(&mut self, event: &Event, time: Option<i64>, doc: &dyn Document, out: &mut Vec<String>) {
         if self.rules.is_empty() || self.merger.is_some() {
             return;
         }
         if let Some(w) = &mut self.steps {
-            w.capture(self.rules.iter().map(|r| (&*r.rule, r.paths.as_slice())), event, doc);
+            w.capture(self.rules.iter().map(|r| (&*r.rule, r.paths.as_slice())), event, time, doc);
             return;
         }
         self.stats.events += 1;
-        let t = match event.stage_time_micros() {
+        let t = match time {
             Some(t) => t,
             None if self.watermark == i64::MIN => 0,
             None => self.watermark,
         };
         self.watermark = self.watermark.max(t);
         let now = self.watermark;
+        // The query answers of the first 64 rules, for later rules with the same query.
+        let mut answers: u64 = 0;
         for (i, rt) in self.rules.iter_mut().enumerate() {
-            if !rt.rule.query.matches(doc) || !rt.rule.extra_checks_pass(event, doc) {
+            let matched = match rt.same_query_as {
+                Some(j) => answers >> j & 1 != 0,
+                None => rt.rule.query.matches(doc),
+            };
+            if i < 64 {
+                answers |= u64::from(matched) << i;
+            }
+            if !matched || !rt.rule.extra_checks_pass(event, doc) {
                 continue;
             }
             self.stats.matches += 1;

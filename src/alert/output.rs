@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 use std::ops::ControlFlow;
 
-use crate::event::raw::write_json_str;
+use crate::event::raw::{write_json_str, write_json_str_array};
 use crate::event::time::format_micros;
 use crate::query::{Document, FieldPath, Lookup, Value};
 
@@ -104,14 +104,9 @@ impl AlertTemplate {
         head.push_str(rule.severity.as_str());
         head.push_str("\",\"source\":");
         write_json_str(&mut head, &rule.source);
-        head.push_str(",\"tags\":[");
-        for (i, t) in rule.tags.iter().enumerate() {
-            if i > 0 {
-                head.push(',');
-            }
-            write_json_str(&mut head, t);
-        }
-        head.push_str("],\"time\":");
+        head.push_str(",\"tags\":");
+        write_json_str_array(&mut head, &rule.tags);
+        head.push_str(",\"time\":");
         let keys = |names: &mut dyn Iterator<Item = String>| -> Vec<String> {
             names
                 .enumerate()
@@ -169,14 +164,9 @@ pub fn write_alert<'i>(
         write_json_str(&mut out, &format_micros(a.window_end));
         out.push('}');
     }
-    out.push_str(",\"auditIDs\":[");
-    for (i, id) in audit_ids.enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        write_json_str(&mut out, id);
-    }
-    out.push_str("]}");
+    out.push_str(",\"auditIDs\":");
+    write_json_str_array(&mut out, audit_ids);
+    out.push('}');
     out
 }
 

@@ -18,7 +18,7 @@ use std::borrow::Cow;
 use serde_json::Value;
 
 use super::rule::Severity;
-use crate::event::raw::{decode_str, parse_object, write_json_str};
+use crate::event::raw::{decode_str, parse_object, write_json_str, write_json_str_array};
 use crate::event::time::{format_micros, parse_duration, parse_micros};
 use crate::yaml::{Ctx, Diagnostic, Kind, Node};
 
@@ -457,14 +457,9 @@ impl AlertRoute {
         write_json_str(&mut out, &title);
         out.push_str(",\"text\":");
         write_json_str(&mut out, text.trim_end());
-        out.push_str("},\"at\":{\"atMobiles\":[");
-        for (i, m) in self.at_mobiles.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            write_json_str(&mut out, m);
-        }
-        out.push_str("],\"isAtAll\":");
+        out.push_str("},\"at\":{\"atMobiles\":");
+        write_json_str_array(&mut out, &self.at_mobiles);
+        out.push_str(",\"isAtAll\":");
         out.push_str(if self.at_all { "true" } else { "false" });
         out.push_str("}}");
         out

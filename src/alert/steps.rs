@@ -90,18 +90,20 @@ impl StepWriter {
         StepWriter { buf: Vec::new(), fingerprint }
     }
 
-    /// Evaluates every rule's query and checks on one kept event and writes its record.
+    /// Evaluates every rule's query and checks on one kept event (at `time`, its
+    /// [`Event::stage_time_micros`]) and writes its record.
     pub fn capture<'r>(
         &mut self,
         rules: impl Iterator<Item = (&'r Rule, &'r [FieldPath])>,
         event: &Event,
+        time: Option<i64>,
         doc: &dyn Document,
     ) {
         if self.buf.is_empty() {
             self.buf.extend_from_slice(MAGIC);
             self.buf.extend_from_slice(&self.fingerprint.to_le_bytes());
         }
-        match event.stage_time_micros() {
+        match time {
             Some(t) => {
                 self.buf.push(1);
                 self.buf.extend_from_slice(&t.to_le_bytes());

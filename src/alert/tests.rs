@@ -240,3 +240,28 @@ fn an_empty_alerts_section_keeps_the_defaults() {
     let cfg = crate::Config::load("badRecords: drop\n", "k.yaml", &crate::NoFiles).unwrap().0;
     assert_eq!(cfg.alerts.rules.len(), 5);
 }
+
+#[test]
+fn rules_sharing_a_query_answer_alike() {
+    // The second rule takes the first's answer (the same query written otherwise); the third's
+    // differs. The first rule has an extra check: what is shared is the query's answer alone.
+    let rules = [
+        "  - name: a\n    query: 'verb = get and responseStatus.code >= 400'\n    unlessAll:\n      - path: user.username\n        in: [u]\n    throttle: 0\n",
+        "  - name: b\n    query: \"verb = get   and  responseStatus.code >= 400\"\n    throttle: 0\n",
+        "  - name: c\n    query: 'verb = get and responseStatus.code >= 500'\n    throttle: 0\n",
+    ];
+    let all = format!("defaultRules: false\nrules:\n{}", rules.concat());
+    let mut e = engine(&all);
+    assert_eq!(e.shared_queries(), [None, Some(0), None]);
+    let mut alone: Vec<AlertEngine> =
+        rules.iter().map(|r| engine(&format!("defaultRules: false\nrules:\n{r}"))).collect();
+    let mut fired = 0;
+    for (i, code) in [200, 403, 500, 404].into_iter().enumerate() {
+        let line = [ev(&format!("x{i}"), i as u32, code)];
+        let together = feed(&mut e, &line);
+        let separately: Vec<serde_json::Value> = alone.iter_mut().flat_map(|r| feed(r, &line)).collect();
+        assert_eq!(together, separately, "code {code}");
+        fired += together.len();
+    }
+    assert_eq!(fired, 4);
+}

@@ -12,6 +12,7 @@ pub mod resource;
 use std::net::IpAddr;
 
 use crate::event::raw::write_json_str;
+use crate::event::time::EventTimes;
 use crate::event::Event;
 
 pub use geo::{GeoDb, GeoInfo};
@@ -213,6 +214,14 @@ impl Enricher {
 
     /// Derives every enabled field from `ev`.
     pub fn enrich<'e>(&self, ev: &'e Event) -> Enrichment<'e> {
+        let times = if self.config.timing { EventTimes::read(ev, true) } else { EventTimes::default() };
+        self.enrich_at(ev, times)
+    }
+
+    /// [`Enricher::enrich`] with the event's times already read ([`EventTimes::read`] with
+    /// the received time when `timing` is on): the pipeline reads them once per record for the
+    /// enrichment and the alert rules.
+    pub fn enrich_at<'e>(&self, ev: &'e Event, times: EventTimes) -> Enrichment<'e> {
         let c = &self.config;
         let mut e = Enrichment::default();
         let first_ip = ev.source_ips.first().map(|s| s.as_ref());
@@ -250,7 +259,7 @@ impl Enricher {
             e.exec = exec::from_event(ev);
         }
         if c.timing {
-            if let (Some(stage), Some(received)) = (ev.stage_time_micros(), ev.received_time_micros()) {
+            if let (Some(stage), Some(received)) = (times.stage, times.received) {
                 e.latency_ms = Some((stage - received) as f64 / 1000.0);
             }
             e.success = ev.code().map(|code| code < 400);
@@ -379,6 +388,11 @@ pub(crate) fn write_ms(out: &mut String, v: f64) {
     // arithmetic: float formatting costs thousands of instructions in an interpreter. Up to
     // 2^40 µs the double nearest to d/1000 rounds back to d/1000 at 3 decimals, so the text is
     // the same; anything else takes the float path.
+    if v == 0.0 && v.is_sign_positive() {
+        // What the float path writes for a zero latency (a `RequestReceived` stage).
+        out.push('0');
+        return;
+    }
     let micros = (v * 1000.0).round();
     if micros.abs() < (1u64 << 40) as f64 && micros / 1000.0 == v && micros != 0.0 {
         let d = micros as i64;
@@ -419,52 +433,36 @@ pub(crate) fn write_ms(out: &mut String, v: f64) {
 }
 
 /// Appends the decimal digits of `n` (no `fmt` machinery: it is costly in an interpreter).
-pub(crate) fn push_u64(out: &mut String, mut n: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
+pub(crate) fn push_u64(out: &mut String, n: u64) {
+    // Most significant digit first, one char each (no UTF-8 check of a digit buffer).
+    let mut scale = 1;
+    while n / scale >= 10 {
+        scale *= 10;
+    }
     loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
+        out.push(char::from(b'0' + (n / scale % 10) as u8));
+        if scale == 1 {
             break;
         }
+        scale /= 10;
     }
-    out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or_default());
 }
 
-/// Appends `s` as a JSON string literal: in one copy when nothing needs escaping (the common
-/// case), else as [`write_json_str`] does.
-pub(crate) fn push_json_str(out: &mut String, s: &str) {
-    if needs_escape(s) {
-        write_json_str(out, s);
-        return;
+#[cfg(test)]
+#[test]
+fn digits_are_the_display_of_the_number() {
+    let mut rng = crate::test_rng::XorShift::new(0x9e37_79b9_7f4a_7c15);
+    let mut samples: Vec<u64> = (0..2000).collect();
+    samples.extend((0..20).flat_map(|e| [10u64.pow(e) - 1, 10u64.pow(e), 10u64.pow(e) + 1]));
+    samples.extend([u64::MAX, u64::MAX - 1, 10_000_000_000_000_000_000]);
+    for _ in 0..100_000 {
+        samples.push(rng.below(u64::MAX) >> rng.below(64));
     }
-    out.reserve(s.len() + 2);
-    out.push('"');
-    out.push_str(s);
-    out.push('"');
-}
-
-/// Whether `s` holds a byte that a JSON string escapes (a control character, `"` or `\`).
-/// Eight bytes at a time: an interpreter pays per instruction, and this is about a third of
-/// the byte-by-byte loop's (`needs_escape_agrees_with_the_byte_loop`).
-pub(crate) fn needs_escape(s: &str) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    // Whether some byte of `x` is zero / below 0x20 (exact as a whole: the borrows this
-    // can make only ever follow a byte that is).
-    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH != 0;
-    let below_space = |x: u64| x.wrapping_sub(ONES * 0x20) & !x & HIGH != 0;
-    let mut chunks = s.as_bytes().chunks_exact(8);
-    for chunk in &mut chunks {
-        let Ok(bytes) = <[u8; 8]>::try_from(chunk) else { return true };
-        let x = u64::from_le_bytes(bytes);
-        if below_space(x) || zero(x ^ (ONES * u64::from(b'"'))) || zero(x ^ (ONES * u64::from(b'\\'))) {
-            return true;
-        }
+    for n in samples {
+        let mut s = String::from("x");
+        push_u64(&mut s, n);
+        assert_eq!(s, format!("x{n}"));
     }
-    chunks.remainder().iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\')
 }
 
 #[cfg(test)]
@@ -510,22 +508,23 @@ impl<'o> ObjWriter<'o> {
             self.out.push(',');
         }
         self.first = false;
-        push_json_str(self.out, k);
+        write_json_str(self.out, k);
         self.out.push(':');
     }
     /// A key given as constant text `,"key":` (the comma is left out for the first member).
     pub fn key_at(&mut self, comma_key_colon: &str) {
-        let text = if self.first { comma_key_colon.get(1..).unwrap_or_default() } else { comma_key_colon };
+        let text =
+            if self.first { comma_key_colon.strip_prefix(',').unwrap_or(comma_key_colon) } else { comma_key_colon };
         self.first = false;
         self.out.push_str(text);
     }
     pub fn str(&mut self, k: &str, v: &str) {
         self.key(k);
-        push_json_str(self.out, v);
+        write_json_str(self.out, v);
     }
     pub fn str_at(&mut self, comma_key_colon: &str, v: &str) {
         self.key_at(comma_key_colon);
-        push_json_str(self.out, v);
+        write_json_str(self.out, v);
     }
     /// A member whose value is text that needs no escaping (a constant of this module).
     pub fn plain_at(&mut self, comma_key_colon_quote: &str, v: &str) {

@@ -205,19 +205,31 @@ fn user_value<'v>(user: Option<&'v super::UserInfo>, f: UserField) -> Lookup<'v>
 
 /// Visits the values of one of the decoded event's fields ([`event_value`], and the groups).
 fn visit_event_field(ev: &Event, field: KnownPath, visit: &mut dyn FnMut(Value<'_>) -> ControlFlow<()>) {
-    match event_value(ev, field) {
+    visit_lookup(event_value(ev, field), visit, || {
+        let user = match field {
+            KnownPath::User(UserField::Groups) => Some(&ev.user),
+            KnownPath::ImpersonatedUser(UserField::Groups) => ev.impersonated_user.as_ref(),
+            _ => None,
+        };
+        user.into_iter().flat_map(|u| u.groups())
+    });
+}
+
+/// Visits what a [`Lookup`] found: its one value, nothing, or for `Visit` the strings `many`
+/// lists (a field of several values).
+fn visit_lookup<'v, I: IntoIterator<Item = &'v str>>(
+    lookup: Lookup<'_>,
+    visit: &mut dyn FnMut(Value<'_>) -> ControlFlow<()>,
+    many: impl FnOnce() -> I,
+) {
+    match lookup {
         Lookup::One(v) => {
             let _ = visit(v);
         }
         Lookup::Absent => {}
         Lookup::Visit => {
-            let user = match field {
-                KnownPath::User(UserField::Groups) => Some(&ev.user),
-                KnownPath::ImpersonatedUser(UserField::Groups) => ev.impersonated_user.as_ref(),
-                _ => None,
-            };
-            for g in user.into_iter().flat_map(|u| u.groups()) {
-                if visit(Value::Str(g)).is_break() {
+            for s in many() {
+                if visit(Value::Str(s)).is_break() {
                     break;
                 }
             }
@@ -334,21 +346,9 @@ fn enrichment_value<'v>(e: &'v Enrichment, field: EnrichmentField) -> Lookup<'v>
 
 /// Visits the values of one enrichment leaf field ([`enrichment_value`], and the tags).
 fn visit_enrichment_field(e: &Enrichment, field: EnrichmentField, visit: &mut dyn FnMut(Value<'_>) -> ControlFlow<()>) {
-    match enrichment_value(e, field) {
-        Lookup::One(v) => {
-            let _ = visit(v);
-        }
-        Lookup::Absent => {}
-        Lookup::Visit => {
-            if field == EnrichmentField::Tags {
-                for t in &e.tags {
-                    if visit(Value::Str(t)).is_break() {
-                        break;
-                    }
-                }
-            }
-        }
-    }
+    visit_lookup(enrichment_value(e, field), visit, || {
+        e.tags.iter().filter(|_| field == EnrichmentField::Tags).copied()
+    });
 }
 
 /// Where a path [`FieldPath::known`] names is answered without its name compared.

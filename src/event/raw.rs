@@ -282,8 +282,81 @@ pub fn decode_str(raw: &str) -> Result<Cow<'_, str>, JsonError> {
     Ok(s.0)
 }
 
-/// Appends `s` as a JSON string literal.
+/// Appends `s` as a JSON string literal: in one copy when nothing needs escaping (the common
+/// case: an interpreter pays per byte examined, and this looks at eight at a time).
 pub fn write_json_str(out: &mut String, s: &str) {
+    if needs_escape(s) {
+        return escape_each(out, s);
+    }
+    out.reserve(s.len() + 2);
+    out.push('"');
+    out.push_str(s);
+    out.push('"');
+}
+
+/// Appends `items` as a JSON array of strings.
+pub fn write_json_str_array<S: AsRef<str>>(out: &mut String, items: impl IntoIterator<Item = S>) {
+    out.push('[');
+    for (i, item) in items.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_json_str(out, item.as_ref());
+    }
+    out.push(']');
+}
+
+/// Whether `s` holds a byte that a JSON string escapes (a control character, `"` or `\`).
+/// Eight bytes at a time with one test per word (the last word overlaps the one before it),
+/// a table below eight bytes: an interpreter pays per instruction
+/// (`needs_escape_agrees_with_the_byte_loop`).
+pub(crate) fn needs_escape(s: &str) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // The high bit of a lane is set in some lane when a byte of `x` is below 0x20, `"` or `\`
+    // (exact as a whole: the borrows these can make only ever follow a byte that is one).
+    let escaped = |x: u64| {
+        let below_space = x.wrapping_sub(ONES * 0x20);
+        let quote = x ^ (ONES * u64::from(b'"'));
+        let backslash = x ^ (ONES * u64::from(b'\\'));
+        (below_space | quote.wrapping_sub(ONES) | backslash.wrapping_sub(ONES)) & !x & HIGH != 0
+    };
+    let b = s.as_bytes();
+    let word = |at: usize| -> u64 {
+        let mut w = [0u8; 8];
+        if let Some(bytes) = b.get(at..at + 8) {
+            w.copy_from_slice(bytes);
+        }
+        u64::from_le_bytes(w)
+    };
+    if b.len() < 8 {
+        return b.iter().any(|&c| ESCAPED[usize::from(c)]);
+    }
+    let mut at = 0;
+    while at + 8 < b.len() {
+        if escaped(word(at)) {
+            return true;
+        }
+        at += 8;
+    }
+    escaped(word(b.len() - 8))
+}
+
+/// The bytes a JSON string escapes.
+static ESCAPED: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = true;
+        i += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
+
+/// [`write_json_str`] byte by byte.
+fn escape_each(out: &mut String, s: &str) {
     out.push('"');
     let bytes = s.as_bytes();
     let mut last = 0;
@@ -353,6 +426,51 @@ impl RawObject<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn needs_escape_agrees_with_the_byte_loop() {
+        let slow = |s: &str| s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\');
+        // Bytes around every boundary the word trick tests, in every position of a word.
+        let alphabet =
+            ['a', ' ', '!', '"', '#', '\\', ']', '\u{1f}', '\u{0}', '\n', '\u{7f}', 'é', '\u{2028}', '0', '~'];
+        let mut rng = crate::test_rng::XorShift::new(0x2545_f491_4f6c_dd1d);
+        let mut escaped = 0;
+        for _ in 0..200_000 {
+            let len = rng.below(40) as usize;
+            let mut s: String =
+                "abcdefghij-:/.0123456789".chars().cycle().skip(rng.below(24) as usize).take(len).collect();
+            // Mostly plain text with at most a couple of other characters somewhere.
+            for _ in 0..rng.below(3) {
+                if s.is_empty() {
+                    break;
+                }
+                let at = s.char_indices().nth(rng.below(s.chars().count() as u64) as usize).map_or(0, |(i, _)| i);
+                s.insert(at, alphabet[rng.below(alphabet.len() as u64) as usize]);
+            }
+            escaped += usize::from(slow(&s));
+            assert_eq!(needs_escape(&s), slow(&s), "{s:?}");
+            let mut fast = String::new();
+            write_json_str(&mut fast, &s);
+            let mut each = String::new();
+            escape_each(&mut each, &s);
+            assert_eq!(fast, each);
+        }
+        assert!(escaped > 20_000, "{escaped}");
+        for b in 0..=255u8 {
+            let s = String::from_utf8_lossy(&[b'x', b'x', b'x', b'x', b'x', b'x', b'x', b'x', b'x', b]).into_owned();
+            assert_eq!(needs_escape(&s), slow(&s), "{b}");
+            let s = String::from_utf8_lossy(&[b, b'x', b'x', b'x', b'x', b'x', b'x', b'x']).into_owned();
+            assert_eq!(needs_escape(&s), slow(&s), "{b}");
+            for len in 0..20 {
+                for at in 0..len {
+                    let mut bytes = vec![b'x'; len];
+                    bytes[at] = b;
+                    let s = String::from_utf8_lossy(&bytes).into_owned();
+                    assert_eq!(needs_escape(&s), slow(&s), "{b} at {at} of {len}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn members_have_offsets() {

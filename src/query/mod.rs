@@ -93,6 +93,13 @@ impl Query {
         self.root.eval(doc)
     }
 
+    /// Whether the two compiled queries are the same (so they answer alike on every
+    /// document), whatever their source text: alert rules that share a query evaluate it once.
+    #[must_use]
+    pub fn same_tree(&self, other: &Query) -> bool {
+        format!("{:?}", self.root) == format!("{:?}", other.root)
+    }
+
     /// Every field path the query reads, deduplicated, in order of first use, so the caller
     /// knows which parts of an event to decode. `None` when the query contains a bare
     /// full-text term, which reads every value in the document.

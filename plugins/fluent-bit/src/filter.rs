@@ -482,7 +482,7 @@ mod tests {
             rng % m
         };
         for _ in 0..100_000 {
-            let len = next(70) as usize;
+            let len = next(200) as usize;
             let mut bytes: Vec<u8> = (0..len).map(|_| next(128) as u8).collect();
             if len > 0 && next(2) == 0 {
                 let at = next(len as u64) as usize;

@@ -131,21 +131,30 @@ unsafe fn record_input<'a>(ptr: *const u8, len: u32) -> Input<'a> {
 }
 
 /// The record as text when every byte is ASCII (what Fluent Bit's JSON records almost always
-/// are), checked eight bytes at a time: a third of the instructions of the general UTF-8
-/// validation, which an interpreter pays for every byte of every record. `None` otherwise
-/// (the pipeline then validates the bytes itself).
+/// are): the bytes are OR-ed together eight at a time and the high bits tested once at the end
+/// (no branch per word; a non-ASCII record is rare, and then the pipeline validates it). A
+/// fraction of the instructions of the general UTF-8 validation, which an interpreter pays for
+/// every byte of every record. `None` otherwise (the pipeline then validates the bytes itself).
 pub(crate) fn ascii_text(bytes: &[u8]) -> Option<&str> {
     const HIGH: u64 = 0x8080_8080_8080_8080;
-    let mut chunks = bytes.chunks_exact(32);
-    for chunk in &mut chunks {
-        let Ok(c) = <&[u8; 32]>::try_from(chunk) else { return None };
-        let word =
-            |i: usize| u64::from_le_bytes([c[i], c[i + 1], c[i + 2], c[i + 3], c[i + 4], c[i + 5], c[i + 6], c[i + 7]]);
-        if (word(0) | word(8) | word(16) | word(24)) & HIGH != 0 {
-            return None;
-        }
+    let (words, tail) = bytes.as_chunks::<8>();
+    let (blocks, rest) = words.as_chunks::<8>();
+    let mut seen = 0u64;
+    for b in blocks {
+        seen |= (u64::from_le_bytes(b[0]) | u64::from_le_bytes(b[1]))
+            | (u64::from_le_bytes(b[2]) | u64::from_le_bytes(b[3]))
+            | (u64::from_le_bytes(b[4]) | u64::from_le_bytes(b[5]))
+            | (u64::from_le_bytes(b[6]) | u64::from_le_bytes(b[7]));
     }
-    if !chunks.remainder().is_ascii() {
+    for w in rest {
+        seen |= u64::from_le_bytes(*w);
+    }
+    match bytes.last_chunk::<8>() {
+        // The last eight bytes cover the tail (and some bytes already seen).
+        Some(last) if !tail.is_empty() => seen |= u64::from_le_bytes(*last),
+        _ => tail.iter().for_each(|&t| seen |= u64::from(t)),
+    }
+    if seen & HIGH != 0 {
         return None;
     }
     // SAFETY: every byte is below 0x80, and ASCII text is valid UTF-8.
