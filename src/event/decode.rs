@@ -198,7 +198,7 @@ impl<'a> Decoded<'a> {
     /// The event of `obj` from what was decoded here (when [`Decoded::complete`]): what
     /// decoding its members one by one gives, without walking them again.
     pub(super) fn into_event(self: Box<Self>, obj: RawObject<'a>) -> Result<Event<'a>, EventError> {
-        let d = *self;
+        let d = self;
         let s = d.strings;
         let Some(stage) = s.stage else { return Err(super::missing("stage")) };
         let Some(verb) = s.verb else { return Err(super::missing("verb")) };
@@ -294,7 +294,7 @@ fn strings_at<'a>(text: &'a str, i: usize, line_break: &mut bool) -> At<Option<V
     if is_null(text, i) {
         return Some((None, null_at(text.as_bytes(), i)?));
     }
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(4);
     let end = array_at(text, i, line_break, |start, _| {
         let (s, end) = string_at(text, start)?;
         out.push(CowStr(s));
@@ -430,10 +430,10 @@ fn legacy_meta_at<'a>(text: &'a str, i: usize, line_break: &mut bool) -> At<Opti
 
 /// `annotations`: `null` or an object of strings, in input order (duplicates kept).
 fn annotations_at<'a>(text: &'a str, i: usize, line_break: &mut bool) -> At<Annotations<'a>> {
-    let mut out = Vec::new();
     if is_null(text, i) {
-        return Some((out, null_at(text.as_bytes(), i)?));
+        return Some((Vec::new(), null_at(text.as_bytes(), i)?));
     }
+    let mut out = Vec::with_capacity(4);
     let end = object_at(text, i, line_break, |key, start, _| {
         let (v, end) = string_at(text, start)?;
         out.push((Cow::Borrowed(key), v));

@@ -326,7 +326,8 @@ pub(crate) fn scan_object(text: &str) -> Option<RawObject<'_>> {
     let b = text.as_bytes();
     let mut line_break = false;
     let mut list = Vec::with_capacity(24);
-    let mut decoded = Decoded::default();
+    // Boxed from the start: filled in place, where moving it into a box at the end copies it.
+    let mut decoded = Box::<Decoded>::default();
     let start = ws(b, 0, &mut line_break);
     let end = members(text, start, &mut line_break, |key_start, key, start, line_break| {
         let (end, plain) = match decoded.decode(list.len(), key, text, start, line_break) {
@@ -339,7 +340,7 @@ pub(crate) fn scan_object(text: &str) -> Option<RawObject<'_>> {
         list.push(Member { key: Cow::Borrowed(key), value: slice(text, start, end)?, key_start, start, end, plain });
         Some(end)
     })?;
-    let decoded = (!decoded.is_empty()).then(|| Box::new(decoded));
+    let decoded = (!decoded.is_empty()).then_some(decoded);
     (ws(b, end, &mut line_break) == b.len()).then_some(RawObject {
         text,
         members: list,

@@ -75,14 +75,15 @@ impl Decision {
     }
 }
 
-/// A policy prepared for evaluation: the rules compiled (`matcher`), the omitStages unions
-/// computed once.
+/// A policy prepared for evaluation: the rules compiled (`matcher`), each rule's decision (the
+/// omitStages union) made once.
 #[derive(Debug, Clone)]
 pub struct Evaluator {
     policy: Policy,
     compiled: Compiled,
-    rule_omit_stages: Vec<Arc<[String]>>,
-    default_omit_stages: Arc<[String]>,
+    /// Per rule.
+    decisions: Box<[Decision]>,
+    no_match: Decision,
 }
 
 fn union(a: &[String], b: &[String]) -> Arc<[String]> {
@@ -95,10 +96,21 @@ fn union(a: &[String], b: &[String]) -> Arc<[String]> {
 impl Evaluator {
     /// The evaluator of `policy`.
     pub fn new(policy: Policy) -> Self {
-        let rule_omit_stages = policy.rules.iter().map(|r| union(&policy.omit_stages, &r.omit_stages)).collect();
-        let default_omit_stages = union(&policy.omit_stages, &[]);
+        let rules = policy.rules.iter().enumerate().map(|(i, rule)| Decision {
+            level: rule.level,
+            omit_stages: union(&policy.omit_stages, &rule.omit_stages),
+            omit_managed_fields: rule.omit_managed_fields.unwrap_or(policy.omit_managed_fields),
+            rule: Some(i),
+        });
+        let no_match = Decision {
+            level: Level::None,
+            omit_stages: union(&policy.omit_stages, &[]),
+            omit_managed_fields: policy.omit_managed_fields,
+            rule: None,
+        };
+        let decisions = rules.collect();
         let compiled = Compiled::new(&policy.rules);
-        Evaluator { policy, compiled, rule_omit_stages, default_omit_stages }
+        Evaluator { policy, compiled, decisions, no_match }
     }
 
     /// The policy it evaluates.
@@ -118,20 +130,7 @@ impl Evaluator {
     }
 
     fn decision(&self, rule: Option<usize>) -> Decision {
-        match rule.and_then(|i| Some((i, self.policy.rules.get(i)?, self.rule_omit_stages.get(i)?))) {
-            Some((i, rule, omit_stages)) => Decision {
-                level: rule.level,
-                omit_stages: omit_stages.clone(),
-                omit_managed_fields: rule.omit_managed_fields.unwrap_or(self.policy.omit_managed_fields),
-                rule: Some(i),
-            },
-            None => Decision {
-                level: Level::None,
-                omit_stages: self.default_omit_stages.clone(),
-                omit_managed_fields: self.policy.omit_managed_fields,
-                rule: None,
-            },
-        }
+        rule.and_then(|i| self.decisions.get(i)).unwrap_or(&self.no_match).clone()
     }
 
     /// The reference: `checker.go`'s loops over the rules' strings, as written before the

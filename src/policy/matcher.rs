@@ -27,17 +27,42 @@ const UNKNOWN: u32 = u32::MAX;
 /// A request value not looked up yet.
 const PENDING: u32 = u32::MAX - 1;
 
-/// Length, first, middle and last byte: enough to tell a policy's strings apart, cheap in an
-/// interpreter (a collision costs one comparison more).
-fn hash(len: usize, first: u8, mid: u8, last: u8) -> u32 {
-    let x = (len as u32) ^ (u32::from(first) << 8) ^ (u32::from(mid) << 16) ^ (u32::from(last) << 24);
-    x.wrapping_mul(0x9e37_79b1)
+/// A string's length with its first and last eight bytes (zero-padded when shorter): the whole
+/// string up to 16 bytes, and a hash of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Ends {
+    first: u64,
+    last: u64,
+    len: usize,
 }
 
-fn hash_of(s: &[u8]) -> u32 {
-    let n = s.len();
-    let at = |i: usize| s.get(i).copied().unwrap_or(0);
-    hash(n, at(0), at(n / 2), at(n.wrapping_sub(1)))
+impl Ends {
+    fn of(s: &[u8]) -> Ends {
+        let n = s.len();
+        let word = |c: Option<&[u8]>| u64::from_le_bytes(c.and_then(|c| c.try_into().ok()).unwrap_or_default());
+        if n >= 8 {
+            return Ends { first: word(s.get(..8)), last: word(s.get(n - 8..)), len: n };
+        }
+        let w = s.iter().rev().fold(0u64, |w, &b| w << 8 | u64::from(b));
+        Ends { first: w, last: w, len: n }
+    }
+
+    /// `head/tail`, a byte at a time (rare: requests with a subresource).
+    fn of_joined(head: &[u8], tail: &[u8]) -> Ends {
+        let n = head.len() + 1 + tail.len();
+        let at = |i: usize| match head.get(i) {
+            Some(&b) => b,
+            None if i == head.len() => b'/',
+            None => tail.get(i - head.len() - 1).copied().unwrap_or(0),
+        };
+        let word = |from: usize| (from..(from + 8).min(n)).rev().fold(0u64, |w, i| w << 8 | u64::from(at(i)));
+        Ends { first: word(0), last: word(n.saturating_sub(8)), len: n }
+    }
+
+    fn hash(&self) -> u32 {
+        let x = (self.first ^ self.last.rotate_left(29) ^ self.len as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        (x >> 32) as u32
+    }
 }
 
 /// `a == b`, eight bytes at a time: an interpreter runs the C library's `memcmp` a byte at a
@@ -70,6 +95,8 @@ struct Dict {
     slots: Box<[u32]>,
     shift: u32,
     strs: Box<[Box<str>]>,
+    /// Per id.
+    ends: Box<[Ends]>,
 }
 
 #[derive(Default)]
@@ -103,15 +130,16 @@ impl DictBuilder {
         let shift = 32 - bits;
         let mask = slots.len() - 1;
         let mut lens = 0;
-        for (id, s) in self.strs.iter().enumerate() {
-            lens |= len_bit(s.len());
-            let mut at = (hash_of(s.as_bytes()) >> shift) as usize;
+        let ends: Box<[Ends]> = self.strs.iter().map(|s| Ends::of(s.as_bytes())).collect();
+        for (id, e) in ends.iter().enumerate() {
+            lens |= len_bit(e.len);
+            let mut at = (e.hash() >> shift) as usize;
             while slots[at] != 0 {
                 at = (at + 1) & mask;
             }
             slots[at] = id as u32 + 1;
         }
-        Dict { lens, slots, shift, strs: self.strs.into_boxed_slice() }
+        Dict { lens, slots, shift, strs: self.strs.into_boxed_slice(), ends }
     }
 }
 
@@ -120,13 +148,22 @@ impl Dict {
         self.strs.len()
     }
 
-    /// The id of `s`, else `UNKNOWN`.
+    /// The id of `s`, else `UNKNOWN`. The length filter inline: most values a request looks up
+    /// are not in the policy, and most of those have a length no policy string has.
+    #[inline]
     fn find(&self, s: &str) -> u32 {
-        let s = s.as_bytes();
         if self.lens & len_bit(s.len()) == 0 {
             return UNKNOWN;
         }
-        self.probe(hash_of(s), |t| same(t, s))
+        self.find_text(s.as_bytes())
+    }
+
+    #[inline(never)]
+    fn find_text(&self, s: &[u8]) -> u32 {
+        // Past 16 bytes the ends leave a middle to compare.
+        self.probe(Ends::of(s), |t| {
+            s.len() <= 16 || s.get(8..s.len() - 8).zip(t.get(8..t.len() - 8)).is_some_and(|(a, b)| same(a, b))
+        })
     }
 
     /// The id of `head/tail`, not built.
@@ -136,26 +173,22 @@ impl Dict {
         if self.lens & len_bit(n) == 0 {
             return UNKNOWN;
         }
-        let at = |i: usize| match head.get(i) {
-            Some(&b) => b,
-            None if i == head.len() => b'/',
-            None => tail.get(i - head.len() - 1).copied().unwrap_or(0),
-        };
-        let hash = hash(n, at(0), at(n / 2), at(n - 1));
-        self.probe(hash, |t| {
-            t.len() == n
-                && t.get(..head.len()).is_some_and(|h| same(h, head))
+        self.probe(Ends::of_joined(head, tail), |t| {
+            t.get(..head.len()).is_some_and(|h| same(h, head))
                 && t.get(head.len()) == Some(&b'/')
                 && t.get(head.len() + 1..).is_some_and(|t| same(t, tail))
         })
     }
 
-    fn probe(&self, hash: u32, is: impl Fn(&[u8]) -> bool) -> u32 {
+    /// The id whose ends are `ends` and whose text `rest` accepts.
+    fn probe(&self, ends: Ends, rest: impl Fn(&[u8]) -> bool) -> u32 {
         let mask = self.slots.len().wrapping_sub(1);
-        let mut at = (hash >> self.shift) as usize;
+        let mut at = (ends.hash() >> self.shift) as usize;
         loop {
             let Some(id) = self.slots.get(at).and_then(|s| s.checked_sub(1)) else { return UNKNOWN };
-            if self.strs.get(id as usize).is_some_and(|t| is(t.as_bytes())) {
+            if self.ends.get(id as usize) == Some(&ends)
+                && self.strs.get(id as usize).is_some_and(|t| rest(t.as_bytes()))
+            {
                 return id;
             }
             at = (at + 1) & mask;
@@ -618,6 +651,20 @@ impl Compiled {
         None
     }
 
+    /// Looks the namespace and name up (the URL is split once for both).
+    fn scope_keys(&self, q: &mut Request) {
+        if q.keys.namespace != PENDING {
+            return;
+        }
+        let (namespace, name) = match (q.given_scope, q.event.and_then(|e| Some((e, e.object_ref.as_ref()?)))) {
+            (Some((namespace, name)), _) => (Cow::Borrowed(namespace), Cow::Borrowed(name)),
+            (None, Some((ev, oref))) => url_scope(ev, oref),
+            (None, None) => (Cow::Borrowed(""), Cow::Borrowed("")),
+        };
+        q.keys.namespace = self.namespaces.find(&namespace);
+        q.keys.name = self.names.find(&name);
+    }
+
     fn api_group(&self, q: &mut Request, object: Object) -> u32 {
         if q.keys.api_group == PENDING {
             q.keys.api_group = self.api_groups.find(object.api_group());
@@ -641,9 +688,7 @@ impl Compiled {
             Scope::Any => true,
             Scope::Resources { namespaces, resources } => {
                 if let Some(namespaces) = namespaces {
-                    if q.keys.namespace == PENDING {
-                        q.keys.namespace = self.namespaces.find(q.scope().0);
-                    }
+                    self.scope_keys(q);
                     if !namespaces.contains(q.keys.namespace) {
                         return false;
                     }
@@ -672,9 +717,7 @@ impl Compiled {
                 continue;
             }
             if let Some(names) = &e.names {
-                if q.keys.name == PENDING {
-                    q.keys.name = self.names.find(q.scope().1);
-                }
+                self.scope_keys(q);
                 if !names.contains(q.keys.name) {
                     continue;
                 }
@@ -748,7 +791,8 @@ pub(crate) struct Request<'r> {
     /// `None` for a non-resource request.
     object: Option<Object<'r>>,
     event: Option<&'r Event<'r>>,
-    scope: Option<(Cow<'r, str>, Cow<'r, str>)>,
+    /// The namespace and name when given (else read from the event's URL when asked).
+    given_scope: Option<(&'r str, &'r str)>,
     /// The path when given (else the event's URI up to its `?`).
     path: Option<&'r str>,
     keys: Keys,
@@ -776,7 +820,7 @@ impl<'r> Request<'r> {
             verb: &ev.verb,
             object,
             event: Some(ev),
-            scope: None,
+            given_scope: None,
             path: None,
             keys: NO_KEYS,
         }
@@ -795,23 +839,9 @@ impl<'r> Request<'r> {
                 subresource: a.subresource,
             }),
             event: None,
-            scope: Some((Cow::Borrowed(a.namespace.as_ref()), Cow::Borrowed(a.name.as_ref()))),
+            given_scope: Some((a.namespace.as_ref(), a.name.as_ref())),
             path: Some(a.path),
             keys: NO_KEYS,
-        }
-    }
-
-    /// The namespace and name of a resource request.
-    fn scope(&mut self) -> (&str, &str) {
-        if self.scope.is_none() {
-            self.scope = Some(match (self.event, self.event.and_then(|e| e.object_ref.as_ref())) {
-                (Some(ev), Some(oref)) => url_scope(ev, oref),
-                _ => (Cow::Borrowed(""), Cow::Borrowed("")),
-            });
-        }
-        match &self.scope {
-            Some((ns, name)) => (ns, name),
-            None => ("", ""),
         }
     }
 }
@@ -1096,7 +1126,15 @@ mod tests {
     #[test]
     fn lookups_find_every_string_and_combined_text() {
         let mut b = DictBuilder::default();
-        let words: Vec<String> = (0..300).map(|i| format!("w{i}")).chain(["".into(), "a/b".into()]).collect();
+        let words: Vec<String> = (0..300)
+            .map(|i| format!("w{i}"))
+            .chain(["".into(), "a/b".into()])
+            .chain((0..30).map(|i| format!("system:serviceaccount:kube-system:{i}")))
+            // Same length and ends, different middles; and every length around the words.
+            .chain((0..20).map(|i| format!("abcdefgh{}ijklmnop", "x".repeat(i % 4) + &i.to_string())))
+            .chain((1..20).map(|i| "y".repeat(i)))
+            .chain(["pods/exec/stream".into(), "deployments/scale".into()])
+            .collect();
         for w in &words {
             b.id(w);
         }
@@ -1105,6 +1143,13 @@ mod tests {
             assert_eq!(d.find(w), i as u32, "{w}");
         }
         assert_eq!(d.find_joined("a", "b"), 301);
+        assert_eq!(d.find_joined("pods", "exec/stream"), (words.len() - 2) as u32);
+        assert_eq!(d.find_joined("pods/exec", "stream"), (words.len() - 2) as u32);
+        assert_eq!(d.find_joined("deployments", "scale"), (words.len() - 1) as u32);
+        assert_eq!(d.find_joined("deployments", "scalf"), UNKNOWN);
+        assert_eq!(d.find("abcdefghXijklmnop"), UNKNOWN);
+        assert_eq!(d.find("system:serviceaccount:kube-system:30"), UNKNOWN);
+        assert_eq!(d.find("system:serviceaccount:kube-sys-em:3"), UNKNOWN);
         assert_eq!(d.find_joined("", "b"), UNKNOWN);
         assert_eq!(d.find("a/c"), UNKNOWN);
         assert_eq!(d.find("w300"), UNKNOWN);
