@@ -44,6 +44,17 @@ pub enum Verdict {
 /// Decides drop/keep and the edits. The written level is the lower of the decided and the
 /// recorded level: a filter cannot restore bodies the apiserver did not log.
 pub fn verdict(decision: &Decision, event: &Event) -> Verdict {
+    verdict_with(decision, event, bodies)
+}
+
+/// [`verdict`] with the search for the bodies as a parameter (the tests pass a reference one):
+/// `find(members, want request, want response)`.
+#[inline(always)]
+fn verdict_with<'a>(
+    decision: &Decision,
+    event: &Event<'a>,
+    find: impl FnOnce(&[Member<'a>], bool, bool) -> (Option<&'a str>, Option<&'a str>),
+) -> Verdict {
     if decision.level == Level::None {
         return Verdict::Drop(DropReason::LevelNone);
     }
@@ -58,7 +69,7 @@ pub fn verdict(decision: &Decision, event: &Event) -> Verdict {
     // A body is looked for only when the level removes it or its managedFields may go.
     let strip = decision.omit_managed_fields;
     let (request, response) =
-        bodies(&event.obj.members, level < Level::Request || strip, level < Level::RequestResponse || strip);
+        find(&event.obj.members, level < Level::Request || strip, level < Level::RequestResponse || strip);
     let mut changes = Changes {
         new_level: (recorded != Some(level)).then_some(level),
         remove_request_object: level < Level::Request && request.is_some(),
@@ -125,39 +136,19 @@ mod tests {
     use std::sync::Arc;
 
     /// `verdict` as written before bodies were looked for only when needed: one pass over
-    /// every member.
+    /// every member, the last of duplicates winning.
     fn verdict_reference(decision: &Decision, event: &Event) -> Verdict {
-        if decision.level == Level::None {
-            return Verdict::Drop(DropReason::LevelNone);
-        }
-        if decision.omits(&event.stage) {
-            return Verdict::Drop(DropReason::OmittedStage);
-        }
-        let recorded = event.level.as_deref().and_then(Level::parse);
-        let level = match recorded {
-            Some(r) if r < decision.level => r,
-            _ => decision.level,
-        };
-        let (mut request, mut response) = (None, None);
-        for m in &event.obj.members {
-            match m.key.len() {
-                13 if m.key == "requestObject" => request = Some(m.value),
-                14 if m.key == "responseObject" => response = Some(m.value),
-                _ => {}
+        verdict_with(decision, event, |members, _, _| {
+            let (mut request, mut response) = (None, None);
+            for m in members {
+                match m.key.len() {
+                    13 if m.key == "requestObject" => request = Some(m.value),
+                    14 if m.key == "responseObject" => response = Some(m.value),
+                    _ => {}
+                }
             }
-        }
-        let mut changes = Changes {
-            new_level: (recorded != Some(level)).then_some(level),
-            remove_request_object: level < Level::Request && request.is_some(),
-            remove_response_object: level < Level::RequestResponse && response.is_some(),
-            strip_managed_fields: false,
-        };
-        if decision.omit_managed_fields {
-            let has_managed = |body: Option<&str>, removed: bool| !removed && body.is_some_and(mentions_managed_fields);
-            changes.strip_managed_fields = has_managed(request, changes.remove_request_object)
-                || has_managed(response, changes.remove_response_object);
-        }
-        Verdict::Keep(changes)
+            (request, response)
+        })
     }
 
     #[test]
