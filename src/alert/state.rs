@@ -197,6 +197,8 @@ pub struct GroupStore {
     /// Least recently updated: the next to evict.
     tail: u32,
     max: usize,
+    /// Whether the map was given its room for a full store (see [`GroupStore::entry`]).
+    sized_for_full: bool,
     pub stats: StoreStats,
 }
 
@@ -219,6 +221,7 @@ impl GroupStore {
             head: NIL,
             tail: NIL,
             max: max.max(1),
+            sized_for_full: false,
             stats: StoreStats::default(),
         }
     }
@@ -239,6 +242,15 @@ impl GroupStore {
         if self.map.len() >= self.max {
             self.remove_tail();
             self.stats.evicted += 1;
+        }
+        if !self.sized_for_full && self.map.len() + 1 >= self.max {
+            // The store is full from now on: each new group evicts one, and the removals leave
+            // tombstones that the table clears when it runs out of room, by a rehash in place
+            // when at most half its capacity is in use, else by growing (hashbrown's
+            // `reserve_rehash`). Room for twice `max` now, while it fills, makes every later
+            // clean-up in place: the store's memory stops growing once it is full.
+            self.sized_for_full = true;
+            self.map.reserve((2 * self.max).saturating_sub(self.map.len()));
         }
         let slot = Slot { key: key.into(), prev: NIL, next: NIL, state: make() };
         let i = match self.free.pop() {
@@ -339,6 +351,25 @@ mod tests {
         assert_eq!(s.len(), 2);
         assert_eq!(s.stats.evicted, 1);
         assert!(s.map.contains_key("a") && s.map.contains_key("c"));
+    }
+
+    #[test]
+    fn a_full_store_keeps_its_table_size_under_churn() {
+        // Each new group evicts one: without room for twice `max`, the tombstones the
+        // removals leave make the table grow at some later insert (linear memory grows long
+        // after the store is full). Its capacity must stay what it was when the store filled.
+        for max in [1, 2, 7, 100, 1000, 10_000] {
+            let mut s = GroupStore::new(max);
+            let mut full_capacity = None;
+            for i in 0..(max * 30).max(2000) {
+                s.entry(&format!("group-{i}"), i as i64, i64::MAX / 4, || GroupState::new(i as i64, None));
+                if s.len() == max {
+                    let cap = *full_capacity.get_or_insert(s.map.capacity());
+                    assert!(s.map.capacity() <= cap, "max {max}: grew to {} after {i}", s.map.capacity());
+                }
+            }
+            assert_eq!(s.stats.evicted as usize, (max * 30).max(2000) - max);
+        }
     }
 
     #[test]

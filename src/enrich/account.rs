@@ -32,20 +32,30 @@ fn user_in_reason(reason: &str) -> Option<&str> {
     None
 }
 
+/// The kinds of user, each with its enrichment member as written (see `super::constant_member`).
+pub(crate) static USER_KINDS: [(&str, &str); 5] = [
+    ("anonymous", ",\"userKind\":\"anonymous\""),
+    ("node", ",\"userKind\":\"node\""),
+    ("serviceaccount", ",\"userKind\":\"serviceaccount\""),
+    ("system", ",\"userKind\":\"system\""),
+    ("human", ",\"userKind\":\"human\""),
+];
+
 /// `anonymous`, `node`, `serviceaccount`, `system` (control-plane components) or `human`.
 pub fn user_kind(ev: &Event) -> &'static str {
     let name = ev.user.name();
-    if name.is_empty() || name == "system:anonymous" {
-        "anonymous"
+    let i = if name.is_empty() || name == "system:anonymous" {
+        0
     } else if name.starts_with("system:node:") || ev.user.groups().any(|g| g == "system:nodes") {
-        "node"
+        1
     } else if name.starts_with("system:serviceaccount:") {
-        "serviceaccount"
+        2
     } else if name.starts_with("system:") || name == "kubelet" || name == "kube-proxy" {
-        "system"
+        3
     } else {
-        "human"
-    }
+        4
+    };
+    USER_KINDS[i].0
 }
 
 #[cfg(test)]

@@ -70,8 +70,8 @@ impl ExecInfo<'_> {
             w.str_at(",\"ports\":\"", &self.ports.join(","));
         }
         if self.kind != "portForward" {
-            w.bool_at(",\"tty\":", self.tty);
-            w.bool_at(",\"stdin\":", self.stdin);
+            w.member(if self.tty { ",\"tty\":true" } else { ",\"tty\":false" });
+            w.member(if self.stdin { ",\"stdin\":true" } else { ",\"stdin\":false" });
         }
         w.end();
     }

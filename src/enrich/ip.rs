@@ -25,6 +25,15 @@ impl IpScope {
             IpScope::Invalid => "invalid",
         }
     }
+
+    /// The enrichment member `,"ipScope":"…"` as written.
+    pub(crate) fn json_member(self) -> &'static str {
+        match self {
+            IpScope::Intranet => ",\"ipScope\":\"intranet\"",
+            IpScope::Internet => ",\"ipScope\":\"internet\"",
+            IpScope::Invalid => ",\"ipScope\":\"invalid\"",
+        }
+    }
 }
 
 /// Parses an address as it appears in `sourceIPs`; IPv4-mapped IPv6 becomes IPv4.

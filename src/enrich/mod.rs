@@ -304,14 +304,14 @@ impl Enrichment<'_> {
             w.str_at(",\"peerIP\":\"", v);
         }
         if let Some(v) = self.ip_scope {
-            w.plain_at(",\"ipScope\":\"", v.as_str());
+            w.member(v.json_member());
         }
         if let Some(g) = &self.geo {
             w.key_at(",\"geo\":");
             g.write_json(w.out);
         }
         if let Some(v) = self.high_risk {
-            w.bool_at(",\"highRiskIP\":", v);
+            w.member(if v { ",\"highRiskIP\":true" } else { ",\"highRiskIP\":false" });
         }
         if let Some(v) = self.account {
             w.str_at(",\"account\":\"", v);
@@ -320,13 +320,19 @@ impl Enrichment<'_> {
             w.str_at(",\"impersonatedUser\":\"", v);
         }
         if let Some(v) = self.user_kind {
-            w.plain_at(",\"userKind\":\"", v);
+            match constant_member(v, &account::USER_KINDS) {
+                Some(m) => w.member(m),
+                None => w.plain_at(",\"userKind\":\"", v),
+            }
         }
         if let Some(v) = self.resource_type {
             w.str_at(",\"resourceType\":\"", v);
         }
         if let Some(v) = self.resource_category {
-            w.plain_at(",\"resourceCategory\":\"", v);
+            match constant_member(v, &resource::CATEGORIES) {
+                Some(m) => w.member(m),
+                None => w.plain_at(",\"resourceCategory\":\"", v),
+            }
         }
         if let Some(x) = &self.exec {
             w.key(x.kind);
@@ -337,10 +343,13 @@ impl Enrichment<'_> {
             write_ms(w.out, v);
         }
         if let Some(v) = self.success {
-            w.bool_at(",\"success\":", v);
+            w.member(if v { ",\"success\":true" } else { ",\"success\":false" });
         }
         if let Some(v) = self.operation {
-            w.plain_at(",\"operation\":\"", v);
+            match constant_member(v, &resource::OPERATIONS) {
+                Some(m) => w.member(m),
+                None => w.plain_at(",\"operation\":\"", v),
+            }
         }
         if !self.tags.is_empty() {
             w.key_at(",\"tags\":[");
@@ -358,6 +367,13 @@ impl Enrichment<'_> {
         }
         w.end();
     }
+}
+
+/// The member text `,"key":"value"` of `value` when it is one of `table`'s values, the very
+/// string the enricher hands out (compared by address: no byte compared, an interpreter pays
+/// per byte); `None` for any other string, which is then written as text.
+fn constant_member(value: &str, table: &[(&'static str, &'static str)]) -> Option<&'static str> {
+    table.iter().find(|(v, _)| std::ptr::eq(*v, value)).map(|(_, member)| *member)
 }
 
 /// Adds `"key":value` (raw JSON) as the last member of the JSON object in `obj`.
@@ -388,6 +404,12 @@ pub(crate) fn write_ms(out: &mut String, v: f64) {
     // arithmetic: float formatting costs thousands of instructions in an interpreter. Up to
     // 2^40 µs the double nearest to d/1000 rounds back to d/1000 at 3 decimals, so the text is
     // the same; anything else takes the float path.
+    if v == 0.0 && v.is_sign_positive() {
+        // What the float path writes for a zero latency (a `RequestReceived` stage, or a
+        // request answered within its timestamps' resolution).
+        out.push('0');
+        return;
+    }
     let micros = (v * 1000.0).round();
     if micros.abs() < (1u64 << 40) as f64 && micros / 1000.0 == v && micros != 0.0 {
         let d = micros as i64;
@@ -533,9 +555,9 @@ impl<'o> ObjWriter<'o> {
         self.out.push_str(v);
         self.out.push('"');
     }
-    pub fn bool_at(&mut self, comma_key_colon: &str, v: bool) {
-        self.key_at(comma_key_colon);
-        self.out.push_str(if v { "true" } else { "false" });
+    /// A whole member given as constant text `,"key":value`.
+    pub fn member(&mut self, comma_member: &str) {
+        self.key_at(comma_member);
     }
     pub fn num(&mut self, k: &str, v: u64) {
         self.key(k);

@@ -1,21 +1,39 @@
 //! Resource categories and operation kinds of the seed's "Operations Overview".
 
+/// The categories, each with its enrichment member as written (see `super::constant_member`).
+pub(crate) static CATEGORIES: [(&str, &str); 4] = [
+    ("compute", ",\"resourceCategory\":\"compute\""),
+    ("network", ",\"resourceCategory\":\"network\""),
+    ("storage", ",\"resourceCategory\":\"storage\""),
+    ("other", ",\"resourceCategory\":\"other\""),
+];
+
+/// The operations, each with its enrichment member as written (see `super::constant_member`).
+pub(crate) static OPERATIONS: [(&str, &str); 4] = [
+    ("create", ",\"operation\":\"create\""),
+    ("update", ",\"operation\":\"update\""),
+    ("delete", ",\"operation\":\"delete\""),
+    ("access", ",\"operation\":\"access\""),
+];
+
 /// compute / network / storage / other (CRDs and everything else by their plural name).
 pub fn category(resource: &str) -> &'static str {
-    match resource {
-        "deployments" | "statefulsets" | "cronjobs" | "daemonsets" | "jobs" | "pods" => "compute",
-        "services" | "ingresses" => "network",
-        "configmaps" | "secrets" | "persistentvolumeclaims" => "storage",
-        _ => "other",
-    }
+    let i = match resource {
+        "deployments" | "statefulsets" | "cronjobs" | "daemonsets" | "jobs" | "pods" => 0,
+        "services" | "ingresses" => 1,
+        "configmaps" | "secrets" | "persistentvolumeclaims" => 2,
+        _ => 3,
+    };
+    CATEGORIES[i].0
 }
 
 /// create / update / delete / access.
 pub fn operation(verb: &str) -> &'static str {
-    match verb {
-        "create" => "create",
-        "update" | "patch" => "update",
-        "delete" | "deletecollection" => "delete",
-        _ => "access",
-    }
+    let i = match verb {
+        "create" => 0,
+        "update" | "patch" => 1,
+        "delete" | "deletecollection" => 2,
+        _ => 3,
+    };
+    OPERATIONS[i].0
 }

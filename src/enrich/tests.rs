@@ -93,3 +93,52 @@ fn string_members_are_escaped_only_when_needed() {
         }
     }
 }
+
+#[test]
+fn constant_members_are_written_as_their_key_and_value() {
+    // Every constant the enricher hands out, written from its member text, gives what a
+    // member written from a string of the same text (the fallback) gives, for every one of
+    // them first or after another member.
+    let kinds = account::USER_KINDS.iter().chain(&resource::CATEGORIES).chain(&resource::OPERATIONS);
+    for (value, member) in kinds {
+        let copy: &'static str = String::from(*value).leak();
+        for first in [true, false] {
+            let with = |v: &'static str| {
+                let mut e = Enrichment { account: (!first).then_some("a"), ..Enrichment::default() };
+                if member.contains("userKind") {
+                    e.user_kind = Some(v);
+                } else if member.contains("resourceCategory") {
+                    e.resource_category = Some(v);
+                } else {
+                    e.operation = Some(v);
+                }
+                let mut out = String::new();
+                e.write_json(&mut out);
+                out
+            };
+            let (fast, slow) = (with(value), with(copy));
+            assert_eq!(fast, slow);
+            let v: serde_json::Value = serde_json::from_str(&fast).unwrap();
+            let key = member.split('"').nth(1).unwrap();
+            assert_eq!(v[key], *value, "{fast}");
+        }
+    }
+    for scope in [IpScope::Intranet, IpScope::Internet, IpScope::Invalid] {
+        assert_eq!(scope.json_member(), format!(",\"ipScope\":\"{}\"", scope.as_str()));
+    }
+    // What the enricher computes is the table's own string.
+    let ev = Event::parse(
+        r#"{"stage":"ResponseComplete","verb":"patch","user":{"username":"alice"},"objectRef":{"resource":"pods"}}"#,
+    )
+    .unwrap();
+    let e = Enricher::default().enrich(&ev);
+    assert!(std::ptr::eq(e.user_kind.unwrap(), account::USER_KINDS[4].0));
+    assert!(std::ptr::eq(e.resource_category.unwrap(), resource::CATEGORIES[0].0));
+    assert!(std::ptr::eq(e.operation.unwrap(), resource::OPERATIONS[1].0));
+    let mut out = String::new();
+    e.write_json(&mut out);
+    assert_eq!(
+        out,
+        r#"{"account":"alice","userKind":"human","resourceType":"pods","resourceCategory":"compute","operation":"update"}"#
+    );
+}
