@@ -255,7 +255,7 @@ fn value(b: &[u8], mut i: usize, line_break: &mut bool) -> Option<(usize, bool)>
         // After a value: close containers until a `,` leads to the next value.
         while depth > 0 {
             // Compact JSON in an object: `,"` starts the next member.
-            if in_object && b.get(i..).and_then(<[u8]>::first_chunk::<2>) == Some(&[b',', b'"']) {
+            if in_object && b.get(i..).and_then(<[u8]>::first_chunk::<2>) == Some(b",\"") {
                 (_, _, i) = key_tail(b, i + 2, line_break)?;
                 continue 'value;
             }
