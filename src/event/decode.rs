@@ -10,17 +10,17 @@
 //! member as any other value and the event decodes it with serde, so results and error
 //! messages are exactly serde's.
 //!
-//! The top-level strings (`stage`, `verb`, `auditID`, the timestamps, ...) are taken here too
-//! when plain. An event whose members were all taken here, once each, is built from
-//! [`Decoded`] alone ([`Decoded::into_event`]); anything else (a duplicate, an escaped or
-//! `null` string where the event reads one, a wrong `kind`, a declined member) makes the event
-//! decode its members one by one, in order, as before.
+//! The top-level strings (`stage`, `verb`, `auditID`, the timestamps, ...) are taken here too,
+//! borrowed when plain and decoded when escaped. An event whose members were all taken here,
+//! once each, is built from [`Decoded`] alone ([`Decoded::into_event`]); anything else (a
+//! duplicate, a `null` string where the event reads one, a wrong `kind`, a declined member)
+//! makes the event decode its members one by one, in order, as before.
 
 use std::borrow::Cow;
 
 use super::raw::CowStr;
 use super::raw::RawObject;
-use super::scan::{array_at, null_at, object_at, skip_value, slice, string_at, string_end};
+use super::scan::{array_at, null_at, object_at, skip_value, string_at};
 use super::{Event, EventError, LegacyMeta, ObjectRef, ResponseStatus, UserInfo};
 
 /// What a decoder answers: the value and the offset after its JSON.
@@ -44,7 +44,7 @@ pub(crate) struct Decoded<'a> {
     legacy_meta: Option<(usize, Option<LegacyMeta<'a>>)>,
     annotations: Option<(usize, Annotations<'a>)>,
     source_ips: Option<(usize, Option<Vec<CowStr<'a>>>)>,
-    /// The top-level strings (plain, so borrowed), valid when `complete`.
+    /// The top-level strings (borrowed unless escaped), valid when `complete`.
     pub(super) strings: Strings<'a>,
     /// The members seen, one bit per name ([`Decoded::seen`]).
     seen: u32,
@@ -52,8 +52,8 @@ pub(crate) struct Decoded<'a> {
     declined: bool,
 }
 
-/// The top-level strings of an event, as the split found them (plain strings; `null` where the
-/// event allows it).
+/// The top-level strings of an event, as the split found them (`null` where the event allows
+/// it).
 #[derive(Debug, Clone, Default)]
 pub(super) struct Strings<'a> {
     pub(super) api_version: Option<Cow<'a, str>>,
@@ -161,26 +161,25 @@ impl<'a> Decoded<'a> {
             }
         };
         first_of(&mut self.seen, &mut self.declined, bit);
-        // A plain string: borrowed. Anything else (escapes, `null`, other types) is validated
-        // by the caller and decoded by the event, member by member.
+        // A string: borrowed when plain, decoded when it has escapes (Go's encoder writes `&` in
+        // a requestURI as `\u0026`). Anything else (`null` where not allowed, other types, an
+        // escape serde_json rejects) is validated by the caller and decoded by the event,
+        // member by member, for serde's result or error.
         let b = text.as_bytes();
         if b.get(start) == Some(&b'"') {
-            if let Some((end, false)) = string_end(b, start) {
-                let Some(s) = slice(text, start + 1, end - 1) else {
-                    self.declined = true;
-                    return None;
-                };
+            if let Some((s, end)) = string_at(text, start) {
+                let plain = matches!(s, Cow::Borrowed(_));
                 let fits = match bit {
                     1 => s == "Event",
                     2 => s.starts_with("audit.k8s.io/"),
                     _ => true,
                 };
                 match field {
-                    Some(field) if fits => *field = Some(Cow::Borrowed(s)),
+                    Some(field) if fits => *field = Some(s),
                     None if fits => {}
                     _ => self.declined = true,
                 }
-                return Some((end, true));
+                return Some((end, plain));
             }
         } else if kind == Nullable && b.get(start) == Some(&b'n') {
             let end = null_at(b, start)?;

@@ -435,12 +435,6 @@ pub(super) fn string_at(text: &str, i: usize) -> Option<(Cow<'_, str>, usize)> {
     Some((s, end))
 }
 
-/// The string opening at `b[i]`: the offset after it and whether it has escapes.
-#[inline(always)]
-pub(super) fn string_end(b: &[u8], i: usize) -> Option<(usize, bool)> {
-    string(b, i)
-}
-
 /// `null` at `b[i]`: the offset after it.
 #[inline(always)]
 pub(super) fn null_at(b: &[u8], i: usize) -> Option<usize> {
