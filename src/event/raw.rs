@@ -103,8 +103,10 @@ pub struct RawObject<'a> {
     /// found out; `None`: ask [`has_line_break`].
     pub line_break: Option<bool>,
     /// The members an event's decisions read, decoded by the scanner while it validated them
-    /// (read by [`super::Event::from_object`]); `None` when there were none.
-    pub(crate) decoded: Option<Box<super::decode::Decoded<'a>>>,
+    /// (read by [`super::Event::from_object`]): at most one, empty when the scanner did not
+    /// run. A `Vec` rather than a `Box` so that its allocation can serve the next record
+    /// ([`super::buffers`]).
+    pub(crate) decoded: Vec<super::decode::Decoded<'a>>,
 }
 
 impl<'a> RawObject<'a> {
@@ -243,7 +245,7 @@ pub(crate) fn parse_object_with_serde(text: &str) -> Result<RawObject<'_>, JsonE
     let mut de = serde_json::Deserializer::from_str(text);
     let members = de.deserialize_map(Members(text))?;
     de.end()?;
-    Ok(RawObject { text, members, line_break: None, decoded: None })
+    Ok(RawObject { text, members, line_break: None, decoded: Vec::new() })
 }
 
 /// Splits a JSON array into its raw items with their offsets.

@@ -17,7 +17,7 @@
 
 use std::borrow::Cow;
 
-use super::decode::Decoded;
+use super::decode::{Decoded, Spare};
 use super::raw::{Member, RawObject};
 
 /// Deeper nesting goes to serde_json (whose skipping is not recursive); this bounds the stack.
@@ -322,15 +322,28 @@ fn items(
 /// The members an event's decisions read (`user`, `objectRef`, ...; see [`super::decode`]) are
 /// decoded on the way, each while it is validated, so their bytes are walked once; what that
 /// declines is validated as any other value and decoded later (by serde when need be).
+///
+/// Allocates the member list and the [`Decoded`]; see [`scan_object_in`] for reusing them.
 pub(crate) fn scan_object(text: &str) -> Option<RawObject<'_>> {
+    scan_object_in(text, Vec::with_capacity(24), vec![Decoded::default()], &mut Spare::default())
+}
+
+/// [`scan_object`] in the caller's allocations (see [`super::buffers`]): `list` (empty)
+/// receives the members, `slot` holds the one [`Decoded`] to fill (on the heap, filled in
+/// place: moving it into a box at the end would copy it), `spare` lends the decoded members
+/// their lists.
+pub(crate) fn scan_object_in<'a>(
+    text: &'a str,
+    mut list: Vec<Member<'a>>,
+    mut slot: Vec<Decoded<'a>>,
+    spare: &mut Spare,
+) -> Option<RawObject<'a>> {
     let b = text.as_bytes();
     let mut line_break = false;
-    let mut list = Vec::with_capacity(24);
-    // Boxed from the start: filled in place, where moving it into a box at the end copies it.
-    let mut decoded = Box::<Decoded>::default();
+    let decoded = slot.last_mut()?;
     let start = ws(b, 0, &mut line_break);
     let end = members(text, start, &mut line_break, |key_start, key, start, line_break| {
-        let (end, plain) = match decoded.decode(list.len(), key, text, start, line_break) {
+        let (end, plain) = match decoded.decode(list.len(), key, text, start, line_break, spare) {
             Some(decoded) => decoded,
             None => {
                 let (end, escaped) = value(b, start, line_break)?;
@@ -340,12 +353,11 @@ pub(crate) fn scan_object(text: &str) -> Option<RawObject<'_>> {
         list.push(Member { key: Cow::Borrowed(key), value: slice(text, start, end)?, key_start, start, end, plain });
         Some(end)
     })?;
-    let decoded = (!decoded.is_empty()).then_some(decoded);
     (ws(b, end, &mut line_break) == b.len()).then_some(RawObject {
         text,
         members: list,
         line_break: Some(line_break),
-        decoded,
+        decoded: slot,
     })
 }
 
@@ -433,6 +445,12 @@ pub(super) fn string_at(text: &str, i: usize) -> Option<(Cow<'_, str>, usize)> {
         Cow::Borrowed(slice(text, i + 1, end - 1)?)
     };
     Some((s, end))
+}
+
+/// The string opening at `b[i]`: the offset after it and whether it has escapes.
+#[inline(always)]
+pub(super) fn string_end(b: &[u8], i: usize) -> Option<(usize, bool)> {
+    string(b, i)
 }
 
 /// `null` at `b[i]`: the offset after it.
