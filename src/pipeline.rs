@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::alert::{AlertEngine, AlertStats, PartialError, Role, StepsError};
 use crate::config::{BadRecords, Config};
 use crate::enrich::{add_member, Enricher};
+use crate::event::buffers::Buffers;
 use crate::event::doc::EventDoc;
 use crate::event::framing::RecordPos;
 use crate::event::framing::{frame, Framed, Records};
@@ -136,6 +137,8 @@ pub struct Pipeline {
     enricher: Enricher,
     alerts: AlertEngine,
     counters: Counters,
+    /// The allocations of each record's event, reused (see [`Buffers`]).
+    buffers: Buffers,
     scratch: String,
     /// The enrichment of the event being written, as JSON (reused across records).
     enrichment_json: String,
@@ -176,6 +179,7 @@ impl Pipeline {
             enricher,
             alerts,
             counters: Counters::default(),
+            buffers: Buffers::default(),
             scratch: String::new(),
             enrichment_json: String::new(),
             alerts_out: Vec::new(),
@@ -273,7 +277,7 @@ impl Pipeline {
                 ));
             }
         };
-        match raw::parse_object(text) {
+        match self.buffers.parse_object(text) {
             Ok(obj) => {
                 if let Some(w) = managed::wrapper_of(&obj).filter(|_| unwrap) {
                     let o = self.record_pieces(bytes, out, |l, f| {
@@ -393,7 +397,9 @@ impl Pipeline {
         match Event::from_object(obj) {
             Ok(event) => {
                 phase_mark(); // parsed
-                self.decide_and_write(&event, out)
+                let outcome = self.decide_and_write(&event, out);
+                self.buffers.recycle(event);
+                outcome
             }
             Err(e) => self.bad(text.as_bytes(), out, e),
         }

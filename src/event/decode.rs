@@ -1,8 +1,9 @@
 //! The small members decisions read (`user`, `impersonatedUser`, `objectRef`, `responseStatus`,
 //! `annotations`, `sourceIPs`, v1beta1's `metadata`) decoded while the scanner validates them:
-//! their bytes are walked once, no member list, no allocation beyond the `Vec`s of the decoded
-//! types, strings borrowed unless escaped. In an interpreter (Fluent Bit's WAMR) this costs a
-//! fraction of serde's generic decoding.
+//! their bytes are walked once, no member list, strings borrowed unless escaped, and the `Vec`s
+//! of the decoded types taken from [`Spare`] (lists of earlier records, emptied: see
+//! [`super::buffers`]). In an interpreter (Fluent Bit's WAMR) this costs a fraction of serde's
+//! generic decoding.
 //!
 //! Each decoder validates the JSON it reads exactly as the scanner does, and answers `None` for
 //! anything outside the common shape (escaped keys, a duplicate field, a value of an unexpected
@@ -29,6 +30,36 @@ type At<T> = Option<(T, usize)>;
 /// Decoded `annotations`, in input order.
 type Annotations<'a> = Vec<(Cow<'a, str>, Cow<'a, str>)>;
 
+/// Empty lists for the decoders to fill: the allocations of an earlier record's lists (see
+/// [`super::buffers`]), or none (then the decoders allocate, as [`super::raw::parse_object`]).
+#[derive(Debug, Default)]
+pub(crate) struct Spare {
+    /// For `groups` and `sourceIPs`.
+    pub(super) lists: Vec<Vec<CowStr<'static>>>,
+    /// For `annotations`.
+    pub(super) annotations: Annotations<'static>,
+}
+
+impl Spare {
+    /// An empty list for `groups` or `sourceIPs`.
+    #[inline(always)]
+    fn list<'a>(&mut self) -> Vec<CowStr<'a>> {
+        match self.lists.pop() {
+            Some(list) => super::buffers::relend(list),
+            None => Vec::with_capacity(4),
+        }
+    }
+
+    /// An empty list for `annotations`.
+    #[inline(always)]
+    fn annotations<'a>(&mut self) -> Annotations<'a> {
+        match std::mem::take(&mut self.annotations) {
+            spare if spare.capacity() > 0 => super::buffers::relend(spare),
+            _ => Vec::with_capacity(4),
+        }
+    }
+}
+
 /// The members decoded during the split of an event, each with the index of the member it
 /// came from (the last of duplicates; the others are decoded again when the event reads them).
 ///
@@ -52,20 +83,20 @@ pub(crate) struct Decoded<'a> {
     declined: bool,
 }
 
-/// The top-level strings of an event, as the split found them (plain strings; `null` where the
-/// event allows it).
+/// The top-level strings of an event, as the split found them (plain strings, so
+/// borrowed and without drop glue; `null` where the event allows it).
 #[derive(Debug, Clone, Default)]
 pub(super) struct Strings<'a> {
-    pub(super) api_version: Option<Cow<'a, str>>,
-    pub(super) level: Option<Cow<'a, str>>,
-    pub(super) audit_id: Option<Cow<'a, str>>,
-    pub(super) stage: Option<Cow<'a, str>>,
-    pub(super) request_uri: Option<Cow<'a, str>>,
-    pub(super) verb: Option<Cow<'a, str>>,
-    pub(super) user_agent: Option<Cow<'a, str>>,
-    pub(super) request_received_timestamp: Option<Cow<'a, str>>,
-    pub(super) stage_timestamp: Option<Cow<'a, str>>,
-    pub(super) legacy_timestamp: Option<Cow<'a, str>>,
+    pub(super) api_version: Option<&'a str>,
+    pub(super) level: Option<&'a str>,
+    pub(super) audit_id: Option<&'a str>,
+    pub(super) stage: Option<&'a str>,
+    pub(super) request_uri: Option<&'a str>,
+    pub(super) verb: Option<&'a str>,
+    pub(super) user_agent: Option<&'a str>,
+    pub(super) request_received_timestamp: Option<&'a str>,
+    pub(super) stage_timestamp: Option<&'a str>,
+    pub(super) legacy_timestamp: Option<&'a str>,
 }
 
 /// The value decoded for member `index`, taken out of its slot.
@@ -121,6 +152,7 @@ impl<'a> Decoded<'a> {
         text: &'a str,
         start: usize,
         line_break: &mut bool,
+        spare: &mut Spare,
     ) -> Option<(usize, bool)> {
         use Str::{Nullable, Required};
         let strings = &mut self.strings;
@@ -138,9 +170,9 @@ impl<'a> Decoded<'a> {
             "timestamp" => (1 << 10, Some(&mut strings.legacy_timestamp), Nullable),
             _ => {
                 let (bit, end) = match key {
-                    "user" => (1 << 11, put(&mut self.user, index, user_at(text, start, line_break))),
+                    "user" => (1 << 11, put(&mut self.user, index, user_at(text, start, line_break, spare))),
                     "impersonatedUser" => {
-                        (1 << 12, put(&mut self.impersonated_user, index, user_at(text, start, line_break)))
+                        (1 << 12, put(&mut self.impersonated_user, index, user_at(text, start, line_break, spare)))
                     }
                     "objectRef" => (1 << 13, put(&mut self.object_ref, index, object_ref_at(text, start, line_break))),
                     "responseStatus" => {
@@ -148,9 +180,11 @@ impl<'a> Decoded<'a> {
                     }
                     "metadata" => (1 << 15, put(&mut self.legacy_meta, index, legacy_meta_at(text, start, line_break))),
                     "annotations" => {
-                        (1 << 16, put(&mut self.annotations, index, annotations_at(text, start, line_break)))
+                        (1 << 16, put(&mut self.annotations, index, annotations_at(text, start, line_break, spare)))
                     }
-                    "sourceIPs" => (1 << 17, put(&mut self.source_ips, index, strings_at(text, start, line_break))),
+                    "sourceIPs" => {
+                        (1 << 17, put(&mut self.source_ips, index, strings_at(text, start, line_break, spare)))
+                    }
                     _ => return None,
                 };
                 first_of(&mut self.seen, &mut self.declined, bit);
@@ -176,7 +210,7 @@ impl<'a> Decoded<'a> {
                     _ => true,
                 };
                 match field {
-                    Some(field) if fits => *field = Some(Cow::Borrowed(s)),
+                    Some(field) if fits => *field = Some(s),
                     None if fits => {}
                     _ => self.declined = true,
                 }
@@ -195,32 +229,48 @@ impl<'a> Decoded<'a> {
         !self.declined
     }
 
-    /// The event of `obj` from what was decoded here (when [`Decoded::complete`]): what
-    /// decoding its members one by one gives, without walking them again.
-    pub(super) fn into_event(self: Box<Self>, obj: RawObject<'a>) -> Result<Event<'a>, EventError> {
-        let d = self;
-        let s = d.strings;
+    /// The event of `obj` from its [`Decoded`], which the caller found [`Decoded::complete`]:
+    /// what decoding its members one by one gives, without walking them again. The values are
+    /// taken out of the `Decoded`, which stays in `obj.decoded` (its allocation is reused, see
+    /// [`super::buffers`]).
+    pub(super) fn take_event(mut obj: RawObject<'a>) -> Result<Event<'a>, EventError> {
+        let mut slot = std::mem::take(&mut obj.decoded);
+        let Some(d) = slot.last_mut() else { return Err(super::missing("stage")) };
+        let s = &d.strings;
         let Some(stage) = s.stage else { return Err(super::missing("stage")) };
         let Some(verb) = s.verb else { return Err(super::missing("verb")) };
+        let borrowed = |s: Option<&'a str>| s.map(Cow::Borrowed);
+        let (api_version, level, user_agent) = (borrowed(s.api_version), borrowed(s.level), borrowed(s.user_agent));
+        let audit_id = Cow::Borrowed(s.audit_id.unwrap_or(""));
+        let request_uri = Cow::Borrowed(s.request_uri.unwrap_or(""));
+        let request_received_timestamp = borrowed(s.request_received_timestamp);
+        let (stage_timestamp, legacy_timestamp) = (borrowed(s.stage_timestamp), borrowed(s.legacy_timestamp));
+        let user = value(d.user.take()).unwrap_or_default();
+        let impersonated_user = value(d.impersonated_user.take());
+        let source_ips = value(d.source_ips.take()).unwrap_or_default().into_iter().map(|c| c.0).collect();
+        let object_ref = value(d.object_ref.take());
+        let response_status = value(d.response_status.take());
+        let annotations = d.annotations.take().map(|(_, a)| a).unwrap_or_default();
+        let legacy_stage_timestamp = value(d.legacy_meta.take()).and_then(|m| m.creation_timestamp);
         Ok(Event {
-            obj,
-            api_version: s.api_version,
-            level: s.level,
-            audit_id: s.audit_id.unwrap_or(Cow::Borrowed("")),
-            stage,
-            request_uri: s.request_uri.unwrap_or(Cow::Borrowed("")),
-            verb,
-            user: value(d.user).unwrap_or_default(),
-            impersonated_user: value(d.impersonated_user),
-            source_ips: value(d.source_ips).unwrap_or_default().into_iter().map(|c| c.0).collect(),
-            user_agent: s.user_agent,
-            object_ref: value(d.object_ref),
-            response_status: value(d.response_status),
-            annotations: d.annotations.map(|(_, a)| a).unwrap_or_default(),
-            request_received_timestamp: s.request_received_timestamp,
-            stage_timestamp: s.stage_timestamp,
-            legacy_timestamp: s.legacy_timestamp,
-            legacy_stage_timestamp: value(d.legacy_meta).and_then(|m| m.creation_timestamp),
+            obj: RawObject { decoded: slot, ..obj },
+            api_version,
+            level,
+            audit_id,
+            stage: Cow::Borrowed(stage),
+            request_uri,
+            verb: Cow::Borrowed(verb),
+            user,
+            impersonated_user,
+            source_ips,
+            user_agent,
+            object_ref,
+            response_status,
+            annotations,
+            request_received_timestamp,
+            stage_timestamp,
+            legacy_timestamp,
+            legacy_stage_timestamp,
         })
     }
 
@@ -290,11 +340,11 @@ fn first(seen: &mut u8, bit: u8) -> Option<()> {
 }
 
 /// An `Option<Vec<CowStr>>`: `null` or an array of strings.
-fn strings_at<'a>(text: &'a str, i: usize, line_break: &mut bool) -> At<Option<Vec<CowStr<'a>>>> {
+fn strings_at<'a>(text: &'a str, i: usize, line_break: &mut bool, spare: &mut Spare) -> At<Option<Vec<CowStr<'a>>>> {
     if is_null(text, i) {
         return Some((None, null_at(text.as_bytes(), i)?));
     }
-    let mut out = Vec::with_capacity(4);
+    let mut out = spare.list();
     let end = array_at(text, i, line_break, |start, _| {
         let (s, end) = string_at(text, start)?;
         out.push(CowStr(s));
@@ -304,7 +354,7 @@ fn strings_at<'a>(text: &'a str, i: usize, line_break: &mut bool) -> At<Option<V
 }
 
 /// `user` / `impersonatedUser` as `Option<UserInfo>`.
-fn user_at<'a>(text: &'a str, i: usize, line_break: &mut bool) -> At<Option<UserInfo<'a>>> {
+fn user_at<'a>(text: &'a str, i: usize, line_break: &mut bool, spare: &mut Spare) -> At<Option<UserInfo<'a>>> {
     if is_null(text, i) {
         return Some((None, null_at(text.as_bytes(), i)?));
     }
@@ -325,7 +375,7 @@ fn user_at<'a>(text: &'a str, i: usize, line_break: &mut bool) -> At<Option<User
         }
         "groups" => {
             first(&mut seen, 4)?;
-            let (v, end) = strings_at(text, start, line_break)?;
+            let (v, end) = strings_at(text, start, line_break, spare)?;
             u.groups = v;
             Some(end)
         }
@@ -429,11 +479,11 @@ fn legacy_meta_at<'a>(text: &'a str, i: usize, line_break: &mut bool) -> At<Opti
 }
 
 /// `annotations`: `null` or an object of strings, in input order (duplicates kept).
-fn annotations_at<'a>(text: &'a str, i: usize, line_break: &mut bool) -> At<Annotations<'a>> {
+fn annotations_at<'a>(text: &'a str, i: usize, line_break: &mut bool, spare: &mut Spare) -> At<Annotations<'a>> {
     if is_null(text, i) {
         return Some((Vec::new(), null_at(text.as_bytes(), i)?));
     }
-    let mut out = Vec::with_capacity(4);
+    let mut out = spare.annotations();
     let end = object_at(text, i, line_break, |key, start, _| {
         let (v, end) = string_at(text, start)?;
         out.push((Cow::Borrowed(key), v));
@@ -444,12 +494,12 @@ fn annotations_at<'a>(text: &'a str, i: usize, line_break: &mut bool) -> At<Anno
 
 /// `sourceIPs` (exactly `raw`), for a member the split did not decode.
 pub(super) fn strings(raw: &str) -> Option<Option<Vec<CowStr<'_>>>> {
-    whole(raw, strings_at)
+    whole(raw, |text, i, line_break| strings_at(text, i, line_break, &mut Spare::default()))
 }
 
 /// `user` / `impersonatedUser` (exactly `raw`), for a member the split did not decode.
 pub(super) fn user(raw: &str) -> Option<Option<UserInfo<'_>>> {
-    whole(raw, user_at)
+    whole(raw, |text, i, line_break| user_at(text, i, line_break, &mut Spare::default()))
 }
 
 /// `objectRef` (exactly `raw`), for a member the split did not decode.
@@ -469,7 +519,7 @@ pub(super) fn legacy_meta(raw: &str) -> Option<Option<LegacyMeta<'_>>> {
 
 /// `annotations` (exactly `raw`), for a member the split did not decode.
 pub(super) fn annotations(raw: &str) -> Option<Annotations<'_>> {
-    whole(raw, annotations_at)
+    whole(raw, |text, i, line_break| annotations_at(text, i, line_break, &mut Spare::default()))
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@
 
 use std::borrow::Cow;
 
-use super::decode::Decoded;
+use super::decode::{Decoded, Spare};
 use super::raw::{Member, RawObject};
 
 /// Deeper nesting goes to serde_json (whose skipping is not recursive); this bounds the stack.
@@ -322,15 +322,28 @@ fn items(
 /// The members an event's decisions read (`user`, `objectRef`, ...; see [`super::decode`]) are
 /// decoded on the way, each while it is validated, so their bytes are walked once; what that
 /// declines is validated as any other value and decoded later (by serde when need be).
+///
+/// Allocates the member list and the [`Decoded`]; see [`scan_object_in`] for reusing them.
 pub(crate) fn scan_object(text: &str) -> Option<RawObject<'_>> {
+    scan_object_in(text, Vec::with_capacity(24), vec![Decoded::default()], &mut Spare::default())
+}
+
+/// [`scan_object`] in the caller's allocations (see [`super::buffers`]): `list` (empty)
+/// receives the members, `slot` holds the one [`Decoded`] to fill (on the heap, filled in
+/// place: moving it into a box at the end would copy it), `spare` lends the decoded members
+/// their lists.
+pub(crate) fn scan_object_in<'a>(
+    text: &'a str,
+    mut list: Vec<Member<'a>>,
+    mut slot: Vec<Decoded<'a>>,
+    spare: &mut Spare,
+) -> Option<RawObject<'a>> {
     let b = text.as_bytes();
     let mut line_break = false;
-    let mut list = Vec::with_capacity(24);
-    // Boxed from the start: filled in place, where moving it into a box at the end copies it.
-    let mut decoded = Box::<Decoded>::default();
+    let decoded = slot.last_mut()?;
     let start = ws(b, 0, &mut line_break);
     let end = members(text, start, &mut line_break, |key_start, key, start, line_break| {
-        let (end, plain) = match decoded.decode(list.len(), key, text, start, line_break) {
+        let (end, plain) = match decoded.decode(list.len(), key, text, start, line_break, spare) {
             Some(decoded) => decoded,
             None => {
                 let (end, escaped) = value(b, start, line_break)?;
@@ -340,12 +353,11 @@ pub(crate) fn scan_object(text: &str) -> Option<RawObject<'_>> {
         list.push(Member { key: Cow::Borrowed(key), value: slice(text, start, end)?, key_start, start, end, plain });
         Some(end)
     })?;
-    let decoded = (!decoded.is_empty()).then_some(decoded);
     (ws(b, end, &mut line_break) == b.len()).then_some(RawObject {
         text,
         members: list,
         line_break: Some(line_break),
-        decoded,
+        decoded: slot,
     })
 }
 
@@ -447,15 +459,6 @@ pub(super) fn null_at(b: &[u8], i: usize) -> Option<usize> {
     literal(b, i, b"null")
 }
 
-/// The content of `raw` when it is exactly one JSON string without escapes (then it needs no
-/// decoding); `None` otherwise.
-pub(crate) fn plain_string(raw: &str) -> Option<&str> {
-    match string(raw.as_bytes(), 0) {
-        Some((end, false)) if end == raw.len() => slice(raw, 1, end - 1),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -523,28 +526,6 @@ mod tests {
         }
         assert!(fast_split(r#"{"a":1}x"#).is_none());
         assert!(fast_split(r#"{"a":"\ud800","b":[{"c":[]}]}"#).is_some());
-    }
-
-    #[test]
-    fn plain_strings_are_sliced_and_the_rest_decoded() {
-        assert_eq!(plain_string(r#""abc""#), Some("abc"));
-        assert_eq!(plain_string(r#""""#), Some(""));
-        assert_eq!(plain_string(r#"" a ! b !! c  ""#), Some(" a ! b !! c  "));
-        for raw in [
-            r#""a\"b""#,
-            r#""a\u0062""#,
-            r#""a"b""#,
-            r#""a" "#,
-            "\"a\nb\"",
-            "\"a\u{1}\"",
-            r#""a"#,
-            "1",
-            "null",
-            "\"tab\t\"",
-        ] {
-            assert_eq!(plain_string(raw), None, "{raw}");
-        }
-        assert_eq!(plain_string("\"raw\ttab\""), None);
     }
 
     #[test]
@@ -661,7 +642,8 @@ mod tests {
             assert!(fast_split(line).is_some());
             // The scanner's `plain` is exactly "a string that needs no decoding".
             for m in scan_object(line).unwrap().members {
-                assert_eq!(m.plain, plain_string(m.value).is_some(), "{}", m.value);
+                let plain = matches!(crate::event::raw::decode_str(m.value), Ok(Cow::Borrowed(_)));
+                assert_eq!(m.plain, plain && m.value.starts_with('"'), "{}", m.value);
             }
             assert_eq!(fast_split(line), serde_split(line));
             // Every prefix is rejected by both (truncated records).

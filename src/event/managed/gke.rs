@@ -295,7 +295,7 @@ pub fn rebuild(entry: &raw::RawObject) -> Result<(String, Source), NotRebuilt> {
             |_, m| if m.key == REBUILT_ANNOTATION { Edit::Remove } else { Edit::Keep },
             &append,
         ),
-        _ => raw::RawObject { text: "{}", members: Vec::new(), line_break: Some(false), decoded: None }.rebuild(
+        _ => raw::RawObject { text: "{}", members: Vec::new(), line_break: Some(false), decoded: Vec::new() }.rebuild(
             &mut out,
             |_, _| Edit::Keep,
             &append,
