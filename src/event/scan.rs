@@ -23,6 +23,9 @@ use super::raw::{Member, RawObject};
 /// Deeper nesting goes to serde_json (whose skipping is not recursive); this bounds the stack.
 const MAX_DEPTH: u32 = 48;
 
+/// The bytes of a string [`string_tail`] looks at first, with one range test.
+const FIRST: usize = 32;
+
 const ONES: u64 = u64::MAX / 255;
 const HIGH: u64 = ONES << 7;
 
@@ -84,6 +87,22 @@ fn byte_after_ws(b: &[u8], i: &mut usize, line_break: &mut bool) -> Option<u8> {
 /// matters as much as the cost per word: the byte found is loaded once its offset is known.
 #[inline(always)]
 fn string_tail(b: &[u8], mut i: usize) -> Option<(usize, bool)> {
+    // The first words on their own, with one range test: most strings (keys, names, values
+    // of a few words) end in them.
+    if let Some(words) = b.get(i..).and_then(<[u8]>::first_chunk::<FIRST>) {
+        let mut skip = FIRST;
+        for (k, word) in words.chunks_exact(8).enumerate() {
+            let flags = special(u64::from_le_bytes(word.try_into().ok()?));
+            if flags != 0 {
+                skip = k * 8 + (flags.trailing_zeros() / 8) as usize;
+                break;
+            }
+        }
+        i += skip;
+        if skip < FIRST && b.get(i) == Some(&b'"') {
+            return Some((i + 1, false));
+        }
+    }
     let mut escaped = false;
     loop {
         // To the next `"`, `\`, control character (or space, `!`): 8 bytes at a time, then
@@ -687,6 +706,36 @@ mod tests {
                 let mut t = bytes.to_vec();
                 t.insert(i, bad);
                 check_against_serde(std::str::from_utf8(&t).unwrap());
+            }
+        }
+    }
+
+    #[test]
+    fn strings_of_every_length_with_any_byte_anywhere_split_as_serde_json_does() {
+        // The first FIRST bytes of a string are tested word by word with one range test, the
+        // rest (and the input's last bytes) in the general loop: every length around those
+        // bounds, one unusual character at every offset, near the input's end and far from it.
+        let odd = [" ", "!", "\\\"", "\\\\", "\\n", "\\u00e9", "\\ud800", "\\x", "\u{1}", "\t", "é", "\u{7f}", "\""];
+        for len in 0..FIRST + 20 {
+            for at in 0..=len {
+                for c in odd {
+                    let content = format!("{}{c}{}", "a".repeat(at), "b".repeat(len - at));
+                    for tail in ["", r#","z":"0123456789abcdef0123456789abcdef0123456789""#] {
+                        let text = format!(r#"{{"k{content}":"{content}"{tail}}}"#);
+                        check_against_serde(&text);
+                        // A whole string: accepted exactly when serde_json skips it as valid
+                        // (lone surrogates included), and without escapes exactly when its
+                        // decoded value is the content itself.
+                        let raw = format!(r#""{content}""#);
+                        let valid = serde_json::from_str::<serde::de::IgnoredAny>(&raw).is_ok();
+                        let fast = string_end(raw.as_bytes(), 0).filter(|&(end, _)| end == raw.len());
+                        assert_eq!(fast.is_some(), valid, "{raw:?}");
+                        if let Some((_, escaped)) = fast {
+                            let decoded = serde_json::from_str::<String>(&raw).ok();
+                            assert_eq!(!escaped, decoded.as_deref() == Some(content.as_str()), "{raw:?}");
+                        }
+                    }
+                }
             }
         }
     }
