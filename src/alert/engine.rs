@@ -9,7 +9,7 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use crate::event::Event;
-use crate::query::{Document, FieldPath, Value};
+use crate::query::{Document, FieldPath, Gate, KnownPath, Value, GATED};
 
 use super::config::{AlertConfig, AlertLimits, Role};
 use super::merge::{MergeStats, Merger};
@@ -85,6 +85,8 @@ pub struct AlertEngine {
     steps: Option<StepWriter>,
     /// What a steps buffer must have been written for (`steps::fingerprint`).
     fingerprint: u64,
+    /// The rules' queries' first look (a rule it rules out does not match).
+    gate: Gate,
 }
 
 impl AlertEngine {
@@ -114,6 +116,8 @@ impl AlertEngine {
             let (earlier, rest) = rules.split_at_mut(i);
             rest[0].same_query_as = earlier.iter().take(64).position(|e| e.rule.query.same_tree(&rest[0].rule.query));
         }
+        let queries: Vec<&crate::query::Query> = rules.iter().map(|r| &r.rule.query).collect();
+        let gate = Gate::new(&queries, &usual_values);
         let retention = rules.iter().map(|r| r.rule.retention()).max().unwrap_or(0);
         let cfg = &config.aggregation;
         let fingerprint = steps::fingerprint(rules.iter().map(|r| (&*r.rule, r.paths.as_slice())));
@@ -128,6 +132,7 @@ impl AlertEngine {
             partials_out: Vec::new(),
             steps: None,
             fingerprint,
+            gate,
         }
     }
 
@@ -200,11 +205,14 @@ impl AlertEngine {
         };
         self.watermark = self.watermark.max(t);
         let now = self.watermark;
-        // The query answers of the first 64 rules, for later rules with the same query.
+        // The rules the gate leaves (of the first 64) and their query answers, for later rules
+        // with the same query.
+        let candidates = self.gate.candidates(doc);
         let mut answers: u64 = 0;
         for (i, rt) in self.rules.iter_mut().enumerate() {
             let matched = match rt.same_query_as {
                 Some(j) => answers >> j & 1 != 0,
+                None if i < GATED && candidates >> i & 1 == 0 => false,
                 None => rt.rule.query.matches(doc),
             };
             if i < 64 {
@@ -603,5 +611,36 @@ impl Document for AggDoc<'_> {
                 return;
             }
         }
+    }
+}
+
+/// Strings worth answering ahead in the rules' gate: the values the usual fields take.
+pub(crate) fn usual_values(path: &FieldPath) -> Vec<&'static str> {
+    use crate::enrich::{account, resource};
+    use crate::query::EnrichmentField;
+    match path.known() {
+        // kube-apiserver's request verbs (resource requests, and the lower-cased HTTP methods
+        // of non-resource ones).
+        KnownPath::Verb => vec![
+            "get",
+            "list",
+            "watch",
+            "create",
+            "update",
+            "patch",
+            "delete",
+            "deletecollection",
+            "proxy",
+            "post",
+            "put",
+            "head",
+            "options",
+        ],
+        KnownPath::Stage => vec!["RequestReceived", "ResponseStarted", "ResponseComplete", "Panic"],
+        KnownPath::Enrichment(EnrichmentField::IpScope) => vec!["intranet", "internet", "invalid"],
+        KnownPath::Enrichment(EnrichmentField::UserKind) => account::USER_KINDS.iter().map(|k| k.0).collect(),
+        KnownPath::Enrichment(EnrichmentField::ResourceCategory) => resource::CATEGORIES.iter().map(|k| k.0).collect(),
+        KnownPath::Enrichment(EnrichmentField::Operation) => resource::OPERATIONS.iter().map(|k| k.0).collect(),
+        _ => Vec::new(),
     }
 }

@@ -265,3 +265,30 @@ fn rules_sharing_a_query_answer_alike() {
     }
     assert_eq!(fired, 4);
 }
+
+#[test]
+fn the_gate_rules_out_the_default_rules_on_most_of_the_sample_log() {
+    use crate::enrich::Enricher;
+    use crate::query::{Gate, Query};
+    let rules = AlertConfig::embedded_default().rules;
+    let queries: Vec<&Query> = rules.iter().map(|r| &r.query).collect();
+    let gate = Gate::new(&queries, &super::engine::usual_values);
+    let log = include_str!("../../tests/fixtures/sample-audit.log");
+    let enricher = Enricher::default();
+    let (mut evaluated, mut events) = (0, 0);
+    for line in log.lines() {
+        let ev = Event::parse(line).unwrap();
+        let fields = enricher.enrich(&ev);
+        let doc = EventDoc::enriched(&ev, "kaudit", &fields, None);
+        let candidates = gate.candidates(&doc);
+        events += 1;
+        for (i, q) in queries.iter().enumerate() {
+            if candidates >> i & 1 != 0 {
+                evaluated += 1;
+            } else {
+                assert!(!q.matches(&doc));
+            }
+        }
+    }
+    assert!(evaluated * 10 < events * queries.len(), "{evaluated} of {} evaluated", events * queries.len());
+}

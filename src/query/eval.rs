@@ -236,6 +236,40 @@ impl Node {
         }
     }
 
+    /// Calls `f` with every field test of this subtree.
+    pub(crate) fn visit_tests(&self, f: &mut dyn FnMut(&Test)) {
+        match self {
+            Node::All(children) | Node::Any(children) => children.iter().for_each(|c| c.visit_tests(f)),
+            Node::Not(inner) => inner.visit_tests(f),
+            Node::Const(_) | Node::FullText(_) => {}
+            Node::Field(_, test) => f(test),
+        }
+    }
+
+    /// Whether every test of this subtree compares a value with whole strings only (`=` and
+    /// `in` with quoted or word literals, `exists`), no bare term among them: two strings
+    /// that equal none of its literals then get the same answer.
+    pub(crate) fn compares_whole_strings(&self) -> bool {
+        let mut whole = !self.has_full_text();
+        self.visit_tests(&mut |test| {
+            whole &= match test {
+                Test::Exists | Test::Eq(Literal::Str { .. } | Literal::Null) => true,
+                Test::In { literals, .. } => literals.iter().all(|l| matches!(l, Literal::Str { .. } | Literal::Null)),
+                _ => false,
+            }
+        });
+        whole
+    }
+
+    fn has_full_text(&self) -> bool {
+        match self {
+            Node::All(children) | Node::Any(children) => children.iter().any(Node::has_full_text),
+            Node::Not(inner) => inner.has_full_text(),
+            Node::FullText(_) => true,
+            Node::Const(_) | Node::Field(..) => false,
+        }
+    }
+
     /// Adds the paths read by this subtree to `paths` (deduplicated), or sets it to `None`
     /// when a full-text term reads everything.
     pub(crate) fn collect_paths(&self, paths: &mut Option<Vec<FieldPath>>) {

@@ -28,6 +28,7 @@
 
 mod document;
 mod eval;
+mod gate;
 mod known;
 mod lexer;
 mod parser;
@@ -41,6 +42,7 @@ use std::fmt;
 use std::str::FromStr;
 
 pub use document::{lookup_json, lookup_json_from, visit_all_json, Document, Lookup, Value};
+pub use gate::{Gate, GATED};
 pub use known::{EnrichmentField, GeoField, KnownPath, ObjectRefField, StatusField, UserField, ENRICHMENT_KEY};
 pub use path::FieldPath;
 
