@@ -12,10 +12,10 @@
 //! messages are exactly serde's.
 //!
 //! The top-level strings (`stage`, `verb`, `auditID`, the timestamps, ...) are taken here too
-//! when plain. An event whose members were all taken here, once each, is built from
-//! [`Decoded`] alone ([`Decoded::into_event`]); anything else (a duplicate, an escaped or
-//! `null` string where the event reads one, a wrong `kind`, a declined member) makes the event
-//! decode its members one by one, in order, as before.
+//! when plain (and `requestURI` when escaped). An event whose members were all taken here, once
+//! each, is built from [`Decoded`] alone ([`Decoded::take_event`]); anything else (a duplicate,
+//! another escaped or a `null` string where the event reads one, a wrong `kind`, a declined
+//! member) makes the event decode its members one by one, in order, as before.
 
 use std::borrow::Cow;
 
@@ -77,6 +77,10 @@ pub(crate) struct Decoded<'a> {
     source_ips: Option<(usize, Option<Vec<CowStr<'a>>>)>,
     /// The top-level strings (plain, so borrowed), valid when `complete`.
     pub(super) strings: Strings<'a>,
+    /// `requestURI` when it has escapes (decoded): Go's encoder writes `&` as `\u0026`, so a
+    /// URL with a query often has one; other escaped strings make the event decode its members
+    /// one by one.
+    escaped_request_uri: Option<String>,
     /// The members seen, one bit per name ([`Decoded::seen`]).
     seen: u32,
     /// Something was declined or seen twice: the event decodes the members one by one.
@@ -195,8 +199,9 @@ impl<'a> Decoded<'a> {
             }
         };
         first_of(&mut self.seen, &mut self.declined, bit);
-        // A plain string: borrowed. Anything else (escapes, `null`, other types) is validated
-        // by the caller and decoded by the event, member by member.
+        // A plain string: borrowed; an escaped `requestURI`: decoded. Anything else (other
+        // escapes, `null`, other types) is validated by the caller and decoded by the event,
+        // member by member.
         let b = text.as_bytes();
         if b.get(start) == Some(&b'"') {
             if let Some((end, false)) = string_end(b, start) {
@@ -215,6 +220,12 @@ impl<'a> Decoded<'a> {
                     _ => self.declined = true,
                 }
                 return Some((end, true));
+            }
+            if bit == 1 << 5 {
+                if let Some((Cow::Owned(uri), end)) = string_at(text, start) {
+                    self.escaped_request_uri = Some(uri);
+                    return Some((end, false));
+                }
             }
         } else if kind == Nullable && b.get(start) == Some(&b'n') {
             let end = null_at(b, start)?;
@@ -242,7 +253,10 @@ impl<'a> Decoded<'a> {
         let borrowed = |s: Option<&'a str>| s.map(Cow::Borrowed);
         let (api_version, level, user_agent) = (borrowed(s.api_version), borrowed(s.level), borrowed(s.user_agent));
         let audit_id = Cow::Borrowed(s.audit_id.unwrap_or(""));
-        let request_uri = Cow::Borrowed(s.request_uri.unwrap_or(""));
+        let request_uri = match d.escaped_request_uri.take() {
+            Some(uri) => Cow::Owned(uri),
+            None => Cow::Borrowed(s.request_uri.unwrap_or("")),
+        };
         let request_received_timestamp = borrowed(s.request_received_timestamp);
         let (stage_timestamp, legacy_timestamp) = (borrowed(s.stage_timestamp), borrowed(s.legacy_timestamp));
         let user = value(d.user.take()).unwrap_or_default();

@@ -553,6 +553,10 @@ mod tests {
         }
         // The common shapes are built from the split alone (a regression here is a slowdown).
         assert!(decoded * 10 > lines * 9, "{decoded} of {lines}");
+        // So is an escaped requestURI (Go writes `&` in a URL as `\u0026`).
+        let escaped_uri = r#"{"stage":"a","verb":"get","requestURI":"/api/v1/pods?limit=500\u0026watch=true"}"#;
+        assert!(raw::parse_object(escaped_uri).unwrap().decoded.last().is_some_and(|d| !d.is_empty() && d.complete()));
+        assert_eq!(Event::parse(escaped_uri).unwrap().request_uri, "/api/v1/pods?limit=500&watch=true");
         // Shapes the decoders decline or read specially: duplicates, nulls, odd types, escapes,
         // whitespace and line breaks inside the decoded members.
         for text in [
@@ -586,6 +590,12 @@ mod tests {
             r#"{"stage":"a","verb":null}"#,
             r#"{"stage":"a","verb":1}"#,
             r#"{"stage":"a\u0062","verb":"b","auditID":"x\ny","level":"R\u0065quest"}"#,
+            r#"{"stage":"a","verb":"b","requestURI":"/api/v1/pods?limit=500\u0026watch=true","userAgent":"\ud800"}"#,
+            r#"{"stage":"a","verb":"b","requestURI":"\ud83d\ude00","auditID":"\"\\\/\b\f\n\r\t"}"#,
+            r#"{"stage":"a","verb":"b","requestURI":"\ud83d\ude00"}"#,
+            r#"{"stage":"a","verb":"b","requestURI":"/x?\ud800"}"#,
+            r#"{"stage":"a","verb":"b","requestURI":"/x?a\u0026b","requestURI":"/y"}"#,
+            r#"{"stage":"a","verb":"b","requestURI":"/y","requestURI":"/x?a\u0026b"}"#,
             r#"{"stage":"a","stage":"b","verb":"c"}"#,
             r#"{"stage":"a","verb":"b","verb":"c","level":"x","level":null}"#,
             r#"{"verb":"b"}"#,

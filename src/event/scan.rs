@@ -65,34 +65,39 @@ fn next(b: &[u8], i: usize, line_break: &mut bool) -> Option<(usize, u8)> {
     }
 }
 
+/// The byte at `*i`, after whitespace (`*i` moves past it): compact JSON (what Fluent Bit
+/// hands over) pays one load and one test.
+#[inline(always)]
+fn byte_after_ws(b: &[u8], i: &mut usize, line_break: &mut bool) -> Option<u8> {
+    let c = *b.get(*i)?;
+    if c > b' ' {
+        return Some(c);
+    }
+    *i = ws(b, *i, line_break);
+    b.get(*i).copied()
+}
+
 /// The rest of a string whose opening quote is at `b[i - 1]`: the offset after its closing
 /// quote, and whether it has escapes.
+///
+/// Most strings in an event are short (keys, names: one or two words), so the cost per string
+/// matters as much as the cost per word: the byte found is loaded once its offset is known.
 #[inline(always)]
 fn string_tail(b: &[u8], mut i: usize) -> Option<(usize, bool)> {
     let mut escaped = false;
     loop {
-        // To the next `"`, `\`, control character (or space, `!`): 8 bytes at a time (the
-        // byte found is taken from the word), then byte by byte for the input's last bytes.
-        let mut found = None;
+        // To the next `"`, `\`, control character (or space, `!`): 8 bytes at a time, then
+        // byte by byte for the input's last bytes.
         let mut words = b.get(i..)?.chunks_exact(8);
         for word in &mut words {
-            let word = u64::from_le_bytes(word.try_into().ok()?);
-            let flags = special(word);
+            let flags = special(u64::from_le_bytes(word.try_into().ok()?));
             if flags != 0 {
-                let bit = flags.trailing_zeros();
-                found = Some((bit, word));
+                i += (flags.trailing_zeros() / 8) as usize;
                 break;
             }
             i += 8;
         }
-        let c = match found {
-            Some((bit, word)) => {
-                i += (bit / 8) as usize;
-                (word >> (bit - 7)) as u8
-            }
-            None => *b.get(i)?,
-        };
-        match c {
+        match *b.get(i)? {
             b'"' => return Some((i + 1, escaped)),
             b'\\' => {
                 escaped = true;
@@ -124,17 +129,36 @@ fn string(b: &[u8], i: usize) -> Option<(usize, bool)> {
     string_tail(b, i + 1)
 }
 
-/// An object member's key (its opening quote at `b[i]`, no whitespace before it), the colon
-/// and the whitespace after it: the offset of the key's closing quote + 1 and of the value.
+/// The rest of an object member from its key's opening quote at `b[i - 1]`: the key, the
+/// colon and the whitespace after it. Answers the offset of the key's closing quote + 1, whether
+/// the key has escapes, and the offset of the value (its first byte is there, not whitespace).
 #[inline(always)]
-fn key(b: &[u8], i: usize, line_break: &mut bool) -> Option<(usize, usize)> {
-    let (key_end, _) = string(b, i)?;
-    let (colon, c) = next(b, key_end, line_break)?;
-    if c != b':' {
+fn key_tail(b: &[u8], i: usize, line_break: &mut bool) -> Option<(usize, bool, usize)> {
+    let (key_end, escaped) = string_tail(b, i)?;
+    // Compact JSON: the colon, then the value's first byte.
+    if let Some(&[b':', c]) = b.get(key_end..).and_then(<[u8]>::first_chunk::<2>) {
+        if c > b' ' {
+            return Some((key_end, escaped, key_end + 1));
+        }
+    }
+    let mut at = key_end;
+    if byte_after_ws(b, &mut at, line_break)? != b':' {
         return None;
     }
-    let (start, _) = next(b, colon + 1, line_break)?;
-    Some((key_end, start))
+    at += 1;
+    byte_after_ws(b, &mut at, line_break)?;
+    Some((key_end, escaped, at))
+}
+
+/// An object member's key from `b[i]` (whitespace allowed before its opening quote), the colon
+/// and the whitespace after it: the offset of the value.
+#[inline(always)]
+fn key(b: &[u8], mut i: usize, line_break: &mut bool) -> Option<usize> {
+    if byte_after_ws(b, &mut i, line_break)? != b'"' {
+        return None;
+    }
+    let (_, _, start) = key_tail(b, i + 1, line_break)?;
+    Some(start)
 }
 
 /// A JSON number at `b[i]` (for the decoders): the offset after it.
@@ -180,11 +204,15 @@ fn literal<const N: usize>(b: &[u8], i: usize, word: &[u8; N]) -> Option<usize> 
 
 /// Validates the value starting at `b[i]` (no leading whitespace) and returns the offset after
 /// it and, for a string, whether it has escapes. One loop with the open containers on a bit
-/// stack, no recursion: in an interpreter the position stays in a local.
+/// stack, no recursion: in an interpreter the position stays in a local. Compact JSON takes
+/// the shortest path: after a value one byte decides (`,`, or the container's end), after a
+/// `,` in an object the key's opening quote is expected at once, after the key its colon.
 fn value(b: &[u8], mut i: usize, line_break: &mut bool) -> Option<(usize, bool)> {
     // Bit d set: the container at depth d + 1 is an object (else an array).
     let mut objects: u64 = 0;
     let mut depth: u32 = 0;
+    // The innermost open container is an object (its bit in `objects`, kept at hand).
+    let mut in_object = false;
     'value: loop {
         let c = *b.get(i)?;
         if c == b'"' {
@@ -197,15 +225,19 @@ fn value(b: &[u8], mut i: usize, line_break: &mut bool) -> Option<(usize, bool)>
             if depth + 1 >= MAX_DEPTH {
                 return None;
             }
-            let (at, first) = next(b, i + 1, line_break)?;
-            i = at;
+            i += 1;
+            let first = byte_after_ws(b, &mut i, line_break)?;
             if first == c + 2 {
                 // `{}` or `[]` (`}` and `]` follow their openers by two)
                 i += 1;
             } else {
-                if c == b'{' {
+                in_object = c == b'{';
+                if in_object {
                     objects |= 1 << depth;
-                    (_, i) = key(b, i, line_break)?;
+                    if first != b'"' {
+                        return None;
+                    }
+                    (_, _, i) = key_tail(b, i + 1, line_break)?;
                 } else {
                     objects &= !(1 << depth);
                 }
@@ -222,25 +254,26 @@ fn value(b: &[u8], mut i: usize, line_break: &mut bool) -> Option<(usize, bool)>
         }
         // After a value: close containers until a `,` leads to the next value.
         while depth > 0 {
-            let (at, c) = next(b, i, line_break)?;
-            let in_object = objects & (1 << (depth - 1)) != 0;
+            // Compact JSON in an object: `,"` starts the next member.
+            if in_object && b.get(i..).and_then(<[u8]>::first_chunk::<2>) == Some(b",\"") {
+                (_, _, i) = key_tail(b, i + 2, line_break)?;
+                continue 'value;
+            }
+            let c = byte_after_ws(b, &mut i, line_break)?;
+            i += 1;
             if c == b',' {
                 if in_object {
-                    let (k, kc) = next(b, at + 1, line_break)?;
-                    if kc != b'"' {
-                        return None;
-                    }
-                    (_, i) = key(b, k, line_break)?;
+                    i = key(b, i, line_break)?;
                 } else {
-                    (i, _) = next(b, at + 1, line_break)?;
+                    byte_after_ws(b, &mut i, line_break)?;
                 }
                 continue 'value;
             }
             if c != if in_object { b'}' } else { b']' } {
                 return None;
             }
-            i = at + 1;
             depth -= 1;
+            in_object = depth > 0 && objects & (1 << (depth - 1)) != 0;
         }
         return Some((i, false));
     }
@@ -260,7 +293,8 @@ fn members<'a>(
     if b.get(i) != Some(&b'{') {
         return None;
     }
-    let (mut i, mut c) = next(b, i + 1, line_break)?;
+    let mut i = i + 1;
+    let mut c = byte_after_ws(b, &mut i, line_break)?;
     if c == b'}' {
         return Some(i + 1);
     }
@@ -269,19 +303,16 @@ fn members<'a>(
             return None;
         }
         let key_start = i;
-        let (key_end, escaped_key) = string_tail(b, i + 1)?;
+        let (key_end, escaped_key, start) = key_tail(b, i + 1, line_break)?;
         if escaped_key {
             return None; // serde_json decodes it
         }
-        let (colon, cc) = next(b, key_end, line_break)?;
-        if cc != b':' {
-            return None;
-        }
-        let (start, _) = next(b, colon + 1, line_break)?;
-        let end = f(key_start, slice(text, key_start + 1, key_end - 1)?, start, line_break)?;
-        let (at, sep) = next(b, end, line_break)?;
-        match sep {
-            b',' => (i, c) = next(b, at + 1, line_break)?,
+        let mut at = f(key_start, slice(text, key_start + 1, key_end - 1)?, start, line_break)?;
+        match byte_after_ws(b, &mut at, line_break)? {
+            b',' => {
+                i = at + 1;
+                c = byte_after_ws(b, &mut i, line_break)?;
+            }
             b'}' => return Some(at + 1),
             _ => return None,
         }
@@ -581,6 +612,81 @@ mod tests {
                 if let Some(fast) = fast_split(&t) {
                     assert_eq!(Some(fast), serde_split(&t), "{t}");
                 }
+            }
+        }
+    }
+
+    /// Whatever the scanner answers for `text` is serde_json's split, and `parse_object`
+    /// answers exactly as serde_json does (members or error message).
+    fn check_against_serde(text: &str) {
+        if let Some(fast) = fast_split(text) {
+            assert_eq!(Some(fast), serde_split(text), "{text:?}");
+        }
+        assert_eq!(
+            parse_object(text).map(|o| o.members.len()).map_err(|e| e.message),
+            crate::event::raw::parse_object_with_serde(text).map(|o| o.members.len()).map_err(|e| e.message),
+            "{text:?}"
+        );
+    }
+
+    #[test]
+    fn compact_paths_and_whitespace_between_tokens_split_as_serde_json_does() {
+        // Compact JSON (the fast paths: `:` and `,"` tested as pairs) with strings of every
+        // length around the 8-byte word and escapes near the end of the input.
+        let text = concat!(
+            r#"{"a":"","bb":"x","ccc":"0123456","d":"01234567","e":"012345678","f":"0123456789abcdef","#,
+            r#""g":{"h":"i","j":[],"k":{},"l":[{"m":"n","o":[1,"p",{"q":"\\"}]}],"r":-1.5e3,"s":null},"#,
+            r#""t":[true,false,null,"u\"v",{"w":{"x":[[],[{}]]}}],"y":"z\u00e9\"","zz":{"a":"b"}}"#
+        );
+        assert!(fast_split(text).is_some());
+        check_against_serde(text);
+        // Whitespace (and what serde_json does not take as whitespace) after every byte
+        // outside strings: the compact paths fall back to the general one.
+        let bytes = text.as_bytes();
+        let mut in_string = false;
+        let mut escaped = false;
+        for i in 0..bytes.len() {
+            let c = bytes[i];
+            if in_string {
+                if escaped {
+                    escaped = false;
+                } else if c == b'\\' {
+                    escaped = true;
+                } else if c == b'"' {
+                    in_string = false;
+                }
+            } else if c == b'"' {
+                in_string = true;
+            }
+            if in_string {
+                continue;
+            }
+            for ws in [" ", "\n", "\r\n\t ", "\u{b}", "\u{c}", "\u{a0}"] {
+                let spaced = format!("{}{ws}{}", &text[..=i], &text[i + 1..]);
+                check_against_serde(&spaced);
+                if ws == " " || ws == "\n" {
+                    // (not inside numbers or literals)
+                    assert_eq!(fast_split(&spaced).is_some(), serde_split(&spaced).is_some(), "{spaced:?}");
+                }
+            }
+        }
+        // Every prefix, and every byte replaced by one of the bytes the compact paths test.
+        for cut in 0..text.len() {
+            assert!(fast_split(&text[..cut]).is_none(), "{cut}");
+            check_against_serde(&text[..cut]);
+        }
+        for i in 0..text.len() {
+            for bad in [b'"', b'\\', b':', b',', b'}', b']', b'{', b'[', b' ', b'\n', 1, b'x', b'0', b'-'] {
+                if bad == bytes[i] {
+                    continue;
+                }
+                let mut t = bytes.to_vec();
+                t[i] = bad;
+                check_against_serde(std::str::from_utf8(&t).unwrap());
+                // ... and a byte inserted there.
+                let mut t = bytes.to_vec();
+                t.insert(i, bad);
+                check_against_serde(std::str::from_utf8(&t).unwrap());
             }
         }
     }

@@ -10,6 +10,11 @@
 //! instrumented in memory and run through the same host as the fuel report, one call per line;
 //! start-up and the first call are left out. Names need a module built without `strip`:
 //! `CARGO_PROFILE_WASM_FAST_STRIP=false cargo build -p kaudit-fluent-bit --target wasm32-wasip1 --profile wasm-fast`.
+//!
+//! With `KAUDIT_PROFILE_SEGMENTS=<part of a function name>` it also counts each straight-line
+//! segment of the functions so named and lists the hottest: runs and instructions per record,
+//! the instructions, and the module file offset of the first one (`wasm-tools print
+//! --print-offsets` shows the code around it), to see where a hot loop's cost goes.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -39,15 +44,25 @@ fn run(wasm: &str, log: &str, config_dir: Option<&String>, top: usize) -> Result
     let mut module = Module::from_file(wasm).map_err(|e| format!("{wasm}: {e:#}"))?;
     let ids: Vec<FunctionId> = module.funcs.iter_local().map(|(id, _)| id).collect();
     let mut counters = Vec::new();
+    let segments_of = std::env::var("KAUDIT_PROFILE_SEGMENTS").ok().filter(|s| !s.is_empty());
+    let mut segments = Vec::new();
     for (n, id) in ids.iter().enumerate() {
         let name = module.funcs.get(*id).name.clone().unwrap_or_else(|| format!("func{}", id.index()));
         let instrs = module.globals.add_local(ValType::I64, true, false, ConstExpr::Value(Value::I64(0)));
         let calls = module.globals.add_local(ValType::I64, true, false, ConstExpr::Value(Value::I64(0)));
         module.exports.add(&format!("__prof_i{n}"), instrs);
         module.exports.add(&format!("__prof_c{n}"), calls);
+        let demangled = format!("{:#}", rustc_demangle::demangle(&name));
         let walrus::FunctionKind::Local(f) = &mut module.funcs.get_mut(*id).kind else { continue };
-        instrument(f, instrs, calls);
-        counters.push(format!("{:#}", rustc_demangle::demangle(&name)));
+        let per_segment = segments_of.as_ref().is_some_and(|s| demangled.contains(s.as_str()));
+        let mut found = Vec::new();
+        instrument(f, instrs, calls, per_segment.then_some((&mut module.globals, &mut found)));
+        for (n_instrs, offset, text, counter) in found {
+            let k = segments.len();
+            module.exports.add(&format!("__prof_s{k}"), counter);
+            segments.push((demangled.clone(), n_instrs, offset, text));
+        }
+        counters.push(demangled);
     }
     let bytes = module.emit_wasm();
     let out = std::env::temp_dir().join(format!("kaudit-profile-{}.wasm", std::process::id()));
@@ -69,11 +84,16 @@ fn run(wasm: &str, log: &str, config_dir: Option<&String>, top: usize) -> Result
             .map(|n| Ok((fb.global_i64(&format!("__prof_i{n}"))?, fb.global_i64(&format!("__prof_c{n}"))?)))
             .collect()
     };
+    let read_segments = |fb: &mut FluentBit| -> Result<Vec<i64>, String> {
+        (0..segments.len()).map(|k| fb.global_i64(&format!("__prof_s{k}"))).collect()
+    };
     let before = read(fb)?;
+    let segments_before = read_segments(fb)?;
     for line in &lines {
         fb.call("kube.audit", line)?;
     }
     let after = read(fb)?;
+    let segments_after = read_segments(fb)?;
     let records = lines.len().max(1) as f64;
     let mut rows: Vec<(f64, f64, &str)> = counters
         .iter()
@@ -89,8 +109,30 @@ fn run(wasm: &str, log: &str, config_dir: Option<&String>, top: usize) -> Result
     for (instrs, calls, name) in rows.iter().take(top) {
         println!("| {instrs:.0} | {:.1}% | {calls:.2} | {} |", instrs * 100.0 / total, shorten(name));
     }
+    if !segments.is_empty() {
+        let mut hot: Vec<(f64, f64, &Segment)> = segments
+            .iter()
+            .zip(segments_before.iter().zip(&segments_after))
+            .map(|(s, (b, a))| {
+                let runs = (a - b) as f64 / records;
+                (runs * s.1 as f64, runs, s)
+            })
+            .filter(|r| r.0 > 0.0)
+            .collect();
+        hot.sort_by(|a, b| b.0.total_cmp(&a.0));
+        println!();
+        println!("| instr/record | runs/record | length | file offset | function | instructions |");
+        println!("|---|---|---|---|---|---|");
+        for (instrs, runs, (name, len, offset, text)) in hot.iter().take(top) {
+            let name: String = shorten(name).chars().take(60).collect();
+            println!("| {instrs:.0} | {runs:.2} | {len} | {offset:#x} | {name} | {text} |");
+        }
+    }
     Ok(())
 }
+
+/// A counted segment: its function, length, file offset and instructions.
+type Segment = (String, i64, u32, String);
 
 fn shorten(name: &str) -> String {
     name.chars().take(160).collect()
@@ -99,7 +141,14 @@ fn shorten(name: &str) -> String {
 /// Counts each straight-line segment of every sequence (function body, block, loop, if arm) when
 /// it starts: a segment ends after a branch, a return or a nested block (which may branch out),
 /// so the counts are exact up to traps. Adds 1 to `calls` at the entry.
-fn instrument(f: &mut LocalFunction, instrs: GlobalId, calls: GlobalId) {
+/// With `segments`, each segment also counts its runs in a new global, listed there with its
+/// length, file offset and instructions.
+fn instrument(
+    f: &mut LocalFunction,
+    instrs: GlobalId,
+    calls: GlobalId,
+    mut segments: Option<(&mut walrus::ModuleGlobals, &mut Vec<(i64, u32, String, GlobalId)>)>,
+) {
     let entry = f.entry_block();
     let mut seqs = vec![entry];
     let mut i = 0;
@@ -125,11 +174,18 @@ fn instrument(f: &mut LocalFunction, instrs: GlobalId, calls: GlobalId) {
             new.extend(add(calls, 1));
         }
         let mut segment = Vec::new();
-        let flush =
+        let mut flush =
             |segment: &mut Vec<(Instr, walrus::InstrLocId)>, new: &mut Vec<(Instr, walrus::InstrLocId)>, end: bool| {
                 let n = segment.len() as i64 + i64::from(end);
                 if n > 0 {
                     new.extend(add(instrs, n));
+                    if let Some((globals, list)) = segments.as_mut() {
+                        let counter = globals.add_local(ValType::I64, true, false, ConstExpr::Value(Value::I64(0)));
+                        let offset = segment.first().map_or(0, |(_, loc)| loc.data());
+                        let text: Vec<String> = segment.iter().map(|(i, _)| short(i)).collect();
+                        list.push((n, offset, text.join(" "), counter));
+                        new.extend(add(counter, 1));
+                    }
                     new.append(segment);
                 }
             };
@@ -154,6 +210,22 @@ fn instrument(f: &mut LocalFunction, instrs: GlobalId, calls: GlobalId) {
         }
         flush(&mut segment, &mut new, true); // + the sequence's `end`
         f.block_mut(id).instrs = new;
+    }
+}
+
+/// An instruction in a few words (its operation, and the local's index or the memory offset).
+fn short(i: &Instr) -> String {
+    match i {
+        Instr::Binop(b) => format!("{:?}", b.op),
+        Instr::Unop(u) => format!("{:?}", u.op),
+        Instr::LocalGet(l) => format!("get{}", l.local.index()),
+        Instr::LocalSet(l) => format!("set{}", l.local.index()),
+        Instr::LocalTee(l) => format!("tee{}", l.local.index()),
+        Instr::Const(c) => format!("{:?}", c.value),
+        Instr::Load(l) => format!("load.{:?}+{}", l.kind, l.arg.offset),
+        Instr::Store(s) => format!("store.{:?}+{}", s.kind, s.arg.offset),
+        Instr::Call(c) => format!("call{}", c.func.index()),
+        _ => format!("{i:?}").chars().take_while(|c| c.is_alphanumeric()).collect(),
     }
 }
 
