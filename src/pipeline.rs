@@ -12,11 +12,12 @@ use crate::config::{BadRecords, Config};
 use crate::enrich::{add_member, Enricher};
 use crate::event::buffers::Buffers;
 use crate::event::doc::EventDoc;
+use crate::event::edit;
 use crate::event::framing::RecordPos;
 use crate::event::framing::{frame, frame_with, Framed, Records};
 use crate::event::managed::{self, BadKind, DecodeLimits, Piece};
 use crate::event::raw::{self, Edit, OutBuf};
-use crate::event::time::EventTimes;
+use crate::event::time::{EventTimes, MinuteMemo};
 use crate::event::RawObject;
 use crate::event::{Event, EventError};
 use crate::policy::apply::{self, Changes, DropReason, Verdict};
@@ -140,9 +141,14 @@ pub struct Pipeline {
     /// The allocations of each record's event, reused (see [`Buffers`]).
     buffers: Buffers,
     scratch: String,
-    /// The enrichment of the event being written, as JSON (reused across records).
-    enrichment_json: String,
+    /// The enrichment of the event being written, as the member appended to it,
+    /// `,"<key>":{...}` (reused across records; empty when none is written).
+    enrichment_member: String,
+    /// `,"<key>":`, the start of `enrichment_member`, escaped once.
+    member_key: String,
     alerts_out: Vec<String>,
+    /// The minute of the last event time read (events of a stream mostly share theirs).
+    minute: MinuteMemo,
     /// The provider context of the managed-cluster event being written (JSON), if any.
     source: Option<String>,
 }
@@ -171,6 +177,8 @@ impl Pipeline {
     }
 
     fn with_alerts(config: Config, alerts: AlertEngine) -> Pipeline {
+        let mut member_key = String::new();
+        edit::write_member_key(&mut member_key, &config.enrichment.key, false);
         let evaluator = Evaluator::new(config.policy.clone());
         let enricher = Enricher::new(config.enrichment.clone(), config.open_geoip());
         Pipeline {
@@ -181,8 +189,10 @@ impl Pipeline {
             counters: Counters::default(),
             buffers: Buffers::default(),
             scratch: String::new(),
-            enrichment_json: String::new(),
+            enrichment_member: String::new(),
+            member_key,
             alerts_out: Vec::new(),
+            minute: MinuteMemo::default(),
             source: None,
         }
     }
@@ -436,14 +446,18 @@ impl Pipeline {
         // the fields themselves, the JSON text is only for the output.
         // The event's times are read once, for the enrichment and the alert rules.
         let timing = self.enricher.config.timing;
-        let times =
-            if alerting || (writing && timing) { EventTimes::read(event, timing) } else { EventTimes::default() };
+        let times = if alerting || (writing && timing) {
+            EventTimes::read_with(event, timing, &mut self.minute)
+        } else {
+            EventTimes::default()
+        };
         let enrichment = (writing || alerting).then(|| self.enricher.enrich_at(event, times));
-        self.enrichment_json.clear();
+        self.enrichment_member.clear();
         if let (true, Some(e)) = (writing, &enrichment) {
-            e.write_json(&mut self.enrichment_json);
+            self.enrichment_member.push_str(&self.member_key);
+            e.write_json(&mut self.enrichment_member);
             if let Some(source) = &self.source {
-                add_member(&mut self.enrichment_json, "source", source);
+                add_member(&mut self.enrichment_member, "source", source);
             }
         }
         phase_mark(); // enriched
@@ -454,18 +468,13 @@ impl Pipeline {
             cap_pending_alerts(&mut self.alerts_out, self.config.limits.max_pending_alerts, &mut self.counters);
         }
         phase_mark(); // alerts evaluated
-        let append: &[(&str, &str)] = if self.enrichment_json.is_empty() {
-            &[]
-        } else {
-            &[(self.enricher.config.key.as_str(), self.enrichment_json.as_str())]
-        };
         if event.obj.has_line_break() {
             // Pretty-printed input: emit one line per event.
             self.scratch.clear();
-            apply::write_event(event, changes, append, &mut self.scratch);
+            write_with(event, changes, &self.enricher.config.key, &self.enrichment_member, &mut self.scratch);
             raw::compact_into(&self.scratch, out);
         } else {
-            apply::write_event(event, changes, append, out);
+            write_with(event, changes, &self.enricher.config.key, &self.enrichment_member, out);
         }
     }
 
@@ -889,6 +898,19 @@ enum Counted {
     Already(Outcome),
 }
 
+/// Writes `event` with `changes` and, unless it is empty, `member` (`,"<key>":{...}`, the
+/// enrichment under `key`) as its last member: what [`apply::write_event`] writes with the
+/// enrichment appended, its key's text made once per pipeline instead of per record.
+fn write_with<O: OutBuf + ?Sized>(event: &Event, changes: &Changes, key: &str, member: &str, out: &mut O) {
+    if member.is_empty() {
+        return apply::write_event(event, changes, &[], out);
+    }
+    edit::write_event_then(event, changes, std::iter::once(key), out, |out, first| {
+        out.put(if first { member.get(1..).unwrap_or_default() } else { member });
+        out.put("}");
+    });
+}
+
 /// Writes `items` (each a written event or a passed-through record) as an `audit.k8s.io/v1`
 /// EventList. A passed-through record that is not JSON becomes a JSON string item, so the list
 /// stays valid JSON.
@@ -960,5 +982,43 @@ mod tests {
         let mut want = p.counters().to_json();
         want.pop();
         assert_eq!(p.metrics_json(), format!("{want},{alerts}}}"));
+    }
+
+    #[test]
+    fn the_enrichment_member_is_written_as_an_appended_member() {
+        // Compact events, whitespace between members, a member named like the key, an empty
+        // object; every kind of change; keys that need escaping: what `write_event` writes
+        // with the enrichment JSON appended.
+        let log = include_str!("../tests/fixtures/sample-audit.log");
+        let mut lines: Vec<String> = log.lines().map(str::to_string).collect();
+        lines.extend(log.lines().take(5).map(|l| l.replacen(",\"", ", \"", 3)));
+        lines.extend(log.lines().take(5).map(|l| l.replacen("\"auditID\"", "\"kaudit\"", 1)));
+        lines.push(r#"{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Request","stage":"ResponseComplete","verb":"get","requestObject":{"metadata":{"managedFields":[1]}}}"#.into());
+        let json = r#"{"account":"a","source":{"x":1}}"#;
+        let levels = [None, Some(crate::event::Level::Metadata)];
+        for line in &lines {
+            let event = Event::parse(line).unwrap();
+            for key in ["kaudit", "k\"ey", "level"] {
+                let mut member = String::new();
+                edit::write_member_key(&mut member, key, false);
+                member.push_str(json);
+                for (new_level, bits) in levels.iter().flat_map(|l| (0..8u8).map(move |b| (*l, b))) {
+                    let changes = Changes {
+                        new_level,
+                        remove_request_object: bits & 1 != 0,
+                        remove_response_object: bits & 2 != 0,
+                        strip_managed_fields: bits & 4 != 0,
+                    };
+                    let (mut ours, mut theirs) = (String::new(), String::new());
+                    write_with(&event, &changes, key, &member, &mut ours);
+                    apply::write_event(&event, &changes, &[(key, json)], &mut theirs);
+                    assert_eq!(ours, theirs, "{line} {key} {changes:?}");
+                    let (mut ours, mut theirs) = (String::new(), String::new());
+                    write_with(&event, &changes, key, "", &mut ours);
+                    apply::write_event(&event, &changes, &[], &mut theirs);
+                    assert_eq!(ours, theirs, "{line} {changes:?}");
+                }
+            }
+        }
     }
 }

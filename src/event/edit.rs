@@ -31,20 +31,35 @@ impl Changes {
 /// but consecutive kept members already joined by a bare `,` are copied as one slice: an
 /// interpreter host pays per call, and a typical event is two or three slices.
 pub fn write_event<O: OutBuf + ?Sized>(event: &Event, changes: &Changes, append: &[(&str, &str)], out: &mut O) {
-    let obj = &event.obj;
     if changes.is_empty() && append.is_empty() {
-        out.put(obj.text.trim());
+        out.put(event.obj.text.trim());
         return;
     }
+    let keys = append.iter().map(|(k, _)| *k);
+    write_event_then(event, changes, keys, out, |out, first| write_appended(out, append, first));
+}
+
+/// [`write_event`] with members appended by `tail` (given the output and whether nothing was
+/// written before them; it writes them and the closing brace): the event's members named
+/// like one of `keys` are left out. The pipeline writes the enrichment straight into the
+/// output this way, with no text of its own in between.
+pub(crate) fn write_event_then<'k, O: OutBuf + ?Sized>(
+    event: &Event,
+    changes: &Changes,
+    keys: impl Iterator<Item = &'k str> + Clone,
+    out: &mut O,
+    tail: impl FnOnce(&mut O, bool),
+) {
+    let obj = &event.obj;
     let text = obj.text;
     let unchanged = changes.is_empty();
     if unchanged {
-        if let Some(body) = one_run(obj, append) {
+        if let Some(body) = one_run(obj, keys.clone()) {
             // The common case: members joined by bare commas, none named like an appended
             // one. One copy of them, then the appended members.
             out.put("{");
             out.put(body);
-            write_appended(out, append, body.is_empty());
+            tail(out, body.is_empty());
             return;
         }
     }
@@ -52,7 +67,7 @@ pub fn write_event<O: OutBuf + ?Sized>(event: &Event, changes: &Changes, append:
     w.out.put("{");
     for m in &obj.members {
         let key = m.key.as_ref();
-        if append.iter().any(|(k, _)| *k == key) {
+        if keys.clone().any(|k| k == key) {
             continue;
         }
         if unchanged {
@@ -74,12 +89,12 @@ pub fn write_event<O: OutBuf + ?Sized>(event: &Event, changes: &Changes, append:
         }
     }
     w.flush();
-    write_appended(w.out, append, w.first);
+    tail(w.out, w.first);
 }
 
 /// The text of all of `obj`'s members when they are joined by bare commas and none is named
 /// like an `append`ed member (what a compact event is): what [`Splice`] would copy as one run.
-fn one_run<'t>(obj: &RawObject<'t>, append: &[(&str, &str)]) -> Option<&'t str> {
+fn one_run<'t, 'k>(obj: &RawObject<'t>, keys: impl Iterator<Item = &'k str>) -> Option<&'t str> {
     let (first, last) = match (obj.members.first(), obj.members.last()) {
         (Some(f), Some(l)) => (f, l),
         _ => return Some(""),
@@ -89,8 +104,8 @@ fn one_run<'t>(obj: &RawObject<'t>, append: &[(&str, &str)]) -> Option<&'t str> 
     // Two passes: each is a short loop an interpreter runs quickly (lengths first, names
     // compared only when one is as long).
     let covered: usize = obj.members.iter().map(|m| m.end.saturating_sub(m.key_start)).sum();
-    for (k, _) in append {
-        if obj.members.iter().any(|m| m.key.len() == k.len() && m.key == *k) {
+    for k in keys {
+        if obj.members.iter().any(|m| m.key.len() == k.len() && m.key == k) {
             return None;
         }
     }
@@ -104,19 +119,24 @@ fn one_run<'t>(obj: &RawObject<'t>, append: &[(&str, &str)]) -> Option<&'t str> 
 /// Writes the `append`ed members and the closing brace (`first`: nothing was written before them).
 fn write_appended<O: OutBuf + ?Sized>(out: &mut O, append: &[(&str, &str)], mut first: bool) {
     for (key, value) in append {
-        out.put(if first { "\"" } else { ",\"" });
+        write_member_key(out, key, first);
         first = false;
-        if key.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
-            let mut k = String::with_capacity(key.len() + 2);
-            raw::write_json_str(&mut k, key);
-            out.put(k.get(1..k.len() - 1).unwrap_or_default());
-        } else {
-            out.put(key);
-        }
-        out.put("\":");
         out.put(value);
     }
     out.put("}");
+}
+
+/// Writes `"key":` of an appended member, with the comma before it unless it is the `first`.
+pub(crate) fn write_member_key<O: OutBuf + ?Sized>(out: &mut O, key: &str, first: bool) {
+    out.put(if first { "\"" } else { ",\"" });
+    if key.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        let mut k = String::with_capacity(key.len() + 2);
+        raw::write_json_str(&mut k, key);
+        out.put(k.get(1..k.len() - 1).unwrap_or_default());
+    } else {
+        out.put(key);
+    }
+    out.put("\":");
 }
 
 /// The writer of [`write_event`]: a pending run of kept member text, flushed as one slice.
@@ -287,7 +307,7 @@ mod tests {
             let Ok(event) = Event::parse(line) else {
                 assert_eq!(line, "{ }");
                 let obj = raw::parse_object(line).unwrap();
-                assert_eq!(one_run(&obj, &[]), Some(""));
+                assert_eq!(one_run(&obj, std::iter::empty()), Some(""));
                 continue;
             };
             for append in appends {
