@@ -14,7 +14,7 @@ use crate::event::buffers::Buffers;
 use crate::event::doc::EventDoc;
 use crate::event::edit;
 use crate::event::framing::RecordPos;
-use crate::event::framing::{frame, Framed, Records};
+use crate::event::framing::{frame, frame_with, Framed, Records};
 use crate::event::managed::{self, BadKind, DecodeLimits, Piece};
 use crate::event::raw::{self, Edit, OutBuf};
 use crate::event::time::{EventTimes, MinuteMemo};
@@ -541,7 +541,9 @@ impl Pipeline {
         }
         // One parse of the top level tells an event from a list (and serves the event itself).
         let framed = match std::str::from_utf8(bytes) {
-            Ok(text) if bytes.len() <= self.config.limits.max_event_bytes => frame(text),
+            Ok(text) if bytes.len() <= self.config.limits.max_event_bytes => {
+                frame_with(text, |text| self.buffers.parse_object(text))
+            }
             Err(_) if bytes.len() <= self.config.limits.max_event_bytes => {
                 if self.process_pieces(line, out, report, |l, f| managed::decode_loose(bytes, l, f)) {
                     return;

@@ -149,6 +149,15 @@ fn is_event_list(items: &[(usize, &str)]) -> bool {
 
 /// Classifies a record with a single parse of its top level.
 pub fn frame(text: &str) -> Framed<'_> {
+    frame_with(text, super::raw::parse_object)
+}
+
+/// [`frame`] with the given [`super::raw::parse_object`] (the pipeline's lends its buffers,
+/// see [`super::buffers`]).
+pub(crate) fn frame_with<'a>(
+    text: &'a str,
+    parse_object: impl FnOnce(&'a str) -> Result<super::RawObject<'a>, super::JsonError>,
+) -> Framed<'a> {
     let trimmed = text.trim_start();
     if trimmed.starts_with('[') {
         return match super::raw::parse_array(text) {
@@ -157,7 +166,7 @@ pub fn frame(text: &str) -> Framed<'_> {
             Err(e) => Framed::Invalid(e),
         };
     }
-    let obj = match super::raw::parse_object(text) {
+    let obj = match parse_object(text) {
         Ok(obj) => obj,
         Err(e) => return Framed::Invalid(e),
     };
