@@ -23,11 +23,6 @@ use super::raw::{Member, RawObject};
 /// Deeper nesting goes to serde_json (whose skipping is not recursive); this bounds the stack.
 const MAX_DEPTH: u32 = 48;
 
-/// Whether the compact paths test byte pairs (`:` and the value's first byte, `,"`): fewer
-/// WASM instructions in an interpreter, but natively the byte-by-byte path is faster.
-/// The tests take them everywhere.
-const PAIRS: bool = cfg!(any(target_arch = "wasm32", test));
-
 /// The bytes of a string [`string_tail`] looks at first, with one range test.
 #[cfg(any(target_arch = "wasm32", test))]
 const FIRST: usize = 32;
@@ -163,8 +158,7 @@ fn string(b: &[u8], i: usize) -> Option<(usize, bool)> {
 fn key_tail(b: &[u8], i: usize, line_break: &mut bool) -> Option<(usize, bool, usize)> {
     let (key_end, escaped) = string_tail(b, i)?;
     // Compact JSON: the colon, then the value's first byte.
-    if !PAIRS {
-    } else if let Some(&[b':', c]) = b.get(key_end..).and_then(<[u8]>::first_chunk::<2>) {
+    if let Some(&[b':', c]) = b.get(key_end..).and_then(<[u8]>::first_chunk::<2>) {
         if c > b' ' {
             return Some((key_end, escaped, key_end + 1));
         }
@@ -283,7 +277,7 @@ fn value(b: &[u8], mut i: usize, line_break: &mut bool) -> Option<(usize, bool)>
         // After a value: close containers until a `,` leads to the next value.
         while depth > 0 {
             // Compact JSON in an object: `,"` starts the next member.
-            if PAIRS && in_object && b.get(i..).and_then(<[u8]>::first_chunk::<2>) == Some(b",\"") {
+            if in_object && b.get(i..).and_then(<[u8]>::first_chunk::<2>) == Some(b",\"") {
                 (_, _, i) = key_tail(b, i + 2, line_break)?;
                 continue 'value;
             }
