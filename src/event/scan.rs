@@ -24,7 +24,6 @@ use super::raw::{Member, RawObject};
 const MAX_DEPTH: u32 = 48;
 
 /// The bytes of a string [`string_tail`] looks at first, with one range test.
-#[cfg(any(target_arch = "wasm32", test))]
 const FIRST: usize = 32;
 
 const ONES: u64 = u64::MAX / 255;
@@ -89,9 +88,7 @@ fn byte_after_ws(b: &[u8], i: &mut usize, line_break: &mut bool) -> Option<u8> {
 #[inline(always)]
 fn string_tail(b: &[u8], mut i: usize) -> Option<(usize, bool)> {
     // The first words on their own, with one range test: most strings (keys, names, values
-    // of a few words) end in them. For interpreters (WASM; and the tests): natively the loop
-    // below is faster.
-    #[cfg(any(target_arch = "wasm32", test))]
+    // of a few words) end in them.
     if let Some(words) = b.get(i..).and_then(<[u8]>::first_chunk::<FIRST>) {
         let mut skip = FIRST;
         for (k, word) in words.chunks_exact(8).enumerate() {
