@@ -92,6 +92,22 @@ pub struct Member<'a> {
     pub plain: bool,
 }
 
+/// The members holding an event's request and response bodies (the last of duplicates, as
+/// [`RawObject::get`] reads them), as the split found them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Bodies {
+    pub request: Option<BodyAt>,
+    pub response: Option<BodyAt>,
+}
+
+/// A body member: its index, and whether the split found no `managedFields` key in it (so
+/// omitting managedFields cannot change it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BodyAt {
+    pub index: usize,
+    pub clean: bool,
+}
+
 /// A JSON object split into its members.
 #[derive(Debug, Clone)]
 pub struct RawObject<'a> {
@@ -107,6 +123,9 @@ pub struct RawObject<'a> {
     /// run. A `Vec` rather than a `Box` so that its allocation can serve the next record
     /// ([`super::buffers`]).
     pub(crate) decoded: Vec<super::decode::Decoded<'a>>,
+    /// Where the split found the request and response bodies; `None` when it did not look
+    /// (the serde path: ask the members).
+    pub(crate) bodies: Option<Bodies>,
 }
 
 impl<'a> RawObject<'a> {
@@ -245,7 +264,7 @@ pub(crate) fn parse_object_with_serde(text: &str) -> Result<RawObject<'_>, JsonE
     let mut de = serde_json::Deserializer::from_str(text);
     let members = de.deserialize_map(Members(text))?;
     de.end()?;
-    Ok(RawObject { text, members, line_break: None, decoded: Vec::new() })
+    Ok(RawObject { text, members, line_break: None, decoded: Vec::new(), bodies: None })
 }
 
 /// Splits a JSON array into its raw items with their offsets.
