@@ -491,11 +491,21 @@ fn escape_each(out: &mut String, s: &str) {
 
 /// Copies valid JSON text without insignificant whitespace (for multi-line input written as JSON lines).
 pub fn compact_into<O: OutBuf + ?Sized>(text: &str, out: &mut O) {
-    let bytes = text.as_bytes();
-    let mut in_str = false;
-    let mut escaped = false;
     let mut run_start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
+    for (i, b) in outside_strings(text) {
+        if matches!(b, b' ' | b'\n' | b'\r' | b'\t') {
+            out.put(text.get(run_start..i).unwrap_or_default());
+            run_start = i + 1;
+        }
+    }
+    out.put(text.get(run_start..).unwrap_or_default());
+}
+
+/// Each byte of JSON `text` after which the text is outside every string (not a string's
+/// opening quote or content; its closing quote is), with its offset.
+pub(crate) fn outside_strings(text: &str) -> impl Iterator<Item = (usize, u8)> + '_ {
+    let (mut in_str, mut escaped) = (false, false);
+    text.bytes().enumerate().filter(move |&(_, b)| {
         if in_str {
             if escaped {
                 escaped = false;
@@ -503,15 +513,14 @@ pub fn compact_into<O: OutBuf + ?Sized>(text: &str, out: &mut O) {
                 escaped = true;
             } else if b == b'"' {
                 in_str = false;
+                return true;
             }
-        } else if b == b'"' {
-            in_str = true;
-        } else if matches!(b, b' ' | b'\n' | b'\r' | b'\t') {
-            out.put(&text[run_start..i]);
-            run_start = i + 1;
+            false
+        } else {
+            in_str = b == b'"';
+            !in_str
         }
-    }
-    out.put(&text[run_start..]);
+    })
 }
 
 /// Whether a JSON text contains a raw line break (outside strings it's whitespace; inside, JSON forbids it).
@@ -685,6 +694,10 @@ mod tests {
         let mut out = String::new();
         compact_into("{\n  \"a b\": [1, 2],\n  \"c\": \"x \\\" y\"\n}", &mut out);
         assert_eq!(out, r#"{"a b":[1,2],"c":"x \" y"}"#);
+        // An escaped backslash ends right before a closing quote; whitespace after it is cut.
+        let mut out = String::new();
+        compact_into("{\"a\" : \"b\\\\\" ,\t\"c\":[ \"d\\\" e\" ]\r\n}", &mut out);
+        assert_eq!(out, r#"{"a":"b\\","c":["d\" e"]}"#);
     }
 
     #[test]

@@ -719,24 +719,7 @@ mod tests {
         // Whitespace (and what serde_json does not take as whitespace) after every byte
         // outside strings: the compact paths fall back to the general one.
         let bytes = text.as_bytes();
-        let mut in_string = false;
-        let mut escaped = false;
-        for i in 0..bytes.len() {
-            let c = bytes[i];
-            if in_string {
-                if escaped {
-                    escaped = false;
-                } else if c == b'\\' {
-                    escaped = true;
-                } else if c == b'"' {
-                    in_string = false;
-                }
-            } else if c == b'"' {
-                in_string = true;
-            }
-            if in_string {
-                continue;
-            }
+        for (i, _) in crate::event::raw::outside_strings(text) {
             for ws in [" ", "\n", "\r\n\t ", "\u{b}", "\u{c}", "\u{a0}"] {
                 let spaced = format!("{}{ws}{}", &text[..=i], &text[i + 1..]);
                 check_against_serde(&spaced);
