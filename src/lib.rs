@@ -49,6 +49,7 @@ mod explain;
 mod files;
 mod pipeline;
 mod policy;
+pub mod printable;
 pub mod query;
 pub mod report;
 #[cfg(test)]

@@ -21,6 +21,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::{Duration, UNIX_EPOCH};
 
+use kaudit::printable;
 use log::{error, info, warn};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -59,7 +60,7 @@ impl Shared {
     fn worker_pipeline(settings: &Settings) -> Result<(Pipeline, bool), String> {
         let (config, warnings) = settings.config()?;
         for w in warnings {
-            warn!("{w}");
+            warn!("{}", printable::lines(&w.to_string()));
         }
         let alerts = config.enabled && config.alerts.enabled && !config.alerts.rules.is_empty();
         Ok((Pipeline::alert_worker(config), alerts))
@@ -138,14 +139,14 @@ impl RootContext for Root {
         let settings = match Settings::parse(&bytes) {
             Ok(s) => s,
             Err(e) => {
-                error!("invalid plugin configuration: {e}");
+                error!("{}", printable::lines(&format!("invalid plugin configuration: {e}")));
                 return false;
             }
         };
         let (pipeline, alerts) = match Shared::worker_pipeline(&settings) {
             Ok(p) => p,
             Err(e) => {
-                error!("invalid kaudit config: {e}");
+                error!("{}", printable::lines(&format!("invalid kaudit config: {e}")));
                 return false;
             }
         };
@@ -250,7 +251,7 @@ impl Webhook {
                 warn!("a batch of {} bytes is over limits.maxBatchBytes; forwarded untouched", body.len());
             }
             Filtered::Untouched(Untouched::InternalError(msg)) => {
-                error!("internal error, batch forwarded untouched: {msg}");
+                error!("{}", printable::lines(&format!("internal error, batch forwarded untouched: {msg}")));
                 // The pipeline may be half-updated after a panic: start from a fresh one.
                 if let (Ok((fresh, _)), Ok(mut p), Ok(mut mirror)) = (
                     Shared::worker_pipeline(&self.shared.settings),

@@ -217,5 +217,6 @@ fn load_mode() -> Mode {
 
 /// One line to stderr (Fluent Bit's own). `eprintln!` would panic if the write failed.
 fn log(line: &str) {
-    let _ = writeln!(std::io::stderr(), "{line}");
+    // Config text can reach the messages: no control character reaches Fluent Bit's log as such.
+    let _ = writeln!(std::io::stderr(), "{}", kaudit::printable::lines(line));
 }

@@ -63,7 +63,7 @@ impl Root {
             let mut config = match shared.settings.config() {
                 Ok((c, _)) => c,
                 Err(e) => {
-                    error!("alert consumer cannot build its pipeline: {e}");
+                    error!("{}", kaudit::printable::lines(&format!("alert consumer cannot build its pipeline: {e}")));
                     return;
                 }
             };
@@ -118,7 +118,12 @@ impl Root {
                                 }
                                 Err(e) => {
                                     shared.metrics.add(Metric::Errors, 1);
-                                    warn!("queued alert steps skipped: {e} (a worker of another config?)");
+                                    warn!(
+                                        "{}",
+                                        kaudit::printable::lines(&format!(
+                                            "queued alert steps skipped: {e} (a worker of another config?)"
+                                        ))
+                                    );
                                 }
                             }
                         }));

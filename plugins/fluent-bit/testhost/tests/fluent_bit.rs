@@ -296,6 +296,24 @@ fn a_bad_config_stops_the_filter_from_loading() {
     );
 }
 
+/// A config's text reaches the log in messages (an unknown key is named): a control character
+/// in it is written as an escape, never as itself (it could drive the terminal showing the log).
+#[test]
+fn control_characters_of_a_config_reach_the_log_escaped() {
+    let dir = scratch_dir("bad-config-escape");
+    std::fs::write(dir.join("kaudit.yaml"), "policy:\n  apiVersion: audit.k8s.io/v1\n  kind: Policy\n\"bad\\e[2Jkey\": 1\n")
+        .unwrap();
+    let mut fb = load(Options {
+        accessible_paths: vec![(dir, "/etc/kaudit".into())],
+        call_initialize: false,
+        ..Options::default()
+    });
+    fb.call(TAG, &sample_lines()[0]).unwrap();
+    let stderr = fb.stderr();
+    assert!(stderr.contains("bad\\u001b[2Jkey"), "{stderr:?}");
+    assert!(!stderr.contains('\u{1b}'), "{stderr:?}");
+}
+
 /// On a host that does not call `_initialize` (nothing there can refuse to load), a bad config
 /// is visible on every record and logged once; records pass through unchanged.
 #[test]
