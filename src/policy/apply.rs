@@ -2,7 +2,7 @@
 //! this policy been in force (never more than the event already holds).
 
 use super::eval::Decision;
-use super::matcher::same;
+use crate::dict::same;
 pub use crate::event::edit::{write_event, Changes};
 use crate::event::raw::Member;
 use crate::event::{Event, Level};
