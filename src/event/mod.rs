@@ -454,20 +454,31 @@ impl<'a> Event<'a> {
         self.response_status.as_ref().and_then(|s| s.code)
     }
 
-    /// Event time in microseconds since the epoch: stageTimestamp, else the legacy fields.
+    /// Event time in microseconds since the epoch: stageTimestamp, else the legacy fields (the
+    /// first of `stage_time_texts` that parses).
     pub fn stage_time_micros(&self) -> Option<i64> {
+        self.stage_time_texts().find_map(time::parse_micros)
+    }
+
+    /// Request received time in microseconds since the epoch (the first of `received_time_texts`
+    /// that parses).
+    pub fn received_time_micros(&self) -> Option<i64> {
+        self.received_time_texts().find_map(time::parse_micros)
+    }
+
+    /// The texts standing for the stage time, in the order they are tried: stageTimestamp, the
+    /// legacy stage time, then the request-received times. [`EventTimes`](time::EventTimes)
+    /// reads them too.
+    pub(crate) fn stage_time_texts(&self) -> impl Iterator<Item = &str> {
         [&self.stage_timestamp, &self.legacy_stage_timestamp, &self.request_received_timestamp, &self.legacy_timestamp]
             .into_iter()
             .flatten()
-            .find_map(|t| time::parse_micros(t))
+            .map(|t| t.as_ref())
     }
 
-    /// Request received time in microseconds since the epoch.
-    pub fn received_time_micros(&self) -> Option<i64> {
-        [&self.request_received_timestamp, &self.legacy_timestamp]
-            .into_iter()
-            .flatten()
-            .find_map(|t| time::parse_micros(t))
+    /// The texts standing for the request-received time, in the order they are tried.
+    pub(crate) fn received_time_texts(&self) -> impl Iterator<Item = &str> {
+        [&self.request_received_timestamp, &self.legacy_timestamp].into_iter().flatten().map(|t| t.as_ref())
     }
 }
 
