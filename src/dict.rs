@@ -1,20 +1,20 @@
 //! A dictionary of strings known when a config is loaded (a policy's users, verbs, resources...;
 //! the strings an alert gate answers ahead), numbering each, for lookups made per event.
 //!
-//! A lookup ([`Dict::find`]) first rejects a length no string has (one bit per length, so most
-//! strings absent cost a shift and an AND), then hashes the length and the first and last eight
-//! bytes into an open-addressed table, compares those three words, and compares the middle only
-//! past 16 bytes. Comparisons go eight bytes at a time ([`same`]): an interpreter runs the C
-//! library's `memcmp` a byte at a time.
+//! A lookup ([`Dict::find`]) first rejects a length no string has (one bit per length modulo 64,
+//! so most strings absent cost a shift and an AND), then hashes the length and the first and
+//! last eight bytes into an open-addressed table at most half full, compares those three words,
+//! and compares the middle only past 16 bytes. Comparisons go eight bytes at a time
+//! ([`same`]): an interpreter runs the C library's `memcmp` a byte at a time.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 /// The id of a string the dictionary does not hold.
 pub(crate) const UNKNOWN: u32 = u32::MAX;
 
 /// A string's length with its first and last eight bytes (zero-padded when shorter): the whole
 /// string up to 16 bytes, and a hash of it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Ends {
     first: u64,
     last: u64,
@@ -24,11 +24,21 @@ struct Ends {
 impl Ends {
     fn of(s: &[u8]) -> Ends {
         let n = s.len();
-        let word = |c: Option<&[u8]>| u64::from_le_bytes(c.and_then(|c| c.try_into().ok()).unwrap_or_default());
-        if n >= 8 {
-            return Ends { first: word(s.get(..8)), last: word(s.get(n - 8..)), len: n };
+        if let (Some(head), Some(tail)) = (s.first_chunk::<8>(), s.last_chunk::<8>()) {
+            return Ends { first: u64::from_le_bytes(*head), last: u64::from_le_bytes(*tail), len: n };
         }
-        let w = s.iter().rev().fold(0u64, |w, &b| w << 8 | u64::from(b));
+        // Overlapping reads rather than a loop over the bytes: from 4 bytes the first and last
+        // four, below that the first, middle and last byte.
+        let w = match (s.first_chunk::<4>(), s.last_chunk::<4>(), s.first(), s.last()) {
+            (Some(head), Some(tail), ..) => {
+                u64::from(u32::from_le_bytes(*head)) | u64::from(u32::from_le_bytes(*tail)) << (8 * (n - 4))
+            }
+            (_, _, Some(&a), Some(&z)) => {
+                let m = s.get(n / 2).copied().unwrap_or(0);
+                u64::from(a) | u64::from(m) << (8 * (n / 2)) | u64::from(z) << (8 * (n - 1))
+            }
+            _ => 0,
+        };
         Ends { first: w, last: w, len: n }
     }
 
@@ -66,9 +76,11 @@ pub(crate) fn same(a: &[u8], b: &[u8]) -> bool {
     x.remainder().iter().zip(y.remainder()).all(|(p, q)| p == q)
 }
 
-/// The length bit of a dictionary's length filter.
+/// The length bit of a dictionary's length filter: the length modulo 64 (a length past 63
+/// shares a bit with a shorter one: a false positive costs a probe, never an answer). WASM's
+/// shift takes its count modulo 64 itself, so this is one instruction.
 fn len_bit(len: usize) -> u64 {
-    1 << len.min(63)
+    1u64.wrapping_shl(len as u32)
 }
 
 /// A set of strings, numbered in order of first appearance.
@@ -76,19 +88,29 @@ fn len_bit(len: usize) -> u64 {
 pub(crate) struct Dict {
     /// The lengths present (`len_bit`).
     lens: u64,
-    /// Open addressing on the hash's top bits: 0 is empty, else the id + 1.
-    slots: Box<[u32]>,
+    /// Open addressing on the hash's top bits; at least one slot is empty.
+    slots: Box<[Slot]>,
     shift: u32,
     strs: Box<[Box<str>]>,
-    /// Per id.
-    ends: Box<[Ends]>,
 }
+
+/// A string's ends with its id; an empty slot has the ends of `""` and the id `UNKNOWN`, so that
+/// a probe compares the ends first and asks whether the slot is empty only when they differ.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    ends: Ends,
+    id: u32,
+}
+
+const EMPTY: Slot = Slot { ends: Ends { first: 0, last: 0, len: 0 }, id: UNKNOWN };
 
 /// A [`Dict`] being built: [`DictBuilder::id`] numbers each new string.
 #[derive(Default)]
 pub(crate) struct DictBuilder {
     strs: Vec<Box<str>>,
-    ids: HashMap<Box<str>, u32>,
+    /// Ordered rather than hashed: a `HashMap`'s random order would free its keys in a different
+    /// order each run, and the allocator's state, hence the per-record cost, would vary.
+    ids: BTreeMap<Box<str>, u32>,
 }
 
 impl DictBuilder {
@@ -106,20 +128,20 @@ impl DictBuilder {
     /// The dictionary of the strings numbered.
     pub(crate) fn build(self) -> Dict {
         let bits = (self.strs.len() * 2).next_power_of_two().trailing_zeros().max(1);
-        let mut slots = vec![0u32; 1 << bits].into_boxed_slice();
+        let mut slots = vec![EMPTY; 1 << bits].into_boxed_slice();
         let shift = 32 - bits;
         let mask = slots.len() - 1;
         let mut lens = 0;
-        let ends: Box<[Ends]> = self.strs.iter().map(|s| Ends::of(s.as_bytes())).collect();
-        for (id, e) in ends.iter().enumerate() {
-            lens |= len_bit(e.len);
-            let mut at = (e.hash() >> shift) as usize;
-            while slots[at] != 0 {
+        for (id, s) in self.strs.iter().enumerate() {
+            let ends = Ends::of(s.as_bytes());
+            lens |= len_bit(ends.len);
+            let mut at = (ends.hash() >> shift) as usize;
+            while slots[at].id != UNKNOWN {
                 at = (at + 1) & mask;
             }
-            slots[at] = id as u32 + 1;
+            slots[at] = Slot { ends, id: id as u32 };
         }
-        Dict { lens, slots, shift, strs: self.strs.into_boxed_slice(), ends }
+        Dict { lens, slots, shift, strs: self.strs.into_boxed_slice() }
     }
 }
 
@@ -141,9 +163,14 @@ impl Dict {
 
     #[inline(never)]
     fn find_text(&self, s: &[u8]) -> u32 {
-        // Past 16 bytes the ends leave a middle to compare.
-        self.probe(Ends::of(s), |t| {
-            s.len() <= 16 || s.get(8..s.len() - 8).zip(t.get(8..t.len() - 8)).is_some_and(|(a, b)| same(a, b))
+        // Up to 16 bytes the ends are the whole string (and `""`'s match an empty slot, whose id
+        // is `UNKNOWN`); past that they leave a middle to compare.
+        self.probe(Ends::of(s), |id| {
+            s.len() <= 16
+                || self.strs.get(id as usize).is_some_and(|t| {
+                    let t = t.as_bytes();
+                    s.get(8..s.len() - 8).zip(t.get(8..t.len() - 8)).is_some_and(|(a, b)| same(a, b))
+                })
         })
     }
 
@@ -154,26 +181,29 @@ impl Dict {
         if self.lens & len_bit(n) == 0 {
             return UNKNOWN;
         }
-        self.probe(Ends::of_joined(head, tail), |t| {
-            t.get(..head.len()).is_some_and(|h| same(h, head))
-                && t.get(head.len()) == Some(&b'/')
-                && t.get(head.len() + 1..).is_some_and(|t| same(t, tail))
+        self.probe(Ends::of_joined(head, tail), |id| {
+            self.strs.get(id as usize).is_some_and(|t| {
+                t.as_bytes().get(..head.len()).is_some_and(|h| same(h, head))
+                    && t.as_bytes().get(head.len()) == Some(&b'/')
+                    && t.as_bytes().get(head.len() + 1..).is_some_and(|t| same(t, tail))
+            })
         })
     }
 
-    /// The id whose ends are `ends` and whose text `rest` accepts.
-    fn probe(&self, ends: Ends, rest: impl Fn(&[u8]) -> bool) -> u32 {
+    /// The id in the first slot whose ends are `ends` and whose id `rest` accepts, else `UNKNOWN`.
+    fn probe(&self, ends: Ends, rest: impl Fn(u32) -> bool) -> u32 {
         let mask = self.slots.len().wrapping_sub(1);
         let mut at = (ends.hash() >> self.shift) as usize;
-        loop {
-            let Some(id) = self.slots.get(at).and_then(|s| s.checked_sub(1)) else { return UNKNOWN };
-            if self.ends.get(id as usize) == Some(&ends)
-                && self.strs.get(id as usize).is_some_and(|t| rest(t.as_bytes()))
-            {
-                return id;
+        while let Some(slot) = self.slots.get(at) {
+            if slot.ends == ends && rest(slot.id) {
+                return slot.id;
+            }
+            if slot.id == UNKNOWN {
+                break;
             }
             at = (at + 1) & mask;
         }
+        UNKNOWN
     }
 }
 
@@ -181,6 +211,23 @@ impl Dict {
 mod tests {
     use super::*;
     use crate::test_rng::XorShift;
+
+    #[test]
+    fn ends_are_the_zero_padded_first_and_last_words() {
+        let text = b"abcdefghijklmnopqrstu\xff\x00\x80";
+        for from in 0..text.len() {
+            for to in from..=text.len() {
+                let s = &text[from..to];
+                let word = |b: &[u8]| {
+                    let mut w = [0u8; 8];
+                    w[..b.len()].copy_from_slice(b);
+                    u64::from_le_bytes(w)
+                };
+                let (first, last) = (word(&s[..s.len().min(8)]), word(&s[s.len().saturating_sub(8)..]));
+                assert_eq!(Ends::of(s), Ends { first, last, len: s.len() }, "{s:?}");
+            }
+        }
+    }
 
     #[test]
     fn same_agrees_with_slice_equality() {
@@ -231,5 +278,19 @@ mod tests {
         assert_eq!(d.find("a very long string past the length filter's last bit"), UNKNOWN);
         assert_eq!(Dict::default().find(""), UNKNOWN);
         assert_eq!(Dict::default().find_joined("", ""), UNKNOWN);
+    }
+
+    #[test]
+    fn lengths_sharing_a_filter_bit_are_told_apart() {
+        // 64 and 70 bytes share the bits of 0 and 6: `""` then meets an empty slot, whose ends
+        // are its own.
+        let mut b = DictBuilder::default();
+        let (long, longer) = ("x".repeat(64), "y".repeat(70));
+        assert_eq!((b.id(&long), b.id(&longer), b.id("abcdef")), (0, 1, 2));
+        let d = b.build();
+        assert_eq!((d.find(&long), d.find(&longer), d.find("abcdef")), (0, 1, 2));
+        for absent in ["", "abcdeg", "yyyyyy", &"x".repeat(128), &"y".repeat(6 + 128)] {
+            assert_eq!(d.find(absent), UNKNOWN, "{absent}");
+        }
     }
 }
