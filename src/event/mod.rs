@@ -290,7 +290,13 @@ impl<'a> Event<'a> {
             None => decode::Decoded::default(),
         };
         let mut ev = Event {
-            obj: RawObject { text: obj.text, members: Vec::new(), line_break: obj.line_break, decoded: Vec::new() },
+            obj: RawObject {
+                text: obj.text,
+                members: Vec::new(),
+                line_break: obj.line_break,
+                decoded: Vec::new(),
+                bodies: obj.bodies,
+            },
             api_version: None,
             level: None,
             audit_id: Cow::Borrowed(""),

@@ -4,7 +4,7 @@
 use super::eval::Decision;
 use crate::dict::same;
 pub use crate::event::edit::{write_event, Changes};
-use crate::event::raw::Member;
+use crate::event::raw::{BodyAt, RawObject};
 use crate::event::{Event, Level};
 
 /// Why an event was dropped.
@@ -48,12 +48,12 @@ pub fn verdict(decision: &Decision, event: &Event) -> Verdict {
 }
 
 /// [`verdict`] with the search for the bodies as a parameter (the tests pass a reference one):
-/// `find(members, want request, want response)`.
+/// `find(object, want request, want response)`.
 #[inline(always)]
 fn verdict_with<'a>(
     decision: &Decision,
     event: &Event<'a>,
-    find: impl FnOnce(&[Member<'a>], bool, bool) -> (Option<&'a str>, Option<&'a str>),
+    find: impl FnOnce(&RawObject<'a>, bool, bool) -> (Option<Body<'a>>, Option<Body<'a>>),
 ) -> Verdict {
     if decision.level == Level::None {
         return Verdict::Drop(DropReason::LevelNone);
@@ -69,7 +69,7 @@ fn verdict_with<'a>(
     // A body is looked for only when the level removes it or its managedFields may go.
     let strip = decision.omit_managed_fields;
     let (request, response) =
-        find(&event.obj.members, level < Level::Request || strip, level < Level::RequestResponse || strip);
+        find(&event.obj, level < Level::Request || strip, level < Level::RequestResponse || strip);
     let mut changes = Changes {
         new_level: (recorded != Some(level)).then_some(level),
         remove_request_object: level < Level::Request && request.is_some(),
@@ -77,28 +77,38 @@ fn verdict_with<'a>(
         strip_managed_fields: false,
     };
     if decision.omit_managed_fields {
-        let has_managed = |body: Option<&str>, removed: bool| !removed && body.is_some_and(mentions_managed_fields);
+        // A body the split found no managedFields key in is not searched again.
+        let has_managed = |body: Option<Body>, removed: bool| {
+            !removed && body.is_some_and(|(text, clean)| !clean && mentions_managed_fields(text))
+        };
         changes.strip_managed_fields = has_managed(request, changes.remove_request_object)
             || has_managed(response, changes.remove_response_object);
     }
     Verdict::Keep(changes)
 }
 
+/// A body: its raw value, and whether the split found no managedFields key in it.
+type Body<'a> = (&'a str, bool);
+
 /// The values of `requestObject` and `responseObject`, each only if asked for: the last of
-/// duplicates, as `RawObject::get` reads them. From the end, where kube-apiserver writes them,
-/// so the walk usually stops after a few members.
-fn bodies<'a>(members: &[Member<'a>], mut request: bool, mut response: bool) -> (Option<&'a str>, Option<&'a str>) {
+/// duplicates, as `RawObject::get` reads them. Where the split noted them, or else from the
+/// end, where kube-apiserver writes them, so the walk usually stops after a few members.
+fn bodies<'a>(obj: &RawObject<'a>, mut request: bool, mut response: bool) -> (Option<Body<'a>>, Option<Body<'a>>) {
+    if let Some(noted) = obj.bodies {
+        let body = |at: Option<BodyAt>| at.and_then(|at| Some((obj.members.get(at.index)?.value, at.clean)));
+        return (body(noted.request.filter(|_| request)), body(noted.response.filter(|_| response)));
+    }
     let mut found = (None, None);
-    for m in members.iter().rev() {
+    for m in obj.members.iter().rev() {
         if !request && !response {
             break;
         }
         let key = m.key.as_bytes();
         if request && key.len() == 13 && same(key, b"requestObject") {
-            found.0 = Some(m.value);
+            found.0 = Some((m.value, false));
             request = false;
         } else if response && key.len() == 14 && same(key, b"responseObject") {
-            found.1 = Some(m.value);
+            found.1 = Some((m.value, false));
             response = false;
         }
     }
@@ -138,12 +148,12 @@ mod tests {
     /// `verdict` as written before bodies were looked for only when needed: one pass over
     /// every member, the last of duplicates winning.
     fn verdict_reference(decision: &Decision, event: &Event) -> Verdict {
-        verdict_with(decision, event, |members, _, _| {
+        verdict_with(decision, event, |obj, _, _| {
             let (mut request, mut response) = (None, None);
-            for m in members {
+            for m in &obj.members {
                 match m.key.len() {
-                    13 if m.key == "requestObject" => request = Some(m.value),
-                    14 if m.key == "responseObject" => response = Some(m.value),
+                    13 if m.key == "requestObject" => request = Some((m.value, false)),
+                    14 if m.key == "responseObject" => response = Some((m.value, false)),
                     _ => {}
                 }
             }
@@ -197,6 +207,11 @@ mod tests {
             };
             let want = verdict_reference(&decision, &event);
             assert_eq!(verdict(&decision, &event), want, "{text} {decision:?}");
+            // Where the split did not note the bodies (the serde path), the walk finds them.
+            assert!(event.obj.bodies.is_some());
+            let mut walked = event.clone();
+            walked.obj.bodies = None;
+            assert_eq!(verdict(&decision, &walked), want, "{text} {decision:?}");
             kinds.insert(format!("{want:?}"));
         }
         assert!(kinds.len() >= 18, "{kinds:?}");

@@ -295,11 +295,14 @@ pub fn rebuild(entry: &raw::RawObject) -> Result<(String, Source), NotRebuilt> {
             |_, m| if m.key == REBUILT_ANNOTATION { Edit::Remove } else { Edit::Keep },
             &append,
         ),
-        _ => raw::RawObject { text: "{}", members: Vec::new(), line_break: Some(false), decoded: Vec::new() }.rebuild(
-            &mut out,
-            |_, _| Edit::Keep,
-            &append,
-        ),
+        _ => raw::RawObject {
+            text: "{}",
+            members: Vec::new(),
+            line_break: Some(false),
+            decoded: Vec::new(),
+            bodies: None,
+        }
+        .rebuild(&mut out, |_, _| Edit::Keep, &append),
     }
     out.push('}');
 
