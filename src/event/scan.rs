@@ -298,17 +298,17 @@ fn value(b: &[u8], mut i: usize, line_break: &mut bool) -> Option<(usize, bool)>
     }
 }
 
-/// Walks the members of the object opening at `text[i]`: for each, `f(key offset, key, value
-/// offset, line_break)` consumes the value (no whitespace before it) and returns the offset after
-/// it. Returns the offset after the object. Keys with escapes answer `None`.
+/// Walks the members of the object opening at `b[i]`: for each, `f(key offset, offset of the
+/// key's closing quote, value offset, line_break)` consumes the value (no whitespace before it)
+/// and returns the offset after it. Returns the offset after the object. Keys with escapes
+/// answer `None`.
 #[inline(always)]
-fn members<'a>(
-    text: &'a str,
+fn members(
+    b: &[u8],
     i: usize,
     line_break: &mut bool,
-    mut f: impl FnMut(usize, &'a str, usize, &mut bool) -> Option<usize>,
+    mut f: impl FnMut(usize, usize, usize, &mut bool) -> Option<usize>,
 ) -> Option<usize> {
-    let b = text.as_bytes();
     if b.get(i) != Some(&b'{') {
         return None;
     }
@@ -326,7 +326,7 @@ fn members<'a>(
         if escaped_key {
             return None; // serde_json decodes it
         }
-        let mut at = f(key_start, slice(text, key_start + 1, key_end - 1)?, start, line_break)?;
+        let mut at = f(key_start, key_end - 1, start, line_break)?;
         match byte_after_ws(b, &mut at, line_break)? {
             b',' => {
                 i = at + 1;
@@ -384,7 +384,7 @@ pub(crate) fn scan_object(text: &str) -> Option<RawObject<'_>> {
 /// their lists.
 pub(crate) fn scan_object_in<'a>(
     text: &'a str,
-    mut list: Vec<Member<'a>>,
+    mut list: Vec<Member>,
     mut slot: Vec<Decoded<'a>>,
     spare: &mut Spare,
 ) -> Option<RawObject<'a>> {
@@ -392,7 +392,8 @@ pub(crate) fn scan_object_in<'a>(
     let mut line_break = false;
     let decoded = slot.last_mut()?;
     let start = ws(b, 0, &mut line_break);
-    let end = members(text, start, &mut line_break, |key_start, key, start, line_break| {
+    let end = members(b, start, &mut line_break, |key_start, key_end, start, line_break| {
+        let key = b.get(key_start + 1..key_end)?;
         let (end, plain) = match decoded.decode(list.len(), key, text, start, line_break, spare) {
             Some(decoded) => decoded,
             None => {
@@ -400,7 +401,7 @@ pub(crate) fn scan_object_in<'a>(
                 (end, !escaped && b.get(start) == Some(&b'"'))
             }
         };
-        list.push(Member { key: Cow::Borrowed(key), value: slice(text, start, end)?, key_start, start, end, plain });
+        list.push(Member::new(key_start, key_end, start, end, plain));
         Some(end)
     })?;
     (ws(b, end, &mut line_break) == b.len()).then_some(RawObject {
@@ -408,6 +409,7 @@ pub(crate) fn scan_object_in<'a>(
         members: list,
         line_break: Some(line_break),
         decoded: slot,
+        escaped_keys: Vec::new(),
     })
 }
 
@@ -423,9 +425,9 @@ pub(crate) fn for_each_member<'a>(
     mut f: impl FnMut(&'a str, &'a str, bool) -> Option<()>,
 ) -> Option<()> {
     let b = text.as_bytes();
-    let end = members(text, 0, &mut false, |_, key, start, line_break| {
+    let end = members(b, 0, &mut false, |key_start, key_end, start, line_break| {
         let (end, escaped) = value(b, start, line_break)?;
-        f(key, text.get(start..end)?, escaped)?;
+        f(text.get(key_start + 1..key_end)?, text.get(start..end)?, escaped)?;
         Some(end)
     })?;
     (end == text.len()).then_some(())
@@ -453,7 +455,9 @@ pub(super) fn object_at<'a>(
     line_break: &mut bool,
     mut f: impl FnMut(&'a str, usize, &mut bool) -> Option<usize>,
 ) -> Option<usize> {
-    members(text, i, line_break, |_, key, start, line_break| f(key, start, line_break))
+    members(text.as_bytes(), i, line_break, |key_start, key_end, start, line_break| {
+        f(slice(text, key_start + 1, key_end)?, start, line_break)
+    })
 }
 
 /// The items of the array opening at `text[i]`, for the decoders (see [`items`]).
@@ -517,12 +521,12 @@ mod tests {
     /// serde_json's split of the same text, for comparison.
     fn serde_split(text: &str) -> Option<Vec<(String, usize, usize, usize)>> {
         let obj = crate::event::raw::parse_object_with_serde(text).ok()?;
-        Some(obj.members.iter().map(|m| (m.key.to_string(), m.key_start, m.start, m.end)).collect())
+        Some(obj.members.iter().map(|m| (obj.key(m).to_string(), m.key_start, m.start, m.end)).collect())
     }
 
     fn fast_split(text: &str) -> Option<Vec<(String, usize, usize, usize)>> {
         let obj = scan_object(text)?;
-        Some(obj.members.iter().map(|m| (m.key.to_string(), m.key_start, m.start, m.end)).collect())
+        Some(obj.members.iter().map(|m| (obj.key(m).to_string(), m.key_start, m.start, m.end)).collect())
     }
 
     #[test]
@@ -796,9 +800,11 @@ mod tests {
         for line in corpus.lines() {
             assert!(fast_split(line).is_some());
             // The scanner's `plain` is exactly "a string that needs no decoding".
-            for m in scan_object(line).unwrap().members {
-                let plain = matches!(crate::event::raw::decode_str(m.value), Ok(Cow::Borrowed(_)));
-                assert_eq!(m.plain, plain && m.value.starts_with('"'), "{}", m.value);
+            let obj = scan_object(line).unwrap();
+            for m in &obj.members {
+                let value = obj.value(m);
+                let plain = matches!(crate::event::raw::decode_str(value), Ok(Cow::Borrowed(_)));
+                assert_eq!(m.plain, plain && value.starts_with('"'), "{value}");
             }
             assert_eq!(fast_split(line), serde_split(line));
             // Every prefix is rejected by both (truncated records).

@@ -2,9 +2,8 @@
 //! this policy been in force (never more than the event already holds).
 
 use super::eval::Decision;
-use super::matcher::same;
 pub use crate::event::edit::{write_event, Changes};
-use crate::event::raw::Member;
+use crate::event::raw::RawObject;
 use crate::event::{Event, Level};
 
 /// Why an event was dropped.
@@ -48,12 +47,12 @@ pub fn verdict(decision: &Decision, event: &Event) -> Verdict {
 }
 
 /// [`verdict`] with the search for the bodies as a parameter (the tests pass a reference one):
-/// `find(members, want request, want response)`.
+/// `find(object, want request, want response)`.
 #[inline(always)]
 fn verdict_with<'a>(
     decision: &Decision,
     event: &Event<'a>,
-    find: impl FnOnce(&[Member<'a>], bool, bool) -> (Option<&'a str>, Option<&'a str>),
+    find: impl FnOnce(&RawObject<'a>, bool, bool) -> (Option<&'a str>, Option<&'a str>),
 ) -> Verdict {
     if decision.level == Level::None {
         return Verdict::Drop(DropReason::LevelNone);
@@ -69,7 +68,7 @@ fn verdict_with<'a>(
     // A body is looked for only when the level removes it or its managedFields may go.
     let strip = decision.omit_managed_fields;
     let (request, response) =
-        find(&event.obj.members, level < Level::Request || strip, level < Level::RequestResponse || strip);
+        find(&event.obj, level < Level::Request || strip, level < Level::RequestResponse || strip);
     let mut changes = Changes {
         new_level: (recorded != Some(level)).then_some(level),
         remove_request_object: level < Level::Request && request.is_some(),
@@ -87,18 +86,17 @@ fn verdict_with<'a>(
 /// The values of `requestObject` and `responseObject`, each only if asked for: the last of
 /// duplicates, as `RawObject::get` reads them. From the end, where kube-apiserver writes them,
 /// so the walk usually stops after a few members.
-fn bodies<'a>(members: &[Member<'a>], mut request: bool, mut response: bool) -> (Option<&'a str>, Option<&'a str>) {
+fn bodies<'a>(obj: &RawObject<'a>, mut request: bool, mut response: bool) -> (Option<&'a str>, Option<&'a str>) {
     let mut found = (None, None);
-    for m in members.iter().rev() {
+    for m in obj.members.iter().rev() {
         if !request && !response {
             break;
         }
-        let key = m.key.as_bytes();
-        if request && key.len() == 13 && same(key, b"requestObject") {
-            found.0 = Some(m.value);
+        if request && obj.key_is(m, "requestObject") {
+            found.0 = Some(obj.value(m));
             request = false;
-        } else if response && key.len() == 14 && same(key, b"responseObject") {
-            found.1 = Some(m.value);
+        } else if response && obj.key_is(m, "responseObject") {
+            found.1 = Some(obj.value(m));
             response = false;
         }
     }
@@ -138,12 +136,13 @@ mod tests {
     /// `verdict` as written before bodies were looked for only when needed: one pass over
     /// every member, the last of duplicates winning.
     fn verdict_reference(decision: &Decision, event: &Event) -> Verdict {
-        verdict_with(decision, event, |members, _, _| {
+        verdict_with(decision, event, |obj, _, _| {
             let (mut request, mut response) = (None, None);
-            for m in members {
-                match m.key.len() {
-                    13 if m.key == "requestObject" => request = Some(m.value),
-                    14 if m.key == "responseObject" => response = Some(m.value),
+            for m in &obj.members {
+                let key = obj.key(m);
+                match key.len() {
+                    13 if key == "requestObject" => request = Some(obj.value(m)),
+                    14 if key == "responseObject" => response = Some(obj.value(m)),
                     _ => {}
                 }
             }
