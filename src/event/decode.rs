@@ -21,7 +21,7 @@ use std::borrow::Cow;
 
 use super::raw::CowStr;
 use super::raw::RawObject;
-use super::scan::{array_at, null_at, object_at, skip_value, slice, string_at, string_end};
+use super::scan::{array_at, null_at, object_at, skip_value, slice, string_at, string_end, Ws};
 use super::{Event, EventError, LegacyMeta, ObjectRef, ResponseStatus, UserInfo};
 
 /// What a decoder answers: the value and the offset after its JSON.
@@ -155,7 +155,7 @@ impl<'a> Decoded<'a> {
         key: &[u8],
         text: &'a str,
         start: usize,
-        line_break: &mut bool,
+        line_break: &mut Ws,
         spare: &mut Spare,
     ) -> Option<(usize, bool)> {
         use Str::{Nullable, Required};
@@ -322,8 +322,8 @@ impl<'a> Decoded<'a> {
 }
 
 /// Runs a decoder on `raw`, which must be exactly the value (a member's raw text).
-fn whole<'a, T>(raw: &'a str, at: impl FnOnce(&'a str, usize, &mut bool) -> At<T>) -> Option<T> {
-    match at(raw, 0, &mut false)? {
+fn whole<'a, T>(raw: &'a str, at: impl FnOnce(&'a str, usize, &mut Ws) -> At<T>) -> Option<T> {
+    match at(raw, 0, &mut 0)? {
         (v, end) if end == raw.len() => Some(v),
         _ => None,
     }
@@ -356,7 +356,7 @@ fn first(seen: &mut u8, bit: u8) -> Option<()> {
 }
 
 /// An `Option<Vec<CowStr>>`: `null` or an array of strings.
-fn strings_at<'a>(text: &'a str, i: usize, line_break: &mut bool, spare: &mut Spare) -> At<Option<Vec<CowStr<'a>>>> {
+fn strings_at<'a>(text: &'a str, i: usize, line_break: &mut Ws, spare: &mut Spare) -> At<Option<Vec<CowStr<'a>>>> {
     if is_null(text, i) {
         return Some((None, null_at(text.as_bytes(), i)?));
     }
@@ -370,7 +370,7 @@ fn strings_at<'a>(text: &'a str, i: usize, line_break: &mut bool, spare: &mut Sp
 }
 
 /// `user` / `impersonatedUser` as `Option<UserInfo>`.
-fn user_at<'a>(text: &'a str, i: usize, line_break: &mut bool, spare: &mut Spare) -> At<Option<UserInfo<'a>>> {
+fn user_at<'a>(text: &'a str, i: usize, line_break: &mut Ws, spare: &mut Spare) -> At<Option<UserInfo<'a>>> {
     if is_null(text, i) {
         return Some((None, null_at(text.as_bytes(), i)?));
     }
@@ -401,7 +401,7 @@ fn user_at<'a>(text: &'a str, i: usize, line_break: &mut bool, spare: &mut Spare
 }
 
 /// `objectRef` as `Option<ObjectRef>`.
-fn object_ref_at<'a>(text: &'a str, i: usize, line_break: &mut bool) -> At<Option<ObjectRef<'a>>> {
+fn object_ref_at<'a>(text: &'a str, i: usize, line_break: &mut Ws) -> At<Option<ObjectRef<'a>>> {
     if is_null(text, i) {
         return Some((None, null_at(text.as_bytes(), i)?));
     }
@@ -448,7 +448,7 @@ fn code_at(text: &str, i: usize) -> At<Option<i64>> {
 }
 
 /// `responseStatus` as `Option<ResponseStatus>`.
-fn response_status_at<'a>(text: &'a str, i: usize, line_break: &mut bool) -> At<Option<ResponseStatus<'a>>> {
+fn response_status_at<'a>(text: &'a str, i: usize, line_break: &mut Ws) -> At<Option<ResponseStatus<'a>>> {
     if is_null(text, i) {
         return Some((None, null_at(text.as_bytes(), i)?));
     }
@@ -476,7 +476,7 @@ fn response_status_at<'a>(text: &'a str, i: usize, line_break: &mut bool) -> At<
 }
 
 /// v1beta1/v1alpha1 `metadata` as `Option<LegacyMeta>` (only `creationTimestamp` is read).
-fn legacy_meta_at<'a>(text: &'a str, i: usize, line_break: &mut bool) -> At<Option<LegacyMeta<'a>>> {
+fn legacy_meta_at<'a>(text: &'a str, i: usize, line_break: &mut Ws) -> At<Option<LegacyMeta<'a>>> {
     if is_null(text, i) {
         return Some((None, null_at(text.as_bytes(), i)?));
     }
@@ -495,7 +495,7 @@ fn legacy_meta_at<'a>(text: &'a str, i: usize, line_break: &mut bool) -> At<Opti
 }
 
 /// `annotations`: `null` or an object of strings, in input order (duplicates kept).
-fn annotations_at<'a>(text: &'a str, i: usize, line_break: &mut bool, spare: &mut Spare) -> At<Annotations<'a>> {
+fn annotations_at<'a>(text: &'a str, i: usize, line_break: &mut Ws, spare: &mut Spare) -> At<Annotations<'a>> {
     if is_null(text, i) {
         return Some((Vec::new(), null_at(text.as_bytes(), i)?));
     }

@@ -101,19 +101,21 @@ fn one_run<'t, 'k>(obj: &RawObject<'t>, keys: impl Iterator<Item = &'k str>) -> 
         (Some(f), Some(l)) => (f, l),
         _ => return Some(""),
     };
-    // Consecutive members of a parsed object are at least a comma apart, so their texts
-    // cover all but `members - 1` bytes of the span only when each gap is that one comma.
-    // Two passes: each is a short loop an interpreter runs quickly (lengths first, names
-    // compared only when one is as long).
-    let covered: usize = obj.members.iter().map(|m| m.end.saturating_sub(m.key_start)).sum();
+    // Names compared only when as long (a short loop an interpreter runs quickly).
     for k in keys {
         if obj.members.iter().any(|m| obj.key_is(m, k)) {
             return None;
         }
     }
-    let span = last.end.checked_sub(first.key_start)?;
-    if covered + (obj.members.len() - 1) != span {
-        return None;
+    if !obj.joined {
+        // Unless the scanner saw it: consecutive members of a parsed object are at least a
+        // comma apart, so their texts cover all but `members - 1` bytes of the span only when
+        // each gap is that one comma.
+        let covered: usize = obj.members.iter().map(|m| m.end.saturating_sub(m.key_start)).sum();
+        let span = last.end.checked_sub(first.key_start)?;
+        if covered + (obj.members.len() - 1) != span {
+            return None;
+        }
     }
     obj.text.get(first.key_start..last.end)
 }

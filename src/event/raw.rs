@@ -124,6 +124,10 @@ pub struct RawObject<'a> {
     /// Whether `text` holds a raw line break (a pretty-printed event), when the split already
     /// found out; `None`: ask [`has_line_break`].
     pub line_break: Option<bool>,
+    /// The members are joined by bare commas (`text[end]` is `,` and the next key's quote
+    /// follows it), as the scanner saw on its way: the writer copies them as one slice without
+    /// checking. `false` also when nobody looked.
+    pub(crate) joined: bool,
     /// The members an event's decisions read, decoded by the scanner while it validated them
     /// (read by [`super::Event::from_object`]): at most one, empty when the scanner did not
     /// run. A `Vec` rather than a `Box` so that its allocation can serve the next record
@@ -137,7 +141,14 @@ pub struct RawObject<'a> {
 impl<'a> RawObject<'a> {
     /// An object of `text` without members (`{}`).
     pub fn empty(text: &'a str) -> RawObject<'a> {
-        RawObject { text, members: Vec::new(), line_break: None, decoded: Vec::new(), escaped_keys: Vec::new() }
+        RawObject {
+            text,
+            members: Vec::new(),
+            line_break: None,
+            joined: false,
+            decoded: Vec::new(),
+            escaped_keys: Vec::new(),
+        }
     }
 
     /// The key of member `m`, decoded.
@@ -349,7 +360,7 @@ pub(crate) fn parse_object_with_serde(text: &str) -> Result<RawObject<'_>, JsonE
     let mut de = serde_json::Deserializer::from_str(text);
     let (members, escaped_keys) = de.deserialize_map(Members(text))?;
     de.end()?;
-    Ok(RawObject { text, members, line_break: None, decoded: Vec::new(), escaped_keys })
+    Ok(RawObject { text, members, line_break: None, joined: false, decoded: Vec::new(), escaped_keys })
 }
 
 /// Splits a JSON array into its raw items with their offsets.
