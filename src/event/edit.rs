@@ -66,15 +66,14 @@ pub(crate) fn write_event_then<'k, O: OutBuf + ?Sized>(
     let mut w = Splice { text, out, first: true, run: None };
     w.out.put("{");
     for m in &obj.members {
-        let key = obj.key_bytes(m);
-        if keys.clone().any(|k| k.as_bytes() == key) {
+        if keys.clone().any(|k| obj.key_is(m, k)) {
             continue;
         }
         if unchanged {
             w.keep(m.key_start, m.end);
             continue;
         }
-        match key {
+        match obj.key_bytes(m) {
             b"level" if changes.new_level.is_some() => {
                 let level = changes.new_level.map_or("", Level::as_str);
                 w.replace(m.key_start, m.start, &["\"", level, "\""]);
