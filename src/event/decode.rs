@@ -83,9 +83,6 @@ pub(crate) struct Decoded<'a> {
     escaped_request_uri: Option<String>,
     /// The members seen, one bit per name ([`Decoded::seen`]).
     seen: u32,
-    /// 1 + the index of the last `requestObject` and `responseObject` (0: none), noted on the
-    /// way so that the policy finds the bodies without a walk ([`Decoded::bodies`]).
-    bodies: (usize, usize),
     /// Something was declined or seen twice: the event decodes the members one by one.
     declined: bool,
 }
@@ -194,15 +191,6 @@ impl<'a> Decoded<'a> {
                     b"sourceIPs" => {
                         (1 << 17, put(&mut self.source_ips, index, strings_at(text, start, line_break, spare)))
                     }
-                    // Validated by the caller, as any other member.
-                    b"requestObject" => {
-                        self.bodies.0 = index + 1;
-                        return None;
-                    }
-                    b"responseObject" => {
-                        self.bodies.1 = index + 1;
-                        return None;
-                    }
                     _ => return None,
                 };
                 first_of(&mut self.seen, &mut self.declined, bit);
@@ -300,11 +288,6 @@ impl<'a> Decoded<'a> {
             legacy_timestamp,
             legacy_stage_timestamp,
         })
-    }
-
-    /// The indexes of the last `requestObject` and `responseObject` members.
-    pub(crate) fn bodies(&self) -> (Option<usize>, Option<usize>) {
-        (self.bodies.0.checked_sub(1), self.bodies.1.checked_sub(1))
     }
 
     /// No member an event reads was seen.

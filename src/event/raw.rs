@@ -205,12 +205,6 @@ impl<'a> RawObject<'a> {
         self.escaped_keys.iter().find(|(at, _)| *at == m.key_start).map_or("", |(_, k)| k.as_str())
     }
 
-    /// The indexes of the last `requestObject` and `responseObject` members, when the scanner
-    /// noted them (it split this object and the event did not take its notes); `None`: look.
-    pub(crate) fn bodies(&self) -> Option<(Option<usize>, Option<usize>)> {
-        self.decoded.last().map(super::decode::Decoded::bodies)
-    }
-
     /// The raw value text of member `m`.
     #[inline]
     pub fn value(&self, m: &Member) -> &'a str {
