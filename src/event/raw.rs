@@ -114,6 +114,22 @@ impl Member {
     }
 }
 
+/// The members holding an event's request and response bodies (the last of duplicates, as
+/// [`RawObject::get`] reads them), as the split found them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Bodies {
+    pub request: Option<BodyAt>,
+    pub response: Option<BodyAt>,
+}
+
+/// A body member: its index, and whether the split found no `managedFields` key in it (so
+/// omitting managedFields cannot change it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BodyAt {
+    pub index: usize,
+    pub clean: bool,
+}
+
 /// A JSON object split into its members.
 #[derive(Debug, Clone)]
 pub struct RawObject<'a> {
@@ -136,6 +152,9 @@ pub struct RawObject<'a> {
     /// The keys with escapes, decoded, by their member's `key_start` (serde's split only:
     /// rare, and kept out of [`Member`] so that members need no dropping).
     pub(crate) escaped_keys: Vec<(usize, String)>,
+    /// Where the split found the request and response bodies; `None` when it did not look
+    /// (the serde path: ask the members).
+    pub(crate) bodies: Option<Bodies>,
 }
 
 impl<'a> RawObject<'a> {
@@ -148,6 +167,7 @@ impl<'a> RawObject<'a> {
             joined: false,
             decoded: Vec::new(),
             escaped_keys: Vec::new(),
+            bodies: None,
         }
     }
 
@@ -360,7 +380,7 @@ pub(crate) fn parse_object_with_serde(text: &str) -> Result<RawObject<'_>, JsonE
     let mut de = serde_json::Deserializer::from_str(text);
     let (members, escaped_keys) = de.deserialize_map(Members(text))?;
     de.end()?;
-    Ok(RawObject { text, members, line_break: None, joined: false, decoded: Vec::new(), escaped_keys })
+    Ok(RawObject { text, members, line_break: None, joined: false, decoded: Vec::new(), escaped_keys, bodies: None })
 }
 
 /// Splits a JSON array into its raw items with their offsets.
@@ -587,11 +607,21 @@ fn escape_each(out: &mut String, s: &str) {
 
 /// Copies valid JSON text without insignificant whitespace (for multi-line input written as JSON lines).
 pub fn compact_into<O: OutBuf + ?Sized>(text: &str, out: &mut O) {
-    let bytes = text.as_bytes();
-    let mut in_str = false;
-    let mut escaped = false;
     let mut run_start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
+    for (i, b) in outside_strings(text) {
+        if matches!(b, b' ' | b'\n' | b'\r' | b'\t') {
+            out.put(text.get(run_start..i).unwrap_or_default());
+            run_start = i + 1;
+        }
+    }
+    out.put(text.get(run_start..).unwrap_or_default());
+}
+
+/// Each byte of JSON `text` after which the text is outside every string (not a string's
+/// opening quote or content; its closing quote is), with its offset.
+pub(crate) fn outside_strings(text: &str) -> impl Iterator<Item = (usize, u8)> + '_ {
+    let (mut in_str, mut escaped) = (false, false);
+    text.bytes().enumerate().filter(move |&(_, b)| {
         if in_str {
             if escaped {
                 escaped = false;
@@ -599,15 +629,14 @@ pub fn compact_into<O: OutBuf + ?Sized>(text: &str, out: &mut O) {
                 escaped = true;
             } else if b == b'"' {
                 in_str = false;
+                return true;
             }
-        } else if b == b'"' {
-            in_str = true;
-        } else if matches!(b, b' ' | b'\n' | b'\r' | b'\t') {
-            out.put(&text[run_start..i]);
-            run_start = i + 1;
+            false
+        } else {
+            in_str = b == b'"';
+            !in_str
         }
-    }
-    out.put(&text[run_start..]);
+    })
 }
 
 /// Whether a JSON text contains a raw line break (outside strings it's whitespace; inside, JSON forbids it).
@@ -839,6 +868,10 @@ mod tests {
         let mut out = String::new();
         compact_into("{\n  \"a b\": [1, 2],\n  \"c\": \"x \\\" y\"\n}", &mut out);
         assert_eq!(out, r#"{"a b":[1,2],"c":"x \" y"}"#);
+        // An escaped backslash ends right before a closing quote; whitespace after it is cut.
+        let mut out = String::new();
+        compact_into("{\"a\" : \"b\\\\\" ,\t\"c\":[ \"d\\\" e\" ]\r\n}", &mut out);
+        assert_eq!(out, r#"{"a":"b\\","c":["d\" e"]}"#);
     }
 
     #[test]

@@ -18,7 +18,7 @@
 use std::borrow::Cow;
 
 use super::decode::{Decoded, Spare};
-use super::raw::{Member, RawObject};
+use super::raw::{Bodies, BodyAt, Member, RawObject};
 
 /// Deeper nesting goes to serde_json (whose skipping is not recursive); this bounds the stack.
 const MAX_DEPTH: u32 = 48;
@@ -29,15 +29,16 @@ const FIRST: usize = 32;
 const ONES: u64 = u64::MAX / 255;
 const HIGH: u64 = ONES << 7;
 
-/// The high bit of each of the 8 bytes that is `\` or below `#` (0x23: control characters,
-/// space, `!` and `"`); the lowest one set is exact (bytes above a match may be flagged too).
-/// Space and `!` are false alarms the caller steps over: one test fewer per word than testing
-/// `"` on its own, and strings in audit events have few spaces.
+/// The high bit of each of the 8 bytes that is `\`, below `#` (0x23: control characters,
+/// space, `!` and `"`) or above 0x7f; the lowest one set is exact (bytes above a match may be
+/// flagged too). Space, `!` and non-ASCII bytes are false alarms the caller steps over: fewer
+/// instructions per word than testing `"` on its own or leaving non-ASCII bytes out, and
+/// strings in audit events have few spaces and fewer non-ASCII characters.
 #[inline(always)]
 fn special(chunk: u64) -> u64 {
     let below = chunk.wrapping_sub(ONES * 0x23);
     let slash = (chunk ^ (ONES * u64::from(b'\\'))).wrapping_sub(ONES);
-    (below | slash) & !chunk & HIGH
+    (below | slash | chunk) & HIGH
 }
 
 /// What whitespace the scanner skipped (passed along as `line_break`): [`SPACED`] any,
@@ -115,7 +116,7 @@ fn string_tail(b: &[u8], mut i: usize) -> Option<(usize, bool)> {
     }
     let mut escaped = false;
     loop {
-        // To the next `"`, `\`, control character (or space, `!`): 8 bytes at a time, then
+        // To the next `"`, `\`, control character (or space, `!`, non-ASCII): 8 bytes at a time, then
         // byte by byte for the input's last bytes.
         let mut words = b.get(i..)?.chunks_exact(8);
         for word in &mut words {
@@ -236,7 +237,27 @@ fn literal<const N: usize>(b: &[u8], i: usize, word: &[u8; N]) -> Option<usize> 
 /// stack, no recursion: in an interpreter the position stays in a local. Compact JSON takes
 /// the shortest path: after a value one byte decides (`,`, or the container's end), after a
 /// `,` in an object the key's opening quote is expected at once, after the key its colon.
-fn value(b: &[u8], mut i: usize, line_break: &mut Ws) -> Option<(usize, bool)> {
+fn value(b: &[u8], i: usize, line_break: &mut Ws) -> Option<(usize, bool)> {
+    walk::<false>(b, i, line_break, &mut false)
+}
+
+/// [`value`] for a request or response body: also sets `managed` when the body may hold an
+/// object member named `managedFields` (one is found, or whitespace before a key kept it from
+/// looking), so that a policy omitting them need not search the body again when it holds none.
+fn body_value(b: &[u8], i: usize, line_break: &mut Ws, managed: &mut bool) -> Option<(usize, bool)> {
+    walk::<true>(b, i, line_break, managed)
+}
+
+/// Whether the key whose opening quote is at `b[open]` and whose closing quote is at
+/// `b[end - 1]` is `managedFields` (the length is tested first: most keys stop there).
+#[inline(always)]
+fn is_managed_fields(b: &[u8], open: usize, end: usize) -> bool {
+    end.wrapping_sub(open) == 15 && b.get(open + 1..end - 1) == Some(b"managedFields")
+}
+
+/// [`value`], and with `NOTE` the keys looked at for [`body_value`].
+#[inline(always)]
+fn walk<const NOTE: bool>(b: &[u8], mut i: usize, line_break: &mut Ws, managed: &mut bool) -> Option<(usize, bool)> {
     // Bit d set: the container at depth d + 1 is an object (else an array).
     let mut objects: u64 = 0;
     let mut depth: u32 = 0;
@@ -266,7 +287,11 @@ fn value(b: &[u8], mut i: usize, line_break: &mut Ws) -> Option<(usize, bool)> {
                     if first != b'"' {
                         return None;
                     }
-                    (_, _, i) = key_tail(b, i + 1, line_break)?;
+                    let (key_end, _, next) = key_tail(b, i + 1, line_break)?;
+                    if NOTE && is_managed_fields(b, i, key_end) {
+                        *managed = true;
+                    }
+                    i = next;
                 } else {
                     objects &= !(1 << depth);
                 }
@@ -285,13 +310,19 @@ fn value(b: &[u8], mut i: usize, line_break: &mut Ws) -> Option<(usize, bool)> {
         while depth > 0 {
             // Compact JSON in an object: `,"` starts the next member.
             if in_object && b.get(i..).and_then(<[u8]>::first_chunk::<2>) == Some(b",\"") {
-                (_, _, i) = key_tail(b, i + 2, line_break)?;
+                let (key_end, _, next) = key_tail(b, i + 2, line_break)?;
+                if NOTE && is_managed_fields(b, i + 1, key_end) {
+                    *managed = true;
+                }
+                i = next;
                 continue 'value;
             }
             let c = byte_after_ws(b, &mut i, line_break)?;
             i += 1;
             if c == b',' {
                 if in_object {
+                    // Not compact: the key is not looked at (the caller searches the body).
+                    *managed |= NOTE;
                     i = key(b, i, line_break)?;
                 } else {
                     byte_after_ws(b, &mut i, line_break)?;
@@ -404,14 +435,28 @@ pub(crate) fn scan_object_in<'a>(
     let start = ws(b, 0, &mut line_break);
     // Whitespace inside the object, not around it.
     line_break &= !SPACED;
+    let mut bodies = Bodies::default();
     let end = members(b, start, &mut line_break, |key_start, key_end, start, line_break| {
         let key = b.get(key_start + 1..key_end)?;
         let (end, plain) = match decoded.decode(list.len(), key, text, start, line_break, spare) {
             Some(decoded) => decoded,
-            None => {
-                let (end, escaped) = value(b, start, line_break)?;
-                (end, !escaped && b.get(start) == Some(&b'"'))
-            }
+            None => match body_kind(key) {
+                Some(response) => {
+                    let mut managed = false;
+                    let (end, _) = body_value(b, start, line_break, &mut managed)?;
+                    let at = Some(BodyAt { index: list.len(), clean: !managed });
+                    if response {
+                        bodies.response = at;
+                    } else {
+                        bodies.request = at;
+                    }
+                    (end, false)
+                }
+                None => {
+                    let (end, escaped) = value(b, start, line_break)?;
+                    (end, !escaped && b.get(start) == Some(&b'"'))
+                }
+            },
         };
         list.push(Member::new(key_start, key_end, start, end, plain));
         Some(end)
@@ -425,7 +470,19 @@ pub(crate) fn scan_object_in<'a>(
         joined,
         decoded: slot,
         escaped_keys: Vec::new(),
+        bodies: Some(bodies),
     })
+}
+
+/// For `requestObject` `Some(false)`, for `responseObject` `Some(true)` (by length first: most
+/// keys are neither).
+#[inline(always)]
+fn body_kind(key: &[u8]) -> Option<bool> {
+    match key.len() {
+        13 if key == b"requestObject" => Some(false),
+        14 if key == b"responseObject" => Some(true),
+        _ => None,
+    }
 }
 
 /// Calls `f(key, raw value, escaped)` for each member of `text`, which must be exactly one JSON
@@ -694,24 +751,7 @@ mod tests {
         // Whitespace (and what serde_json does not take as whitespace) after every byte
         // outside strings: the compact paths fall back to the general one.
         let bytes = text.as_bytes();
-        let mut in_string = false;
-        let mut escaped = false;
-        for i in 0..bytes.len() {
-            let c = bytes[i];
-            if in_string {
-                if escaped {
-                    escaped = false;
-                } else if c == b'\\' {
-                    escaped = true;
-                } else if c == b'"' {
-                    in_string = false;
-                }
-            } else if c == b'"' {
-                in_string = true;
-            }
-            if in_string {
-                continue;
-            }
+        for (i, _) in crate::event::raw::outside_strings(text) {
             for ws in [" ", "\n", "\r\n\t ", "\u{b}", "\u{c}", "\u{a0}"] {
                 let spaced = format!("{}{ws}{}", &text[..=i], &text[i + 1..]);
                 check_against_serde(&spaced);
@@ -746,8 +786,12 @@ mod tests {
     fn strings_of_every_length_with_any_byte_anywhere_split_as_serde_json_does() {
         // The first FIRST bytes of a string are tested word by word with one range test, the
         // rest (and the input's last bytes) in the general loop: every length around those
-        // bounds, one unusual character at every offset, near the input's end and far from it.
-        let odd = [" ", "!", "\\\"", "\\\\", "\\n", "\\u00e9", "\\ud800", "\\x", "\u{1}", "\t", "é", "\u{7f}", "\""];
+        // bounds, one unusual character (non-ASCII ones of 2, 3 and 4 bytes among them) at
+        // every offset, near the input's end and far from it.
+        let odd = [
+            " ", "!", "\\\"", "\\\\", "\\n", "\\u00e9", "\\ud800", "\\x", "\u{1}", "\t", "é", "\u{7f}", "\u{80}", "日",
+            "😀", "\"",
+        ];
         for len in 0..FIRST + 20 {
             for at in 0..=len {
                 for c in odd {
@@ -770,6 +814,75 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_body_is_noted_clean_only_when_it_has_no_managed_fields_key() {
+        // Bodies built from pieces: managedFields as a key at any depth, in a string, as a
+        // longer or shorter key, with whitespace before keys; each inside an event. Top-level
+        // keys differ between pieces but for managedFields itself, so that duplicates (the last
+        // wins) cannot hide one from serde_json's reading.
+        let pieces = [
+            r#""managedFields":[{"manager":"kubectl"}]"#,
+            r#""managedFields":{}"#,
+            r#""managedFieldsX":1"#,
+            r#""managedField":1"#,
+            r#""a":"\"managedFields\":1""#,
+            r#""b":"managedFields""#,
+            r#""metadata":{"name":"x","managedFields":[]}"#,
+            r#""spec":{"name":"x"}"#,
+            r#""items":[{"metadata":{"managedFields":[]}},{"b":[1,{"managedFields":null}]}]"#,
+            r#""list":[{"metadata":{"c":2}}]"#,
+            r#" "managedFields" :1"#,
+            r#""x": {"managedFields":1}"#,
+            r#""y":[ {"z":1} , {"managedFields":2} ]"#,
+        ];
+        fn has_key(v: &serde_json::Value) -> bool {
+            match v {
+                serde_json::Value::Object(m) => m.iter().any(|(k, v)| k == "managedFields" || has_key(v)),
+                serde_json::Value::Array(a) => a.iter().any(has_key),
+                _ => false,
+            }
+        }
+        let mut rng = crate::test_rng::XorShift::new(0x2545_f491_4f6c_dd1d);
+        let (mut clean, mut noted) = (0, 0);
+        for _ in 0..20_000 {
+            let n = rng.below(4) as usize;
+            let mut body: Vec<&str> = Vec::new();
+            while body.len() < n {
+                let piece = pieces[rng.below(pieces.len() as u64) as usize];
+                if !body.contains(&piece) {
+                    body.push(piece);
+                }
+            }
+            let body = format!("{{{}}}", body.join(","));
+            let key = ["requestObject", "responseObject", "otherObject"][rng.below(3) as usize];
+            let text = format!(r#"{{"kind":"Event","{key}":{body},"verb":"get"}}"#);
+            let obj = scan_object(&text).unwrap_or_else(|| panic!("{text}"));
+            let index = obj.members.iter().position(|m| obj.key_is(m, key)).unwrap();
+            let bodies = obj.bodies.unwrap();
+            let found = [bodies.request, bodies.response].into_iter().flatten().find(|b| b.index == index);
+            assert_eq!(found.is_some(), key != "otherObject", "{text}");
+            let bit = found.is_some_and(|b| b.clean);
+            let value: serde_json::Value = serde_json::from_str(&body).unwrap();
+            if key == "otherObject" {
+                assert!(!bit, "{text}");
+                continue;
+            }
+            // Sound: a body noted clean has no such key, and stripping changes nothing.
+            if bit {
+                clean += 1;
+                assert!(!has_key(&value), "{text}");
+                assert_eq!(crate::event::edit::strip_managed_fields(&body), None, "{text}");
+            } else if has_key(&value) {
+                noted += 1;
+            }
+            // Exact for compact bodies: not clean only when the key is there.
+            if !body.contains(' ') {
+                assert_eq!(bit, !has_key(&value), "{text}");
+            }
+        }
+        assert!(clean > 1_000 && noted > 1_000, "{clean} {noted}");
     }
 
     #[test]

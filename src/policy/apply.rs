@@ -3,7 +3,7 @@
 
 use super::eval::Decision;
 pub use crate::event::edit::{write_event, Changes};
-use crate::event::raw::RawObject;
+use crate::event::raw::{BodyAt, RawObject};
 use crate::event::{Event, Level};
 
 /// Why an event was dropped.
@@ -52,7 +52,7 @@ pub fn verdict(decision: &Decision, event: &Event) -> Verdict {
 fn verdict_with<'a>(
     decision: &Decision,
     event: &Event<'a>,
-    find: impl FnOnce(&RawObject<'a>, bool, bool) -> (Option<&'a str>, Option<&'a str>),
+    find: impl FnOnce(&RawObject<'a>, bool, bool) -> (Option<Body<'a>>, Option<Body<'a>>),
 ) -> Verdict {
     if decision.level == Level::None {
         return Verdict::Drop(DropReason::LevelNone);
@@ -76,27 +76,37 @@ fn verdict_with<'a>(
         strip_managed_fields: false,
     };
     if decision.omit_managed_fields {
-        let has_managed = |body: Option<&str>, removed: bool| !removed && body.is_some_and(mentions_managed_fields);
+        // A body the split found no managedFields key in is not searched again.
+        let has_managed = |body: Option<Body>, removed: bool| {
+            !removed && body.is_some_and(|(text, clean)| !clean && mentions_managed_fields(text))
+        };
         changes.strip_managed_fields = has_managed(request, changes.remove_request_object)
             || has_managed(response, changes.remove_response_object);
     }
     Verdict::Keep(changes)
 }
 
+/// A body: its raw value, and whether the split found no managedFields key in it.
+type Body<'a> = (&'a str, bool);
+
 /// The values of `requestObject` and `responseObject`, each only if asked for: the last of
-/// duplicates, as `RawObject::get` reads them. From the end, where kube-apiserver writes them,
-/// so the walk usually stops after a few members.
-fn bodies<'a>(obj: &RawObject<'a>, mut request: bool, mut response: bool) -> (Option<&'a str>, Option<&'a str>) {
+/// duplicates, as `RawObject::get` reads them. Where the split noted them, or else from the
+/// end, where kube-apiserver writes them, so the walk usually stops after a few members.
+fn bodies<'a>(obj: &RawObject<'a>, mut request: bool, mut response: bool) -> (Option<Body<'a>>, Option<Body<'a>>) {
+    if let Some(noted) = obj.bodies {
+        let body = |at: Option<BodyAt>| at.and_then(|at| Some((obj.value(obj.members.get(at.index)?), at.clean)));
+        return (body(noted.request.filter(|_| request)), body(noted.response.filter(|_| response)));
+    }
     let mut found = (None, None);
     for m in obj.members.iter().rev() {
         if !request && !response {
             break;
         }
         if request && obj.key_is(m, "requestObject") {
-            found.0 = Some(obj.value(m));
+            found.0 = Some((obj.value(m), false));
             request = false;
         } else if response && obj.key_is(m, "responseObject") {
-            found.1 = Some(obj.value(m));
+            found.1 = Some((obj.value(m), false));
             response = false;
         }
     }
@@ -141,8 +151,8 @@ mod tests {
             for m in &obj.members {
                 let key = obj.key(m);
                 match key.len() {
-                    13 if key == "requestObject" => request = Some(obj.value(m)),
-                    14 if key == "responseObject" => response = Some(obj.value(m)),
+                    13 if key == "requestObject" => request = Some((obj.value(m), false)),
+                    14 if key == "responseObject" => response = Some((obj.value(m), false)),
                     _ => {}
                 }
             }
@@ -196,6 +206,11 @@ mod tests {
             };
             let want = verdict_reference(&decision, &event);
             assert_eq!(verdict(&decision, &event), want, "{text} {decision:?}");
+            // Where the split did not note the bodies (the serde path), the walk finds them.
+            assert!(event.obj.bodies.is_some());
+            let mut walked = event.clone();
+            walked.obj.bodies = None;
+            assert_eq!(verdict(&decision, &walked), want, "{text} {decision:?}");
             kinds.insert(format!("{want:?}"));
         }
         assert!(kinds.len() >= 18, "{kinds:?}");
