@@ -1,6 +1,7 @@
-//! Raw JSON access without building a tree: the members of an object (or the items of an array)
-//! as slices of the input with their byte offsets, so edits can be spliced into the original
-//! bytes. serde_json validates everything it skips, so a value that scans here is valid JSON.
+//! Raw JSON access without building a tree: the members of an object as byte offsets into the
+//! input (keys and values read through the [`RawObject`]), the items of an array as slices with
+//! their offsets, so edits can be spliced into the original bytes. serde_json validates
+//! everything it skips, so a value that scans here is valid JSON.
 
 use std::borrow::Cow;
 use std::fmt;
