@@ -314,7 +314,7 @@ impl<'a> Event<'a> {
             let raw = obj.value(m);
             let key = obj.key(m);
             let s = || -> Result<Cow<'a, str>, EventError> {
-                if m.plain {
+                if m.plain() {
                     return Ok(Cow::Borrowed(scan::slice(raw, 1, raw.len().saturating_sub(1)).unwrap_or_default()));
                 }
                 raw::decode_str(raw).map_err(|e| field_err(key, e))

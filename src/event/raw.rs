@@ -91,20 +91,34 @@ pub struct Member {
     pub start: usize,
     /// Byte offset just after the value in the object's text.
     pub end: usize,
-    /// The value is a JSON string without escapes (its content is `value[1..value.len() - 1]`),
-    /// as the scanner found on its way; `false` also when nobody looked (decode it).
-    pub plain: bool,
-    /// The key has escapes: decoded in [`RawObject::escaped_keys`] (only serde's split makes
-    /// those).
-    escaped_key: bool,
+    /// [`PLAIN`] and [`ESCAPED_KEY`]: one byte, so that the scanner stores it at once.
+    flags: u8,
 }
+
+/// [`Member::plain`].
+const PLAIN: u8 = 1;
+
+/// The key has escapes: decoded in [`RawObject::escaped_keys`] (only serde's split makes those).
+const ESCAPED_KEY: u8 = 2;
 
 impl Member {
     /// The member whose key, without escapes, is `text[key_start + 1..key_end]`, its value
     /// `text[start..end]`.
     #[inline(always)]
     pub(crate) fn new(key_start: usize, key_end: usize, start: usize, end: usize, plain: bool) -> Member {
-        Member { key_start, key_len: key_end.wrapping_sub(key_start + 1), start, end, plain, escaped_key: false }
+        Member { key_start, key_len: key_end.wrapping_sub(key_start + 1), start, end, flags: u8::from(plain) * PLAIN }
+    }
+
+    /// The value is a JSON string without escapes (its content is `value[1..value.len() - 1]`),
+    /// as the scanner found on its way; `false` also when nobody looked (decode it).
+    #[inline(always)]
+    pub fn plain(&self) -> bool {
+        self.flags & PLAIN != 0
+    }
+
+    #[inline(always)]
+    fn escaped_key(&self) -> bool {
+        self.flags & ESCAPED_KEY != 0
     }
 
     /// `text[key_start + 1..]` up to the key's closing quote (for a key without escapes).
@@ -175,7 +189,7 @@ impl<'a> RawObject<'a> {
     /// The key of member `m`, decoded.
     #[inline]
     pub fn key(&self, m: &Member) -> &str {
-        if m.escaped_key {
+        if m.escaped_key() {
             return self.escaped_key(m);
         }
         let (from, to) = m.key_range();
@@ -184,7 +198,7 @@ impl<'a> RawObject<'a> {
 
     /// The key of member `m`, decoded: borrowed from the text unless it had escapes.
     pub fn key_cow(&self, m: &Member) -> Cow<'a, str> {
-        if m.escaped_key {
+        if m.escaped_key() {
             return Cow::Owned(self.escaped_key(m).to_string());
         }
         let (from, to) = m.key_range();
@@ -195,7 +209,7 @@ impl<'a> RawObject<'a> {
     /// (for comparing).
     #[inline(always)]
     pub fn key_bytes(&self, m: &Member) -> &[u8] {
-        if m.escaped_key {
+        if m.escaped_key() {
             return self.escaped_key(m).as_bytes();
         }
         let (from, to) = m.key_range();
@@ -208,7 +222,7 @@ impl<'a> RawObject<'a> {
         if m.key_len != key.len() {
             return false;
         }
-        if m.escaped_key {
+        if m.escaped_key() {
             return self.escaped_key(m) == key;
         }
         let (from, to) = m.key_range();
@@ -373,7 +387,8 @@ pub(crate) fn parse_object_with_serde(text: &str) -> Result<RawObject<'_>, JsonE
                 if escaped_key {
                     escaped_keys.push((key_start, key.0.into_owned()));
                 }
-                out.push(Member { key_start, key_len, start, end, plain: false, escaped_key });
+                let flags = if escaped_key { ESCAPED_KEY } else { 0 };
+                out.push(Member { key_start, key_len, start, end, flags });
             }
             Ok((out, escaped_keys))
         }

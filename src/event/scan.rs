@@ -948,7 +948,7 @@ mod tests {
             for m in &obj.members {
                 let value = obj.value(m);
                 let plain = matches!(crate::event::raw::decode_str(value), Ok(Cow::Borrowed(_)));
-                assert_eq!(m.plain, plain && value.starts_with('"'), "{value}");
+                assert_eq!(m.plain(), plain && value.starts_with('"'), "{value}");
             }
             assert_eq!(fast_split(line), serde_split(line));
             // Every prefix is rejected by both (truncated records).
