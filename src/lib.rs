@@ -43,6 +43,7 @@
 mod alert;
 mod config;
 mod diagnostic;
+mod dict;
 mod enrich;
 mod event;
 mod explain;

@@ -693,7 +693,7 @@ impl Pipeline {
                         let at = obj.index_of("items");
                         obj.rebuild(
                             out,
-                            |i, _| if Some(i) == at { Edit::Replace(std::mem::take(&mut kept)) } else { Edit::Keep },
+                            |i, _, _| if Some(i) == at { Edit::Replace(std::mem::take(&mut kept)) } else { Edit::Keep },
                             &[],
                         );
                     }

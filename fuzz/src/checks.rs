@@ -218,8 +218,8 @@ pub fn query(data: &[u8]) {
     let Ok(doc_text) = std::str::from_utf8(doc) else { return };
     let Ok(event) = Event::parse(doc_text) else { return };
     // With duplicate top-level keys the JSON value keeps the last, the raw event the first.
-    let keys = &event.obj.members;
-    if (1..keys.len()).any(|i| keys[..i].iter().any(|m| m.key == keys[i].key)) {
+    let keys: Vec<&str> = event.obj.members.iter().map(|m| event.obj.key(m)).collect();
+    if (1..keys.len()).any(|i| keys[..i].contains(&keys[i])) {
         return;
     }
     let lazy = EventDoc::new(&event, "kaudit", None);

@@ -578,18 +578,19 @@ impl<'a> AlertView<'a> {
     /// `None` for text that is not an alert object (hosts only pass kaudit's own alerts).
     fn parse(text: &'a str) -> Option<AlertView<'a>> {
         let obj = parse_object(text).ok()?;
-        let string = |k: &str| obj.get(k).and_then(|m| decode_str(m.value).ok());
+        let string = |k: &str| obj.raw(k).and_then(|v| decode_str(v).ok());
         let members = |k: &str| -> Vec<(Cow<'a, str>, Value)> {
-            let Some(m) = obj.get(k) else { return Vec::new() };
-            let Ok(inner) = parse_object(m.value) else { return Vec::new() };
-            inner.members.into_iter().map(|m| (m.key, serde_json::from_str(m.value).unwrap_or(Value::Null))).collect()
+            let Some(v) = obj.raw(k) else { return Vec::new() };
+            let Ok(inner) = parse_object(v) else { return Vec::new() };
+            let member = |m| (inner.key_cow(m), serde_json::from_str(inner.value(m)).unwrap_or(Value::Null));
+            inner.members.iter().map(member).collect()
         };
-        let window = obj.get("window").and_then(|m| {
-            let w: Value = serde_json::from_str(m.value).ok()?;
+        let window = obj.raw("window").and_then(|v| {
+            let w: Value = serde_json::from_str(v).ok()?;
             Some((w.get("start")?.as_str()?.to_string(), w.get("end")?.as_str()?.to_string()))
         });
         let list = |k: &str| -> Vec<String> {
-            obj.get(k).and_then(|m| serde_json::from_str::<Vec<String>>(m.value).ok()).unwrap_or_default()
+            obj.raw(k).and_then(|v| serde_json::from_str::<Vec<String>>(v).ok()).unwrap_or_default()
         };
         Some(AlertView {
             text,

@@ -21,7 +21,7 @@ use std::borrow::Cow;
 
 use super::raw::CowStr;
 use super::raw::RawObject;
-use super::scan::{array_at, null_at, object_at, skip_value, slice, string_at, string_end};
+use super::scan::{array_at, null_at, object_at, skip_value, slice, string_at, string_end, Ws};
 use super::{Event, EventError, LegacyMeta, ObjectRef, ResponseStatus, UserInfo};
 
 /// What a decoder answers: the value and the offset after its JSON.
@@ -152,41 +152,43 @@ impl<'a> Decoded<'a> {
     pub(crate) fn decode(
         &mut self,
         index: usize,
-        key: &str,
+        key: &[u8],
         text: &'a str,
         start: usize,
-        line_break: &mut bool,
+        line_break: &mut Ws,
         spare: &mut Spare,
     ) -> Option<(usize, bool)> {
         use Str::{Nullable, Required};
         let strings = &mut self.strings;
         let (bit, field, kind) = match key {
-            "kind" => (1 << 0, None, Required),
-            "apiVersion" => (1 << 1, Some(&mut strings.api_version), Required),
-            "level" => (1 << 2, Some(&mut strings.level), Nullable),
-            "auditID" => (1 << 3, Some(&mut strings.audit_id), Nullable),
-            "stage" => (1 << 4, Some(&mut strings.stage), Required),
-            "requestURI" => (1 << 5, Some(&mut strings.request_uri), Nullable),
-            "verb" => (1 << 6, Some(&mut strings.verb), Required),
-            "userAgent" => (1 << 7, Some(&mut strings.user_agent), Nullable),
-            "requestReceivedTimestamp" => (1 << 8, Some(&mut strings.request_received_timestamp), Nullable),
-            "stageTimestamp" => (1 << 9, Some(&mut strings.stage_timestamp), Nullable),
-            "timestamp" => (1 << 10, Some(&mut strings.legacy_timestamp), Nullable),
+            b"kind" => (1 << 0, None, Required),
+            b"apiVersion" => (1 << 1, Some(&mut strings.api_version), Required),
+            b"level" => (1 << 2, Some(&mut strings.level), Nullable),
+            b"auditID" => (1 << 3, Some(&mut strings.audit_id), Nullable),
+            b"stage" => (1 << 4, Some(&mut strings.stage), Required),
+            b"requestURI" => (1 << 5, Some(&mut strings.request_uri), Nullable),
+            b"verb" => (1 << 6, Some(&mut strings.verb), Required),
+            b"userAgent" => (1 << 7, Some(&mut strings.user_agent), Nullable),
+            b"requestReceivedTimestamp" => (1 << 8, Some(&mut strings.request_received_timestamp), Nullable),
+            b"stageTimestamp" => (1 << 9, Some(&mut strings.stage_timestamp), Nullable),
+            b"timestamp" => (1 << 10, Some(&mut strings.legacy_timestamp), Nullable),
             _ => {
                 let (bit, end) = match key {
-                    "user" => (1 << 11, put(&mut self.user, index, user_at(text, start, line_break, spare))),
-                    "impersonatedUser" => {
+                    b"user" => (1 << 11, put(&mut self.user, index, user_at(text, start, line_break, spare))),
+                    b"impersonatedUser" => {
                         (1 << 12, put(&mut self.impersonated_user, index, user_at(text, start, line_break, spare)))
                     }
-                    "objectRef" => (1 << 13, put(&mut self.object_ref, index, object_ref_at(text, start, line_break))),
-                    "responseStatus" => {
+                    b"objectRef" => (1 << 13, put(&mut self.object_ref, index, object_ref_at(text, start, line_break))),
+                    b"responseStatus" => {
                         (1 << 14, put(&mut self.response_status, index, response_status_at(text, start, line_break)))
                     }
-                    "metadata" => (1 << 15, put(&mut self.legacy_meta, index, legacy_meta_at(text, start, line_break))),
-                    "annotations" => {
+                    b"metadata" => {
+                        (1 << 15, put(&mut self.legacy_meta, index, legacy_meta_at(text, start, line_break)))
+                    }
+                    b"annotations" => {
                         (1 << 16, put(&mut self.annotations, index, annotations_at(text, start, line_break, spare)))
                     }
-                    "sourceIPs" => {
+                    b"sourceIPs" => {
                         (1 << 17, put(&mut self.source_ips, index, strings_at(text, start, line_break, spare)))
                     }
                     _ => return None,
@@ -320,8 +322,8 @@ impl<'a> Decoded<'a> {
 }
 
 /// Runs a decoder on `raw`, which must be exactly the value (a member's raw text).
-fn whole<'a, T>(raw: &'a str, at: impl FnOnce(&'a str, usize, &mut bool) -> At<T>) -> Option<T> {
-    match at(raw, 0, &mut false)? {
+fn whole<'a, T>(raw: &'a str, at: impl FnOnce(&'a str, usize, &mut Ws) -> At<T>) -> Option<T> {
+    match at(raw, 0, &mut 0)? {
         (v, end) if end == raw.len() => Some(v),
         _ => None,
     }
@@ -354,7 +356,7 @@ fn first(seen: &mut u8, bit: u8) -> Option<()> {
 }
 
 /// An `Option<Vec<CowStr>>`: `null` or an array of strings.
-fn strings_at<'a>(text: &'a str, i: usize, line_break: &mut bool, spare: &mut Spare) -> At<Option<Vec<CowStr<'a>>>> {
+fn strings_at<'a>(text: &'a str, i: usize, line_break: &mut Ws, spare: &mut Spare) -> At<Option<Vec<CowStr<'a>>>> {
     if is_null(text, i) {
         return Some((None, null_at(text.as_bytes(), i)?));
     }
@@ -368,7 +370,7 @@ fn strings_at<'a>(text: &'a str, i: usize, line_break: &mut bool, spare: &mut Sp
 }
 
 /// `user` / `impersonatedUser` as `Option<UserInfo>`.
-fn user_at<'a>(text: &'a str, i: usize, line_break: &mut bool, spare: &mut Spare) -> At<Option<UserInfo<'a>>> {
+fn user_at<'a>(text: &'a str, i: usize, line_break: &mut Ws, spare: &mut Spare) -> At<Option<UserInfo<'a>>> {
     if is_null(text, i) {
         return Some((None, null_at(text.as_bytes(), i)?));
     }
@@ -399,7 +401,7 @@ fn user_at<'a>(text: &'a str, i: usize, line_break: &mut bool, spare: &mut Spare
 }
 
 /// `objectRef` as `Option<ObjectRef>`.
-fn object_ref_at<'a>(text: &'a str, i: usize, line_break: &mut bool) -> At<Option<ObjectRef<'a>>> {
+fn object_ref_at<'a>(text: &'a str, i: usize, line_break: &mut Ws) -> At<Option<ObjectRef<'a>>> {
     if is_null(text, i) {
         return Some((None, null_at(text.as_bytes(), i)?));
     }
@@ -446,7 +448,7 @@ fn code_at(text: &str, i: usize) -> At<Option<i64>> {
 }
 
 /// `responseStatus` as `Option<ResponseStatus>`.
-fn response_status_at<'a>(text: &'a str, i: usize, line_break: &mut bool) -> At<Option<ResponseStatus<'a>>> {
+fn response_status_at<'a>(text: &'a str, i: usize, line_break: &mut Ws) -> At<Option<ResponseStatus<'a>>> {
     if is_null(text, i) {
         return Some((None, null_at(text.as_bytes(), i)?));
     }
@@ -474,7 +476,7 @@ fn response_status_at<'a>(text: &'a str, i: usize, line_break: &mut bool) -> At<
 }
 
 /// v1beta1/v1alpha1 `metadata` as `Option<LegacyMeta>` (only `creationTimestamp` is read).
-fn legacy_meta_at<'a>(text: &'a str, i: usize, line_break: &mut bool) -> At<Option<LegacyMeta<'a>>> {
+fn legacy_meta_at<'a>(text: &'a str, i: usize, line_break: &mut Ws) -> At<Option<LegacyMeta<'a>>> {
     if is_null(text, i) {
         return Some((None, null_at(text.as_bytes(), i)?));
     }
@@ -493,7 +495,7 @@ fn legacy_meta_at<'a>(text: &'a str, i: usize, line_break: &mut bool) -> At<Opti
 }
 
 /// `annotations`: `null` or an object of strings, in input order (duplicates kept).
-fn annotations_at<'a>(text: &'a str, i: usize, line_break: &mut bool, spare: &mut Spare) -> At<Annotations<'a>> {
+fn annotations_at<'a>(text: &'a str, i: usize, line_break: &mut Ws, spare: &mut Spare) -> At<Annotations<'a>> {
     if is_null(text, i) {
         return Some((Vec::new(), null_at(text.as_bytes(), i)?));
     }
@@ -705,14 +707,15 @@ mod tests {
         for line in corpus.lines().chain(sample.lines()) {
             let obj = raw::parse_object(line).unwrap();
             for m in &obj.members {
-                check_same(&m.key, m.value);
-                fast += usize::from(match m.key.as_ref() {
-                    "user" => user(m.value).is_some(),
-                    "objectRef" => object_ref(m.value).is_some(),
-                    "responseStatus" => response_status(m.value).is_some(),
-                    "sourceIPs" => strings(m.value).is_some(),
-                    "annotations" => annotations(m.value).is_some(),
-                    "metadata" => legacy_meta(m.value).is_some(),
+                let v = obj.value(m);
+                check_same(obj.key(m), v);
+                fast += usize::from(match obj.key(m) {
+                    "user" => user(v).is_some(),
+                    "objectRef" => object_ref(v).is_some(),
+                    "responseStatus" => response_status(v).is_some(),
+                    "sourceIPs" => strings(v).is_some(),
+                    "annotations" => annotations(v).is_some(),
+                    "metadata" => legacy_meta(v).is_some(),
                     _ => false,
                 });
             }

@@ -85,17 +85,18 @@ impl<'e, 'a> EventDoc<'e, 'a> {
     }
 
     fn decode(&self, index: usize) -> Option<Json> {
-        let member = &self.event.obj.members[index];
-        let Some(c) = self.changes else { return serde_json::from_str(member.value).ok() };
-        match member.key.as_ref() {
+        let obj = &self.event.obj;
+        let value = obj.members.get(index).map(|m| obj.value(m))?;
+        let Some(c) = self.changes else { return serde_json::from_str(value).ok() };
+        match obj.members.get(index).map(|m| obj.key(m))? {
             "level" if c.new_level.is_some() => c.new_level.map(|l| Json::String(l.as_str().to_string())),
             "requestObject" if c.remove_request_object => None,
             "responseObject" if c.remove_response_object => None,
             "requestObject" | "responseObject" if c.strip_managed_fields => {
-                let stripped = strip_managed_fields(member.value);
-                serde_json::from_str(stripped.as_deref().unwrap_or(member.value)).ok()
+                let stripped = strip_managed_fields(value);
+                serde_json::from_str(stripped.as_deref().unwrap_or(value)).ok()
             }
-            _ => serde_json::from_str(member.value).ok(),
+            _ => serde_json::from_str(value).ok(),
         }
     }
 
@@ -128,13 +129,14 @@ impl<'e, 'a> EventDoc<'e, 'a> {
     /// Answers `path` (whose first segment names member `index`) from the decoded event or the
     /// raw text; `false` when it needs the member decoded as JSON.
     fn visit_fast(&self, index: usize, path: &FieldPath, visit: &mut dyn FnMut(Value<'_>) -> ControlFlow<()>) -> bool {
-        let member = &self.event.obj.members[index];
-        let key = member.key.as_ref();
+        let obj = &self.event.obj;
+        let member = &obj.members[index];
+        let key = obj.key(member);
         if self.edited(key) {
             return false;
         }
         if path.len() == 1 {
-            return match scalar(member.value) {
+            return match scalar(obj.value(member)) {
                 Some(v) => {
                     let _ = visit(v);
                     true
@@ -436,7 +438,7 @@ impl Document for EventDoc<'_, '_> {
     fn visit_all(&self, visit: &mut dyn FnMut(Value<'_>) -> ControlFlow<()>) {
         let fresh = !matches!(self.extra, Extra::None);
         for index in 0..self.event.obj.members.len() {
-            if fresh && self.event.obj.members[index].key == self.extra_key {
+            if fresh && self.event.obj.key(&self.event.obj.members[index]) == self.extra_key {
                 continue;
             }
             let flow = self.with_member(index, |json| visit_all_json(json, &mut *visit));

@@ -66,25 +66,26 @@ pub(crate) fn write_event_then<'k, O: OutBuf + ?Sized>(
     let mut w = Splice { text, out, first: true, run: None };
     w.out.put("{");
     for m in &obj.members {
-        let key = m.key.as_ref();
-        if keys.clone().any(|k| k == key) {
+        if keys.clone().any(|k| obj.key_is(m, k)) {
             continue;
         }
         if unchanged {
             w.keep(m.key_start, m.end);
             continue;
         }
-        match key {
-            "level" if changes.new_level.is_some() => {
+        match obj.key_bytes(m) {
+            b"level" if changes.new_level.is_some() => {
                 let level = changes.new_level.map_or("", Level::as_str);
                 w.replace(m.key_start, m.start, &["\"", level, "\""]);
             }
-            "requestObject" if changes.remove_request_object => {}
-            "responseObject" if changes.remove_response_object => {}
-            "requestObject" | "responseObject" if changes.strip_managed_fields => match strip_managed_fields(m.value) {
-                Some(v) => w.replace(m.key_start, m.start, &[&v]),
-                None => w.keep(m.key_start, m.end),
-            },
+            b"requestObject" if changes.remove_request_object => {}
+            b"responseObject" if changes.remove_response_object => {}
+            b"requestObject" | b"responseObject" if changes.strip_managed_fields => {
+                match strip_managed_fields(obj.value(m)) {
+                    Some(v) => w.replace(m.key_start, m.start, &[&v]),
+                    None => w.keep(m.key_start, m.end),
+                }
+            }
             _ => w.keep(m.key_start, m.end),
         }
     }
@@ -99,19 +100,21 @@ fn one_run<'t, 'k>(obj: &RawObject<'t>, keys: impl Iterator<Item = &'k str>) -> 
         (Some(f), Some(l)) => (f, l),
         _ => return Some(""),
     };
-    // Consecutive members of a parsed object are at least a comma apart, so their texts
-    // cover all but `members - 1` bytes of the span only when each gap is that one comma.
-    // Two passes: each is a short loop an interpreter runs quickly (lengths first, names
-    // compared only when one is as long).
-    let covered: usize = obj.members.iter().map(|m| m.end.saturating_sub(m.key_start)).sum();
+    // Names compared only when as long (a short loop an interpreter runs quickly).
     for k in keys {
-        if obj.members.iter().any(|m| m.key.len() == k.len() && m.key == k) {
+        if obj.members.iter().any(|m| obj.key_is(m, k)) {
             return None;
         }
     }
-    let span = last.end.checked_sub(first.key_start)?;
-    if covered + (obj.members.len() - 1) != span {
-        return None;
+    if !obj.joined {
+        // Unless the scanner saw it: consecutive members of a parsed object are at least a
+        // comma apart, so their texts cover all but `members - 1` bytes of the span only when
+        // each gap is that one comma.
+        let covered: usize = obj.members.iter().map(|m| m.end.saturating_sub(m.key_start)).sum();
+        let span = last.end.checked_sub(first.key_start)?;
+        if covered + (obj.members.len() - 1) != span {
+            return None;
+        }
     }
     obj.text.get(first.key_start..last.end)
 }
@@ -194,22 +197,22 @@ pub fn strip_managed_fields(value: &str) -> Option<String> {
     let mut out = String::with_capacity(value.len());
     obj.rebuild(
         &mut out,
-        |_, m| match m.key.as_ref() {
-            "metadata" => match strip_in_metadata(m.value) {
+        |_, key, value| match key {
+            "metadata" => match strip_in_metadata(value) {
                 Some(v) => {
                     changed = true;
                     Edit::Replace(v)
                 }
                 None => Edit::Keep,
             },
-            "items" => match map_array(m.value, strip_managed_fields) {
+            "items" => match map_array(value, strip_managed_fields) {
                 Some(v) => {
                     changed = true;
                     Edit::Replace(v)
                 }
                 None => Edit::Keep,
             },
-            "rows" if is_table(&obj) => match map_array(m.value, strip_row) {
+            "rows" if is_table(&obj) => match map_array(value, strip_row) {
                 Some(v) => {
                     changed = true;
                     Edit::Replace(v)
@@ -224,23 +227,22 @@ pub fn strip_managed_fields(value: &str) -> Option<String> {
 }
 
 fn is_table(obj: &RawObject) -> bool {
-    obj.get("kind").is_some_and(|m| m.value == "\"Table\"")
+    obj.raw("kind") == Some("\"Table\"")
 }
 
 fn strip_in_metadata(value: &str) -> Option<String> {
     let meta = raw::parse_object(value).ok()?;
     meta.get("managedFields")?;
     let mut out = String::with_capacity(value.len());
-    meta.rebuild(&mut out, |_, m| if m.key == "managedFields" { Edit::Remove } else { Edit::Keep }, &[]);
+    meta.rebuild(&mut out, |_, key, _| if key == "managedFields" { Edit::Remove } else { Edit::Keep }, &[]);
     Some(out)
 }
 
 fn strip_row(value: &str) -> Option<String> {
     let row = raw::parse_object(value).ok()?;
-    let object = row.get("object")?;
-    let stripped = strip_managed_fields(object.value)?;
+    let stripped = strip_managed_fields(row.raw("object")?)?;
     let mut out = String::with_capacity(value.len());
-    row.rebuild(&mut out, |_, m| if m.key == "object" { Edit::Replace(stripped.clone()) } else { Edit::Keep }, &[]);
+    row.rebuild(&mut out, |_, key, _| if key == "object" { Edit::Replace(stripped.clone()) } else { Edit::Keep }, &[]);
     Some(out)
 }
 
@@ -275,14 +277,14 @@ mod tests {
         let mut out = String::new();
         event.obj.rebuild(
             &mut out,
-            |_, m| match m.key.as_ref() {
+            |_, key, value| match key {
                 "level" if changes.new_level.is_some() => {
                     Edit::Replace(format!("\"{}\"", changes.new_level.map_or("", Level::as_str)))
                 }
                 "requestObject" if changes.remove_request_object => Edit::Remove,
                 "responseObject" if changes.remove_response_object => Edit::Remove,
                 "requestObject" | "responseObject" if changes.strip_managed_fields => {
-                    strip_managed_fields(m.value).map_or(Edit::Keep, Edit::Replace)
+                    strip_managed_fields(value).map_or(Edit::Keep, Edit::Replace)
                 }
                 k if append.iter().any(|(a, _)| *a == k) => Edit::Remove,
                 _ => Edit::Keep,

@@ -170,12 +170,12 @@ pub(crate) fn frame_with<'a>(
         Ok(obj) => obj,
         Err(e) => return Framed::Invalid(e),
     };
-    if obj.get("kind").is_some_and(|k| k.value == "\"EventList\"") {
-        if let Some(items) = obj.get("items") {
-            if items.value == "null" {
+    if obj.raw("kind") == Some("\"EventList\"") {
+        if let Some(items) = obj.raw("items") {
+            if items == "null" {
                 return Framed::List(Vec::new(), Some(obj));
             }
-            if let Ok(items) = super::raw::parse_array(items.value) {
+            if let Ok(items) = super::raw::parse_array(items) {
                 // An empty EventList is a list of no events; items that are not objects make it one record.
                 if items.is_empty() || is_event_list(&items) {
                     return Framed::List(items.into_iter().map(|(_, v)| v).collect(), Some(obj));

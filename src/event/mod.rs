@@ -290,13 +290,7 @@ impl<'a> Event<'a> {
             None => decode::Decoded::default(),
         };
         let mut ev = Event {
-            obj: RawObject {
-                text: obj.text,
-                members: Vec::new(),
-                line_break: obj.line_break,
-                decoded: Vec::new(),
-                bodies: obj.bodies,
-            },
+            obj: RawObject::empty(obj.text),
             api_version: None,
             level: None,
             audit_id: Cow::Borrowed(""),
@@ -317,10 +311,10 @@ impl<'a> Event<'a> {
         };
         let (mut has_stage, mut has_verb) = (false, false);
         for (index, m) in obj.members.iter().enumerate() {
-            let raw = m.value;
-            let key = m.key.as_ref();
+            let raw = obj.value(m);
+            let key = obj.key(m);
             let s = || -> Result<Cow<'a, str>, EventError> {
-                if m.plain {
+                if m.plain() {
                     return Ok(Cow::Borrowed(scan::slice(raw, 1, raw.len().saturating_sub(1)).unwrap_or_default()));
                 }
                 raw::decode_str(raw).map_err(|e| field_err(key, e))
@@ -443,7 +437,7 @@ impl<'a> Event<'a> {
 
     /// The raw text of a top-level member.
     pub fn raw(&self, key: &str) -> Option<&'a str> {
-        self.obj.get(key).map(|m| m.value)
+        self.obj.raw(key)
     }
 
     /// The request path without the query string.
@@ -460,20 +454,31 @@ impl<'a> Event<'a> {
         self.response_status.as_ref().and_then(|s| s.code)
     }
 
-    /// Event time in microseconds since the epoch: stageTimestamp, else the legacy fields.
+    /// Event time in microseconds since the epoch: stageTimestamp, else the legacy fields (the
+    /// first of `stage_time_texts` that parses).
     pub fn stage_time_micros(&self) -> Option<i64> {
+        self.stage_time_texts().find_map(time::parse_micros)
+    }
+
+    /// Request received time in microseconds since the epoch (the first of `received_time_texts`
+    /// that parses).
+    pub fn received_time_micros(&self) -> Option<i64> {
+        self.received_time_texts().find_map(time::parse_micros)
+    }
+
+    /// The texts standing for the stage time, in the order they are tried: stageTimestamp, the
+    /// legacy stage time, then the request-received times. [`EventTimes`](time::EventTimes)
+    /// reads them too.
+    pub(crate) fn stage_time_texts(&self) -> impl Iterator<Item = &str> {
         [&self.stage_timestamp, &self.legacy_stage_timestamp, &self.request_received_timestamp, &self.legacy_timestamp]
             .into_iter()
             .flatten()
-            .find_map(|t| time::parse_micros(t))
+            .map(|t| t.as_ref())
     }
 
-    /// Request received time in microseconds since the epoch.
-    pub fn received_time_micros(&self) -> Option<i64> {
-        [&self.request_received_timestamp, &self.legacy_timestamp]
-            .into_iter()
-            .flatten()
-            .find_map(|t| time::parse_micros(t))
+    /// The texts standing for the request-received time, in the order they are tried.
+    pub(crate) fn received_time_texts(&self) -> impl Iterator<Item = &str> {
+        [&self.request_received_timestamp, &self.legacy_timestamp].into_iter().flatten().map(|t| t.as_ref())
     }
 }
 
@@ -530,7 +535,11 @@ mod tests {
                     (&e.api_version, &e.level, &e.audit_id, &e.stage, &e.request_uri, &e.verb, &e.user_agent),
                     (&e.user, &e.impersonated_user, &e.source_ips, &e.object_ref, &e.response_status, &e.annotations),
                     (&e.request_received_timestamp, &e.stage_timestamp, &e.legacy_timestamp, &e.legacy_stage_timestamp),
-                    e.obj.members.iter().map(|m| (&m.key, m.value, m.key_start, m.start, m.end)).collect::<Vec<_>>(),
+                    e.obj
+                        .members
+                        .iter()
+                        .map(|m| (e.obj.key(m), e.obj.value(m), m.key_start, m.start, m.end))
+                        .collect::<Vec<_>>(),
                 )
             ),
             Err(e) => format!("error {e:?}"),

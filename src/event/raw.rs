@@ -1,6 +1,7 @@
-//! Raw JSON access without building a tree: the members of an object (or the items of an array)
-//! as slices of the input with their byte offsets, so edits can be spliced into the original
-//! bytes. serde_json validates everything it skips, so a value that scans here is valid JSON.
+//! Raw JSON access without building a tree: the members of an object as byte offsets into the
+//! input (keys and values read through the [`RawObject`]), the items of an array as slices with
+//! their offsets, so edits can be spliced into the original bytes. serde_json validates
+//! everything it skips, so a value that scans here is valid JSON.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -74,22 +75,58 @@ impl<'de: 'a, 'a> serde::Deserialize<'de> for CowStr<'a> {
     }
 }
 
-/// One member of a JSON object, located in the object's text.
-#[derive(Debug, Clone)]
-pub struct Member<'a> {
-    /// The member's key, decoded.
-    pub key: Cow<'a, str>,
-    /// The raw value text.
-    pub value: &'a str,
+/// One member of a JSON object, located in the object's text by offsets: read its key and value
+/// through the object ([`RawObject::key`], [`RawObject::value`]). Offsets only, no slices and
+/// nothing to drop: the scanner stores five numbers per member (an interpreter pays per
+/// instruction, and a slice costs character-boundary checks), and a list of members is
+/// emptied for the next record without a walk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Member {
     /// Offset of the key's opening quote.
     pub key_start: usize,
-    /// Offsets of the raw value.
+    /// The decoded key's length in bytes (compared before any byte is): without escapes the key
+    /// is `text[key_start + 1..key_start + 1 + key_len]`.
+    key_len: usize,
+    /// Offset of the raw value.
     pub start: usize,
     /// Byte offset just after the value in the object's text.
     pub end: usize,
+    /// [`PLAIN`] and [`ESCAPED_KEY`]: one byte, so that the scanner stores it at once.
+    flags: u8,
+}
+
+/// [`Member::plain`].
+const PLAIN: u8 = 1;
+
+/// The key has escapes: decoded in [`RawObject::escaped_keys`] (only serde's split makes those).
+const ESCAPED_KEY: u8 = 2;
+
+impl Member {
+    /// The member whose key, without escapes, is `text[key_start + 1..key_end]`, its value
+    /// `text[start..end]`.
+    #[inline(always)]
+    pub(crate) fn new(key_start: usize, key_end: usize, start: usize, end: usize, plain: bool) -> Member {
+        Member { key_start, key_len: key_end.wrapping_sub(key_start + 1), start, end, flags: u8::from(plain) * PLAIN }
+    }
+
     /// The value is a JSON string without escapes (its content is `value[1..value.len() - 1]`),
     /// as the scanner found on its way; `false` also when nobody looked (decode it).
-    pub plain: bool,
+    #[inline(always)]
+    pub fn plain(&self) -> bool {
+        self.flags & PLAIN != 0
+    }
+
+    #[inline(always)]
+    fn escaped_key(&self) -> bool {
+        self.flags & ESCAPED_KEY != 0
+    }
+
+    /// `text[key_start + 1..]` up to the key's closing quote (for a key without escapes).
+    #[inline(always)]
+    fn key_range(&self) -> (usize, usize) {
+        let from = self.key_start + 1;
+        (from, from.wrapping_add(self.key_len))
+    }
 }
 
 /// The members holding an event's request and response bodies (the last of duplicates, as
@@ -114,43 +151,130 @@ pub struct RawObject<'a> {
     /// The object's text, exactly as in the input.
     pub text: &'a str,
     /// The members, in input order.
-    pub members: Vec<Member<'a>>,
+    pub members: Vec<Member>,
     /// Whether `text` holds a raw line break (a pretty-printed event), when the split already
     /// found out; `None`: ask [`has_line_break`].
     pub line_break: Option<bool>,
+    /// The members are joined by bare commas (`text[end]` is `,` and the next key's quote
+    /// follows it), as the scanner saw on its way: the writer copies them as one slice without
+    /// checking. `false` also when nobody looked.
+    pub(crate) joined: bool,
     /// The members an event's decisions read, decoded by the scanner while it validated them
     /// (read by [`super::Event::from_object`]): at most one, empty when the scanner did not
     /// run. A `Vec` rather than a `Box` so that its allocation can serve the next record
     /// ([`super::buffers`]).
     pub(crate) decoded: Vec<super::decode::Decoded<'a>>,
+    /// The keys with escapes, decoded, by their member's `key_start` (serde's split only:
+    /// rare, and kept out of [`Member`] so that members need no dropping).
+    pub(crate) escaped_keys: Vec<(usize, String)>,
     /// Where the split found the request and response bodies; `None` when it did not look
     /// (the serde path: ask the members).
     pub(crate) bodies: Option<Bodies>,
 }
 
 impl<'a> RawObject<'a> {
+    /// An object of `text` without members (`{}`).
+    pub fn empty(text: &'a str) -> RawObject<'a> {
+        RawObject {
+            text,
+            members: Vec::new(),
+            line_break: None,
+            joined: false,
+            decoded: Vec::new(),
+            escaped_keys: Vec::new(),
+            bodies: None,
+        }
+    }
+
+    /// The key of member `m`, decoded.
+    #[inline]
+    pub fn key(&self, m: &Member) -> &str {
+        if m.escaped_key() {
+            return self.escaped_key(m);
+        }
+        let (from, to) = m.key_range();
+        super::scan::slice(self.text, from, to).unwrap_or_default()
+    }
+
+    /// The key of member `m`, decoded: borrowed from the text unless it had escapes.
+    pub fn key_cow(&self, m: &Member) -> Cow<'a, str> {
+        if m.escaped_key() {
+            return Cow::Owned(self.escaped_key(m).to_string());
+        }
+        let (from, to) = m.key_range();
+        Cow::Borrowed(super::scan::slice(self.text, from, to).unwrap_or_default())
+    }
+
+    /// The bytes of [`RawObject::key`], without the character-boundary checks of a `str` slice
+    /// (for comparing).
+    #[inline(always)]
+    pub fn key_bytes(&self, m: &Member) -> &[u8] {
+        if m.escaped_key() {
+            return self.escaped_key(m).as_bytes();
+        }
+        let (from, to) = m.key_range();
+        self.text.as_bytes().get(from..to).unwrap_or_default()
+    }
+
+    /// Whether member `m` is named `key` (lengths first, bytes compared only when as long).
+    #[inline(always)]
+    pub fn key_is(&self, m: &Member, key: &str) -> bool {
+        if m.key_len != key.len() {
+            return false;
+        }
+        if m.escaped_key() {
+            return self.escaped_key(m) == key;
+        }
+        let (from, to) = m.key_range();
+        self.text.as_bytes().get(from..to) == Some(key.as_bytes())
+    }
+
+    /// Whether the raw value of member `m` is exactly `raw` (compared as bytes).
+    #[inline(always)]
+    pub fn value_is(&self, m: &Member, raw: &str) -> bool {
+        m.end.wrapping_sub(m.start) == raw.len() && self.text.as_bytes().get(m.start..m.end) == Some(raw.as_bytes())
+    }
+
+    #[cold]
+    fn escaped_key(&self, m: &Member) -> &str {
+        self.escaped_keys.iter().find(|(at, _)| *at == m.key_start).map_or("", |(_, k)| k.as_str())
+    }
+
+    /// The raw value text of member `m`.
+    #[inline]
+    pub fn value(&self, m: &Member) -> &'a str {
+        super::scan::slice(self.text, m.start, m.end).unwrap_or_default()
+    }
+
     /// The last member named `key` (Go's decoders let the last duplicate win).
-    pub fn get(&self, key: &str) -> Option<&Member<'a>> {
-        self.members.iter().rev().find(|m| m.key == key)
+    pub fn get(&self, key: &str) -> Option<&Member> {
+        self.members.iter().rev().find(|m| self.key_is(m, key))
+    }
+
+    /// The raw value of the last member named `key` (see [`RawObject::get`]).
+    pub fn raw(&self, key: &str) -> Option<&'a str> {
+        self.get(key).map(|m| self.value(m))
     }
 
     /// The index of the last member named `key` (the one JSON decoders use).
     pub fn index_of(&self, key: &str) -> Option<usize> {
-        self.members.iter().rposition(|m| m.key == key)
+        self.members.iter().rposition(|m| self.key_is(m, key))
     }
 
-    /// Rebuilds the object: members for which `edit` returns `Keep` are copied as they are,
-    /// `Replace` swaps the value text, `Remove` leaves the member out; `append` members follow.
+    /// Rebuilds the object: members for which `edit(index, key, raw value)` returns `Keep`
+    /// are copied as they are, `Replace` swaps the value text, `Remove` leaves the member out;
+    /// `append` members follow.
     pub fn rebuild<O: OutBuf + ?Sized>(
         &self,
         out: &mut O,
-        mut edit: impl FnMut(usize, &Member<'a>) -> Edit,
+        mut edit: impl FnMut(usize, &str, &'a str) -> Edit,
         append: &[(&str, &str)],
     ) {
         out.put("{");
         let mut first = true;
         for (i, m) in self.members.iter().enumerate() {
-            let replacement = match edit(i, m) {
+            let value = self.value(m);
+            let replacement = match edit(i, self.key(m), value) {
                 Edit::Remove => continue,
                 Edit::Keep => None,
                 Edit::Replace(v) => Some(v),
@@ -159,10 +283,10 @@ impl<'a> RawObject<'a> {
                 out.put(",");
             }
             first = false;
-            out.put(&self.text[m.key_start..m.start]);
+            out.put(self.text.get(m.key_start..m.start).unwrap_or_default());
             match replacement {
                 Some(v) => out.put(&v),
-                None => out.put(m.value),
+                None => out.put(value),
             }
         }
         for (key, value) in append {
@@ -240,12 +364,13 @@ pub fn parse_object(text: &str) -> Result<RawObject<'_>, JsonError> {
 pub(crate) fn parse_object_with_serde(text: &str) -> Result<RawObject<'_>, JsonError> {
     struct Members<'a>(&'a str);
     impl<'de> Visitor<'de> for Members<'de> {
-        type Value = Vec<Member<'de>>;
+        type Value = (Vec<Member>, Vec<(usize, String)>);
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f.write_str("a JSON object")
         }
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
             let mut out = Vec::with_capacity(24);
+            let mut escaped_keys = Vec::new();
             let mut prev_end = None;
             while let Some(key) = map.next_key::<CowStr<'de>>()? {
                 let value: &'de RawValue = map.next_value()?;
@@ -256,15 +381,22 @@ pub(crate) fn parse_object_with_serde(text: &str) -> Result<RawObject<'_>, JsonE
                 let from = prev_end.unwrap_or(0);
                 let key_start = memchr::memchr(b'"', &self.0.as_bytes()[from..start]).map_or(start, |i| from + i);
                 prev_end = Some(end);
-                out.push(Member { key: key.0, value: raw, key_start, start, end, plain: false });
+                let key_len = key.0.len();
+                // Without escapes serde_json lends the key's own text, just after `key_start`.
+                let escaped_key = !matches!(key.0, Cow::Borrowed(k) if offset_in(self.0, k) == key_start + 1);
+                if escaped_key {
+                    escaped_keys.push((key_start, key.0.into_owned()));
+                }
+                let flags = if escaped_key { ESCAPED_KEY } else { 0 };
+                out.push(Member { key_start, key_len, start, end, flags });
             }
-            Ok(out)
+            Ok((out, escaped_keys))
         }
     }
     let mut de = serde_json::Deserializer::from_str(text);
-    let members = de.deserialize_map(Members(text))?;
+    let (members, escaped_keys) = de.deserialize_map(Members(text))?;
     de.end()?;
-    Ok(RawObject { text, members, line_break: None, decoded: Vec::new(), bodies: None })
+    Ok(RawObject { text, members, line_break: None, joined: false, decoded: Vec::new(), escaped_keys, bodies: None })
 }
 
 /// Splits a JSON array into its raw items with their offsets.
@@ -660,12 +792,70 @@ mod tests {
     fn members_have_offsets() {
         let text = r#" { "a" : 1, "b\u0041":[1,2] ,"c":{"d":"e"} } "#;
         let obj = parse_object(text).unwrap();
-        let keys: Vec<&str> = obj.members.iter().map(|m| m.key.as_ref()).collect();
+        let keys: Vec<&str> = obj.members.iter().map(|m| obj.key(m)).collect();
         assert_eq!(keys, ["a", "bA", "c"]);
-        assert!(matches!(obj.members[0].key, Cow::Borrowed(_)));
-        assert!(matches!(obj.members[1].key, Cow::Owned(_)));
+        assert!(matches!(obj.key_cow(&obj.members[0]), Cow::Borrowed(_)));
+        assert!(matches!(obj.key_cow(&obj.members[1]), Cow::Owned(_)));
+        assert_eq!(obj.key_bytes(&obj.members[1]), b"bA");
+        assert_eq!(
+            (obj.get("bA"), obj.index_of("bA"), obj.raw("c")),
+            (Some(&obj.members[1]), Some(1), Some(r#"{"d":"e"}"#))
+        );
         assert_eq!(&text[obj.members[1].start..obj.members[1].end], "[1,2]");
         assert_eq!(&text[obj.members[2].key_start..obj.members[2].start], "\"c\":");
+    }
+
+    /// serde_json's members of `text`, in order: (key, raw value).
+    fn reference_members(text: &str) -> Vec<(String, String)> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Vec<(String, String)>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some((k, v)) = map.next_entry::<String, &'de RawValue>()? {
+                    out.push((k, v.get().to_string()));
+                }
+                Ok(out)
+            }
+        }
+        serde_json::Deserializer::from_str(text).deserialize_map(V).unwrap()
+    }
+
+    #[test]
+    fn members_read_through_the_object_are_serde_json_members() {
+        // Generated events (the scanner's split) and keys only serde's split takes (escapes),
+        // empty keys, duplicates, whitespace: every accessor answers as serde_json's members.
+        let corpus = String::from_utf8(kaudit_testkit::corpus::generate(200, 17)).unwrap();
+        let odd = [
+            r#"{"a\u0062":1,"":"x","é":[1],"k\"q":{"z":null} , "a\u0062" : 2,"ab":3}"#,
+            "{ \"a\" :\n \"b\" , \"\\n\":null,\"long key with spaces\":\"v\"}",
+            r#"{"kind":"Event","kind":"x","\u006bind":"y"}"#,
+            "{}",
+        ];
+        for text in corpus.lines().chain(odd) {
+            let reference = reference_members(text);
+            for obj in [parse_object(text).unwrap(), parse_object_with_serde(text).unwrap()] {
+                let ours: Vec<(String, String)> =
+                    obj.members.iter().map(|m| (obj.key(m).to_string(), obj.value(m).to_string())).collect();
+                assert_eq!(ours, reference, "{text}");
+                for (i, m) in obj.members.iter().enumerate() {
+                    let key = obj.key(m);
+                    assert_eq!(obj.key_bytes(m), key.as_bytes());
+                    assert_eq!(obj.key_cow(m), key);
+                    assert_eq!(obj.value(m), &text[m.start..m.end]);
+                    assert!(obj.key_is(m, key) && !obj.key_is(m, &format!("{key}x")));
+                    assert!(obj.value_is(m, obj.value(m)));
+                    let last = reference.iter().rposition(|(k, _)| k == key);
+                    assert_eq!(obj.index_of(key), last);
+                    assert_eq!(obj.get(key), last.and_then(|l| obj.members.get(l)));
+                    assert_eq!(obj.raw(key), last.map(|l| reference[l].1.as_str()));
+                    assert!(last >= Some(i));
+                }
+            }
+        }
     }
 
     #[test]
@@ -673,10 +863,10 @@ mod tests {
         let text = r#"{"a":1,"b":2,"c":3}"#;
         let obj = parse_object(text).unwrap();
         let mut out = String::new();
-        obj.rebuild(&mut out, |i, _| if i < 2 { Edit::Remove } else { Edit::Keep }, &[("k", "{}")]);
+        obj.rebuild(&mut out, |i, _, _| if i < 2 { Edit::Remove } else { Edit::Keep }, &[("k", "{}")]);
         assert_eq!(out, r#"{"c":3,"k":{}}"#);
         out.clear();
-        obj.rebuild(&mut out, |_, m| if m.key == "b" { Edit::Replace("\"x\"".into()) } else { Edit::Keep }, &[]);
+        obj.rebuild(&mut out, |_, k, _| if k == "b" { Edit::Replace("\"x\"".into()) } else { Edit::Keep }, &[]);
         assert_eq!(out, r#"{"a":1,"b":"x","c":3}"#);
     }
 

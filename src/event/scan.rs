@@ -41,15 +41,25 @@ fn special(chunk: u64) -> u64 {
     (below | slash | chunk) & HIGH
 }
 
-/// Whitespace from `i`: the offset of the next other byte. A line feed or carriage return sets
-/// `line_break` (they can only be whitespace in valid JSON). Called only when the byte at `i`
-/// is not the one expected (compact JSON has no whitespace).
+/// What whitespace the scanner skipped (passed along as `line_break`): [`SPACED`] any,
+/// [`LINE_BREAK`] a line feed or carriage return (they can only be whitespace in valid JSON).
+pub(super) type Ws = u8;
+
+/// Some whitespace was skipped ([`Ws`]).
+const SPACED: Ws = 1;
+
+/// A line feed or carriage return was skipped ([`Ws`]).
+const LINE_BREAK: Ws = 2;
+
+/// Whitespace from `i`: the offset of the next other byte, noted in `line_break` ([`Ws`]).
+/// Called only when the byte at `i` is not the one expected (compact JSON has no whitespace),
+/// so compact JSON pays nothing for the notes.
 #[inline(never)]
-fn ws(b: &[u8], mut i: usize, line_break: &mut bool) -> usize {
+fn ws(b: &[u8], mut i: usize, line_break: &mut Ws) -> usize {
     while let Some(&c) = b.get(i) {
         match c {
-            b' ' | b'\t' => {}
-            b'\n' | b'\r' => *line_break = true,
+            b' ' | b'\t' => *line_break |= SPACED,
+            b'\n' | b'\r' => *line_break |= SPACED | LINE_BREAK,
             _ => break,
         }
         i += 1;
@@ -59,7 +69,7 @@ fn ws(b: &[u8], mut i: usize, line_break: &mut bool) -> usize {
 
 /// The offset and value of the first byte from `i` that is not whitespace.
 #[inline(always)]
-fn next(b: &[u8], i: usize, line_break: &mut bool) -> Option<(usize, u8)> {
+fn next(b: &[u8], i: usize, line_break: &mut Ws) -> Option<(usize, u8)> {
     match b.get(i) {
         Some(&c) if c > b' ' => Some((i, c)),
         _ => {
@@ -72,7 +82,7 @@ fn next(b: &[u8], i: usize, line_break: &mut bool) -> Option<(usize, u8)> {
 /// The byte at `*i`, after whitespace (`*i` moves past it): compact JSON (what Fluent Bit
 /// hands over) pays one load and one test.
 #[inline(always)]
-fn byte_after_ws(b: &[u8], i: &mut usize, line_break: &mut bool) -> Option<u8> {
+fn byte_after_ws(b: &[u8], i: &mut usize, line_break: &mut Ws) -> Option<u8> {
     let c = *b.get(*i)?;
     if c > b' ' {
         return Some(c);
@@ -153,7 +163,7 @@ fn string(b: &[u8], i: usize) -> Option<(usize, bool)> {
 /// colon and the whitespace after it. Answers the offset of the key's closing quote + 1, whether
 /// the key has escapes, and the offset of the value (its first byte is there, not whitespace).
 #[inline(always)]
-fn key_tail(b: &[u8], i: usize, line_break: &mut bool) -> Option<(usize, bool, usize)> {
+fn key_tail(b: &[u8], i: usize, line_break: &mut Ws) -> Option<(usize, bool, usize)> {
     let (key_end, escaped) = string_tail(b, i)?;
     // Compact JSON: the colon, then the value's first byte.
     if let Some(&[b':', c]) = b.get(key_end..).and_then(<[u8]>::first_chunk::<2>) {
@@ -173,7 +183,7 @@ fn key_tail(b: &[u8], i: usize, line_break: &mut bool) -> Option<(usize, bool, u
 /// An object member's key from `b[i]` (whitespace allowed before its opening quote), the colon
 /// and the whitespace after it: the offset of the value.
 #[inline(always)]
-fn key(b: &[u8], mut i: usize, line_break: &mut bool) -> Option<usize> {
+fn key(b: &[u8], mut i: usize, line_break: &mut Ws) -> Option<usize> {
     if byte_after_ws(b, &mut i, line_break)? != b'"' {
         return None;
     }
@@ -227,14 +237,14 @@ fn literal<const N: usize>(b: &[u8], i: usize, word: &[u8; N]) -> Option<usize> 
 /// stack, no recursion: in an interpreter the position stays in a local. Compact JSON takes
 /// the shortest path: after a value one byte decides (`,`, or the container's end), after a
 /// `,` in an object the key's opening quote is expected at once, after the key its colon.
-fn value(b: &[u8], i: usize, line_break: &mut bool) -> Option<(usize, bool)> {
+fn value(b: &[u8], i: usize, line_break: &mut Ws) -> Option<(usize, bool)> {
     walk::<false>(b, i, line_break, &mut false)
 }
 
 /// [`value`] for a request or response body: also sets `managed` when the body may hold an
 /// object member named `managedFields` (one is found, or whitespace before a key kept it from
 /// looking), so that a policy omitting them need not search the body again when it holds none.
-fn body_value(b: &[u8], i: usize, line_break: &mut bool, managed: &mut bool) -> Option<(usize, bool)> {
+fn body_value(b: &[u8], i: usize, line_break: &mut Ws, managed: &mut bool) -> Option<(usize, bool)> {
     walk::<true>(b, i, line_break, managed)
 }
 
@@ -247,7 +257,7 @@ fn is_managed_fields(b: &[u8], open: usize, end: usize) -> bool {
 
 /// [`value`], and with `NOTE` the keys looked at for [`body_value`].
 #[inline(always)]
-fn walk<const NOTE: bool>(b: &[u8], mut i: usize, line_break: &mut bool, managed: &mut bool) -> Option<(usize, bool)> {
+fn walk<const NOTE: bool>(b: &[u8], mut i: usize, line_break: &mut Ws, managed: &mut bool) -> Option<(usize, bool)> {
     // Bit d set: the container at depth d + 1 is an object (else an array).
     let mut objects: u64 = 0;
     let mut depth: u32 = 0;
@@ -329,17 +339,17 @@ fn walk<const NOTE: bool>(b: &[u8], mut i: usize, line_break: &mut bool, managed
     }
 }
 
-/// Walks the members of the object opening at `text[i]`: for each, `f(key offset, key, value
-/// offset, line_break)` consumes the value (no whitespace before it) and returns the offset after
-/// it. Returns the offset after the object. Keys with escapes answer `None`.
+/// Walks the members of the object opening at `b[i]`: for each, `f(key offset, offset of the
+/// key's closing quote, value offset, line_break)` consumes the value (no whitespace before it)
+/// and returns the offset after it. Returns the offset after the object. Keys with escapes
+/// answer `None`.
 #[inline(always)]
-fn members<'a>(
-    text: &'a str,
+fn members(
+    b: &[u8],
     i: usize,
-    line_break: &mut bool,
-    mut f: impl FnMut(usize, &'a str, usize, &mut bool) -> Option<usize>,
+    line_break: &mut Ws,
+    mut f: impl FnMut(usize, usize, usize, &mut Ws) -> Option<usize>,
 ) -> Option<usize> {
-    let b = text.as_bytes();
     if b.get(i) != Some(&b'{') {
         return None;
     }
@@ -357,7 +367,7 @@ fn members<'a>(
         if escaped_key {
             return None; // serde_json decodes it
         }
-        let mut at = f(key_start, slice(text, key_start + 1, key_end - 1)?, start, line_break)?;
+        let mut at = f(key_start, key_end - 1, start, line_break)?;
         match byte_after_ws(b, &mut at, line_break)? {
             b',' => {
                 i = at + 1;
@@ -375,8 +385,8 @@ fn members<'a>(
 fn items(
     text: &str,
     i: usize,
-    line_break: &mut bool,
-    mut f: impl FnMut(usize, &mut bool) -> Option<usize>,
+    line_break: &mut Ws,
+    mut f: impl FnMut(usize, &mut Ws) -> Option<usize>,
 ) -> Option<usize> {
     let b = text.as_bytes();
     if b.get(i) != Some(&b'[') {
@@ -415,16 +425,19 @@ pub(crate) fn scan_object(text: &str) -> Option<RawObject<'_>> {
 /// their lists.
 pub(crate) fn scan_object_in<'a>(
     text: &'a str,
-    mut list: Vec<Member<'a>>,
+    mut list: Vec<Member>,
     mut slot: Vec<Decoded<'a>>,
     spare: &mut Spare,
 ) -> Option<RawObject<'a>> {
     let b = text.as_bytes();
-    let mut line_break = false;
+    let mut line_break: Ws = 0;
     let decoded = slot.last_mut()?;
     let start = ws(b, 0, &mut line_break);
+    // Whitespace inside the object, not around it.
+    line_break &= !SPACED;
     let mut bodies = Bodies::default();
-    let end = members(text, start, &mut line_break, |key_start, key, start, line_break| {
+    let end = members(b, start, &mut line_break, |key_start, key_end, start, line_break| {
+        let key = b.get(key_start + 1..key_end)?;
         let (end, plain) = match decoded.decode(list.len(), key, text, start, line_break, spare) {
             Some(decoded) => decoded,
             None => match body_kind(key) {
@@ -445,14 +458,18 @@ pub(crate) fn scan_object_in<'a>(
                 }
             },
         };
-        list.push(Member { key: Cow::Borrowed(key), value: slice(text, start, end)?, key_start, start, end, plain });
+        list.push(Member::new(key_start, key_end, start, end, plain));
         Some(end)
     })?;
+    // No whitespace between the braces: the members are joined by bare commas.
+    let joined = line_break & SPACED == 0;
     (ws(b, end, &mut line_break) == b.len()).then_some(RawObject {
         text,
         members: list,
-        line_break: Some(line_break),
+        line_break: Some(line_break & LINE_BREAK != 0),
+        joined,
         decoded: slot,
+        escaped_keys: Vec::new(),
         bodies: Some(bodies),
     })
 }
@@ -460,10 +477,10 @@ pub(crate) fn scan_object_in<'a>(
 /// For `requestObject` `Some(false)`, for `responseObject` `Some(true)` (by length first: most
 /// keys are neither).
 #[inline(always)]
-fn body_kind(key: &str) -> Option<bool> {
+fn body_kind(key: &[u8]) -> Option<bool> {
     match key.len() {
-        13 if key == "requestObject" => Some(false),
-        14 if key == "responseObject" => Some(true),
+        13 if key == b"requestObject" => Some(false),
+        14 if key == b"responseObject" => Some(true),
         _ => None,
     }
 }
@@ -480,9 +497,9 @@ pub(crate) fn for_each_member<'a>(
     mut f: impl FnMut(&'a str, &'a str, bool) -> Option<()>,
 ) -> Option<()> {
     let b = text.as_bytes();
-    let end = members(text, 0, &mut false, |_, key, start, line_break| {
+    let end = members(b, 0, &mut 0, |key_start, key_end, start, line_break| {
         let (end, escaped) = value(b, start, line_break)?;
-        f(key, text.get(start..end)?, escaped)?;
+        f(text.get(key_start + 1..key_end)?, text.get(start..end)?, escaped)?;
         Some(end)
     })?;
     (end == text.len()).then_some(())
@@ -493,7 +510,7 @@ pub(crate) fn for_each_member<'a>(
 #[cfg(test)]
 pub(crate) fn for_each_item<'a>(text: &'a str, mut f: impl FnMut(&'a str, bool) -> Option<()>) -> Option<()> {
     let b = text.as_bytes();
-    let end = items(text, 0, &mut false, |start, line_break| {
+    let end = items(text, 0, &mut 0, |start, line_break| {
         let (end, escaped) = value(b, start, line_break)?;
         f(text.get(start..end)?, escaped)?;
         Some(end)
@@ -507,10 +524,12 @@ pub(crate) fn for_each_item<'a>(text: &'a str, mut f: impl FnMut(&'a str, bool) 
 pub(super) fn object_at<'a>(
     text: &'a str,
     i: usize,
-    line_break: &mut bool,
-    mut f: impl FnMut(&'a str, usize, &mut bool) -> Option<usize>,
+    line_break: &mut Ws,
+    mut f: impl FnMut(&'a str, usize, &mut Ws) -> Option<usize>,
 ) -> Option<usize> {
-    members(text, i, line_break, |_, key, start, line_break| f(key, start, line_break))
+    members(text.as_bytes(), i, line_break, |key_start, key_end, start, line_break| {
+        f(slice(text, key_start + 1, key_end)?, start, line_break)
+    })
 }
 
 /// The items of the array opening at `text[i]`, for the decoders (see [`items`]).
@@ -518,8 +537,8 @@ pub(super) fn object_at<'a>(
 pub(super) fn array_at(
     text: &str,
     i: usize,
-    line_break: &mut bool,
-    f: impl FnMut(usize, &mut bool) -> Option<usize>,
+    line_break: &mut Ws,
+    f: impl FnMut(usize, &mut Ws) -> Option<usize>,
 ) -> Option<usize> {
     items(text, i, line_break, f)
 }
@@ -536,7 +555,7 @@ pub(crate) fn slice(text: &str, start: usize, end: usize) -> Option<&str> {
 
 /// Any JSON value at `b[i]` (validated, not decoded): the offset after it.
 #[inline(always)]
-pub(super) fn skip_value(b: &[u8], i: usize, line_break: &mut bool) -> Option<usize> {
+pub(super) fn skip_value(b: &[u8], i: usize, line_break: &mut Ws) -> Option<usize> {
     value(b, i, line_break).map(|(end, _)| end)
 }
 
@@ -574,12 +593,12 @@ mod tests {
     /// serde_json's split of the same text, for comparison.
     fn serde_split(text: &str) -> Option<Vec<(String, usize, usize, usize)>> {
         let obj = crate::event::raw::parse_object_with_serde(text).ok()?;
-        Some(obj.members.iter().map(|m| (m.key.to_string(), m.key_start, m.start, m.end)).collect())
+        Some(obj.members.iter().map(|m| (obj.key(m).to_string(), m.key_start, m.start, m.end)).collect())
     }
 
     fn fast_split(text: &str) -> Option<Vec<(String, usize, usize, usize)>> {
         let obj = scan_object(text)?;
-        Some(obj.members.iter().map(|m| (m.key.to_string(), m.key_start, m.start, m.end)).collect())
+        Some(obj.members.iter().map(|m| (obj.key(m).to_string(), m.key_start, m.start, m.end)).collect())
     }
 
     #[test]
@@ -692,11 +711,24 @@ mod tests {
         }
     }
 
+    /// Whether every member of `obj` is followed by a bare comma and then the next key, found
+    /// by walking them (what the scanner's `joined` says).
+    fn joined_by_walk(obj: &RawObject) -> bool {
+        obj.members.windows(2).all(|w| w[1].key_start == w[0].end + 1 && obj.text.as_bytes()[w[0].end] == b',')
+    }
+
     /// Whatever the scanner answers for `text` is serde_json's split, and `parse_object`
     /// answers exactly as serde_json does (members or error message).
     fn check_against_serde(text: &str) {
         if let Some(fast) = fast_split(text) {
             assert_eq!(Some(fast), serde_split(text), "{text:?}");
+            // `joined` (no whitespace inside the object) says what a walk finds, or nothing.
+            let obj = scan_object(text).unwrap();
+            assert!(!obj.joined || joined_by_walk(&obj), "{text:?}");
+            let inner = text.trim_matches([' ', '\t', '\n', '\r']);
+            let mut compact = String::new();
+            crate::event::raw::compact_into(inner, &mut compact);
+            assert_eq!(obj.joined, compact == inner, "{text:?}");
         }
         assert_eq!(
             parse_object(text).map(|o| o.members.len()).map_err(|e| e.message),
@@ -827,7 +859,7 @@ mod tests {
             let key = ["requestObject", "responseObject", "otherObject"][rng.below(3) as usize];
             let text = format!(r#"{{"kind":"Event","{key}":{body},"verb":"get"}}"#);
             let obj = scan_object(&text).unwrap_or_else(|| panic!("{text}"));
-            let index = obj.members.iter().position(|m| m.key == key).unwrap();
+            let index = obj.members.iter().position(|m| obj.key_is(m, key)).unwrap();
             let bodies = obj.bodies.unwrap();
             let found = [bodies.request, bodies.response].into_iter().flatten().find(|b| b.index == index);
             assert_eq!(found.is_some(), key != "otherObject", "{text}");
@@ -909,9 +941,14 @@ mod tests {
         for line in corpus.lines() {
             assert!(fast_split(line).is_some());
             // The scanner's `plain` is exactly "a string that needs no decoding".
-            for m in scan_object(line).unwrap().members {
-                let plain = matches!(crate::event::raw::decode_str(m.value), Ok(Cow::Borrowed(_)));
-                assert_eq!(m.plain, plain && m.value.starts_with('"'), "{}", m.value);
+            let obj = scan_object(line).unwrap();
+            assert!(obj.joined && joined_by_walk(&obj));
+            let spaced = line.replacen(",\"", ", \"", 1);
+            assert!(!scan_object(&spaced).unwrap().joined, "{spaced}");
+            for m in &obj.members {
+                let value = obj.value(m);
+                let plain = matches!(crate::event::raw::decode_str(value), Ok(Cow::Borrowed(_)));
+                assert_eq!(m.plain(), plain && value.starts_with('"'), "{value}");
             }
             assert_eq!(fast_split(line), serde_split(line));
             // Every prefix is rejected by both (truncated records).

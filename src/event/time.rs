@@ -35,11 +35,9 @@ impl EventTimes {
     /// [`EventTimes::read`] with the minute of the last `MicroTime` read (the pipeline keeps
     /// one across records: the events of a stream mostly share their minute).
     pub fn read_with(ev: &Event, received: bool, memo: &mut MinuteMemo) -> EventTimes {
-        let stage_texts =
-            [&ev.stage_timestamp, &ev.legacy_stage_timestamp, &ev.request_received_timestamp, &ev.legacy_timestamp];
-        let stage = stage_texts.into_iter().flatten().find_map(|t| memo.micros(t).map(|m| (t.as_ref(), m)));
+        let stage = ev.stage_time_texts().find_map(|t| memo.micros(t).map(|m| (t, m)));
         let received = if received {
-            [&ev.request_received_timestamp, &ev.legacy_timestamp].into_iter().flatten().find_map(|t| match stage {
+            ev.received_time_texts().find_map(|t| match stage {
                 Some((text, m)) if same_text(text, t) => Some(m),
                 _ => memo.micros(t),
             })

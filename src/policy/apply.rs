@@ -2,7 +2,6 @@
 //! this policy been in force (never more than the event already holds).
 
 use super::eval::Decision;
-use super::matcher::same;
 pub use crate::event::edit::{write_event, Changes};
 use crate::event::raw::{BodyAt, RawObject};
 use crate::event::{Event, Level};
@@ -95,7 +94,7 @@ type Body<'a> = (&'a str, bool);
 /// end, where kube-apiserver writes them, so the walk usually stops after a few members.
 fn bodies<'a>(obj: &RawObject<'a>, mut request: bool, mut response: bool) -> (Option<Body<'a>>, Option<Body<'a>>) {
     if let Some(noted) = obj.bodies {
-        let body = |at: Option<BodyAt>| at.and_then(|at| Some((obj.members.get(at.index)?.value, at.clean)));
+        let body = |at: Option<BodyAt>| at.and_then(|at| Some((obj.value(obj.members.get(at.index)?), at.clean)));
         return (body(noted.request.filter(|_| request)), body(noted.response.filter(|_| response)));
     }
     let mut found = (None, None);
@@ -103,12 +102,11 @@ fn bodies<'a>(obj: &RawObject<'a>, mut request: bool, mut response: bool) -> (Op
         if !request && !response {
             break;
         }
-        let key = m.key.as_bytes();
-        if request && key.len() == 13 && same(key, b"requestObject") {
-            found.0 = Some((m.value, false));
+        if request && obj.key_is(m, "requestObject") {
+            found.0 = Some((obj.value(m), false));
             request = false;
-        } else if response && key.len() == 14 && same(key, b"responseObject") {
-            found.1 = Some((m.value, false));
+        } else if response && obj.key_is(m, "responseObject") {
+            found.1 = Some((obj.value(m), false));
             response = false;
         }
     }
@@ -151,9 +149,10 @@ mod tests {
         verdict_with(decision, event, |obj, _, _| {
             let (mut request, mut response) = (None, None);
             for m in &obj.members {
-                match m.key.len() {
-                    13 if m.key == "requestObject" => request = Some((m.value, false)),
-                    14 if m.key == "responseObject" => response = Some((m.value, false)),
+                let key = obj.key(m);
+                match key.len() {
+                    13 if key == "requestObject" => request = Some((obj.value(m), false)),
+                    14 if key == "responseObject" => response = Some((obj.value(m), false)),
                     _ => {}
                 }
             }

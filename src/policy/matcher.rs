@@ -8,9 +8,9 @@
 //! verb up once, ANDs their rows with the rules of its kind (resource or non-resource), and
 //! checks only the candidates that remain, in order, on what is left: namespaces, resources and
 //! nonResourceURLs. Those values are looked up only when a candidate asks: the URL is split only
-//! for a rule with namespaces or resourceNames, the path only for one with nonResourceURLs. A
-//! lookup rejects lengths no policy string has, then hashes the length and three bytes and
-//! compares one string.
+//! for a rule with namespaces or resourceNames, the path only for one with nonResourceURLs. Each
+//! dimension's strings are a [`Dict`]: a lookup rejects lengths no policy string has, then probes
+//! one hash slot or a few.
 //!
 //! The semantics are `checker.go`'s, as the reference matcher in `eval.rs` writes them; the
 //! tests compare the two on generated policies and requests.
@@ -20,180 +20,19 @@ use std::collections::HashMap;
 
 use super::eval::{url_scope, Attributes, Groups};
 use super::model::{GroupResources, PolicyRule};
+use crate::dict::{Dict, DictBuilder, UNKNOWN};
 use crate::event::{Event, ObjectRef};
 
-/// The id of a value no rule names.
-const UNKNOWN: u32 = u32::MAX;
 /// A request value not looked up yet.
 const PENDING: u32 = u32::MAX - 1;
 
-/// A string's length with its first and last eight bytes (zero-padded when shorter): the whole
-/// string up to 16 bytes, and a hash of it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-struct Ends {
-    first: u64,
-    last: u64,
-    len: usize,
-}
-
-impl Ends {
-    fn of(s: &[u8]) -> Ends {
-        let n = s.len();
-        let word = |c: Option<&[u8]>| u64::from_le_bytes(c.and_then(|c| c.try_into().ok()).unwrap_or_default());
-        if n >= 8 {
-            return Ends { first: word(s.get(..8)), last: word(s.get(n - 8..)), len: n };
-        }
-        let w = s.iter().rev().fold(0u64, |w, &b| w << 8 | u64::from(b));
-        Ends { first: w, last: w, len: n }
+/// The ids of `values` (numbering those new) as a set.
+fn id_set<'s>(dict: &mut DictBuilder, values: impl IntoIterator<Item = &'s str>) -> IdSet {
+    let mut set = IdSet::default();
+    for v in values {
+        set.add(dict.id(v));
     }
-
-    /// `head/tail`, a byte at a time (rare: requests with a subresource).
-    fn of_joined(head: &[u8], tail: &[u8]) -> Ends {
-        let n = head.len() + 1 + tail.len();
-        let at = |i: usize| match head.get(i) {
-            Some(&b) => b,
-            None if i == head.len() => b'/',
-            None => tail.get(i - head.len() - 1).copied().unwrap_or(0),
-        };
-        let word = |from: usize| (from..(from + 8).min(n)).rev().fold(0u64, |w, i| w << 8 | u64::from(at(i)));
-        Ends { first: word(0), last: word(n.saturating_sub(8)), len: n }
-    }
-
-    fn hash(&self) -> u32 {
-        let x = (self.first ^ self.last.rotate_left(29) ^ self.len as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        (x >> 32) as u32
-    }
-}
-
-/// `a == b`, eight bytes at a time: an interpreter runs the C library's `memcmp` a byte at a
-/// time, and the strings compared here (user names, `requestObject`) run to dozens of bytes.
-pub(super) fn same(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let (mut x, mut y) = (a.chunks_exact(8), b.chunks_exact(8));
-    let word = |c: &[u8]| u64::from_le_bytes(c.try_into().unwrap_or_default());
-    for (p, q) in (&mut x).zip(&mut y) {
-        if word(p) != word(q) {
-            return false;
-        }
-    }
-    x.remainder().iter().zip(y.remainder()).all(|(p, q)| p == q)
-}
-
-/// The length bit of a dictionary's length filter.
-fn len_bit(len: usize) -> u64 {
-    1 << len.min(63)
-}
-
-/// The strings of one dimension, numbered in order of first appearance.
-#[derive(Debug, Clone, Default)]
-struct Dict {
-    /// The lengths present (`len_bit`).
-    lens: u64,
-    /// Open addressing on the hash's top bits: 0 is empty, else the id + 1.
-    slots: Box<[u32]>,
-    shift: u32,
-    strs: Box<[Box<str>]>,
-    /// Per id.
-    ends: Box<[Ends]>,
-}
-
-#[derive(Default)]
-struct DictBuilder {
-    strs: Vec<Box<str>>,
-    ids: HashMap<Box<str>, u32>,
-}
-
-impl DictBuilder {
-    fn id(&mut self, s: &str) -> u32 {
-        if let Some(&id) = self.ids.get(s) {
-            return id;
-        }
-        let id = self.strs.len() as u32;
-        self.strs.push(s.into());
-        self.ids.insert(s.into(), id);
-        id
-    }
-
-    fn set<'s>(&mut self, values: impl IntoIterator<Item = &'s str>) -> IdSet {
-        let mut set = IdSet::default();
-        for v in values {
-            set.add(self.id(v));
-        }
-        set
-    }
-
-    fn build(self) -> Dict {
-        let bits = (self.strs.len() * 2).next_power_of_two().trailing_zeros().max(1);
-        let mut slots = vec![0u32; 1 << bits].into_boxed_slice();
-        let shift = 32 - bits;
-        let mask = slots.len() - 1;
-        let mut lens = 0;
-        let ends: Box<[Ends]> = self.strs.iter().map(|s| Ends::of(s.as_bytes())).collect();
-        for (id, e) in ends.iter().enumerate() {
-            lens |= len_bit(e.len);
-            let mut at = (e.hash() >> shift) as usize;
-            while slots[at] != 0 {
-                at = (at + 1) & mask;
-            }
-            slots[at] = id as u32 + 1;
-        }
-        Dict { lens, slots, shift, strs: self.strs.into_boxed_slice(), ends }
-    }
-}
-
-impl Dict {
-    fn len(&self) -> usize {
-        self.strs.len()
-    }
-
-    /// The id of `s`, else `UNKNOWN`. The length filter inline: most values a request looks up
-    /// are not in the policy, and most of those have a length no policy string has.
-    #[inline]
-    fn find(&self, s: &str) -> u32 {
-        if self.lens & len_bit(s.len()) == 0 {
-            return UNKNOWN;
-        }
-        self.find_text(s.as_bytes())
-    }
-
-    #[inline(never)]
-    fn find_text(&self, s: &[u8]) -> u32 {
-        // Past 16 bytes the ends leave a middle to compare.
-        self.probe(Ends::of(s), |t| {
-            s.len() <= 16 || s.get(8..s.len() - 8).zip(t.get(8..t.len() - 8)).is_some_and(|(a, b)| same(a, b))
-        })
-    }
-
-    /// The id of `head/tail`, not built.
-    fn find_joined(&self, head: &str, tail: &str) -> u32 {
-        let (head, tail) = (head.as_bytes(), tail.as_bytes());
-        let n = head.len() + 1 + tail.len();
-        if self.lens & len_bit(n) == 0 {
-            return UNKNOWN;
-        }
-        self.probe(Ends::of_joined(head, tail), |t| {
-            t.get(..head.len()).is_some_and(|h| same(h, head))
-                && t.get(head.len()) == Some(&b'/')
-                && t.get(head.len() + 1..).is_some_and(|t| same(t, tail))
-        })
-    }
-
-    /// The id whose ends are `ends` and whose text `rest` accepts.
-    fn probe(&self, ends: Ends, rest: impl Fn(&[u8]) -> bool) -> u32 {
-        let mask = self.slots.len().wrapping_sub(1);
-        let mut at = (ends.hash() >> self.shift) as usize;
-        loop {
-            let Some(id) = self.slots.get(at).and_then(|s| s.checked_sub(1)) else { return UNKNOWN };
-            if self.ends.get(id as usize) == Some(&ends)
-                && self.strs.get(id as usize).is_some_and(|t| rest(t.as_bytes()))
-            {
-                return id;
-            }
-            at = (at + 1) & mask;
-        }
-    }
+    set
 }
 
 /// A set of ids of one dimension.
@@ -458,7 +297,7 @@ impl Builder {
     fn scope(&mut self, r: &PolicyRule) -> Scope {
         if !r.namespaces.is_empty() || !r.resources.is_empty() {
             return Scope::Resources {
-                namespaces: nonempty(self.namespaces.set(strs(&r.namespaces)), &r.namespaces),
+                namespaces: nonempty(id_set(&mut self.namespaces, strs(&r.namespaces)), &r.namespaces),
                 resources: (!r.resources.is_empty()).then(|| self.resources(&r.resources)),
             };
         }
@@ -493,7 +332,7 @@ impl Builder {
             }
             let mut e = Entry {
                 group: (gr.group != "*").then(|| self.api_groups.id(&gr.group)),
-                names: nonempty(self.names.set(strs(&gr.resource_names)), &gr.resource_names),
+                names: nonempty(id_set(&mut self.names, strs(&gr.resource_names)), &gr.resource_names),
                 star: false,
                 exact: IdSet::default(),
                 bases: IdSet::default(),
@@ -567,10 +406,10 @@ impl Compiled {
     /// Compiles `rules`.
     pub(crate) fn new(rules: &[PolicyRule]) -> Self {
         let mut b = Builder::default();
-        let users: Vec<_> = rules.iter().map(|r| nonempty(b.users.set(strs(&r.users)), &r.users)).collect();
+        let users: Vec<_> = rules.iter().map(|r| nonempty(id_set(&mut b.users, strs(&r.users)), &r.users)).collect();
         let groups: Vec<_> =
-            rules.iter().map(|r| nonempty(b.groups.set(strs(&r.user_groups)), &r.user_groups)).collect();
-        let verbs: Vec<_> = rules.iter().map(|r| nonempty(b.verbs.set(strs(&r.verbs)), &r.verbs)).collect();
+            rules.iter().map(|r| nonempty(id_set(&mut b.groups, strs(&r.user_groups)), &r.user_groups)).collect();
+        let verbs: Vec<_> = rules.iter().map(|r| nonempty(id_set(&mut b.verbs, strs(&r.verbs)), &r.verbs)).collect();
         let mut scopes: Box<[Scope]> = rules.iter().map(|r| b.scope(r)).collect();
         let words = rules.len().div_ceil(64).max(1);
         let (mut resource_rules, mut url_rules) = (vec![0u64; words], vec![0u64; words]);
@@ -1105,56 +944,5 @@ mod tests {
             rules.insert(check(&e, line));
         }
         assert!(rules.len() >= 3, "{rules:?}");
-    }
-
-    #[test]
-    fn same_agrees_with_slice_equality() {
-        let mut rng = XorShift::new(0x2545_f491_4f6c_dd1d);
-        for _ in 0..50_000 {
-            let n = rng.below(20) as usize;
-            let a: Vec<u8> = (0..n).map(|_| b"ab"[rng.below(2) as usize]).collect();
-            let mut b = a.clone();
-            match rng.below(3) {
-                0 => {}
-                1 if n > 0 => b[rng.below(n as u64) as usize] ^= 1,
-                _ => b.push(b'a'),
-            }
-            assert_eq!(same(&a, &b), a == b, "{a:?} {b:?}");
-        }
-    }
-
-    #[test]
-    fn lookups_find_every_string_and_combined_text() {
-        let mut b = DictBuilder::default();
-        let words: Vec<String> = (0..300)
-            .map(|i| format!("w{i}"))
-            .chain(["".into(), "a/b".into()])
-            .chain((0..30).map(|i| format!("system:serviceaccount:kube-system:{i}")))
-            // Same length and ends, different middles; and every length around the words.
-            .chain((0..20).map(|i| format!("abcdefgh{}ijklmnop", "x".repeat(i % 4) + &i.to_string())))
-            .chain((1..20).map(|i| "y".repeat(i)))
-            .chain(["pods/exec/stream".into(), "deployments/scale".into()])
-            .collect();
-        for w in &words {
-            b.id(w);
-        }
-        let d = b.build();
-        for (i, w) in words.iter().enumerate() {
-            assert_eq!(d.find(w), i as u32, "{w}");
-        }
-        assert_eq!(d.find_joined("a", "b"), 301);
-        assert_eq!(d.find_joined("pods", "exec/stream"), (words.len() - 2) as u32);
-        assert_eq!(d.find_joined("pods/exec", "stream"), (words.len() - 2) as u32);
-        assert_eq!(d.find_joined("deployments", "scale"), (words.len() - 1) as u32);
-        assert_eq!(d.find_joined("deployments", "scalf"), UNKNOWN);
-        assert_eq!(d.find("abcdefghXijklmnop"), UNKNOWN);
-        assert_eq!(d.find("system:serviceaccount:kube-system:30"), UNKNOWN);
-        assert_eq!(d.find("system:serviceaccount:kube-sys-em:3"), UNKNOWN);
-        assert_eq!(d.find_joined("", "b"), UNKNOWN);
-        assert_eq!(d.find("a/c"), UNKNOWN);
-        assert_eq!(d.find("w300"), UNKNOWN);
-        assert_eq!(d.find("a very long string past the length filter's last bit"), UNKNOWN);
-        assert_eq!(Dict::default().find(""), UNKNOWN);
-        assert_eq!(Dict::default().find_joined("", ""), UNKNOWN);
     }
 }

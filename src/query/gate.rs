@@ -8,10 +8,10 @@
 //! answers are computed when the gate is built, by the evaluator itself, for every string the
 //! queries or the caller name (`values`), for an absent field and, when the conjunct only
 //! compares whole strings (`=`, `in`, `exists`), for any other string. Per document, each
-//! field's string is looked up once and its row of answers ANDed into the candidates: a query
-//! left out cannot match; a query kept is evaluated in full. Anything else (another value
-//! kind, a field the document does not answer by lookup, a test such as `:` or `~` on a
-//! string not named) keeps every query, so the gate never changes an answer.
+//! field's string is looked up once (in a [`Dict`]) and its row of answers ANDed into the
+//! candidates: a query left out cannot match; a query kept is evaluated in full. Anything else
+//! (another value kind, a field the document does not answer by lookup, a test such as `:` or
+//! `~` on a string not named) keeps every query, so the gate never changes an answer.
 
 use std::ops::ControlFlow;
 
@@ -19,6 +19,7 @@ use super::document::{Document, Lookup, Value};
 use super::eval::{Literal, Node, Test};
 use super::known::{EnrichmentField, GeoField, KnownPath, StatusField, UserField};
 use super::{FieldPath, Query};
+use crate::dict::{Dict, DictBuilder};
 
 /// Queries from this position on are not gated (always candidates).
 pub const GATED: usize = 64;
@@ -35,14 +36,13 @@ struct GateField {
     path: FieldPath,
     /// The queries with a conjunct on this field.
     queries: u64,
-    /// The strings answered ahead, each with the queries it does not rule out.
-    entries: Vec<Entry>,
-    /// Per string length (the last for every length from [`LONG`] on): the index + 1 in
-    /// `entries` of the first string of that length, 0 for none.
-    by_len: [u16; LONG + 1],
+    /// The strings answered ahead.
+    strings: Dict,
+    /// Per string of `strings` (by id), the queries it does not rule out.
+    rows: Box<[u64]>,
     /// The queries not ruled out when the field is absent.
     absent: u64,
-    /// The queries not ruled out by a string `entries` does not hold.
+    /// The queries not ruled out by a string `strings` does not hold.
     other: u64,
 }
 
@@ -100,33 +100,23 @@ impl Gate {
                     row & !(1 << i)
                 }
             });
-            let mut entries: Vec<Entry> = Vec::new();
-            let mut by_len = [0u16; LONG + 1];
-            // Past `u16` indexes a string is left out: it counts as any other string, whose
-            // row then keeps every query (a literal among them is not "other").
-            let fits = strings.len() < usize::from(u16::MAX);
-            for text in strings.iter().take(usize::from(u16::MAX) - 1) {
-                let (first, last) = ends(text.as_bytes());
-                let bucket = &mut by_len[text.len().min(LONG)];
-                entries.push(Entry {
-                    first,
-                    last,
-                    next: *bucket,
-                    row: answers(Some(text)),
-                    text: text.as_str().into(),
-                });
-                *bucket = entries.len() as u16;
+            // `strings` is deduplicated: their ids are their indexes.
+            let mut dict = DictBuilder::default();
+            let mut rows = Vec::with_capacity(strings.len());
+            for text in &strings {
+                dict.id(text);
+                rows.push(answers(Some(text)));
             }
             let field = GateField {
                 queries: conjuncts.iter().fold(0, |m, (i, _)| m | 1 << i),
-                entries,
-                by_len,
+                strings: dict.build(),
+                rows: rows.into(),
                 absent: answers(None),
-                other: if fits { other } else { !0 },
+                other,
                 path,
             };
             // A field that rules nothing out in any case is not worth a lookup.
-            if field.entries.iter().map(|e| e.row).chain([field.absent, field.other]).any(|r| r != !0) {
+            if field.rows.iter().chain([&field.absent, &field.other]).any(|&r| r != !0) {
                 fields.push(field);
             }
         }
@@ -165,51 +155,9 @@ impl Gate {
 impl GateField {
     /// The queries not ruled out by the string `s`.
     fn row(&self, s: &str) -> u64 {
-        let mut at = self.by_len[s.len().min(LONG)];
-        if at == 0 {
-            return self.other;
-        }
-        let (first, last) = ends(s.as_bytes());
-        while let Some(e) = self.entries.get(usize::from(at).wrapping_sub(1)) {
-            // Up to 16 bytes the length and ends are the whole string.
-            if e.first == first && e.last == last && (s.len() <= 16 || *e.text == *s) {
-                return e.row;
-            }
-            at = e.next;
-        }
-        self.other
+        // `UNKNOWN` (any other string) is past the last row.
+        self.rows.get(self.strings.find(s) as usize).copied().unwrap_or(self.other)
     }
-}
-
-/// Strings of this length and longer share a length bucket.
-const LONG: usize = 31;
-
-/// A string the gate answers ahead.
-#[derive(Debug, Clone)]
-struct Entry {
-    /// Its [`ends`].
-    first: u64,
-    last: u64,
-    /// The index + 1 of the next string of the same length bucket, 0 for none.
-    next: u16,
-    /// The queries it does not rule out.
-    row: u64,
-    text: Box<str>,
-}
-
-/// A string's first and last eight bytes, zero-padded when shorter: with its length, the whole
-/// string up to 16 bytes, compared in two words (an interpreter runs `memcmp` a byte at a time).
-fn ends(s: &[u8]) -> (u64, u64) {
-    let n = s.len();
-    if let (Some(head), Some(tail)) = (s.first_chunk::<8>(), s.last_chunk::<8>()) {
-        return (u64::from_le_bytes(*head), u64::from_le_bytes(*tail));
-    }
-    let mut w = [0u8; 8];
-    if let Some(to) = w.get_mut(..n) {
-        to.copy_from_slice(s);
-    }
-    let w = u64::from_le_bytes(w);
-    (w, w)
 }
 
 /// Whether documents answer `field` by [`Document::lookup`] with one string or none.
@@ -357,6 +305,23 @@ mod tests {
             };
         }
         Query::parse(&text).unwrap_or_else(|e| panic!("{text}: {e}"))
+    }
+
+    #[test]
+    fn a_field_with_more_strings_than_u16_indexes_still_rules_out() {
+        // The gate once left strings past `u16` indexes out and kept every query for any other
+        // string; the dictionary numbers them all.
+        let many: Vec<&'static str> = (0..70_000).map(|i| &*format!("v{i}").leak()).collect();
+        let verb = FieldPath::parse("verb").unwrap();
+        let queries = [Query::parse(r#"verb = "get""#).unwrap(), Query::parse(r#"verb != "v69999""#).unwrap()];
+        let refs: Vec<&Query> = queries.iter().collect();
+        let gate = Gate::new(&refs, &|_| many.clone());
+        let row = |v| gate.candidates(&OneField { path: &verb, value: Some(v) }) & 0b11;
+        assert_eq!(row("get"), 0b11);
+        assert_eq!(row("v69999"), 0b00);
+        assert_eq!(row("v3"), 0b10);
+        assert_eq!(row("not named"), 0b10);
+        assert_eq!(gate.candidates(&OneField { path: &verb, value: None }) & 0b11, 0b10);
     }
 
     #[test]

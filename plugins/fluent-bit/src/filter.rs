@@ -453,7 +453,7 @@ mod tests {
             let text = reply_text(&f).to_string();
             let obj = parse_object(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
             assert!(obj.get("kaudit_error").is_some(), "{text}");
-            let log = kaudit::decode_str(obj.get("log").unwrap().value).unwrap();
+            let log = kaudit::decode_str(obj.raw("log").unwrap()).unwrap();
             assert_eq!(log.as_bytes(), bad, "the original is kept");
         }
         assert_eq!(stats.wrapped, 6);
@@ -613,10 +613,10 @@ mod tests {
         let c = f.counters_json(&stats).to_vec();
         let text = std::str::from_utf8(&c[..c.len() - 1]).unwrap();
         let obj = parse_object(text).unwrap();
-        let pipeline = obj.get("pipeline").unwrap().value;
+        let pipeline = obj.raw("pipeline").unwrap();
         assert!(pipeline.contains("\"read\":1"), "{text}");
         // The alert engine's statistics too: the default rules saw the one kept event.
         assert!(pipeline.contains("\"alerts\":{\"events\":1,"), "{text}");
-        assert_eq!(obj.get("config").unwrap().value, "\"<embedded default>\"");
+        assert_eq!(obj.raw("config").unwrap(), "\"<embedded default>\"");
     }
 }

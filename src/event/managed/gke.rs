@@ -292,17 +292,10 @@ pub fn rebuild(entry: &raw::RawObject) -> Result<(String, Source), NotRebuilt> {
     match e.labels.map(|l| raw::parse_object(l.get())) {
         Some(Ok(labels)) => labels.rebuild(
             &mut out,
-            |_, m| if m.key == REBUILT_ANNOTATION { Edit::Remove } else { Edit::Keep },
+            |_, key, _| if key == REBUILT_ANNOTATION { Edit::Remove } else { Edit::Keep },
             &append,
         ),
-        _ => raw::RawObject {
-            text: "{}",
-            members: Vec::new(),
-            line_break: Some(false),
-            decoded: Vec::new(),
-            bodies: None,
-        }
-        .rebuild(&mut out, |_, _| Edit::Keep, &append),
+        _ => raw::RawObject::empty("{}").rebuild(&mut out, |_, _, _| Edit::Keep, &append),
     }
     out.push('}');
 
@@ -320,18 +313,18 @@ pub fn rebuild(entry: &raw::RawObject) -> Result<(String, Source), NotRebuilt> {
 /// `responseStatus`: a logged `Status` body's own fields, else the code the gRPC status stands for.
 fn write_response_status(out: &mut String, e: &LogEntry, verb: &str, subresource: Option<&str>) {
     if let Some(status) = e.proto.response.and_then(|r| raw::parse_object(r.get()).ok()) {
-        let is_status = status.get("@type").is_some_and(|t| t.value == "\"core.k8s.io/v1.Status\"");
-        let code = status.get("code").filter(|c| c.value.bytes().all(|b| b.is_ascii_digit()));
+        let is_status = status.raw("@type") == Some("\"core.k8s.io/v1.Status\"");
+        let code = status.raw("code").filter(|c| c.bytes().all(|b| b.is_ascii_digit()));
         if let (true, Some(code)) = (is_status, code) {
             out.push_str(",\"responseStatus\":{\"metadata\":{}");
             for key in ["status", "message", "reason", "details"] {
-                if let Some(m) = status.get(key) {
+                if let Some(v) = status.raw(key) {
                     out.push_str(&format!(",\"{key}\":"));
-                    out.push_str(m.value);
+                    out.push_str(v);
                 }
             }
             out.push_str(",\"code\":");
-            out.push_str(code.value);
+            out.push_str(code);
             out.push('}');
             return;
         }
@@ -345,7 +338,7 @@ fn write_response_status(out: &mut String, e: &LogEntry, verb: &str, subresource
 /// Copies a body without its `@type` member (added by Cloud Logging, not part of the object).
 fn without_type(body: &str, out: &mut String) {
     match raw::parse_object(body) {
-        Ok(obj) => obj.rebuild(out, |_, m| if m.key == "@type" { Edit::Remove } else { Edit::Keep }, &[]),
+        Ok(obj) => obj.rebuild(out, |_, key, _| if key == "@type" { Edit::Remove } else { Edit::Keep }, &[]),
         Err(_) => out.push_str(body),
     }
 }

@@ -145,13 +145,13 @@ pub enum Wrapper {
 pub fn wrapper_of(obj: &RawObject) -> Option<Wrapper> {
     // Native events start with "kind":"Event" (apiserver key order): the common case.
     if let Some(first) = obj.members.first() {
-        if first.key == "kind" && first.value == "\"Event\"" {
+        if obj.key_is(first, "kind") && obj.value_is(first, "\"Event\"") {
             return None;
         }
     }
     let has = |k: &str| obj.get(k).is_some();
-    let is_str = |k: &str| obj.get(k).is_some_and(|m| m.value.starts_with('"'));
-    let is_obj = |k: &str| obj.get(k).is_some_and(|m| m.value.starts_with('{'));
+    let is_str = |k: &str| obj.raw(k).is_some_and(|v| v.starts_with('"'));
+    let is_obj = |k: &str| obj.raw(k).is_some_and(|v| v.starts_with('{'));
     if has("stage") && has("verb") {
         return None;
     }
@@ -173,7 +173,7 @@ pub fn wrapper_of(obj: &RawObject) -> Option<Wrapper> {
         Wrapper::PubSubMessage
     } else if is_str("message") && (has("timestamp") || has("logStreamName")) {
         Wrapper::CloudWatchLogEvent
-    } else if has("events") && obj.get("events").is_some_and(|m| m.value.starts_with('[')) {
+    } else if has("events") && obj.raw("events").is_some_and(|v| v.starts_with('[')) {
         Wrapper::CloudWatchEvents
     } else {
         return None;
@@ -255,8 +255,8 @@ impl Dec<'_> {
             Wrapper::Records => self.records(obj, ctx),
             Wrapper::AzureRecord => self.azure_record(obj),
             Wrapper::LogEntry => self.log_entry(obj),
-            Wrapper::PubSubPush => match obj.get("message") {
-                Some(m) => self.pubsub_message(m.value, obj.text),
+            Wrapper::PubSubPush => match obj.raw("message") {
+                Some(m) => self.pubsub_message(m, obj.text),
                 None => self.bad(obj.text.as_bytes(), "Pub/Sub push: no message".into()),
             },
             Wrapper::PubSubMessage => self.pubsub_message(obj.text, obj.text),
@@ -356,8 +356,7 @@ impl Dec<'_> {
         // Only a Firehose→S3 object is read this way: the first value must be an envelope or
         // an Event, else the text is one (bad) record as it came.
         let recognised = |v: &str| {
-            raw::parse_object(v)
-                .is_ok_and(|o| wrapper_of(&o).is_some() || o.get("kind").is_some_and(|k| k.value == "\"Event\""))
+            raw::parse_object(v).is_ok_and(|o| wrapper_of(&o).is_some() || o.raw("kind") == Some("\"Event\""))
         };
         if values.len() < 2 || !recognised(values[0]) {
             return false;
@@ -406,7 +405,7 @@ impl Dec<'_> {
         source.set("logGroup", &group);
         let stream = str_member(obj, "logStream").unwrap_or_default();
         source.set("logStream", &stream);
-        let Some(items) = obj.get("logEvents").and_then(|m| raw::parse_array(m.value).ok()) else {
+        let Some(items) = obj.raw("logEvents").and_then(|v| raw::parse_array(v).ok()) else {
             return self.bad(obj.text.as_bytes(), "CloudWatch Logs envelope: logEvents is not an array".into());
         };
         for (_, item) in items {
@@ -415,7 +414,7 @@ impl Dec<'_> {
     }
 
     fn cloudwatch_events(&mut self, obj: &RawObject) {
-        let Some(items) = obj.get("events").and_then(|m| raw::parse_array(m.value).ok()) else {
+        let Some(items) = obj.raw("events").and_then(|v| raw::parse_array(v).ok()) else {
             return self.bad(obj.text.as_bytes(), "FilterLogEvents response: events is not an array".into());
         };
         for (_, item) in items {
@@ -458,8 +457,7 @@ impl Dec<'_> {
     }
 
     fn lambda(&mut self, obj: &RawObject) {
-        let data =
-            obj.get("awslogs").and_then(|m| raw::parse_object(m.value).ok()).and_then(|o| str_member(&o, "data"));
+        let data = obj.raw("awslogs").and_then(|v| raw::parse_object(v).ok()).and_then(|o| str_member(&o, "data"));
         let Some(data) = data else {
             return self.bad(obj.text.as_bytes(), "Lambda awslogs event without data".into());
         };
@@ -471,7 +469,7 @@ impl Dec<'_> {
 
     /// `{"records":[…]}`: Firehose HTTP-endpoint items carry `data`; Event Hubs items are AKS records.
     fn records(&mut self, obj: &RawObject, ctx: &Source) {
-        let Some(items) = obj.get("records").and_then(|m| raw::parse_array(m.value).ok()) else {
+        let Some(items) = obj.raw("records").and_then(|v| raw::parse_array(v).ok()) else {
             return self.bad(obj.text.as_bytes(), "records is not an array".into());
         };
         for (_, item) in items {
@@ -479,8 +477,8 @@ impl Dec<'_> {
                 self.bad(item.as_bytes(), "records item is not a JSON object".into());
                 continue;
             };
-            if let Some(data) = record.get("data") {
-                let decoded = raw::decode_str(data.value).map_err(|e| e.to_string()).and_then(|d| compress::base64(&d));
+            if let Some(data) = record.raw("data") {
+                let decoded = raw::decode_str(data).map_err(|e| e.to_string()).and_then(|d| compress::base64(&d));
                 match decoded {
                     Ok(bytes) => self.firehose_data(&bytes, item.as_bytes(), ctx),
                     Err(e) => self.bad(item.as_bytes(), format!("Firehose record data: {e}")),
@@ -516,7 +514,7 @@ impl Dec<'_> {
             let what = format!("AKS record of category {category:?}: not an audit event");
             return (self.f)(Piece::NotAudit { bytes: obj.text.as_bytes(), what });
         }
-        let props = obj.get("properties").and_then(|m| raw::parse_object(m.value).ok());
+        let props = obj.raw("properties").and_then(|v| raw::parse_object(v).ok());
         let Some(log) = props.as_ref().and_then(|p| str_member(p, "log")) else {
             return self.bad(obj.text.as_bytes(), "AKS kube-audit record without a properties.log string".into());
         };
@@ -556,11 +554,11 @@ impl Dec<'_> {
     }
 
     fn pubsub_pull(&mut self, obj: &RawObject) {
-        let Some(items) = obj.get("receivedMessages").and_then(|m| raw::parse_array(m.value).ok()) else {
+        let Some(items) = obj.raw("receivedMessages").and_then(|v| raw::parse_array(v).ok()) else {
             return self.bad(obj.text.as_bytes(), "Pub/Sub pull: receivedMessages is not an array".into());
         };
         for (_, item) in items {
-            match raw::parse_object(item).ok().and_then(|o| o.get("message").map(|m| m.value)) {
+            match raw::parse_object(item).ok().and_then(|o| o.raw("message")) {
                 Some(message) => self.pubsub_message(message, item),
                 None => self.bad(item.as_bytes(), "Pub/Sub received message without message".into()),
             }
@@ -570,7 +568,7 @@ impl Dec<'_> {
 
 /// A string member decoded (`None` when absent or not a string).
 fn str_member<'a>(obj: &RawObject<'a>, key: &str) -> Option<Cow<'a, str>> {
-    obj.get(key).filter(|m| m.value.starts_with('"')).and_then(|m| raw::decode_str(m.value).ok())
+    obj.raw(key).filter(|v| v.starts_with('"')).and_then(|v| raw::decode_str(v).ok())
 }
 
 /// The cluster of an EKS log group `/aws/eks/<cluster>/cluster`.
