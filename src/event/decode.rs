@@ -237,6 +237,13 @@ impl<'a> Decoded<'a> {
         None
     }
 
+    /// Whether the split met both a `stage` and a `verb` member (of any value): what tells an
+    /// event from a managed cluster's wrapper without looking the keys up again.
+    pub(crate) fn saw_stage_and_verb(&self) -> bool {
+        const STAGE_AND_VERB: u32 = 1 << 4 | 1 << 6;
+        self.seen & STAGE_AND_VERB == STAGE_AND_VERB
+    }
+
     /// Every member the event reads was decoded here, once each: the event needs nothing else.
     pub(crate) fn complete(&self) -> bool {
         !self.declined

@@ -149,6 +149,10 @@ pub fn wrapper_of(obj: &RawObject) -> Option<Wrapper> {
             return None;
         }
     }
+    // An event in another key order: the split saw its `stage` and `verb`.
+    if obj.decoded.last().is_some_and(|d| d.saw_stage_and_verb()) {
+        return None;
+    }
     let has = |k: &str| obj.get(k).is_some();
     let is_str = |k: &str| obj.raw(k).is_some_and(|v| v.starts_with('"'));
     let is_obj = |k: &str| obj.raw(k).is_some_and(|v| v.starts_with('{'));

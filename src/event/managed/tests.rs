@@ -26,6 +26,41 @@ fn native_events_are_not_wrappers() {
 }
 
 #[test]
+fn the_split_and_serde_json_tell_wrappers_from_events_alike() {
+    // The split answers `stage` + `verb` from what it decoded; serde_json's split (nothing
+    // decoded) looks the keys up: the same answer for any mix of the keys wrapper_of reads.
+    let members = [
+        r#""stage":"ResponseComplete""#,
+        r#""stage":5"#,
+        r#""verb":"get""#,
+        r#""verb":null"#,
+        r#""kind":"Event""#,
+        r#""logEvents":[]"#,
+        r#""messageType":"DATA_MESSAGE""#,
+        r#""protoPayload":{}"#,
+        r#""category":"kube-audit""#,
+        r#""properties":{}"#,
+        r#""records":[]"#,
+        r#""awslogs":{}"#,
+        r#""message":"m""#,
+        r#""message":{}"#,
+        r#""timestamp":1"#,
+        r#""data":"ZA==""#,
+        r#""messageId":"1""#,
+        r#""events":[]"#,
+    ];
+    let mut rng = crate::test_rng::XorShift::new(0x51_7cc1_b727_220a);
+    for _ in 0..20_000 {
+        let n = rng.below(6) as usize;
+        let chosen: Vec<&str> = (0..n).map(|_| members[rng.below(members.len() as u64) as usize]).collect();
+        let text = format!("{{{}}}", chosen.join(","));
+        let scanned = raw::parse_object(&text).unwrap();
+        let serde = raw::parse_object_with_serde(&text).unwrap();
+        assert_eq!(wrapper_of(&scanned), wrapper_of(&serde), "{text}");
+    }
+}
+
+#[test]
 fn azure_record_hands_on_the_event_without_its_line_break() {
     let rec = r#"{"category":"kube-audit","properties":{"log":"{\"kind\":\"Event\"}\n","pod":"p"},"resourceId":"/SUBSCRIPTIONS/S1/RESOURCEGROUPS/G/PROVIDERS/MICROSOFT.CONTAINERSERVICE/MANAGEDCLUSTERS/C"}"#;
     assert_eq!(

@@ -301,8 +301,11 @@ fn a_bad_config_stops_the_filter_from_loading() {
 #[test]
 fn control_characters_of_a_config_reach_the_log_escaped() {
     let dir = scratch_dir("bad-config-escape");
-    std::fs::write(dir.join("kaudit.yaml"), "policy:\n  apiVersion: audit.k8s.io/v1\n  kind: Policy\n\"bad\\e[2Jkey\": 1\n")
-        .unwrap();
+    std::fs::write(
+        dir.join("kaudit.yaml"),
+        "policy:\n  apiVersion: audit.k8s.io/v1\n  kind: Policy\n\"bad\\e[2Jkey\": 1\n",
+    )
+    .unwrap();
     let mut fb = load(Options {
         accessible_paths: vec![(dir, "/etc/kaudit".into())],
         call_initialize: false,
