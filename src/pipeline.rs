@@ -141,10 +141,10 @@ pub struct Pipeline {
     /// The allocations of each record's event, reused (see [`Buffers`]).
     buffers: Buffers,
     scratch: String,
-    /// The enrichment of the event being written, as the member appended to it,
-    /// `,"<key>":{...}` (reused across records; empty when none is written).
+    /// The enrichment of the event being written, as the member appended to it with the
+    /// event's closing brace, `,"<key>":{...}}` (reused across records; empty when none is written).
     enrichment_member: String,
-    /// `,"<key>":`, the start of `enrichment_member`, escaped once.
+    /// `,"<key>":{`, the start of `enrichment_member`, escaped once.
     member_key: String,
     alerts_out: Vec<String>,
     /// The minute of the last event time read (events of a stream mostly share theirs).
@@ -179,6 +179,7 @@ impl Pipeline {
     fn with_alerts(config: Config, alerts: AlertEngine) -> Pipeline {
         let mut member_key = String::new();
         edit::write_member_key(&mut member_key, &config.enrichment.key, false);
+        member_key.push('{');
         let evaluator = Evaluator::new(config.policy.clone());
         let enricher = Enricher::new(config.enrichment.clone(), config.open_geoip());
         Pipeline {
@@ -454,10 +455,16 @@ impl Pipeline {
         let enrichment = (writing || alerting).then(|| self.enricher.enrich_at(event, times));
         self.enrichment_member.clear();
         if let (true, Some(e)) = (writing, &enrichment) {
-            self.enrichment_member.push_str(&self.member_key);
-            e.write_json(&mut self.enrichment_member);
-            if let Some(source) = &self.source {
-                add_member(&mut self.enrichment_member, "source", source);
+            let m = &mut self.enrichment_member;
+            m.reserve(384);
+            m.push_str(&self.member_key);
+            match &self.source {
+                None => e.write_members(m, "}}"),
+                Some(source) => {
+                    e.write_members(m, "}");
+                    add_member(m, "source", source);
+                    m.push('}');
+                }
             }
         }
         phase_mark(); // enriched
@@ -898,16 +905,16 @@ enum Counted {
     Already(Outcome),
 }
 
-/// Writes `event` with `changes` and, unless it is empty, `member` (`,"<key>":{...}`, the
-/// enrichment under `key`) as its last member: what [`apply::write_event`] writes with the
-/// enrichment appended, its key's text made once per pipeline instead of per record.
+/// Writes `event` with `changes` and, unless it is empty, `member` (`,"<key>":{...}}`, the
+/// enrichment under `key` and the event's closing brace) as its last member: what
+/// [`apply::write_event`] writes with the enrichment appended, its key's text made once per
+/// pipeline instead of per record.
 fn write_with<O: OutBuf + ?Sized>(event: &Event, changes: &Changes, key: &str, member: &str, out: &mut O) {
     if member.is_empty() {
         return apply::write_event(event, changes, &[], out);
     }
     edit::write_event_then(event, changes, std::iter::once(key), out, |out, first| {
         out.put(if first { member.get(1..).unwrap_or_default() } else { member });
-        out.put("}");
     });
 }
 
@@ -1002,6 +1009,7 @@ mod tests {
                 let mut member = String::new();
                 edit::write_member_key(&mut member, key, false);
                 member.push_str(json);
+                member.push('}');
                 for (new_level, bits) in levels.iter().flat_map(|l| (0..8u8).map(move |b| (*l, b))) {
                     let changes = Changes {
                         new_level,

@@ -32,13 +32,13 @@ fn user_in_reason(reason: &str) -> Option<&str> {
     None
 }
 
-/// The kinds of user, each with its enrichment member as written (see `super::constant_member`).
+/// The kinds of user, each with its enrichment member as written (see `super::Members::constant`).
 pub(crate) static USER_KINDS: [(&str, &str); 5] = [
-    ("anonymous", ",\"userKind\":\"anonymous\""),
-    ("node", ",\"userKind\":\"node\""),
-    ("serviceaccount", ",\"userKind\":\"serviceaccount\""),
-    ("system", ",\"userKind\":\"system\""),
-    ("human", ",\"userKind\":\"human\""),
+    ("anonymous", "\",\"userKind\":\"anonymous"),
+    ("node", "\",\"userKind\":\"node"),
+    ("serviceaccount", "\",\"userKind\":\"serviceaccount"),
+    ("system", "\",\"userKind\":\"system"),
+    ("human", "\",\"userKind\":\"human"),
 ];
 
 /// `anonymous`, `node`, `serviceaccount`, `system` (control-plane components) or `human`.

@@ -26,12 +26,12 @@ impl IpScope {
         }
     }
 
-    /// The enrichment member `,"ipScope":"…"` as written.
+    /// The enrichment member `","ipScope":"…` as `super::Members::open` writes it.
     pub(crate) fn json_member(self) -> &'static str {
         match self {
-            IpScope::Intranet => ",\"ipScope\":\"intranet\"",
-            IpScope::Internet => ",\"ipScope\":\"internet\"",
-            IpScope::Invalid => ",\"ipScope\":\"invalid\"",
+            IpScope::Intranet => "\",\"ipScope\":\"intranet",
+            IpScope::Internet => "\",\"ipScope\":\"internet",
+            IpScope::Invalid => "\",\"ipScope\":\"invalid",
         }
     }
 }

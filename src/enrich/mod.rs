@@ -291,68 +291,78 @@ impl Enricher {
 }
 
 impl Enrichment<'_> {
-    /// Writes the fields as a JSON object; absent fields are left out. Keys are written as
-    /// constant text with their separators (one copy each), values in one copy unless they
-    /// need escaping: an interpreter pays per call and per byte examined.
+    /// Writes the fields as a JSON object; absent fields are left out.
     pub fn write_json(&self, out: &mut String) {
         out.reserve(384);
-        let mut w = ObjWriter::new(out);
+        out.push('{');
+        self.write_members(out, "}");
+    }
+
+    /// The members after an opening brace already written, then `close` (`}`, or `}}` to close
+    /// the event too). Every push costs an interpreter the same few dozen instructions whatever
+    /// its length, so members are written in as few as can be: a string value's closing quote
+    /// goes out with the next member's text (see [`Members`]), constant members and the pairs
+    /// that always come together are one constant text each.
+    pub(crate) fn write_members(&self, out: &mut String, close: &str) {
+        let mut w = Members { out, at: FIRST };
         if let Some(v) = self.source_ip {
-            w.str_at(",\"sourceIP\":\"", v);
+            w.str("\",\"sourceIP\":\"", v);
         }
         if let Some(v) = self.peer_ip {
-            w.str_at(",\"peerIP\":\"", v);
+            w.str("\",\"peerIP\":\"", v);
         }
         if let Some(v) = self.ip_scope {
-            w.member(v.json_member());
+            w.open(v.json_member());
         }
         if let Some(g) = &self.geo {
-            w.key_at(",\"geo\":");
+            w.text("\",\"geo\":");
             g.write_json(w.out);
         }
         if let Some(v) = self.high_risk {
-            w.member(if v { ",\"highRiskIP\":true" } else { ",\"highRiskIP\":false" });
+            w.text(if v { "\",\"highRiskIP\":true" } else { "\",\"highRiskIP\":false" });
         }
         if let Some(v) = self.account {
-            w.str_at(",\"account\":\"", v);
+            w.str("\",\"account\":\"", v);
         }
         if let Some(v) = self.impersonated_user {
-            w.str_at(",\"impersonatedUser\":\"", v);
+            w.str("\",\"impersonatedUser\":\"", v);
         }
         if let Some(v) = self.user_kind {
-            match constant_member(v, &account::USER_KINDS) {
-                Some(m) => w.member(m),
-                None => w.plain_at(",\"userKind\":\"", v),
-            }
+            w.constant(v, &account::USER_KINDS, "\",\"userKind\":\"");
         }
         if let Some(v) = self.resource_type {
-            w.str_at(",\"resourceType\":\"", v);
+            w.str("\",\"resourceType\":\"", v);
         }
         if let Some(v) = self.resource_category {
-            match constant_member(v, &resource::CATEGORIES) {
-                Some(m) => w.member(m),
-                None => w.plain_at(",\"resourceCategory\":\"", v),
-            }
+            w.constant(v, &resource::CATEGORIES, "\",\"resourceCategory\":\"");
         }
         if let Some(x) = &self.exec {
-            w.key(x.kind);
+            w.text("\",");
+            write_json_str(w.out, x.kind);
+            w.out.push(':');
             x.write_json(w.out);
         }
         if let Some(v) = self.latency_ms {
-            w.key_at(",\"latencyMs\":");
+            w.text("\",\"latencyMs\":");
             write_ms(w.out, v);
         }
-        if let Some(v) = self.success {
-            w.member(if v { ",\"success\":true" } else { ",\"success\":false" });
-        }
-        if let Some(v) = self.operation {
-            match constant_member(v, &resource::OPERATIONS) {
-                Some(m) => w.member(m),
-                None => w.plain_at(",\"operation\":\"", v),
+        let op = self.operation.and_then(|op| constant_index(op, &resource::OPERATIONS));
+        match (self.success, op) {
+            (Some(ok), Some(i)) => {
+                let table = if ok { &SUCCESS_OPERATIONS } else { &FAILURE_OPERATIONS };
+                w.open(table.get(i).copied().unwrap_or_default());
+            }
+            (success, _) => {
+                if let Some(v) = success {
+                    w.text(if v { "\",\"success\":true" } else { "\",\"success\":false" });
+                }
+                if let Some(v) = self.operation {
+                    w.constant(v, &resource::OPERATIONS, "\",\"operation\":\"");
+                }
             }
         }
         if !self.tags.is_empty() {
-            w.key_at(",\"tags\":[");
+            w.text("\",\"tags\":[");
             let mut first = true;
             for (i, t) in ALL_TAGS_JSON.iter().enumerate() {
                 if self.tags.0 & (1 << i) != 0 {
@@ -365,15 +375,84 @@ impl Enrichment<'_> {
             }
             w.out.push(']');
         }
-        w.end();
+        if w.at == AFTER_STRING {
+            w.out.push('"');
+        }
+        w.out.push_str(close);
     }
 }
 
-/// The member text `,"key":"value"` of `value` when it is one of `table`'s values, the very
-/// string the enricher hands out (compared by address: no byte compared, an interpreter pays
-/// per byte); `None` for any other string, which is then written as text.
-fn constant_member(value: &str, table: &[(&'static str, &'static str)]) -> Option<&'static str> {
-    table.iter().find(|(v, _)| std::ptr::eq(*v, value)).map(|(_, member)| *member)
+/// `success` and `operation` together, in [`resource::OPERATIONS`]' order (member texts as
+/// [`Members::open`] takes them).
+static SUCCESS_OPERATIONS: [&str; 4] = [
+    "\",\"success\":true,\"operation\":\"create",
+    "\",\"success\":true,\"operation\":\"update",
+    "\",\"success\":true,\"operation\":\"delete",
+    "\",\"success\":true,\"operation\":\"access",
+];
+static FAILURE_OPERATIONS: [&str; 4] = [
+    "\",\"success\":false,\"operation\":\"create",
+    "\",\"success\":false,\"operation\":\"update",
+    "\",\"success\":false,\"operation\":\"delete",
+    "\",\"success\":false,\"operation\":\"access",
+];
+
+/// Where [`Members`] starts a member's text `",<member>`: after a string value whose closing
+/// quote is still to write, after any other value, or for the first member.
+const AFTER_STRING: usize = 0;
+const AFTER_VALUE: usize = 1;
+const FIRST: usize = 2;
+
+/// Writes an object's members, each given as text that starts with `",` (the previous string
+/// value's closing quote and the separator), of which the part `at` needs is written.
+struct Members<'o> {
+    out: &'o mut String,
+    at: usize,
+}
+
+impl Members<'_> {
+    /// A member (or a key) whose text ends in a complete value (or in the colon).
+    #[inline(always)]
+    fn text(&mut self, text: &str) {
+        self.out.push_str(text.get(self.at..).unwrap_or(text));
+        self.at = AFTER_VALUE;
+    }
+
+    /// A member whose text ends in a string value but its closing quote.
+    #[inline(always)]
+    fn open(&mut self, text: &str) {
+        self.out.push_str(text.get(self.at..).unwrap_or(text));
+        self.at = AFTER_STRING;
+    }
+
+    /// A string member, its text given up to the value's opening quote.
+    #[inline(always)]
+    fn str(&mut self, key: &str, v: &str) {
+        if needs_escape(v) {
+            self.text(key.strip_suffix('"').unwrap_or(key));
+            write_json_str(self.out, v);
+        } else {
+            self.open(key);
+            self.out.push_str(v);
+        }
+    }
+
+    /// A member whose value is one of `table`'s: its member text, or if `value` is another
+    /// string (of the same text), `key` (text up to the opening quote) and the value.
+    #[inline(always)]
+    fn constant(&mut self, value: &str, table: &[(&'static str, &'static str)], key: &str) {
+        match constant_index(value, table).and_then(|i| table.get(i)) {
+            Some((_, member)) => self.open(member),
+            None => self.str(key, value),
+        }
+    }
+}
+
+/// The index of `value` in `table` when it is one of its values, the very string the enricher
+/// hands out (compared by address: no byte compared, an interpreter pays per byte); `None` for
+/// any other string.
+fn constant_index(value: &str, table: &[(&'static str, &'static str)]) -> Option<usize> {
+    table.iter().position(|(v, _)| std::ptr::eq(*v, value))
 }
 
 /// Adds `"key":value` (raw JSON) as the last member of the JSON object in `obj`.

@@ -1,19 +1,19 @@
 //! Resource categories and operation kinds of the seed's "Operations Overview".
 
-/// The categories, each with its enrichment member as written (see `super::constant_member`).
+/// The categories, each with its enrichment member as written (see `super::Members::constant`).
 pub(crate) static CATEGORIES: [(&str, &str); 4] = [
-    ("compute", ",\"resourceCategory\":\"compute\""),
-    ("network", ",\"resourceCategory\":\"network\""),
-    ("storage", ",\"resourceCategory\":\"storage\""),
-    ("other", ",\"resourceCategory\":\"other\""),
+    ("compute", "\",\"resourceCategory\":\"compute"),
+    ("network", "\",\"resourceCategory\":\"network"),
+    ("storage", "\",\"resourceCategory\":\"storage"),
+    ("other", "\",\"resourceCategory\":\"other"),
 ];
 
-/// The operations, each with its enrichment member as written (see `super::constant_member`).
+/// The operations, each with its enrichment member as written (see `super::Members::constant`).
 pub(crate) static OPERATIONS: [(&str, &str); 4] = [
-    ("create", ",\"operation\":\"create\""),
-    ("update", ",\"operation\":\"update\""),
-    ("delete", ",\"operation\":\"delete\""),
-    ("access", ",\"operation\":\"access\""),
+    ("create", "\",\"operation\":\"create"),
+    ("update", "\",\"operation\":\"update"),
+    ("delete", "\",\"operation\":\"delete"),
+    ("access", "\",\"operation\":\"access"),
 ];
 
 /// compute / network / storage / other (CRDs and everything else by their plural name).
