@@ -305,11 +305,18 @@ impl Enrichment<'_> {
     /// that always come together are one constant text each.
     pub(crate) fn write_members(&self, out: &mut String, close: &str) {
         let mut w = Members { out, at: FIRST };
+        let mut source_plain = false;
         if let Some(v) = self.source_ip {
-            w.str("\",\"sourceIP\":\"", v);
+            source_plain = w.str("\",\"sourceIP\":\"", v);
         }
         if let Some(v) = self.peer_ip {
-            w.str("\",\"peerIP\":\"", v);
+            // Most events have one source address: the peer is the same string, already checked.
+            if source_plain && self.source_ip.is_some_and(|s| std::ptr::eq(s, v)) {
+                w.open("\",\"peerIP\":\"");
+                w.out.push_str(v);
+            } else {
+                w.str("\",\"peerIP\":\"", v);
+            }
         }
         if let Some(v) = self.ip_scope {
             w.open(v.json_member());
@@ -425,15 +432,18 @@ impl Members<'_> {
         self.at = AFTER_STRING;
     }
 
-    /// A string member, its text given up to the value's opening quote.
+    /// A string member, its text given up to the value's opening quote. Returns whether the
+    /// value needed no escaping.
     #[inline(always)]
-    fn str(&mut self, key: &str, v: &str) {
+    fn str(&mut self, key: &str, v: &str) -> bool {
         if needs_escape(v) {
             self.text(key.strip_suffix('"').unwrap_or(key));
             write_json_str(self.out, v);
+            false
         } else {
             self.open(key);
             self.out.push_str(v);
+            true
         }
     }
 
@@ -443,7 +453,9 @@ impl Members<'_> {
     fn constant(&mut self, value: &str, table: &[(&'static str, &'static str)], key: &str) {
         match constant_index(value, table).and_then(|i| table.get(i)) {
             Some((_, member)) => self.open(member),
-            None => self.str(key, value),
+            None => {
+                self.str(key, value);
+            }
         }
     }
 }
