@@ -21,7 +21,9 @@ pub struct Changes {
 impl Changes {
     /// Whether the event is written unchanged.
     pub fn is_empty(&self) -> bool {
-        *self == Changes::default()
+        // Field by field: the derived comparison with a default costs an interpreter more.
+        let Changes { new_level, remove_request_object, remove_response_object, strip_managed_fields } = self;
+        new_level.is_none() && !remove_request_object && !remove_response_object && !strip_managed_fields
     }
 }
 
@@ -54,11 +56,16 @@ pub(crate) fn write_event_then<'k, O: OutBuf + ?Sized>(
     let text = obj.text;
     let unchanged = changes.is_empty();
     if unchanged {
-        if let Some(body) = one_run(obj, keys.clone()) {
+        if let Some((from, body)) = one_run(obj, keys.clone()) {
             // The common case: members joined by bare commas, none named like an appended
-            // one. One copy of them, then the appended members.
-            out.put("{");
-            out.put(body);
+            // one. One copy of them (with the object's brace when it is right before them, a
+            // compact event), then the appended members.
+            if from == 1 && text.as_bytes().first() == Some(&b'{') {
+                out.put(text.get(..1 + body.len()).unwrap_or_default());
+            } else {
+                out.put("{");
+                out.put(body);
+            }
             tail(out, body.is_empty());
             return;
         }
@@ -94,11 +101,12 @@ pub(crate) fn write_event_then<'k, O: OutBuf + ?Sized>(
 }
 
 /// The text of all of `obj`'s members when they are joined by bare commas and none is named
-/// like an `append`ed member (what a compact event is): what [`Splice`] would copy as one run.
-fn one_run<'t, 'k>(obj: &RawObject<'t>, keys: impl Iterator<Item = &'k str>) -> Option<&'t str> {
+/// like an `append`ed member (what a compact event is): what [`Splice`] would copy as one run;
+/// with its offset in `obj.text`.
+fn one_run<'t, 'k>(obj: &RawObject<'t>, keys: impl Iterator<Item = &'k str>) -> Option<(usize, &'t str)> {
     let (first, last) = match (obj.members.first(), obj.members.last()) {
         (Some(f), Some(l)) => (f, l),
-        _ => return Some(""),
+        _ => return Some((0, "")),
     };
     // Names compared only when as long (a short loop an interpreter runs quickly).
     for k in keys {
@@ -116,7 +124,7 @@ fn one_run<'t, 'k>(obj: &RawObject<'t>, keys: impl Iterator<Item = &'k str>) -> 
             return None;
         }
     }
-    obj.text.get(first.key_start..last.end)
+    Some((first.key_start, obj.text.get(first.key_start..last.end)?))
 }
 
 /// Writes the `append`ed members and the closing brace (`first`: nothing was written before them).
@@ -309,7 +317,7 @@ mod tests {
             let Ok(event) = Event::parse(line) else {
                 assert_eq!(line, "{ }");
                 let obj = raw::parse_object(line).unwrap();
-                assert_eq!(one_run(&obj, std::iter::empty()), Some(""));
+                assert_eq!(one_run(&obj, std::iter::empty()).map(|(_, run)| run), Some(""));
                 continue;
             };
             for append in appends {
