@@ -23,9 +23,17 @@ pub trait OutBuf {
         let mut buf = [0u8; 4];
         self.put(c.encode_utf8(&mut buf));
     }
+    /// The buffer itself when it is a `String` (the pipeline then writes the enrichment into
+    /// it directly rather than copying it in from a buffer of its own).
+    fn as_string(&mut self) -> Option<&mut String> {
+        None
+    }
 }
 
 impl OutBuf for String {
+    fn as_string(&mut self) -> Option<&mut String> {
+        Some(self)
+    }
     fn put(&mut self, s: &str) {
         self.push_str(s);
     }
