@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::alert::{AlertEngine, AlertStats, PartialError, Role, StepsError};
 use crate::config::{BadRecords, Config};
-use crate::enrich::{add_member, Enricher};
+use crate::enrich::{add_member, Enricher, Enrichment};
 use crate::event::buffers::Buffers;
 use crate::event::doc::EventDoc;
 use crate::event::edit;
@@ -459,7 +459,9 @@ impl Pipeline {
             EventTimes::default()
         };
         // Not in an `Option`: wrapping it costs a copy of its ~200 bytes.
-        let e = &self.enricher.enrich_at(event, times);
+        let mut enrichment = Enrichment::default();
+        self.enricher.enrich_into(event, times, &mut enrichment);
+        let e = &enrichment;
         // Into a `String` output (Fluent Bit's, the CLI's) the members are written right after
         // the event's, not built apart and copied (a copy costs an interpreter per byte).
         let direct = writing && self.source.is_none() && out.as_string().is_some() && !event.obj.has_line_break();
