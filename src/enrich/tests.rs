@@ -212,7 +212,7 @@ fn members_are_written_as_one_key_and_value_each_would_be() {
     let pick = |rng: &mut crate::test_rng::XorShift, n: u64| rng.below(n) as usize;
     for round in 0..20_000 {
         let mut e = Enrichment::default();
-        let mut some = |rng: &mut crate::test_rng::XorShift| rng.below(3) != 0;
+        let some = |rng: &mut crate::test_rng::XorShift| rng.below(3) != 0;
         if some(&mut rng) {
             e.source_ip = Some(texts[pick(&mut rng, 4)]);
         }
