@@ -19,16 +19,16 @@
 
 use std::borrow::Cow;
 
-use super::raw::CowStr;
 use super::raw::RawObject;
-use super::scan::{array_at, null_at, object_at, skip_value, slice, string_at, string_end, Ws};
+use super::raw::{CowStr, JsonStr};
+use super::scan::{array_at, json_str_at, null_at, object_at, skip_value, slice, string_at, string_end, Ws};
 use super::{Event, EventError, LegacyMeta, ObjectRef, ResponseStatus, UserInfo};
 
 /// What a decoder answers: the value and the offset after its JSON.
 type At<T> = Option<(T, usize)>;
 
 /// Decoded `annotations`, in input order.
-type Annotations<'a> = Vec<(Cow<'a, str>, Cow<'a, str>)>;
+type Annotations<'a> = Vec<(Cow<'a, str>, JsonStr<'a>)>;
 
 /// Empty lists for the decoders to fill: the allocations of an earlier record's lists (see
 /// [`super::buffers`]), or none (then the decoders allocate, as [`super::raw::parse_object`]).
@@ -471,7 +471,16 @@ fn response_status_at<'a>(text: &'a str, i: usize, line_break: &mut Ws) -> At<Op
             }
             "status" => (2, &mut r.status),
             "reason" => (4, &mut r.reason),
-            "message" => (8, &mut r.message),
+            "message" => {
+                first(&mut seen, 8)?;
+                if is_null(text, start) {
+                    r.message = None;
+                    return null_at(text.as_bytes(), start);
+                }
+                let (v, end) = json_str_at(text, start)?;
+                r.message = Some(v);
+                return Some(end);
+            }
             _ => return skip_value(text.as_bytes(), start, line_break),
         };
         first(&mut seen, bit)?;
@@ -508,7 +517,7 @@ fn annotations_at<'a>(text: &'a str, i: usize, line_break: &mut Ws, spare: &mut 
     }
     let mut out = spare.annotations();
     let end = object_at(text, i, line_break, |key, start, _| {
-        let (v, end) = string_at(text, start)?;
+        let (v, end) = json_str_at(text, start)?;
         out.push((Cow::Borrowed(key), v));
         Some(end)
     })?;
@@ -571,7 +580,10 @@ mod tests {
 
     type StatusTuple = (Option<i64>, [Option<String>; 3]);
     fn status_tuple(r: &Option<ResponseStatus>) -> Option<StatusTuple> {
-        r.as_ref().map(|r| (r.code, [&r.status, &r.reason, &r.message].map(|f| f.as_deref().map(str::to_string))))
+        r.as_ref().map(|r| {
+            let message = r.message.as_deref().map(str::to_string);
+            (r.code, [r.status.as_deref().map(str::to_string), r.reason.as_deref().map(str::to_string), message])
+        })
     }
 
     /// Every member the fast path decodes, it decodes as serde does.

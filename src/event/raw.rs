@@ -75,6 +75,104 @@ impl<'de: 'a, 'a> serde::Deserialize<'de> for CowStr<'a> {
     }
 }
 
+/// A JSON string whose simple escapes (`\"`, `\\`, `\n`, ...) are decoded when first read, not
+/// when the event is split: long escaped values (`authorization.k8s.io/reason`,
+/// `responseStatus.message`) are rarely read, and decoding one costs an allocation and a walk.
+/// Reads go through [`JsonStr::as_str`] (or `Deref`); it is never invalid (the split validated
+/// it, and strings with `\u` escapes, which can be invalid, are decoded at once).
+#[derive(Clone, Default)]
+pub struct JsonStr<'a> {
+    /// The value, or (when `escaped`) the string's JSON text, quotes included.
+    text: &'a str,
+    /// `text` is JSON text, decoded into `decoded` on the first read.
+    escaped: bool,
+    decoded: std::cell::OnceCell<String>,
+}
+
+impl<'a> JsonStr<'a> {
+    /// A value without escapes.
+    #[inline(always)]
+    pub fn plain(text: &'a str) -> JsonStr<'a> {
+        JsonStr { text, escaped: false, decoded: std::cell::OnceCell::new() }
+    }
+
+    /// The JSON text of a valid string whose escapes are all simple ones (not `\u`), quotes
+    /// included; decoded when read.
+    #[inline(always)]
+    pub(crate) fn escaped(json: &'a str) -> JsonStr<'a> {
+        JsonStr { text: json, escaped: true, decoded: std::cell::OnceCell::new() }
+    }
+
+    /// The value.
+    pub fn as_str(&self) -> &str {
+        if !self.escaped {
+            return self.text;
+        }
+        // The text was validated by the split: the fallback is never taken.
+        self.decoded.get_or_init(|| decode_str(self.text).map(Cow::into_owned).unwrap_or_default())
+    }
+}
+
+impl<'a> From<Cow<'a, str>> for JsonStr<'a> {
+    fn from(s: Cow<'a, str>) -> Self {
+        match s {
+            Cow::Borrowed(text) => JsonStr::plain(text),
+            Cow::Owned(s) => JsonStr { text: "", escaped: true, decoded: std::cell::OnceCell::from(s) },
+        }
+    }
+}
+
+impl<'a> From<&'a str> for JsonStr<'a> {
+    fn from(text: &'a str) -> Self {
+        JsonStr::plain(text)
+    }
+}
+
+impl std::ops::Deref for JsonStr<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<str> for JsonStr<'_> {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl fmt::Debug for JsonStr<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl PartialEq for JsonStr<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for JsonStr<'_> {}
+
+impl PartialEq<str> for JsonStr<'_> {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for JsonStr<'_> {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for JsonStr<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        CowStr::deserialize(d).map(|s| JsonStr::from(s.0))
+    }
+}
+
 /// One member of a JSON object, located in the object's text by offsets: read its key and value
 /// through the object ([`RawObject::key`], [`RawObject::value`]). Offsets only, no slices and
 /// nothing to drop: the scanner stores five numbers per member (an interpreter pays per
@@ -683,44 +781,46 @@ mod tests {
         }
     }
 
+    /// Random fragments of JSON string syntax, valid and not: every escape, `\u` escapes
+    /// (paired, lone and mismatched surrogates, short or bad hex), raw control characters,
+    /// stray quotes and backslashes.
+    const STRING_PIECES: &[&str] = &[
+        "a",
+        "bob",
+        " ",
+        "é",
+        "0123456789 abcdefghijklm",
+        "kubectl.kubernetes.io/",
+        "\u{2028}",
+        "\\\"",
+        "\\\\",
+        "\\/",
+        "\\b",
+        "\\f",
+        "\\n",
+        "\\r",
+        "\\t",
+        "\\u00e9",
+        "\\ud83d\\ude00",
+        "\\ud800",
+        "\\udc00",
+        "\\ud83d\\u0041",
+        "\\u00E9",
+        "\\u003c",
+        "\\u12",
+        "\\uzzzz",
+        "\\x",
+        "\\",
+        "\"",
+        "\n",
+        "\u{0}",
+        "\u{1f}",
+        "\u{7f}",
+    ];
+
     #[test]
     fn decode_str_agrees_with_serde_json_on_every_string_and_error() {
-        // Random fragments of JSON string syntax, valid and not: every escape, `\u` escapes
-        // (paired, lone and mismatched surrogates, short or bad hex), raw control characters,
-        // stray quotes and backslashes.
-        let pieces = [
-            "a",
-            "bob",
-            " ",
-            "é",
-            "0123456789 abcdefghijklm",
-            "kubectl.kubernetes.io/",
-            "\u{2028}",
-            "\\\"",
-            "\\\\",
-            "\\/",
-            "\\b",
-            "\\f",
-            "\\n",
-            "\\r",
-            "\\t",
-            "\\u00e9",
-            "\\ud83d\\ude00",
-            "\\ud800",
-            "\\udc00",
-            "\\ud83d\\u0041",
-            "\\u00E9",
-            "\\u003c",
-            "\\u12",
-            "\\uzzzz",
-            "\\x",
-            "\\",
-            "\"",
-            "\n",
-            "\u{0}",
-            "\u{1f}",
-            "\u{7f}",
-        ];
+        let pieces = STRING_PIECES;
         let mut rng = crate::test_rng::XorShift::new(0x9e37_79b9_7f4a_7c15);
         let (mut fast, mut errors) = (0, 0);
         for _ in 0..100_000 {
@@ -741,6 +841,36 @@ mod tests {
         }
         // Both paths and the errors were exercised.
         assert!(fast > 10_000 && errors > 10_000, "{fast} fast, {errors} errors");
+    }
+
+    #[test]
+    fn json_strs_read_as_serde_json_decodes_them() {
+        let mut rng = crate::test_rng::XorShift::new(0x2545_f491_4f6c_dd1d);
+        let (mut lazy, mut valid) = (0, 0);
+        for _ in 0..100_000 {
+            let mut raw = String::from("\"");
+            for _ in 0..rng.below(12) {
+                raw.push_str(STRING_PIECES[rng.below(STRING_PIECES.len() as u64) as usize]);
+            }
+            raw.push('"');
+            let serde = decode::<CowStr<'_>>(&raw).ok().map(|s| s.0);
+            let ours = super::super::scan::json_str_at(&raw, 0).filter(|&(_, end)| end == raw.len());
+            // Accepted exactly when valid; read (also a clone made before the first read, and
+            // through Debug and Deref), the value serde_json decodes.
+            let Some((s, _)) = ours else {
+                assert!(serde.is_none(), "{raw:?}");
+                continue;
+            };
+            let serde = serde.unwrap_or_default();
+            lazy += usize::from(s.escaped && s.decoded.get().is_none());
+            valid += 1;
+            let copy = s.clone();
+            assert_eq!(format!("{s:?}"), format!("{serde:?}"), "{raw:?}");
+            assert_eq!((s.as_str(), &*copy, s.as_ref()), (&*serde, &*serde, &*serde), "{raw:?}");
+            assert_eq!(s, JsonStr::from(Cow::Owned(serde.to_string())));
+        }
+        // Both kinds (and decoded ones) were exercised.
+        assert!(lazy > 5_000 && valid > lazy + 5_000, "{lazy} lazy of {valid}");
     }
 
     #[test]
