@@ -43,7 +43,7 @@ pub(crate) struct Spare {
 impl Spare {
     /// An empty list for `groups` or `sourceIPs`.
     #[inline(always)]
-    fn list<'a>(&mut self) -> Vec<CowStr<'a>> {
+    fn list<T>(&mut self) -> Vec<T> {
         match self.lists.pop() {
             Some(list) => super::buffers::relend(list),
             None => Vec::with_capacity(4),
@@ -74,7 +74,8 @@ pub(crate) struct Decoded<'a> {
     response_status: Option<(usize, Option<ResponseStatus<'a>>)>,
     legacy_meta: Option<(usize, Option<LegacyMeta<'a>>)>,
     annotations: Option<(usize, Annotations<'a>)>,
-    source_ips: Option<(usize, Option<Vec<CowStr<'a>>>)>,
+    /// In the event's type (`groups` are `CowStr`s): no conversion when taken.
+    source_ips: Option<(usize, Option<Vec<Cow<'a, str>>>)>,
     /// The top-level strings (plain, so borrowed), valid when `complete`.
     pub(super) strings: Strings<'a>,
     /// `requestURI` when it has escapes (decoded): Go's encoder writes `&` as `\u0026`, so a
@@ -270,7 +271,7 @@ impl<'a> Decoded<'a> {
         let (stage_timestamp, legacy_timestamp) = (borrowed(s.stage_timestamp), borrowed(s.legacy_timestamp));
         let user = value(d.user.take()).unwrap_or_default();
         let impersonated_user = value(d.impersonated_user.take());
-        let source_ips = value(d.source_ips.take()).unwrap_or_default().into_iter().map(|c| c.0).collect();
+        let source_ips = value(d.source_ips.take()).unwrap_or_default();
         let object_ref = value(d.object_ref.take());
         let response_status = value(d.response_status.take());
         let annotations = d.annotations.take().map(|(_, a)| a).unwrap_or_default();
@@ -323,7 +324,7 @@ impl<'a> Decoded<'a> {
         take(&mut self.annotations, index)
     }
     /// `sourceIPs` of member `index`, if decoded.
-    pub(super) fn source_ips(&mut self, index: usize) -> Option<Option<Vec<CowStr<'a>>>> {
+    pub(super) fn source_ips(&mut self, index: usize) -> Option<Option<Vec<Cow<'a, str>>>> {
         take(&mut self.source_ips, index)
     }
 }
@@ -363,14 +364,20 @@ fn first(seen: &mut u8, bit: u8) -> Option<()> {
 }
 
 /// An `Option<Vec<CowStr>>`: `null` or an array of strings.
-fn strings_at<'a>(text: &'a str, i: usize, line_break: &mut Ws, spare: &mut Spare) -> At<Option<Vec<CowStr<'a>>>> {
+/// (`T`: `CowStr` for `groups`, `Cow` for `sourceIPs`, the types of the fields they fill.)
+fn strings_at<'a, T: From<Cow<'a, str>>>(
+    text: &'a str,
+    i: usize,
+    line_break: &mut Ws,
+    spare: &mut Spare,
+) -> At<Option<Vec<T>>> {
     if is_null(text, i) {
         return Some((None, null_at(text.as_bytes(), i)?));
     }
     let mut out = spare.list();
     let end = array_at(text, i, line_break, |start, _| {
         let (s, end) = string_at(text, start)?;
-        out.push(CowStr(s));
+        out.push(T::from(s));
         Some(end)
     })?;
     Some((Some(out), end))

@@ -373,11 +373,13 @@ impl<'a> Event<'a> {
                     }
                 }
                 "sourceIPs" => {
-                    let ips: Option<Vec<CowStr>> = match pre.source_ips(index) {
-                        Some(ips) => ips,
-                        None => fast_or_serde(raw, decode::strings, key, serde_only)?,
+                    ev.source_ips = match pre.source_ips(index) {
+                        Some(ips) => ips.unwrap_or_default(),
+                        None => {
+                            let ips: Option<Vec<CowStr>> = fast_or_serde(raw, decode::strings, key, serde_only)?;
+                            ips.unwrap_or_default().into_iter().map(|c| c.0).collect()
+                        }
                     };
-                    ev.source_ips = ips.unwrap_or_default().into_iter().map(|c| c.0).collect();
                 }
                 "userAgent" => ev.user_agent = opt_s()?,
                 "objectRef" => {

@@ -53,6 +53,12 @@ impl OutBuf for Vec<u8> {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct CowStr<'a>(pub Cow<'a, str>);
 
+impl<'a> From<Cow<'a, str>> for CowStr<'a> {
+    fn from(s: Cow<'a, str>) -> Self {
+        CowStr(s)
+    }
+}
+
 impl<'de: 'a, 'a> serde::Deserialize<'de> for CowStr<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V<'a>(std::marker::PhantomData<&'a ()>);
