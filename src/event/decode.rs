@@ -179,7 +179,15 @@ impl<'a> Decoded<'a> {
                     b"impersonatedUser" => {
                         (1 << 12, put(&mut self.impersonated_user, index, user_at(text, start, line_break, spare)))
                     }
-                    b"objectRef" => (1 << 13, put(&mut self.object_ref, index, object_ref_at(text, start, line_break))),
+                    b"objectRef" => {
+                        // Decoded in its slot: an `ObjectRef` is too big to move cheaply.
+                        let slot = self.object_ref.insert((index, None));
+                        let end = object_ref_into(text, start, line_break, &mut slot.1);
+                        if end.is_none() {
+                            self.object_ref = None;
+                        }
+                        (1 << 13, end)
+                    }
                     b"responseStatus" => {
                         (1 << 14, put(&mut self.response_status, index, response_status_at(text, start, line_break)))
                     }
@@ -416,10 +424,17 @@ fn user_at<'a>(text: &'a str, i: usize, line_break: &mut Ws, spare: &mut Spare) 
 
 /// `objectRef` as `Option<ObjectRef>`.
 fn object_ref_at<'a>(text: &'a str, i: usize, line_break: &mut Ws) -> At<Option<ObjectRef<'a>>> {
+    let mut o = None;
+    let end = object_ref_into(text, i, line_break, &mut o)?;
+    Some((o, end))
+}
+
+/// `objectRef` into `out` (which is `None`), without moving it: the offset after it.
+fn object_ref_into<'a>(text: &'a str, i: usize, line_break: &mut Ws, out: &mut Option<ObjectRef<'a>>) -> Option<usize> {
     if is_null(text, i) {
-        return Some((None, null_at(text.as_bytes(), i)?));
+        return null_at(text.as_bytes(), i);
     }
-    let mut o = ObjectRef::default();
+    let o = out.insert(ObjectRef::default());
     let mut seen = 0u8;
     let end = object_at(text, i, line_break, |key, start, line_break| {
         let (bit, field) = match key {
@@ -436,7 +451,7 @@ fn object_ref_at<'a>(text: &'a str, i: usize, line_break: &mut Ws) -> At<Option<
         *field = v;
         Some(end)
     })?;
-    Some((Some(o), end))
+    Some(end)
 }
 
 /// A non-negative JSON integer that fits an `i64` (`-0`, negatives, fractions and exponents go
