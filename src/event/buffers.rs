@@ -9,7 +9,7 @@
 //! without `unsafe`.
 
 use super::decode::{Decoded, Spare};
-use super::raw::{self, CowStr, JsonError, Member, RawObject};
+use super::raw::{self, JsonError, Member, RawObject};
 use super::scan;
 use super::Event;
 
@@ -62,7 +62,7 @@ impl Buffers {
         self.decoded = keep(take(&mut ev.obj.decoded));
         self.give_list(ev.user.groups.take());
         self.give_list(ev.impersonated_user.as_mut().and_then(|u| u.groups.take()));
-        self.give_list(Some(relend(take(&mut ev.source_ips))));
+        self.give_list(Some(take(&mut ev.source_ips)));
         if ev.annotations.capacity() > self.spare.annotations.capacity() {
             self.spare.annotations = keep(take(&mut ev.annotations));
         }
@@ -70,7 +70,7 @@ impl Buffers {
 
     /// Keeps a list for `groups` or `sourceIPs` (up to [`MAX_LISTS`]).
     #[inline(always)]
-    fn give_list(&mut self, list: Option<Vec<CowStr<'_>>>) {
+    fn give_list<T>(&mut self, list: Option<Vec<T>>) {
         match list {
             Some(list) if list.capacity() > 0 && self.spare.lists.len() < MAX_LISTS => {
                 self.spare.lists.push(keep(list));
@@ -100,6 +100,7 @@ fn keep<T, U>(v: Vec<T>) -> Vec<U> {
 mod tests {
     use std::borrow::Cow;
 
+    use super::super::raw::CowStr;
     use super::*;
 
     #[test]

@@ -19,16 +19,16 @@
 
 use std::borrow::Cow;
 
-use super::raw::CowStr;
 use super::raw::RawObject;
-use super::scan::{array_at, null_at, object_at, skip_value, slice, string_at, string_end, Ws};
+use super::raw::{CowStr, JsonStr};
+use super::scan::{array_at, json_str_at, null_at, object_at, skip_value, slice, string_at, string_end, Ws};
 use super::{Event, EventError, LegacyMeta, ObjectRef, ResponseStatus, UserInfo};
 
 /// What a decoder answers: the value and the offset after its JSON.
 type At<T> = Option<(T, usize)>;
 
 /// Decoded `annotations`, in input order.
-type Annotations<'a> = Vec<(Cow<'a, str>, Cow<'a, str>)>;
+type Annotations<'a> = Vec<(Cow<'a, str>, JsonStr<'a>)>;
 
 /// Empty lists for the decoders to fill: the allocations of an earlier record's lists (see
 /// [`super::buffers`]), or none (then the decoders allocate, as [`super::raw::parse_object`]).
@@ -43,7 +43,7 @@ pub(crate) struct Spare {
 impl Spare {
     /// An empty list for `groups` or `sourceIPs`.
     #[inline(always)]
-    fn list<'a>(&mut self) -> Vec<CowStr<'a>> {
+    fn list<T>(&mut self) -> Vec<T> {
         match self.lists.pop() {
             Some(list) => super::buffers::relend(list),
             None => Vec::with_capacity(4),
@@ -74,7 +74,8 @@ pub(crate) struct Decoded<'a> {
     response_status: Option<(usize, Option<ResponseStatus<'a>>)>,
     legacy_meta: Option<(usize, Option<LegacyMeta<'a>>)>,
     annotations: Option<(usize, Annotations<'a>)>,
-    source_ips: Option<(usize, Option<Vec<CowStr<'a>>>)>,
+    /// In the event's type (`groups` are `CowStr`s): no conversion when taken.
+    source_ips: Option<(usize, Option<Vec<Cow<'a, str>>>)>,
     /// The top-level strings (plain, so borrowed), valid when `complete`.
     pub(super) strings: Strings<'a>,
     /// `requestURI` when it has escapes (decoded): Go's encoder writes `&` as `\u0026`, so a
@@ -178,7 +179,15 @@ impl<'a> Decoded<'a> {
                     b"impersonatedUser" => {
                         (1 << 12, put(&mut self.impersonated_user, index, user_at(text, start, line_break, spare)))
                     }
-                    b"objectRef" => (1 << 13, put(&mut self.object_ref, index, object_ref_at(text, start, line_break))),
+                    b"objectRef" => {
+                        // Decoded in its slot: an `ObjectRef` is too big to move cheaply.
+                        let slot = self.object_ref.insert((index, None));
+                        let end = object_ref_into(text, start, line_break, &mut slot.1);
+                        if end.is_none() {
+                            self.object_ref = None;
+                        }
+                        (1 << 13, end)
+                    }
                     b"responseStatus" => {
                         (1 << 14, put(&mut self.response_status, index, response_status_at(text, start, line_break)))
                     }
@@ -270,7 +279,7 @@ impl<'a> Decoded<'a> {
         let (stage_timestamp, legacy_timestamp) = (borrowed(s.stage_timestamp), borrowed(s.legacy_timestamp));
         let user = value(d.user.take()).unwrap_or_default();
         let impersonated_user = value(d.impersonated_user.take());
-        let source_ips = value(d.source_ips.take()).unwrap_or_default().into_iter().map(|c| c.0).collect();
+        let source_ips = value(d.source_ips.take()).unwrap_or_default();
         let object_ref = value(d.object_ref.take());
         let response_status = value(d.response_status.take());
         let annotations = d.annotations.take().map(|(_, a)| a).unwrap_or_default();
@@ -323,7 +332,7 @@ impl<'a> Decoded<'a> {
         take(&mut self.annotations, index)
     }
     /// `sourceIPs` of member `index`, if decoded.
-    pub(super) fn source_ips(&mut self, index: usize) -> Option<Option<Vec<CowStr<'a>>>> {
+    pub(super) fn source_ips(&mut self, index: usize) -> Option<Option<Vec<Cow<'a, str>>>> {
         take(&mut self.source_ips, index)
     }
 }
@@ -363,14 +372,20 @@ fn first(seen: &mut u8, bit: u8) -> Option<()> {
 }
 
 /// An `Option<Vec<CowStr>>`: `null` or an array of strings.
-fn strings_at<'a>(text: &'a str, i: usize, line_break: &mut Ws, spare: &mut Spare) -> At<Option<Vec<CowStr<'a>>>> {
+/// (`T`: `CowStr` for `groups`, `Cow` for `sourceIPs`, the types of the fields they fill.)
+fn strings_at<'a, T: From<Cow<'a, str>>>(
+    text: &'a str,
+    i: usize,
+    line_break: &mut Ws,
+    spare: &mut Spare,
+) -> At<Option<Vec<T>>> {
     if is_null(text, i) {
         return Some((None, null_at(text.as_bytes(), i)?));
     }
     let mut out = spare.list();
     let end = array_at(text, i, line_break, |start, _| {
         let (s, end) = string_at(text, start)?;
-        out.push(CowStr(s));
+        out.push(T::from(s));
         Some(end)
     })?;
     Some((Some(out), end))
@@ -409,10 +424,17 @@ fn user_at<'a>(text: &'a str, i: usize, line_break: &mut Ws, spare: &mut Spare) 
 
 /// `objectRef` as `Option<ObjectRef>`.
 fn object_ref_at<'a>(text: &'a str, i: usize, line_break: &mut Ws) -> At<Option<ObjectRef<'a>>> {
+    let mut o = None;
+    let end = object_ref_into(text, i, line_break, &mut o)?;
+    Some((o, end))
+}
+
+/// `objectRef` into `out` (which is `None`), without moving it: the offset after it.
+fn object_ref_into<'a>(text: &'a str, i: usize, line_break: &mut Ws, out: &mut Option<ObjectRef<'a>>) -> Option<usize> {
     if is_null(text, i) {
-        return Some((None, null_at(text.as_bytes(), i)?));
+        return null_at(text.as_bytes(), i);
     }
-    let mut o = ObjectRef::default();
+    let o = out.insert(ObjectRef::default());
     let mut seen = 0u8;
     let end = object_at(text, i, line_break, |key, start, line_break| {
         let (bit, field) = match key {
@@ -429,7 +451,7 @@ fn object_ref_at<'a>(text: &'a str, i: usize, line_break: &mut Ws) -> At<Option<
         *field = v;
         Some(end)
     })?;
-    Some((Some(o), end))
+    Some(end)
 }
 
 /// A non-negative JSON integer that fits an `i64` (`-0`, negatives, fractions and exponents go
@@ -471,7 +493,16 @@ fn response_status_at<'a>(text: &'a str, i: usize, line_break: &mut Ws) -> At<Op
             }
             "status" => (2, &mut r.status),
             "reason" => (4, &mut r.reason),
-            "message" => (8, &mut r.message),
+            "message" => {
+                first(&mut seen, 8)?;
+                if is_null(text, start) {
+                    r.message = None;
+                    return null_at(text.as_bytes(), start);
+                }
+                let (v, end) = json_str_at(text, start)?;
+                r.message = Some(v);
+                return Some(end);
+            }
             _ => return skip_value(text.as_bytes(), start, line_break),
         };
         first(&mut seen, bit)?;
@@ -508,7 +539,7 @@ fn annotations_at<'a>(text: &'a str, i: usize, line_break: &mut Ws, spare: &mut 
     }
     let mut out = spare.annotations();
     let end = object_at(text, i, line_break, |key, start, _| {
-        let (v, end) = string_at(text, start)?;
+        let (v, end) = json_str_at(text, start)?;
         out.push((Cow::Borrowed(key), v));
         Some(end)
     })?;
@@ -571,7 +602,10 @@ mod tests {
 
     type StatusTuple = (Option<i64>, [Option<String>; 3]);
     fn status_tuple(r: &Option<ResponseStatus>) -> Option<StatusTuple> {
-        r.as_ref().map(|r| (r.code, [&r.status, &r.reason, &r.message].map(|f| f.as_deref().map(str::to_string))))
+        r.as_ref().map(|r| {
+            let message = r.message.as_deref().map(str::to_string);
+            (r.code, [r.status.as_deref().map(str::to_string), r.reason.as_deref().map(str::to_string), message])
+        })
     }
 
     /// Every member the fast path decodes, it decodes as serde does.

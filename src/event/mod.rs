@@ -19,7 +19,7 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
-pub use raw::{CowStr, JsonError, RawObject};
+pub use raw::{CowStr, JsonError, JsonStr, RawObject};
 
 /// `user` / `impersonatedUser`.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -111,9 +111,9 @@ pub struct ResponseStatus<'a> {
     /// `reason`.
     #[serde(borrow, default)]
     pub reason: Option<Cow<'a, str>>,
-    /// `message`.
+    /// `message` (decoded when read: see [`JsonStr`]).
     #[serde(borrow, default)]
-    pub message: Option<Cow<'a, str>>,
+    pub message: Option<JsonStr<'a>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -193,8 +193,8 @@ pub struct Event<'a> {
     pub object_ref: Option<ObjectRef<'a>>,
     /// `responseStatus`.
     pub response_status: Option<ResponseStatus<'a>>,
-    /// `annotations`, in input order.
-    pub annotations: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+    /// `annotations`, in input order (values decoded when read: see [`JsonStr`]).
+    pub annotations: Vec<(Cow<'a, str>, JsonStr<'a>)>,
     /// `requestReceivedTimestamp`.
     pub request_received_timestamp: Option<Cow<'a, str>>,
     /// `stageTimestamp`.
@@ -373,11 +373,13 @@ impl<'a> Event<'a> {
                     }
                 }
                 "sourceIPs" => {
-                    let ips: Option<Vec<CowStr>> = match pre.source_ips(index) {
-                        Some(ips) => ips,
-                        None => fast_or_serde(raw, decode::strings, key, serde_only)?,
+                    ev.source_ips = match pre.source_ips(index) {
+                        Some(ips) => ips.unwrap_or_default(),
+                        None => {
+                            let ips: Option<Vec<CowStr>> = fast_or_serde(raw, decode::strings, key, serde_only)?;
+                            ips.unwrap_or_default().into_iter().map(|c| c.0).collect()
+                        }
                     };
-                    ev.source_ips = ips.unwrap_or_default().into_iter().map(|c| c.0).collect();
                 }
                 "userAgent" => ev.user_agent = opt_s()?,
                 "objectRef" => {
@@ -403,7 +405,7 @@ impl<'a> Event<'a> {
                                 let map: Option<Vec<(CowStr, CowStr)>> = raw::decode::<Option<AnnotationMap>>(raw)
                                     .map_err(|e| field_err(key, e))?
                                     .map(|m| m.0);
-                                map.unwrap_or_default().into_iter().map(|(k, v)| (k.0, v.0)).collect()
+                                map.unwrap_or_default().into_iter().map(|(k, v)| (k.0, JsonStr::from(v.0))).collect()
                             }
                         }
                 }
@@ -432,7 +434,7 @@ impl<'a> Event<'a> {
 
     /// The value of an audit annotation.
     pub fn annotation(&self, key: &str) -> Option<&str> {
-        self.annotations.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_ref())
+        self.annotations.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
     /// The raw text of a top-level member.
@@ -595,6 +597,9 @@ mod tests {
             r#"{"stage":"a","verb":"b","sourceIPs":"1.2.3.4"}"#,
             r#"{"stage":"a","verb":"b","objectRef":{"name":true}}"#,
             r#"{"stage":"a","verb":"b","objectRef":[]}"#,
+            r#"{"stage":"a","verb":"b","objectRef":{"name":"n"},"objectRef":{"name":true}}"#,
+            r#"{"stage":"a","verb":"b","objectRef":{"name":"n"},"objectRef":{"name":"m","name":"o"}}"#,
+            r#"{"stage":"a","verb":"b","objectRef":{"name":1},"objectRef":{"name":"m"}}"#,
             r#"{"stage":"a","verb":"b","metadata":{"creationTimestamp":1}}"#,
             r#"{"stage":"a","verb":"b","metadata":{"creationTimestamp":"t","creationTimestamp":"u"}}"#,
             r#"{"stage":"a","verb":"b","user":nul}"#,

@@ -61,6 +61,12 @@ impl OutBuf for Vec<u8> {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct CowStr<'a>(pub Cow<'a, str>);
 
+impl<'a> From<Cow<'a, str>> for CowStr<'a> {
+    fn from(s: Cow<'a, str>) -> Self {
+        CowStr(s)
+    }
+}
+
 impl<'de: 'a, 'a> serde::Deserialize<'de> for CowStr<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V<'a>(std::marker::PhantomData<&'a ()>);
@@ -80,6 +86,114 @@ impl<'de: 'a, 'a> serde::Deserialize<'de> for CowStr<'a> {
             }
         }
         d.deserialize_str(V(std::marker::PhantomData))
+    }
+}
+
+/// A JSON string whose simple escapes (`\"`, `\\`, `\n`, ...) are decoded when first read, not
+/// when the event is split: long escaped values (`authorization.k8s.io/reason`,
+/// `responseStatus.message`) are rarely read, and decoding one costs an allocation and a walk.
+/// Reads go through [`JsonStr::as_str`] (or `Deref`); it is never invalid (the split validated
+/// it, and strings with `\u` escapes, which can be invalid, are decoded at once).
+#[derive(Clone, Default)]
+pub struct JsonStr<'a> {
+    /// The value; or, when it starts with `"` (which a value read between quotes cannot), the
+    /// string's JSON text, quotes included, decoded into `decoded` on the first read.
+    text: &'a str,
+    /// The value when `text` is JSON text. A `Box<str>`, not a `String`: small enough that a
+    /// `responseStatus` is moved with plain loads and stores, not a per-byte `memory.copy`.
+    decoded: std::cell::OnceCell<Box<str>>,
+}
+
+impl<'a> JsonStr<'a> {
+    /// A value (one starting with `"` is copied: see [`JsonStr::text`]).
+    pub fn plain(text: &'a str) -> JsonStr<'a> {
+        if text.starts_with('"') {
+            return JsonStr::from(Cow::Owned(text.to_string()));
+        }
+        JsonStr::between_quotes(text)
+    }
+
+    /// The text between the quotes of a JSON string without escapes (never starts with `"`).
+    #[inline(always)]
+    pub(crate) fn between_quotes(text: &'a str) -> JsonStr<'a> {
+        JsonStr { text, decoded: std::cell::OnceCell::new() }
+    }
+
+    /// The JSON text of a valid string whose escapes are all simple ones (not `\u`), quotes
+    /// included; decoded when read.
+    #[inline(always)]
+    pub(crate) fn escaped(json: &'a str) -> JsonStr<'a> {
+        JsonStr { text: json, decoded: std::cell::OnceCell::new() }
+    }
+
+    /// The value.
+    pub fn as_str(&self) -> &str {
+        if !self.text.starts_with('"') {
+            return self.text;
+        }
+        // The text was validated by the split: the fallback is never taken.
+        self.decoded.get_or_init(|| decode_str(self.text).map(|s| s.into_owned().into_boxed_str()).unwrap_or_default())
+    }
+}
+
+impl<'a> From<Cow<'a, str>> for JsonStr<'a> {
+    fn from(s: Cow<'a, str>) -> Self {
+        match s {
+            Cow::Borrowed(text) => JsonStr::plain(text),
+            // `""`: JSON text, its value already decoded.
+            Cow::Owned(s) => JsonStr { text: "\"\"", decoded: std::cell::OnceCell::from(s.into_boxed_str()) },
+        }
+    }
+}
+
+impl<'a> From<&'a str> for JsonStr<'a> {
+    fn from(text: &'a str) -> Self {
+        JsonStr::plain(text)
+    }
+}
+
+impl std::ops::Deref for JsonStr<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<str> for JsonStr<'_> {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl fmt::Debug for JsonStr<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl PartialEq for JsonStr<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for JsonStr<'_> {}
+
+impl PartialEq<str> for JsonStr<'_> {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for JsonStr<'_> {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for JsonStr<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        CowStr::deserialize(d).map(|s| JsonStr::from(s.0))
     }
 }
 
@@ -691,44 +805,46 @@ mod tests {
         }
     }
 
+    /// Random fragments of JSON string syntax, valid and not: every escape, `\u` escapes
+    /// (paired, lone and mismatched surrogates, short or bad hex), raw control characters,
+    /// stray quotes and backslashes.
+    const STRING_PIECES: &[&str] = &[
+        "a",
+        "bob",
+        " ",
+        "é",
+        "0123456789 abcdefghijklm",
+        "kubectl.kubernetes.io/",
+        "\u{2028}",
+        "\\\"",
+        "\\\\",
+        "\\/",
+        "\\b",
+        "\\f",
+        "\\n",
+        "\\r",
+        "\\t",
+        "\\u00e9",
+        "\\ud83d\\ude00",
+        "\\ud800",
+        "\\udc00",
+        "\\ud83d\\u0041",
+        "\\u00E9",
+        "\\u003c",
+        "\\u12",
+        "\\uzzzz",
+        "\\x",
+        "\\",
+        "\"",
+        "\n",
+        "\u{0}",
+        "\u{1f}",
+        "\u{7f}",
+    ];
+
     #[test]
     fn decode_str_agrees_with_serde_json_on_every_string_and_error() {
-        // Random fragments of JSON string syntax, valid and not: every escape, `\u` escapes
-        // (paired, lone and mismatched surrogates, short or bad hex), raw control characters,
-        // stray quotes and backslashes.
-        let pieces = [
-            "a",
-            "bob",
-            " ",
-            "é",
-            "0123456789 abcdefghijklm",
-            "kubectl.kubernetes.io/",
-            "\u{2028}",
-            "\\\"",
-            "\\\\",
-            "\\/",
-            "\\b",
-            "\\f",
-            "\\n",
-            "\\r",
-            "\\t",
-            "\\u00e9",
-            "\\ud83d\\ude00",
-            "\\ud800",
-            "\\udc00",
-            "\\ud83d\\u0041",
-            "\\u00E9",
-            "\\u003c",
-            "\\u12",
-            "\\uzzzz",
-            "\\x",
-            "\\",
-            "\"",
-            "\n",
-            "\u{0}",
-            "\u{1f}",
-            "\u{7f}",
-        ];
+        let pieces = STRING_PIECES;
         let mut rng = crate::test_rng::XorShift::new(0x9e37_79b9_7f4a_7c15);
         let (mut fast, mut errors) = (0, 0);
         for _ in 0..100_000 {
@@ -749,6 +865,40 @@ mod tests {
         }
         // Both paths and the errors were exercised.
         assert!(fast > 10_000 && errors > 10_000, "{fast} fast, {errors} errors");
+    }
+
+    #[test]
+    fn json_strs_read_as_serde_json_decodes_them() {
+        let mut rng = crate::test_rng::XorShift::new(0x2545_f491_4f6c_dd1d);
+        let (mut lazy, mut valid) = (0, 0);
+        for _ in 0..100_000 {
+            let mut raw = String::from("\"");
+            for _ in 0..rng.below(12) {
+                raw.push_str(STRING_PIECES[rng.below(STRING_PIECES.len() as u64) as usize]);
+            }
+            raw.push('"');
+            let serde = decode::<CowStr<'_>>(&raw).ok().map(|s| s.0);
+            let ours = super::super::scan::json_str_at(&raw, 0).filter(|&(_, end)| end == raw.len());
+            // Accepted exactly when valid; read (also a clone made before the first read, and
+            // through Debug and Deref), the value serde_json decodes.
+            let Some((s, _)) = ours else {
+                assert!(serde.is_none(), "{raw:?}");
+                continue;
+            };
+            let serde = serde.unwrap_or_default();
+            lazy += usize::from(s.text.starts_with('"') && s.decoded.get().is_none());
+            valid += 1;
+            let copy = s.clone();
+            assert_eq!(format!("{s:?}"), format!("{serde:?}"), "{raw:?}");
+            assert_eq!((s.as_str(), &*copy, s.as_ref()), (&*serde, &*serde, &*serde), "{raw:?}");
+            assert_eq!(s, JsonStr::from(Cow::Owned(serde.to_string())));
+        }
+        // A value that looks like JSON text is still the value.
+        for v in ["\"x\"", "\"", "", "a\"b"] {
+            assert_eq!((JsonStr::plain(v).as_str(), JsonStr::from(v).as_str()), (v, v));
+        }
+        // Both kinds (and decoded ones) were exercised.
+        assert!(lazy > 5_000 && valid > lazy + 5_000, "{lazy} lazy of {valid}");
     }
 
     #[test]

@@ -18,7 +18,7 @@
 use std::borrow::Cow;
 
 use super::decode::{Decoded, Spare};
-use super::raw::{Bodies, BodyAt, Member, RawObject};
+use super::raw::{Bodies, BodyAt, JsonStr, Member, RawObject};
 
 /// Deeper nesting goes to serde_json (whose skipping is not recursive); this bounds the stack.
 const MAX_DEPTH: u32 = 48;
@@ -91,13 +91,19 @@ fn byte_after_ws(b: &[u8], i: &mut usize, line_break: &mut Ws) -> Option<u8> {
     b.get(*i).copied()
 }
 
+/// A string has escapes ([`string_tail`]'s flags).
+pub(super) const ESCAPES: u8 = 1;
+/// A string has `\u` escapes, which may pair surrogates wrongly (the other escapes are valid
+/// once the string is).
+pub(super) const U_ESCAPES: u8 = 2;
+
 /// The rest of a string whose opening quote is at `b[i - 1]`: the offset after its closing
-/// quote, and whether it has escapes.
+/// quote, and its escapes ([`ESCAPES`], [`U_ESCAPES`]; 0 for none).
 ///
 /// Most strings in an event are short (keys, names: one or two words), so the cost per string
 /// matters as much as the cost per word: the byte found is loaded once its offset is known.
 #[inline(always)]
-fn string_tail(b: &[u8], mut i: usize) -> Option<(usize, bool)> {
+fn string_tail(b: &[u8], mut i: usize) -> Option<(usize, u8)> {
     // The first words on their own, with one range test: most strings (keys, names, values
     // of a few words) end in them.
     if let Some(words) = b.get(i..).and_then(<[u8]>::first_chunk::<FIRST>) {
@@ -111,10 +117,10 @@ fn string_tail(b: &[u8], mut i: usize) -> Option<(usize, bool)> {
         }
         i += skip;
         if skip < FIRST && b.get(i) == Some(&b'"') {
-            return Some((i + 1, false));
+            return Some((i + 1, 0));
         }
     }
-    let mut escaped = false;
+    let mut escaped = 0;
     loop {
         // To the next `"`, `\`, control character (or space, `!`, non-ASCII): 8 bytes at a time, then
         // byte by byte for the input's last bytes.
@@ -130,7 +136,7 @@ fn string_tail(b: &[u8], mut i: usize) -> Option<(usize, bool)> {
         match *b.get(i)? {
             b'"' => return Some((i + 1, escaped)),
             b'\\' => {
-                escaped = true;
+                escaped |= ESCAPES;
                 match *b.get(i + 1)? {
                     b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => i += 2,
                     b'u' => {
@@ -138,6 +144,7 @@ fn string_tail(b: &[u8], mut i: usize) -> Option<(usize, bool)> {
                         if !hex.iter().all(u8::is_ascii_hexdigit) {
                             return None;
                         }
+                        escaped |= U_ESCAPES;
                         i += 6;
                     }
                     _ => return None,
@@ -150,9 +157,9 @@ fn string_tail(b: &[u8], mut i: usize) -> Option<(usize, bool)> {
 }
 
 /// The string opening at `b[i]` (which must be `"`): the offset after its closing quote, and
-/// whether it has escapes.
+/// its escapes ([`string_tail`]).
 #[inline(always)]
-fn string(b: &[u8], i: usize) -> Option<(usize, bool)> {
+fn string(b: &[u8], i: usize) -> Option<(usize, u8)> {
     if b.get(i) != Some(&b'"') {
         return None;
     }
@@ -164,7 +171,8 @@ fn string(b: &[u8], i: usize) -> Option<(usize, bool)> {
 /// the key has escapes, and the offset of the value (its first byte is there, not whitespace).
 #[inline(always)]
 fn key_tail(b: &[u8], i: usize, line_break: &mut Ws) -> Option<(usize, bool, usize)> {
-    let (key_end, escaped) = string_tail(b, i)?;
+    let (key_end, escapes) = string_tail(b, i)?;
+    let escaped = escapes != 0;
     // Compact JSON: the colon, then the value's first byte.
     if let Some(&[b':', c]) = b.get(key_end..).and_then(<[u8]>::first_chunk::<2>) {
         if c > b' ' {
@@ -244,6 +252,10 @@ fn value(b: &[u8], i: usize, line_break: &mut Ws) -> Option<(usize, bool)> {
 /// [`value`] for a request or response body: also sets `managed` when the body may hold an
 /// object member named `managedFields` (one is found, or whitespace before a key kept it from
 /// looking), so that a policy omitting them need not search the body again when it holds none.
+// Inlined in WASM builds (the interpreter pays for a call: 189 instructions per record fewer
+// on the sample log); natively, inlined into `scan_object_in`, it made the whole split cost 12%
+// more instructions (callgrind, the throughput bench's `filter`), the loop's registers spilled.
+#[cfg_attr(not(target_family = "wasm"), inline(never))]
 fn body_value(b: &[u8], i: usize, line_break: &mut Ws, managed: &mut bool) -> Option<(usize, bool)> {
     walk::<true>(b, i, line_break, managed)
 }
@@ -266,9 +278,9 @@ fn walk<const NOTE: bool>(b: &[u8], mut i: usize, line_break: &mut Ws, managed: 
     'value: loop {
         let c = *b.get(i)?;
         if c == b'"' {
-            let (end, escaped) = string_tail(b, i + 1)?;
+            let (end, escapes) = string_tail(b, i + 1)?;
             if depth == 0 {
-                return Some((end, escaped));
+                return Some((end, escapes != 0));
             }
             i = end;
         } else if c == b'{' || c == b'[' {
@@ -564,8 +576,8 @@ pub(super) fn skip_value(b: &[u8], i: usize, line_break: &mut Ws) -> Option<usiz
 /// lone surrogate).
 #[inline(always)]
 pub(super) fn string_at(text: &str, i: usize) -> Option<(Cow<'_, str>, usize)> {
-    let (end, escaped) = string(text.as_bytes(), i)?;
-    let s = if escaped {
+    let (end, escapes) = string(text.as_bytes(), i)?;
+    let s = if escapes != 0 {
         super::raw::decode_str(slice(text, i, end)?).ok()?
     } else {
         Cow::Borrowed(slice(text, i + 1, end - 1)?)
@@ -576,7 +588,23 @@ pub(super) fn string_at(text: &str, i: usize) -> Option<(Cow<'_, str>, usize)> {
 /// The string opening at `b[i]`: the offset after it and whether it has escapes.
 #[inline(always)]
 pub(super) fn string_end(b: &[u8], i: usize) -> Option<(usize, bool)> {
-    string(b, i)
+    string(b, i).map(|(end, escapes)| (end, escapes != 0))
+}
+
+/// The string opening at `text[i]` as a [`JsonStr`]: borrowed, with its simple escapes left
+/// for the first read; one with `\u` escapes is decoded now (`None` for a lone surrogate,
+/// which serde_json then reports). The offset after it.
+#[inline(always)]
+pub(super) fn json_str_at(text: &str, i: usize) -> Option<(JsonStr<'_>, usize)> {
+    let (end, escapes) = string(text.as_bytes(), i)?;
+    let s = if escapes == 0 {
+        JsonStr::between_quotes(slice(text, i + 1, end - 1)?)
+    } else if escapes & U_ESCAPES == 0 {
+        JsonStr::escaped(slice(text, i, end)?)
+    } else {
+        JsonStr::from(super::raw::decode_str(slice(text, i, end)?).ok()?)
+    };
+    Some((s, end))
 }
 
 /// `null` at `b[i]`: the offset after it.
