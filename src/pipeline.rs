@@ -1001,6 +1001,14 @@ impl BatchSummary {
 mod tests {
     use super::*;
 
+    /// Hosts catch panics around a pipeline (wasm-bindgen's exports of the npm package require
+    /// `RefUnwindSafe`), and move it to the thread that runs it.
+    #[test]
+    fn a_pipeline_is_unwind_safe_and_send() {
+        fn check<T: std::panic::RefUnwindSafe + std::panic::UnwindSafe + Send>() {}
+        check::<Pipeline>();
+    }
+
     #[test]
     fn metrics_json_keys_are_stable() {
         let c = Counters { read: 9, bytes_out: 7, ..Counters::default() };

@@ -104,6 +104,13 @@ pub struct JsonStr<'a> {
     decoded: std::cell::OnceCell<Box<str>>,
 }
 
+// The cache holds nothing or the whole decoded value (`OnceCell` sets it at once, after the
+// decoding), so a `JsonStr` seen after a panic is never half-updated: unwind-safe, as the
+// `&str` it stands for. Hosts that catch panics around a `Pipeline` (the npm package's
+// wasm-bindgen exports need `RefUnwindSafe`) keep working.
+impl std::panic::RefUnwindSafe for JsonStr<'_> {}
+impl std::panic::UnwindSafe for JsonStr<'_> {}
+
 impl<'a> JsonStr<'a> {
     /// A value (one starting with `"` is copied: see [`JsonStr::text`]).
     pub fn plain(text: &'a str) -> JsonStr<'a> {
