@@ -849,16 +849,21 @@ mod tests {
         "\u{7f}",
     ];
 
+    /// An opening quote and up to 11 of [`STRING_PIECES`] (the caller ends the string).
+    fn random_string_start(rng: &mut crate::test_rng::XorShift) -> String {
+        let mut raw = String::from("\"");
+        for _ in 0..rng.below(12) {
+            raw.push_str(STRING_PIECES[rng.below(STRING_PIECES.len() as u64) as usize]);
+        }
+        raw
+    }
+
     #[test]
     fn decode_str_agrees_with_serde_json_on_every_string_and_error() {
-        let pieces = STRING_PIECES;
         let mut rng = crate::test_rng::XorShift::new(0x9e37_79b9_7f4a_7c15);
         let (mut fast, mut errors) = (0, 0);
         for _ in 0..100_000 {
-            let mut raw = String::from("\"");
-            for _ in 0..rng.below(12) {
-                raw.push_str(pieces[rng.below(pieces.len() as u64) as usize]);
-            }
+            let mut raw = random_string_start(&mut rng);
             match rng.below(10) {
                 0 => {}                   // unterminated
                 1 => raw.push_str("\" "), // trailing whitespace
@@ -879,10 +884,7 @@ mod tests {
         let mut rng = crate::test_rng::XorShift::new(0x2545_f491_4f6c_dd1d);
         let (mut lazy, mut valid) = (0, 0);
         for _ in 0..100_000 {
-            let mut raw = String::from("\"");
-            for _ in 0..rng.below(12) {
-                raw.push_str(STRING_PIECES[rng.below(STRING_PIECES.len() as u64) as usize]);
-            }
+            let mut raw = random_string_start(&mut rng);
             raw.push('"');
             let serde = decode::<CowStr<'_>>(&raw).ok().map(|s| s.0);
             let ours = super::super::scan::json_str_at(&raw, 0).filter(|&(_, end)| end == raw.len());

@@ -296,21 +296,22 @@ fn a_bad_config_stops_the_filter_from_loading() {
     );
 }
 
+/// The module with `config` as `/etc/kaudit/kaudit.yaml`, on a host that does not call
+/// `_initialize` (the config loads at the first call).
+fn load_without_initialize(name: &str, config: &str) -> FluentBit {
+    let dir = scratch_dir(name);
+    std::fs::write(dir.join("kaudit.yaml"), config).unwrap();
+    load(Options { accessible_paths: vec![(dir, "/etc/kaudit".into())], call_initialize: false, ..Options::default() })
+}
+
 /// A config's text reaches the log in messages (an unknown key is named): a control character
 /// in it is written as an escape, never as itself (it could drive the terminal showing the log).
 #[test]
 fn control_characters_of_a_config_reach_the_log_escaped() {
-    let dir = scratch_dir("bad-config-escape");
-    std::fs::write(
-        dir.join("kaudit.yaml"),
+    let mut fb = load_without_initialize(
+        "bad-config-escape",
         "policy:\n  apiVersion: audit.k8s.io/v1\n  kind: Policy\n\"bad\\e[2Jkey\": 1\n",
-    )
-    .unwrap();
-    let mut fb = load(Options {
-        accessible_paths: vec![(dir, "/etc/kaudit".into())],
-        call_initialize: false,
-        ..Options::default()
-    });
+    );
     fb.call(TAG, &sample_lines()[0]).unwrap();
     let stderr = fb.stderr();
     assert!(stderr.contains("bad\\u001b[2Jkey"), "{stderr:?}");
@@ -321,17 +322,10 @@ fn control_characters_of_a_config_reach_the_log_escaped() {
 /// is visible on every record and logged once; records pass through unchanged.
 #[test]
 fn without_initialize_a_bad_config_passes_records_through_with_a_visible_error_logged_once() {
-    let dir = scratch_dir("bad-config");
-    std::fs::write(
-        dir.join("kaudit.yaml"),
+    let mut fb = load_without_initialize(
+        "bad-config",
         "policy:\n  apiVersion: audit.k8s.io/v1\n  kind: Policy\nbadRecords: sometimes\n",
-    )
-    .unwrap();
-    let mut fb = load(Options {
-        accessible_paths: vec![(dir, "/etc/kaudit".into())],
-        call_initialize: false,
-        ..Options::default()
-    });
+    );
     let lines = sample_lines();
     for line in &lines[..3] {
         let text = record_text(&fb.call(TAG, line).unwrap()).expect("never dropped");
