@@ -1,0 +1,244 @@
+//! A gzip input decompressed as it is read (`kaudit run audit.log.gz`, a rotated log of any size),
+//! member after member like `zcat`, in bounded memory. flate2's `bufread::GzDecoder` decodes one
+//! member and stops at its end (`MultiGzDecoder` loops over it the same way but hides the end).
+//!
+//! A member boundary is nothing in the decompressed stream (a line may go on in the next member,
+//! as `cat a.gz b.gz` or a block compressor writes it), except after a member that is one JSON
+//! object or array starting a line: a Firehose→S3 object is CloudWatch Logs envelopes, one per
+//! member, back to back with no delimiter (`{…}{…}`). A line break goes there (unless one follows
+//! anyway), so each envelope is a record, as the core reads each member of a gzip record.
+
+use std::io::{self, BufRead, Read};
+
+/// The decompressed bytes of the gzip stream `R`.
+pub struct Gunzip<R: BufRead> {
+    state: State<R>,
+    /// What the current member's bytes are so far.
+    shape: Shape,
+    /// A line break to put before the next decompressed byte, unless that byte is one.
+    break_pending: bool,
+    /// A byte pushed back by a read that had no room for it and the line break before it.
+    held: Option<u8>,
+    /// The last decompressed byte (`\n` before the first).
+    last: u8,
+    /// Lines handed out (the breaks put in included), members started: for the error message.
+    lines: u64,
+    members: u64,
+}
+
+enum State<R> {
+    Member(flate2::bufread::GzDecoder<R>),
+    Between(R),
+    Done,
+}
+
+impl<R: BufRead> Gunzip<R> {
+    /// `input` starts with a gzip member.
+    pub fn new(input: R) -> Self {
+        Gunzip {
+            state: State::Between(input),
+            shape: Shape::Other,
+            break_pending: false,
+            held: None,
+            last: b'\n',
+            lines: 0,
+            members: 0,
+        }
+    }
+
+    fn fail(&self, e: io::Error) -> io::Error {
+        let (member, line) = (self.members, self.lines + 1);
+        io::Error::new(
+            e.kind(),
+            format!("gzip: {e} (member {member}, line {line} of the decompressed stream; the records before it were processed)"),
+        )
+    }
+
+    /// Hands out `n` decompressed bytes read into `buf`, with the pending line break before them.
+    fn hand_out(&mut self, buf: &mut [u8], n: usize) -> usize {
+        self.shape.scan(&buf[..n]);
+        self.last = buf[n - 1];
+        let mut len = n;
+        if std::mem::take(&mut self.break_pending) && !matches!(buf[0], b'\n' | b'\r') {
+            if n == buf.len() {
+                self.held = Some(buf[n - 1]);
+                len -= 1;
+            }
+            buf.copy_within(..len, 1);
+            buf[0] = b'\n';
+            len += 1;
+        }
+        self.lines += buf[..len].iter().filter(|&&b| b == b'\n').count() as u64;
+        len
+    }
+}
+
+impl<R: BufRead> Read for Gunzip<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if let Some(b) = self.held.take() {
+            buf[0] = b;
+            self.lines += u64::from(b == b'\n');
+            return Ok(1);
+        }
+        loop {
+            match std::mem::replace(&mut self.state, State::Done) {
+                State::Done => return Ok(0),
+                State::Between(mut input) => {
+                    let head = match input.fill_buf() {
+                        Ok(head) => head,
+                        Err(e) => {
+                            let retry = e.kind() == io::ErrorKind::Interrupted;
+                            self.state = State::Between(input);
+                            if retry {
+                                continue;
+                            }
+                            return Err(e);
+                        }
+                    };
+                    match head.first() {
+                        None => return Ok(0),
+                        Some(&b) if b != kaudit::GZIP_MAGIC[0] => {
+                            let e =
+                                io::Error::new(io::ErrorKind::InvalidData, "bytes after the last member are not gzip");
+                            return Err(self.fail(e));
+                        }
+                        Some(_) => {}
+                    }
+                    self.state = State::Member(flate2::bufread::GzDecoder::new(input));
+                    self.members += 1;
+                    let line_start = self.last == b'\n' || self.break_pending;
+                    self.shape = if line_start { Shape::Start } else { Shape::Other };
+                }
+                State::Member(mut decoder) => {
+                    let n = match decoder.read(buf) {
+                        Ok(n) => n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                            self.state = State::Member(decoder);
+                            continue;
+                        }
+                        Err(e) => return Err(self.fail(e)),
+                    };
+                    if n > 0 {
+                        self.state = State::Member(decoder);
+                        return Ok(self.hand_out(buf, n));
+                    }
+                    // The member ended: a whole JSON value not followed by a line break gets one.
+                    if self.shape == Shape::Closed && self.last != b'\n' {
+                        self.break_pending = true;
+                    }
+                    self.state = State::Between(decoder.into_inner());
+                }
+            }
+        }
+    }
+}
+
+/// What a member's decompressed bytes are, scanned as they come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    /// Whitespace so far, and the member began at a line start.
+    Start,
+    /// Inside one JSON object or array: bracket depth, in a string, after a backslash in one.
+    Value { depth: u32, string: bool, escape: bool },
+    /// The value closed; whitespace since.
+    Closed,
+    /// Anything else (its end is no line break).
+    Other,
+}
+
+impl Shape {
+    fn scan(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            *self = match (*self, b) {
+                (Shape::Other, _) => return,
+                (Shape::Start | Shape::Closed, b' ' | b'\t' | b'\r' | b'\n') => *self,
+                (Shape::Start, b'{' | b'[') => Shape::Value { depth: 1, string: false, escape: false },
+                (Shape::Value { depth, string: true, escape }, _) => match b {
+                    _ if escape => Shape::Value { depth, string: true, escape: false },
+                    b'\\' => Shape::Value { depth, string: true, escape: true },
+                    b'"' => Shape::Value { depth, string: false, escape: false },
+                    b'\n' => Shape::Other, // not JSON
+                    _ => *self,
+                },
+                (Shape::Value { depth, .. }, b'"') => Shape::Value { depth, string: true, escape: false },
+                (Shape::Value { depth, .. }, b'{' | b'[') => {
+                    Shape::Value { depth: depth + 1, string: false, escape: false }
+                }
+                (Shape::Value { depth: 1, .. }, b'}' | b']') => Shape::Closed,
+                (Shape::Value { depth, .. }, b'}' | b']') => {
+                    Shape::Value { depth: depth - 1, string: false, escape: false }
+                }
+                (Shape::Value { .. }, _) => *self,
+                _ => Shape::Other,
+            };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn gz(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    /// The decompressed stream read `size` bytes at a time.
+    fn read(data: &[u8], size: usize) -> io::Result<Vec<u8>> {
+        let mut r = Gunzip::new(data);
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; size];
+        loop {
+            match r.read(&mut buf)? {
+                0 => return Ok(out),
+                n => out.extend_from_slice(&buf[..n]),
+            }
+        }
+    }
+
+    fn members(parts: &[&[u8]]) -> Vec<u8> {
+        parts.iter().flat_map(|p| gz(p)).collect()
+    }
+
+    #[test]
+    fn members_join_like_zcat() {
+        // A line cut across members, as a block compressor writes it.
+        let data = members(&[b"{\"a\":1}\n{\"b\":", b"2}\n{\"c\"", b":3}\n"]);
+        for size in [1, 2, 3, 1 << 20] {
+            assert_eq!(read(&data, size).unwrap(), b"{\"a\":1}\n{\"b\":2}\n{\"c\":3}\n", "read size {size}");
+        }
+    }
+
+    #[test]
+    fn a_member_that_is_one_json_value_ends_its_line() {
+        // Firehose→S3: envelopes back to back; strings with brackets and escapes do not count.
+        let data = members(&[b"{\"m\":\"}{\\\"\"}", b"  [{\"x\":[1]}]", b"", b"{\"y\":2}", b"\n{\"z\":3}", b"tail"]);
+        let want = b"{\"m\":\"}{\\\"\"}\n  [{\"x\":[1]}]\n{\"y\":2}\n{\"z\":3}\ntail";
+        for size in [1, 2, 5, 1 << 20] {
+            assert_eq!(read(&data, size).unwrap(), want, "read size {size}");
+        }
+        // Not a whole value, or not at a line start: no break.
+        let data = members(&[b"x{\"a\":1}", b"{\"b\":{\"c\":1}", b"}{\"d\":1}"]);
+        assert_eq!(read(&data, 1 << 20).unwrap(), b"x{\"a\":1}{\"b\":{\"c\":1}}{\"d\":1}");
+    }
+
+    #[test]
+    fn a_truncated_member_fails_after_what_decoded() {
+        let whole = gz(b"{\"a\":1}\n{\"b\":2}\n");
+        let mut data = gz(b"{\"first\":0}\n");
+        data.extend_from_slice(&whole[..whole.len() - 4]);
+        let mut r = Gunzip::new(&data[..]);
+        let mut out = Vec::new();
+        let e = r.read_to_end(&mut out).unwrap_err();
+        assert_eq!(out, b"{\"first\":0}\n{\"a\":1}\n{\"b\":2}\n", "the deflate data is whole, the trailer is not");
+        assert!(e.to_string().starts_with("gzip: ") && e.to_string().contains("member 2, line 4"), "{e}");
+        let e = read(&[gz(b"x\n"), b"junk".to_vec()].concat(), 64).unwrap_err();
+        assert!(e.to_string().contains("bytes after the last member are not gzip (member 1, line 2"), "{e}");
+    }
+}
