@@ -46,12 +46,12 @@ impl<R: BufRead> Gunzip<R> {
         }
     }
 
-    fn fail(&self, e: io::Error) -> io::Error {
-        let (member, line) = (self.members, self.lines + 1);
-        io::Error::new(
-            e.kind(),
-            format!("gzip: {e} (member {member}, line {line} of the decompressed stream; the records before it were processed)"),
-        )
+    /// `what` went wrong: the error names the place in both streams.
+    fn fail(&self, kind: io::ErrorKind, what: String) -> io::Error {
+        let line = self.lines + 1;
+        let message =
+            format!("gzip: {what} (line {line} of the decompressed stream; the records before it were processed)");
+        io::Error::new(kind, message)
     }
 
     /// Hands out `n` decompressed bytes read into `buf`, with the pending line break before them.
@@ -101,9 +101,8 @@ impl<R: BufRead> Read for Gunzip<R> {
                     match head.first() {
                         None => return Ok(0),
                         Some(&b) if b != kaudit::GZIP_MAGIC[0] => {
-                            let e =
-                                io::Error::new(io::ErrorKind::InvalidData, "bytes after the last member are not gzip");
-                            return Err(self.fail(e));
+                            let what = format!("bytes after member {} are not gzip", self.members);
+                            return Err(self.fail(io::ErrorKind::InvalidData, what));
                         }
                         Some(_) => {}
                     }
@@ -119,7 +118,7 @@ impl<R: BufRead> Read for Gunzip<R> {
                             self.state = State::Member(decoder);
                             continue;
                         }
-                        Err(e) => return Err(self.fail(e)),
+                        Err(e) => return Err(self.fail(e.kind(), format!("member {}: {e}", self.members))),
                     };
                     if n > 0 {
                         self.state = State::Member(decoder);
@@ -164,9 +163,11 @@ impl Shape {
                     _ => *self,
                 },
                 (Shape::Value { depth, .. }, b'"') => Shape::Value { depth, string: true, escape: false },
-                (Shape::Value { depth, .. }, b'{' | b'[') => {
-                    Shape::Value { depth: depth + 1, string: false, escape: false }
-                }
+                // A gzip bomb of brackets must not overflow the depth.
+                (Shape::Value { depth, .. }, b'{' | b'[') => match depth.checked_add(1) {
+                    Some(depth) => Shape::Value { depth, string: false, escape: false },
+                    None => Shape::Other,
+                },
                 (Shape::Value { depth: 1, .. }, b'}' | b']') => Shape::Closed,
                 (Shape::Value { depth, .. }, b'}' | b']') => {
                     Shape::Value { depth: depth - 1, string: false, escape: false }
@@ -237,8 +238,8 @@ mod tests {
         let mut out = Vec::new();
         let e = r.read_to_end(&mut out).unwrap_err();
         assert_eq!(out, b"{\"first\":0}\n{\"a\":1}\n{\"b\":2}\n", "the deflate data is whole, the trailer is not");
-        assert!(e.to_string().starts_with("gzip: ") && e.to_string().contains("member 2, line 4"), "{e}");
+        assert!(e.to_string().starts_with("gzip: member 2: ") && e.to_string().contains("(line 4 of"), "{e}");
         let e = read(&[gz(b"x\n"), b"junk".to_vec()].concat(), 64).unwrap_err();
-        assert!(e.to_string().contains("bytes after the last member are not gzip (member 1, line 2"), "{e}");
+        assert!(e.to_string().starts_with("gzip: bytes after member 1 are not gzip (line 2 of"), "{e}");
     }
 }

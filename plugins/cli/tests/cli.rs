@@ -540,7 +540,7 @@ fn a_truncated_gzip_is_an_error_after_the_records_before_it() {
         let (stdout, stderr, ok) = on(&[command], &gz_file);
         assert!(!ok);
         let want = format!(
-            "kaudit: error: INPUT: gzip: incomplete deflate stream (member 2, line {line} of the decompressed stream; \
+            "kaudit: error: INPUT: gzip: member 2: incomplete deflate stream (line {line} of the decompressed stream; \
              the records before it were processed)"
         );
         assert!(stderr.contains(&want), "{stderr}");
