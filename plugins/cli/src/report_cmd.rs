@@ -57,7 +57,7 @@ pub struct ReportArgs {
     /// Entries per distribution (default 20).
     #[arg(long)]
     top: Option<usize>,
-    /// Audit logs (JSON lines, EventList or JSON arrays); stdin when none or `-`.
+    /// Audit logs (JSON lines, EventList or JSON arrays; gzip included); stdin when none or `-`.
     files: Vec<PathBuf>,
 }
 
