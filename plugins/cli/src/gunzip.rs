@@ -68,7 +68,7 @@ impl<R: BufRead> Gunzip<R> {
             buf[0] = b'\n';
             len += 1;
         }
-        self.lines += buf[..len].iter().filter(|&&b| b == b'\n').count() as u64;
+        self.lines += memchr::memchr_iter(b'\n', &buf[..len]).count() as u64;
         len
     }
 }
@@ -140,8 +140,9 @@ impl<R: BufRead> Read for Gunzip<R> {
 enum Shape {
     /// Whitespace so far, and the member began at a line start.
     Start,
-    /// Inside one JSON object or array: bracket depth, in a string, after a backslash in one.
-    Value { depth: u32, string: bool, escape: bool },
+    /// Inside one JSON object (`close` is `}`) or array (`]`): the depth of that bracket (the
+    /// other kind nests inside it in valid JSON), in a string, after a backslash in one.
+    Value { close: u8, depth: u32, string: bool, escape: bool },
     /// The value closed; whitespace since.
     Closed,
     /// Anything else (its end is no line break).
@@ -149,32 +150,52 @@ enum Shape {
 }
 
 impl Shape {
-    fn scan(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            *self = match (*self, b) {
-                (Shape::Other, _) => return,
-                (Shape::Start | Shape::Closed, b' ' | b'\t' | b'\r' | b'\n') => *self,
-                (Shape::Start, b'{' | b'[') => Shape::Value { depth: 1, string: false, escape: false },
-                (Shape::Value { depth, string: true, escape }, _) => match b {
-                    _ if escape => Shape::Value { depth, string: true, escape: false },
-                    b'\\' => Shape::Value { depth, string: true, escape: true },
-                    b'"' => Shape::Value { depth, string: false, escape: false },
-                    b'\n' => Shape::Other, // not JSON
-                    _ => *self,
-                },
-                (Shape::Value { depth, .. }, b'"') => Shape::Value { depth, string: true, escape: false },
-                // A gzip bomb of brackets must not overflow the depth.
-                (Shape::Value { depth, .. }, b'{' | b'[') => match depth.checked_add(1) {
-                    Some(depth) => Shape::Value { depth, string: false, escape: false },
-                    None => Shape::Other,
-                },
-                (Shape::Value { depth: 1, .. }, b'}' | b']') => Shape::Closed,
-                (Shape::Value { depth, .. }, b'}' | b']') => {
-                    Shape::Value { depth: depth - 1, string: false, escape: false }
+    /// Jumps from one byte that matters to the next (memchr): an envelope is scanned whole.
+    fn scan(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            let (next, rest) = match *self {
+                Shape::Other => return,
+                Shape::Start | Shape::Closed => {
+                    let Some(i) = bytes.iter().position(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n')) else {
+                        return;
+                    };
+                    let next = match (*self, bytes[i]) {
+                        (Shape::Start, b'{') => Shape::Value { close: b'}', depth: 1, string: false, escape: false },
+                        (Shape::Start, b'[') => Shape::Value { close: b']', depth: 1, string: false, escape: false },
+                        _ => Shape::Other,
+                    };
+                    (next, &bytes[i + 1..])
                 }
-                (Shape::Value { .. }, _) => *self,
-                _ => Shape::Other,
+                Shape::Value { close, depth, string: true, escape: true } => {
+                    (Shape::Value { close, depth, string: true, escape: false }, &bytes[1..])
+                }
+                Shape::Value { close, depth, string: true, escape: false } => {
+                    let Some(i) = memchr::memchr3(b'"', b'\\', b'\n', bytes) else { return };
+                    let next = match bytes[i] {
+                        b'"' => Shape::Value { close, depth, string: false, escape: false },
+                        b'\\' => Shape::Value { close, depth, string: true, escape: true },
+                        _ => Shape::Other, // a line break in a string: not JSON
+                    };
+                    (next, &bytes[i + 1..])
+                }
+                Shape::Value { close, depth, string: false, .. } => {
+                    let open = if close == b'}' { b'{' } else { b'[' };
+                    let Some(i) = memchr::memchr3(b'"', open, close, bytes) else { return };
+                    let next = match (bytes[i], depth) {
+                        (b'"', _) => Shape::Value { close, depth, string: true, escape: false },
+                        (b, 1) if b == close => Shape::Closed,
+                        (b, _) if b == close => Shape::Value { close, depth: depth - 1, string: false, escape: false },
+                        // A gzip bomb of brackets must not overflow the depth.
+                        _ => match depth.checked_add(1) {
+                            Some(depth) => Shape::Value { close, depth, string: false, escape: false },
+                            None => Shape::Other,
+                        },
+                    };
+                    (next, &bytes[i + 1..])
+                }
             };
+            *self = next;
+            bytes = rest;
         }
     }
 }
@@ -227,6 +248,22 @@ mod tests {
         // Not a whole value, or not at a line start: no break.
         let data = members(&[b"x{\"a\":1}", b"{\"b\":{\"c\":1}", b"}{\"d\":1}"]);
         assert_eq!(read(&data, 1 << 20).unwrap(), b"x{\"a\":1}{\"b\":{\"c\":1}}{\"d\":1}");
+    }
+
+    #[test]
+    fn the_shape_does_not_depend_on_where_reads_end() {
+        // Whole values, then not: text after it, a raw line break in a string, text before it,
+        // a string left open by an escaped quote.
+        let closed = [&br#"{"m":"}{\\\"]"}"#[..], br#" [{"x":"]"},[1]] "#, b"\n{\"a\":{\"b\":[1,\"}\"]}}\r\n", b"{}"];
+        let not = [&br#"{"a":1} x"#[..], b"{\"a\":\"\n\"}", b"x{}", br#"{"a":"\"}"#];
+        for (bytes, whole) in closed.iter().map(|b| (b, true)).chain(not.iter().map(|b| (b, false))) {
+            for split in 0..=bytes.len() {
+                let mut shape = Shape::Start;
+                shape.scan(&bytes[..split]);
+                shape.scan(&bytes[split..]);
+                assert_eq!(shape == Shape::Closed, whole, "{:?} split at {split}", String::from_utf8_lossy(bytes));
+            }
+        }
     }
 
     #[test]
