@@ -94,15 +94,23 @@ impl<'de: 'a, 'a> serde::Deserialize<'de> for CowStr<'a> {
 /// `responseStatus.message`) are rarely read, and decoding one costs an allocation and a walk.
 /// Reads go through [`JsonStr::as_str`] (or `Deref`); it is never invalid (the split validated
 /// it, and strings with `\u` escapes, which can be invalid, are decoded at once).
-#[derive(Clone, Default)]
-pub struct JsonStr<'a> {
-    /// The value; or, when it starts with `"` (which a value read between quotes cannot), the
-    /// string's JSON text, quotes included, decoded into `decoded` on the first read.
-    text: &'a str,
-    /// The value when `text` is JSON text. A `Box<str>`, not a `String`: small enough that a
-    /// `responseStatus` is moved with plain loads and stores, not a per-byte `memory.copy`.
-    decoded: std::cell::OnceCell<Box<str>>,
+#[derive(Clone)]
+pub struct JsonStr<'a>(Repr<'a>);
+
+/// The two kinds of [`JsonStr`]. The cache is a thin pointer (`Box<Box<str>>`: two allocations
+/// when an escaped value is first read), so a `JsonStr` is three words and `Option<JsonStr>`
+/// four, as small as before the kinds were explicit: a `responseStatus` is moved with plain
+/// loads and stores, not a per-byte `memory.copy`. (With a `Box<str>`, which the cell hides the
+/// niche of, the kind takes the `&str`'s niche and `Option<JsonStr>` grows a word: 69 more fuel
+/// per record on the sample log.)
+#[derive(Clone)]
+enum Repr<'a> {
+    /// The value.
+    Plain(&'a str),
+    /// A valid string's JSON text, quotes included, decoded into `decoded` on the first read.
+    Escaped { json: &'a str, decoded: std::cell::OnceCell<Box<Box<str>>> },
 }
+const _: () = assert!(std::mem::size_of::<Option<JsonStr<'static>>>() == 4 * std::mem::size_of::<usize>());
 
 // The cache holds nothing or the whole decoded value (`OnceCell` sets it at once, after the
 // decoding), so a `JsonStr` seen after a panic is never half-updated: unwind-safe, as the
@@ -112,34 +120,34 @@ impl std::panic::RefUnwindSafe for JsonStr<'_> {}
 impl std::panic::UnwindSafe for JsonStr<'_> {}
 
 impl<'a> JsonStr<'a> {
-    /// A value (one starting with `"` is copied: see [`JsonStr::text`]).
-    pub fn plain(text: &'a str) -> JsonStr<'a> {
-        if text.starts_with('"') {
-            return JsonStr::from(Cow::Owned(text.to_string()));
-        }
-        JsonStr::between_quotes(text)
-    }
-
-    /// The text between the quotes of a JSON string without escapes (never starts with `"`).
+    /// A value, borrowed as it is.
     #[inline(always)]
-    pub(crate) fn between_quotes(text: &'a str) -> JsonStr<'a> {
-        JsonStr { text, decoded: std::cell::OnceCell::new() }
+    pub fn plain(text: &'a str) -> JsonStr<'a> {
+        JsonStr(Repr::Plain(text))
     }
 
     /// The JSON text of a valid string whose escapes are all simple ones (not `\u`), quotes
     /// included; decoded when read.
     #[inline(always)]
     pub(crate) fn escaped(json: &'a str) -> JsonStr<'a> {
-        JsonStr { text: json, decoded: std::cell::OnceCell::new() }
+        JsonStr(Repr::Escaped { json, decoded: std::cell::OnceCell::new() })
     }
 
     /// The value.
     pub fn as_str(&self) -> &str {
-        if !self.text.starts_with('"') {
-            return self.text;
+        match &self.0 {
+            Repr::Plain(text) => text,
+            // The text was validated by the split: the fallback is never taken.
+            Repr::Escaped { json, decoded } => decoded.get_or_init(|| {
+                Box::new(decode_str(json).map(|s| s.into_owned().into_boxed_str()).unwrap_or_default())
+            }),
         }
-        // The text was validated by the split: the fallback is never taken.
-        self.decoded.get_or_init(|| decode_str(self.text).map(|s| s.into_owned().into_boxed_str()).unwrap_or_default())
+    }
+}
+
+impl Default for JsonStr<'_> {
+    fn default() -> Self {
+        JsonStr::plain("")
     }
 }
 
@@ -147,8 +155,11 @@ impl<'a> From<Cow<'a, str>> for JsonStr<'a> {
     fn from(s: Cow<'a, str>) -> Self {
         match s {
             Cow::Borrowed(text) => JsonStr::plain(text),
-            // `""`: JSON text, its value already decoded.
-            Cow::Owned(s) => JsonStr { text: "\"\"", decoded: std::cell::OnceCell::from(s.into_boxed_str()) },
+            // Decoded already (`\u` escapes, serde's path): the JSON text (`""`) is never read.
+            Cow::Owned(s) => JsonStr(Repr::Escaped {
+                json: "\"\"",
+                decoded: std::cell::OnceCell::from(Box::new(s.into_boxed_str())),
+            }),
         }
     }
 }
@@ -895,16 +906,19 @@ mod tests {
                 continue;
             };
             let serde = serde.unwrap_or_default();
-            lazy += usize::from(s.text.starts_with('"') && s.decoded.get().is_none());
+            lazy += usize::from(matches!(&s.0, Repr::Escaped { decoded, .. } if decoded.get().is_none()));
             valid += 1;
             let copy = s.clone();
             assert_eq!(format!("{s:?}"), format!("{serde:?}"), "{raw:?}");
             assert_eq!((s.as_str(), &*copy, s.as_ref()), (&*serde, &*serde, &*serde), "{raw:?}");
             assert_eq!(s, JsonStr::from(Cow::Owned(serde.to_string())));
         }
-        // A value that looks like JSON text is still the value.
-        for v in ["\"x\"", "\"", "", "a\"b"] {
-            assert_eq!((JsonStr::plain(v).as_str(), JsonStr::from(v).as_str()), (v, v));
+        // A value that looks like JSON text is still the value, borrowed (not copied).
+        for v in ["\"x\"", "\"", "\"\"", "\"a\\nb\"", "", "a\"b"] {
+            for s in [JsonStr::plain(v), JsonStr::from(v), JsonStr::from(Cow::Borrowed(v))] {
+                assert!(matches!(s.0, Repr::Plain(_)), "{v:?}");
+                assert_eq!((s.as_str(), s.clone().as_str(), s.as_str().as_ptr()), (v, v, v.as_ptr()));
+            }
         }
         // Both kinds (and decoded ones) were exercised.
         assert!(lazy > 5_000 && valid > lazy + 5_000, "{lazy} lazy of {valid}");

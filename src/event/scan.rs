@@ -598,7 +598,7 @@ pub(super) fn string_end(b: &[u8], i: usize) -> Option<(usize, bool)> {
 pub(super) fn json_str_at(text: &str, i: usize) -> Option<(JsonStr<'_>, usize)> {
     let (end, escapes) = string(text.as_bytes(), i)?;
     let s = if escapes == 0 {
-        JsonStr::between_quotes(slice(text, i + 1, end - 1)?)
+        JsonStr::plain(slice(text, i + 1, end - 1)?)
     } else if escapes & U_ESCAPES == 0 {
         JsonStr::escaped(slice(text, i, end)?)
     } else {
