@@ -38,7 +38,7 @@ impl EventTimes {
         let stage = ev.stage_time_texts().find_map(|t| memo.micros(t).map(|m| (t, m)));
         let received = if received {
             ev.received_time_texts().find_map(|t| match stage {
-                Some((text, m)) if same_text(text, t) => Some(m),
+                Some((text, m)) if crate::dict::same(text.as_bytes(), t.as_bytes()) => Some(m),
                 _ => memo.micros(t),
             })
         } else {
@@ -122,34 +122,6 @@ fn fraction_micros(w: u64) -> Option<i64> {
     let v = (v.wrapping_mul((100 << 16) + 1) >> 16) & 0x0000_ffff_0000_ffff;
     let v = v.wrapping_mul((10_000 << 32) + 1) >> 32;
     Some((v / 10) as i64)
-}
-
-/// `a == b`, eight bytes at a time (a `memcmp` call compares byte by byte in WASM).
-fn same_text(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    if a.len() != b.len() {
-        return false;
-    }
-    let n = a.len();
-    if n < 8 {
-        return a == b;
-    }
-    let word = |s: &[u8], at: usize| -> u64 {
-        let mut w = [0u8; 8];
-        if let Some(bytes) = s.get(at..at + 8) {
-            w.copy_from_slice(bytes);
-        }
-        u64::from_le_bytes(w)
-    };
-    let mut at = 0;
-    while at + 8 < n {
-        if word(a, at) != word(b, at) {
-            return false;
-        }
-        at += 8;
-    }
-    // The last eight bytes (overlapping the word before them).
-    word(a, n - 8) == word(b, n - 8)
 }
 
 /// `MicroTime` as audit events write it (`2024-05-01T10:00:00.123456Z`, 27 bytes), read eight
@@ -568,24 +540,6 @@ mod tests {
             assert_eq!(ours, parse_micros(&t), "{t:?} after {before:?}");
         }
         assert!(via_memo > 150_000, "{via_memo} read within the memo's minute");
-    }
-
-    #[test]
-    fn same_text_is_equality() {
-        let texts = [
-            "",
-            "a",
-            "2024-05-01T10:00:00.123456Z",
-            "2024-05-01T10:00:00.123457Z",
-            "2024-05-01T10:00:00Z",
-            "abcdefgh",
-            "abcdefgi",
-        ];
-        for a in texts {
-            for b in texts {
-                assert_eq!(same_text(a, b), a == b, "{a:?} {b:?}");
-            }
-        }
     }
 
     #[test]
