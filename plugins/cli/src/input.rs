@@ -7,29 +7,7 @@ use kaudit::Feed;
 use kaudit::Record;
 use kaudit::{Config, FileError, FileSource};
 
-/// One input: a file name (or `-` for stdin) and its bytes.
-pub struct Input {
-    pub name: String,
-    pub bytes: Vec<u8>,
-}
-
-/// Reads every named input whole, or stdin when none is named (commands that need the whole
-/// input: reports, policy impact).
-pub fn read_inputs(files: &[PathBuf]) -> Result<Vec<Input>, String> {
-    if reads_stdin(files) {
-        let mut bytes = Vec::new();
-        std::io::stdin().read_to_end(&mut bytes).map_err(|e| format!("stdin: {e}"))?;
-        return Ok(vec![Input { name: "<stdin>".into(), bytes }]);
-    }
-    files
-        .iter()
-        .map(|f| {
-            let bytes = std::fs::read(f).map_err(|e| format!("{}: {e}", f.display()))?;
-            Ok(Input { name: f.display().to_string(), bytes })
-        })
-        .collect()
-}
-
+/// No input named, or `-`: stdin.
 fn reads_stdin(files: &[PathBuf]) -> bool {
     files.is_empty() || files.len() == 1 && files[0].as_os_str() == "-"
 }
@@ -48,27 +26,33 @@ pub enum Item<'a> {
 
 /// Streams every named input (stdin when none is named) record by record, in bounded memory
 /// (one read plus the record being assembled, which may grow to `max_event_bytes`, the
-/// pipeline's `limits.maxEventBytes`), with the line numbers of the whole file.
+/// pipeline's `limits.maxEventBytes`), with the line numbers of the whole file. A gzip input is
+/// decompressed as it is read (gunzip.rs): its records and line numbers are those of the
+/// decompressed stream, whatever its size.
 pub fn for_each_record(
     files: &[PathBuf],
     max_event_bytes: usize,
     f: &mut dyn FnMut(Item) -> Result<(), String>,
 ) -> Result<(), String> {
     if reads_stdin(files) {
-        return stream("<stdin>", &mut std::io::stdin().lock(), max_event_bytes, f);
+        return stream("<stdin>", &mut std::io::stdin().lock(), max_event_bytes, 0, f);
     }
     for path in files {
         let name = path.display().to_string();
         let mut file = std::fs::File::open(path).map_err(|e| format!("{name}: {e}"))?;
-        stream(&name, &mut file, max_event_bytes, f)?;
+        stream(&name, &mut file, max_event_bytes, 0, f)?;
     }
     Ok(())
 }
+
+/// gzip layers read in one input (a `.gz` of a `.gz`); a gzip quine must not recurse for ever.
+const MAX_GZIP_LAYERS: u8 = 4;
 
 fn stream(
     name: &str,
     reader: &mut dyn Read,
     max_event_bytes: usize,
+    layers: u8,
     f: &mut dyn FnMut(Item) -> Result<(), String>,
 ) -> Result<(), String> {
     let mut reader = std::io::BufReader::with_capacity(CHUNK, reader);
@@ -80,12 +64,10 @@ fn stream(
         }
     };
     if kaudit::is_gzip(head) {
-        // A gzip input (a `.gz` log, a Firehose→S3 object, a CloudWatch export): read whole,
-        // compressed; the core decodes it one gzip member at a time (`kaudit::is_gzip`, src/event/managed).
-        let mut bytes = Vec::new();
-        reader.read_to_end(&mut bytes).map_err(|e| format!("{name}: {e}"))?;
-        f(Item::Record { input: name, record: Record { bytes: &bytes, line: 1 } })?;
-        return f(Item::EndOfRead);
+        if layers == MAX_GZIP_LAYERS {
+            return Err(format!("{name}: gzip inside gzip more than {MAX_GZIP_LAYERS} deep"));
+        }
+        return stream(name, &mut crate::gunzip::Gunzip::new(reader), max_event_bytes, layers + 1, f);
     }
     let mut feed = Feed::with_max_event_bytes(max_event_bytes);
     let mut chunk = vec![0u8; CHUNK];
@@ -96,7 +78,12 @@ fn stream(
         let n = match reader.read(&mut chunk) {
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(format!("{name}: {e}")),
+            Err(e) => {
+                // An I/O error, a gzip stream cut short or corrupt: the records before it were
+                // processed; flush their output, and not the incomplete record it broke off.
+                f(Item::EndOfRead)?;
+                return Err(format!("{name}: {e}"));
+            }
         };
         let mut each = |record: Record| {
             if failed.is_ok() {

@@ -15,6 +15,7 @@ mod args;
 mod demo_log;
 mod exit;
 mod guard;
+mod gunzip;
 mod input;
 mod output;
 mod policy_cmd;

@@ -70,9 +70,11 @@ pub fn impact(policy_file: &Path, logs: &[PathBuf], json: bool) -> Result<Status
     let mut savings: BTreeMap<Cause, Tally> = BTreeMap::new();
     let mut bad = 0u64;
     let mut out = String::new();
-    for log in logs {
-        let bytes = std::fs::read(log).map_err(|e| format!("{}: {e}", log.display()))?;
-        for_each_event(&bytes, &mut |_, parsed| {
+    // Streamed like `run`: a recorded log of any size, gzip included.
+    let max_event_bytes = kaudit::Limits::default().max_event_bytes;
+    crate::input::for_each_record(logs, max_event_bytes, &mut |item| {
+        let crate::input::Item::Record { record, .. } = item else { return Ok(()) };
+        for_each_event(record.bytes, &mut |_, parsed| {
             let Ok(event) = parsed else {
                 bad += 1;
                 return;
@@ -106,7 +108,8 @@ pub fn impact(policy_file: &Path, logs: &[PathBuf], json: bool) -> Result<Status
             after_levels.entry(level).or_default().add(kept, size, after);
             total.add(kept, size, after);
         });
-    }
+        Ok(())
+    })?;
     let rules = evaluator.policy().rules.clone();
     if json {
         let mut s = String::from("{\"rules\":[");

@@ -10,7 +10,8 @@ use clap::Args;
 use kaudit::query::Query;
 use kaudit::report::{BuilderOptions, Filter, Report, ReportBuilder};
 
-use crate::{input, term};
+use crate::input::{self, Item};
+use crate::term;
 
 #[derive(Args)]
 pub struct ReportArgs {
@@ -56,7 +57,7 @@ pub struct ReportArgs {
     /// Entries per distribution (default 20).
     #[arg(long)]
     top: Option<usize>,
-    /// Audit logs (JSON lines, EventList or JSON arrays); stdin when none or `-`.
+    /// Audit logs (JSON lines, EventList or JSON arrays; gzip included); stdin when none or `-`.
     files: Vec<PathBuf>,
 }
 
@@ -107,11 +108,21 @@ pub fn report(args: ReportArgs) -> Result<Status, String> {
         let query = Query::parse(q).map_err(|e| format!("invalid query: {e}\n{}", e.render(q)))?;
         builder.add_standing_query(query).map_err(|e| e.to_string())?;
     }
-    for input in input::read_inputs(&args.files)? {
-        let (_, bad) = builder.push_input(&input.bytes, enricher);
-        if bad > 0 {
-            eprintln!("kaudit: {}: {bad} records are not audit events (counted as bad)", term::field(&input.name));
+    // Streamed like `run` (a rotated `.gz` of any size); bad records are counted per input.
+    let mut bad: Vec<(String, u64)> = Vec::new();
+    let max_event_bytes = pipeline.config().limits.max_event_bytes;
+    input::for_each_record(&args.files, max_event_bytes, &mut |item| {
+        if let Item::Record { input, record } = item {
+            let (_, n) = builder.push_input(record.bytes, enricher);
+            match bad.last_mut() {
+                Some((name, count)) if name == input => *count += n,
+                _ => bad.push((input.to_string(), n)),
+            }
         }
+        Ok(())
+    })?;
+    for (name, n) in bad.iter().filter(|(_, n)| *n > 0) {
+        eprintln!("kaudit: {}: {n} records are not audit events (counted as bad)", term::field(name));
     }
     let report = builder.report(&filter).map_err(|e| format!("filter {e}"))?;
     let json = report.to_json();

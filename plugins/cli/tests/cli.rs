@@ -1,6 +1,6 @@
 //! The `kaudit` binary as a shell user drives it: outputs, summaries, exit codes, help.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -429,6 +429,124 @@ fn managed_cluster_exports_from_files_gzip_and_stdin() {
     let out = kaudit(&["filter", cw.to_str().unwrap()], None);
     assert!(text(&out.stderr).contains("1 CloudWatch control messages consumed"), "{}", text(&out.stderr));
     assert!(out.stdout.is_empty());
+}
+
+fn gz(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+/// `kaudit <args> <input>`: stdout, stderr with the input's path written `INPUT`, success.
+fn on(args: &[&str], input: &Path) -> (String, String, bool) {
+    let out = kaudit(&[args, &[input.to_str().unwrap()]].concat(), None);
+    let stderr = text(&out.stderr).replace(input.to_str().unwrap(), "INPUT");
+    (text(&out.stdout), stderr, out.status.success())
+}
+
+/// `run` (alerts on stderr, between the records' reports), `filter`, `report` and `policy impact`
+/// on `input`, with `config`; the metrics of `run` last.
+fn every_command(input: &Path, config: &Path) -> Vec<(String, String, bool)> {
+    let metrics = input.with_extension("metrics.json");
+    let (c, m) = (config.to_str().unwrap(), metrics.to_str().unwrap());
+    let policy = root().join("tests/fixtures/policies/k8s-website-audit-policy.yaml");
+    let mut got = vec![
+        on(&["run", "--config", c, "--alerts", "stderr", "--metrics", m], input),
+        on(&["filter", "--config", c], input),
+        on(&["report", "--json", "--config", c], input),
+        on(&["policy", "impact", "--json", "--policy", policy.to_str().unwrap()], input),
+    ];
+    got.push((std::fs::read_to_string(&metrics).unwrap(), String::new(), true));
+    got
+}
+
+/// A gzip input (a rotated `audit.log.gz`, managed-cluster deliveries) gives what its
+/// decompressed stream gives, streamed: `limits.maxBatchBytes` bounds a gzip record, not a file.
+#[test]
+fn gzip_inputs_stream_and_give_what_the_plain_input_gives() {
+    let dir = tempdir();
+    let config = dir.join("small-batches.yaml");
+    std::fs::write(&config, "limits:\n  maxBatchBytes: 65536\n").unwrap();
+    let log = std::fs::read(fixture("alerts/seed-example2-internet.jsonl")).unwrap();
+    assert!(log.len() > 4 * 65536);
+    let cut = log.len() / 3 + 7; // mid-line
+    let cw = |f: &str| std::fs::read(fixture(&format!("managed/eks/cloudwatch-synth/{f}"))).unwrap();
+    let (firehose, kinesis, export) = (
+        cw("firehose-s3-object.no-decompression.gz"),
+        cw("kinesis-record-data.DATA_MESSAGE.gz"),
+        cw("export-task-000000.gz"),
+    );
+    let gunzip = |data: &[u8]| {
+        let mut plain = Vec::new();
+        flate2::read::MultiGzDecoder::new(data).read_to_end(&mut plain).unwrap();
+        plain
+    };
+    let cases: [(&str, Vec<u8>, Vec<u8>); 7] = [
+        // (a) One member (logrotate) that decompresses to more than maxBatchBytes.
+        ("one member over maxBatchBytes", gz(&log), log.clone()),
+        // (d) `cat a.gz b.gz`, the line cut across members (as a block compressor cuts it).
+        ("two members, a line across them", [gz(&log[..cut]), gz(&log[cut..])].concat(), log.clone()),
+        ("gzip of gzip", gz(&gz(&log)), log.clone()),
+        // (b) The managed-cluster shapes; a Firehose→S3 object is envelopes with no delimiter.
+        ("Firehose→S3 object", firehose.clone(), gunzip(&firehose)),
+        ("Kinesis record", kinesis.clone(), gunzip(&kinesis)),
+        ("CloudWatch export", export.clone(), gunzip(&export)),
+        ("EventList", gz(br#"{"kind":"EventList","items":[{"kind":"Event","stage":"ResponseComplete","verb":"get","level":"Metadata"}]}"#), br#"{"kind":"EventList","items":[{"kind":"Event","stage":"ResponseComplete","verb":"get","level":"Metadata"}]}"#.to_vec()),
+    ];
+    for (i, (what, compressed, plain)) in cases.iter().enumerate() {
+        let (gz_file, plain_file) = (dir.join(format!("{i}.log.gz")), dir.join(format!("{i}.log")));
+        std::fs::write(&gz_file, compressed).unwrap();
+        std::fs::write(&plain_file, plain).unwrap();
+        let got = every_command(&gz_file, &config);
+        assert!(got.iter().all(|(_, _, ok)| *ok), "{what}: {got:?}");
+        assert!(!got[0].0.is_empty() && got[0].1.contains("kaudit: read"), "{what}: {got:?}");
+        assert!(got == every_command(&plain_file, &config), "{what}: not what the plain input gives");
+        // stdin too (`kaudit filter < audit.log.gz`).
+        let piped = kaudit(&["filter", "--config", config.to_str().unwrap()], Some(compressed));
+        assert_eq!(text(&piped.stdout), got[1].0, "{what} on stdin");
+    }
+    // Several managed deliveries in one file read as the files one after the other.
+    let all = dir.join("all.gz");
+    std::fs::write(&all, [kinesis, firehose, export].concat()).unwrap();
+    let apart: Vec<String> = [4, 3, 5].iter().map(|i| dir.join(format!("{i}.log.gz")).display().to_string()).collect();
+    let apart = kaudit(&[&["filter"][..], &apart.iter().map(String::as_str).collect::<Vec<_>>()].concat(), None);
+    let (stdout, stderr, _) = on(&["filter"], &all);
+    assert!(stdout == text(&apart.stdout), "the deliveries in one file differ from them apart");
+    assert!(
+        stderr.contains("read 32 events: kept 30") && text(&apart.stderr).contains("read 32 events: kept 30"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// (c) A gzip stream cut short is an error naming the input, after the records before the cut.
+#[test]
+fn a_truncated_gzip_is_an_error_after_the_records_before_it() {
+    let dir = tempdir();
+    let log = std::fs::read(fixture("sample-audit.log")).unwrap();
+    let half = log.len() / 2;
+    let second = gz(&log[half..]);
+    // A whole member, then one cut short.
+    let cut = [gz(&log[..half]), second[..second.len() / 2].to_vec()].concat();
+    let mut decoded = Vec::new();
+    assert!(flate2::read::MultiGzDecoder::new(&cut[..]).read_to_end(&mut decoded).is_err());
+    let complete = &decoded[..decoded.iter().rposition(|b| *b == b'\n').unwrap() + 1];
+    assert!(complete.len() > half);
+    let (gz_file, plain_file) = (dir.join("audit.log.gz"), dir.join("audit.log"));
+    std::fs::write(&gz_file, &cut).unwrap();
+    std::fs::write(&plain_file, complete).unwrap();
+    let line = complete.iter().filter(|b| **b == b'\n').count() + 1;
+    for command in ["filter", "run"] {
+        let (stdout, stderr, ok) = on(&[command], &gz_file);
+        assert!(!ok);
+        let want = format!(
+            "kaudit: error: INPUT: gzip: member 2: incomplete deflate stream (line {line} of the decompressed stream; \
+             the records before it were processed)"
+        );
+        assert!(stderr.contains(&want), "{stderr}");
+        assert_eq!(stdout, on(&[command], &plain_file).0, "{command}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
 }
 
 /// Strings an API caller controls, with what a terminal acts on: colour and screen-clearing CSI,

@@ -5,13 +5,17 @@
 //!   of the wasmtime CLI), per event (`engine.process`) and per batch (`engine.process-batch`,
 //!   EventLists of 100 events like the audit webhook posts);
 //! * whole processes: the native `kaudit run` against `wasmtime run kaudit-cli.wasm run` (the
-//!   command component), startup included.
+//!   command component), startup included;
+//! * the npm package (wasm-bindgen) in Node and in Chromium: `Engine.push` of the whole corpus
+//!   (what `kaudit run` does plus the report store), timed inside the JavaScript host by
+//!   js/bench/engine.mjs, against the native library doing the same work per record.
 //!
 //! Prints events/s, MB/s and the ratio to native, and checks that every host wrote the same
-//! bytes. The corpus is the core's (`kaudit_testkit::corpus`, deterministic). Run with `cargo xtask bench`
+//! bytes (the npm package: the same counts and the same report text as native). The corpus is the core's (`kaudit_testkit::corpus`, deterministic). Run with `cargo xtask bench`
 //! (builds the artifacts first) or `cargo bench -p kaudit-component --bench hosts` with
 //! `KAUDIT_ARTIFACTS` set and the release CLI built. `KAUDIT_BENCH_EVENTS` sets the corpus size
-//! (default 20000), `KAUDIT_BENCH_ROUNDS` the measured rounds (default 7).
+//! (default 20000), `KAUDIT_BENCH_ROUNDS` the measured rounds (default 7), `KAUDIT_BENCH_JS=0` leaves
+//! the npm package out (it needs js/pkg/ built, Node, and for Chromium `cargo xtask setup`).
 
 #[path = "../tests/support/host.rs"]
 #[allow(dead_code)] // the tests use the rest of it
@@ -22,7 +26,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use kaudit::Pipeline;
+use kaudit::report::{BuilderOptions, Filter, ReportBuilder};
+use kaudit::{Feed, Pipeline};
 
 const BATCH: usize = 100;
 
@@ -51,11 +56,18 @@ impl Sink {
     }
 }
 
-/// One host and mode to measure: `run` processes the whole corpus once.
+/// One host and mode to measure: `run` processes the whole corpus once and answers what it
+/// wrote and, when the host timed the work itself (the JavaScript hosts, whose process start-up
+/// and compilation are not the work), how long that took.
 struct Case<'a> {
     host: &'static str,
     mode: &'static str,
-    run: Box<dyn FnMut() -> Written + 'a>,
+    run: Box<dyn FnMut() -> (Written, Option<Duration>) + 'a>,
+}
+
+/// A case timed from outside (the whole call).
+fn untimed<'a>(mut f: impl FnMut() -> Written + 'a) -> Box<dyn FnMut() -> (Written, Option<Duration>) + 'a> {
+    Box::new(move || (f(), None))
 }
 
 struct Row {
@@ -69,13 +81,15 @@ struct Row {
 /// machine spreads over all hosts alike) and keeps each case's fastest round.
 fn measure(cases: Vec<Case>, rounds: usize) -> Vec<Row> {
     let mut cases = cases;
-    let mut rows: Vec<Row> =
-        cases.iter_mut().map(|c| Row { host: c.host, mode: c.mode, best: Duration::MAX, written: (c.run)() }).collect();
+    let mut rows: Vec<Row> = cases
+        .iter_mut()
+        .map(|c| Row { host: c.host, mode: c.mode, best: Duration::MAX, written: (c.run)().0 })
+        .collect();
     for _ in 0..rounds {
         for (c, r) in cases.iter_mut().zip(rows.iter_mut()) {
             let start = Instant::now();
-            let w = (c.run)();
-            r.best = r.best.min(start.elapsed());
+            let (w, took) = (c.run)();
+            r.best = r.best.min(took.unwrap_or_else(|| start.elapsed()));
             assert_eq!(w, r.written, "{} {}: output changed between rounds", c.host, c.mode);
         }
     }
@@ -222,12 +236,12 @@ fn main() {
     };
     let rows = measure(
         vec![
-            Case { host: "native (kaudit lib)", mode: "stream, 1 call", run: Box::new(native_stream) },
-            Case { host: "component (wasmtime crate)", mode: "stream, 1 call", run: Box::new(component_stream) },
-            Case { host: "native (kaudit lib)", mode: "per event", run: Box::new(native_per_event) },
-            Case { host: "component (wasmtime crate)", mode: "per event", run: Box::new(component_per_event) },
-            Case { host: "native (kaudit lib)", mode: "EventList x100", run: Box::new(native_batch) },
-            Case { host: "component (wasmtime crate)", mode: "EventList x100", run: Box::new(component_batch) },
+            Case { host: "native (kaudit lib)", mode: "stream, 1 call", run: untimed(native_stream) },
+            Case { host: "component (wasmtime crate)", mode: "stream, 1 call", run: untimed(component_stream) },
+            Case { host: "native (kaudit lib)", mode: "per event", run: untimed(native_per_event) },
+            Case { host: "component (wasmtime crate)", mode: "per event", run: untimed(component_per_event) },
+            Case { host: "native (kaudit lib)", mode: "EventList x100", run: untimed(native_batch) },
+            Case { host: "component (wasmtime crate)", mode: "EventList x100", run: untimed(component_batch) },
         ],
         rounds,
     );
@@ -245,12 +259,12 @@ fn main() {
             Case {
                 host: "native CLI (kaudit run)",
                 mode: "process",
-                run: Box::new(|| run_process(Command::new(&cli).arg("run").arg(&file))),
+                run: untimed(|| run_process(Command::new(&cli).arg("run").arg(&file))),
             },
             Case {
                 host: "wasmtime CLI (kaudit-cli.wasm run)",
                 mode: "process",
-                run: Box::new(|| {
+                run: untimed(|| {
                     run_process(
                         Command::new("wasmtime")
                             .args(["run", "--dir", &preopen])
@@ -262,6 +276,66 @@ fn main() {
         ],
         rounds.min(3),
     );
+
+    // The npm package's `Engine.push` (js/src/lib.rs `Engine::record`: the report store takes
+    // each record, then the pipeline runs it) in Node and Chromium, against the same work done
+    // by the native library. Each JavaScript round is a new process that pushes the corpus
+    // twice into fresh engines and reports its faster push (the first also warms V8's tiers).
+    let js = std::env::var("KAUDIT_BENCH_JS").map_or(true, |v| v != "0");
+    let native_engine = || {
+        let mut p = Pipeline::embedded_default();
+        let mut builder = ReportBuilder::new(BuilderOptions {
+            // The package's default raw-text budget (js/src/lib.rs `DEFAULT_RAW_BYTES`).
+            raw_bytes: 256 << 20,
+            detail_bytes: BuilderOptions::default().detail_bytes,
+            enrichment_key: p.enricher().config.key.clone(),
+        });
+        let mut feed = Feed::with_max_event_bytes(p.config().limits.max_event_bytes);
+        let mut scratch = String::new();
+        let mut alerts = 0;
+        let start = Instant::now();
+        let mut record = |r: kaudit::Record| {
+            builder.push_input(r.bytes, p.enricher());
+            scratch.clear();
+            p.process_document(r.bytes, 0, &mut scratch, &mut |_| {});
+            alerts += p.take_alerts().len();
+        };
+        feed.push(corpus.as_bytes(), &mut record);
+        feed.finish(&mut record);
+        let took = start.elapsed();
+        let c = p.counters();
+        let report = builder.report(&Filter::default()).expect("report").to_json();
+        (engine_written(builder.len() as u64, c.kept, c.dropped, alerts as u64, &report), Some(took))
+    };
+    let js_engine = |host: &'static str| {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../js/bench/engine.mjs");
+        let file = file.clone();
+        move || {
+            let out = Command::new("node")
+                .arg(&script)
+                .arg(host)
+                .arg(&file)
+                .arg("2")
+                .stderr(Stdio::inherit())
+                .output()
+                .unwrap_or_else(|e| panic!("node {}: {e}", script.display()));
+            assert!(out.status.success(), "node {} {host}: {:?}", script.display(), out.status);
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("engine.mjs prints JSON");
+            let n = |k: &str| v["counts"][k].as_u64().unwrap_or_else(|| panic!("{host}: counts.{k}"));
+            let ms = v["ms"].as_array().expect("ms").iter().filter_map(|m| m.as_f64()).fold(f64::MAX, f64::min);
+            let report = v["report"].as_str().expect("report");
+            let written = engine_written(n("events"), n("kept"), n("dropped"), n("alerts"), report);
+            (written, Some(Duration::from_secs_f64(ms / 1e3)))
+        }
+    };
+    let npm_rows = if js {
+        let mut cases = vec![Case { host: "native (kaudit lib)", mode: "Engine.push", run: Box::new(native_engine) }];
+        cases.push(Case { host: "npm package, Node", mode: "Engine.push", run: Box::new(js_engine("node")) });
+        cases.push(Case { host: "npm package, Chromium", mode: "Engine.push", run: Box::new(js_engine("chromium")) });
+        measure(cases, rounds.min(5))
+    } else {
+        Vec::new()
+    };
     std::fs::remove_dir_all(&dir).ok();
 
     println!("\ncomponent compile (wasmtime crate, once per process): {:.2} s", compile.as_secs_f64());
@@ -272,7 +346,7 @@ fn main() {
     );
     println!("\n{:<36} {:<16} {:>12} {:>10} {:>10}", "host", "mode", "events/s", "MB/s", "vs native");
     let print = |rows: &[Row]| {
-        let base = &rows[0];
+        let Some(base) = rows.first() else { return };
         for r in rows {
             let secs = r.best.as_secs_f64();
             // The same mode's native row is the reference.
@@ -289,6 +363,7 @@ fn main() {
     };
     print(&rows);
     print(&process_rows);
+    print(&npm_rows);
 
     // One engine, identical results: every in-process host wrote the same bytes per mode, and
     // both processes wrote the same stdout.
@@ -300,4 +375,20 @@ fn main() {
     assert_eq!(a.written, b.written, "the native CLI and the wasmtime CLI wrote different bytes");
     assert_eq!(a.written, rows[0].written, "the CLI writes what the library's stream writes");
     println!("\nall hosts wrote identical bytes ({:.1} MB per run)", rows[0].written.bytes as f64 / 1e6);
+    for r in &npm_rows {
+        assert_eq!(r.written, npm_rows[0].written, "{} counted or reported differently than native", r.host);
+    }
+    if !npm_rows.is_empty() {
+        println!("the npm package in Node and Chromium gave native's counts and report text");
+    }
+}
+
+/// What an engine of the npm package ended with: its counts and its report text.
+fn engine_written(events: u64, kept: u64, dropped: u64, alerts: u64, report: &str) -> Written {
+    let mut s = Sink::new();
+    for n in [events, kept, dropped, alerts] {
+        s.put(&n.to_le_bytes());
+    }
+    s.put(report.as_bytes());
+    s.done()
 }
