@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::alert::{AlertEngine, AlertStats, PartialError, Role, StepsError};
 use crate::config::{BadRecords, Config};
-use crate::enrich::{add_member, Enricher, Enrichment};
+use crate::enrich::{Enricher, Enrichment};
 use crate::event::buffers::Buffers;
 use crate::event::doc::EventDoc;
 use crate::event::edit;
@@ -140,11 +140,9 @@ pub struct Pipeline {
     counters: Counters,
     /// The allocations of each record's event, reused (see [`Buffers`]).
     buffers: Buffers,
+    /// A pretty-printed event is written here, then compacted into the output.
     scratch: String,
-    /// The enrichment of the event being written, as the member appended to it with the
-    /// event's closing brace, `,"<key>":{...}}` (reused across records; empty when none is written).
-    enrichment_member: String,
-    /// `,"<key>":{`, the start of `enrichment_member`, escaped once.
+    /// `,"<key>":{`, the start of the enrichment member, escaped once per pipeline.
     member_key: String,
     alerts_out: Vec<String>,
     /// The minute of the last event time read (events of a stream mostly share theirs).
@@ -190,7 +188,6 @@ impl Pipeline {
             counters: Counters::default(),
             buffers: Buffers::default(),
             scratch: String::new(),
-            enrichment_member: String::new(),
             member_key,
             alerts_out: Vec::new(),
             minute: MinuteMemo::default(),
@@ -447,7 +444,6 @@ impl Pipeline {
         // the fields themselves, the JSON text is only for the output.
         // The event's times are read once, for the enrichment and the alert rules.
         let timing = self.enricher.config.timing;
-        self.enrichment_member.clear();
         if !(writing || alerting) {
             phase_mark(); // enriched
             phase_mark(); // alerts evaluated
@@ -462,22 +458,6 @@ impl Pipeline {
         let mut enrichment = Enrichment::default();
         self.enricher.enrich_into(event, times, &mut enrichment);
         let e = &enrichment;
-        // Into a `String` output (Fluent Bit's, the CLI's) the members are written right after
-        // the event's, not built apart and copied (a copy costs an interpreter per byte).
-        let direct = writing && self.source.is_none() && out.as_string().is_some() && !event.obj.has_line_break();
-        if writing && !direct {
-            let m = &mut self.enrichment_member;
-            m.reserve(384);
-            m.push_str(&self.member_key);
-            match &self.source {
-                None => e.write_members(m, "}}"),
-                Some(source) => {
-                    e.write_members(m, "}");
-                    add_member(m, "source", source);
-                    m.push('}');
-                }
-            }
-        }
         phase_mark(); // enriched
         if alerting {
             let doc =
@@ -486,26 +466,30 @@ impl Pipeline {
             cap_pending_alerts(&mut self.alerts_out, self.config.limits.max_pending_alerts, &mut self.counters);
         }
         phase_mark(); // alerts evaluated
-        if let (true, Some(s)) = (direct, out.as_string()) {
-            let member_key = &self.member_key;
-            let keys = std::iter::once(self.enricher.config.key.as_str());
-            return edit::write_event_then(event, changes, keys, s, |s, first| {
-                s.push_str(if first { member_key.get(1..).unwrap_or_default() } else { member_key });
-                e.write_members(s, "}}");
-            });
+        if !writing {
+            return self.write_event(event, changes, out);
         }
-        self.write_event(event, changes, out);
+        let (key, source) = (self.enricher.config.key.as_str(), self.source.as_deref());
+        if event.obj.has_line_break() {
+            // Pretty-printed input: emit one line per event. Through `dyn` (rare input): a
+            // second `String` instance of the writer stops Fluent Bit's from being inlined
+            // (~30 instructions a record).
+            self.scratch.clear();
+            write_enriched::<dyn OutBuf>(event, changes, key, &self.member_key, e, source, &mut self.scratch);
+            return raw::compact_into(&self.scratch, out);
+        }
+        write_enriched(event, changes, key, &self.member_key, e, source, out);
     }
 
-    /// Writes the kept `event` with `changes` and the enrichment member made for it.
+    /// Writes the kept `event` with `changes` and no enrichment.
     fn write_event<O: OutBuf + ?Sized>(&mut self, event: &Event, changes: &Changes, out: &mut O) {
         if event.obj.has_line_break() {
             // Pretty-printed input: emit one line per event.
             self.scratch.clear();
-            write_with(event, changes, &self.enricher.config.key, &self.enrichment_member, &mut self.scratch);
+            apply::write_event(event, changes, &[], &mut self.scratch);
             raw::compact_into(&self.scratch, out);
         } else {
-            write_with(event, changes, &self.enricher.config.key, &self.enrichment_member, out);
+            apply::write_event(event, changes, &[], out);
         }
     }
 
@@ -929,16 +913,26 @@ enum Counted {
     Already(Outcome),
 }
 
-/// Writes `event` with `changes` and, unless it is empty, `member` (`,"<key>":{...}}`, the
-/// enrichment under `key` and the event's closing brace) as its last member: what
-/// [`apply::write_event`] writes with the enrichment appended, its key's text made once per
-/// pipeline instead of per record.
-fn write_with<O: OutBuf + ?Sized>(event: &Event, changes: &Changes, key: &str, member: &str, out: &mut O) {
-    if member.is_empty() {
-        return apply::write_event(event, changes, &[], out);
-    }
+/// Writes `event` with `changes` and the enrichment `e` as its last member under `key`
+/// (`member_key` is `,"<key>":{`, escaped once per pipeline), with `source` inside it: what
+/// [`apply::write_event`] writes with the enrichment's JSON appended. The members go straight
+/// into `out`, whatever it is (Fluent Bit's and the CLI's `String`, the component's and
+/// Envoy's `Vec<u8>`): no text of its own is built and copied in (an interpreter pays per byte).
+fn write_enriched<O: OutBuf + ?Sized>(
+    event: &Event,
+    changes: &Changes,
+    key: &str,
+    member_key: &str,
+    e: &Enrichment<'_>,
+    source: Option<&str>,
+    out: &mut O,
+) {
     edit::write_event_then(event, changes, std::iter::once(key), out, |out, first| {
-        out.put(if first { member.get(1..).unwrap_or_default() } else { member });
+        out.put(if first { member_key.get(1..).unwrap_or_default() } else { member_key });
+        match source {
+            None => e.write_members(out, "}}"),
+            Some(source) => e.write_members_with_source(out, source, "}}"),
+        }
     });
 }
 
@@ -1025,17 +1019,21 @@ mod tests {
 
     #[test]
     fn a_string_output_gets_the_bytes_any_other_output_gets() {
-        // A `String` output has the enrichment written into it directly, a `Vec<u8>` through
-        // the member buffer: the same bytes, compact or pretty-printed, with alerts or not.
+        // Both take the one writer, generic over the output: the same bytes, compact or
+        // pretty-printed, a member named like the key, managed-cluster records (their events
+        // carry `kaudit.source`), with alerts or not.
         let log = include_str!("../tests/fixtures/sample-audit.log");
+        let managed = include_str!("../tests/conformance/vectors/managed-clusters/input.jsonl");
         let mut records: Vec<String> = log.lines().map(str::to_string).collect();
         records.extend(log.lines().take(3).map(|l| l.replacen(",\"", ",\n \"", 2)));
         records.extend(log.lines().take(3).map(|l| l.replacen("\"auditID\"", "\"kaudit\"", 1)));
+        records.extend(managed.lines().map(str::to_string));
         let no_alerts = {
             let mut c = Config::embedded_default();
             c.alerts = crate::alert::AlertConfig::default();
             c
         };
+        let mut sourced = 0;
         for config in [Config::embedded_default(), no_alerts] {
             let (mut a, mut b) = (Pipeline::new(config.clone()), Pipeline::new(config));
             for r in &records {
@@ -1043,30 +1041,99 @@ mod tests {
                 assert_eq!(a.process_record(r.as_bytes(), &mut text), b.process_record(r.as_bytes(), &mut bytes));
                 assert_eq!(text.as_bytes(), bytes.as_slice(), "{r}");
                 assert_eq!(a.take_alerts(), b.take_alerts());
+                sourced += usize::from(text.contains(",\"source\":{"));
             }
             assert_eq!(a.counters(), b.counters());
+        }
+        assert!(sourced >= 10, "{sourced} records with kaudit.source");
+    }
+
+    /// `text` pretty-printed: a line break and an indent after its opening brace and after
+    /// every comma outside strings (compacting it gives `text` back).
+    fn pretty(text: &str) -> String {
+        let mut out = String::new();
+        let mut from = 0;
+        for (i, b) in raw::outside_strings(text) {
+            if b == b',' || (i == 0 && b == b'{') {
+                out.push_str(&text[from..=i]);
+                out.push_str("\n  ");
+                from = i + 1;
+            }
+        }
+        out.push_str(&text[from..]);
+        out
+    }
+
+    #[test]
+    fn a_pretty_printed_event_is_written_as_its_compact_text_is() {
+        // Pretty-printed input is written into the scratch buffer, then compacted into the
+        // output: the line its compact text gives, enrichment and alerts included.
+        let log = include_str!("../tests/fixtures/sample-audit.log");
+        let no_alerts = {
+            let mut c = Config::embedded_default();
+            c.alerts = crate::alert::AlertConfig::default();
+            c
+        };
+        let policy_only = {
+            let mut c = no_alerts.clone();
+            c.enrichment.enabled = false;
+            c
+        };
+        for config in [Config::embedded_default(), no_alerts, policy_only] {
+            let (mut a, mut b) = (Pipeline::new(config.clone()), Pipeline::new(config));
+            for line in log.lines() {
+                let p = pretty(line);
+                assert!(p.contains('\n'));
+                assert!(!raw::has_line_break(line), "{line}");
+                let (mut compact, mut pretty_text, mut pretty_bytes) = (String::new(), String::new(), Vec::new());
+                let outcome = a.process_record(line.as_bytes(), &mut compact);
+                assert_eq!(b.process_record(p.as_bytes(), &mut pretty_text), outcome);
+                assert_eq!(pretty_text, compact, "{p}");
+                assert_eq!(a.take_alerts(), b.take_alerts());
+                let mut c = Pipeline::new(b.config().clone());
+                assert_eq!(c.process_record(p.as_bytes(), &mut pretty_bytes), outcome);
+                assert_eq!(pretty_bytes, compact.as_bytes(), "{p}");
+            }
         }
     }
 
     #[test]
-    fn the_enrichment_member_is_written_as_an_appended_member() {
-        // Compact events, whitespace between members, a member named like the key, an empty
-        // object; every kind of change; keys that need escaping: what `write_event` writes
-        // with the enrichment JSON appended.
+    fn the_enrichment_is_written_in_place_as_an_appended_member() {
+        // Compact events, whitespace and line breaks between members, a member named like the
+        // key, an empty object; every kind of change; keys that need escaping; enrichments
+        // empty, ending in a string value or another value, with a provider context or not;
+        // `String` and `Vec<u8>` outputs: what `write_event` writes with the enrichment's JSON
+        // (and the context added to it as its last member) appended.
         let log = include_str!("../tests/fixtures/sample-audit.log");
         let mut lines: Vec<String> = log.lines().map(str::to_string).collect();
         lines.extend(log.lines().take(5).map(|l| l.replacen(",\"", ", \"", 3)));
+        lines.extend(log.lines().take(3).map(pretty));
         lines.extend(log.lines().take(5).map(|l| l.replacen("\"auditID\"", "\"kaudit\"", 1)));
         lines.push(r#"{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Request","stage":"ResponseComplete","verb":"get","requestObject":{"metadata":{"managedFields":[1]}}}"#.into());
-        let json = r#"{"account":"a","source":{"x":1}}"#;
         let levels = [None, Some(crate::event::Level::Metadata)];
+        let enricher = Enricher::default();
+        let account_only = Enrichment { account: Some("a\"b"), ..Enrichment::default() };
+        let tags_only = Enrichment {
+            tags: enricher.enrich(&Event::parse(r#"{"stage":"ResponseComplete","verb":"delete"}"#).unwrap()).tags,
+            ..Enrichment::default()
+        };
+        assert!(!tags_only.tags.is_empty());
         for line in &lines {
             let event = Event::parse(line).unwrap();
-            for key in ["kaudit", "k\"ey", "level"] {
-                let mut member = String::new();
-                edit::write_member_key(&mut member, key, false);
-                member.push_str(json);
-                member.push('}');
+            let enrichments = [Enrichment::default(), account_only.clone(), tags_only.clone(), enricher.enrich(&event)];
+            for (key, e, source) in ["kaudit", "k\"ey", "level"].into_iter().flat_map(|k| {
+                enrichments
+                    .iter()
+                    .flat_map(move |e| [None, Some(r#"{"provider":"eks","cluster":"c"}"#)].map(|s| (k, e, s)))
+            }) {
+                let mut member_key = String::new();
+                edit::write_member_key(&mut member_key, key, false);
+                member_key.push('{');
+                let mut json = String::new();
+                e.write_json(&mut json);
+                if let Some(source) = source {
+                    crate::enrich::add_member(&mut json, "source", source);
+                }
                 for (new_level, bits) in levels.iter().flat_map(|l| (0..8u8).map(move |b| (*l, b))) {
                     let changes = Changes {
                         new_level,
@@ -1074,14 +1141,13 @@ mod tests {
                         remove_response_object: bits & 2 != 0,
                         strip_managed_fields: bits & 4 != 0,
                     };
-                    let (mut ours, mut theirs) = (String::new(), String::new());
-                    write_with(&event, &changes, key, &member, &mut ours);
-                    apply::write_event(&event, &changes, &[(key, json)], &mut theirs);
-                    assert_eq!(ours, theirs, "{line} {key} {changes:?}");
-                    let (mut ours, mut theirs) = (String::new(), String::new());
-                    write_with(&event, &changes, key, "", &mut ours);
-                    apply::write_event(&event, &changes, &[], &mut theirs);
-                    assert_eq!(ours, theirs, "{line} {changes:?}");
+                    let mut theirs = String::new();
+                    apply::write_event(&event, &changes, &[(key, &json)], &mut theirs);
+                    let (mut text, mut bytes) = (String::new(), Vec::new());
+                    write_enriched(&event, &changes, key, &member_key, e, source, &mut text);
+                    write_enriched(&event, &changes, key, &member_key, e, source, &mut bytes);
+                    assert_eq!(text, theirs, "{line} {key} {changes:?} {source:?}");
+                    assert_eq!(bytes, theirs.as_bytes(), "{line} {key} {changes:?} {source:?}");
                 }
             }
         }

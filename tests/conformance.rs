@@ -69,6 +69,11 @@ fn every_vector_matches_the_native_engine() {
 
         let alerts: String = p.take_alerts().into_iter().map(|a| a + "\n").collect();
         check(&dir, "alerts.jsonl", &alerts);
+
+        // Into bytes (the component's and Envoy's output): the same text.
+        let mut bytes = Vec::new();
+        pipeline(&dir).process_stream(&input, &mut bytes, &mut |_| {});
+        check(&dir, "expected.jsonl", &String::from_utf8(bytes).unwrap());
     }
 }
 

@@ -8,6 +8,8 @@ use std::net::IpAddr;
 use maxminddb::Reader;
 use serde::Deserialize;
 
+use crate::event::raw::OutBuf;
+
 use super::{EnrichError, ObjWriter};
 
 /// Location and network owner of an address.
@@ -33,7 +35,7 @@ impl GeoInfo {
     }
 
     /// Writes the fields present as JSON members (no braces).
-    pub fn write_json(&self, out: &mut String) {
+    pub fn write_json<O: OutBuf + ?Sized>(&self, out: &mut O) {
         let mut w = ObjWriter::new(out);
         let fields = [
             ("country", &self.country),

@@ -11,7 +11,7 @@ pub mod resource;
 
 use std::net::IpAddr;
 
-use crate::event::raw::{needs_escape, write_json_str};
+use crate::event::raw::{needs_escape, write_json_str, OutBuf};
 use crate::event::time::EventTimes;
 use crate::event::Event;
 
@@ -300,18 +300,35 @@ impl Enricher {
 
 impl Enrichment<'_> {
     /// Writes the fields as a JSON object; absent fields are left out.
-    pub fn write_json(&self, out: &mut String) {
-        out.reserve(384);
-        out.push('{');
+    pub fn write_json<O: OutBuf + ?Sized>(&self, out: &mut O) {
+        out.reserve_out(384);
+        out.put_char('{');
         self.write_members(out, "}");
     }
 
     /// The members after an opening brace already written, then `close` (`}`, or `}}` to close
-    /// the event too). Every push costs an interpreter the same few dozen instructions whatever
-    /// its length, so members are written in as few as can be: a string value's closing quote
-    /// goes out with the next member's text (see [`Members`]), constant members and the pairs
-    /// that always come together are one constant text each.
-    pub(crate) fn write_members(&self, out: &mut String, close: &str) {
+    /// the event too). The pipeline writes them straight into its output, whatever the output
+    /// is. Not inlined: its helpers then are (`needs_escape`, `constant_index`; inlined into
+    /// the pipeline's writer it cost ~250 instructions a record more in Fluent Bit's module).
+    #[inline(never)]
+    pub(crate) fn write_members<O: OutBuf + ?Sized>(&self, out: &mut O, close: &str) {
+        self.members(out, None, close);
+    }
+
+    /// [`Enrichment::write_members`] with `"source":<source>` (a managed cluster's provider
+    /// context, raw JSON) as the last member. A function of its own: as a parameter of the
+    /// one above it cost every other event (most) ~5 instructions.
+    #[inline(never)]
+    pub(crate) fn write_members_with_source<O: OutBuf + ?Sized>(&self, out: &mut O, source: &str, close: &str) {
+        self.members(out, Some(source), close);
+    }
+
+    /// Every push costs an interpreter the same few dozen instructions whatever its length, so
+    /// members are written in as few as can be: a string value's closing quote goes out with
+    /// the next member's text (see [`Members`]), constant members and the pairs that always
+    /// come together are one constant text each.
+    #[inline(always)]
+    fn members<O: OutBuf + ?Sized>(&self, out: &mut O, source: Option<&str>, close: &str) {
         let mut w = Members { out, at: FIRST };
         let mut source_plain = false;
         if let Some(v) = self.source_ip {
@@ -321,7 +338,7 @@ impl Enrichment<'_> {
             // Most events have one source address: the peer is the same string, already checked.
             if source_plain && self.source_ip.is_some_and(|s| std::ptr::eq(s, v)) {
                 w.open("\",\"peerIP\":\"");
-                w.out.push_str(v);
+                w.out.put(v);
             } else {
                 w.str("\",\"peerIP\":\"", v);
             }
@@ -354,7 +371,7 @@ impl Enrichment<'_> {
         if let Some(x) = &self.exec {
             w.text("\",");
             write_json_str(w.out, x.kind);
-            w.out.push(':');
+            w.out.put_char(':');
             x.write_json(w.out);
         }
         if let Some(v) = self.latency_ms {
@@ -382,18 +399,22 @@ impl Enrichment<'_> {
             for (i, t) in ALL_TAGS_JSON.iter().enumerate() {
                 if self.tags.0 & (1 << i) != 0 {
                     if !first {
-                        w.out.push(',');
+                        w.out.put_char(',');
                     }
                     first = false;
-                    w.out.push_str(t);
+                    w.out.put(t);
                 }
             }
-            w.out.push(']');
+            w.out.put_char(']');
+        }
+        if let Some(source) = source {
+            w.text("\",\"source\":");
+            w.out.put(source);
         }
         if w.at == AFTER_STRING {
-            w.out.push('"');
+            w.out.put_char('"');
         }
-        w.out.push_str(close);
+        w.out.put(close);
     }
 }
 
@@ -420,23 +441,23 @@ const FIRST: usize = 2;
 
 /// Writes an object's members, each given as text that starts with `",` (the previous string
 /// value's closing quote and the separator), of which the part `at` needs is written.
-struct Members<'o> {
-    out: &'o mut String,
+struct Members<'o, O: OutBuf + ?Sized> {
+    out: &'o mut O,
     at: usize,
 }
 
-impl Members<'_> {
+impl<O: OutBuf + ?Sized> Members<'_, O> {
     /// A member (or a key) whose text ends in a complete value (or in the colon).
     #[inline(always)]
     fn text(&mut self, text: &str) {
-        self.out.push_str(text.get(self.at..).unwrap_or(text));
+        self.out.put(text.get(self.at..).unwrap_or(text));
         self.at = AFTER_VALUE;
     }
 
     /// A member whose text ends in a string value but its closing quote.
     #[inline(always)]
     fn open(&mut self, text: &str) {
-        self.out.push_str(text.get(self.at..).unwrap_or(text));
+        self.out.put(text.get(self.at..).unwrap_or(text));
         self.at = AFTER_STRING;
     }
 
@@ -450,7 +471,7 @@ impl Members<'_> {
             false
         } else {
             self.open(key);
-            self.out.push_str(v);
+            self.out.put(v);
             true
         }
     }
@@ -498,7 +519,7 @@ pub(crate) fn format_ms(v: f64) -> String {
 }
 
 /// Appends [`format_ms`]'s text.
-pub(crate) fn write_ms(out: &mut String, v: f64) {
+pub(crate) fn write_ms<O: OutBuf + ?Sized>(out: &mut O, v: f64) {
     // A whole number of microseconds (what the pipeline computes) is written with integer
     // arithmetic: float formatting costs thousands of instructions in an interpreter. Up to
     // 2^40 µs the double nearest to d/1000 rounds back to d/1000 at 3 decimals, so the text is
@@ -506,7 +527,7 @@ pub(crate) fn write_ms(out: &mut String, v: f64) {
     if v == 0.0 && v.is_sign_positive() {
         // What the float path writes for a zero latency (a `RequestReceived` stage, or a
         // request answered within its timestamps' resolution).
-        out.push('0');
+        out.put_char('0');
         return;
     }
     let micros = (v * 1000.0).round();
@@ -514,7 +535,7 @@ pub(crate) fn write_ms(out: &mut String, v: f64) {
         let d = micros as i64;
         let (whole, mut frac) = (d.unsigned_abs() / 1000, d.unsigned_abs() % 1000);
         if d < 0 {
-            out.push('-');
+            out.put_char('-');
         }
         // Below a second and a thousand seconds (all but the slowest requests): the whole
         // part's and the fraction's texts come from tables, one copy each.
@@ -536,13 +557,13 @@ pub(crate) fn write_ms(out: &mut String, v: f64) {
         let whole_text = if whole < 1000 { DIGITS3.get(3 * w + lead..3 * w + 3) } else { None };
         let frac_text = if frac == 0 { Some("") } else { FRACTIONS.get(4 * f..4 * f + 4 - trail) };
         if let (Some(a), Some(b)) = (whole_text, frac_text) {
-            out.push_str(a);
-            out.push_str(b);
+            out.put(a);
+            out.put(b);
             return;
         }
         push_u64(out, whole);
         if frac != 0 {
-            out.push('.');
+            out.put_char('.');
             let mut digits = 3;
             while frac % 10 == 0 {
                 frac /= 10;
@@ -557,7 +578,7 @@ pub(crate) fn write_ms(out: &mut String, v: f64) {
                 1
             };
             for _ in shown..digits {
-                out.push('0');
+                out.put_char('0');
             }
             push_u64(out, frac);
         }
@@ -566,9 +587,9 @@ pub(crate) fn write_ms(out: &mut String, v: f64) {
     let s = format!("{v:.3}");
     let s = s.trim_end_matches('0').trim_end_matches('.');
     if s.is_empty() || s == "-" {
-        out.push('0');
+        out.put_char('0');
     } else {
-        out.push_str(s);
+        out.put(s);
     }
 }
 
@@ -604,14 +625,14 @@ const fn digit_table<const N: usize>(dot: bool) -> [u8; N] {
 }
 
 /// Appends the decimal digits of `n` (no `fmt` machinery: it is costly in an interpreter).
-pub(crate) fn push_u64(out: &mut String, n: u64) {
+pub(crate) fn push_u64<O: OutBuf + ?Sized>(out: &mut O, n: u64) {
     // Most significant digit first, one char each (no UTF-8 check of a digit buffer).
     let mut scale = 1;
     while n / scale >= 10 {
         scale *= 10;
     }
     loop {
-        out.push(char::from(b'0' + (n / scale % 10) as u8));
+        out.put_char(char::from(b'0' + (n / scale % 10) as u8));
         if scale == 1 {
             break;
         }
@@ -664,30 +685,30 @@ fn whole_microseconds_format_as_the_float_path_does() {
 }
 
 /// Writes a JSON object member by member.
-pub(crate) struct ObjWriter<'o> {
-    pub out: &'o mut String,
+pub(crate) struct ObjWriter<'o, O: OutBuf + ?Sized> {
+    pub out: &'o mut O,
     first: bool,
 }
 
-impl<'o> ObjWriter<'o> {
-    pub fn new(out: &'o mut String) -> Self {
-        out.push('{');
+impl<'o, O: OutBuf + ?Sized> ObjWriter<'o, O> {
+    pub fn new(out: &'o mut O) -> Self {
+        out.put_char('{');
         ObjWriter { out, first: true }
     }
     pub fn key(&mut self, k: &str) {
         if !self.first {
-            self.out.push(',');
+            self.out.put_char(',');
         }
         self.first = false;
         write_json_str(self.out, k);
-        self.out.push(':');
+        self.out.put_char(':');
     }
     /// A key given as constant text `,"key":` (the comma is left out for the first member).
     pub fn key_at(&mut self, comma_key_colon: &str) {
         let text =
             if self.first { comma_key_colon.strip_prefix(',').unwrap_or(comma_key_colon) } else { comma_key_colon };
         self.first = false;
-        self.out.push_str(text);
+        self.out.put(text);
     }
     pub fn str(&mut self, k: &str, v: &str) {
         self.key(k);
@@ -706,8 +727,8 @@ impl<'o> ObjWriter<'o> {
     /// A member whose value is text that needs no escaping (a constant of this module).
     pub fn plain_at(&mut self, comma_key_colon_quote: &str, v: &str) {
         self.key_at(comma_key_colon_quote);
-        self.out.push_str(v);
-        self.out.push('"');
+        self.out.put(v);
+        self.out.put_char('"');
     }
     /// A whole member given as constant text `,"key":value`.
     pub fn member(&mut self, comma_member: &str) {
@@ -718,7 +739,7 @@ impl<'o> ObjWriter<'o> {
         push_u64(self.out, v);
     }
     pub fn end(self) {
-        self.out.push('}');
+        self.out.put_char('}');
     }
 }
 

@@ -269,5 +269,41 @@ fn members_are_written_as_one_key_and_value_each_would_be() {
         let mut member = String::from("{");
         e.write_members(&mut member, "}}");
         assert_eq!(member, format!("{out}}}"));
+        // Into bytes (the component's and Envoy's output), with a provider context after
+        // the members: the same text, the context as `add_member` adds it.
+        let source = [None, Some(r#"{"provider":"aks"}"#)][pick(&mut rng, 2)];
+        let mut bytes = b"{".to_vec();
+        match source {
+            None => e.write_members(&mut bytes, "}}"),
+            Some(source) => e.write_members_with_source(&mut bytes, source, "}}"),
+        }
+        let mut want = out.clone();
+        if let Some(source) = source {
+            add_member(&mut want, "source", source);
+        }
+        assert_eq!(String::from_utf8(bytes).unwrap(), format!("{want}}}"), "{e:?} {source:?}");
+    }
+}
+
+#[test]
+fn a_provider_context_is_the_last_member_after_any_other() {
+    // After no member, a string value (its closing quote still to write) or another value.
+    let source = r#"{"provider":"gke","cluster":"c"}"#;
+    let enrichments = [
+        Enrichment::default(),
+        Enrichment { account: Some("alice"), ..Enrichment::default() },
+        Enrichment { high_risk: Some(true), ..Enrichment::default() },
+    ];
+    let want = [
+        r#"{"source":{"provider":"gke","cluster":"c"}}"#,
+        r#"{"account":"alice","source":{"provider":"gke","cluster":"c"}}"#,
+        r#"{"highRiskIP":true,"source":{"provider":"gke","cluster":"c"}}"#,
+    ];
+    for (e, want) in enrichments.iter().zip(want) {
+        let (mut text, mut bytes) = (String::from("{"), b"{".to_vec());
+        e.write_members_with_source(&mut text, source, "}");
+        e.write_members_with_source(&mut bytes, source, "}");
+        assert_eq!(text, want);
+        assert_eq!(bytes, want.as_bytes());
     }
 }

@@ -30,6 +30,8 @@ pub fn test() -> Result<(), String> {
 /// Throughput of every host on the generated corpus (`cargo xtask setup` must have installed wasmtime).
 pub fn bench() -> Result<(), String> {
     crate::wasm::build_all()?;
+    // The npm package's rows (js/bench/engine.mjs in Node and Chromium).
+    crate::js::build()?;
     run(cmd("cargo").args(["build", "--release", "-p", "kaudit-cli"]))?;
     let cli = target_dir().join("release").join("kaudit");
     run(cmd("cargo").args(["bench", "-p", "kaudit-component", "--bench", "hosts"]).env("KAUDIT_CLI", &cli))
