@@ -425,12 +425,7 @@ fn gzip_bombs_are_bounded_by_max_batch_bytes() {
 /// one EventList before, which a receiver decoding JSON lines reads as one event).
 #[test]
 fn compressed_batches_keep_their_framing() {
-    use std::io::Write;
-    let gz = |data: &[u8]| {
-        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-        e.write_all(data).unwrap();
-        e.finish().unwrap()
-    };
+    let gz = kaudit_testkit::gzip;
     let lines =
         std::fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sample-audit.log")).unwrap();
     let items: Vec<&str> = std::str::from_utf8(&lines).unwrap().lines().collect();

@@ -203,13 +203,7 @@ impl Shape {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
-
-    fn gz(data: &[u8]) -> Vec<u8> {
-        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-        e.write_all(data).unwrap();
-        e.finish().unwrap()
-    }
+    use kaudit_testkit::gzip;
 
     /// The decompressed stream read `size` bytes at a time.
     fn read(data: &[u8], size: usize) -> io::Result<Vec<u8>> {
@@ -225,7 +219,7 @@ mod tests {
     }
 
     fn members(parts: &[&[u8]]) -> Vec<u8> {
-        parts.iter().flat_map(|p| gz(p)).collect()
+        parts.iter().flat_map(|p| gzip(p)).collect()
     }
 
     #[test]
@@ -268,15 +262,15 @@ mod tests {
 
     #[test]
     fn a_truncated_member_fails_after_what_decoded() {
-        let whole = gz(b"{\"a\":1}\n{\"b\":2}\n");
-        let mut data = gz(b"{\"first\":0}\n");
+        let whole = gzip(b"{\"a\":1}\n{\"b\":2}\n");
+        let mut data = gzip(b"{\"first\":0}\n");
         data.extend_from_slice(&whole[..whole.len() - 4]);
         let mut r = Gunzip::new(&data[..]);
         let mut out = Vec::new();
         let e = r.read_to_end(&mut out).unwrap_err();
         assert_eq!(out, b"{\"first\":0}\n{\"a\":1}\n{\"b\":2}\n", "the deflate data is whole, the trailer is not");
         assert!(e.to_string().starts_with("gzip: member 2: ") && e.to_string().contains("(line 4 of"), "{e}");
-        let e = read(&[gz(b"x\n"), b"junk".to_vec()].concat(), 64).unwrap_err();
+        let e = read(&[gzip(b"x\n"), b"junk".to_vec()].concat(), 64).unwrap_err();
         assert!(e.to_string().starts_with("gzip: bytes after member 1 are not gzip (line 2 of"), "{e}");
     }
 }

@@ -4,6 +4,8 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use kaudit_testkit::gzip;
+
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
@@ -431,12 +433,6 @@ fn managed_cluster_exports_from_files_gzip_and_stdin() {
     assert!(out.stdout.is_empty());
 }
 
-fn gz(data: &[u8]) -> Vec<u8> {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    e.write_all(data).unwrap();
-    e.finish().unwrap()
-}
-
 /// `kaudit <args> <input>`: stdout, stderr with the input's path written `INPUT`, success.
 fn on(args: &[&str], input: &Path) -> (String, String, bool) {
     let out = kaudit(&[args, &[input.to_str().unwrap()]].concat(), None);
@@ -483,15 +479,15 @@ fn gzip_inputs_stream_and_give_what_the_plain_input_gives() {
     };
     let cases: [(&str, Vec<u8>, Vec<u8>); 7] = [
         // (a) One member (logrotate) that decompresses to more than maxBatchBytes.
-        ("one member over maxBatchBytes", gz(&log), log.clone()),
+        ("one member over maxBatchBytes", gzip(&log), log.clone()),
         // (d) `cat a.gz b.gz`, the line cut across members (as a block compressor cuts it).
-        ("two members, a line across them", [gz(&log[..cut]), gz(&log[cut..])].concat(), log.clone()),
-        ("gzip of gzip", gz(&gz(&log)), log.clone()),
+        ("two members, a line across them", [gzip(&log[..cut]), gzip(&log[cut..])].concat(), log.clone()),
+        ("gzip of gzip", gzip(&gzip(&log)), log.clone()),
         // (b) The managed-cluster shapes; a Firehose→S3 object is envelopes with no delimiter.
         ("Firehose→S3 object", firehose.clone(), gunzip(&firehose)),
         ("Kinesis record", kinesis.clone(), gunzip(&kinesis)),
         ("CloudWatch export", export.clone(), gunzip(&export)),
-        ("EventList", gz(br#"{"kind":"EventList","items":[{"kind":"Event","stage":"ResponseComplete","verb":"get","level":"Metadata"}]}"#), br#"{"kind":"EventList","items":[{"kind":"Event","stage":"ResponseComplete","verb":"get","level":"Metadata"}]}"#.to_vec()),
+        ("EventList", gzip(br#"{"kind":"EventList","items":[{"kind":"Event","stage":"ResponseComplete","verb":"get","level":"Metadata"}]}"#), br#"{"kind":"EventList","items":[{"kind":"Event","stage":"ResponseComplete","verb":"get","level":"Metadata"}]}"#.to_vec()),
     ];
     for (i, (what, compressed, plain)) in cases.iter().enumerate() {
         let (gz_file, plain_file) = (dir.join(format!("{i}.log.gz")), dir.join(format!("{i}.log")));
@@ -525,9 +521,9 @@ fn a_truncated_gzip_is_an_error_after_the_records_before_it() {
     let dir = tempdir();
     let log = std::fs::read(fixture("sample-audit.log")).unwrap();
     let half = log.len() / 2;
-    let second = gz(&log[half..]);
+    let second = gzip(&log[half..]);
     // A whole member, then one cut short.
-    let cut = [gz(&log[..half]), second[..second.len() / 2].to_vec()].concat();
+    let cut = [gzip(&log[..half]), second[..second.len() / 2].to_vec()].concat();
     let mut decoded = Vec::new();
     assert!(flate2::read::MultiGzDecoder::new(&cut[..]).read_to_end(&mut decoded).is_err());
     let complete = &decoded[..decoded.iter().rposition(|b| *b == b'\n').unwrap() + 1];

@@ -592,12 +592,7 @@ fn envoy_reads_firehose_and_pubsub_deliveries() {
     let request_id = "ed4acda5-034f-9f42-bba1-f29aea6d7d8f";
     let (want, _) = native(&mut Pipeline::embedded_default(), &firehose);
     assert!(want.starts_with(b"{\"kind\":\"EventList\""), "{}", String::from_utf8_lossy(&want));
-    let gzipped = {
-        use std::io::Write;
-        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-        e.write_all(&firehose).unwrap();
-        e.finish().unwrap()
-    };
+    let gzipped = kaudit_testkit::gzip(&firehose);
     for (path, body, encoding) in
         [("/firehose/plain", firehose.clone(), None), ("/firehose/gzip", gzipped, Some("gzip"))]
     {
@@ -635,7 +630,6 @@ fn envoy_reads_firehose_and_pubsub_deliveries() {
 /// which Vector's http_server source read as one event per batch).
 #[test]
 fn envoy_forwards_gzip_json_lines_as_lines() {
-    use std::io::Write;
     let receiver = Recorder::start();
     let sink = Recorder::start();
     let envoy = Envoy::start(
@@ -646,9 +640,7 @@ fn envoy_forwards_gzip_json_lines_as_lines() {
     let port = envoy.listener_port(SHIPPED);
     let lines = std::fs::read(support::workspace_root().join("tests/fixtures/sample-audit.log")).unwrap();
     let (want, _) = native(&mut Pipeline::embedded_default(), &lines);
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    e.write_all(&lines).unwrap();
-    let gzipped = e.finish().unwrap();
+    let gzipped = kaudit_testkit::gzip(&lines);
     let headers = [("content-type", "application/x-ndjson"), ("content-encoding", "gzip")];
     let r = http(port, "POST", "/vector", &headers, &gzipped).unwrap_or_else(|e| panic!("POST: {e}"));
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));

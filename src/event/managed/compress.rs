@@ -103,13 +103,7 @@ pub fn base64(text: &str) -> Result<Vec<u8>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
-
-    fn gz(data: &[u8]) -> Vec<u8> {
-        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-        e.write_all(data).unwrap();
-        e.finish().unwrap()
-    }
+    use kaudit_testkit::gzip;
 
     fn members(data: &[u8], limit: usize) -> (Vec<Vec<u8>>, Result<(), DecodeError>) {
         let mut got = Vec::new();
@@ -119,8 +113,8 @@ mod tests {
 
     #[test]
     fn back_to_back_members_come_out_one_by_one() {
-        let mut data = gz(b"{\"a\":1}");
-        data.extend(gz(b"{\"b\":2}"));
+        let mut data = gzip(b"{\"a\":1}");
+        data.extend(gzip(b"{\"b\":2}"));
         let (got, r) = members(&data, 1 << 20);
         assert_eq!(r, Ok(()));
         assert_eq!(got, [b"{\"a\":1}".to_vec(), b"{\"b\":2}".to_vec()]);
@@ -128,9 +122,9 @@ mod tests {
 
     #[test]
     fn a_truncated_member_fails_after_the_good_ones() {
-        let first = gz(b"first");
+        let first = gzip(b"first");
         let mut data = first.clone();
-        let second = gz(b"second member, cut short");
+        let second = gzip(b"second member, cut short");
         data.extend_from_slice(&second[..second.len() - 6]);
         let (got, r) = members(&data, 1 << 20);
         assert_eq!(got, [b"first".to_vec()]);
@@ -140,23 +134,23 @@ mod tests {
 
     #[test]
     fn a_bomb_stops_at_the_limit() {
-        let bomb = gz(&vec![b'a'; 10 << 20]);
+        let bomb = gzip(&vec![b'a'; 10 << 20]);
         assert!(bomb.len() < 20_000, "{}", bomb.len());
         let (got, r) = members(&bomb, 1 << 20);
         assert!(got.is_empty());
         assert!(r.unwrap_err().message.contains("limits.maxBatchBytes"));
         // The bound is per member: each of two members just under it decodes.
-        let mut two = gz(&[b'a'; 1000]);
-        two.extend(gz(&[b'b'; 1000]));
+        let mut two = gzip(&[b'a'; 1000]);
+        two.extend(gzip(&[b'b'; 1000]));
         assert_eq!(members(&two, 1000).0.len(), 2);
         // Exactly at the limit is fine.
-        let (got, r) = members(&gz(&[b'b'; 1000]), 1000);
+        let (got, r) = members(&gzip(&[b'b'; 1000]), 1000);
         assert_eq!((got[0].len(), r), (1000, Ok(())));
     }
 
     #[test]
     fn trailing_garbage_is_an_error() {
-        let mut data = gz(b"x");
+        let mut data = gzip(b"x");
         data.extend_from_slice(b"junk");
         let (got, r) = members(&data, 100);
         assert_eq!(got.len(), 1);
@@ -165,7 +159,7 @@ mod tests {
 
     #[test]
     fn base64_of_gzip_starts_with_the_prefix() {
-        let encoded = base64::engine::general_purpose::STANDARD.encode(gz(b"hello"));
+        let encoded = base64::engine::general_purpose::STANDARD.encode(gzip(b"hello"));
         assert!(encoded.as_bytes().starts_with(BASE64_GZIP_PREFIX));
         assert!(base64("not base64!").is_err());
     }
