@@ -252,10 +252,13 @@ fn value(b: &[u8], i: usize, line_break: &mut Ws) -> Option<(usize, bool)> {
 /// [`value`] for a request or response body: also sets `managed` when the body may hold an
 /// object member named `managedFields` (one is found, or whitespace before a key kept it from
 /// looking), so that a policy omitting them need not search the body again when it holds none.
-// Inlined in WASM builds (the interpreter pays for a call: 189 instructions per record fewer
-// on the sample log); natively, inlined into `scan_object_in`, it made the whole split cost 12%
-// more instructions (callgrind, the throughput bench's `filter`), the loop's registers spilled.
-#[cfg_attr(not(target_family = "wasm"), inline(never))]
+// Inlined only where the module is interpreted: Fluent Bit's, the one WASM build without
+// `simd128` (WAMR has no SIMD), where a call costs more than it saves (189 instructions per
+// record fewer inlined, sample log). Compiled code pays for it instead: natively, inlined into
+// `scan_object_in`, it made the split cost 12% more instructions (callgrind, the throughput
+// bench's `filter`: the loop's registers spilled), and in wasmtime the component's per-event
+// path ran 4-7% slower inlined (plugins/component/README.md).
+#[cfg_attr(any(not(target_family = "wasm"), target_feature = "simd128"), inline(never))]
 fn body_value(b: &[u8], i: usize, line_break: &mut Ws, managed: &mut bool) -> Option<(usize, bool)> {
     walk::<true>(b, i, line_break, managed)
 }
